@@ -1,0 +1,111 @@
+//! Executors: one module per scenario kind, behind one trait. An executor
+//! measures and returns samples; it never prints and never touches baselines.
+//! Progress goes out as [`ExecEvent`]s through the context.
+
+pub mod command;
+pub mod gpu_kernel;
+pub mod oom;
+pub mod sampler;
+
+use std::path::PathBuf;
+
+use crate::metric::MetricSeries;
+use crate::plan::{Kind, Resolved, ScenarioPlan};
+use crate::result::Check;
+
+/// Whether this host can run a scenario.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Availability {
+    Ready,
+    /// Shown to users as the reason the scenario is ignored.
+    Missing(String),
+}
+
+/// Facts about where we run that executors need.
+#[derive(Clone, Debug)]
+pub struct ExecEnv {
+    /// The neon-perf binary, substituted for `{neon_perf}` in commands.
+    pub neon_perf_bin: PathBuf,
+    /// Cache folder for compiled artefacts (PTX), normally `target/neon-perf`.
+    pub cache_dir: PathBuf,
+}
+
+/// Progress an executor reports while it runs.
+#[derive(Clone, Debug)]
+pub enum ExecEvent {
+    /// Starting sweep point `index` of `total`, e.g. "n=1048576".
+    Point {
+        index: usize,
+        total: usize,
+        label: String,
+    },
+    /// A measured sample was taken.
+    Sample { count: usize },
+}
+
+/// What one run of an executor has at hand.
+pub struct RunCtx<'a> {
+    pub env: &'a ExecEnv,
+    /// The scenario's settings, all layers merged.
+    pub settings: Resolved,
+    events: &'a mut dyn FnMut(ExecEvent),
+    /// Child processes started, so the monitor can attribute their GPU memory.
+    pub child_pids: Vec<u32>,
+}
+
+impl<'a> RunCtx<'a> {
+    pub fn new(env: &'a ExecEnv, settings: Resolved, events: &'a mut dyn FnMut(ExecEvent)) -> Self {
+        Self {
+            env,
+            settings,
+            events,
+            child_pids: Vec::new(),
+        }
+    }
+
+    pub fn event(&mut self, e: ExecEvent) {
+        (self.events)(e)
+    }
+}
+
+/// What an executor hands back when it ran.
+#[derive(Clone, Debug, Default)]
+pub struct ExecOutput {
+    pub metrics: Vec<MetricSeries>,
+    pub checks: Vec<Check>,
+    /// What it ran on, e.g. "cpu" or "cuda:0 NVIDIA H100 80GB HBM3".
+    pub device: String,
+    pub warnings: Vec<String>,
+    /// Reasons the measurement cannot be trusted.
+    pub invalid_reasons: Vec<String>,
+}
+
+/// Why an executor did not produce a result.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// The workload itself failed (non-zero exit, wrong output, CUDA error).
+    #[error("{0}")]
+    Failed(String),
+    /// The scenario cannot run here after all (discovered while starting).
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// One scenario kind.
+pub trait Executor {
+    fn kind(&self) -> Kind;
+    /// Cheap check of the hardware and libraries the scenario needs.
+    fn availability(&self, plan: &ScenarioPlan) -> Availability;
+    /// Runs every sweep point of the scenario and measures it.
+    fn run(&self, plan: &ScenarioPlan, ctx: &mut RunCtx<'_>) -> Result<ExecOutput, ExecError>;
+}
+
+/// The real executor for a kind.
+pub fn executor_for(kind: Kind) -> Option<Box<dyn Executor>> {
+    match kind {
+        Kind::Command => Some(Box::new(command::CommandExecutor)),
+        Kind::GpuKernel => Some(Box::new(gpu_kernel::GpuKernelExecutor)),
+        Kind::OomStress => Some(Box::new(oom::OomStressExecutor)),
+        Kind::BatchSweep | Kind::WebsocketFlood => None,
+    }
+}

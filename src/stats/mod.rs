@@ -1,0 +1,93 @@
+//! Pure statistics for the gate: estimators, confidence intervals, tests.
+//! A leaf: imports nothing else from the crate and does no I/O.
+
+/// The `q`-quantile (0 ≤ q ≤ 1) by linear interpolation between order
+/// statistics (type 7, as R and numpy). `None` for an empty slice.
+pub fn quantile(samples: &[f64], q: f64) -> Option<f64> {
+    let mut v: Vec<f64> = samples.iter().copied().filter(|x| !x.is_nan()).collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    Some(quantile_sorted(&v, q))
+}
+
+/// Like [`quantile`] on data already sorted ascending and free of NaN.
+pub fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
+    debug_assert!(!sorted.is_empty());
+    let q = q.clamp(0.0, 1.0);
+    let h = (sorted.len() - 1) as f64 * q;
+    let lo = h.floor() as usize;
+    let hi = h.ceil() as usize;
+    sorted[lo] + (h - lo as f64) * (sorted[hi] - sorted[lo])
+}
+
+pub fn median(samples: &[f64]) -> Option<f64> {
+    quantile(samples, 0.5)
+}
+
+pub fn mean(samples: &[f64]) -> Option<f64> {
+    if samples.is_empty() {
+        None
+    } else {
+        Some(samples.iter().sum::<f64>() / samples.len() as f64)
+    }
+}
+
+/// Distribution-free confidence interval for the `q`-quantile from order
+/// statistics (normal approximation to the binomial), at two-sided level
+/// `1 - alpha` given by `z` (1.96 for 95%). Returns `(lo, hi)`; with too few
+/// samples the interval is the whole sample range.
+pub fn quantile_ci(samples: &[f64], q: f64, z: f64) -> Option<(f64, f64)> {
+    let mut v: Vec<f64> = samples.iter().copied().filter(|x| !x.is_nan()).collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len() as f64;
+    let centre = n * q;
+    let spread = z * (n * q * (1.0 - q)).sqrt();
+    let lo = ((centre - spread).floor() as isize - 1).clamp(0, v.len() as isize - 1) as usize;
+    let hi = ((centre + spread).ceil() as isize).clamp(0, v.len() as isize - 1) as usize;
+    Some((v[lo], v[hi]))
+}
+
+/// Half the width of [`quantile_ci`] relative to the quantile itself: the
+/// figure nvbench-style adaptive stopping compares with `target_rel_ci`.
+pub fn quantile_rel_ci_halfwidth(samples: &[f64], q: f64) -> Option<f64> {
+    let est = quantile(samples, q)?;
+    let (lo, hi) = quantile_ci(samples, q, 1.96)?;
+    if est == 0.0 {
+        return Some(if hi == lo { 0.0 } else { f64::INFINITY });
+    }
+    Some(((hi - lo) / 2.0 / est).abs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles() {
+        let v = [5.0, 1.0, 3.0, 2.0, 4.0];
+        assert_eq!(median(&v), Some(3.0));
+        assert_eq!(quantile(&v, 0.0), Some(1.0));
+        assert_eq!(quantile(&v, 1.0), Some(5.0));
+        assert_eq!(quantile(&v, 0.25), Some(2.0));
+        assert_eq!(quantile(&[], 0.5), None);
+        assert_eq!(quantile(&[1.0, 2.0], 0.5), Some(1.5));
+    }
+
+    #[test]
+    fn ci_contains_estimate_and_narrows() {
+        let small: Vec<f64> = (0..20).map(|i| 100.0 + (i % 7) as f64).collect();
+        let big: Vec<f64> = (0..2000).map(|i| 100.0 + (i % 7) as f64).collect();
+        let (lo, hi) = quantile_ci(&small, 0.5, 1.96).unwrap();
+        let m = median(&small).unwrap();
+        assert!(lo <= m && m <= hi);
+        assert!(
+            quantile_rel_ci_halfwidth(&big, 0.5).unwrap()
+                <= quantile_rel_ci_halfwidth(&small, 0.5).unwrap()
+        );
+    }
+}
