@@ -85,7 +85,8 @@ impl FromStr for MetricKey {
             let (k, v) = part
                 .split_once('=')
                 .ok_or_else(|| format!("invalid label `{part}` in `{s}`: expected key=value"))?;
-            key.labels.insert(k.trim().to_string(), v.trim().to_string());
+            key.labels
+                .insert(k.trim().to_string(), v.trim().to_string());
         }
         Ok(key)
     }
@@ -187,7 +188,9 @@ impl Unit {
             Unit::BytesPerSecond => scaled(v, &["B/s", "KB/s", "MB/s", "GB/s", "TB/s"], 1000.0),
             Unit::FlopPerSecond => scaled(
                 v,
-                &["FLOP/s", "kFLOP/s", "MFLOP/s", "GFLOP/s", "TFLOP/s", "PFLOP/s"],
+                &[
+                    "FLOP/s", "kFLOP/s", "MFLOP/s", "GFLOP/s", "TFLOP/s", "PFLOP/s",
+                ],
                 1000.0,
             ),
             Unit::PerSecond => scaled(v, &["/s", "k/s", "M/s", "G/s"], 1000.0),
@@ -264,6 +267,16 @@ impl fmt::Display for Estimator {
     }
 }
 
+/// The estimator a metric gets unless its rule says otherwise. Times where
+/// noise only adds time use a low quantile (p10): on a shared machine the
+/// median drifts between runs far more than the fast end of the distribution.
+pub fn default_estimator(unit: &Unit, direction: Direction) -> Estimator {
+    match (unit, direction) {
+        (Unit::Seconds, Direction::LowerIsBetter) => Estimator::Quantile(0.1),
+        _ => Estimator::Median,
+    }
+}
+
 /// One metric of one scenario run: every sample kept, with unit and direction.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MetricSeries {
@@ -298,9 +311,7 @@ impl MetricSeries {
 }
 
 /// The seven items every report ends with.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ChecklistItem {
     GpuMemory,
@@ -364,10 +375,15 @@ mod tests {
 
     #[test]
     fn key_round_trip() {
-        let k = MetricKey::new("latency_p99").with("batch", 8).with("a", "x");
+        let k = MetricKey::new("latency_p99")
+            .with("batch", 8)
+            .with("a", "x");
         assert_eq!(k.to_string(), "latency_p99{a=x,batch=8}");
         assert_eq!("latency_p99{batch=8,a=x}".parse::<MetricKey>().unwrap(), k);
-        assert_eq!("wall_time".parse::<MetricKey>().unwrap().to_string(), "wall_time");
+        assert_eq!(
+            "wall_time".parse::<MetricKey>().unwrap().to_string(),
+            "wall_time"
+        );
         assert!("bad{".parse::<MetricKey>().is_err());
         assert!("".parse::<MetricKey>().is_err());
         assert!("x{nolabel}".parse::<MetricKey>().is_err());

@@ -4,3 +4,4 @@
 pub mod key;
 
 pub use key::{GpuKey, HardwareKey};
+pub mod store;

@@ -13,10 +13,21 @@ pub struct ConfigError {
     pub message: String,
 }
 
+impl ConfigError {
+    pub fn render(&self, _color: bool) -> String {
+        self.to_string()
+    }
+}
+
 /// Parses and validates one suite file.
 pub fn load_suite(path: &Path) -> Result<Suite, ConfigError> {
     Err(ConfigError {
         path: path.to_path_buf(),
         message: "suite parser not built yet".into(),
     })
+}
+
+/// Suite files under `paths`: files as given, folders → their `*.toml`.
+pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ConfigError> {
+    Ok(paths.to_vec())
 }

@@ -1,7 +1,21 @@
-//! `command`: the user's own program, run as a child process.
+//! `command`: the user's own program, run as a child process per sample.
+//!
+//! Each run is timed from spawn to exit; the child's peak RSS and CPU time
+//! come from `wait4`'s rusage; metrics it prints as JSON lines on stdout
+//! (`{"metric": "latency", "value": 12.5, "unit": "ms"}`) become samples.
+//! A timeout kills the child's whole process group.
 
-use crate::exec::{Availability, ExecError, ExecOutput, Executor, RunCtx};
-use crate::plan::{Kind, ScenarioPlan};
+pub mod child;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::exec::sampler::run_adaptive;
+use crate::exec::{Availability, ExecError, ExecEvent, ExecOutput, Executor, RunCtx};
+use crate::metric::{Direction, Estimator, MetricKey, MetricSeries, Unit, default_estimator};
+use crate::plan::{CommandSpec, Kind, KindSpec, ParamPoint, ScenarioPlan, point_labels};
+
+pub use child::{ChildRun, run_child};
 
 pub struct CommandExecutor;
 
@@ -14,7 +28,230 @@ impl Executor for CommandExecutor {
         Availability::Ready
     }
 
-    fn run(&self, _plan: &ScenarioPlan, _ctx: &mut RunCtx<'_>) -> Result<ExecOutput, ExecError> {
-        Err(ExecError::Failed("command executor not built yet".into()))
+    fn run(&self, plan: &ScenarioPlan, ctx: &mut RunCtx<'_>) -> Result<ExecOutput, ExecError> {
+        let KindSpec::Command(spec) = &plan.spec else {
+            return Err(ExecError::Failed("not a command scenario".into()));
+        };
+        let mut out = ExecOutput {
+            device: "cpu".into(),
+            ..Default::default()
+        };
+        let total = plan.points.len();
+        for (index, point) in plan.points.iter().enumerate() {
+            let label = point_label_text(point);
+            ctx.event(ExecEvent::Point {
+                index,
+                total,
+                label,
+            });
+            let inv = Invocation::build(spec, plan, point, ctx.env.neon_perf_bin.as_path())?;
+            let metrics = measure_point(&inv, spec, plan, point, ctx)?;
+            out.metrics.extend(metrics);
+        }
+        Ok(out)
+    }
+}
+
+fn point_label_text(point: &ParamPoint) -> String {
+    point
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// argv, env and cwd with every placeholder filled in.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Invocation {
+    pub argv: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    pub cwd: PathBuf,
+}
+
+impl Invocation {
+    pub fn build(
+        spec: &CommandSpec,
+        plan: &ScenarioPlan,
+        point: &ParamPoint,
+        neon_perf_bin: &Path,
+    ) -> Result<Invocation, ExecError> {
+        let mut vars: BTreeMap<String, String> = point_labels(point);
+        vars.insert("neon_perf".into(), neon_perf_bin.display().to_string());
+        vars.insert("suite_dir".into(), plan.base_dir.display().to_string());
+        let subst = |s: &str| substitute(s, &vars).map_err(ExecError::Failed);
+        let mut argv = spec
+            .command
+            .iter()
+            .map(|a| subst(a))
+            .collect::<Result<Vec<_>, _>>()?;
+        if argv.is_empty() {
+            return Err(ExecError::Failed("empty command".into()));
+        }
+        if spec.shell {
+            argv = vec!["sh".into(), "-c".into(), argv.join(" ")];
+        }
+        let env = spec
+            .env
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), subst(v)?)))
+            .collect::<Result<_, ExecError>>()?;
+        let cwd = match &spec.cwd {
+            Some(c) => plan.base_dir.join(c),
+            None => plan.base_dir.clone(),
+        };
+        Ok(Invocation { argv, env, cwd })
+    }
+}
+
+/// Replaces `{name}` with `vars[name]`; `{{` and `}}` are literal braces.
+pub fn substitute(s: &str, vars: &BTreeMap<String, String>) -> Result<String, String> {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '{' if chars.peek() == Some(&'{') => {
+                chars.next();
+                out.push('{');
+            }
+            '}' if chars.peek() == Some(&'}') => {
+                chars.next();
+                out.push('}');
+            }
+            '{' => {
+                let mut name = String::new();
+                loop {
+                    match chars.next() {
+                        Some('}') => break,
+                        Some(ch) => name.push(ch),
+                        None => return Err(format!("unclosed `{{` in `{s}`")),
+                    }
+                }
+                let v = vars
+                    .get(name.trim())
+                    .ok_or_else(|| format!("unknown placeholder `{{{name}}}` in `{s}`"))?;
+                out.push_str(v);
+            }
+            _ => out.push(c),
+        }
+    }
+    Ok(out)
+}
+
+/// Accumulates samples per metric for one point.
+struct Collector {
+    labels: BTreeMap<String, String>,
+    series: BTreeMap<MetricKey, MetricSeries>,
+}
+
+impl Collector {
+    fn push(&mut self, name: &str, unit: Unit, direction: Direction, value: f64) {
+        let key = MetricKey::new(name).with_labels(&self.labels);
+        let estimator = default_estimator(&unit, direction);
+        self.series
+            .entry(key.clone())
+            .or_insert_with(|| MetricSeries::new(key, unit, direction, estimator))
+            .samples
+            .push(value);
+    }
+}
+
+fn measure_point(
+    inv: &Invocation,
+    spec: &CommandSpec,
+    plan: &ScenarioPlan,
+    point: &ParamPoint,
+    ctx: &mut RunCtx<'_>,
+) -> Result<Vec<MetricSeries>, ExecError> {
+    let primary = spec.primary.clone().unwrap_or_else(|| "wall_time".into());
+    let primary_key = MetricKey::new(primary.as_str()).with_labels(&point_labels(point));
+    let estimator = plan
+        .rule_for(&primary_key)
+        .and_then(|r| r.estimator)
+        .unwrap_or(if primary == "wall_time" {
+            Estimator::Quantile(0.1)
+        } else {
+            Estimator::Median
+        });
+    let mut col = Collector {
+        labels: point_labels(point),
+        series: BTreeMap::new(),
+    };
+    let settings = ctx.settings.clone();
+    let pids = ctx.child_pids.clone();
+    run_adaptive(
+        &settings,
+        estimator,
+        |warmup| {
+            let run = run_child(inv, settings.timeout, |pid| {
+                if let Ok(mut p) = pids.lock() {
+                    p.push(pid)
+                }
+            })?;
+            if warmup {
+                return Ok(None);
+            }
+            col.push(
+                "wall_time",
+                Unit::Seconds,
+                Direction::LowerIsBetter,
+                run.wall.as_secs_f64(),
+            );
+            col.push(
+                "cpu_time",
+                Unit::Seconds,
+                Direction::LowerIsBetter,
+                run.cpu.as_secs_f64(),
+            );
+            col.push(
+                "peak_rss",
+                Unit::Bytes,
+                Direction::LowerIsBetter,
+                run.peak_rss as f64,
+            );
+            let mut primary_value = (primary == "wall_time").then(|| run.wall.as_secs_f64());
+            for m in &run.metrics {
+                let (unit, scale) = Unit::parse_with_scale(m.unit.as_deref().unwrap_or(""));
+                let direction = m.direction.unwrap_or_else(|| unit.default_direction());
+                let v = m.value * scale;
+                if m.metric == primary {
+                    primary_value = Some(v);
+                }
+                col.push(&m.metric, unit, direction, v);
+            }
+            Ok(primary_value)
+        },
+        |count| ctx.event(ExecEvent::Sample { count }),
+    )?;
+    Ok(col.series.into_values().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars() -> BTreeMap<String, String> {
+        [("n", "1024"), ("neon_perf", "/bin/np")]
+            .into_iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn substitution() {
+        let v = vars();
+        let cases = [
+            ("--n={n}", Ok("--n=1024".to_string())),
+            ("{neon_perf}", Ok("/bin/np".to_string())),
+            ("{{literal}}", Ok("{literal}".to_string())),
+            ("plain", Ok("plain".to_string())),
+            (
+                "{missing}",
+                Err("unknown placeholder `{missing}` in `{missing}`".to_string()),
+            ),
+            ("{n", Err("unclosed `{` in `{n`".to_string())),
+        ];
+        for (input, want) in cases {
+            assert_eq!(substitute(input, &v), want, "{input}");
+        }
     }
 }

@@ -8,6 +8,7 @@ pub mod oom;
 pub mod sampler;
 
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use crate::metric::MetricSeries;
 use crate::plan::{Kind, Resolved, ScenarioPlan};
@@ -49,17 +50,23 @@ pub struct RunCtx<'a> {
     /// The scenario's settings, all layers merged.
     pub settings: Resolved,
     events: &'a mut dyn FnMut(ExecEvent),
-    /// Child processes started, so the monitor can attribute their GPU memory.
-    pub child_pids: Vec<u32>,
+    /// Child processes started, shared with the monitor so it can attribute
+    /// their GPU memory while they run.
+    pub child_pids: Arc<Mutex<Vec<u32>>>,
 }
 
 impl<'a> RunCtx<'a> {
-    pub fn new(env: &'a ExecEnv, settings: Resolved, events: &'a mut dyn FnMut(ExecEvent)) -> Self {
+    pub fn new(
+        env: &'a ExecEnv,
+        settings: Resolved,
+        events: &'a mut dyn FnMut(ExecEvent),
+        child_pids: Arc<Mutex<Vec<u32>>>,
+    ) -> Self {
         Self {
             env,
             settings,
             events,
-            child_pids: Vec::new(),
+            child_pids,
         }
     }
 

@@ -1,0 +1,95 @@
+//! The seven-item performance checklist, each item ticked only by evidence
+//! from a scenario that ran on this machine.
+
+use serde::Serialize;
+
+use crate::compare::Verdict;
+use crate::metric::ChecklistItem;
+use crate::result::Outcome;
+use crate::run::ScenarioReport;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemState {
+    Ticked,
+    Failed,
+    NotChecked,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ChecklistEntry {
+    pub item: ChecklistItem,
+    pub title: &'static str,
+    pub state: ItemState,
+    /// One line per piece of evidence: "scenario: check — evidence".
+    pub evidence: Vec<String>,
+    /// Why an item is not checked or failed.
+    pub reason: Option<String>,
+}
+
+/// Why nothing could tick an item, in words a user can act on.
+fn missing_reason(item: ChecklistItem) -> &'static str {
+    match item {
+        ChecklistItem::GpuMemory => "no GPU scenario ran on this machine",
+        ChecklistItem::CudaSync => "no gpu_kernel scenario with a correctness check ran",
+        ChecklistItem::WebsocketBuffers => "no websocket_flood scenario ran",
+        ChecklistItem::Batching => "no batch_sweep scenario ran",
+        ChecklistItem::MemoryCleanup => "no oom_stress scenario ran",
+        ChecklistItem::Monitoring => "no scenario ran",
+        ChecklistItem::ErrorHandling => "no scenario exercised an error path (oom_stress)",
+    }
+}
+
+/// Evaluates every item from the scenarios' checks and verdicts. An item is
+/// ticked when at least one check is evidence for it and all of them pass,
+/// and no scenario that lists the item in its `checklist` regressed.
+pub fn evaluate(reports: &[ScenarioReport]) -> Vec<ChecklistEntry> {
+    ChecklistItem::ALL
+        .into_iter()
+        .map(|item| {
+            let mut evidence = Vec::new();
+            let mut failures = Vec::new();
+            for r in reports {
+                if !matches!(r.result.outcome, Outcome::Ran | Outcome::Failed { .. }) {
+                    continue;
+                }
+                let name = r.result.full_name();
+                for c in r.result.checks.iter().filter(|c| c.item == Some(item)) {
+                    let line = format!("{name}: {} — {}", c.name, c.evidence);
+                    if c.passed {
+                        evidence.push(line);
+                    } else {
+                        failures.push(line);
+                    }
+                }
+                if r.checklist.contains(&item) {
+                    for v in r
+                        .verdicts
+                        .iter()
+                        .filter(|v| v.verdict == Verdict::Regressed)
+                    {
+                        failures.push(format!("{name}: {} regressed", v.key));
+                    }
+                }
+            }
+            let (state, reason) = if !failures.is_empty() {
+                (ItemState::Failed, Some(failures.join("; ")))
+            } else if evidence.is_empty() {
+                (
+                    ItemState::NotChecked,
+                    Some(missing_reason(item).to_string()),
+                )
+            } else {
+                (ItemState::Ticked, None)
+            };
+            evidence.extend(failures);
+            ChecklistEntry {
+                item,
+                title: item.title(),
+                state,
+                evidence,
+                reason,
+            }
+        })
+        .collect()
+}

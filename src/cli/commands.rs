@@ -1,0 +1,304 @@
+//! The subcommands. Each returns its exit code.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use super::progress::Progress;
+use super::{BlessArgs, DoctorArgs, ListArgs, OutputArgs, PathArgs, RunArgs, SelectArgs, exit};
+use crate::baseline::store::BaselineStore;
+use crate::compare::Policy;
+use crate::exec::{self, Availability, ExecEnv};
+use crate::plan::{ScenarioPlan, Settings};
+use crate::report::{self, terminal};
+use crate::run::{self, Mode, RunConfig, RunReport, Session};
+
+fn stdout_color(out: &OutputArgs) -> terminal::Style {
+    terminal::Style {
+        color: !out.no_color && std::io::stdout().is_terminal(),
+    }
+}
+
+/// The environment executors see when run from the CLI.
+pub fn exec_env() -> ExecEnv {
+    ExecEnv {
+        neon_perf_bin: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("neon-perf")),
+        cache_dir: std::env::var_os("NEON_PERF_CACHE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("target/neon-perf")),
+    }
+}
+
+/// Loads suites and applies the filters; prints errors and returns exit 2 on bad input.
+fn select(sel: &SelectArgs) -> Result<Vec<ScenarioPlan>, i32> {
+    let suites = run::load_suites(&sel.paths).map_err(|errors| {
+        let color = std::io::stderr().is_terminal();
+        for e in &errors {
+            eprintln!("{}", e.render(color));
+        }
+        eprintln!("error: {} suite file(s) could not be loaded", errors.len());
+        exit::BAD_INPUT
+    })?;
+    let plans: Vec<ScenarioPlan> = suites
+        .into_iter()
+        .flat_map(|s| s.scenarios)
+        .filter(|p| matches_filters(&p.full_name(), &sel.filter, sel.exact))
+        .collect();
+    if plans.is_empty() {
+        eprintln!(
+            "error: no scenarios matched {:?} in {:?}",
+            sel.filter, sel.paths
+        );
+        return Err(exit::BAD_INPUT);
+    }
+    Ok(plans)
+}
+
+pub fn matches_filters(name: &str, filters: &[String], exact: bool) -> bool {
+    filters.is_empty()
+        || filters.iter().any(|f| {
+            if exact {
+                name == f
+            } else {
+                name.contains(f.as_str())
+            }
+        })
+}
+
+fn execute(
+    sel: &SelectArgs,
+    overrides: Settings,
+    output: &OutputArgs,
+    mode: Mode,
+    fail_on_inconclusive: bool,
+) -> i32 {
+    let plans = match select(sel) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let cfg = RunConfig {
+        mode,
+        overrides,
+        baselines_dir: sel.baselines.clone(),
+        policy: Policy::default(),
+        env: exec_env(),
+        smoke_without_baseline: false,
+        fail_on_inconclusive,
+    };
+    let mut session = match Session::new(cfg) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::BAD_INPUT;
+        }
+    };
+    let style = stdout_color(output);
+    println!(
+        "neon-perf {} · {} scenario(s) · hardware {}",
+        env!("CARGO_PKG_VERSION"),
+        plans.len(),
+        session.hardware().dirname()
+    );
+    for w in session.warnings() {
+        eprintln!("warning: {w}");
+    }
+    let mut progress = Progress::new(plans.len());
+    let mut reports = Vec::with_capacity(plans.len());
+    for plan in &plans {
+        progress.start(&plan.full_name());
+        let r = session.run_scenario(plan, &mut |e| progress.event(&e));
+        match r {
+            Ok(r) => {
+                progress.line(&terminal::scenario_line(&r, style));
+                reports.push(r);
+            }
+            Err(e) => {
+                progress.done();
+                eprintln!("error: {e}");
+                return exit::BAD_INPUT;
+            }
+        }
+    }
+    progress.done();
+    let report = match session.finish(reports) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::BAD_INPUT;
+        }
+    };
+    print!("{}", terminal::summary(&report, style));
+    if let Err(e) = write_outputs(&report, output) {
+        eprintln!("error: {e}");
+        return exit::BAD_INPUT;
+    }
+    report.exit_code
+}
+
+/// The one owner of report files.
+fn write_outputs(report: &RunReport, out: &OutputArgs) -> Result<(), String> {
+    let write = |path: &Path, bytes: Vec<u8>| {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        }
+        std::fs::write(path, bytes).map_err(|e| format!("writing {}: {e}", path.display()))
+    };
+    if let Some(p) = &out.json {
+        write(p, report::json(report))?;
+    }
+    if let Some(p) = &out.junit {
+        write(p, report::junit::junit(report))?;
+    }
+    let md = report::markdown::markdown(report);
+    if let Some(p) = &out.markdown {
+        write(p, md.clone())?;
+    }
+    if let Some(p) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
+        let p = PathBuf::from(p);
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&p)
+            .and_then(|mut f| f.write_all(&md))
+            .map_err(|e| format!("writing {}: {e}", p.display()))?;
+    }
+    Ok(())
+}
+
+pub fn run(a: RunArgs) -> i32 {
+    let mode = if a.smoke { Mode::Smoke } else { Mode::Gate };
+    execute(
+        &a.select,
+        a.sampling.settings(),
+        &a.output,
+        mode,
+        a.fail_on_inconclusive,
+    )
+}
+
+pub fn bless(a: BlessArgs) -> i32 {
+    let mode = Mode::Bless {
+        reason: a.reason.clone(),
+        replace: a.replace,
+    };
+    execute(&a.select, a.sampling.settings(), &a.output, mode, false)
+}
+
+pub fn check(a: PathArgs) -> i32 {
+    match run::load_suites(&a.paths) {
+        Ok(suites) => {
+            let n: usize = suites.iter().map(|s| s.scenarios.len()).sum();
+            println!("ok: {} suite(s), {n} scenario(s)", suites.len());
+            exit::OK
+        }
+        Err(errors) => {
+            let color = std::io::stderr().is_terminal();
+            for e in &errors {
+                eprintln!("{}", e.render(color));
+            }
+            eprintln!("error: {} suite file(s) have errors", errors.len());
+            exit::BAD_INPUT
+        }
+    }
+}
+
+#[derive(serde::Serialize)]
+struct ListRow {
+    name: String,
+    kind: String,
+    device: String,
+    points: usize,
+    runs_here: bool,
+    needs: Option<String>,
+    baseline: bool,
+    location: String,
+}
+
+pub fn list(a: ListArgs) -> i32 {
+    let plans = match select(&a.select) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let hw = run::hardware_key();
+    let store = BaselineStore::new(a.select.baselines.clone());
+    let mut rows = Vec::new();
+    for p in &plans {
+        let availability = match exec::executor_for(p.kind()) {
+            Some(e) => e.availability(p),
+            None => {
+                Availability::Missing(format!("kind `{}` not supported by this build", p.kind()))
+            }
+        };
+        let baseline = match store.load(&hw, &p.suite) {
+            Ok(b) => b.is_some_and(|b| b.scenarios.contains_key(&p.name)),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return exit::BAD_INPUT;
+            }
+        };
+        rows.push(ListRow {
+            name: p.full_name(),
+            kind: p.kind().to_string(),
+            device: p.device.to_string(),
+            points: p.points.len(),
+            runs_here: availability == Availability::Ready,
+            needs: match availability {
+                Availability::Ready => None,
+                Availability::Missing(r) => Some(r),
+            },
+            baseline,
+            location: p.location.to_string(),
+        });
+    }
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).expect("serializes")
+        );
+        return exit::OK;
+    }
+    println!("hardware key: {}", hw.dirname());
+    for r in rows {
+        println!(
+            "{:<40} {:<16} {:<7} points={:<3} baseline={:<3} {}",
+            r.name,
+            r.kind,
+            r.device,
+            r.points,
+            if r.baseline { "yes" } else { "no" },
+            match r.needs {
+                None => "runs here".to_string(),
+                Some(n) => format!("ignored here: {n}"),
+            }
+        );
+    }
+    exit::OK
+}
+
+pub fn doctor(a: DoctorArgs) -> i32 {
+    let hw = run::hardware_key();
+    let device = crate::device::probe();
+    if a.json {
+        let v = serde_json::json!({
+            "tool_version": env!("CARGO_PKG_VERSION"),
+            "optimized_build": !cfg!(debug_assertions),
+            "hardware_key": hw,
+            "hardware_dir": hw.dirname(),
+            "device": device,
+        });
+        println!("{}", serde_json::to_string_pretty(&v).expect("serializes"));
+        return exit::OK;
+    }
+    println!("neon-perf {}", env!("CARGO_PKG_VERSION"));
+    println!(
+        "build: {}",
+        if cfg!(debug_assertions) {
+            "debug (timings not gated; use --release)"
+        } else {
+            "optimized"
+        }
+    );
+    println!("cpu: {} ({} cores)", hw.cpu_model, hw.cpu_cores);
+    println!("hardware key: {}", hw.dirname());
+    println!("{device}");
+    exit::OK
+}

@@ -1,0 +1,197 @@
+//! The `neon-perf` command line: parse, hand off, map errors to exit codes.
+
+mod commands;
+mod progress;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::plan::Settings;
+use crate::units::HumanDuration;
+use crate::workload::WorkloadArgs;
+
+/// Exit codes (also in the README).
+pub mod exit {
+    /// Everything passed.
+    pub const OK: i32 = 0;
+    /// A regression or a failed scenario.
+    pub const REGRESSION: i32 = 1;
+    /// Bad input or setup: a malformed suite, a corrupt baseline, a debug-build bless.
+    pub const BAD_INPUT: i32 = 2;
+    /// Only inconclusive or invalid verdicts (with --fail-on-inconclusive).
+    pub const INCONCLUSIVE: i32 = 3;
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "neon-perf",
+    version,
+    about = "Performance test harness and regression gate for GPU CI runners",
+    long_about = "Runs the scenarios in suites/*.toml, compares each metric with the baselines \
+                  in baselines/<hardware-key>/, and passes or fails the performance checklist.\n\n\
+                  Exit codes: 0 pass, 1 regression or failure, 2 bad input or setup, \
+                  3 inconclusive/invalid only (with --fail-on-inconclusive)."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run scenarios, compare with baselines, print verdicts and the checklist.
+    Run(RunArgs),
+    /// Run scenarios and record their results as this hardware's baselines.
+    Bless(BlessArgs),
+    /// List scenarios: kind, what they need, whether a baseline exists.
+    List(ListArgs),
+    /// Validate suite files without running anything (exit 2 on any error).
+    Check(PathArgs),
+    /// Show what was found on this host: CPU, GPUs, CUDA, NVRTC, NVML, hardware key.
+    Doctor(DoctorArgs),
+    /// A small built-in CPU workload used by the example suite.
+    #[command(hide = true)]
+    Workload(WorkloadArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PathArgs {
+    /// Suite files or folders of suite files.
+    #[arg(default_value = "suites")]
+    pub paths: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SelectArgs {
+    /// Suite files or folders of suite files.
+    #[arg(default_value = "suites")]
+    pub paths: Vec<PathBuf>,
+    /// Only scenarios whose `suite::name` contains this text (repeatable).
+    #[arg(long, short = 'f')]
+    pub filter: Vec<String>,
+    /// Filters must match the whole `suite::name`.
+    #[arg(long)]
+    pub exact: bool,
+    /// Baselines folder.
+    #[arg(long, default_value = "baselines", env = "NEON_PERF_BASELINES")]
+    pub baselines: PathBuf,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SamplingArgs {
+    /// Sampling budget per measured point (overrides suites), e.g. "10s".
+    #[arg(long)]
+    pub max_time: Option<HumanDuration>,
+    /// Warm-up time (overrides suites), e.g. "500ms".
+    #[arg(long)]
+    pub warmup: Option<HumanDuration>,
+    /// Fewest samples per point (overrides suites).
+    #[arg(long)]
+    pub min_samples: Option<u32>,
+    /// Relative change that counts as a regression (overrides suites), e.g. 0.05.
+    #[arg(long)]
+    pub tolerance: Option<f64>,
+    /// Stop sampling once the 95% CI is within ± this fraction (overrides suites).
+    #[arg(long)]
+    pub target_rel_ci: Option<f64>,
+}
+
+impl SamplingArgs {
+    pub fn settings(&self) -> Settings {
+        Settings {
+            max_time: self.max_time,
+            warmup: self.warmup,
+            min_samples: self.min_samples,
+            tolerance: self.tolerance,
+            target_rel_ci: self.target_rel_ci,
+            ..Default::default()
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct OutputArgs {
+    /// Write JSON results here (schema: docs/json-schema.md).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write JUnit XML here.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    /// Write the Markdown summary here (also appended to $GITHUB_STEP_SUMMARY when set).
+    #[arg(long)]
+    pub markdown: Option<PathBuf>,
+    /// No colours.
+    #[arg(long, env = "NO_COLOR", value_parser = clap::builder::FalseyValueParser::new())]
+    pub no_color: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Prove every scenario runs and reports on a small budget; speed is not gated.
+    #[arg(long)]
+    pub smoke: bool,
+    /// Exit 3 when the only problems are inconclusive or invalid verdicts.
+    #[arg(long)]
+    pub fail_on_inconclusive: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BlessArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Why the baselines change; recorded in the baseline file.
+    #[arg(long, default_value = "re-recorded")]
+    pub reason: String,
+    /// Start the baselines afresh instead of adding this run to the recorded runs.
+    #[arg(long)]
+    pub replace: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DoctorArgs {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Parses the command line, runs it, returns the exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run(a) => commands::run(a),
+        Command::Bless(a) => commands::bless(a),
+        Command::List(a) => commands::list(a),
+        Command::Check(a) => commands::check(a),
+        Command::Doctor(a) => commands::doctor(a),
+        Command::Workload(a) => {
+            let stdout = std::io::stdout();
+            match crate::workload::run(&a, &mut stdout.lock()) {
+                Ok(()) => exit::OK,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    exit::BAD_INPUT
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,310 @@
+//! One run of a child process: spawn in its own process group, time it,
+//! read its JSON-line metrics, take its rusage, kill the group on timeout.
+
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+use super::Invocation;
+use crate::exec::ExecError;
+use crate::metric::Direction;
+
+/// How much of stderr is kept for error messages.
+const STDERR_TAIL_LINES: usize = 20;
+
+/// A metric line the program printed.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct ProgramMetric {
+    pub metric: String,
+    pub value: f64,
+    #[serde(default)]
+    pub unit: Option<String>,
+    #[serde(default, deserialize_with = "direction_word")]
+    pub direction: Option<Direction>,
+}
+
+fn direction_word<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Direction>, D::Error> {
+    let s: Option<String> = Option::deserialize(d)?;
+    match s.as_deref() {
+        None => Ok(None),
+        Some("lower") | Some("lower_is_better") => Ok(Some(Direction::LowerIsBetter)),
+        Some("higher") | Some("higher_is_better") => Ok(Some(Direction::HigherIsBetter)),
+        Some("neither") => Ok(Some(Direction::Neither)),
+        Some(other) => Err(serde::de::Error::custom(format!(
+            "unknown direction `{other}` (use \"lower\", \"higher\" or \"neither\")"
+        ))),
+    }
+}
+
+/// What one run of the child produced.
+#[derive(Clone, Debug)]
+pub struct ChildRun {
+    pub wall: Duration,
+    /// User + system CPU time of the child and the descendants it waited for.
+    pub cpu: Duration,
+    /// Peak resident set size, bytes.
+    pub peak_rss: u64,
+    pub metrics: Vec<ProgramMetric>,
+}
+
+/// Parses one stdout line: `Ok(None)` for lines that are not metric objects.
+pub fn parse_metric_line(line: &str) -> Result<Option<ProgramMetric>, String> {
+    let t = line.trim();
+    if !t.starts_with('{') {
+        return Ok(None);
+    }
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(t) else {
+        return Ok(None);
+    };
+    if value.get("metric").is_none() {
+        return Ok(None);
+    }
+    let m: ProgramMetric =
+        serde_json::from_value(value).map_err(|e| format!("bad metric line `{t}`: {e}"))?;
+    if m.metric.parse::<crate::metric::MetricKey>().is_err() {
+        return Err(format!(
+            "bad metric line `{t}`: invalid metric name `{}`",
+            m.metric
+        ));
+    }
+    if !m.value.is_finite() {
+        return Err(format!(
+            "bad metric line `{t}`: value is not a finite number"
+        ));
+    }
+    Ok(Some(m))
+}
+
+/// Runs the invocation once. `on_spawn` gets the child's pid.
+pub fn run_child(
+    inv: &Invocation,
+    timeout: Duration,
+    mut on_spawn: impl FnMut(u32),
+) -> Result<ChildRun, ExecError> {
+    let mut cmd = Command::new(&inv.argv[0]);
+    cmd.args(&inv.argv[1..])
+        .envs(&inv.env)
+        .current_dir(&inv.cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let start = Instant::now();
+    let mut child = cmd.spawn().map_err(|e| {
+        ExecError::Failed(format!(
+            "could not start `{}` (in {}): {e}",
+            inv.argv[0],
+            inv.cwd.display()
+        ))
+    })?;
+    let pid = child.id();
+    on_spawn(pid);
+    let stdout = child.stdout.take().expect("piped stdout");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let out_reader = thread::spawn(move || {
+        let mut metrics = Vec::new();
+        let mut first_error = None;
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            match parse_metric_line(&line) {
+                Ok(Some(m)) => metrics.push(m),
+                Ok(None) => {}
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        (metrics, first_error)
+    });
+    let err_reader = thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = BufReader::new(stderr).read_to_end(&mut buf);
+        tail_lines(&String::from_utf8_lossy(&buf), STDERR_TAIL_LINES)
+    });
+
+    // The watchdog kills the whole process group if the child outlives the timeout.
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let watchdog = thread::spawn(move || {
+        if let Err(mpsc::RecvTimeoutError::Timeout) = done_rx.recv_timeout(timeout) {
+            // SAFETY: kill(2) with a negative pid signals the process group we created.
+            unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+            true
+        } else {
+            false
+        }
+    });
+
+    let (status, usage) =
+        wait4(pid).map_err(|e| ExecError::Failed(format!("wait4 failed: {e}")))?;
+    let wall = start.elapsed();
+    let _ = done_tx.send(());
+    let timed_out = watchdog.join().unwrap_or(false);
+    // Grandchildren may still hold the pipes open: make sure the group is gone.
+    // SAFETY: as above; ESRCH when the group is already empty is fine.
+    unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+    let (metrics, metric_error) = out_reader.join().unwrap_or_default();
+    let stderr_tail = err_reader.join().unwrap_or_default();
+    drop(child);
+
+    let program = &inv.argv.join(" ");
+    if timed_out {
+        return Err(ExecError::Failed(format!(
+            "`{program}` timed out after {}; killed its process group{}",
+            crate::units::format_duration(timeout),
+            stderr_section(&stderr_tail)
+        )));
+    }
+    if let Some(reason) = exit_failure(status) {
+        return Err(ExecError::Failed(format!(
+            "`{program}` {reason}{}",
+            stderr_section(&stderr_tail)
+        )));
+    }
+    if let Some(e) = metric_error {
+        return Err(ExecError::Failed(format!("`{program}` printed a {e}")));
+    }
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, (t.tv_usec as u32) * 1000);
+    Ok(ChildRun {
+        wall,
+        cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
+        peak_rss: (usage.ru_maxrss as u64) * 1024,
+        metrics,
+    })
+}
+
+fn stderr_section(tail: &str) -> String {
+    if tail.trim().is_empty() {
+        String::new()
+    } else {
+        format!("\n--- last lines of its stderr ---\n{tail}")
+    }
+}
+
+fn tail_lines(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// `None` for a clean exit, otherwise how the process ended.
+fn exit_failure(status: i32) -> Option<String> {
+    if libc::WIFEXITED(status) {
+        match libc::WEXITSTATUS(status) {
+            0 => None,
+            code => Some(format!("exited with status {code}")),
+        }
+    } else if libc::WIFSIGNALED(status) {
+        Some(format!("was killed by signal {}", libc::WTERMSIG(status)))
+    } else {
+        Some(format!("ended with wait status {status}"))
+    }
+}
+
+fn wait4(pid: u32) -> std::io::Result<(i32, libc::rusage)> {
+    let mut status = 0;
+    // SAFETY: rusage is plain old data; wait4 fills it.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: valid pointers to locals; pid is our own child.
+        let r = unsafe { libc::wait4(pid as i32, &mut status, 0, &mut usage) };
+        if r == pid as i32 {
+            return Ok((status, usage));
+        }
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metric_lines() {
+        let m = parse_metric_line(r#"{"metric": "latency", "value": 12.5, "unit": "ms"}"#)
+            .unwrap()
+            .unwrap();
+        assert_eq!(m.metric, "latency");
+        assert_eq!(m.value, 12.5);
+        assert_eq!(m.unit.as_deref(), Some("ms"));
+        assert_eq!(parse_metric_line("hello").unwrap(), None);
+        assert_eq!(parse_metric_line(r#"{"other": 1}"#).unwrap(), None);
+        let d = parse_metric_line(r#"{"metric": "tput", "value": 3, "direction": "higher"}"#)
+            .unwrap()
+            .unwrap();
+        assert_eq!(d.direction, Some(Direction::HigherIsBetter));
+        assert!(parse_metric_line(r#"{"metric": "x", "value": "fast"}"#).is_err());
+        assert!(parse_metric_line(r#"{"metric": "bad name!", "value": 1}"#).is_err());
+    }
+
+    fn inv(argv: &[&str]) -> Invocation {
+        Invocation {
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+            env: Default::default(),
+            cwd: std::env::temp_dir(),
+        }
+    }
+
+    #[test]
+    fn runs_a_real_child_and_reads_its_metrics() {
+        let run = run_child(
+            &inv(&[
+                "sh",
+                "-c",
+                r#"echo '{"metric":"lat","value":2,"unit":"ms"}'; echo noise"#,
+            ]),
+            Duration::from_secs(30),
+            |_| {},
+        )
+        .unwrap();
+        assert_eq!(run.metrics.len(), 1);
+        assert_eq!(run.metrics[0].value, 2.0);
+        assert!(run.peak_rss > 0);
+        assert!(run.wall > Duration::ZERO);
+    }
+
+    #[test]
+    fn failing_child_reports_status_and_stderr_tail() {
+        let err = run_child(
+            &inv(&["sh", "-c", "echo first >&2; echo 'it broke' >&2; exit 3"]),
+            Duration::from_secs(30),
+            |_| {},
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("exited with status 3"), "{err}");
+        assert!(err.contains("it broke"), "{err}");
+    }
+
+    #[test]
+    fn timeout_kills_the_process_tree() {
+        // The grandchild would keep stdout open for 30 s if the group were not killed.
+        let start = Instant::now();
+        let err = run_child(
+            &inv(&["sh", "-c", "sleep 30 & sleep 30"]),
+            Duration::from_millis(200),
+            |_| {},
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("timed out"), "{err}");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "tree was not killed"
+        );
+    }
+
+    #[test]
+    fn missing_program_is_a_clear_error() {
+        let err = run_child(&inv(&["/no/such/program"]), Duration::from_secs(5), |_| {})
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("could not start `/no/such/program`"), "{err}");
+    }
+}

@@ -1,0 +1,200 @@
+//! libtest-mimic glue: every scenario is a `cargo test` trial
+//! (`tests/perf.rs`, `harness = false`), driven through the same
+//! [`Session`] as the CLI.
+//!
+//! - `cargo test --test perf -- <filter>`, `--exact`, `--list` work as usual.
+//! - Trials run one at a time: measured scenarios never share the machine.
+//! - A scenario whose hardware is absent is ignored, with the reason.
+//! - Without a baseline for this hardware a scenario runs as a smoke test.
+//! - `NEON_BLESS=1` records baselines; `NEON_PERF_SMOKE=1` forces smoke mode.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+use libtest_mimic::{Arguments, Completion, Failed, Trial};
+
+use crate::compare::Policy;
+use crate::exec::{self, Availability, ExecEnv};
+use crate::plan::{Kind, ScenarioPlan, Settings};
+use crate::report::{self, terminal};
+use crate::run::{self, Mode, RunConfig, ScenarioReport, Session};
+
+/// Where the harness finds things; `tests/perf.rs` fills it from cargo's env.
+pub struct HarnessOptions {
+    pub suites: Vec<PathBuf>,
+    pub baselines: PathBuf,
+    /// The neon-perf binary (`CARGO_BIN_EXE_neon-perf`).
+    pub neon_perf_bin: PathBuf,
+    pub cache_dir: PathBuf,
+}
+
+fn env_flag(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+fn mode_from_env() -> Mode {
+    if env_flag("NEON_BLESS") {
+        Mode::Bless {
+            reason: std::env::var("NEON_BLESS_REASON")
+                .unwrap_or_else(|_| "NEON_BLESS=1 cargo test".to_string()),
+            replace: env_flag("NEON_BLESS_REPLACE"),
+        }
+    } else if env_flag("NEON_PERF_SMOKE") {
+        Mode::Smoke
+    } else {
+        Mode::Gate
+    }
+}
+
+/// Runs the harness and returns the process exit code.
+pub fn main(opts: HarnessOptions) -> ExitCode {
+    let mut args = Arguments::from_args();
+    // Measured scenarios must not run concurrently with each other.
+    args.test_threads = Some(1);
+
+    let suites = match run::load_suites(&opts.suites) {
+        Ok(s) => s,
+        Err(errors) => {
+            // Bad suites are failing trials, so `cargo test` names them.
+            let trials = errors
+                .into_iter()
+                .map(|e| {
+                    let name = format!("suite-file::{}", e.path.display());
+                    let msg = e.render(false);
+                    Trial::test(name, move || Err(Failed::from(msg)))
+                })
+                .collect();
+            return libtest_mimic::run(&args, trials).exit_code();
+        }
+    };
+    let plans: Vec<ScenarioPlan> = suites.into_iter().flat_map(|s| s.scenarios).collect();
+
+    let cfg = RunConfig {
+        mode: mode_from_env(),
+        overrides: Settings::default(),
+        baselines_dir: opts.baselines.clone(),
+        policy: Policy::default(),
+        env: ExecEnv {
+            neon_perf_bin: opts.neon_perf_bin.clone(),
+            cache_dir: opts.cache_dir.clone(),
+        },
+        smoke_without_baseline: true,
+        fail_on_inconclusive: false,
+    };
+    let session = match Session::new(cfg) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if !args.list {
+        for w in session.warnings() {
+            eprintln!("warning: {w}");
+        }
+    }
+    let session = Arc::new(Mutex::new(session));
+    let reports: Arc<Mutex<Vec<ScenarioReport>>> = Arc::default();
+
+    let trials = plans
+        .into_iter()
+        .map(|plan| trial(plan, session.clone(), reports.clone()))
+        .collect();
+    let conclusion = libtest_mimic::run(&args, trials);
+    if args.list {
+        return conclusion.exit_code();
+    }
+
+    let session = Arc::try_unwrap(session)
+        .ok()
+        .expect("trials finished")
+        .into_inner()
+        .expect("session lock");
+    let reports = std::mem::take(&mut *reports.lock().expect("reports lock"));
+    if reports.is_empty() {
+        return conclusion.exit_code();
+    }
+    match session.finish(reports) {
+        Ok(report) => {
+            print!(
+                "{}",
+                terminal::summary(&report, terminal::Style { color: false })
+            );
+            if let Err(e) = write_env_outputs(&report) {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    conclusion.exit_code()
+}
+
+fn trial(
+    plan: ScenarioPlan,
+    session: Arc<Mutex<Session>>,
+    reports: Arc<Mutex<Vec<ScenarioReport>>>,
+) -> Trial {
+    let kind = match plan.kind() {
+        Kind::GpuKernel => "cuda",
+        k => k.id(),
+    };
+    Trial::ignorable_test(plan.full_name(), move || {
+        if let Some(e) = exec::executor_for(plan.kind())
+            && let Availability::Missing(reason) = e.availability(&plan)
+        {
+            return Ok(Completion::ignored_with(reason));
+        }
+        let mut session = session.lock().map_err(|_| "session poisoned")?;
+        let report = session
+            .run_scenario(&plan, &mut |_| {})
+            .map_err(|e| Failed::from(e.to_string()))?;
+        drop(session);
+        let line = terminal::scenario_line(&report, terminal::Style { color: false });
+        let failed = report.status.is_failure();
+        let ignored = match &report.result.outcome {
+            crate::result::Outcome::Ignored { reason } => Some(reason.clone()),
+            _ => None,
+        };
+        let table = terminal::scenario_table(&report);
+        reports.lock().map_err(|_| "reports poisoned")?.push(report);
+        if failed {
+            return Err(Failed::from(format!("{line}\n{table}")));
+        }
+        Ok(match ignored {
+            Some(reason) => Completion::ignored_with(reason),
+            None => Completion::Completed,
+        })
+    })
+    .with_kind(kind)
+}
+
+/// Reports requested through the environment (`NEON_PERF_JSON`, `NEON_PERF_JUNIT`,
+/// `NEON_PERF_MARKDOWN`), and the GitHub step summary when set.
+fn write_env_outputs(report: &run::RunReport) -> Result<(), String> {
+    let targets: [(&str, fn(&run::RunReport) -> Vec<u8>); 3] = [
+        ("NEON_PERF_JSON", report::json),
+        ("NEON_PERF_JUNIT", report::junit::junit),
+        ("NEON_PERF_MARKDOWN", report::markdown::markdown),
+    ];
+    for (var, f) in targets {
+        if let Some(p) = std::env::var_os(var).filter(|p| !p.is_empty()) {
+            std::fs::write(&p, f(report))
+                .map_err(|e| format!("writing {}: {e}", PathBuf::from(&p).display()))?;
+        }
+    }
+    if let Some(p) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
+        use std::io::Write;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&p)
+            .and_then(|mut f| f.write_all(&report::markdown::markdown(report)))
+            .map_err(|e| format!("writing step summary: {e}"))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,209 @@
+//! Terminal output: a line per scenario as it finishes, then a table per
+//! scenario (metric, baseline, current, change, CI, verdict) and the checklist.
+
+use std::fmt::Write;
+
+use crate::checklist::ItemState;
+use crate::compare::Verdict;
+use crate::report::percent;
+use crate::result::Outcome;
+use crate::run::{RunReport, ScenarioReport, Status};
+use crate::units::format_seconds;
+
+/// ANSI colours, or none.
+#[derive(Clone, Copy, Debug)]
+pub struct Style {
+    pub color: bool,
+}
+
+impl Style {
+    fn paint(&self, code: &str, s: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    }
+
+    fn status(&self, st: Status) -> String {
+        let label = format!("{:>12}", st.label());
+        let code = match st {
+            Status::Pass | Status::Improved => "1;32",
+            Status::NoBaseline => "1;36",
+            Status::Inconclusive | Status::Invalid | Status::Ignored => "1;33",
+            Status::Regressed | Status::Failed => "1;31",
+        };
+        self.paint(code, &label)
+    }
+}
+
+/// The line printed when a scenario finishes.
+pub fn scenario_line(s: &ScenarioReport, style: Style) -> String {
+    let r = &s.result;
+    let mut line = format!(
+        "{} [{:>7}] {}",
+        style.status(s.status),
+        format_seconds(r.wall_time_s),
+        r.full_name()
+    );
+    match &r.outcome {
+        Outcome::Ignored { reason } => {
+            let _ = write!(line, ": {reason}");
+        }
+        Outcome::Failed { error } => {
+            let _ = write!(line, "\n{}", indent(error, "               "));
+        }
+        Outcome::Ran => {
+            let regressed: Vec<String> = s
+                .verdicts
+                .iter()
+                .filter(|v| v.verdict == Verdict::Regressed)
+                .map(|v| match &v.bound_violation {
+                    Some(b) => format!("{} {b}", v.key),
+                    None => format!("{} {}", v.key, v.change.map(percent).unwrap_or_default()),
+                })
+                .collect();
+            if !regressed.is_empty() {
+                let _ = write!(line, ": {}", regressed.join(", "));
+            } else if s.smoke {
+                let _ = write!(
+                    line,
+                    " (smoke: {} metrics, speed not gated)",
+                    s.verdicts.len()
+                );
+            }
+        }
+    }
+    for w in &r.warnings {
+        let _ = write!(
+            line,
+            "\n               {} {w}",
+            style.paint("33", "warning:")
+        );
+    }
+    line
+}
+
+fn indent(s: &str, pad: &str) -> String {
+    s.lines()
+        .map(|l| format!("{pad}{l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The per-metric table of one scenario.
+pub fn scenario_table(s: &ScenarioReport) -> String {
+    let mut rows = vec![[
+        "metric".to_string(),
+        "estimator".to_string(),
+        "baseline".to_string(),
+        "current".to_string(),
+        "change".to_string(),
+        "95% CI".to_string(),
+        "verdict".to_string(),
+    ]];
+    for v in &s.verdicts {
+        let estimator = s
+            .result
+            .metrics
+            .iter()
+            .find(|m| m.key == v.key)
+            .map(|m| format!("{} of {}", m.estimator, m.samples.len()))
+            .unwrap_or_default();
+        rows.push([
+            v.key.to_string(),
+            estimator,
+            v.baseline
+                .map(|b| v.unit.format(b))
+                .unwrap_or_else(|| "—".into()),
+            v.unit.format(v.current),
+            v.change.map(percent).unwrap_or_else(|| "—".into()),
+            v.ci.map(|(lo, hi)| format!("[{}, {}]", percent(lo), percent(hi)))
+                .unwrap_or_else(|| "—".into()),
+            match &v.bound_violation {
+                Some(b) => format!("regressed: {b}"),
+                None => v.verdict.to_string(),
+            },
+        ]);
+    }
+    let mut widths = [0usize; 7];
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for r in &rows {
+        let mut line = String::from(" ");
+        for (c, w) in r.iter().zip(widths) {
+            let _ = write!(line, " {c:<w$} ");
+        }
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+    for c in s.result.checks.iter() {
+        let _ = writeln!(
+            out,
+            "  check {} {}: {}",
+            c.name,
+            if c.passed { "passed" } else { "FAILED" },
+            c.evidence
+        );
+    }
+    out
+}
+
+/// Everything after the live lines: tables, checklist, summary.
+pub fn summary(report: &RunReport, style: Style) -> String {
+    let mut o = String::new();
+    for s in report
+        .scenarios
+        .iter()
+        .filter(|s| matches!(s.result.outcome, Outcome::Ran))
+    {
+        let _ = writeln!(
+            o,
+            "\n{} ({}, {})",
+            style.paint("1", &s.result.full_name()),
+            s.result.device,
+            s.result.location
+        );
+        o.push_str(&scenario_table(s));
+    }
+    let _ = writeln!(o, "\n{}", style.paint("1", "Performance checklist"));
+    for c in &report.checklist {
+        let (mark, detail) = match c.state {
+            ItemState::Ticked => (
+                style.paint("32", "[x]"),
+                c.evidence.first().cloned().unwrap_or_default(),
+            ),
+            ItemState::Failed => (
+                style.paint("31", "[!]"),
+                format!("FAILED: {}", c.reason.clone().unwrap_or_default()),
+            ),
+            ItemState::NotChecked => (
+                "[ ]".to_string(),
+                format!("not checked: {}", c.reason.clone().unwrap_or_default()),
+            ),
+        };
+        let _ = writeln!(o, "  {mark} {:<48} {detail}", c.title);
+    }
+    let count = |st: Status| report.scenarios.iter().filter(|s| s.status == st).count();
+    let _ = writeln!(
+        o,
+        "\nSummary: {} passed, {} improved, {} no baseline, {} inconclusive, {} invalid, {} regressed, {} failed, {} ignored (hardware {}); exit {}",
+        count(Status::Pass),
+        count(Status::Improved),
+        count(Status::NoBaseline),
+        count(Status::Inconclusive),
+        count(Status::Invalid),
+        count(Status::Regressed),
+        count(Status::Failed),
+        count(Status::Ignored),
+        report.hardware_dir,
+        report.exit_code
+    );
+    for b in &report.blessed {
+        let _ = writeln!(o, "{b}");
+    }
+    o
+}

@@ -1,0 +1,498 @@
+//! plan → execute → compare → report, in that order. The CLI and the
+//! libtest harness both drive a [`Session`]: one scenario at a time, then
+//! `finish` blesses (when asked) and builds the report.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::baseline::HardwareKey;
+use crate::baseline::store::{
+    BaselineError, BaselineFile, BaselineStore, BlessMode, BlessSummary, Provenance,
+};
+use crate::checklist::{self, ChecklistEntry};
+use crate::compare::{self, MetricVerdict, Policy, Verdict};
+use crate::config::{self, ConfigError};
+use crate::exec::{self, Availability, ExecEnv, ExecError, ExecEvent, RunCtx};
+use crate::metric::ChecklistItem;
+use crate::monitor::{self, Monitor};
+use crate::plan::{ScenarioPlan, Settings, Suite};
+use crate::result::{Check, MonitorSummary, Outcome, ScenarioResult};
+use crate::units::HumanDuration;
+
+/// Version of the JSON results schema (docs/json-schema.md).
+pub const RESULTS_FORMAT_VERSION: u32 = 1;
+
+/// What the run is for.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Mode {
+    /// Measure and compare with baselines.
+    Gate,
+    /// Prove every scenario runs and reports, on a small sampling budget,
+    /// without gating on speed (absolute bounds still apply).
+    Smoke,
+    /// Measure and record the results as baselines.
+    Bless { reason: String, replace: bool },
+}
+
+/// Everything a session needs to know up front.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    pub mode: Mode,
+    /// Settings from the command line; they win over suite and scenario.
+    pub overrides: Settings,
+    pub baselines_dir: PathBuf,
+    pub policy: Policy,
+    pub env: ExecEnv,
+    /// In gate mode, run scenarios that have no baseline for this hardware
+    /// as smoke tests (what `cargo test` does: nothing to compare with, so a
+    /// full sampling budget would buy nothing).
+    pub smoke_without_baseline: bool,
+    /// Exit 3 when the only problems are inconclusive or invalid verdicts.
+    pub fail_on_inconclusive: bool,
+}
+
+/// Problems that stop a run before or after measuring (exit code 2).
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Baseline(#[from] BaselineError),
+    #[error(
+        "refusing to record baselines from a debug build: its timings are not the optimized code's\n  hint: use `cargo run --release -- bless` or `NEON_BLESS=1 cargo test --release --test perf`"
+    )]
+    DebugBuild,
+    #[error("no scenarios matched {0}")]
+    NothingMatched(String),
+}
+
+/// How one scenario ended, all verdicts considered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Pass,
+    Improved,
+    NoBaseline,
+    Inconclusive,
+    Invalid,
+    Regressed,
+    Failed,
+    Ignored,
+}
+
+impl Status {
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::Pass => "PASS",
+            Status::Improved => "IMPROVED",
+            Status::NoBaseline => "NO-BASELINE",
+            Status::Inconclusive => "INCONCLUSIVE",
+            Status::Invalid => "INVALID",
+            Status::Regressed => "REGRESSED",
+            Status::Failed => "FAILED",
+            Status::Ignored => "IGNORED",
+        }
+    }
+
+    /// Whether `cargo test` should fail the trial.
+    pub fn is_failure(self) -> bool {
+        matches!(self, Status::Regressed | Status::Failed)
+    }
+}
+
+/// One scenario's result with its verdicts.
+#[derive(Clone, Debug, Serialize)]
+pub struct ScenarioReport {
+    #[serde(flatten)]
+    pub result: ScenarioResult,
+    pub status: Status,
+    pub verdicts: Vec<MetricVerdict>,
+    /// Checklist items the suite says this scenario is evidence for.
+    pub checklist: Vec<ChecklistItem>,
+    /// Sampled on the smoke budget.
+    pub smoke: bool,
+}
+
+/// The whole run: the JSON results file is this, serialized.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunReport {
+    pub format_version: u32,
+    pub tool_version: String,
+    pub created: String,
+    pub git_commit: Option<String>,
+    pub mode: String,
+    pub hardware_key: HardwareKey,
+    pub hardware_dir: String,
+    pub scenarios: Vec<ScenarioReport>,
+    pub checklist: Vec<ChecklistEntry>,
+    pub exit_code: i32,
+    /// Baseline changes, when the run blessed.
+    pub blessed: Vec<String>,
+}
+
+/// The hardware key of this host: CPU model and cores, plus GPUs when found.
+pub fn hardware_key() -> HardwareKey {
+    HardwareKey {
+        cpu_model: crate::host::cpu_model(),
+        cpu_cores: crate::host::cpu_cores(),
+        gpus: crate::device::gpu_keys().unwrap_or_default(),
+    }
+}
+
+/// Loads every suite under `paths`; all errors are collected.
+pub fn load_suites(paths: &[PathBuf]) -> Result<Vec<Suite>, Vec<ConfigError>> {
+    let files = config::discover(paths).map_err(|e| vec![e])?;
+    let mut suites = Vec::new();
+    let mut errors = Vec::new();
+    for f in files {
+        match config::load_suite(&f) {
+            Ok(s) => suites.push(s),
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(suites)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Drives scenarios through execute → compare, then bless and report.
+pub struct Session {
+    cfg: RunConfig,
+    hardware: HardwareKey,
+    store: BaselineStore,
+    baselines: BTreeMap<String, Option<BaselineFile>>,
+    warnings: Vec<String>,
+}
+
+impl Session {
+    pub fn new(cfg: RunConfig) -> Result<Session, SetupError> {
+        let mut warnings = Vec::new();
+        if cfg!(debug_assertions) {
+            if matches!(cfg.mode, Mode::Bless { .. }) {
+                return Err(SetupError::DebugBuild);
+            }
+            warnings.push(
+                "debug build: speed is not gated (smoke mode); build with --release to compare with baselines"
+                    .to_string(),
+            );
+        }
+        let store = BaselineStore::new(cfg.baselines_dir.clone());
+        Ok(Session {
+            cfg,
+            hardware: hardware_key(),
+            store,
+            baselines: BTreeMap::new(),
+            warnings,
+        })
+    }
+
+    pub fn hardware(&self) -> &HardwareKey {
+        &self.hardware
+    }
+
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    pub fn config(&self) -> &RunConfig {
+        &self.cfg
+    }
+
+    /// The suite's baseline file for this hardware, loaded once.
+    pub fn baseline(&mut self, suite: &str) -> Result<Option<&BaselineFile>, BaselineError> {
+        if !self.baselines.contains_key(suite) {
+            let loaded = self.store.load(&self.hardware, suite)?;
+            self.baselines.insert(suite.to_string(), loaded);
+        }
+        Ok(self.baselines.get(suite).and_then(|b| b.as_ref()))
+    }
+
+    /// Whether this scenario is sampled on the smoke budget.
+    fn smoke_for(&mut self, plan: &ScenarioPlan) -> Result<bool, BaselineError> {
+        Ok(match self.cfg.mode {
+            Mode::Smoke => true,
+            Mode::Bless { .. } => false,
+            Mode::Gate if cfg!(debug_assertions) => true,
+            Mode::Gate => {
+                self.cfg.smoke_without_baseline
+                    && self
+                        .baseline(&plan.suite)?
+                        .is_none_or(|b| !b.scenarios.contains_key(&plan.name))
+            }
+        })
+    }
+
+    /// Runs one scenario and compares it with its baseline.
+    pub fn run_scenario(
+        &mut self,
+        plan: &ScenarioPlan,
+        on_event: &mut dyn FnMut(ExecEvent),
+    ) -> Result<ScenarioReport, SetupError> {
+        let smoke = self.smoke_for(plan)?;
+        let mut settings = self.cfg.overrides.clone().or(&plan.settings);
+        if smoke {
+            settings = self.cfg.overrides.clone().or(&smoke_caps(&settings));
+        }
+        let result = execute(plan, &self.cfg.env, &settings, on_event);
+        let tolerance = settings.resolve().tolerance;
+        let gating = !smoke && !matches!(self.cfg.mode, Mode::Bless { .. });
+        let policy = self.cfg.policy.clone();
+        let baseline = if gating {
+            self.baseline(&plan.suite)?
+                .and_then(|b| b.scenarios.get(&plan.name))
+        } else {
+            None
+        };
+        let verdicts = if matches!(result.outcome, Outcome::Ran) {
+            compare::compare_scenario(&result, baseline, &plan.metric_rules, tolerance, &policy)
+        } else {
+            Vec::new()
+        };
+        let status = status_of(&result, &verdicts);
+        Ok(ScenarioReport {
+            result,
+            status,
+            verdicts,
+            checklist: plan.checklist.clone(),
+            smoke,
+        })
+    }
+
+    /// Blesses (when asked), evaluates the checklist and sets the exit code.
+    pub fn finish(self, scenarios: Vec<ScenarioReport>) -> Result<RunReport, SetupError> {
+        let mut blessed = Vec::new();
+        let git_commit = crate::host::git_commit(&self.cfg.baselines_dir.join(".."));
+        if let Mode::Bless { reason, replace } = &self.cfg.mode {
+            let mut by_suite: BTreeMap<&str, Vec<ScenarioResult>> = BTreeMap::new();
+            for s in &scenarios {
+                if matches!(s.result.outcome, Outcome::Ran) && !s.status.is_failure() {
+                    by_suite
+                        .entry(s.result.suite.as_str())
+                        .or_default()
+                        .push(s.result.clone());
+                }
+            }
+            for (suite, results) in by_suite {
+                let provenance = Provenance {
+                    commit: git_commit.clone(),
+                    date: jiff::Timestamp::now().to_string(),
+                    tool_version: env!("CARGO_PKG_VERSION").to_string(),
+                    reason: reason.clone(),
+                };
+                let mode = if *replace {
+                    BlessMode::Replace
+                } else {
+                    BlessMode::Append
+                };
+                let summary: BlessSummary =
+                    self.store
+                        .bless(&self.hardware, suite, &results, provenance, mode)?;
+                blessed.push(summary.to_string());
+            }
+        }
+        let checklist = checklist::evaluate(&scenarios);
+        let statuses: Vec<Status> = scenarios.iter().map(|s| s.status).collect();
+        let exit_code = exit_code(&statuses, self.cfg.fail_on_inconclusive);
+        Ok(RunReport {
+            format_version: RESULTS_FORMAT_VERSION,
+            tool_version: env!("CARGO_PKG_VERSION").to_string(),
+            created: jiff::Timestamp::now().to_string(),
+            git_commit,
+            mode: match self.cfg.mode {
+                Mode::Gate => "gate",
+                Mode::Smoke => "smoke",
+                Mode::Bless { .. } => "bless",
+            }
+            .to_string(),
+            hardware_dir: self.hardware.dirname(),
+            hardware_key: self.hardware,
+            scenarios,
+            checklist,
+            exit_code,
+            blessed,
+        })
+    }
+}
+
+/// Smoke budget: enough samples to prove the scenario runs and reports.
+fn smoke_caps(s: &Settings) -> Settings {
+    let r = s.resolve();
+    let cap = |d: Duration, max: Duration| Some(HumanDuration(d.min(max)));
+    Settings {
+        warmup: cap(r.warmup, Duration::from_millis(100)),
+        warmup_runs: Some(r.warmup_runs.min(1)),
+        min_samples: Some(r.min_samples.min(3)),
+        max_samples: Some(r.max_samples.min(r.min_samples.min(3).max(10))),
+        max_time: cap(r.max_time, Duration::from_millis(500)),
+        ..s.clone()
+    }
+}
+
+/// Runs a scenario's executor inside the monitor window. Never panics on a
+/// failing workload: the failure becomes the outcome. A run the monitor
+/// marks invalid (throttling, low clocks) is retried once.
+pub fn execute(
+    plan: &ScenarioPlan,
+    env: &ExecEnv,
+    settings: &Settings,
+    on_event: &mut dyn FnMut(ExecEvent),
+) -> ScenarioResult {
+    let start = Instant::now();
+    let mut result = ScenarioResult {
+        suite: plan.suite.clone(),
+        scenario: plan.name.clone(),
+        kind: plan.kind(),
+        location: plan.location.clone(),
+        device: String::new(),
+        outcome: Outcome::Ran,
+        metrics: Vec::new(),
+        checks: Vec::new(),
+        monitor: MonitorSummary::default(),
+        invalid_reasons: Vec::new(),
+        warnings: Vec::new(),
+        wall_time_s: 0.0,
+    };
+    let Some(executor) = exec::executor_for(plan.kind()) else {
+        result.outcome = Outcome::Ignored {
+            reason: format!("kind `{}` is not supported by this build", plan.kind()),
+        };
+        return result;
+    };
+    if let Availability::Missing(reason) = executor.availability(plan) {
+        result.outcome = Outcome::Ignored { reason };
+        return result;
+    }
+    let resolved = settings.resolve();
+    for attempt in 0..2 {
+        let pids = Arc::new(Mutex::new(Vec::new()));
+        let monitor = Monitor::start(resolved.monitor_interval, pids.clone());
+        let mut ctx = RunCtx::new(env, resolved.clone(), on_event, pids);
+        let outcome = executor.run(plan, &mut ctx);
+        let summary = monitor.stop();
+        let (invalid, warnings) = monitor::validity(&summary);
+        result.monitor = summary;
+        result.warnings = warnings;
+        match outcome {
+            Ok(out) => {
+                result.device = out.device;
+                result.metrics = out.metrics;
+                result.checks = out.checks;
+                result.warnings.extend(out.warnings);
+                result.invalid_reasons = out.invalid_reasons;
+                result.invalid_reasons.extend(invalid);
+                result.outcome = match result.checks.iter().find(|c| !c.passed) {
+                    Some(c) => Outcome::Failed {
+                        error: format!("check `{}` failed: {}", c.name, c.evidence),
+                    },
+                    None => Outcome::Ran,
+                };
+            }
+            Err(ExecError::Failed(error)) => result.outcome = Outcome::Failed { error },
+            Err(ExecError::Unavailable(reason)) => result.outcome = Outcome::Ignored { reason },
+        }
+        if result.invalid_reasons.is_empty() || attempt == 1 {
+            break;
+        }
+        result.warnings.push(format!(
+            "first attempt invalid ({}); retried once",
+            result.invalid_reasons.join("; ")
+        ));
+    }
+    add_monitoring_check(&mut result);
+    result.wall_time_s = start.elapsed().as_secs_f64();
+    result
+}
+
+/// Evidence for "performance monitoring enabled": samples were taken.
+fn add_monitoring_check(result: &mut ScenarioResult) {
+    let m = &result.monitor;
+    let gpu_samples: usize = m.gpus.iter().map(|g| g.samples).sum();
+    let evidence = match &m.gpu_unavailable {
+        Some(why) => format!("{} host samples; NVML: {why}", m.host.samples),
+        None => format!(
+            "{} host samples, {gpu_samples} NVML samples over {} GPU(s)",
+            m.host.samples,
+            m.gpus.len()
+        ),
+    };
+    let passed = m.host.samples > 0;
+    result.checks.push(Check::new(
+        "monitoring",
+        passed,
+        evidence,
+        Some(ChecklistItem::Monitoring),
+    ));
+}
+
+/// A scenario's status from its outcome and metric verdicts.
+pub fn status_of(result: &ScenarioResult, verdicts: &[MetricVerdict]) -> Status {
+    match &result.outcome {
+        Outcome::Ignored { .. } => return Status::Ignored,
+        Outcome::Failed { .. } => return Status::Failed,
+        Outcome::Ran => {}
+    }
+    let has = |v: Verdict| verdicts.iter().any(|m| m.verdict == v);
+    if has(Verdict::Regressed) {
+        Status::Regressed
+    } else if has(Verdict::Invalid) || !result.invalid_reasons.is_empty() {
+        Status::Invalid
+    } else if has(Verdict::Inconclusive) {
+        Status::Inconclusive
+    } else if has(Verdict::Improved) {
+        Status::Improved
+    } else if has(Verdict::Pass) {
+        Status::Pass
+    } else {
+        Status::NoBaseline
+    }
+}
+
+/// 0 all pass; 1 a regression or failure; 3 only inconclusive/invalid when
+/// the policy says so. (2, bad input, is decided before anything runs.)
+pub fn exit_code(statuses: &[Status], fail_on_inconclusive: bool) -> i32 {
+    if statuses.iter().any(|s| s.is_failure()) {
+        1
+    } else if fail_on_inconclusive
+        && statuses
+            .iter()
+            .any(|s| matches!(s, Status::Inconclusive | Status::Invalid))
+    {
+        3
+    } else {
+        0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes() {
+        use Status::*;
+        assert_eq!(exit_code(&[Pass, NoBaseline, Ignored, Improved], true), 0);
+        assert_eq!(exit_code(&[Pass, Regressed], false), 1);
+        assert_eq!(exit_code(&[Failed, Inconclusive], true), 1);
+        assert_eq!(exit_code(&[Pass, Inconclusive], true), 3);
+        assert_eq!(exit_code(&[Pass, Invalid], false), 0);
+    }
+
+    #[test]
+    fn smoke_caps_shrink_but_never_grow() {
+        let s = Settings {
+            max_time: Some(HumanDuration(Duration::from_millis(200))),
+            min_samples: Some(50),
+            ..Default::default()
+        };
+        let r = smoke_caps(&s).resolve();
+        assert_eq!(r.max_time, Duration::from_millis(200));
+        assert_eq!(r.min_samples, 3);
+        assert!(r.max_samples >= r.min_samples);
+    }
+}
