@@ -176,7 +176,8 @@ fn trial(
 /// Reports requested through the environment (`NEON_PERF_JSON`, `NEON_PERF_JUNIT`,
 /// `NEON_PERF_MARKDOWN`), and the GitHub step summary when set.
 fn write_env_outputs(report: &run::RunReport) -> Result<(), String> {
-    let targets: [(&str, fn(&run::RunReport) -> Vec<u8>); 3] = [
+    type Exporter = fn(&run::RunReport) -> Vec<u8>;
+    let targets: [(&str, Exporter); 3] = [
         ("NEON_PERF_JSON", report::json),
         ("NEON_PERF_JUNIT", report::junit::junit),
         ("NEON_PERF_MARKDOWN", report::markdown::markdown),

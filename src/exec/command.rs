@@ -208,7 +208,7 @@ fn measure_point(
                 Direction::LowerIsBetter,
                 run.peak_rss as f64,
             );
-            let mut primary_value = (primary == "wall_time").then(|| run.wall.as_secs_f64());
+            let mut primary_value = (primary == "wall_time").then_some(run.wall.as_secs_f64());
             for m in &run.metrics {
                 let (unit, scale) = Unit::parse_with_scale(m.unit.as_deref().unwrap_or(""));
                 let direction = m.direction.unwrap_or_else(|| unit.default_direction());
