@@ -1,0 +1,183 @@
+//! End to end through the real `neon-perf` binary: exit codes, reports,
+//! bless then gate, failures people can act on. The workloads are real child
+//! processes; their metrics are deterministic so no verdict depends on how
+//! fast this machine is.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_neon-perf"))
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/cli")
+        .join(name)
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn run(args: &[&str], baselines: &Path) -> Output {
+    bin()
+        .args(args)
+        .arg("--baselines")
+        .arg(baselines)
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .output()
+        .expect("neon-perf runs")
+}
+
+#[test]
+fn bless_then_gate_passes_then_catches_a_regression() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("baselines");
+    let five = fixture("gate-5.toml");
+    let six = fixture("gate-6.toml");
+
+    let o = run(&["bless", five.to_str().unwrap(), "--reason", "first"], &base);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let files: Vec<_> = walk(&base);
+    assert_eq!(files.len(), 1, "one baseline file: {files:?}");
+    assert!(files[0].ends_with("gate.toml"), "{files:?}");
+
+    let json = dir.path().join("out/results.json");
+    let o = run(
+        &["run", five.to_str().unwrap(), "--json", json.to_str().unwrap()],
+        &base,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(v["format_version"], 1);
+    let verdicts = v["scenarios"][0]["verdicts"].as_array().unwrap();
+    let m = verdicts.iter().find(|x| x["key"] == "m").expect("metric m");
+    assert_eq!(m["verdict"], "pass", "{m}");
+
+    // 6 ms against a 5 ms baseline: +20%, every sample identical: regressed.
+    let o = run(&["run", six.to_str().unwrap()], &base);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let out = text(&o);
+    assert!(out.contains("REGRESSED"), "{out}");
+    assert!(out.contains("gate::emit"), "{out}");
+}
+
+#[test]
+fn failing_program_fails_with_status_and_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let junit = dir.path().join("junit.xml");
+    let o = run(
+        &[
+            "run",
+            fixture("failing.toml").to_str().unwrap(),
+            "--junit",
+            junit.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let out = text(&o);
+    assert!(out.contains("exited with status 3"), "{out}");
+    assert!(out.contains("model file missing: weights.bin"), "{out}");
+    let xml = std::fs::read_to_string(junit).unwrap();
+    assert!(xml.contains("<testcase name=\"broken\""), "{xml}");
+    assert!(xml.contains("<error"), "{xml}");
+}
+
+#[test]
+fn absolute_bound_fails_without_baseline() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(&["run", fixture("bounds.toml").to_str().unwrap()], dir.path());
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("max"), "{}", text(&o));
+}
+
+#[test]
+fn malformed_suite_exits_2_naming_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = fixture("malformed.toml");
+    for verb in ["run", "check"] {
+        let mut args = vec![verb, path.to_str().unwrap()];
+        let o = if verb == "check" {
+            args.truncate(2);
+            bin().args(&args).output().unwrap()
+        } else {
+            run(&args, dir.path())
+        };
+        assert_eq!(o.status.code(), Some(2), "{verb}: {}", text(&o));
+        let out = text(&o);
+        assert!(out.contains("malformed.toml:7:"), "{verb}: {out}");
+        assert!(out.contains("command"), "did-you-mean hint: {out}");
+    }
+}
+
+#[test]
+fn smoke_run_of_examples_writes_all_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let md = dir.path().join("r.md");
+    let junit = dir.path().join("r.xml");
+    let suites = Path::new(env!("CARGO_MANIFEST_DIR")).join("suites/examples.toml");
+    let o = run(
+        &[
+            "run",
+            "--smoke",
+            suites.to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+            "--markdown",
+            md.to_str().unwrap(),
+            "--junit",
+            junit.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let names: Vec<&str> = v["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["scenario"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["sort", "python-infer"]);
+    for s in v["scenarios"].as_array().unwrap() {
+        assert_eq!(s["outcome"]["status"], "ran", "{s}");
+        let keys: Vec<&str> = s["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["key"].as_str().unwrap())
+            .collect();
+        assert!(keys.iter().any(|k| k.starts_with("wall_time{")), "{keys:?}");
+        assert!(s["monitor"]["host"]["samples"].as_u64().unwrap() > 0, "{s}");
+    }
+    let checklist = v["checklist"].as_array().unwrap();
+    assert_eq!(checklist.len(), 7);
+    let monitoring = checklist.iter().find(|c| c["item"] == "monitoring").unwrap();
+    assert_eq!(monitoring["state"], "ticked", "{monitoring}");
+    let md = std::fs::read_to_string(md).unwrap();
+    assert!(md.contains("Performance checklist"), "{md}");
+    let xml = std::fs::read_to_string(junit).unwrap();
+    assert!(xml.contains("<testsuite name=\"examples\""), "{xml}");
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
