@@ -24,6 +24,8 @@ pub(crate) const RULE_KEYS: [&str; 6] =
     ["tolerance", "max", "min", "direction", "estimator", "gate"];
 /// Placeholders a command may use besides the params.
 pub(crate) const BUILTIN_PLACEHOLDERS: [&str; 2] = ["neon_perf", "suite_dir"];
+/// Kinds this version runs; the others in `Kind::ALL` are refused by name.
+const SUPPORTED_KINDS: [&str; 3] = ["command", "gpu_kernel", "oom_stress"];
 /// More points than this is almost certainly a mistake in `params`.
 const MAX_POINTS: usize = 100_000;
 
@@ -180,13 +182,7 @@ pub(crate) fn scenario(
 /// `kind`: required, known, and supported by this version. `Ok(None)` never
 /// happens for a present key; errors carry their own location.
 fn kind(t: &DeTable<'_>, header: &Range<usize>) -> Result<Option<Kind>, Diag> {
-    let ids = || {
-        Kind::ALL
-            .iter()
-            .map(|k| k.id())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let ids = || SUPPORTED_KINDS.join(", ");
     let Some(v) = t.get("kind") else {
         return Err(
             Diag::new(header.clone(), "missing key `kind` in [[scenario]]").hint(Some(format!(
@@ -201,9 +197,7 @@ fn kind(t: &DeTable<'_>, header: &Range<usize>) -> Result<Option<Kind>, Diag> {
             v.span(),
             format!("kind `{k}` is not supported yet by this version of neon-perf"),
         )
-        .hint(Some(
-            "supported kinds: command, gpu_kernel, oom_stress".into(),
-        ))),
+        .hint(Some(format!("supported kinds: {}", ids())))),
         Some(k) => Ok(Some(k)),
         None => Err(Diag::new(v.span(), format!("unknown kind `{s}`")).hint(
             did_you_mean(s, Kind::ALL.iter().map(|k| k.id()))
@@ -319,8 +313,12 @@ fn read_params(
                     .collect();
                 names.push(name.to_string());
             }
-            // Pushed here so every bad param is reported; the caller drops the plan.
-            Err(d) => diags.push(d),
+            // Pushed here so every bad param is reported; the caller drops the
+            // plan. The name still counts, so `{n}` is not reported as unknown.
+            Err(d) => {
+                diags.push(d);
+                names.push(name.to_string());
+            }
         }
     }
     Ok((names, points))
@@ -380,11 +378,11 @@ fn read_rule(v: &Value<'_>, metric: &str) -> Result<MetricRule, Vec<Diag>> {
             "tolerance" => super::settings::tolerance(v).map(|x| rule.tolerance = Some(x)),
             "max" => bound(v, "max").map(|x| {
                 rule.max = Some(x);
-                bound_spans.1 = Some(v.span());
+                bound_spans.1 = Some((v.span(), as_written(v)));
             }),
             "min" => bound(v, "min").map(|x| {
                 rule.min = Some(x);
-                bound_spans.0 = Some(v.span());
+                bound_spans.0 = Some((v.span(), as_written(v)));
             }),
             "direction" => read::string(v, key).and_then(|s| {
                 let d = match s {
@@ -420,14 +418,14 @@ fn read_rule(v: &Value<'_>, metric: &str) -> Result<MetricRule, Vec<Diag>> {
             errs.push(d);
         }
     }
-    if let (Some(min), Some(max), (Some(min_span), Some(max_span))) =
+    if let (Some(min), Some(max), (Some((min_span, min_text)), Some((max_span, max_text)))) =
         (rule.min, rule.max, bound_spans)
     {
         if min > max {
             errs.push(
                 Diag::new(
                     min_span,
-                    format!("`min` ({min}) is greater than `max` ({max}) for metric `{metric}`"),
+                    format!("`min` ({min_text}) is greater than `max` ({max_text}) for metric `{metric}`"),
                 )
                 .related(max_span, "`max` set here"),
             );
@@ -450,6 +448,16 @@ pub fn parse_estimator(s: &str) -> Result<Estimator, String> {
         _ => Err(format!(
             "invalid estimator `{s}`: expected \"median\", \"mean\", \"min\", \"max\" or a percentile such as \"p10\""
         )),
+    }
+}
+
+/// A bound as the user wrote it, for messages.
+fn as_written(v: &Value<'_>) -> String {
+    match v.get_ref() {
+        DeValue::String(s) => format!("\"{s}\""),
+        DeValue::Integer(i) => i.as_str().to_string(),
+        DeValue::Float(f) => f.as_str().to_string(),
+        other => a_type(other).to_string(),
     }
 }
 

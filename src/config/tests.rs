@@ -131,7 +131,7 @@ fn one_mistake_each() {
         (with("params = { n = [] }"), (5, 16), "`params.n` is an empty list: give at least one value", None),
         (with("metric.\"lat{\" = { max = 1 }"), (5, 8), "invalid metric name `lat{`: missing closing `}`", None),
         (with("metric.lat = { maxx = 1 }"), (5, 16), "unknown key `maxx` in the rule for metric `lat`", Some("did you mean `max`?")),
-        (with("metric.lat = { min = \"5ms\", max = \"1ms\" }"), (5, 22), "`min` (0.005) is greater than `max` (0.001) for metric `lat`", None),
+        (with("metric.lat = { min = \"5ms\", max = \"1ms\" }"), (5, 22), "`min` (\"5ms\") is greater than `max` (\"1ms\") for metric `lat`", None),
         (with("metric.lat = { tolerance = -0.1 }"), (5, 28), "`tolerance` must be between 0 and 1, found -0.1", None),
         (with("metric.lat = { max = \"5 parsecs\" }"), (5, 22), "invalid quantity `5 parsecs`: unknown unit `parsecs`", None),
         (with("metric.lat = { estimator = \"avg\" }"), (5, 28), "invalid estimator `avg`", None),
