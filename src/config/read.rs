@@ -228,26 +228,26 @@ mod tests {
     fn typed_reads() {
         let doc = parse("a = \"5s\"\nb = 5\nc = true\nd = -3\ne = 1.5\n");
         let t = doc.get_ref();
-        assert_eq!(duration(&t.get("a").unwrap(), "a").unwrap().as_secs(), 5);
-        let e = duration(&t.get("b").unwrap(), "b").unwrap_err();
+        assert_eq!(duration(t.get("a").unwrap(), "a").unwrap().as_secs(), 5);
+        let e = duration(t.get("b").unwrap(), "b").unwrap_err();
         assert!(e.message.contains("needs a unit"), "{}", e.message);
-        let e = duration(&t.get("c").unwrap(), "c").unwrap_err();
+        let e = duration(t.get("c").unwrap(), "c").unwrap_err();
         assert_eq!(
             e.message,
             "expected a duration string such as \"500ms\" for `c`, found boolean"
         );
-        assert_eq!(count(&t.get("b").unwrap(), "b").unwrap(), 5);
+        assert_eq!(count(t.get("b").unwrap(), "b").unwrap(), 5);
         assert!(
-            count(&t.get("d").unwrap(), "d")
+            count(t.get("d").unwrap(), "d")
                 .unwrap_err()
                 .message
                 .contains("negative")
         );
-        assert!(count(&t.get("e").unwrap(), "e").is_err());
-        assert_eq!(number(&t.get("e").unwrap(), "e").unwrap(), 1.5);
-        assert_eq!(number(&t.get("b").unwrap(), "b").unwrap(), 5.0);
-        assert!(boolean(&t.get("c").unwrap(), "c").unwrap());
-        assert!(string(&t.get("b").unwrap(), "b").is_err());
+        assert!(count(t.get("e").unwrap(), "e").is_err());
+        assert_eq!(number(t.get("e").unwrap(), "e").unwrap(), 1.5);
+        assert_eq!(number(t.get("b").unwrap(), "b").unwrap(), 5.0);
+        assert!(boolean(t.get("c").unwrap(), "c").unwrap());
+        assert!(string(t.get("b").unwrap(), "b").is_err());
     }
 
     #[test]

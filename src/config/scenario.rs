@@ -86,7 +86,7 @@ pub(crate) fn scenario(
             None
         }
     };
-    let kind = kind(t, &header).map_err(|d| diags.push(d)).ok().flatten();
+    let kind = kind(t, &header).map_err(|d| diags.push(d)).ok();
 
     let mut device = DeviceSel::default();
     let mut checklist = Vec::new();
@@ -179,9 +179,8 @@ pub(crate) fn scenario(
     })
 }
 
-/// `kind`: required, known, and supported by this version. `Ok(None)` never
-/// happens for a present key; errors carry their own location.
-fn kind(t: &DeTable<'_>, header: &Range<usize>) -> Result<Option<Kind>, Diag> {
+/// `kind`: required, known, and supported by this version.
+fn kind(t: &DeTable<'_>, header: &Range<usize>) -> Result<Kind, Diag> {
     let ids = || SUPPORTED_KINDS.join(", ");
     let Some(v) = t.get("kind") else {
         return Err(
@@ -198,7 +197,7 @@ fn kind(t: &DeTable<'_>, header: &Range<usize>) -> Result<Option<Kind>, Diag> {
             format!("kind `{k}` is not supported yet by this version of neon-perf"),
         )
         .hint(Some(format!("supported kinds: {}", ids())))),
-        Some(k) => Ok(Some(k)),
+        Some(k) => Ok(k),
         None => Err(Diag::new(v.span(), format!("unknown kind `{s}`")).hint(
             did_you_mean(s, Kind::ALL.iter().map(|k| k.id()))
                 .or_else(|| Some(format!("expected one of: {}", ids()))),

@@ -117,7 +117,9 @@ fn other_kinds_deserialize_their_spec() {
 #[test]
 fn one_mistake_each() {
     let with = |extra: &str| format!("{CMD}{extra}\n");
-    let cases: Vec<(String, (usize, usize), &str, Option<&str>)> = vec![
+    // (suite text, (line, column), message prefix, hint)
+    type Case = (String, (usize, usize), &'static str, Option<&'static str>);
+    let cases: Vec<Case> = vec![
         ("".into(), (1, 1), "empty suite: no [[scenario]]", None),
         ("[suite]\nname = \"x\"\n".into(), (1, 1), "empty suite: no [[scenario]]", None),
         ("[suite\n".into(), (1, 7), "invalid toml: ", None),
@@ -207,7 +209,7 @@ fn discover_lists_toml_files_sorted() {
         [dir.path().join("a.toml"), dir.path().join("b.toml"), single]
     );
     let missing = dir.path().join("nope");
-    let e = discover(&[missing.clone()]).unwrap_err();
+    let e = discover(std::slice::from_ref(&missing)).unwrap_err();
     assert_eq!(e.path, missing);
     assert!(e.message().starts_with("no such file or folder"));
 }
