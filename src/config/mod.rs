@@ -103,10 +103,14 @@ fn parse_inner(path: &Path, text: &str, diags: &mut Vec<Diag>) -> Option<Suite> 
         Ok(doc) => doc,
         Err(e) => {
             let span = e.span().unwrap_or(0..0);
-            diags.push(Diag::new(
-                span,
-                format!("invalid toml: {}", lower_first(e.message())),
-            ));
+            let d = if e.message() == "duplicate key" {
+                let key = text.get(span.clone()).unwrap_or("");
+                Diag::new(span, format!("invalid toml: duplicate key `{key}`"))
+                    .hint(Some("a key may appear only once in a table".into()))
+            } else {
+                Diag::new(span, format!("invalid toml: {}", lower_first(e.message())))
+            };
+            diags.push(d);
             return None;
         }
     };

@@ -149,14 +149,19 @@ pub(crate) fn spec<T: DeserializeOwned>(
     kind: &str,
     common_keys: &[&str],
 ) -> Result<T, Diag> {
+    // serde's messages do not name the key; find it from the error's span.
+    let keys: Vec<(String, Range<usize>)> = rest
+        .iter()
+        .map(|(k, v)| (k.get_ref().to_string(), v.span()))
+        .collect();
     let value = Spanned::new(table_span.clone(), DeValue::Table(rest));
     T::deserialize(ValueDeserializer::from(value)).map_err(|e| {
-        serde_diag(
-            e.message(),
-            e.span().unwrap_or(table_span),
-            kind,
-            common_keys,
-        )
+        let span = e.span().unwrap_or(table_span);
+        let key = keys
+            .iter()
+            .find(|(_, v)| v.start <= span.start && span.end <= v.end)
+            .map(|(k, _)| k.as_str());
+        serde_diag(e.message(), span, kind, key, common_keys)
     })
 }
 
@@ -164,7 +169,13 @@ fn backticked(s: &str) -> Vec<&str> {
     s.split('`').skip(1).step_by(2).collect()
 }
 
-fn serde_diag(msg: &str, span: Range<usize>, kind: &str, common_keys: &[&str]) -> Diag {
+fn serde_diag(
+    msg: &str,
+    span: Range<usize>,
+    kind: &str,
+    key: Option<&str>,
+    common_keys: &[&str],
+) -> Diag {
     if let Some(rest) = msg.strip_prefix("unknown field ") {
         let words = backticked(rest);
         let (got, expected) = match words.split_first() {
@@ -179,7 +190,7 @@ fn serde_diag(msg: &str, span: Range<usize>, kind: &str, common_keys: &[&str]) -
         .or_else(|| {
             (!expected.is_empty()).then(|| {
                 format!(
-                    "a `{kind}` scenario takes the common keys and: {}",
+                    "besides the common scenario keys, a `{kind}` scenario takes: {}",
                     expected
                         .iter()
                         .map(|k| format!("`{k}`"))
@@ -202,10 +213,26 @@ fn serde_diag(msg: &str, span: Range<usize>, kind: &str, common_keys: &[&str]) -
             .strip_prefix(prefix)
             .and_then(|rest| rest.split_once(", expected "))
         {
-            return Diag::new(span, format!("expected {expected}, found {found}"));
+            let expected = plain_type(expected);
+            let what = key.map(|k| format!(" for `{k}`")).unwrap_or_default();
+            return Diag::new(span, format!("expected {expected}{what}, found {found}"));
         }
     }
     Diag::new(span, lower_first(msg))
+}
+
+/// serde names Rust types ("f64", "a sequence"); say what to write in TOML.
+fn plain_type(expected: &str) -> &str {
+    match expected {
+        "f32" | "f64" => "a number",
+        "u8" | "u16" | "u32" | "u64" | "usize" | "i8" | "i16" | "i32" | "i64" | "isize" => {
+            "a whole number"
+        }
+        "a sequence" => "an array",
+        "a map" => "a table",
+        "a boolean" => "true or false",
+        other => other,
+    }
 }
 
 pub(crate) fn lower_first(s: &str) -> String {
@@ -270,7 +297,7 @@ mod tests {
             ),
         ];
         for (msg, want, hint) in cases {
-            let d = serde_diag(msg, 0..1, "command", &["name", "max_time"]);
+            let d = serde_diag(msg, 0..1, "command", None, &["name", "max_time"]);
             assert_eq!(d.message, want);
             assert_eq!(d.hint.as_deref(), hint);
         }
