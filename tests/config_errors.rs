@@ -117,3 +117,13 @@ fn colored_rendering_differs_only_by_escapes() {
     };
     assert_eq!(stripped, err.render(false));
 }
+
+#[test]
+fn the_documented_error_is_the_real_one() {
+    let doc = std::fs::read_to_string("docs/suite-format.md").unwrap();
+    let rendered = load_err(&fixture("unknown_scenario_key")).render(false);
+    assert!(
+        doc.contains(&format!("```text\n{rendered}\n```")),
+        "docs/suite-format.md should show:\n{rendered}"
+    );
+}

@@ -149,3 +149,24 @@ fn all_kinds_get_their_specs() {
         Duration::from_secs(30)
     );
 }
+
+/// The first ```toml block of a markdown section.
+fn toml_block_after(doc: &str, heading: &str) -> String {
+    let section = &doc[doc.find(heading).expect("heading")..];
+    let start = section.find("```toml\n").expect("toml block") + "```toml\n".len();
+    let len = section[start..].find("```").expect("closing fence");
+    section[start..start + len].to_string()
+}
+
+#[test]
+fn the_documented_example_parses() {
+    let doc = std::fs::read_to_string("docs/suite-format.md").unwrap();
+    let example = toml_block_after(&doc, "## A complete example");
+    let s = neon_perf::config::parse_suite(Path::new("suites/inference.toml"), &example)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.name, "inference");
+    assert_eq!(s.scenarios.len(), 2);
+    assert_eq!(s.scenarios[0].points.len(), 6);
+    assert_eq!(s.scenarios[0].settings.resolve().tolerance, 0.03);
+    assert_eq!(s.scenarios[1].settings.resolve().tolerance, 0.05);
+}
