@@ -6,7 +6,9 @@
 //! location; only a kind's own keys go through serde (the spec structs in
 //! `plan/` own their fields), and serde's first error is located too.
 
+mod command;
 mod error;
+mod metric_rule;
 mod read;
 mod scenario;
 mod settings;
@@ -17,8 +19,9 @@ use std::path::{Path, PathBuf};
 
 use toml::de::{DeTable, DeValue};
 
+pub use command::placeholders;
 pub use error::{ConfigError, Diagnostic, Related};
-pub use scenario::{parse_estimator, parse_quantity, placeholders};
+pub use metric_rule::{parse_estimator, parse_quantity};
 
 use crate::plan::Suite;
 use error::{Diag, did_you_mean};

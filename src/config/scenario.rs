@@ -7,23 +7,20 @@ use std::path::Path;
 
 use toml::de::{DeTable, DeValue};
 
-use super::error::{Diag, closest, did_you_mean};
+use super::command::{BUILTIN_PLACEHOLDERS, check_command};
+use super::error::{Diag, did_you_mean};
+use super::metric_rule::read_rules;
 use super::read::{self, Value, a_type, entries};
 use super::settings::{Layer, SETTINGS_KEYS};
-use crate::metric::{ChecklistItem, Direction, Estimator, MetricKey, Unit};
+use crate::metric::ChecklistItem;
 use crate::plan::{
-    CommandSpec, DeviceSel, GpuKernelSpec, Kind, KindSpec, MetricRule, OomStressSpec, ParamPoint,
-    ParamValue, ScenarioPlan, SourceLocation,
+    CommandSpec, DeviceSel, GpuKernelSpec, Kind, KindSpec, OomStressSpec, ParamPoint, ParamValue,
+    ScenarioPlan, SourceLocation,
 };
 
 /// Keys every scenario may have, whatever its kind (settings keys come on top).
 pub(crate) const COMMON_KEYS: [&str; 6] =
     ["name", "kind", "device", "checklist", "params", "metric"];
-/// Keys of a `metric."name{labels}"` rule.
-pub(crate) const RULE_KEYS: [&str; 6] =
-    ["tolerance", "max", "min", "direction", "estimator", "gate"];
-/// Placeholders a command may use besides the params.
-pub(crate) const BUILTIN_PLACEHOLDERS: [&str; 2] = ["neon_perf", "suite_dir"];
 /// Kinds this version runs; the others in `Kind::ALL` are refused by name.
 const SUPPORTED_KINDS: [&str; 3] = ["command", "gpu_kernel", "oom_stress"];
 /// More points than this is almost certainly a mistake in `params`.
@@ -234,7 +231,7 @@ fn read_checklist(v: &Value<'_>) -> Result<Vec<ChecklistItem>, Diag> {
     Ok(out)
 }
 
-fn is_ident(s: &str) -> bool {
+pub(crate) fn is_ident(s: &str) -> bool {
     let mut c = s.chars();
     c.next()
         .is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
@@ -323,315 +320,9 @@ fn read_params(
     Ok((names, points))
 }
 
-/// `metric."name{labels}" = { ... }`, keyed by the canonical metric key.
-fn read_rules(v: &Value<'_>, diags: &mut Vec<Diag>) -> BTreeMap<String, MetricRule> {
-    let mut rules = BTreeMap::new();
-    let mut seen: BTreeMap<String, Range<usize>> = BTreeMap::new();
-    let t = match read::table(v, "metric") {
-        Ok(t) => t,
-        Err(d) => {
-            diags.push(d.hint(Some(
-                "write `metric.\"latency_p99{batch=1}\" = { max = \"5ms\" }`".into(),
-            )));
-            return rules;
-        }
-    };
-    for (k, v) in entries(t) {
-        let raw = k.get_ref().as_ref();
-        let key = match raw.parse::<MetricKey>() {
-            Ok(key) => key.to_string(),
-            Err(e) => {
-                diags.push(Diag::new(k.span(), e).hint(Some(
-                    "a metric is `name` or `name{label=value,...}`; quote it: `metric.\"latency{batch=1}\"`"
-                        .into(),
-                )));
-                continue;
-            }
-        };
-        if let Some(first) = seen.get(&key) {
-            diags.push(
-                Diag::new(k.span(), format!("duplicate rule for metric `{key}`"))
-                    .related(first.clone(), "first rule here"),
-            );
-            continue;
-        }
-        seen.insert(key.clone(), k.span());
-        match read_rule(v, &key) {
-            Ok(rule) => {
-                rules.insert(key, rule);
-            }
-            Err(mut ds) => diags.append(&mut ds),
-        }
-    }
-    rules
-}
-
-fn read_rule(v: &Value<'_>, metric: &str) -> Result<MetricRule, Vec<Diag>> {
-    let t = read::table(v, "metric").map_err(|d| vec![d])?;
-    let mut rule = MetricRule::default();
-    let mut errs = Vec::new();
-    let mut bound_spans = (None, None);
-    for (k, v) in entries(t) {
-        let key = k.get_ref().as_ref();
-        let r: Result<(), Diag> = match key {
-            "tolerance" => super::settings::tolerance(v).map(|x| rule.tolerance = Some(x)),
-            "max" => bound(v, "max").map(|x| {
-                rule.max = Some(x);
-                bound_spans.1 = Some((v.span(), as_written(v)));
-            }),
-            "min" => bound(v, "min").map(|x| {
-                rule.min = Some(x);
-                bound_spans.0 = Some((v.span(), as_written(v)));
-            }),
-            "direction" => read::string(v, key).and_then(|s| {
-                let d = match s {
-                    "lower" => Direction::LowerIsBetter,
-                    "higher" => Direction::HigherIsBetter,
-                    "neither" => Direction::Neither,
-                    _ => {
-                        return Err(Diag::new(
-                            v.span(),
-                            format!("invalid direction `{s}`: expected \"lower\", \"higher\" or \"neither\""),
-                        )
-                        .hint(did_you_mean(s, ["lower", "higher", "neither"])));
-                    }
-                };
-                rule.direction = Some(d);
-                Ok(())
-            }),
-            "estimator" => read::string(v, key).and_then(|s| {
-                parse_estimator(s)
-                    .map(|e| rule.estimator = Some(e))
-                    .map_err(|e| Diag::new(v.span(), e))
-            }),
-            "gate" => read::boolean(v, key).map(|b| rule.gate = Some(b)),
-            _ => Err(Diag::new(
-                k.span(),
-                format!("unknown key `{key}` in the rule for metric `{metric}`"),
-            )
-            .hint(did_you_mean(key, RULE_KEYS).or_else(|| {
-                Some(format!("a metric rule takes: {}", RULE_KEYS.join(", ")))
-            }))),
-        };
-        if let Err(d) = r {
-            errs.push(d);
-        }
-    }
-    if let (Some(min), Some(max), (Some((min_span, min_text)), Some((max_span, max_text)))) =
-        (rule.min, rule.max, bound_spans)
-    {
-        if min > max {
-            errs.push(
-                Diag::new(
-                    min_span,
-                    format!("`min` ({min_text}) is greater than `max` ({max_text}) for metric `{metric}`"),
-                )
-                .related(max_span, "`max` set here"),
-            );
-        }
-    }
-    if errs.is_empty() { Ok(rule) } else { Err(errs) }
-}
-
-/// `median`, `mean`, `min`, `max`, or a percentile `pNN` (`p10`, `p99.9`).
-pub fn parse_estimator(s: &str) -> Result<Estimator, String> {
-    match s {
-        "median" | "p50" => return Ok(Estimator::Median),
-        "mean" => return Ok(Estimator::Mean),
-        "min" => return Ok(Estimator::Min),
-        "max" => return Ok(Estimator::Max),
-        _ => {}
-    }
-    match s.strip_prefix('p').map(str::parse::<f64>) {
-        Some(Ok(p)) if p > 0.0 && p < 100.0 => Ok(Estimator::Quantile(p / 100.0)),
-        _ => Err(format!(
-            "invalid estimator `{s}`: expected \"median\", \"mean\", \"min\", \"max\" or a percentile such as \"p10\""
-        )),
-    }
-}
-
-/// A bound as the user wrote it, for messages.
-fn as_written(v: &Value<'_>) -> String {
-    match v.get_ref() {
-        DeValue::String(s) => format!("\"{s}\""),
-        DeValue::Integer(i) => i.as_str().to_string(),
-        DeValue::Float(f) => f.as_str().to_string(),
-        other => a_type(other).to_string(),
-    }
-}
-
-/// A bound: a bare number, or a quantity string converted to base units
-/// ("5ms" → 0.005, "4GiB" → 4294967296, "10GB/s" → 1e10, "95%" → 95).
-fn bound(v: &Value<'_>, key: &str) -> Result<f64, Diag> {
-    match v.get_ref() {
-        DeValue::String(s) => parse_quantity(s).map_err(|e| Diag::new(v.span(), e)),
-        DeValue::Integer(_) | DeValue::Float(_) => read::number(v, key),
-        other => Err(Diag::new(
-            v.span(),
-            format!(
-                "expected a number or a quantity such as \"5ms\" for `{key}`, found {}",
-                a_type(other)
-            ),
-        )),
-    }
-}
-
-pub fn parse_quantity(s: &str) -> Result<f64, String> {
-    let t = s.trim();
-    let end = t
-        .char_indices()
-        .find(|&(i, c)| {
-            !(c.is_ascii_digit() || c == '.' || c == '_' || (i == 0 && (c == '-' || c == '+')))
-        })
-        .map_or(t.len(), |(i, _)| i);
-    let (num, unit) = t.split_at(end);
-    let value: f64 = num.replace('_', "").parse().map_err(|_| {
-        format!(
-            "invalid quantity `{s}`: expected a number with a unit, such as \"5ms\" or \"4GiB\""
-        )
-    })?;
-    match Unit::parse_with_scale(unit) {
-        (Unit::Other(u), _) => Err(format!(
-            "invalid quantity `{s}`: unknown unit `{u}` (use ns, us, ms, s, B, KiB, MiB, GiB, KB, MB, GB, B/s, MB/s, GB/s, GFLOP/s, /s or %)"
-        )),
-        (_, scale) => Ok(value * scale),
-    }
-}
-
-/// `{name}` placeholders in `s`: byte range of each (braces included) and its name.
-pub fn placeholders(s: &str) -> Vec<(Range<usize>, &str)> {
-    let mut out = Vec::new();
-    let mut i = 0;
-    while let Some(open) = s[i..].find('{').map(|o| o + i) {
-        match s[open + 1..].find('}').map(|c| c + open + 1) {
-            Some(close) if is_ident(&s[open + 1..close]) => {
-                out.push((open..close + 1, &s[open + 1..close]));
-                i = close + 1;
-            }
-            _ => i = open + 1,
-        }
-    }
-    out
-}
-
-/// `command` is non-empty, and its placeholders (and those of `env` values)
-/// name a param or a built-in.
-fn check_command(
-    text: &str,
-    t: &DeTable<'_>,
-    spec: &CommandSpec,
-    params: &[String],
-) -> Result<(), Diag> {
-    let cmd = t.get("command").expect("deserialized, so present");
-    if spec.command.is_empty() {
-        return Err(Diag::new(cmd.span(), "`command` must not be empty")
-            .hint(Some("give the program and its arguments: `command = [\"python\", \"bench.py\", \"--n={n}\"]`".into())));
-    }
-    let mut strings: Vec<&Value<'_>> = match cmd.get_ref() {
-        DeValue::Array(a) => a.iter().collect(),
-        _ => Vec::new(),
-    };
-    if let Some(DeValue::Table(env)) = t.get("env").map(|e| e.get_ref()) {
-        strings.extend(entries(env).into_iter().map(|(_, v)| v));
-    }
-    let known: Vec<&str> = params
-        .iter()
-        .map(String::as_str)
-        .chain(BUILTIN_PLACEHOLDERS)
-        .collect();
-    for v in strings {
-        let Some(s) = v.get_ref().as_str() else {
-            continue;
-        };
-        for (_, name) in placeholders(s) {
-            if known.contains(&name) {
-                continue;
-            }
-            // Point at the placeholder itself when the source spells it out.
-            let raw = &text[v.span()];
-            let needle = format!("{{{name}}}");
-            let span = raw
-                .find(&needle)
-                .map(|o| v.span().start + o..v.span().start + o + needle.len())
-                .unwrap_or(v.span());
-            let listed = known
-                .iter()
-                .map(|k| format!("`{{{k}}}`"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let hint = closest(name, known.iter().copied())
-                .map(|c| format!("did you mean `{{{c}}}`?"))
-                .unwrap_or_else(|| {
-                    format!("placeholders are the params and the built-ins: {listed}")
-                });
-            return Err(Diag::new(
-                span,
-                format!(
-                    "unknown placeholder `{{{name}}}`: no param or built-in is called `{name}`"
-                ),
-            )
-            .hint(Some(hint)));
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn estimators() {
-        let cases = [
-            ("median", Estimator::Median),
-            ("p50", Estimator::Median),
-            ("mean", Estimator::Mean),
-            ("min", Estimator::Min),
-            ("max", Estimator::Max),
-            ("p10", Estimator::Quantile(0.10)),
-            ("p99.5", Estimator::Quantile(0.995)),
-        ];
-        for (s, want) in cases {
-            assert_eq!(parse_estimator(s), Ok(want), "{s}");
-        }
-        for bad in ["p0", "p100", "avg", "p", "px"] {
-            assert!(parse_estimator(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn quantities() {
-        let cases = [
-            ("5ms", 0.005),
-            ("4GiB", 4294967296.0),
-            ("10GB/s", 1e10),
-            ("95%", 95.0),
-            ("250 us", 250e-6),
-            ("12", 12.0),
-            ("-5", -5.0),
-            ("1_000msg/s", 1000.0),
-        ];
-        for (s, want) in cases {
-            let got = parse_quantity(s).unwrap();
-            assert!(
-                (got - want).abs() <= want.abs() * 1e-12,
-                "{s}: {got} != {want}"
-            );
-        }
-        for bad in ["5 parsecs", "fast", "", "ms"] {
-            assert!(parse_quantity(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn placeholder_scan() {
-        let got: Vec<_> = placeholders("--n={n} {suite_dir}/x {} {'a': 1} {{x}")
-            .into_iter()
-            .map(|(_, n)| n)
-            .collect();
-        assert_eq!(got, ["n", "suite_dir", "x"]);
-        assert!(placeholders("{9x}").is_empty());
-    }
 
     #[test]
     fn slugs() {
