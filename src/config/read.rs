@@ -165,6 +165,37 @@ pub(crate) fn spec<T: DeserializeOwned>(
     })
 }
 
+/// The keys a spec struct declares, read from its `Deserialize` impl without
+/// any data; used to say which kind an out-of-place key belongs to.
+pub(crate) fn spec_fields<T: DeserializeOwned>() -> &'static [&'static str] {
+    use serde::de::{Error as _, Visitor, value::Error};
+
+    struct Probe<'a>(&'a mut &'static [&'static str]);
+    impl<'de> serde::Deserializer<'de> for Probe<'_> {
+        type Error = Error;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Error> {
+            Err(Error::custom("not a struct"))
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            fields: &'static [&'static str],
+            _visitor: V,
+        ) -> Result<V::Value, Error> {
+            *self.0 = fields;
+            Err(Error::custom("fields probed"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+            bytes byte_buf option unit unit_struct newtype_struct seq tuple
+            tuple_struct map enum identifier ignored_any
+        }
+    }
+    let mut fields: &'static [&'static str] = &[];
+    let _ = T::deserialize(Probe(&mut fields));
+    fields
+}
+
 fn backticked(s: &str) -> Vec<&str> {
     s.split('`').skip(1).step_by(2).collect()
 }
@@ -275,6 +306,15 @@ mod tests {
         assert_eq!(number(t.get("b").unwrap(), "b").unwrap(), 5.0);
         assert!(boolean(t.get("c").unwrap(), "c").unwrap());
         assert!(string(t.get("b").unwrap(), "b").is_err());
+    }
+
+    #[test]
+    fn spec_fields_are_probed() {
+        assert_eq!(
+            spec_fields::<crate::plan::CommandSpec>(),
+            ["command", "shell", "env", "cwd", "primary"]
+        );
+        assert!(spec_fields::<crate::plan::OomStressSpec>().contains(&"memory_fraction"));
     }
 
     #[test]

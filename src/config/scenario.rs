@@ -147,7 +147,7 @@ pub(crate) fn scenario(
             }
             Kind::BatchSweep | Kind::WebsocketFlood => unreachable!("refused in `kind`"),
         };
-        r.map_err(|d| diags.push(d)).ok()
+        r.map_err(|d| diags.push(other_kinds_key(d, kind))).ok()
     });
 
     if diags.len() > before {
@@ -174,6 +174,35 @@ pub(crate) fn scenario(
         points,
         spec: spec?,
     })
+}
+
+/// An unknown key that another kind takes: say so, when no typo hint fits.
+fn other_kinds_key(d: Diag, kind: Kind) -> Diag {
+    let is_typo = d
+        .hint
+        .as_deref()
+        .is_some_and(|h| h.starts_with("did you mean"));
+    let key = match d.message.strip_prefix("unknown key `") {
+        Some(rest) if !is_typo => rest.split('`').next().unwrap_or(""),
+        _ => return d,
+    };
+    let owners: Vec<&str> = [
+        (Kind::Command, read::spec_fields::<CommandSpec>()),
+        (Kind::GpuKernel, read::spec_fields::<GpuKernelSpec>()),
+        (Kind::OomStress, read::spec_fields::<OomStressSpec>()),
+    ]
+    .into_iter()
+    .filter(|(k, fields)| *k != kind && fields.contains(&key))
+    .map(|(k, _)| k.id())
+    .collect();
+    if owners.is_empty() {
+        return d;
+    }
+    let hint = format!(
+        "`{key}` is a key of `{}` scenarios; this one is `kind = \"{kind}\"`",
+        owners.join("` and `")
+    );
+    d.hint(Some(hint))
 }
 
 /// `kind`: required, known, and supported by this version.

@@ -158,6 +158,7 @@ fn one_mistake_each() {
         ("[suite]\nnmae = \"x\"\n".to_string() + CMD, (2, 1), "unknown key `nmae` in [suite]", Some("did you mean `name`?")),
         (with("params = { neon_perf = 1 }"), (5, 12), "param name `neon_perf` is reserved", None),
         (with("params = { n = [[1]] }"), (5, 17), "expected a string, number or boolean in `params.n`, found array", None),
+        (with("memory_fraction = 0.5"), (5, 1), "unknown key `memory_fraction` in a `command` scenario", Some("`memory_fraction` is a key of `oom_stress` scenarios; this one is `kind = \"command\"`")),
         (with("warmup_runs = -1"), (5, 15), "`warmup_runs` must not be negative", None),
     ];
     for (src, (line, col), msg, hint) in cases {
