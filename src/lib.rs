@@ -4,11 +4,11 @@
 //! Modules are listed from the top of that flow to the bottom; nothing below
 //! imports anything above it.
 
-pub mod baseline;
 pub mod config;
 pub mod exec;
-pub mod metric;
-pub mod plan;
+pub mod baseline;
 pub mod result;
+pub mod plan;
 pub mod stats;
+pub mod metric;
 pub mod units;

@@ -15,8 +15,6 @@ impl Executor for GpuKernelExecutor {
     }
 
     fn run(&self, _plan: &ScenarioPlan, _ctx: &mut RunCtx<'_>) -> Result<ExecOutput, ExecError> {
-        Err(ExecError::Unavailable(
-            "gpu_kernel executor not built yet".into(),
-        ))
+        Err(ExecError::Unavailable("gpu_kernel executor not built yet".into()))
     }
 }

@@ -15,8 +15,6 @@ impl Executor for OomStressExecutor {
     }
 
     fn run(&self, _plan: &ScenarioPlan, _ctx: &mut RunCtx<'_>) -> Result<ExecOutput, ExecError> {
-        Err(ExecError::Unavailable(
-            "oom_stress executor not built yet".into(),
-        ))
+        Err(ExecError::Unavailable("oom_stress executor not built yet".into()))
     }
 }
