@@ -41,7 +41,10 @@ fn bless_then_gate_passes_then_catches_a_regression() {
     let five = fixture("gate-5.toml");
     let six = fixture("gate-6.toml");
 
-    let o = run(&["bless", five.to_str().unwrap(), "--reason", "first"], &base);
+    let o = run(
+        &["bless", five.to_str().unwrap(), "--reason", "first"],
+        &base,
+    );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let files: Vec<_> = walk(&base);
     assert_eq!(files.len(), 1, "one baseline file: {files:?}");
@@ -49,7 +52,12 @@ fn bless_then_gate_passes_then_catches_a_regression() {
 
     let json = dir.path().join("out/results.json");
     let o = run(
-        &["run", five.to_str().unwrap(), "--json", json.to_str().unwrap()],
+        &[
+            "run",
+            five.to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+        ],
         &base,
     );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
@@ -92,7 +100,10 @@ fn failing_program_fails_with_status_and_stderr() {
 #[test]
 fn absolute_bound_fails_without_baseline() {
     let dir = tempfile::tempdir().unwrap();
-    let o = run(&["run", fixture("bounds.toml").to_str().unwrap()], dir.path());
+    let o = run(
+        &["run", fixture("bounds.toml").to_str().unwrap()],
+        dir.path(),
+    );
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("max"), "{}", text(&o));
 }
@@ -159,7 +170,10 @@ fn smoke_run_of_examples_writes_all_reports() {
     }
     let checklist = v["checklist"].as_array().unwrap();
     assert_eq!(checklist.len(), 7);
-    let monitoring = checklist.iter().find(|c| c["item"] == "monitoring").unwrap();
+    let monitoring = checklist
+        .iter()
+        .find(|c| c["item"] == "monitoring")
+        .unwrap();
     assert_eq!(monitoring["state"], "ticked", "{monitoring}");
     let md = std::fs::read_to_string(md).unwrap();
     assert!(md.contains("Performance checklist"), "{md}");

@@ -1,33 +1,306 @@
 //! Suite files → validated [`Suite`] plans. Strict: unknown keys are errors
 //! with a "did you mean" hint, and every error names file:line:col.
+//!
+//! The TOML is parsed into a spanned tree ([`toml::de::DeTable`]) and read by
+//! hand, so that every mistake in a file is reported at once with its
+//! location; only a kind's own keys go through serde (the spec structs in
+//! `plan/` own their fields), and serde's first error is located too.
 
+mod command;
+mod error;
+mod metric_rule;
+mod read;
+mod scenario;
+mod settings;
+
+use std::collections::BTreeMap;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use crate::plan::Suite;
+use toml::de::{DeTable, DeValue};
 
-/// A suite file that could not be turned into plans.
-#[derive(Debug, thiserror::Error)]
-#[error("{path}: {message}")]
-pub struct ConfigError {
-    pub path: PathBuf,
-    pub message: String,
+pub use command::placeholders;
+pub use error::{ConfigError, Diagnostic, Related};
+pub use metric_rule::{parse_estimator, parse_quantity};
+
+use crate::plan::Suite;
+use error::{Diag, did_you_mean};
+use read::{entries, lower_first};
+use scenario::{COMMON_KEYS, Ctx, is_slug};
+use settings::{Layer, SETTINGS_KEYS};
+
+const TOP_LEVEL_KEYS: [&str; 3] = ["suite", "defaults", "scenario"];
+const SUITE_KEYS: [&str; 2] = ["name", "description"];
+
+/// Reads, parses and validates one suite file.
+pub fn load_suite(path: &Path) -> Result<Suite, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError::without_position(
+            path,
+            format!("could not read suite file: {}", lower_first(&e.to_string())),
+        )
+    })?;
+    parse_suite(path, &text)
 }
 
-impl ConfigError {
-    pub fn render(&self, _color: bool) -> String {
-        self.to_string()
+/// Parses and validates a suite's text; `path` names it in errors and
+/// anchors relative paths (`base_dir` is its folder).
+pub fn parse_suite(path: &Path, text: &str) -> Result<Suite, ConfigError> {
+    let mut diags = Vec::new();
+    let suite = parse_inner(path, text, &mut diags);
+    match suite {
+        Some(s) if diags.is_empty() => Ok(s),
+        _ => Err(ConfigError::from_diags(path, text, diags)),
     }
 }
 
-/// Parses and validates one suite file.
-pub fn load_suite(path: &Path) -> Result<Suite, ConfigError> {
-    Err(ConfigError {
+/// Suite files to load: files as given; a folder gives its `*.toml` files
+/// (not recursive), sorted by name. A path that does not exist is an error.
+pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ConfigError> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let read = std::fs::read_dir(p).map_err(|e| {
+                ConfigError::without_position(
+                    p,
+                    format!("could not list folder: {}", lower_first(&e.to_string())),
+                )
+            })?;
+            let mut found: Vec<PathBuf> = read
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| f.is_file() && f.extension().is_some_and(|x| x == "toml"))
+                .collect();
+            found.sort();
+            out.extend(found);
+        } else if p.exists() {
+            out.push(p.clone());
+        } else {
+            return Err(ConfigError::without_position(
+                p,
+                "no such file or folder: expected a suite file or a folder of suite files",
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// The folder relative paths in a suite resolve against.
+pub(crate) fn base_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+fn parse_inner(path: &Path, text: &str, diags: &mut Vec<Diag>) -> Option<Suite> {
+    let no_scenario = |span: Range<usize>| {
+        Diag::new(span, "empty suite: no [[scenario]]").hint(Some(
+            "add a scenario: `[[scenario]]`, then `name = \"...\"` and `kind = \"command\"`".into(),
+        ))
+    };
+    if text.trim().is_empty() {
+        diags.push(no_scenario(0..0));
+        return None;
+    }
+    let doc = match DeTable::parse(text) {
+        Ok(doc) => doc,
+        Err(e) => {
+            let span = e.span().unwrap_or(0..0);
+            let d = if e.message() == "duplicate key" {
+                let key = text.get(span.clone()).unwrap_or("");
+                Diag::new(span, format!("invalid toml: duplicate key `{key}`"))
+                    .hint(Some("a key may appear only once in a table".into()))
+            } else {
+                Diag::new(span, format!("invalid toml: {}", lower_first(e.message())))
+            };
+            diags.push(d);
+            return None;
+        }
+    };
+
+    let mut suite_table = None;
+    let mut defaults_table = None;
+    let mut scenarios = Vec::new();
+    let mut scenario_key_span = None;
+    for (k, v) in entries(doc.get_ref()) {
+        let key = k.get_ref().as_ref();
+        match key {
+            "suite" => match read::table(v, "suite") {
+                Ok(t) => suite_table = Some(t),
+                Err(d) => diags.push(d),
+            },
+            "defaults" => match read::table(v, "defaults") {
+                Ok(t) => defaults_table = Some(t),
+                Err(d) => diags.push(d),
+            },
+            "scenario" => {
+                scenario_key_span = Some(k.span());
+                match v.get_ref() {
+                    DeValue::Array(a) => {
+                        for item in a.iter() {
+                            match item.get_ref() {
+                                DeValue::Table(t) => scenarios.push((item.span(), t)),
+                                other => diags.push(Diag::new(
+                                    item.span(),
+                                    format!(
+                                        "expected a table in `scenario`, found {}",
+                                        read::a_type(other)
+                                    ),
+                                )),
+                            }
+                        }
+                    }
+                    other => diags.push(
+                        Diag::new(
+                            v.span(),
+                            format!(
+                                "`scenario` must be an array of tables, found {}",
+                                read::a_type(other)
+                            ),
+                        )
+                        .hint(Some("write `[[scenario]]` (double brackets)".into())),
+                    ),
+                }
+            }
+            _ => diags.push(unknown_top_level(key, k.span())),
+        }
+    }
+
+    // [suite]
+    let mut name = None;
+    if let Some(t) = suite_table {
+        for (k, v) in entries(t) {
+            let key = k.get_ref().as_ref();
+            let r = match key {
+                "name" => read::string(v, key).and_then(|s| {
+                    if is_slug(s) {
+                        name = Some(s.to_string());
+                        Ok(())
+                    } else {
+                        Err(Diag::new(
+                            v.span(),
+                            format!(
+                                "suite name `{s}` is not a slug: use letters, digits, `-` and `_`"
+                            ),
+                        ))
+                    }
+                }),
+                "description" => read::string(v, key).map(|_| ()),
+                _ => Err(
+                    Diag::new(k.span(), format!("unknown key `{key}` in [suite]")).hint(
+                        did_you_mean(key, SUITE_KEYS)
+                            .or_else(|| Some("[suite] takes `name` and `description`".into())),
+                    ),
+                ),
+            };
+            if let Err(d) = r {
+                diags.push(d);
+            }
+        }
+    }
+    let name = match name {
+        Some(n) => n,
+        None => {
+            let stem = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if !is_slug(&stem) && !diags.iter().any(|d| d.message.starts_with("suite name")) {
+                diags.push(
+                    Diag::new(
+                        0..0,
+                        format!("suite name `{stem}` (from the file name) is not a slug"),
+                    )
+                    .hint(Some(
+                        "rename the file, or set `name` under [suite]: letters, digits, `-` and `_`"
+                            .into(),
+                    )),
+                );
+            }
+            stem
+        }
+    };
+
+    // [defaults]
+    let mut defaults = Layer::default();
+    if let Some(t) = defaults_table {
+        for (k, v) in entries(t) {
+            let key = k.get_ref().as_ref();
+            match defaults.read(key, v) {
+                Ok(true) => {}
+                Ok(false) => {
+                    let hint = did_you_mean(key, SETTINGS_KEYS).or_else(|| {
+                        Some(if COMMON_KEYS.contains(&key) {
+                            format!("`{key}` is set per scenario, under [[scenario]]")
+                        } else {
+                            format!("[defaults] takes: {}", SETTINGS_KEYS.join(", "))
+                        })
+                    });
+                    diags.push(
+                        Diag::new(k.span(), format!("unknown key `{key}` in [defaults]"))
+                            .hint(hint),
+                    );
+                }
+                Err(d) => diags.push(d),
+            }
+        }
+        diags.extend(defaults.check_samples(None));
+    }
+
+    // [[scenario]]
+    if scenarios.is_empty() {
+        if scenario_key_span.is_none() {
+            diags.push(no_scenario(0..0));
+        }
+        return None;
+    }
+    let ctx = Ctx {
+        text,
+        path,
+        suite: &name,
+        defaults: &defaults,
+    };
+    let mut seen: BTreeMap<&str, Range<usize>> = BTreeMap::new();
+    let mut plans = Vec::new();
+    for (header, t) in scenarios {
+        if let Ok((n, span)) = scenario::name(t, &header) {
+            if let Some(first) = seen.get(n) {
+                let line = text[..first.start].matches('\n').count() + 1;
+                diags.push(
+                    Diag::new(
+                        span.clone(),
+                        format!("duplicate scenario name `{n}` (first used on line {line})"),
+                    )
+                    .related(first.clone(), "first used here")
+                    .hint(Some("scenario names must be unique within a suite".into())),
+                );
+            } else {
+                seen.insert(n, span);
+            }
+        }
+        if let Some(plan) = scenario::scenario(&ctx, header, t, diags) {
+            plans.push(plan);
+        }
+    }
+    Some(Suite {
+        name,
         path: path.to_path_buf(),
-        message: "suite parser not built yet".into(),
+        scenarios: plans,
     })
 }
 
-/// Suite files under `paths`: files as given, folders → their `*.toml`.
-pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ConfigError> {
-    Ok(paths.to_vec())
+fn unknown_top_level(key: &str, span: Range<usize>) -> Diag {
+    let hint = did_you_mean(key, TOP_LEVEL_KEYS).or_else(|| {
+        Some(if SETTINGS_KEYS.contains(&key) {
+            format!("settings go under [defaults] or in a [[scenario]]: move `{key}` there")
+        } else if COMMON_KEYS.contains(&key) {
+            format!("`{key}` belongs to a scenario: put it under [[scenario]]")
+        } else {
+            "a suite file has [suite], [defaults] and [[scenario]] tables".into()
+        })
+    });
+    Diag::new(span, format!("unknown top-level key `{key}`")).hint(hint)
 }
+
+#[cfg(test)]
+mod tests;

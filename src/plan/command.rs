@@ -1,6 +1,7 @@
 //! `kind = "command"`: the user's own program, run as a child process.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::path::PathBuf;
 
 use serde::Deserialize;
@@ -26,4 +27,28 @@ pub struct CommandSpec {
     /// (default `wall_time`).
     #[serde(default)]
     pub primary: Option<String>,
+}
+
+/// `{name}` placeholders in `s`: byte range of each (braces included) and its name.
+pub fn placeholders(s: &str) -> Vec<(Range<usize>, &str)> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while let Some(open) = s[i..].find('{').map(|o| o + i) {
+        match s[open + 1..].find('}').map(|c| c + open + 1) {
+            Some(close) if is_ident(&s[open + 1..close]) => {
+                out.push((open..close + 1, &s[open + 1..close]));
+                i = close + 1;
+            }
+            _ => i = open + 1,
+        }
+    }
+    out
+}
+
+/// A placeholder name: an ASCII identifier.
+pub fn is_ident(s: &str) -> bool {
+    let mut c = s.chars();
+    c.next()
+        .is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
+        && c.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }

@@ -1,0 +1,239 @@
+//! `metric."name{labels}" = { ... }` rules: tolerance, absolute bounds as
+//! quantities in base units, direction, estimator, gate.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use toml::de::DeValue;
+
+use super::error::{Diag, did_you_mean};
+use super::read::{self, Value, a_type, entries};
+use crate::metric::{Direction, Estimator, MetricKey, Unit};
+use crate::plan::MetricRule;
+
+/// Keys of a `metric."name{labels}"` rule.
+pub(crate) const RULE_KEYS: [&str; 6] =
+    ["tolerance", "max", "min", "direction", "estimator", "gate"];
+
+/// `metric."name{labels}" = { ... }`, keyed by the canonical metric key.
+pub(crate) fn read_rules(v: &Value<'_>, diags: &mut Vec<Diag>) -> BTreeMap<String, MetricRule> {
+    let mut rules = BTreeMap::new();
+    let mut seen: BTreeMap<String, Range<usize>> = BTreeMap::new();
+    let t = match read::table(v, "metric") {
+        Ok(t) => t,
+        Err(d) => {
+            diags.push(d.hint(Some(
+                "write `metric.\"latency_p99{batch=1}\" = { max = \"5ms\" }`".into(),
+            )));
+            return rules;
+        }
+    };
+    for (k, v) in entries(t) {
+        let raw = k.get_ref().as_ref();
+        let key = match raw.parse::<MetricKey>() {
+            Ok(key) => key.to_string(),
+            Err(e) => {
+                diags.push(Diag::new(k.span(), e).hint(Some(
+                    "a metric is `name` or `name{label=value,...}`; quote it: `metric.\"latency{batch=1}\"`"
+                        .into(),
+                )));
+                continue;
+            }
+        };
+        if let Some(first) = seen.get(&key) {
+            diags.push(
+                Diag::new(k.span(), format!("duplicate rule for metric `{key}`"))
+                    .related(first.clone(), "first rule here"),
+            );
+            continue;
+        }
+        seen.insert(key.clone(), k.span());
+        match read_rule(v, &key) {
+            Ok(rule) => {
+                rules.insert(key, rule);
+            }
+            Err(mut ds) => diags.append(&mut ds),
+        }
+    }
+    rules
+}
+
+fn read_rule(v: &Value<'_>, metric: &str) -> Result<MetricRule, Vec<Diag>> {
+    let t = read::table(v, "metric").map_err(|d| vec![d])?;
+    let mut rule = MetricRule::default();
+    let mut errs = Vec::new();
+    let mut bound_spans = (None, None);
+    for (k, v) in entries(t) {
+        let key = k.get_ref().as_ref();
+        let r: Result<(), Diag> = match key {
+            "tolerance" => super::settings::tolerance(v).map(|x| rule.tolerance = Some(x)),
+            "max" => bound(v, "max").map(|x| {
+                rule.max = Some(x);
+                bound_spans.1 = Some((v.span(), as_written(v)));
+            }),
+            "min" => bound(v, "min").map(|x| {
+                rule.min = Some(x);
+                bound_spans.0 = Some((v.span(), as_written(v)));
+            }),
+            "direction" => read::string(v, key).and_then(|s| {
+                let d = match s {
+                    "lower" => Direction::LowerIsBetter,
+                    "higher" => Direction::HigherIsBetter,
+                    "neither" => Direction::Neither,
+                    _ => {
+                        return Err(Diag::new(
+                            v.span(),
+                            format!("invalid direction `{s}`: expected \"lower\", \"higher\" or \"neither\""),
+                        )
+                        .hint(did_you_mean(s, ["lower", "higher", "neither"])));
+                    }
+                };
+                rule.direction = Some(d);
+                Ok(())
+            }),
+            "estimator" => read::string(v, key).and_then(|s| {
+                parse_estimator(s)
+                    .map(|e| rule.estimator = Some(e))
+                    .map_err(|e| Diag::new(v.span(), e))
+            }),
+            "gate" => read::boolean(v, key).map(|b| rule.gate = Some(b)),
+            _ => Err(Diag::new(
+                k.span(),
+                format!("unknown key `{key}` in the rule for metric `{metric}`"),
+            )
+            .hint(did_you_mean(key, RULE_KEYS).or_else(|| {
+                Some(format!("a metric rule takes: {}", RULE_KEYS.join(", ")))
+            }))),
+        };
+        if let Err(d) = r {
+            errs.push(d);
+        }
+    }
+    if let (Some(min), Some(max), (Some((min_span, min_text)), Some((max_span, max_text)))) =
+        (rule.min, rule.max, bound_spans)
+    {
+        if min > max {
+            errs.push(
+                Diag::new(
+                    min_span,
+                    format!("`min` ({min_text}) is greater than `max` ({max_text}) for metric `{metric}`"),
+                )
+                .related(max_span, "`max` set here"),
+            );
+        }
+    }
+    if errs.is_empty() { Ok(rule) } else { Err(errs) }
+}
+
+/// `median`, `mean`, `min`, `max`, or a percentile `pNN` (`p10`, `p99.9`).
+pub fn parse_estimator(s: &str) -> Result<Estimator, String> {
+    match s {
+        "median" | "p50" => return Ok(Estimator::Median),
+        "mean" => return Ok(Estimator::Mean),
+        "min" => return Ok(Estimator::Min),
+        "max" => return Ok(Estimator::Max),
+        _ => {}
+    }
+    match s.strip_prefix('p').map(str::parse::<f64>) {
+        Some(Ok(p)) if p > 0.0 && p < 100.0 => Ok(Estimator::Quantile(p / 100.0)),
+        _ => Err(format!(
+            "invalid estimator `{s}`: expected \"median\", \"mean\", \"min\", \"max\" or a percentile such as \"p10\""
+        )),
+    }
+}
+
+/// A bound as the user wrote it, for messages.
+fn as_written(v: &Value<'_>) -> String {
+    match v.get_ref() {
+        DeValue::String(s) => format!("\"{s}\""),
+        DeValue::Integer(i) => i.as_str().to_string(),
+        DeValue::Float(f) => f.as_str().to_string(),
+        other => a_type(other).to_string(),
+    }
+}
+
+/// A bound: a bare number, or a quantity string converted to base units
+/// ("5ms" → 0.005, "4GiB" → 4294967296, "10GB/s" → 1e10, "95%" → 95).
+fn bound(v: &Value<'_>, key: &str) -> Result<f64, Diag> {
+    match v.get_ref() {
+        DeValue::String(s) => parse_quantity(s).map_err(|e| Diag::new(v.span(), e)),
+        DeValue::Integer(_) | DeValue::Float(_) => read::number(v, key),
+        other => Err(Diag::new(
+            v.span(),
+            format!(
+                "expected a number or a quantity such as \"5ms\" for `{key}`, found {}",
+                a_type(other)
+            ),
+        )),
+    }
+}
+
+pub fn parse_quantity(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let end = t
+        .char_indices()
+        .find(|&(i, c)| {
+            !(c.is_ascii_digit() || c == '.' || c == '_' || (i == 0 && (c == '-' || c == '+')))
+        })
+        .map_or(t.len(), |(i, _)| i);
+    let (num, unit) = t.split_at(end);
+    let value: f64 = num.replace('_', "").parse().map_err(|_| {
+        format!(
+            "invalid quantity `{s}`: expected a number with a unit, such as \"5ms\" or \"4GiB\""
+        )
+    })?;
+    match Unit::parse_with_scale(unit) {
+        (Unit::Other(u), _) => Err(format!(
+            "invalid quantity `{s}`: unknown unit `{u}` (use ns, us, ms, s, B, KiB, MiB, GiB, KB, MB, GB, B/s, MB/s, GB/s, GFLOP/s, /s or %)"
+        )),
+        (_, scale) => Ok(value * scale),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn estimators() {
+        let cases = [
+            ("median", Estimator::Median),
+            ("p50", Estimator::Median),
+            ("mean", Estimator::Mean),
+            ("min", Estimator::Min),
+            ("max", Estimator::Max),
+            ("p10", Estimator::Quantile(0.10)),
+            ("p99.5", Estimator::Quantile(0.995)),
+        ];
+        for (s, want) in cases {
+            assert_eq!(parse_estimator(s), Ok(want), "{s}");
+        }
+        for bad in ["p0", "p100", "avg", "p", "px"] {
+            assert!(parse_estimator(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn quantities() {
+        let cases = [
+            ("5ms", 0.005),
+            ("4GiB", 4294967296.0),
+            ("10GB/s", 1e10),
+            ("95%", 95.0),
+            ("250 us", 250e-6),
+            ("12", 12.0),
+            ("-5", -5.0),
+            ("1_000msg/s", 1000.0),
+        ];
+        for (s, want) in cases {
+            let got = parse_quantity(s).unwrap();
+            assert!(
+                (got - want).abs() <= want.abs() * 1e-12,
+                "{s}: {got} != {want}"
+            );
+        }
+        for bad in ["5 parsecs", "fast", "", "ms"] {
+            assert!(parse_quantity(bad).is_err(), "{bad}");
+        }
+    }
+}

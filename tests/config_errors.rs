@@ -1,0 +1,129 @@
+//! Every invalid fixture fails with one located, snapshotted message.
+//!
+//! Each file under `tests/fixtures/invalid/` holds exactly one mistake; the
+//! table below names the line it is on. Paths stay relative to the package
+//! root so snapshots read the same on every machine.
+
+use std::path::{Path, PathBuf};
+
+use neon_perf::config::{ConfigError, discover, load_suite};
+
+const DIR: &str = "tests/fixtures/invalid";
+
+/// (fixture stem, line of the mistake)
+const CASES: &[(&str, usize)] = &[
+    ("bad_checklist_id", 4),
+    ("bad_device", 4),
+    ("bad_duration", 5),
+    ("bad_metric_name", 5),
+    ("bad_scenario_name", 2),
+    ("bad_size", 5),
+    ("duplicate_key", 5),
+    ("duplicate_scenario_names", 7),
+    ("duration_without_unit", 2),
+    ("empty_command", 4),
+    ("empty_file", 1),
+    ("empty_params_list", 4),
+    ("min_greater_than_max", 5),
+    ("missing_kind", 1),
+    ("missing_name", 1),
+    ("negative_tolerance", 5),
+    ("no_scenarios", 1),
+    ("samples_min_greater_than_max", 8),
+    ("single_bracket_scenario", 1),
+    ("spec_wrong_type", 4),
+    ("syntax_error", 7),
+    ("tolerance_out_of_range", 2),
+    ("unknown_defaults_key", 2),
+    ("unknown_kind", 3),
+    ("unknown_metric_rule_key", 5),
+    ("unknown_placeholder", 5),
+    ("unknown_scenario_key", 5),
+    ("unknown_top_level_key", 4),
+    ("unsupported_kind", 3),
+    ("wrong_type", 2),
+];
+
+fn fixture(stem: &str) -> PathBuf {
+    Path::new(DIR).join(format!("{stem}.toml"))
+}
+
+fn load_err(path: &Path) -> ConfigError {
+    match load_suite(path) {
+        Ok(s) => panic!(
+            "{} should not parse, got {} scenarios",
+            path.display(),
+            s.scenarios.len()
+        ),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn each_invalid_fixture_names_its_line_and_matches_its_snapshot() {
+    for &(stem, line) in CASES {
+        let path = fixture(stem);
+        let err = load_err(&path);
+        assert_eq!(err.diagnostics.len(), 1, "one mistake per fixture:\n{err}");
+        let d = &err.diagnostics[0];
+        assert_eq!(d.line, line, "{stem}:\n{err}");
+        assert!(d.column >= 1, "{stem}: columns are 1-based");
+        assert!(
+            d.message.chars().next().is_some_and(|c| !c.is_uppercase()),
+            "{stem}: messages start in lower case: {}",
+            d.message
+        );
+        let rendered = err.render(false);
+        let at = format!("{}:{line}:", path.display());
+        assert!(rendered.contains(&at), "{stem}: no `{at}` in\n{rendered}");
+        assert_eq!(rendered, err.to_string(), "Display is render(false)");
+        insta::assert_snapshot!(stem, rendered);
+    }
+}
+
+#[test]
+fn every_fixture_is_in_the_table() {
+    let files = discover(&[PathBuf::from(DIR)]).unwrap();
+    assert!(files.len() >= 18);
+    for f in files {
+        let stem = f.file_stem().unwrap().to_str().unwrap();
+        assert!(
+            CASES.iter().any(|(s, _)| *s == stem),
+            "{stem}: add it to CASES with the line of its mistake"
+        );
+    }
+}
+
+#[test]
+fn colored_rendering_differs_only_by_escapes() {
+    let err = load_err(&fixture("unknown_scenario_key"));
+    let colored = err.render(true);
+    assert!(colored.contains("\u{1b}["), "color uses ANSI escapes");
+    let stripped: String = {
+        let mut out = String::new();
+        let mut chars = colored.chars();
+        while let Some(c) = chars.next() {
+            if c == '\u{1b}' {
+                for c in chars.by_ref() {
+                    if c == 'm' {
+                        break;
+                    }
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    };
+    assert_eq!(stripped, err.render(false));
+}
+
+#[test]
+fn the_documented_error_is_the_real_one() {
+    let doc = std::fs::read_to_string("docs/suite-format.md").unwrap();
+    let rendered = load_err(&fixture("unknown_scenario_key")).render(false);
+    assert!(
+        doc.contains(&format!("```text\n{rendered}\n```")),
+        "docs/suite-format.md should show:\n{rendered}"
+    );
+}
