@@ -14,6 +14,7 @@ pub mod exec;
 pub mod harness;
 pub mod host;
 pub mod metric;
+pub mod model;
 pub mod monitor;
 pub mod plan;
 pub mod report;

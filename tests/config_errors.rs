@@ -13,6 +13,12 @@ const DIR: &str = "tests/fixtures/invalid";
 /// (fixture stem, line of the mistake)
 const CASES: &[(&str, usize)] = &[
     ("bad_checklist_id", 4),
+    ("batch_sweep_bad_arch", 4),
+    ("batch_sweep_heads", 4),
+    ("batch_sweep_model_typo", 4),
+    ("batch_sweep_no_batches", 1),
+    ("batch_sweep_quant_block", 6),
+    ("batch_sweep_unknown_dtype", 6),
     ("bad_device", 4),
     ("bad_duration", 5),
     ("bad_metric_name", 5),

@@ -170,3 +170,52 @@ fn the_documented_example_parses() {
     assert_eq!(s.scenarios[0].settings.resolve().tolerance, 0.03);
     assert_eq!(s.scenarios[1].settings.resolve().tolerance, 0.05);
 }
+
+#[test]
+fn batch_sweep_specs_parse_with_their_batches_and_models() {
+    use neon_perf::plan::batch_sweep::{Activation, Arch, CompareDType, ModelDType};
+    let s = load("batch_sweep");
+    let [mlp, enc] = &s.scenarios[..] else {
+        panic!("two scenarios")
+    };
+    assert_eq!(mlp.kind(), Kind::BatchSweep);
+    assert_eq!(mlp.checklist, [ChecklistItem::Batching]);
+    let KindSpec::BatchSweep(m) = &mlp.spec else {
+        panic!("batch_sweep spec")
+    };
+    assert_eq!(m.batches(), [1, 4, 16]); // sorted, deduplicated
+    assert_eq!(m.model.arch, Arch::Mlp);
+    assert_eq!(m.model.layers.as_deref(), Some(&[512, 2048, 512][..]));
+    assert_eq!(m.model.activation, Some(Activation::Relu));
+    assert_eq!(m.model.dtype(), ModelDType::Bf16);
+    assert_eq!(m.model.seed(), 7);
+    assert_eq!(m.latency_slo.unwrap().0, Duration::from_millis(5));
+    assert_eq!(m.compare_dtypes, [CompareDType::Q8_0, CompareDType::Q4_0]);
+    assert_eq!(m.memory_budget.unwrap().0, 1 << 30);
+    assert_eq!(mlp.metric_rules["latency_p99{batch=1}"].max, Some(0.005));
+
+    assert_eq!(enc.device, DeviceSel::Cuda(1));
+    let KindSpec::BatchSweep(e) = &enc.spec else {
+        panic!("batch_sweep spec")
+    };
+    assert_eq!(e.batches(), [3, 4, 8, 16, 20]);
+    assert_eq!(e.model.arch, Arch::Transformer);
+    assert_eq!(
+        (
+            e.model.d_model,
+            e.model.heads,
+            e.model.seq_len,
+            e.model.blocks
+        ),
+        (Some(256), Some(4), Some(64), Some(2))
+    );
+    assert_eq!(e.model.weights.as_deref(), Some("enc.safetensors"));
+}
+
+#[test]
+fn shipped_model_suites_parse() {
+    for f in ["suites/models.toml", "suites/models-cuda.toml"] {
+        let s = load_suite(Path::new(f)).unwrap_or_else(|e| panic!("{e}"));
+        assert!(s.scenarios.len() >= 2, "{f}");
+    }
+}

@@ -53,6 +53,9 @@ pub enum Command {
     /// A small built-in CPU workload used by the example suite.
     #[command(hide = true)]
     Workload(WorkloadArgs),
+    /// Child process of a host `oom_stress` scenario: allocates under a limit.
+    #[command(hide = true)]
+    OomChild(crate::exec::oom_host::OomChildArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -183,6 +186,7 @@ pub fn main() -> i32 {
         Command::List(a) => commands::list(a),
         Command::Check(a) => commands::check(a),
         Command::Doctor(a) => commands::doctor(a),
+        Command::OomChild(a) => crate::exec::oom_host::child_main(&a),
         Command::Workload(a) => {
             let stdout = std::io::stdout();
             match crate::workload::run(&a, &mut stdout.lock()) {

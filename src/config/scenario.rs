@@ -14,15 +14,15 @@ use super::read::{self, Value, a_type, entries};
 use super::settings::{Layer, SETTINGS_KEYS};
 use crate::metric::ChecklistItem;
 use crate::plan::{
-    CommandSpec, DeviceSel, GpuKernelSpec, Kind, KindSpec, OomStressSpec, ParamPoint, ParamValue,
-    ScenarioPlan, SourceLocation,
+    BatchSweepSpec, CommandSpec, DeviceSel, GpuKernelSpec, Kind, KindSpec, OomStressSpec,
+    ParamPoint, ParamValue, ScenarioPlan, SourceLocation,
 };
 
 /// Keys every scenario may have, whatever its kind (settings keys come on top).
 pub(crate) const COMMON_KEYS: [&str; 6] =
     ["name", "kind", "device", "checklist", "params", "metric"];
 /// Kinds this version runs; the others in `Kind::ALL` are refused by name.
-const SUPPORTED_KINDS: [&str; 3] = ["command", "gpu_kernel", "oom_stress"];
+const SUPPORTED_KINDS: [&str; 4] = ["command", "gpu_kernel", "oom_stress", "batch_sweep"];
 /// More points than this is almost certainly a mistake in `params`.
 const MAX_POINTS: usize = 100_000;
 
@@ -145,7 +145,12 @@ pub(crate) fn scenario(
                 read::spec::<OomStressSpec>(rest, header.clone(), kind.id(), &known_keys)
                     .map(KindSpec::OomStress)
             }
-            Kind::BatchSweep | Kind::WebsocketFlood => unreachable!("refused in `kind`"),
+            Kind::BatchSweep => {
+                read::spec::<BatchSweepSpec>(rest, header.clone(), kind.id(), &known_keys)
+                    .and_then(|spec| check_batch_sweep(t, &header, spec))
+                    .map(KindSpec::BatchSweep)
+            }
+            Kind::WebsocketFlood => unreachable!("refused in `kind`"),
         };
         r.map_err(|d| diags.push(other_kinds_key(d, kind))).ok()
     });
@@ -190,6 +195,7 @@ fn other_kinds_key(d: Diag, kind: Kind) -> Diag {
         (Kind::Command, read::spec_fields::<CommandSpec>()),
         (Kind::GpuKernel, read::spec_fields::<GpuKernelSpec>()),
         (Kind::OomStress, read::spec_fields::<OomStressSpec>()),
+        (Kind::BatchSweep, read::spec_fields::<BatchSweepSpec>()),
     ]
     .into_iter()
     .filter(|(k, fields)| *k != kind && fields.contains(&key))
@@ -218,7 +224,7 @@ fn kind(t: &DeTable<'_>, header: &Range<usize>) -> Result<Kind, Diag> {
     };
     let s = read::string(v, "kind")?;
     match Kind::from_id(s) {
-        Some(k @ (Kind::BatchSweep | Kind::WebsocketFlood)) => Err(Diag::new(
+        Some(k @ Kind::WebsocketFlood) => Err(Diag::new(
             v.span(),
             format!("kind `{k}` is not supported yet by this version of neon-perf"),
         )
@@ -228,6 +234,22 @@ fn kind(t: &DeTable<'_>, header: &Range<usize>) -> Result<Kind, Diag> {
             did_you_mean(s, Kind::ALL.iter().map(|k| k.id()))
                 .or_else(|| Some(format!("expected one of: {}", ids()))),
         )),
+    }
+}
+
+/// The checks of a `batch_sweep` spec that serde cannot do, located at the
+/// offending key (or the scenario header when the key is absent).
+fn check_batch_sweep(
+    t: &DeTable<'_>,
+    header: &Range<usize>,
+    spec: BatchSweepSpec,
+) -> Result<BatchSweepSpec, Diag> {
+    match spec.validate() {
+        Ok(()) => Ok(spec),
+        Err((key, msg)) => {
+            let span = t.get(key).map(|v| v.span()).unwrap_or(header.clone());
+            Err(Diag::new(span, msg))
+        }
     }
 }
 

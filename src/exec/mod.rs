@@ -2,9 +2,11 @@
 //! measures and returns samples; it never prints and never touches baselines.
 //! Progress goes out as [`ExecEvent`]s through the context.
 
+pub mod batch_sweep;
 pub mod command;
 pub mod gpu_kernel;
 pub mod oom;
+pub mod oom_host;
 pub mod sampler;
 
 use std::path::PathBuf;
@@ -113,6 +115,7 @@ pub fn executor_for(kind: Kind) -> Option<Box<dyn Executor>> {
         Kind::Command => Some(Box::new(command::CommandExecutor)),
         Kind::GpuKernel => Some(Box::new(gpu_kernel::GpuKernelExecutor)),
         Kind::OomStress => Some(Box::new(oom::OomStressExecutor)),
-        Kind::BatchSweep | Kind::WebsocketFlood => None,
+        Kind::BatchSweep => Some(Box::new(batch_sweep::BatchSweepExecutor)),
+        Kind::WebsocketFlood => None,
     }
 }

@@ -6,6 +6,7 @@
 //! `deny_unknown_fields`, so the suite parser reports unknown keys with their
 //! location.
 
+pub mod batch_sweep;
 pub mod command;
 pub mod gpu_kernel;
 pub mod oom;
@@ -20,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::metric::{ChecklistItem, Direction, Estimator};
 use crate::units::HumanDuration;
 
+pub use batch_sweep::BatchSweepSpec;
 pub use command::CommandSpec;
 pub use gpu_kernel::GpuKernelSpec;
 pub use oom::OomStressSpec;
@@ -293,6 +295,7 @@ pub enum KindSpec {
     Command(CommandSpec),
     GpuKernel(GpuKernelSpec),
     OomStress(OomStressSpec),
+    BatchSweep(BatchSweepSpec),
 }
 
 impl KindSpec {
@@ -301,6 +304,7 @@ impl KindSpec {
             KindSpec::Command(_) => Kind::Command,
             KindSpec::GpuKernel(_) => Kind::GpuKernel,
             KindSpec::OomStress(_) => Kind::OomStress,
+            KindSpec::BatchSweep(_) => Kind::BatchSweep,
         }
     }
 }
