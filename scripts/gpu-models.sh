@@ -6,14 +6,31 @@
 #   OUT=/tmp/out scripts/gpu-models.sh            # writes $OUT/models-cuda.json and logs
 #   NEON_PERF_BIN=./neon-perf scripts/gpu-models.sh
 #
+# The binary: $NEON_PERF_BIN, else target/cuda-artefact/neon-perf, else
+# target/cuda-artefact/neon-perf.xz (unpacked to a temp dir; 6 MB to carry
+# instead of 49 MB), else target/release/neon-perf. Build the artefact with:
+#   source target/cuda-toolchain/env.sh && cargo build --release --features cuda
+#   mkdir -p target/cuda-artefact && strip -o target/cuda-artefact/neon-perf target/release/neon-perf
+#   xz -6 -k target/cuda-artefact/neon-perf
+#
 # Prints a short table last. Exits with neon-perf's exit code for the CUDA
 # suite (0 pass, 1 regression/failed check, 2 setup error, 3 inconclusive).
 set -uo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 OUT="${OUT:-target/gpu-models}"
-BIN="${NEON_PERF_BIN:-target/release/neon-perf}"
 mkdir -p "$OUT"
+if [ -n "${NEON_PERF_BIN:-}" ]; then
+  BIN="$NEON_PERF_BIN"
+elif [ -x target/cuda-artefact/neon-perf ]; then
+  BIN=target/cuda-artefact/neon-perf
+elif [ -f target/cuda-artefact/neon-perf.xz ]; then
+  BIN="$(mktemp -d)/neon-perf"
+  xz -dc target/cuda-artefact/neon-perf.xz >"$BIN" && chmod +x "$BIN"
+else
+  BIN=target/release/neon-perf
+fi
+echo "gpu-models: binary $BIN ($(sha256sum "$BIN" 2>/dev/null | cut -c1-16))"
 
 # libcudart.so.13 (linked by candle's quantized kernels) and the CUDA 13
 # libraries cudarc loads at run time (libcublas, libcublasLt, libcurand, libnvrtc).
@@ -81,7 +98,8 @@ for sc in doc.get("scenarios", []):
                    f"{med(g('scaling_efficiency')):.2f}" if g("scaling_efficiency") else "-",
                    fmt(med(g("memory_peak")), "bytes") if g("memory_peak") else "-"]
             print(f"  {b:>6} {row[0]:>12} {row[1]:>12} {row[2]:>14} {row[3]:>6} {row[4]:>12}")
-    for k in ("load_time", "best_batch", "max_batch_under_slo", "harness_overhead"):
+    for k in ("load_time", "best_batch", "max_batch_under_slo", "harness_overhead",
+              "oom_allocated", "leaked", "max_batch"):
         if k in ms:
             print(f"  {k} = {fmt(med(ms[k]), ms[k]['unit'])}")
     for k in sorted(ms):
