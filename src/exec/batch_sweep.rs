@@ -39,7 +39,17 @@ impl Executor for BatchSweepExecutor {
         let KindSpec::BatchSweep(spec) = &plan.spec else {
             return Err(ExecError::Failed("batch_sweep: wrong spec".into()));
         };
-        run_sweep(plan, spec, ctx)
+        // A panic inside candle (an unsupported op on some backend) fails
+        // this scenario, not the whole session.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_sweep(plan, spec, ctx)))
+            .unwrap_or_else(|p| {
+                let msg = p
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "unknown panic".into());
+                Err(ExecError::Failed(format!("batch_sweep panicked: {msg}")))
+            })
     }
 }
 

@@ -37,7 +37,8 @@ pub fn open(sel: DeviceSel) -> Result<(Device, String), String> {
 /// Memory in use as seen by one probe: host RSS, or device memory.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct MemReading {
-    /// Bytes in use now (RSS, or total − free on the device).
+    /// Bytes in use now: RSS, or on CUDA memory in use from the pool candle
+    /// allocates from (total − free on the device when there is no pool).
     pub current: u64,
     /// Peak since the last [`reset_peak`] (VmHWM, or the CUDA memory pool's
     /// used high-water mark); `None` when the platform cannot tell.
@@ -209,26 +210,38 @@ mod cuda {
         });
     }
 
+    fn pool_attr(p: sys::CUmemoryPool, attr: sys::CUmemPool_attribute) -> Option<u64> {
+        let mut v: u64 = 0;
+        // SAFETY: the USED_MEM_* attributes write one cuuint64_t.
+        let r = unsafe { sys::cuMemPoolGetAttribute(p, attr, (&mut v as *mut u64).cast()) };
+        (r == sys::CUresult::CUDA_SUCCESS).then_some(v)
+    }
+
+    /// With candle allocating from the device's memory pool: bytes in use
+    /// from the pool now and its high-water mark. Without a pool: device
+    /// memory in use (total − free, all processes) and no peak.
     pub fn read(dev: &Device) -> Option<MemReading> {
+        use sys::CUmemPool_attribute::{
+            CU_MEMPOOL_ATTR_USED_MEM_CURRENT, CU_MEMPOOL_ATTR_USED_MEM_HIGH,
+        };
         guarded("device memory", || {
+            if let Some(p) = pool(dev) {
+                if let Some(current) = pool_attr(p, CU_MEMPOOL_ATTR_USED_MEM_CURRENT) {
+                    return Ok(MemReading {
+                        current,
+                        peak: pool_attr(p, CU_MEMPOOL_ATTR_USED_MEM_HIGH),
+                    });
+                }
+            }
             let cd = dev.as_cuda_device().map_err(|e| e.to_string())?;
-            let ctx = cd.cuda_stream().context().clone();
-            let (free, total) = ctx.mem_get_info().map_err(|e| e.to_string())?;
-            let peak = pool(dev).and_then(|p| {
-                let mut v: u64 = 0;
-                // SAFETY: USED_MEM_HIGH writes one cuuint64_t.
-                let r = unsafe {
-                    sys::cuMemPoolGetAttribute(
-                        p,
-                        sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_USED_MEM_HIGH,
-                        (&mut v as *mut u64).cast(),
-                    )
-                };
-                (r == sys::CUresult::CUDA_SUCCESS).then_some(v)
-            });
+            let (free, total) = cd
+                .cuda_stream()
+                .context()
+                .mem_get_info()
+                .map_err(|e| e.to_string())?;
             Ok(MemReading {
                 current: (total - free) as u64,
-                peak,
+                peak: None,
             })
         })
         .ok()

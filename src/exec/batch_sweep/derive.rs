@@ -277,7 +277,7 @@ mod tests {
         assert!(checks[0].passed, "{}", checks[0].evidence);
         assert_eq!(checks[0].item, Some(ChecklistItem::Batching));
         assert!(
-            checks[0].evidence.contains("(2x, needs >= 1.5x)"),
+            checks[0].evidence.contains("(2.00x, needs >= 1.50x)"),
             "{}",
             checks[0].evidence
         );
