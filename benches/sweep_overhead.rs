@@ -38,7 +38,7 @@ fn main() {
     for (name, model) in MODELS {
         let text = format!(
             "[defaults]\nwarmup = \"0s\"\nwarmup_runs = 0\nmax_time = \"{max_time}\"\n\
-             min_samples = 10\ntarget_rel_ci = 0.0\nmax_samples = 100000\n\
+             min_samples = 10\ntarget_rel_ci = 0.0001\nmax_samples = 100000\n\
              [[scenario]]\nname = \"{name}\"\nkind = \"batch_sweep\"\ndevice = \"cpu\"\n\
              model = {model}\nbatch_sizes = [1, 4, 16, 64]\n"
         );
