@@ -259,7 +259,7 @@ fn run_sweep(
         .extend(derived.checks(&points, spec, on_cuda, batching));
 
     if !spec.compare_dtypes.is_empty() {
-        compare_dtypes(plan, spec, &w, &model, &batches, ctx, &mut out)?;
+        compare_dtypes(spec, &w, &model, &batches, ctx, &mut out)?;
     }
     Ok(out)
 }
@@ -278,7 +278,6 @@ pub fn compare_batch(spec: &BatchSweepSpec, batches: &[usize]) -> usize {
 }
 
 fn compare_dtypes(
-    plan: &ScenarioPlan,
     spec: &BatchSweepSpec,
     w: &Weights,
     model: &Model,
@@ -286,7 +285,6 @@ fn compare_dtypes(
     ctx: &mut RunCtx<'_>,
     out: &mut ExecOutput,
 ) -> Result<(), ExecError> {
-    let _ = plan;
     let b = compare_batch(spec, batches);
     let seed = spec.model.seed();
     let f32p = Precision::of_compare(CompareDType::F32);
