@@ -1,0 +1,2 @@
+//! x
+pub struct DoctorReport; pub fn probe() -> DoctorReport { DoctorReport }
