@@ -211,6 +211,26 @@ impl DevBuf {
         })
     }
 
+    /// A device buffer of `len` elements, filled with 0xFF bytes (NaN for floats).
+    pub fn poisoned(stream: &Arc<CudaStream>, dtype: Dtype, len: usize, name: &str) -> Result<DevBuf, String> {
+        let e = |e| driver_err(&format!("cuMemAlloc for buffer `{name}` ({len} {} elements)", dtype.id()), e);
+        // SAFETY: poisoned below before anyone reads it.
+        let mut b = unsafe {
+            match dtype {
+                Dtype::F32 => DevBuf::F32(stream.alloc(len).map_err(e)?),
+                Dtype::F64 => DevBuf::F64(stream.alloc(len).map_err(e)?),
+                Dtype::F16 => DevBuf::F16(stream.alloc(len).map_err(e)?),
+                Dtype::Bf16 => DevBuf::Bf16(stream.alloc(len).map_err(e)?),
+                Dtype::I32 => DevBuf::I32(stream.alloc(len).map_err(e)?),
+                Dtype::U32 => DevBuf::U32(stream.alloc(len).map_err(e)?),
+                Dtype::I64 => DevBuf::I64(stream.alloc(len).map_err(e)?),
+                Dtype::U64 => DevBuf::U64(stream.alloc(len).map_err(e)?),
+            }
+        };
+        b.poison(stream, name)?;
+        Ok(b)
+    }
+
     /// Overwrites the buffer with `data` (same type and length).
     pub fn write(&mut self, stream: &Arc<CudaStream>, data: &HostData, name: &str) -> Result<(), String> {
         let e = |e| driver_err(&format!("cuMemcpyHtoD for buffer `{name}`"), e);

@@ -1,20 +1,854 @@
-//! `gpu_kernel`: NVRTC-compiled CUDA kernels timed with CUDA events.
+//! `gpu_kernel`: NVRTC-compiled CUDA kernels (or built-in ones, cuBLAS GEMMs
+//! included) timed with CUDA events, warm or with L2 flushed between
+//! launches, checked against a reference, and related to the device's
+//! measured peaks. Every CUDA failure names the call that failed.
 
-use crate::exec::{Availability, ExecError, ExecOutput, Executor, RunCtx};
-use crate::plan::{Kind, ScenarioPlan};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use cudarc::driver::{CudaContext, CudaFunction, CudaSlice, CudaStream, sys};
+use half::{bf16, f16};
+
+use crate::device::buffers::{CompareReport, DevBuf, HostData, Scalar, compare, rel_l2_error};
+use crate::device::launch::{LaunchDims, derive};
+use crate::device::peaks::{DevicePeaks, EventTimer, blas, cublas_unavailable_reason, gemm};
+use crate::device::{self, CompileOptions, builtin, driver_err};
+use crate::exec::sampler::{SamplingReport, StopReason, run_adaptive};
+use crate::exec::{Availability, ExecError, ExecEvent, ExecOutput, Executor, RunCtx};
+use crate::metric::{ChecklistItem, Direction, Estimator, MetricKey, MetricSeries, Unit};
+use crate::plan::gpu_kernel::expr;
+use crate::plan::gpu_kernel::{ArgSpec, Builtin, Dims, Dtype, GpuKernelSpec, Init};
+use crate::plan::{DeviceSel, Kind, KindSpec, ParamPoint, ParamValue, Resolved, ScenarioPlan, point_labels};
+use crate::result::Check;
 
 pub struct GpuKernelExecutor;
+
+const DEFAULT_SEED: u64 = 0x5EED;
+
+fn spec_of(plan: &ScenarioPlan) -> Result<&GpuKernelSpec, String> {
+    match &plan.spec {
+        KindSpec::GpuKernel(s) => Ok(s),
+        other => Err(format!("gpu_kernel executor got a {} plan", other.kind())),
+    }
+}
+
+/// The CUDA ordinal a scenario runs on.
+pub fn ordinal(device: DeviceSel, kind: &str) -> Result<usize, String> {
+    match device {
+        DeviceSel::Cpu => Err(format!(
+            "{kind} runs on CUDA devices only, but the scenario says device = \"cpu\""
+        )),
+        DeviceSel::Auto | DeviceSel::AllGpus => Ok(0),
+        DeviceSel::Cuda(n) => Ok(n as usize),
+    }
+}
+
+fn needs_nvrtc(spec: &GpuKernelSpec) -> bool {
+    !matches!(
+        spec.builtin,
+        Some(Builtin::Sgemm | Builtin::Hgemm | Builtin::Bf16gemm)
+    )
+}
 
 impl Executor for GpuKernelExecutor {
     fn kind(&self) -> Kind {
         Kind::GpuKernel
     }
 
-    fn availability(&self, _plan: &ScenarioPlan) -> Availability {
-        Availability::Missing("gpu_kernel executor not built yet".into())
+    fn availability(&self, plan: &ScenarioPlan) -> Availability {
+        let spec = match spec_of(plan) {
+            Ok(s) => s,
+            Err(e) => return Availability::Missing(e),
+        };
+        if let Err(e) = ordinal(plan.device, "gpu_kernel") {
+            return Availability::Missing(e);
+        }
+        if let Some(r) = device::cuda_unavailable_reason() {
+            return Availability::Missing(r);
+        }
+        if needs_nvrtc(spec)
+            && let Some(r) = device::nvrtc_unavailable_reason()
+        {
+            return Availability::Missing(r);
+        }
+        if !needs_nvrtc(spec)
+            && let Some(r) = cublas_unavailable_reason()
+        {
+            return Availability::Missing(r);
+        }
+        Availability::Ready
     }
 
-    fn run(&self, _plan: &ScenarioPlan, _ctx: &mut RunCtx<'_>) -> Result<ExecOutput, ExecError> {
-        Err(ExecError::Unavailable("gpu_kernel executor not built yet".into()))
+    fn run(&self, plan: &ScenarioPlan, ctx: &mut RunCtx<'_>) -> Result<ExecOutput, ExecError> {
+        run_scenario(plan, ctx).map_err(|e| ExecError::Failed(format!("{}: {e}", plan.full_name())))
+    }
+}
+
+fn run_scenario(plan: &ScenarioPlan, rctx: &mut RunCtx<'_>) -> Result<ExecOutput, String> {
+    let spec = spec_of(plan)?;
+    spec.validate()
+        .map_err(|e| format!("{}: {e}", plan.location))?;
+    let ord = ordinal(plan.device, "gpu_kernel")?;
+    let cctx = device::context(ord)?;
+    let stream = cctx.default_stream();
+    let name = cctx.name().map_err(|e| driver_err("cuDeviceGetName", e))?;
+    let mut out = ExecOutput {
+        device: format!("cuda:{ord} {name}"),
+        ..Default::default()
+    };
+    let cache_dir = rctx.env.cache_dir.clone();
+
+    let peaks = match device::peaks::device_peaks(&cctx, &cache_dir) {
+        Ok(p) => {
+            out.metrics.push(MetricSeries::single(
+                MetricKey::new("device_peak_bandwidth"),
+                Unit::BytesPerSecond,
+                Direction::Neither,
+                p.bandwidth,
+            ));
+            out.metrics.push(MetricSeries::single(
+                MetricKey::new("device_peak_flops"),
+                Unit::FlopPerSecond,
+                Direction::Neither,
+                p.flops,
+            ));
+            Some(p)
+        }
+        Err(e) => {
+            out.warnings
+                .push(format!("device peaks not measured, no peak_fraction metrics: {e}"));
+            None
+        }
+    };
+
+    let mut flush = if spec.cold {
+        let l2 = device::attribute(&cctx, sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE)?
+            .max(0) as usize;
+        let bytes = (2 * l2).max(64 << 20);
+        // SAFETY: only ever written (memset) between launches.
+        Some(unsafe { stream.alloc::<u8>(bytes) }.map_err(|e| {
+            driver_err(&format!("cuMemAlloc (L2 flush buffer, {bytes} bytes)"), e)
+        })?)
+    } else {
+        None
+    };
+    let timer = EventTimer::new(&cctx)?;
+
+    let user = match (&spec.source, &spec.builtin) {
+        (Some(src), _) => Some(load_user_kernels(spec, src, &plan.base_dir, &cctx, &cache_dir)?),
+        _ => None,
+    };
+
+    let total = plan.points.len();
+    for (i, point) in plan.points.iter().enumerate() {
+        let mut labels = point_labels(point);
+        if spec.cold {
+            labels.insert("cache".into(), "cold".into());
+        }
+        let label_text = MetricKey::new("").with_labels(labels.iter()).to_string();
+        rctx.event(ExecEvent::Point {
+            index: i,
+            total,
+            label: label_text.clone(),
+        });
+        let settings = rctx.settings.clone();
+        let mut env = PointEnv {
+            settings: &settings,
+            stream: &stream,
+            timer: &timer,
+            flush: flush.as_mut(),
+            spec,
+            point,
+            base_dir: &plan.base_dir,
+        };
+        let mut on_sample = |count: usize| rctx.event(ExecEvent::Sample { count });
+        let pm = match (&user, spec.builtin) {
+            (Some(k), _) => run_user_point(&mut env, k, &mut on_sample),
+            (None, Some(b)) => run_builtin_point(&mut env, b, &cctx, &cache_dir, &mut on_sample),
+            (None, None) => Err("no kernel to run".into()),
+        }
+        .map_err(|e| if label_text.is_empty() { e } else { format!("{label_text}: {e}") })?;
+        record_point(&mut out, &labels, &label_text, pm, peaks.as_ref(), &settings);
+    }
+    drop(flush);
+    stream
+        .synchronize()
+        .map_err(|e| driver_err("cuStreamSynchronize (end of scenario)", e))?;
+    cctx.check_err()
+        .map_err(|e| driver_err("a deferred CUDA call (recorded while freeing buffers)", e))?;
+    Ok(out)
+}
+
+/// What measuring one sweep point produced.
+struct PointMeasure {
+    times: Vec<f64>,
+    report: SamplingReport,
+    bytes: Option<f64>,
+    flops: Option<f64>,
+    check: Option<Check>,
+    warnings: Vec<String>,
+}
+
+fn record_point(
+    out: &mut ExecOutput,
+    labels: &BTreeMap<String, String>,
+    label_text: &str,
+    pm: PointMeasure,
+    peaks: Option<&DevicePeaks>,
+    settings: &Resolved,
+) {
+    let key = |n: &str| MetricKey::new(n).with_labels(labels.iter());
+    let median = |v: &[f64]| crate::stats::median(v).unwrap_or(f64::NAN);
+    let mut time = MetricSeries::new(key("time"), Unit::Seconds, Direction::LowerIsBetter, Estimator::Median);
+    time.samples = pm.times.clone();
+    out.metrics.push(time);
+    for (what, per_launch, unit, peak_name, peak) in [
+        ("bandwidth", pm.bytes, Unit::BytesPerSecond, "peak_fraction_bw", peaks.map(|p| p.bandwidth)),
+        ("flops", pm.flops, Unit::FlopPerSecond, "peak_fraction_flops", peaks.map(|p| p.flops)),
+    ] {
+        let Some(amount) = per_launch else { continue };
+        let mut m = MetricSeries::new(key(what), unit, Direction::HigherIsBetter, Estimator::Median);
+        m.samples = pm.times.iter().map(|t| amount / t).collect();
+        let med = median(&m.samples);
+        out.metrics.push(m);
+        if let Some(peak) = peak
+            && peak > 0.0
+        {
+            out.metrics.push(MetricSeries::single(key(peak_name), Unit::Ratio, Direction::Neither, med / peak));
+        }
+    }
+    if let Some(c) = pm.check {
+        out.checks.push(c);
+    }
+    out.warnings.extend(pm.warnings);
+    let r = &pm.report;
+    if r.reason != StopReason::Converged && r.rel_ci > settings.target_rel_ci {
+        out.warnings.push(format!(
+            "{}: sampling stopped ({:?}) after {} samples with the median's CI at ±{:.2}% (target ±{:.2}%)",
+            if label_text.is_empty() { "time" } else { label_text },
+            r.reason,
+            r.samples,
+            r.rel_ci * 100.0,
+            settings.target_rel_ci * 100.0
+        ));
+    }
+}
+
+/// Everything a point needs besides the kernel.
+struct PointEnv<'a> {
+    settings: &'a Resolved,
+    stream: &'a Arc<CudaStream>,
+    timer: &'a EventTimer,
+    flush: Option<&'a mut CudaSlice<u8>>,
+    spec: &'a GpuKernelSpec,
+    point: &'a ParamPoint,
+    base_dir: &'a Path,
+}
+
+impl PointEnv<'_> {
+    /// Warm-up + adaptive sampling of `launch`, one CUDA-event pair per launch.
+    fn measure(
+        &mut self,
+        what: &str,
+        mut launch: impl FnMut() -> Result<(), String>,
+        on_sample: &mut dyn FnMut(usize),
+    ) -> Result<(Vec<f64>, SamplingReport), String> {
+        let mut times = Vec::new();
+        let mut fill = 0u8;
+        let stream = self.stream;
+        let timer = self.timer;
+        let flush = &mut self.flush;
+        let report = run_adaptive(
+            self.settings,
+            Estimator::Median,
+            |warm| {
+                if let Some(f) = flush.as_deref_mut() {
+                    fill = fill.wrapping_add(1);
+                    let bytes = f.len();
+                    let (ptr, _rec) = cudarc::driver::DevicePtrMut::device_ptr_mut(f, stream);
+                    // SAFETY: writes the flush buffer we own.
+                    unsafe { cudarc::driver::result::memset_d8_async(ptr, fill, bytes, stream.cu_stream()) }
+                        .map_err(|e| driver_err("cuMemsetD8Async (L2 flush)", e))?;
+                }
+                let t = timer.time(stream, what, &mut launch)?;
+                if !warm {
+                    times.push(t);
+                }
+                Ok::<_, String>(Some(t))
+            },
+            |n| on_sample(n),
+        )?;
+        Ok((times, report))
+    }
+
+    fn eval_opt(&self, e: &Option<crate::plan::gpu_kernel::ExprText>, what: &str) -> Result<Option<f64>, String> {
+        e.as_ref()
+            .map(|x| expr::eval_f64(x.as_str(), self.point).map_err(|err| format!("`{what}`: {err}")))
+            .transpose()
+    }
+
+    /// An integer sweep parameter (`name`), or `fallback`'s value.
+    fn param(&self, name: &str, fallback: Option<&str>) -> Result<i64, String> {
+        let v = self
+            .point
+            .get(name)
+            .or_else(|| fallback.and_then(|f| self.point.get(f)));
+        match v {
+            Some(ParamValue::Int(i)) if *i > 0 => Ok(*i),
+            Some(other) => Err(format!("parameter `{name}` = {other} must be a positive integer")),
+            None => Err(format!(
+                "this builtin needs the sweep parameter `{name}`{}; add it to `params`",
+                fallback.map(|f| format!(" (or `{f}`)")).unwrap_or_default()
+            )),
+        }
+    }
+}
+
+/// A kernel argument with its data.
+enum ArgVal {
+    Buf(DevBuf),
+    Scalar(Scalar),
+}
+
+fn launch(
+    stream: &CudaStream,
+    f: &CudaFunction,
+    name: &str,
+    cfg: LaunchDims,
+    vals: &[ArgVal],
+    idx: &[usize],
+) -> Result<(), String> {
+    let mut b = stream.launch_builder(f);
+    for &i in idx {
+        match &vals[i] {
+            ArgVal::Buf(d) => d.push(&mut b),
+            ArgVal::Scalar(s) => s.push(&mut b),
+        }
+    }
+    // SAFETY: the argument list follows the suite's `args` (user kernels) or
+    // the built-in kernel's signature; lengths come from the same expressions.
+    unsafe { b.launch(cfg.to_cudarc()) }
+        .map(|_| ())
+        .map_err(|e| {
+            driver_err(
+                &format!(
+                    "cuLaunchKernel(`{name}`, grid {:?}, block {:?}, {} B shared)",
+                    cfg.grid, cfg.block, cfg.shared_mem_bytes
+                ),
+                e,
+            )
+        })
+}
+
+fn sync(stream: &CudaStream, what: &str) -> Result<(), String> {
+    stream
+        .synchronize()
+        .map_err(|e| driver_err(&format!("{what}: cuStreamSynchronize after the launch"), e))
+}
+
+/// One launch step of a (possibly multi-kernel) operation.
+struct Step<'a> {
+    f: &'a CudaFunction,
+    name: &'a str,
+    cfg: LaunchDims,
+    args: Vec<usize>,
+}
+
+fn run_steps(stream: &CudaStream, steps: &[Step<'_>], vals: &[ArgVal]) -> Result<(), String> {
+    for s in steps {
+        launch(stream, s.f, s.name, s.cfg, vals, &s.args)?;
+    }
+    Ok(())
+}
+
+fn buf<'a>(vals: &'a [ArgVal], i: usize) -> &'a DevBuf {
+    match &vals[i] {
+        ArgVal::Buf(b) => b,
+        ArgVal::Scalar(_) => unreachable!("argument {i} is a scalar"),
+    }
+}
+
+fn poison(stream: &Arc<CudaStream>, vals: &mut [ArgVal], idx: &[usize], names: &[String]) -> Result<(), String> {
+    for &i in idx {
+        if let ArgVal::Buf(b) = &mut vals[i] {
+            b.poison(stream, &names[i])?;
+        }
+    }
+    Ok(())
+}
+
+fn download(stream: &Arc<CudaStream>, vals: &[ArgVal], idx: &[usize], names: &[String]) -> Result<Vec<HostData>, String> {
+    idx.iter().map(|&i| buf(vals, i).download(stream, &names[i])).collect()
+}
+
+// ---------------------------------------------------------------- user kernels
+
+struct UserKernels {
+    file: String,
+    entry: CudaFunction,
+    reference: Option<CudaFunction>,
+}
+
+fn load_user_kernels(
+    spec: &GpuKernelSpec,
+    source: &str,
+    base_dir: &Path,
+    cctx: &Arc<CudaContext>,
+    cache_dir: &Path,
+) -> Result<UserKernels, String> {
+    let path = base_dir.join(source);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read kernel source `{source}` ({}): {e}", path.display()))?;
+    let opts = CompileOptions {
+        arch: None,
+        options: spec.nvrtc_options.clone(),
+        include_paths: path.parent().map(|p| vec![p.to_path_buf()]).unwrap_or_default(),
+    };
+    let module = builtin::load_module(cctx, &text, source, &opts, cache_dir)?;
+    let entry_name = spec.entry.as_deref().unwrap_or_default();
+    Ok(UserKernels {
+        file: source.to_string(),
+        entry: builtin::function(&module, entry_name, source)?,
+        reference: spec
+            .reference_entry
+            .as_deref()
+            .map(|r| builtin::function(&module, r, source))
+            .transpose()?,
+    })
+}
+
+fn eval_dims(d: &Option<Dims>, what: &str, point: &ParamPoint) -> Result<Option<Vec<i64>>, String> {
+    d.as_ref()
+        .map(|d| {
+            d.0.iter()
+                .map(|e| expr::eval_int(e.as_str(), point).map_err(|err| format!("`{what}`: {err}")))
+                .collect()
+        })
+        .transpose()
+}
+
+fn host_init(a: &ArgSpec, len: usize, seed: u64, base_dir: &Path) -> Result<HostData, String> {
+    match a.init.unwrap_or_default() {
+        Init::Random => Ok(HostData::random(a.dtype, len, a.seed.unwrap_or(seed))),
+        Init::Constant => Ok(HostData::constant(a.dtype, len, a.fill.unwrap_or(0.0))),
+        Init::File => {
+            let file = a.file.as_deref().unwrap_or_default();
+            let path = base_dir.join(file);
+            let bytes = std::fs::read(&path)
+                .map_err(|e| format!("cannot read `{file}` ({}): {e}", path.display()))?;
+            HostData::from_le_bytes(a.dtype, len, &bytes).map_err(|e| format!("`{file}` {e}"))
+        }
+    }
+}
+
+fn run_user_point(
+    env: &mut PointEnv<'_>,
+    k: &UserKernels,
+    on_sample: &mut dyn FnMut(usize),
+) -> Result<PointMeasure, String> {
+    let spec = env.spec;
+    let point = env.point;
+    let stream = env.stream;
+    let seed = spec.seed.unwrap_or(DEFAULT_SEED);
+    let mut vals = Vec::new();
+    let mut hosts: Vec<Option<HostData>> = Vec::new();
+    let names: Vec<String> = spec.args.iter().map(|a| a.name.clone()).collect();
+    for (ai, a) in spec.args.iter().enumerate() {
+        let ctx = |e: String| format!("argument `{}`: {e}", a.name);
+        if let Some(len) = &a.len {
+            let n = expr::eval_int(len.as_str(), point).map_err(ctx)?;
+            if n < 1 {
+                return Err(ctx(format!("len `{len}` = {n}: a buffer needs at least 1 element")));
+            }
+            let n = n as usize;
+            if a.out {
+                vals.push(ArgVal::Buf(DevBuf::poisoned(stream, a.dtype, n, &a.name)?));
+                hosts.push(None);
+            } else {
+                let h = host_init(a, n, seed.wrapping_add(ai as u64), env.base_dir).map_err(ctx)?;
+                vals.push(ArgVal::Buf(DevBuf::upload(stream, &h, &a.name)?));
+                hosts.push(Some(h));
+            }
+        } else if let Some(v) = &a.value {
+            let x = if a.dtype.is_float() {
+                expr::eval_f64(v.as_str(), point).map_err(ctx)?
+            } else {
+                expr::eval_int(v.as_str(), point).map_err(ctx)? as f64
+            };
+            vals.push(ArgVal::Scalar(Scalar::new(a.dtype, x).map_err(ctx)?));
+            hosts.push(None);
+        }
+    }
+    let threads = eval_dims(&spec.threads, "threads", point)?;
+    let block = eval_dims(&spec.block, "block", point)?;
+    let grid = eval_dims(&spec.grid, "grid", point)?;
+    let shared = match &spec.shared_mem {
+        Some(e) => expr::eval_int(e.as_str(), point).map_err(|err| format!("`shared_mem`: {err}"))?,
+        None => 0,
+    };
+    let cfg = derive(threads.as_deref(), block.as_deref(), grid.as_deref(), shared)?;
+    let all: Vec<usize> = (0..vals.len()).collect();
+    let entry = spec.entry.as_deref().unwrap_or_default();
+    let outs: Vec<usize> = spec.args.iter().enumerate().filter(|(_, a)| a.is_output()).map(|(i, _)| i).collect();
+    let write_only: Vec<usize> = spec.args.iter().enumerate().filter(|(_, a)| a.out).map(|(i, _)| i).collect();
+    let mut warnings = Vec::new();
+
+    // Correctness first, on fresh inputs.
+    poison(stream, &mut vals, &write_only, &names)?;
+    launch(stream, &k.entry, entry, cfg, &vals, &all)?;
+    sync(stream, &format!("kernel `{entry}`"))?;
+    let got = download(stream, &vals, &outs, &names)?;
+    let check = if outs.is_empty() {
+        warnings.push(format!(
+            "`{entry}` has no output buffers (`out = true` or `inout = true`): its results are not checked"
+        ));
+        None
+    } else if let (Some(reference), Some(rname)) = (&k.reference, spec.reference_entry.as_deref()) {
+        restore_inputs(stream, &mut vals, &hosts, &outs, &names)?;
+        poison(stream, &mut vals, &write_only, &names)?;
+        launch(stream, reference, rname, cfg, &vals, &all)?;
+        sync(stream, &format!("reference kernel `{rname}`"))?;
+        let want = download(stream, &vals, &outs, &names)?;
+        let mut passed = true;
+        let mut ev = Vec::new();
+        for (j, &i) in outs.iter().enumerate() {
+            let dt = spec.args[i].dtype;
+            let (rt, at) = dt.default_tolerance();
+            let (rtol, atol) = (spec.rtol.unwrap_or(rt), spec.atol.unwrap_or(at));
+            let r = compare(got[j].len(), |e| got[j].get(e), |e| want[j].get(e), rtol, atol);
+            passed &= r.passed();
+            ev.push(r.evidence(&names[i], rtol, atol));
+        }
+        Some(Check::new(
+            format!("`{entry}` matches `{rname}` ({})", k.file),
+            passed,
+            format!("{}; timed with CUDA events, read after cuEventSynchronize", ev.join("; ")),
+            Some(ChecklistItem::CudaSync),
+        ))
+    } else {
+        let mut passed = true;
+        let mut ev = Vec::new();
+        for (j, &i) in outs.iter().enumerate() {
+            let r: CompareReport = compare(got[j].len(), |e| got[j].get(e), |e| got[j].get(e).abs().min(0.0), f64::INFINITY, f64::INFINITY);
+            passed &= r.nan == 0;
+            ev.push(format!("{}: {} elements, {} left NaN after poisoning", names[i], r.checked, r.nan));
+        }
+        warnings.push(format!("`{entry}` has no `reference_entry`: only checked that every output element was written"));
+        Some(Check::new(
+            format!("`{entry}` writes every output element ({})", k.file),
+            passed,
+            ev.join("; "),
+            Some(ChecklistItem::CudaSync),
+        ))
+    };
+    restore_inputs(stream, &mut vals, &hosts, &outs, &names)?;
+    drop(got);
+
+    let (times, report) = env.measure(entry, || launch(stream, &k.entry, entry, cfg, &vals, &all), on_sample)?;
+    Ok(PointMeasure {
+        times,
+        report,
+        bytes: env.eval_opt(&spec.bytes, "bytes")?,
+        flops: env.eval_opt(&spec.flops, "flops")?,
+        check,
+        warnings,
+    })
+}
+
+/// Puts the initial data back into read-write buffers.
+fn restore_inputs(
+    stream: &Arc<CudaStream>,
+    vals: &mut [ArgVal],
+    hosts: &[Option<HostData>],
+    outs: &[usize],
+    names: &[String],
+) -> Result<(), String> {
+    for &i in outs {
+        if let (ArgVal::Buf(b), Some(h)) = (&mut vals[i], &hosts[i]) {
+            b.write(stream, h, &names[i])?;
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- built-ins
+
+fn run_builtin_point(
+    env: &mut PointEnv<'_>,
+    b: Builtin,
+    cctx: &Arc<CudaContext>,
+    cache_dir: &Path,
+    on_sample: &mut dyn FnMut(usize),
+) -> Result<PointMeasure, String> {
+    match b {
+        Builtin::Sgemm | Builtin::Hgemm | Builtin::Bf16gemm => run_gemm_point(env, b, on_sample),
+        _ => {
+            let module = builtin::module(cctx, cache_dir)?;
+            run_builtin_kernel_point(env, b, &module, cctx, on_sample)
+        }
+    }
+}
+
+fn exact_check(name: &str, what: &str, r: CompareReport) -> Check {
+    Check::new(
+        format!("builtin {name} output is exact"),
+        r.passed(),
+        format!("{}; timed with CUDA events, read after cuEventSynchronize", r.evidence(what, 0.0, 0.0)),
+        Some(ChecklistItem::CudaSync),
+    )
+}
+
+fn run_builtin_kernel_point(
+    env: &mut PointEnv<'_>,
+    b: Builtin,
+    module: &Arc<cudarc::driver::CudaModule>,
+    cctx: &Arc<CudaContext>,
+    on_sample: &mut dyn FnMut(usize),
+) -> Result<PointMeasure, String> {
+    let stream = env.stream;
+    let seed = env.spec.seed.unwrap_or(DEFAULT_SEED);
+    let f = |n: &str| builtin::function(module, n, builtin::NAME);
+    let id = b.id();
+    let (vals, steps_spec, check, bytes, flops): (Vec<ArgVal>, Vec<(&str, LaunchDims, Vec<usize>)>, Check, f64, Option<f64>);
+    let vals_owned;
+    match b {
+        Builtin::Copy | Builtin::Saxpy => {
+            let n = env.param("n", None)? as usize;
+            let x = HostData::random(Dtype::F32, n, seed);
+            let threads = ((n / 4).max(n % 4)).max(1) as i64;
+            let cfg = derive(Some(&[threads]), Some(&[256]), None, 0)?;
+            if b == Builtin::Copy {
+                vals_owned = vec![
+                    ArgVal::Buf(DevBuf::upload(stream, &x, "x")?),
+                    ArgVal::Buf(DevBuf::poisoned(stream, Dtype::F32, n, "y")?),
+                    ArgVal::Scalar(Scalar::U64(n as u64)),
+                ];
+                launch(stream, &f("np_copy_f32")?, "np_copy_f32", cfg, &vals_owned, &[0, 1, 2])?;
+                sync(stream, "builtin copy")?;
+                let y = buf(&vals_owned, 1).download(stream, "y")?;
+                check = exact_check(id, "y = x", compare(n, |i| y.get(i), |i| x.get(i), 0.0, 0.0));
+                steps_spec = vec![("np_copy_f32", cfg, vec![0, 1, 2])];
+                bytes = 8.0 * n as f64;
+                flops = None;
+            } else {
+                let y = HostData::random(Dtype::F32, n, seed.wrapping_add(1));
+                let a = 2.0f32;
+                vals_owned = vec![
+                    ArgVal::Buf(DevBuf::upload(stream, &x, "x")?),
+                    ArgVal::Buf(DevBuf::upload(stream, &y, "y")?),
+                    ArgVal::Buf(DevBuf::poisoned(stream, Dtype::F32, n, "z")?),
+                    ArgVal::Scalar(Scalar::F32(a)),
+                    ArgVal::Scalar(Scalar::U64(n as u64)),
+                ];
+                let idx = vec![0, 1, 2, 3, 4];
+                launch(stream, &f("np_saxpy_f32")?, "np_saxpy_f32", cfg, &vals_owned, &idx)?;
+                sync(stream, "builtin saxpy")?;
+                let z = buf(&vals_owned, 2).download(stream, "z")?;
+                let (HostData::F32(xv), HostData::F32(yv)) = (&x, &y) else { unreachable!() };
+                check = exact_check(
+                    id,
+                    "z = fma(a, x, y)",
+                    compare(n, |i| z.get(i), |i| a.mul_add(xv[i], yv[i]) as f64, 0.0, 0.0),
+                );
+                steps_spec = vec![("np_saxpy_f32", cfg, idx)];
+                bytes = 12.0 * n as f64;
+                flops = Some(2.0 * n as f64);
+            }
+        }
+        Builtin::Reduction => {
+            let n = env.param("n", None)? as usize;
+            let x = HostData::random(Dtype::F32, n, seed);
+            let sms = device::attribute(cctx, sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)?;
+            let blocks = ((sms.max(1) as usize) * 8).min(n.div_ceil(256)).max(1);
+            let cfg1 = derive(None, Some(&[256]), Some(&[blocks as i64]), 0)?;
+            let cfg2 = derive(None, Some(&[1024]), Some(&[1]), 0)?;
+            vals_owned = vec![
+                ArgVal::Buf(DevBuf::upload(stream, &x, "x")?),
+                ArgVal::Buf(DevBuf::poisoned(stream, Dtype::F32, blocks, "partial")?),
+                ArgVal::Buf(DevBuf::poisoned(stream, Dtype::F32, 1, "sum")?),
+                ArgVal::Scalar(Scalar::U64(n as u64)),
+                ArgVal::Scalar(Scalar::U32(blocks as u32)),
+            ];
+            steps_spec = vec![
+                ("np_reduce_partial", cfg1, vec![0, 1, 3]),
+                ("np_reduce_final", cfg2, vec![1, 2, 4]),
+            ];
+            let fns: Vec<CudaFunction> = steps_spec.iter().map(|(n, _, _)| f(n)).collect::<Result<_, _>>()?;
+            for ((name, cfg, idx), func) in steps_spec.iter().zip(&fns) {
+                launch(stream, func, name, *cfg, &vals_owned, idx)?;
+            }
+            sync(stream, "builtin reduction")?;
+            let got = buf(&vals_owned, 2).download(stream, "sum")?.get(0);
+            let HostData::F32(xv) = &x else { unreachable!() };
+            let want: f64 = xv.iter().map(|v| *v as f64).sum();
+            let scale: f64 = xv.iter().map(|v| v.abs() as f64).sum();
+            let err = (got - want).abs() / scale.max(f64::MIN_POSITIVE);
+            check = Check::new(
+                format!("builtin {id} sum matches the host"),
+                err <= 1e-5 && got.is_finite(),
+                format!(
+                    "sum of {n} f32: got {got}, host (f64) {want}, |error| / sum|x| = {err:.2e} (limit 1e-5); timed with CUDA events, read after cuEventSynchronize"
+                ),
+                Some(ChecklistItem::CudaSync),
+            );
+            bytes = 4.0 * n as f64;
+            flops = Some(n as f64);
+        }
+        Builtin::Transpose => {
+            let rows = env.param("rows", Some("n"))? as usize;
+            let cols = env.param("cols", Some("n"))? as usize;
+            if rows > i32::MAX as usize || cols > i32::MAX as usize {
+                return Err("transpose rows/cols must fit in a 32-bit int".into());
+            }
+            let x = HostData::random(Dtype::F32, rows * cols, seed);
+            let cfg = derive(Some(&[cols as i64, (rows as i64 + 3) / 4]), Some(&[32, 8]), None, 0)?;
+            vals_owned = vec![
+                ArgVal::Buf(DevBuf::upload(stream, &x, "in")?),
+                ArgVal::Buf(DevBuf::poisoned(stream, Dtype::F32, rows * cols, "out")?),
+                ArgVal::Scalar(Scalar::I32(rows as i32)),
+                ArgVal::Scalar(Scalar::I32(cols as i32)),
+            ];
+            let idx = vec![0, 1, 2, 3];
+            launch(stream, &f("np_transpose_f32")?, "np_transpose_f32", cfg, &vals_owned, &idx)?;
+            sync(stream, "builtin transpose")?;
+            let o = buf(&vals_owned, 1).download(stream, "out")?;
+            // out[c][r] = in[r][c]
+            check = exact_check(
+                id,
+                "out = in^T",
+                compare(rows * cols, |i| o.get(i), |i| x.get((i % rows) * cols + i / rows), 0.0, 0.0),
+            );
+            steps_spec = vec![("np_transpose_f32", cfg, idx)];
+            bytes = 8.0 * (rows * cols) as f64;
+            flops = None;
+        }
+        _ => unreachable!("GEMMs run through cuBLAS"),
+    }
+    vals = vals_owned;
+    let fns: Vec<CudaFunction> = steps_spec.iter().map(|(n, _, _)| f(n)).collect::<Result<_, _>>()?;
+    let steps: Vec<Step<'_>> = steps_spec
+        .iter()
+        .zip(&fns)
+        .map(|((name, cfg, idx), func)| Step { f: func, name, cfg: *cfg, args: idx.clone() })
+        .collect();
+    let (times, report) = env.measure(id, || run_steps(stream, &steps, &vals), on_sample)?;
+    Ok(PointMeasure {
+        times,
+        report,
+        bytes: env.eval_opt(&env.spec.bytes, "bytes")?.or(Some(bytes)),
+        flops: env.eval_opt(&env.spec.flops, "flops")?.or(flops),
+        check: Some(check),
+        warnings: Vec::new(),
+    })
+}
+
+/// Typed GEMM operands.
+enum GemmBufs {
+    F32(CudaSlice<f32>, CudaSlice<f32>, CudaSlice<f32>),
+    F16(CudaSlice<f16>, CudaSlice<f16>, CudaSlice<f16>),
+    Bf16(CudaSlice<bf16>, CudaSlice<bf16>, CudaSlice<bf16>),
+}
+
+fn run_gemm_point(
+    env: &mut PointEnv<'_>,
+    b: Builtin,
+    on_sample: &mut dyn FnMut(usize),
+) -> Result<PointMeasure, String> {
+    let stream = env.stream;
+    let m = env.param("m", Some("n"))? as usize;
+    let n = env.param("n", None)? as usize;
+    let k = env.param("k", Some("n"))? as usize;
+    let seed = env.spec.seed.unwrap_or(DEFAULT_SEED);
+    let dtype = match b {
+        Builtin::Sgemm => Dtype::F32,
+        Builtin::Hgemm => Dtype::F16,
+        _ => Dtype::Bf16,
+    };
+    let ha = HostData::random(dtype, m * k, seed);
+    let hb = HostData::random(dtype, k * n, seed.wrapping_add(1));
+    let up = |h: &HostData, name: &str| DevBuf::upload(stream, h, name);
+    let mut bufs = match (up(&ha, "A")?, up(&hb, "B")?, DevBuf::poisoned(stream, dtype, m * n, "C")?) {
+        (DevBuf::F32(a), DevBuf::F32(bb), DevBuf::F32(c)) => GemmBufs::F32(a, bb, c),
+        (DevBuf::F16(a), DevBuf::F16(bb), DevBuf::F16(c)) => GemmBufs::F16(a, bb, c),
+        (DevBuf::Bf16(a), DevBuf::Bf16(bb), DevBuf::Bf16(c)) => GemmBufs::Bf16(a, bb, c),
+        _ => unreachable!("same dtype"),
+    };
+    let handle = blas(stream)?;
+    let run = |bufs: &mut GemmBufs| match bufs {
+        GemmBufs::F32(a, bb, c) => gemm(&handle, m, n, k, a, bb, c, 1.0f32, 0.0f32),
+        GemmBufs::F16(a, bb, c) => gemm(&handle, m, n, k, a, bb, c, f16::ONE, f16::ZERO),
+        GemmBufs::Bf16(a, bb, c) => gemm(&handle, m, n, k, a, bb, c, bf16::ONE, bf16::ZERO),
+    };
+    // C was poisoned with NaN; beta = 0, so cuBLAS must overwrite it.
+    run(&mut bufs)?;
+    sync(stream, b.id())?;
+    let c = match &bufs {
+        GemmBufs::F32(_, _, c) => DevBuf::F32(c.clone()),
+        GemmBufs::F16(_, _, c) => DevBuf::F16(c.clone()),
+        GemmBufs::Bf16(_, _, c) => DevBuf::Bf16(c.clone()),
+    }
+    .download(stream, "C")?;
+    // 256 sampled elements against an f64 host dot product (column-major).
+    let mut st = seed ^ 0xC0FFEE;
+    let mut pairs = Vec::new();
+    let mut nan = 0usize;
+    for _ in 0..256 {
+        let i = (device::buffers::splitmix64(&mut st) % m as u64) as usize;
+        let j = (device::buffers::splitmix64(&mut st) % n as u64) as usize;
+        let want: f64 = (0..k).map(|l| ha.get(i + l * m) * hb.get(l + j * k)).sum();
+        let got = c.get(i + j * m);
+        if got.is_nan() {
+            nan += 1;
+        }
+        pairs.push((got, want));
+    }
+    let err = rel_l2_error(&pairs);
+    let limit = if dtype == Dtype::F32 { 1e-4 } else { 1e-2 };
+    let check = Check::new(
+        format!("builtin {} matches a host GEMM", b.id()),
+        nan == 0 && err <= limit,
+        format!(
+            "{m}x{n}x{k} {}: relative L2 error {err:.2e} on 256 sampled elements of C (limit {limit:e}), {nan} NaN; timed with CUDA events, read after cuEventSynchronize",
+            dtype.id()
+        ),
+        Some(ChecklistItem::CudaSync),
+    );
+    let elem = dtype.size() as f64;
+    let (times, report) = env.measure(b.id(), || run(&mut bufs), on_sample)?;
+    Ok(PointMeasure {
+        times,
+        report,
+        bytes: env
+            .eval_opt(&env.spec.bytes, "bytes")?
+            .or(Some(elem * (m * k + k * n + m * n) as f64)),
+        flops: env
+            .eval_opt(&env.spec.flops, "flops")?
+            .or(Some(2.0 * m as f64 * n as f64 * k as f64)),
+        check: Some(check),
+        warnings: Vec::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ordinal_from_device_selection() {
+        assert_eq!(ordinal(DeviceSel::Auto, "gpu_kernel"), Ok(0));
+        assert_eq!(ordinal(DeviceSel::Cuda(2), "gpu_kernel"), Ok(2));
+        assert!(ordinal(DeviceSel::Cpu, "gpu_kernel").unwrap_err().contains("device = \"cpu\""));
+    }
+
+    #[test]
+    fn gemm_builtins_skip_nvrtc() {
+        let mut s = GpuKernelSpec {
+            builtin: Some(Builtin::Bf16gemm),
+            ..Default::default()
+        };
+        assert!(!needs_nvrtc(&s));
+        s.builtin = Some(Builtin::Copy);
+        assert!(needs_nvrtc(&s));
     }
 }
