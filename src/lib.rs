@@ -6,8 +6,8 @@
 
 pub mod config;
 pub mod exec;
-pub mod device;
 pub mod monitor;
+pub mod device;
 pub mod baseline;
 pub mod result;
 pub mod plan;

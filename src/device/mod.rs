@@ -15,6 +15,7 @@ pub mod doctor;
 pub mod launch;
 pub mod nvrtc;
 pub mod peaks;
+pub mod throttle;
 
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
