@@ -32,6 +32,11 @@ pub fn splitmix64(state: &mut u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// Uniform in [-1, 1) with 24 random bits: exact in f32.
+fn unit_f32(x: u64) -> f32 {
+    ((x >> 40) as f32) / ((1u32 << 24) as f32) * 2.0 - 1.0
+}
+
 /// Uniform in [-1, 1).
 fn unit(x: u64) -> f64 {
     ((x >> 11) as f64) / ((1u64 << 53) as f64) * 2.0 - 1.0
@@ -68,7 +73,8 @@ fn fill_parallel<T: Send>(out: &mut [T], seed: u64, f: impl Fn(u64) -> T + Sync)
 }
 
 impl HostData {
-    /// Seeded uniform data: [-1, 1) for floats, [0, 1024) for integers.
+    /// Seeded uniform data: [-1, 1) for floats (f16/bf16 may round to ±1),
+    /// [0, 1024) for integers.
     pub fn random(dtype: Dtype, len: usize, seed: u64) -> HostData {
         fn make<T: Send + Copy + Default>(len: usize, seed: u64, f: impl Fn(u64) -> T + Sync) -> Vec<T> {
             let mut v = vec![T::default(); len];
@@ -76,7 +82,7 @@ impl HostData {
             v
         }
         match dtype {
-            Dtype::F32 => HostData::F32(make(len, seed, |x| unit(x) as f32)),
+            Dtype::F32 => HostData::F32(make(len, seed, unit_f32)),
             Dtype::F64 => HostData::F64(make(len, seed, unit)),
             Dtype::F16 => HostData::F16(make(len, seed, |x| f16::from_f64(unit(x)))),
             Dtype::Bf16 => HostData::Bf16(make(len, seed, |x| bf16::from_f64(unit(x)))),
