@@ -16,8 +16,20 @@ use neon_perf::plan::{
 };
 
 const COMMON: [&str; 15] = [
-    "name", "kind", "device", "checklist", "params", "metric", "warmup", "warmup_runs",
-    "min_samples", "max_samples", "max_time", "target_rel_ci", "tolerance", "timeout",
+    "name",
+    "kind",
+    "device",
+    "checklist",
+    "params",
+    "metric",
+    "warmup",
+    "warmup_runs",
+    "min_samples",
+    "max_samples",
+    "max_time",
+    "target_rel_ci",
+    "tolerance",
+    "timeout",
     "monitor_interval",
 ];
 
@@ -66,14 +78,16 @@ fn suite_plans(shrink: bool) -> Vec<ScenarioPlan> {
                 let s: GpuKernelSpec = rest
                     .try_into()
                     .unwrap_or_else(|e| panic!("scenario {name}: {e}"));
-                s.validate().unwrap_or_else(|e| panic!("scenario {name}: {e}"));
+                s.validate()
+                    .unwrap_or_else(|e| panic!("scenario {name}: {e}"));
                 KindSpec::GpuKernel(s)
             }
             "oom_stress" => {
                 let s: OomStressSpec = rest
                     .try_into()
                     .unwrap_or_else(|e| panic!("scenario {name}: {e}"));
-                s.validate().unwrap_or_else(|e| panic!("scenario {name}: {e}"));
+                s.validate()
+                    .unwrap_or_else(|e| panic!("scenario {name}: {e}"));
                 KindSpec::OomStress(s)
             }
             other => panic!("unexpected kind {other}"),
@@ -134,9 +148,18 @@ fn cuda_executors_run_or_explain() {
         match exec.availability(&plan) {
             Availability::Missing(reason) => {
                 // Without a GPU every CUDA scenario is skipped with a plain reason.
-                assert!(device::cuda_unavailable_reason().is_some() || device::nvrtc_unavailable_reason().is_some(),
-                    "{}: missing on a CUDA host: {reason}", plan.name);
-                assert!(reason.contains("CUDA") || reason.contains("NVRTC") || reason.contains("cuBLAS"), "{reason}");
+                assert!(
+                    device::cuda_unavailable_reason().is_some()
+                        || device::nvrtc_unavailable_reason().is_some(),
+                    "{}: missing on a CUDA host: {reason}",
+                    plan.name
+                );
+                assert!(
+                    reason.contains("CUDA")
+                        || reason.contains("NVRTC")
+                        || reason.contains("cuBLAS"),
+                    "{reason}"
+                );
             }
             Availability::Ready => {
                 let mut events = |_e| {};

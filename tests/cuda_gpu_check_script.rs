@@ -19,7 +19,12 @@ fn root() -> &'static Path {
 
 fn python() -> Option<String> {
     let py = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-    Command::new(&py).arg("--version").output().ok().filter(|o| o.status.success()).map(|_| py)
+    Command::new(&py)
+        .arg("--version")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|_| py)
 }
 
 fn summary(dir: &Path) -> (bool, String) {
@@ -63,7 +68,11 @@ fn synthetic_doctor() -> DoctorReport {
 fn fixture_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     for f in ["gpu.json", "torch.json"] {
-        std::fs::copy(root().join("tests/fixtures/cuda_gpu_check").join(f), dir.path().join(f)).unwrap();
+        std::fs::copy(
+            root().join("tests/fixtures/cuda_gpu_check").join(f),
+            dir.path().join(f),
+        )
+        .unwrap();
     }
     std::fs::write(
         dir.path().join("doctor.json"),
@@ -154,7 +163,8 @@ fn summary_of_json_from_the_real_result_types() {
     let dir = fixture_dir();
     std::fs::write(
         dir.path().join("gpu.json"),
-        serde_json::to_string(&serde_json::json!({ "format_version": 1, "scenarios": scenarios })).unwrap(),
+        serde_json::to_string(&serde_json::json!({ "format_version": 1, "scenarios": scenarios }))
+            .unwrap(),
     )
     .unwrap();
     let (ok, text) = summary(dir.path());
@@ -181,7 +191,11 @@ fn summary_survives_missing_and_garbage_input() {
     assert!(text.contains("| NVML | 0 samples"), "{text}");
 
     let garbage = tempfile::tempdir().unwrap();
-    std::fs::write(garbage.path().join("gpu.json"), "{\"scenarios\": [1, null, {\"metrics\": [{}]}]").unwrap();
+    std::fs::write(
+        garbage.path().join("gpu.json"),
+        "{\"scenarios\": [1, null, {\"metrics\": [{}]}]",
+    )
+    .unwrap();
     std::fs::write(garbage.path().join("torch.json"), "[]").unwrap();
     std::fs::write(garbage.path().join("doctor.json"), "not json").unwrap();
     let (ok, text) = summary(garbage.path());

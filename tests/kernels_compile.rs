@@ -46,7 +46,13 @@ fn every_kernel_compiles_with_nvrtc() {
         .map(|p| {
             let name = p.strip_prefix(root).unwrap_or(p).display().to_string();
             let text = std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{name}: {e}"));
-            (name, text, p.parent().map(|d| vec![d.to_path_buf()]).unwrap_or_default())
+            (
+                name,
+                text,
+                p.parent()
+                    .map(|d| vec![d.to_path_buf()])
+                    .unwrap_or_default(),
+            )
         })
         .collect();
     for (name, src) in builtin::sources() {
@@ -78,7 +84,11 @@ fn every_kernel_compiles_with_nvrtc() {
             }
         }
     }
-    assert!(failures.is_empty(), "NVRTC failed:\n{}", failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "NVRTC failed:\n{}",
+        failures.join("\n\n")
+    );
     eprintln!("compiled {compiled} sources with NVRTC");
 
     // Same source and options again: served from the cache.

@@ -76,7 +76,11 @@ impl HostData {
     /// Seeded uniform data: [-1, 1) for floats (f16/bf16 may round to ±1),
     /// [0, 1024) for integers.
     pub fn random(dtype: Dtype, len: usize, seed: u64) -> HostData {
-        fn make<T: Send + Copy + Default>(len: usize, seed: u64, f: impl Fn(u64) -> T + Sync) -> Vec<T> {
+        fn make<T: Send + Copy + Default>(
+            len: usize,
+            seed: u64,
+            f: impl Fn(u64) -> T + Sync,
+        ) -> Vec<T> {
             let mut v = vec![T::default(); len];
             fill_parallel(&mut v, seed, f);
             v
@@ -201,7 +205,10 @@ impl DevBuf {
     pub fn upload(stream: &Arc<CudaStream>, data: &HostData, name: &str) -> Result<DevBuf, String> {
         let ctx = |e| {
             driver_err(
-                &format!("cuMemAlloc + cuMemcpyHtoD for buffer `{name}` ({} elements)", data.len()),
+                &format!(
+                    "cuMemAlloc + cuMemcpyHtoD for buffer `{name}` ({} elements)",
+                    data.len()
+                ),
                 e,
             )
         };
@@ -218,8 +225,21 @@ impl DevBuf {
     }
 
     /// A device buffer of `len` elements, filled with 0xFF bytes (NaN for floats).
-    pub fn poisoned(stream: &Arc<CudaStream>, dtype: Dtype, len: usize, name: &str) -> Result<DevBuf, String> {
-        let e = |e| driver_err(&format!("cuMemAlloc for buffer `{name}` ({len} {} elements)", dtype.id()), e);
+    pub fn poisoned(
+        stream: &Arc<CudaStream>,
+        dtype: Dtype,
+        len: usize,
+        name: &str,
+    ) -> Result<DevBuf, String> {
+        let e = |e| {
+            driver_err(
+                &format!(
+                    "cuMemAlloc for buffer `{name}` ({len} {} elements)",
+                    dtype.id()
+                ),
+                e,
+            )
+        };
         // SAFETY: poisoned below before anyone reads it.
         let mut b = unsafe {
             match dtype {
@@ -238,7 +258,12 @@ impl DevBuf {
     }
 
     /// Overwrites the buffer with `data` (same type and length).
-    pub fn write(&mut self, stream: &Arc<CudaStream>, data: &HostData, name: &str) -> Result<(), String> {
+    pub fn write(
+        &mut self,
+        stream: &Arc<CudaStream>,
+        data: &HostData,
+        name: &str,
+    ) -> Result<(), String> {
         let e = |e| driver_err(&format!("cuMemcpyHtoD for buffer `{name}`"), e);
         match (self, data) {
             (DevBuf::F32(d), HostData::F32(v)) => stream.memcpy_htod(v, d).map_err(e),
@@ -271,6 +296,10 @@ impl DevBuf {
     /// Fills every byte with 0xFF: NaN for every float type, so an element
     /// the kernel never wrote shows up in the comparison.
     pub fn poison(&mut self, stream: &Arc<CudaStream>, name: &str) -> Result<(), String> {
+        stream
+            .context()
+            .bind_to_thread()
+            .map_err(|e| driver_err("cuCtxSetCurrent", e))?;
         each_buf!(self, s => {
             let bytes = s.num_bytes();
             let (ptr, _rec) = cudarc::driver::DevicePtrMut::device_ptr_mut(s, stream);
@@ -363,7 +392,9 @@ impl CompareReport {
             self.checked, self.mismatches, self.nan, self.max_abs_err, self.max_rel_err
         );
         if let Some((i, got, want)) = self.first_bad {
-            s.push_str(&format!("; first bad element [{i}]: got {got}, want {want}"));
+            s.push_str(&format!(
+                "; first bad element [{i}]: got {got}, want {want}"
+            ));
         }
         s
     }
@@ -393,14 +424,19 @@ pub fn compare(
             false
         } else {
             let abs = (g - w).abs();
-            let rel = if w != 0.0 { abs / w.abs() } else { f64::INFINITY };
+            let rel = if w != 0.0 {
+                abs / w.abs()
+            } else {
+                f64::INFINITY
+            };
             if abs.is_finite() {
                 r.max_abs_err = r.max_abs_err.max(abs);
                 if rel.is_finite() {
                     r.max_rel_err = r.max_rel_err.max(rel);
                 }
             }
-            !(abs <= atol + rtol * w.abs())
+            let bound = atol + rtol * w.abs();
+            abs.is_nan() || bound.is_nan() || abs > bound
         };
         if bad {
             r.mismatches += 1;
@@ -443,26 +479,38 @@ mod tests {
         assert!(v.iter().filter(|x| **x == 0.0).count() < 10);
         let mean: f64 = v.iter().map(|x| *x as f64).sum::<f64>() / v.len() as f64;
         assert!(mean.abs() < 0.01, "{mean}");
-        let HostData::U32(u) = HostData::random(Dtype::U32, 1000, 1) else { unreachable!() };
+        let HostData::U32(u) = HostData::random(Dtype::U32, 1000, 1) else {
+            unreachable!()
+        };
         assert!(u.iter().all(|x| *x < 1024));
     }
 
     #[test]
     fn file_init_reads_little_endian() {
-        let bytes: Vec<u8> = [1.0f32, -2.5].iter().flat_map(|f| f.to_le_bytes()).collect();
+        let bytes: Vec<u8> = [1.0f32, -2.5]
+            .iter()
+            .flat_map(|f| f.to_le_bytes())
+            .collect();
         assert_eq!(
             HostData::from_le_bytes(Dtype::F32, 2, &bytes).unwrap(),
             HostData::F32(vec![1.0, -2.5])
         );
         let err = HostData::from_le_bytes(Dtype::F32, 3, &bytes).unwrap_err();
-        assert!(err.contains("needs 3 f32 elements (12 bytes) but has 8 bytes"), "{err}");
+        assert!(
+            err.contains("needs 3 f32 elements (12 bytes) but has 8 bytes"),
+            "{err}"
+        );
     }
 
     #[test]
     fn scalars_convert_and_check_range() {
         assert_eq!(Scalar::new(Dtype::I32, 42.0), Ok(Scalar::I32(42)));
         assert_eq!(Scalar::new(Dtype::F32, 2.0), Ok(Scalar::F32(2.0)));
-        assert!(Scalar::new(Dtype::I32, 1.5).unwrap_err().contains("does not fit in i32"));
+        assert!(
+            Scalar::new(Dtype::I32, 1.5)
+                .unwrap_err()
+                .contains("does not fit in i32")
+        );
         assert!(Scalar::new(Dtype::U32, -1.0).is_err());
         assert!(Scalar::new(Dtype::I32, 3e9).is_err());
     }
@@ -479,7 +527,10 @@ mod tests {
         assert!(!r.passed());
         assert_eq!(r.mismatches, 1);
         assert_eq!(r.first_bad, Some((1, 2.1, 2.0)));
-        assert!(r.evidence("y", 1e-5, 1e-6).contains("first bad element [1]: got 2.1, want 2"));
+        assert!(
+            r.evidence("y", 1e-5, 1e-6)
+                .contains("first bad element [1]: got 2.1, want 2")
+        );
     }
 
     #[test]

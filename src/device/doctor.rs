@@ -9,8 +9,8 @@ use cudarc::driver::sys;
 use nvml_wrapper::enum_wrappers::device::{Clock, TemperatureSensor};
 use serde::Serialize;
 
-use crate::baseline::key::GpuKey;
 use super::throttle::{INVALIDATING, throttle_names};
+use crate::baseline::key::GpuKey;
 
 /// One shared library neon-perf may load.
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -134,7 +134,10 @@ pub fn probe() -> DoctorReport {
             ),
             find_library(
                 "libnvidia-ml",
-                &["libnvidia-ml.so.1".to_string(), "libnvidia-ml.so".to_string()],
+                &[
+                    "libnvidia-ml.so.1".to_string(),
+                    "libnvidia-ml.so".to_string(),
+                ],
                 "NVML: GPU monitoring and the hardware key (comes with the NVIDIA driver)",
             ),
         ],
@@ -156,7 +159,9 @@ pub fn probe() -> DoctorReport {
     // GPUs: NVML for clocks and state, the driver for architecture facts.
     let count = match (&nvml, r.cuda_unavailable.is_none()) {
         (Ok(n), _) => n.device_count().unwrap_or(0) as usize,
-        (Err(_), true) => cudarc::driver::CudaContext::device_count().unwrap_or(0).max(0) as usize,
+        (Err(_), true) => cudarc::driver::CudaContext::device_count()
+            .unwrap_or(0)
+            .max(0) as usize,
         _ => 0,
     };
     for i in 0..count {
@@ -182,7 +187,12 @@ pub fn probe() -> DoctorReport {
             g.power_limit_w = d.power_management_limit().ok().map(|mw| mw as f64 / 1000.0);
             g.throttle_reasons = d
                 .current_throttle_reasons()
-                .map(|t| throttle_names(t.bits()).into_iter().map(String::from).collect())
+                .map(|t| {
+                    throttle_names(t.bits())
+                        .into_iter()
+                        .map(String::from)
+                        .collect()
+                })
                 .unwrap_or_default();
             g.ecc = d.is_ecc_enabled().ok().map(|e| e.currently_enabled);
             g.mig = d.mig_mode().ok().map(|m| m.current == 1);
@@ -208,12 +218,17 @@ pub fn probe() -> DoctorReport {
 
     for l in &r.libraries {
         if !l.found {
-            r.problems.push(format!("{} not found — {}", l.name, l.note));
+            r.problems
+                .push(format!("{} not found — {}", l.name, l.note));
         }
     }
-    for reason in [&r.cuda_unavailable, &r.nvrtc_unavailable, &r.nvml_unavailable]
-        .into_iter()
-        .flatten()
+    for reason in [
+        &r.cuda_unavailable,
+        &r.nvrtc_unavailable,
+        &r.nvml_unavailable,
+    ]
+    .into_iter()
+    .flatten()
     {
         if !r.problems.iter().any(|p| p == reason) {
             r.problems.push(reason.clone());
@@ -238,7 +253,10 @@ pub fn probe() -> DoctorReport {
             r.problems.push(format!(
                 "GPU {} is throttled right now: {}",
                 g.index,
-                bad.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                bad.iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         }
     }
@@ -246,7 +264,9 @@ pub fn probe() -> DoctorReport {
 }
 
 fn opt<T: fmt::Display>(v: &Option<T>) -> String {
-    v.as_ref().map(|x| x.to_string()).unwrap_or_else(|| "?".into())
+    v.as_ref()
+        .map(|x| x.to_string())
+        .unwrap_or_else(|| "?".into())
 }
 
 impl fmt::Display for DoctorReport {
@@ -295,8 +315,12 @@ impl fmt::Display for DoctorReport {
                 opt(&g.mem_clock_mhz),
                 opt(&g.mem_clock_max_mhz),
                 opt(&g.temperature_c),
-                g.power_w.map(|w| format!("{w:.0}")).unwrap_or_else(|| "?".into()),
-                g.power_limit_w.map(|w| format!("{w:.0}")).unwrap_or_else(|| "?".into()),
+                g.power_w
+                    .map(|w| format!("{w:.0}"))
+                    .unwrap_or_else(|| "?".into()),
+                g.power_limit_w
+                    .map(|w| format!("{w:.0}"))
+                    .unwrap_or_else(|| "?".into()),
             )?;
             writeln!(
                 f,

@@ -51,7 +51,10 @@ pub fn derive(
         ));
     }
     if block[2] > 64 {
-        return Err(format!("`block` z = {} exceeds CUDA's limit of 64", block[2]));
+        return Err(format!(
+            "`block` z = {} exceeds CUDA's limit of 64",
+            block[2]
+        ));
     }
     let grid = match (grid, threads) {
         (Some(g), _) => pad3(g, "grid")?,
@@ -74,7 +77,9 @@ pub fn derive(
         ));
     }
     if !(0..=u32::MAX as i64).contains(&shared_mem_bytes) {
-        return Err(format!("`shared_mem` = {shared_mem_bytes} bytes is out of range"));
+        return Err(format!(
+            "`shared_mem` = {shared_mem_bytes} bytes is out of range"
+        ));
     }
     Ok(LaunchDims {
         grid: (grid[0] as u32, grid[1] as u32, grid[2] as u32),
@@ -105,6 +110,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::type_complexity)]
     fn limits_are_enforced_with_clear_messages() {
         let cases: [(Option<&[i64]>, Option<&[i64]>, Option<&[i64]>, &str); 6] = [
             (Some(&[10]), Some(&[2048]), None, "at most 1024"),

@@ -148,8 +148,7 @@ pub fn cuda_driver_version() -> Option<u32> {
 pub fn nvml() -> Result<&'static Nvml, String> {
     static NVML: OnceLock<Result<Nvml, String>> = OnceLock::new();
     NVML.get_or_init(|| {
-        guarded("NVML", Nvml::init)
-            .and_then(|r| r.map_err(|e| format!("NVML unavailable: {e}")))
+        guarded("NVML", Nvml::init).and_then(|r| r.map_err(|e| format!("NVML unavailable: {e}")))
     })
     .as_ref()
     .map_err(|e| e.clone())
@@ -201,7 +200,10 @@ fn nvml_gpu_keys(nvml: &Nvml) -> Result<Vec<GpuKey>, String> {
             driver_major: driver_major(&driver),
             cuda_version: cuda,
             mig: d.mig_mode().map(|m| m.current == 1).unwrap_or(false),
-            ecc: d.is_ecc_enabled().map(|e| e.currently_enabled).unwrap_or(false),
+            ecc: d
+                .is_ecc_enabled()
+                .map(|e| e.currently_enabled)
+                .unwrap_or(false),
             power_limit_w: d
                 .power_management_limit()
                 .map(|mw| (mw as f64 / 1000.0).round() as u32)
@@ -229,7 +231,10 @@ fn cuda_gpu_keys() -> Result<Vec<GpuKey>, String> {
             driver_major: 0,
             cuda_version: cuda,
             mig: false,
-            ecc: attribute(&ctx, sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_ECC_ENABLED)? != 0,
+            ecc: attribute(
+                &ctx,
+                sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_ECC_ENABLED,
+            )? != 0,
             power_limit_w: 0,
         });
     }

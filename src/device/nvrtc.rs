@@ -62,10 +62,7 @@ pub enum CompileError {
 
 /// `None` when libnvrtc loads and answers `nvrtcVersion`; otherwise why not.
 pub fn nvrtc_unavailable_reason() -> Option<String> {
-    match nvrtc_version() {
-        Ok(_) => None,
-        Err(e) => Some(e),
-    }
+    nvrtc_version().err()
 }
 
 /// NVRTC's `(major, minor)` version.
@@ -225,14 +222,16 @@ pub fn compile_ptx(
         message,
     })?;
     let ptx = compiled.map_err(|e| match e {
-        cudarc::nvrtc::CompileError::CompileError { nvrtc, options, log } => {
-            CompileError::Compile {
-                name: name.into(),
-                status: format!("{:?}", nvrtc.0),
-                options,
-                log: log.to_string_lossy().into_owned(),
-            }
-        }
+        cudarc::nvrtc::CompileError::CompileError {
+            nvrtc,
+            options,
+            log,
+        } => CompileError::Compile {
+            name: name.into(),
+            status: format!("{:?}", nvrtc.0),
+            options,
+            log: log.to_string_lossy().into_owned(),
+        },
         other => CompileError::Other {
             name: name.into(),
             message: format!("NVRTC error: {other:?}"),

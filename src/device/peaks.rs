@@ -7,7 +7,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use cudarc::cublas::{CudaBlas, Gemm, GemmConfig, sys as blas_sys};
-use cudarc::driver::{CudaContext, CudaEvent, CudaSlice, CudaStream, DeviceRepr, PushKernelArg, sys};
+use cudarc::driver::{
+    CudaContext, CudaEvent, CudaSlice, CudaStream, DeviceRepr, PushKernelArg, sys,
+};
 use half::bf16;
 
 use super::driver_err;
@@ -79,6 +81,7 @@ pub fn cublas_unavailable_reason() -> Option<String> {
 }
 
 /// Column-major `C (m×n) = A (m×k) · B (k×n)`, f32 accumulate.
+#[allow(clippy::too_many_arguments)]
 pub fn gemm<T: DeviceRepr>(
     blas: &CudaBlas,
     m: usize,
@@ -118,8 +121,8 @@ where
 pub struct DevicePeaks {
     /// Bytes read + written per second by a large device-to-device copy.
     pub bandwidth: f64,
-    /// FLOP/s of a large cuBLAS GEMM.
-    pub flops: f64,
+    /// FLOP/s of a large cuBLAS GEMM; `Err` says why it was not measured.
+    pub flops: Result<f64, String>,
     /// e.g. "bf16 GEMM 8192^3 (tensor ops, f32 accumulate)".
     pub flops_method: String,
     pub bandwidth_method: String,
@@ -131,10 +134,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// Measured once per process and GPU; later calls return the cached result.
-pub fn device_peaks(
-    ctx: &Arc<CudaContext>,
-    cache_dir: &Path,
-) -> Result<DevicePeaks, String> {
+pub fn device_peaks(ctx: &Arc<CudaContext>, cache_dir: &Path) -> Result<DevicePeaks, String> {
     static PEAKS: OnceLock<Mutex<BTreeMap<usize, Result<DevicePeaks, String>>>> = OnceLock::new();
     let mut map = PEAKS
         .get_or_init(|| Mutex::new(BTreeMap::new()))
@@ -176,7 +176,7 @@ fn measure_peaks(ctx: &Arc<CudaContext>, cache_dir: &Path) -> Result<DevicePeaks
         }
     }
     let mut bandwidth = bytes / median(memcpy_t);
-    let mut bandwidth_method = format!("cuMemcpyDtoD {} MiB", elems * 4 >> 20);
+    let mut bandwidth_method = format!("cuMemcpyDtoD {} MiB", (elems * 4) >> 20);
     if let Ok(module) = super::builtin::module(ctx, cache_dir) {
         let f = super::builtin::function(&module, "np_copy_f32", super::builtin::NAME)?;
         let n = elems as u64;
@@ -198,28 +198,62 @@ fn measure_peaks(ctx: &Arc<CudaContext>, cache_dir: &Path) -> Result<DevicePeaks
         let kbw = bytes / median(kt);
         if kbw > bandwidth {
             bandwidth = kbw;
-            bandwidth_method = format!("np_copy_f32 kernel {} MiB", elems * 4 >> 20);
+            bandwidth_method = format!("np_copy_f32 kernel {} MiB", (elems * 4) >> 20);
         }
     }
     drop((x, y));
+    let (flops, flops_method) = match measure_gemm_peak(ctx, &stream, &timer, free) {
+        Ok((f, m)) => (Ok(f), m),
+        Err(e) => (Err(e), String::new()),
+    };
+    Ok(DevicePeaks {
+        bandwidth,
+        flops,
+        flops_method,
+        bandwidth_method,
+    })
+}
 
+#[allow(clippy::needless_late_init)]
+fn measure_gemm_peak(
+    ctx: &Arc<CudaContext>,
+    stream: &Arc<CudaStream>,
+    timer: &EventTimer,
+    free: usize,
+) -> Result<(f64, String), String> {
+    use super::buffers::HostData;
+    use crate::plan::gpu_kernel::Dtype;
     // FLOP/s: bf16 tensor-op GEMM where the device has bf16 tensor cores
     // (compute capability ≥ 8.0), else f32.
     let cc = super::compute_capability(ctx)?;
-    let blas = blas(&stream)?;
+    let blas = blas(stream)?;
     let size = if free > (3usize << 30) { 8192 } else { 4096 };
     let flop = 2.0 * (size as f64).powi(3);
     let mut times = Vec::new();
     let flops_method;
     if cc.0 >= 8 {
+        // Random data: zeros draw less power and would overstate the peak.
+        let HostData::Bf16(h) = HostData::random(Dtype::Bf16, size * size, 3) else {
+            unreachable!()
+        };
         let a: CudaSlice<bf16> = stream
-            .alloc_zeros(size * size)
-            .map_err(|e| driver_err("cuMemAlloc (peak GEMM)", e))?;
+            .clone_htod(&h)
+            .map_err(|e| driver_err("cuMemAlloc + cuMemcpyHtoD (peak GEMM)", e))?;
         let b = a.clone();
         let mut c = a.clone();
         for i in 0..13 {
-            let t = timer.time(&stream, "peak bf16 GEMM", || {
-                gemm(&blas, size, size, size, &a, &b, &mut c, bf16::ONE, bf16::ZERO)
+            let t = timer.time(stream, "peak bf16 GEMM", || {
+                gemm(
+                    &blas,
+                    size,
+                    size,
+                    size,
+                    &a,
+                    &b,
+                    &mut c,
+                    bf16::ONE,
+                    bf16::ZERO,
+                )
             })?;
             if i >= 3 {
                 times.push(t);
@@ -227,13 +261,16 @@ fn measure_peaks(ctx: &Arc<CudaContext>, cache_dir: &Path) -> Result<DevicePeaks
         }
         flops_method = format!("cuBLAS bf16 GEMM {size}^3 (tensor ops, f32 accumulate)");
     } else {
+        let HostData::F32(h) = HostData::random(Dtype::F32, size * size, 3) else {
+            unreachable!()
+        };
         let a: CudaSlice<f32> = stream
-            .alloc_zeros(size * size)
-            .map_err(|e| driver_err("cuMemAlloc (peak GEMM)", e))?;
+            .clone_htod(&h)
+            .map_err(|e| driver_err("cuMemAlloc + cuMemcpyHtoD (peak GEMM)", e))?;
         let b = a.clone();
         let mut c = a.clone();
         for i in 0..8 {
-            let t = timer.time(&stream, "peak f32 GEMM", || {
+            let t = timer.time(stream, "peak f32 GEMM", || {
                 gemm(&blas, size, size, size, &a, &b, &mut c, 1.0f32, 0.0f32)
             })?;
             if i >= 3 {
@@ -242,10 +279,5 @@ fn measure_peaks(ctx: &Arc<CudaContext>, cache_dir: &Path) -> Result<DevicePeaks
         }
         flops_method = format!("cuBLAS f32 GEMM {size}^3");
     }
-    Ok(DevicePeaks {
-        bandwidth,
-        flops: flop / median(times),
-        flops_method,
-        bandwidth_method,
-    })
+    Ok((flop / median(times), flops_method))
 }

@@ -16,7 +16,10 @@ pub mod reason {
 
 const NAMES: [(u64, &str); 9] = [
     (reason::GPU_IDLE, "gpu_idle"),
-    (reason::APPLICATIONS_CLOCKS_SETTING, "applications_clocks_setting"),
+    (
+        reason::APPLICATIONS_CLOCKS_SETTING,
+        "applications_clocks_setting",
+    ),
     (reason::SW_POWER_CAP, "sw_power_cap"),
     (reason::HW_SLOWDOWN, "hw_slowdown"),
     (reason::SYNC_BOOST, "sync_boost"),
@@ -48,4 +51,3 @@ pub fn throttle_names(bits: u64) -> Vec<&'static str> {
     }
     v
 }
-

@@ -19,7 +19,9 @@ use crate::exec::{Availability, ExecError, ExecEvent, ExecOutput, Executor, RunC
 use crate::metric::{ChecklistItem, Direction, Estimator, MetricKey, MetricSeries, Unit};
 use crate::plan::gpu_kernel::expr;
 use crate::plan::gpu_kernel::{ArgSpec, Builtin, Dims, Dtype, GpuKernelSpec, Init};
-use crate::plan::{DeviceSel, Kind, KindSpec, ParamPoint, ParamValue, Resolved, ScenarioPlan, point_labels};
+use crate::plan::{
+    DeviceSel, Kind, KindSpec, ParamPoint, ParamValue, Resolved, ScenarioPlan, point_labels,
+};
 use crate::result::Check;
 
 pub struct GpuKernelExecutor;
@@ -107,36 +109,52 @@ fn run_scenario(plan: &ScenarioPlan, rctx: &mut RunCtx<'_>) -> Result<ExecOutput
                 Direction::Neither,
                 p.bandwidth,
             ));
-            out.metrics.push(MetricSeries::single(
-                MetricKey::new("device_peak_flops"),
-                Unit::FlopPerSecond,
-                Direction::Neither,
-                p.flops,
-            ));
+            match &p.flops {
+                Ok(f) => out.metrics.push(MetricSeries::single(
+                    MetricKey::new("device_peak_flops"),
+                    Unit::FlopPerSecond,
+                    Direction::Neither,
+                    *f,
+                )),
+                Err(e) => out.warnings.push(format!(
+                    "device FLOP/s peak not measured, no peak_fraction_flops: {e}"
+                )),
+            }
             Some(p)
         }
         Err(e) => {
-            out.warnings
-                .push(format!("device peaks not measured, no peak_fraction metrics: {e}"));
+            out.warnings.push(format!(
+                "device peaks not measured, no peak_fraction metrics: {e}"
+            ));
             None
         }
     };
 
-    let mut flush = if spec.cold {
-        let l2 = device::attribute(&cctx, sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE)?
+    let mut flush =
+        if spec.cold {
+            let l2 = device::attribute(
+                &cctx,
+                sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE,
+            )?
             .max(0) as usize;
-        let bytes = (2 * l2).max(64 << 20);
-        // SAFETY: only ever written (memset) between launches.
-        Some(unsafe { stream.alloc::<u8>(bytes) }.map_err(|e| {
-            driver_err(&format!("cuMemAlloc (L2 flush buffer, {bytes} bytes)"), e)
-        })?)
-    } else {
-        None
-    };
+            let bytes = (2 * l2).max(64 << 20);
+            // SAFETY: only ever written (memset) between launches.
+            Some(unsafe { stream.alloc::<u8>(bytes) }.map_err(|e| {
+                driver_err(&format!("cuMemAlloc (L2 flush buffer, {bytes} bytes)"), e)
+            })?)
+        } else {
+            None
+        };
     let timer = EventTimer::new(&cctx)?;
 
     let user = match (&spec.source, &spec.builtin) {
-        (Some(src), _) => Some(load_user_kernels(spec, src, &plan.base_dir, &cctx, &cache_dir)?),
+        (Some(src), _) => Some(load_user_kernels(
+            spec,
+            src,
+            &plan.base_dir,
+            &cctx,
+            &cache_dir,
+        )?),
         _ => None,
     };
 
@@ -168,8 +186,21 @@ fn run_scenario(plan: &ScenarioPlan, rctx: &mut RunCtx<'_>) -> Result<ExecOutput
             (None, Some(b)) => run_builtin_point(&mut env, b, &cctx, &cache_dir, &mut on_sample),
             (None, None) => Err("no kernel to run".into()),
         }
-        .map_err(|e| if label_text.is_empty() { e } else { format!("{label_text}: {e}") })?;
-        record_point(&mut out, &labels, &label_text, pm, peaks.as_ref(), &settings);
+        .map_err(|e| {
+            if label_text.is_empty() {
+                e
+            } else {
+                format!("{label_text}: {e}")
+            }
+        })?;
+        record_point(
+            &mut out,
+            &labels,
+            &label_text,
+            pm,
+            peaks.as_ref(),
+            &settings,
+        );
     }
     drop(flush);
     stream
@@ -200,22 +231,49 @@ fn record_point(
 ) {
     let key = |n: &str| MetricKey::new(n).with_labels(labels.iter());
     let median = |v: &[f64]| crate::stats::median(v).unwrap_or(f64::NAN);
-    let mut time = MetricSeries::new(key("time"), Unit::Seconds, Direction::LowerIsBetter, Estimator::Median);
+    let mut time = MetricSeries::new(
+        key("time"),
+        Unit::Seconds,
+        Direction::LowerIsBetter,
+        Estimator::Median,
+    );
     time.samples = pm.times.clone();
     out.metrics.push(time);
     for (what, per_launch, unit, peak_name, peak) in [
-        ("bandwidth", pm.bytes, Unit::BytesPerSecond, "peak_fraction_bw", peaks.map(|p| p.bandwidth)),
-        ("flops", pm.flops, Unit::FlopPerSecond, "peak_fraction_flops", peaks.map(|p| p.flops)),
+        (
+            "bandwidth",
+            pm.bytes,
+            Unit::BytesPerSecond,
+            "peak_fraction_bw",
+            peaks.map(|p| p.bandwidth),
+        ),
+        (
+            "flops",
+            pm.flops,
+            Unit::FlopPerSecond,
+            "peak_fraction_flops",
+            peaks.and_then(|p| p.flops.clone().ok()),
+        ),
     ] {
         let Some(amount) = per_launch else { continue };
-        let mut m = MetricSeries::new(key(what), unit, Direction::HigherIsBetter, Estimator::Median);
+        let mut m = MetricSeries::new(
+            key(what),
+            unit,
+            Direction::HigherIsBetter,
+            Estimator::Median,
+        );
         m.samples = pm.times.iter().map(|t| amount / t).collect();
         let med = median(&m.samples);
         out.metrics.push(m);
         if let Some(peak) = peak
             && peak > 0.0
         {
-            out.metrics.push(MetricSeries::single(key(peak_name), Unit::Ratio, Direction::Neither, med / peak));
+            out.metrics.push(MetricSeries::single(
+                key(peak_name),
+                Unit::Ratio,
+                Direction::Neither,
+                med / peak,
+            ));
         }
     }
     if let Some(c) = pm.check {
@@ -264,12 +322,23 @@ impl PointEnv<'_> {
             Estimator::Median,
             |warm| {
                 if let Some(f) = flush.as_deref_mut() {
+                    stream
+                        .context()
+                        .bind_to_thread()
+                        .map_err(|e| driver_err("cuCtxSetCurrent", e))?;
                     fill = fill.wrapping_add(1);
                     let bytes = f.len();
                     let (ptr, _rec) = cudarc::driver::DevicePtrMut::device_ptr_mut(f, stream);
                     // SAFETY: writes the flush buffer we own.
-                    unsafe { cudarc::driver::result::memset_d8_async(ptr, fill, bytes, stream.cu_stream()) }
-                        .map_err(|e| driver_err("cuMemsetD8Async (L2 flush)", e))?;
+                    unsafe {
+                        cudarc::driver::result::memset_d8_async(
+                            ptr,
+                            fill,
+                            bytes,
+                            stream.cu_stream(),
+                        )
+                    }
+                    .map_err(|e| driver_err("cuMemsetD8Async (L2 flush)", e))?;
                 }
                 let t = timer.time(stream, what, &mut launch)?;
                 if !warm {
@@ -277,14 +346,20 @@ impl PointEnv<'_> {
                 }
                 Ok::<_, String>(Some(t))
             },
-            |n| on_sample(n),
+            on_sample,
         )?;
         Ok((times, report))
     }
 
-    fn eval_opt(&self, e: &Option<crate::plan::gpu_kernel::ExprText>, what: &str) -> Result<Option<f64>, String> {
-        e.as_ref()
-            .map(|x| expr::eval_f64(x.as_str(), self.point).map_err(|err| format!("`{what}`: {err}")))
+    fn eval_opt(
+        &self,
+        e: &Option<Box<crate::plan::gpu_kernel::ExprText>>,
+        what: &str,
+    ) -> Result<Option<f64>, String> {
+        e.as_deref()
+            .map(|x| {
+                expr::eval_f64(x.as_str(), self.point).map_err(|err| format!("`{what}`: {err}"))
+            })
             .transpose()
     }
 
@@ -296,7 +371,9 @@ impl PointEnv<'_> {
             .or_else(|| fallback.and_then(|f| self.point.get(f)));
         match v {
             Some(ParamValue::Int(i)) if *i > 0 => Ok(*i),
-            Some(other) => Err(format!("parameter `{name}` = {other} must be a positive integer")),
+            Some(other) => Err(format!(
+                "parameter `{name}` = {other} must be a positive integer"
+            )),
             None => Err(format!(
                 "this builtin needs the sweep parameter `{name}`{}; add it to `params`",
                 fallback.map(|f| format!(" (or `{f}`)")).unwrap_or_default()
@@ -347,6 +424,9 @@ fn sync(stream: &CudaStream, what: &str) -> Result<(), String> {
         .map_err(|e| driver_err(&format!("{what}: cuStreamSynchronize after the launch"), e))
 }
 
+/// A built-in step before its function is loaded: (kernel, launch, argument indices).
+type StepSpec<'s> = (&'s str, LaunchDims, Vec<usize>);
+
 /// One launch step of a (possibly multi-kernel) operation.
 struct Step<'a> {
     f: &'a CudaFunction,
@@ -362,14 +442,19 @@ fn run_steps(stream: &CudaStream, steps: &[Step<'_>], vals: &[ArgVal]) -> Result
     Ok(())
 }
 
-fn buf<'a>(vals: &'a [ArgVal], i: usize) -> &'a DevBuf {
+fn buf(vals: &[ArgVal], i: usize) -> &DevBuf {
     match &vals[i] {
         ArgVal::Buf(b) => b,
         ArgVal::Scalar(_) => unreachable!("argument {i} is a scalar"),
     }
 }
 
-fn poison(stream: &Arc<CudaStream>, vals: &mut [ArgVal], idx: &[usize], names: &[String]) -> Result<(), String> {
+fn poison(
+    stream: &Arc<CudaStream>,
+    vals: &mut [ArgVal],
+    idx: &[usize],
+    names: &[String],
+) -> Result<(), String> {
     for &i in idx {
         if let ArgVal::Buf(b) = &mut vals[i] {
             b.poison(stream, &names[i])?;
@@ -378,8 +463,15 @@ fn poison(stream: &Arc<CudaStream>, vals: &mut [ArgVal], idx: &[usize], names: &
     Ok(())
 }
 
-fn download(stream: &Arc<CudaStream>, vals: &[ArgVal], idx: &[usize], names: &[String]) -> Result<Vec<HostData>, String> {
-    idx.iter().map(|&i| buf(vals, i).download(stream, &names[i])).collect()
+fn download(
+    stream: &Arc<CudaStream>,
+    vals: &[ArgVal],
+    idx: &[usize],
+    names: &[String],
+) -> Result<Vec<HostData>, String> {
+    idx.iter()
+        .map(|&i| buf(vals, i).download(stream, &names[i]))
+        .collect()
 }
 
 // ---------------------------------------------------------------- user kernels
@@ -398,12 +490,19 @@ fn load_user_kernels(
     cache_dir: &Path,
 ) -> Result<UserKernels, String> {
     let path = base_dir.join(source);
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| format!("cannot read kernel source `{source}` ({}): {e}", path.display()))?;
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        format!(
+            "cannot read kernel source `{source}` ({}): {e}",
+            path.display()
+        )
+    })?;
     let opts = CompileOptions {
         arch: None,
         options: spec.nvrtc_options.clone(),
-        include_paths: path.parent().map(|p| vec![p.to_path_buf()]).unwrap_or_default(),
+        include_paths: path
+            .parent()
+            .map(|p| vec![p.to_path_buf()])
+            .unwrap_or_default(),
     };
     let module = builtin::load_module(cctx, &text, source, &opts, cache_dir)?;
     let entry_name = spec.entry.as_deref().unwrap_or_default();
@@ -418,14 +517,13 @@ fn load_user_kernels(
     })
 }
 
-fn eval_dims(d: &Option<Dims>, what: &str, point: &ParamPoint) -> Result<Option<Vec<i64>>, String> {
-    d.as_ref()
-        .map(|d| {
-            d.0.iter()
-                .map(|e| expr::eval_int(e.as_str(), point).map_err(|err| format!("`{what}`: {err}")))
-                .collect()
-        })
-        .transpose()
+fn eval_dims(d: Option<&Dims>, what: &str, point: &ParamPoint) -> Result<Option<Vec<i64>>, String> {
+    d.map(|d| {
+        d.0.iter()
+            .map(|e| expr::eval_int(e.as_str(), point).map_err(|err| format!("`{what}`: {err}")))
+            .collect()
+    })
+    .transpose()
 }
 
 fn host_init(a: &ArgSpec, len: usize, seed: u64, base_dir: &Path) -> Result<HostData, String> {
@@ -459,7 +557,9 @@ fn run_user_point(
         if let Some(len) = &a.len {
             let n = expr::eval_int(len.as_str(), point).map_err(ctx)?;
             if n < 1 {
-                return Err(ctx(format!("len `{len}` = {n}: a buffer needs at least 1 element")));
+                return Err(ctx(format!(
+                    "len `{len}` = {n}: a buffer needs at least 1 element"
+                )));
             }
             let n = n as usize;
             if a.out {
@@ -480,18 +580,37 @@ fn run_user_point(
             hosts.push(None);
         }
     }
-    let threads = eval_dims(&spec.threads, "threads", point)?;
-    let block = eval_dims(&spec.block, "block", point)?;
-    let grid = eval_dims(&spec.grid, "grid", point)?;
+    let threads = eval_dims(spec.threads.as_deref(), "threads", point)?;
+    let block = eval_dims(spec.block.as_deref(), "block", point)?;
+    let grid = eval_dims(spec.grid.as_deref(), "grid", point)?;
     let shared = match &spec.shared_mem {
-        Some(e) => expr::eval_int(e.as_str(), point).map_err(|err| format!("`shared_mem`: {err}"))?,
+        Some(e) => {
+            expr::eval_int(e.as_str(), point).map_err(|err| format!("`shared_mem`: {err}"))?
+        }
         None => 0,
     };
-    let cfg = derive(threads.as_deref(), block.as_deref(), grid.as_deref(), shared)?;
+    let cfg = derive(
+        threads.as_deref(),
+        block.as_deref(),
+        grid.as_deref(),
+        shared,
+    )?;
     let all: Vec<usize> = (0..vals.len()).collect();
     let entry = spec.entry.as_deref().unwrap_or_default();
-    let outs: Vec<usize> = spec.args.iter().enumerate().filter(|(_, a)| a.is_output()).map(|(i, _)| i).collect();
-    let write_only: Vec<usize> = spec.args.iter().enumerate().filter(|(_, a)| a.out).map(|(i, _)| i).collect();
+    let outs: Vec<usize> = spec
+        .args
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| a.is_output())
+        .map(|(i, _)| i)
+        .collect();
+    let write_only: Vec<usize> = spec
+        .args
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| a.out)
+        .map(|(i, _)| i)
+        .collect();
     let mut warnings = Vec::new();
 
     // Correctness first, on fresh inputs.
@@ -516,25 +635,45 @@ fn run_user_point(
             let dt = spec.args[i].dtype;
             let (rt, at) = dt.default_tolerance();
             let (rtol, atol) = (spec.rtol.unwrap_or(rt), spec.atol.unwrap_or(at));
-            let r = compare(got[j].len(), |e| got[j].get(e), |e| want[j].get(e), rtol, atol);
+            let r = compare(
+                got[j].len(),
+                |e| got[j].get(e),
+                |e| want[j].get(e),
+                rtol,
+                atol,
+            );
             passed &= r.passed();
             ev.push(r.evidence(&names[i], rtol, atol));
         }
         Some(Check::new(
             format!("`{entry}` matches `{rname}` ({})", k.file),
             passed,
-            format!("{}; timed with CUDA events, read after cuEventSynchronize", ev.join("; ")),
+            format!(
+                "{}; timed with CUDA events, read after cuEventSynchronize",
+                ev.join("; ")
+            ),
             Some(ChecklistItem::CudaSync),
         ))
     } else {
         let mut passed = true;
         let mut ev = Vec::new();
         for (j, &i) in outs.iter().enumerate() {
-            let r: CompareReport = compare(got[j].len(), |e| got[j].get(e), |e| got[j].get(e).abs().min(0.0), f64::INFINITY, f64::INFINITY);
+            let r: CompareReport = compare(
+                got[j].len(),
+                |e| got[j].get(e),
+                |e| got[j].get(e).abs().min(0.0),
+                f64::INFINITY,
+                f64::INFINITY,
+            );
             passed &= r.nan == 0;
-            ev.push(format!("{}: {} elements, {} left NaN after poisoning", names[i], r.checked, r.nan));
+            ev.push(format!(
+                "{}: {} elements, {} left NaN after poisoning",
+                names[i], r.checked, r.nan
+            ));
         }
-        warnings.push(format!("`{entry}` has no `reference_entry`: only checked that every output element was written"));
+        warnings.push(format!(
+            "`{entry}` has no `reference_entry`: only checked that every output element was written"
+        ));
         Some(Check::new(
             format!("`{entry}` writes every output element ({})", k.file),
             passed,
@@ -545,7 +684,11 @@ fn run_user_point(
     restore_inputs(stream, &mut vals, &hosts, &outs, &names)?;
     drop(got);
 
-    let (times, report) = env.measure(entry, || launch(stream, &k.entry, entry, cfg, &vals, &all), on_sample)?;
+    let (times, report) = env.measure(
+        entry,
+        || launch(stream, &k.entry, entry, cfg, &vals, &all),
+        on_sample,
+    )?;
     Ok(PointMeasure {
         times,
         report,
@@ -594,7 +737,10 @@ fn exact_check(name: &str, what: &str, r: CompareReport) -> Check {
     Check::new(
         format!("builtin {name} output is exact"),
         r.passed(),
-        format!("{}; timed with CUDA events, read after cuEventSynchronize", r.evidence(what, 0.0, 0.0)),
+        format!(
+            "{}; timed with CUDA events, read after cuEventSynchronize",
+            r.evidence(what, 0.0, 0.0)
+        ),
         Some(ChecklistItem::CudaSync),
     )
 }
@@ -610,7 +756,13 @@ fn run_builtin_kernel_point(
     let seed = env.spec.seed.unwrap_or(DEFAULT_SEED);
     let f = |n: &str| builtin::function(module, n, builtin::NAME);
     let id = b.id();
-    let (vals, steps_spec, check, bytes, flops): (Vec<ArgVal>, Vec<(&str, LaunchDims, Vec<usize>)>, Check, f64, Option<f64>);
+    let (vals, steps_spec, check, bytes, flops): (
+        Vec<ArgVal>,
+        Vec<StepSpec<'_>>,
+        Check,
+        f64,
+        Option<f64>,
+    );
     let vals_owned;
     match b {
         Builtin::Copy | Builtin::Saxpy => {
@@ -624,10 +776,21 @@ fn run_builtin_kernel_point(
                     ArgVal::Buf(DevBuf::poisoned(stream, Dtype::F32, n, "y")?),
                     ArgVal::Scalar(Scalar::U64(n as u64)),
                 ];
-                launch(stream, &f("np_copy_f32")?, "np_copy_f32", cfg, &vals_owned, &[0, 1, 2])?;
+                launch(
+                    stream,
+                    &f("np_copy_f32")?,
+                    "np_copy_f32",
+                    cfg,
+                    &vals_owned,
+                    &[0, 1, 2],
+                )?;
                 sync(stream, "builtin copy")?;
                 let y = buf(&vals_owned, 1).download(stream, "y")?;
-                check = exact_check(id, "y = x", compare(n, |i| y.get(i), |i| x.get(i), 0.0, 0.0));
+                check = exact_check(
+                    id,
+                    "y = x",
+                    compare(n, |i| y.get(i), |i| x.get(i), 0.0, 0.0),
+                );
                 steps_spec = vec![("np_copy_f32", cfg, vec![0, 1, 2])];
                 bytes = 8.0 * n as f64;
                 flops = None;
@@ -642,14 +805,29 @@ fn run_builtin_kernel_point(
                     ArgVal::Scalar(Scalar::U64(n as u64)),
                 ];
                 let idx = vec![0, 1, 2, 3, 4];
-                launch(stream, &f("np_saxpy_f32")?, "np_saxpy_f32", cfg, &vals_owned, &idx)?;
+                launch(
+                    stream,
+                    &f("np_saxpy_f32")?,
+                    "np_saxpy_f32",
+                    cfg,
+                    &vals_owned,
+                    &idx,
+                )?;
                 sync(stream, "builtin saxpy")?;
                 let z = buf(&vals_owned, 2).download(stream, "z")?;
-                let (HostData::F32(xv), HostData::F32(yv)) = (&x, &y) else { unreachable!() };
+                let (HostData::F32(xv), HostData::F32(yv)) = (&x, &y) else {
+                    unreachable!()
+                };
                 check = exact_check(
                     id,
                     "z = fma(a, x, y)",
-                    compare(n, |i| z.get(i), |i| a.mul_add(xv[i], yv[i]) as f64, 0.0, 0.0),
+                    compare(
+                        n,
+                        |i| z.get(i),
+                        |i| a.mul_add(xv[i], yv[i]) as f64,
+                        0.0,
+                        0.0,
+                    ),
                 );
                 steps_spec = vec![("np_saxpy_f32", cfg, idx)];
                 bytes = 12.0 * n as f64;
@@ -659,7 +837,10 @@ fn run_builtin_kernel_point(
         Builtin::Reduction => {
             let n = env.param("n", None)? as usize;
             let x = HostData::random(Dtype::F32, n, seed);
-            let sms = device::attribute(cctx, sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)?;
+            let sms = device::attribute(
+                cctx,
+                sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT,
+            )?;
             let blocks = ((sms.max(1) as usize) * 8).min(n.div_ceil(256)).max(1);
             let cfg1 = derive(None, Some(&[256]), Some(&[blocks as i64]), 0)?;
             let cfg2 = derive(None, Some(&[1024]), Some(&[1]), 0)?;
@@ -674,13 +855,18 @@ fn run_builtin_kernel_point(
                 ("np_reduce_partial", cfg1, vec![0, 1, 3]),
                 ("np_reduce_final", cfg2, vec![1, 2, 4]),
             ];
-            let fns: Vec<CudaFunction> = steps_spec.iter().map(|(n, _, _)| f(n)).collect::<Result<_, _>>()?;
+            let fns: Vec<CudaFunction> = steps_spec
+                .iter()
+                .map(|(n, _, _)| f(n))
+                .collect::<Result<_, _>>()?;
             for ((name, cfg, idx), func) in steps_spec.iter().zip(&fns) {
                 launch(stream, func, name, *cfg, &vals_owned, idx)?;
             }
             sync(stream, "builtin reduction")?;
             let got = buf(&vals_owned, 2).download(stream, "sum")?.get(0);
-            let HostData::F32(xv) = &x else { unreachable!() };
+            let HostData::F32(xv) = &x else {
+                unreachable!()
+            };
             let want: f64 = xv.iter().map(|v| *v as f64).sum();
             let scale: f64 = xv.iter().map(|v| v.abs() as f64).sum();
             let err = (got - want).abs() / scale.max(f64::MIN_POSITIVE);
@@ -702,7 +888,12 @@ fn run_builtin_kernel_point(
                 return Err("transpose rows/cols must fit in a 32-bit int".into());
             }
             let x = HostData::random(Dtype::F32, rows * cols, seed);
-            let cfg = derive(Some(&[cols as i64, (rows as i64 + 3) / 4]), Some(&[32, 8]), None, 0)?;
+            let cfg = derive(
+                Some(&[cols as i64, (rows as i64 + 3) / 4]),
+                Some(&[32, 8]),
+                None,
+                0,
+            )?;
             vals_owned = vec![
                 ArgVal::Buf(DevBuf::upload(stream, &x, "in")?),
                 ArgVal::Buf(DevBuf::poisoned(stream, Dtype::F32, rows * cols, "out")?),
@@ -710,14 +901,27 @@ fn run_builtin_kernel_point(
                 ArgVal::Scalar(Scalar::I32(cols as i32)),
             ];
             let idx = vec![0, 1, 2, 3];
-            launch(stream, &f("np_transpose_f32")?, "np_transpose_f32", cfg, &vals_owned, &idx)?;
+            launch(
+                stream,
+                &f("np_transpose_f32")?,
+                "np_transpose_f32",
+                cfg,
+                &vals_owned,
+                &idx,
+            )?;
             sync(stream, "builtin transpose")?;
             let o = buf(&vals_owned, 1).download(stream, "out")?;
             // out[c][r] = in[r][c]
             check = exact_check(
                 id,
                 "out = in^T",
-                compare(rows * cols, |i| o.get(i), |i| x.get((i % rows) * cols + i / rows), 0.0, 0.0),
+                compare(
+                    rows * cols,
+                    |i| o.get(i),
+                    |i| x.get((i % rows) * cols + i / rows),
+                    0.0,
+                    0.0,
+                ),
             );
             steps_spec = vec![("np_transpose_f32", cfg, idx)];
             bytes = 8.0 * (rows * cols) as f64;
@@ -726,11 +930,19 @@ fn run_builtin_kernel_point(
         _ => unreachable!("GEMMs run through cuBLAS"),
     }
     vals = vals_owned;
-    let fns: Vec<CudaFunction> = steps_spec.iter().map(|(n, _, _)| f(n)).collect::<Result<_, _>>()?;
+    let fns: Vec<CudaFunction> = steps_spec
+        .iter()
+        .map(|(n, _, _)| f(n))
+        .collect::<Result<_, _>>()?;
     let steps: Vec<Step<'_>> = steps_spec
         .iter()
         .zip(&fns)
-        .map(|((name, cfg, idx), func)| Step { f: func, name, cfg: *cfg, args: idx.clone() })
+        .map(|((name, cfg, idx), func)| Step {
+            f: func,
+            name,
+            cfg: *cfg,
+            args: idx.clone(),
+        })
         .collect();
     let (times, report) = env.measure(id, || run_steps(stream, &steps, &vals), on_sample)?;
     Ok(PointMeasure {
@@ -768,7 +980,11 @@ fn run_gemm_point(
     let ha = HostData::random(dtype, m * k, seed);
     let hb = HostData::random(dtype, k * n, seed.wrapping_add(1));
     let up = |h: &HostData, name: &str| DevBuf::upload(stream, h, name);
-    let mut bufs = match (up(&ha, "A")?, up(&hb, "B")?, DevBuf::poisoned(stream, dtype, m * n, "C")?) {
+    let mut bufs = match (
+        up(&ha, "A")?,
+        up(&hb, "B")?,
+        DevBuf::poisoned(stream, dtype, m * n, "C")?,
+    ) {
         (DevBuf::F32(a), DevBuf::F32(bb), DevBuf::F32(c)) => GemmBufs::F32(a, bb, c),
         (DevBuf::F16(a), DevBuf::F16(bb), DevBuf::F16(c)) => GemmBufs::F16(a, bb, c),
         (DevBuf::Bf16(a), DevBuf::Bf16(bb), DevBuf::Bf16(c)) => GemmBufs::Bf16(a, bb, c),
@@ -838,7 +1054,11 @@ mod tests {
     fn ordinal_from_device_selection() {
         assert_eq!(ordinal(DeviceSel::Auto, "gpu_kernel"), Ok(0));
         assert_eq!(ordinal(DeviceSel::Cuda(2), "gpu_kernel"), Ok(2));
-        assert!(ordinal(DeviceSel::Cpu, "gpu_kernel").unwrap_err().contains("device = \"cpu\""));
+        assert!(
+            ordinal(DeviceSel::Cpu, "gpu_kernel")
+                .unwrap_err()
+                .contains("device = \"cpu\"")
+        );
     }
 
     #[test]

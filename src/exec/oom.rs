@@ -80,7 +80,10 @@ fn alloc(bytes: usize) -> Result<Alloc, String> {
         Ok(ptr) => Ok(Alloc::Ok(Chunk { ptr, bytes })),
         Err(e) if is_oom(&e) => Ok(Alloc::Oom),
         Err(e) => Err(driver_err(
-            &format!("cuMemAlloc({}) (expected success or CUDA_ERROR_OUT_OF_MEMORY)", format_bytes(bytes as f64)),
+            &format!(
+                "cuMemAlloc({}) (expected success or CUDA_ERROR_OUT_OF_MEMORY)",
+                format_bytes(bytes as f64)
+            ),
             e,
         )),
     }
@@ -119,7 +122,8 @@ pub fn memory_returned(before: u64, after: u64, tolerance: u64) -> bool {
 
 fn run_scenario(plan: &ScenarioPlan, rctx: &mut RunCtx<'_>) -> Result<ExecOutput, String> {
     let spec = spec_of(plan)?;
-    spec.validate().map_err(|e| format!("{}: {e}", plan.location))?;
+    spec.validate()
+        .map_err(|e| format!("{}: {e}", plan.location))?;
     let ord = ordinal(plan.device, "oom_stress")?;
     let ctx = device::context(ord)?;
     let stream = ctx.default_stream();
@@ -164,7 +168,9 @@ fn run_scenario(plan: &ScenarioPlan, rctx: &mut RunCtx<'_>) -> Result<ExecOutput
         unsafe { result::memset_d8_async(c.ptr, 0x5A, c.bytes, stream.cu_stream()) }
             .map_err(|e| driver_err("cuMemsetD8Async (touching allocated chunks)", e))?;
     }
-    stream.synchronize().map_err(|e| driver_err("cuStreamSynchronize", e))?;
+    stream
+        .synchronize()
+        .map_err(|e| driver_err("cuStreamSynchronize", e))?;
     let peak = held;
     let (free_at_peak, _) = free_mem(&ctx)?;
 
@@ -280,14 +286,25 @@ fn run_scenario(plan: &ScenarioPlan, rctx: &mut RunCtx<'_>) -> Result<ExecOutput
         Some(ChecklistItem::MemoryCleanup),
     ));
     let (oom_seen, oom_how) = match provoked {
-        None => (natural_oom, "cuMemAlloc returned CUDA_ERROR_OUT_OF_MEMORY while filling the device".to_string()),
+        None => (
+            natural_oom,
+            "cuMemAlloc returned CUDA_ERROR_OUT_OF_MEMORY while filling the device".to_string(),
+        ),
         Some((ask, true)) => (
             true,
-            format!("cap reached first; a single cuMemAlloc of {} (> {} free) returned CUDA_ERROR_OUT_OF_MEMORY", gib(ask as u64), gib(free_now)),
+            format!(
+                "cap reached first; a single cuMemAlloc of {} (> {} free) returned CUDA_ERROR_OUT_OF_MEMORY",
+                gib(ask as u64),
+                gib(free_now)
+            ),
         ),
         Some((ask, false)) => (
             false,
-            format!("cuMemAlloc of {} succeeded although only {} was free: OOM could not be provoked", gib(ask as u64), gib(free_now)),
+            format!(
+                "cuMemAlloc of {} succeeded although only {} was free: OOM could not be provoked",
+                gib(ask as u64),
+                gib(free_now)
+            ),
         ),
     };
     let probe_ok = probe.is_ok();
@@ -327,14 +344,22 @@ fn probe_kernel(
     let n = 1usize << 20;
     let x = HostData::random(Dtype::F32, n, 11);
     let y = HostData::random(Dtype::F32, n, 12);
-    let (HostData::F32(xv), HostData::F32(yv)) = (&x, &y) else { unreachable!() };
-    let dx = stream.clone_htod(xv).map_err(|e| driver_err("probe cuMemcpyHtoD", e))?;
-    let dy = stream.clone_htod(yv).map_err(|e| driver_err("probe cuMemcpyHtoD", e))?;
+    let (HostData::F32(xv), HostData::F32(yv)) = (&x, &y) else {
+        unreachable!()
+    };
+    let dx = stream
+        .clone_htod(xv)
+        .map_err(|e| driver_err("probe cuMemcpyHtoD", e))?;
+    let dy = stream
+        .clone_htod(yv)
+        .map_err(|e| driver_err("probe cuMemcpyHtoD", e))?;
     match device::builtin::module(ctx, cache_dir) {
         Ok(m) => {
             let f = device::builtin::function(&m, "np_saxpy_f32", device::builtin::NAME)?;
             let mut z = DevBuf::poisoned(stream, Dtype::F32, n, "z")?;
-            let DevBuf::F32(zs) = &mut z else { unreachable!() };
+            let DevBuf::F32(zs) = &mut z else {
+                unreachable!()
+            };
             let a = Scalar::F32(2.0);
             let nn = n as u64;
             let cfg = device::launch::derive(Some(&[(n / 4) as i64]), Some(&[256]), None, 0)?;
@@ -349,7 +374,13 @@ fn probe_kernel(
                 .synchronize()
                 .map_err(|e| driver_err("probe cuStreamSynchronize", e))?;
             let got = z.download(stream, "z")?;
-            let r = compare(n, |i| got.get(i), |i| 2.0f32.mul_add(xv[i], yv[i]) as f64, 0.0, 0.0);
+            let r = compare(
+                n,
+                |i| got.get(i),
+                |i| 2.0f32.mul_add(xv[i], yv[i]) as f64,
+                0.0,
+                0.0,
+            );
             if r.passed() {
                 Ok(format!("saxpy on {n} f32, exact"))
             } else {
@@ -365,7 +396,9 @@ fn probe_kernel(
                 .clone_dtoh(&dz)
                 .map_err(|e| driver_err("probe cuMemcpyDtoH", e))?;
             if got == *xv {
-                Ok(format!("device copy of {n} f32 verified (no kernel: {nvrtc})"))
+                Ok(format!(
+                    "device copy of {n} f32 verified (no kernel: {nvrtc})"
+                ))
             } else {
                 Err("device copy probe returned wrong data".into())
             }

@@ -59,7 +59,10 @@ impl Monitor {
                         .spawn(move || gpu_loop(nvml, count, rx, interval, child_pids));
                     match spawned {
                         Ok(h) => (Some(h), None),
-                        Err(e) => (None, Some(format!("cannot start the NVML sampler thread: {e}"))),
+                        Err(e) => (
+                            None,
+                            Some(format!("cannot start the NVML sampler thread: {e}")),
+                        ),
                     }
                 }
             },
@@ -77,10 +80,7 @@ impl Monitor {
         for tx in &self.stop_tx {
             let _ = tx.send(());
         }
-        let host = self
-            .host
-            .and_then(|h| h.join().ok())
-            .unwrap_or_default();
+        let host = self.host.and_then(|h| h.join().ok()).unwrap_or_default();
         let mut gpu_unavailable = self.gpu_unavailable;
         let gpus = match self.gpu.map(|h| h.join()) {
             Some(Ok(raw)) => raw.iter().map(summarise_gpu).collect(),
@@ -191,8 +191,11 @@ fn gpu_loop(
                             mine += b;
                         }
                     } else {
-                        raw.other_processes
-                            .insert(format!("pid {} ({})", p.pid, process_name(p.pid)));
+                        raw.other_processes.insert(format!(
+                            "pid {} ({})",
+                            p.pid,
+                            process_name(p.pid)
+                        ));
                     }
                 }
                 raw.process_mem_peak_bytes = raw.process_mem_peak_bytes.max(mine);

@@ -167,7 +167,11 @@ pub fn parse_proc_stat(stat: &str) -> Option<(u64, u64)> {
 pub fn cpu_percent(before: (u64, u64), after: (u64, u64)) -> f64 {
     let busy = after.0.saturating_sub(before.0) as f64;
     let total = after.1.saturating_sub(before.1) as f64;
-    if total <= 0.0 { 0.0 } else { 100.0 * busy / total }
+    if total <= 0.0 {
+        0.0
+    } else {
+        100.0 * busy / total
+    }
 }
 
 #[cfg(test)]
@@ -224,7 +228,10 @@ mod tests {
         assert!(g.throttle_reasons.is_empty(), "{:?}", g.throttle_reasons);
         assert_eq!(g.timeline.len(), 4);
         let (invalid, warnings) = validity(&window(g));
-        assert!(invalid.is_empty() && warnings.is_empty(), "{invalid:?} {warnings:?}");
+        assert!(
+            invalid.is_empty() && warnings.is_empty(),
+            "{invalid:?} {warnings:?}"
+        );
     }
 
     #[test]
@@ -236,7 +243,10 @@ mod tests {
         assert_eq!(g.throttle_reasons, vec!["hw_thermal_slowdown"]);
         let (invalid, _) = validity(&window(g));
         assert_eq!(invalid.len(), 1);
-        assert!(invalid[0].contains("throttled while measuring: hw_thermal_slowdown"), "{invalid:?}");
+        assert!(
+            invalid[0].contains("throttled while measuring: hw_thermal_slowdown"),
+            "{invalid:?}"
+        );
     }
 
     #[test]
@@ -248,7 +258,10 @@ mod tests {
         ]));
         let (invalid, warnings) = validity(&window(g));
         assert_eq!(invalid.len(), 1, "{invalid:?}");
-        assert!(invalid[0].contains("SM clock fell to 61% of its maximum (1200 of 1980 MHz)"), "{invalid:?}");
+        assert!(
+            invalid[0].contains("SM clock fell to 61% of its maximum (1200 of 1980 MHz)"),
+            "{invalid:?}"
+        );
         assert_eq!(warnings.len(), 1);
         assert!(warnings[0].contains("software power cap"));
     }
@@ -276,7 +289,10 @@ mod tests {
     #[test]
     fn empty_window() {
         let g = summarise_gpu(&raw(vec![]));
-        assert_eq!((g.samples, g.sm_util_mean, g.sm_clock_min_ratio), (0, 0.0, 1.0));
+        assert_eq!(
+            (g.samples, g.sm_util_mean, g.sm_clock_min_ratio),
+            (0, 0.0, 1.0)
+        );
         assert_eq!(validity(&MonitorSummary::default()), (vec![], vec![]));
     }
 

@@ -233,7 +233,8 @@ impl ArgSpec {
     }
 }
 
-/// Keys of a `gpu_kernel` scenario besides the common ones.
+/// Keys of a `gpu_kernel` scenario besides the common ones. Rarely used
+/// expressions are boxed to keep `KindSpec` small.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GpuKernelSpec {
@@ -254,22 +255,22 @@ pub struct GpuKernelSpec {
     pub args: Vec<ArgSpec>,
     /// Total threads per dimension; grid = ceil(threads / block).
     #[serde(default)]
-    pub threads: Option<Dims>,
+    pub threads: Option<Box<Dims>>,
     /// Threads per block (default 256).
     #[serde(default)]
-    pub block: Option<Dims>,
+    pub block: Option<Box<Dims>>,
     /// Blocks per grid, overriding `threads`.
     #[serde(default)]
-    pub grid: Option<Dims>,
+    pub grid: Option<Box<Dims>>,
     /// Dynamic shared memory per block, bytes.
     #[serde(default)]
-    pub shared_mem: Option<ExprText>,
+    pub shared_mem: Option<Box<ExprText>>,
     /// Bytes moved per launch → `bandwidth` (B/s).
     #[serde(default)]
-    pub bytes: Option<ExprText>,
+    pub bytes: Option<Box<ExprText>>,
     /// Floating-point operations per launch → `flops` (FLOP/s).
     #[serde(default)]
-    pub flops: Option<ExprText>,
+    pub flops: Option<Box<ExprText>>,
     /// Flush L2 between launches (metrics get the label `cache=cold`).
     #[serde(default)]
     pub cold: bool,
@@ -300,8 +301,7 @@ impl GpuKernelSpec {
                 );
             }
             (Some(b), None) => {
-                if self.entry.is_some() || self.reference_entry.is_some() || !self.args.is_empty()
-                {
+                if self.entry.is_some() || self.reference_entry.is_some() || !self.args.is_empty() {
                     return Err(format!(
                         "builtin `{}` takes no `entry`, `reference_entry` or `args`: its sizes come from the params",
                         b.id()
@@ -427,7 +427,10 @@ mod tests {
         assert_eq!(spec.args.len(), 5);
         assert_eq!(spec.args[3].value, Some(ExprText("2.0".into())));
         assert_eq!(spec.args[4].dtype, Dtype::I32);
-        assert_eq!(spec.block, Some(Dims(vec![ExprText("256".into())])));
+        assert_eq!(
+            spec.block.as_deref(),
+            Some(&Dims(vec![ExprText("256".into())]))
+        );
         assert!(spec.args[2].is_output() && !spec.args[0].is_output());
     }
 
@@ -455,7 +458,10 @@ mod tests {
                 "args = [{ name = \"x\", len = \"n\", dtype = \"f8\" }]",
                 "unknown variant `f8`",
             ),
-            ("args = [{ name = \"x\", size = 3 }]", "unknown field `size`"),
+            (
+                "args = [{ name = \"x\", size = 3 }]",
+                "unknown field `size`",
+            ),
         ];
         for (toml, want) in cases {
             let err = parse(toml).unwrap_err();

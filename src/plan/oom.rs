@@ -72,7 +72,9 @@ mod tests {
 
     #[test]
     fn parses_with_defaults_and_sizes() {
-        let s: OomStressSpec = toml::from_str("memory_fraction = 0.5\nchunk = \"512MiB\"\npattern = \"fragment\"").unwrap();
+        let s: OomStressSpec =
+            toml::from_str("memory_fraction = 0.5\nchunk = \"512MiB\"\npattern = \"fragment\"")
+                .unwrap();
         assert_eq!(s.fraction(), 0.5);
         assert_eq!(s.chunk_bytes(), 512 << 20);
         assert_eq!(s.pattern, Some(OomPattern::Fragment));
@@ -84,8 +86,18 @@ mod tests {
 
     #[test]
     fn rejects_bad_values() {
-        assert!(toml::from_str::<OomStressSpec>("pattern = \"shrink\"").unwrap_err().to_string().contains("unknown variant"));
-        assert!(toml::from_str::<OomStressSpec>("fraction = 0.5").unwrap_err().to_string().contains("unknown field"));
+        assert!(
+            toml::from_str::<OomStressSpec>("pattern = \"shrink\"")
+                .unwrap_err()
+                .to_string()
+                .contains("unknown variant")
+        );
+        assert!(
+            toml::from_str::<OomStressSpec>("fraction = 0.5")
+                .unwrap_err()
+                .to_string()
+                .contains("unknown field")
+        );
         let s: OomStressSpec = toml::from_str("memory_fraction = 1.5").unwrap();
         assert!(s.validate().unwrap_err().contains("memory_fraction"));
         let s: OomStressSpec = toml::from_str("chunk = \"4KiB\"").unwrap();

@@ -304,6 +304,10 @@ mod tests {
             let err = eval_int(text, &p).unwrap_err();
             assert!(err.contains(want), "{text}: {err}");
         }
-        assert!(eval_int("x", &ParamPoint::new()).unwrap_err().contains("add it to `params`"));
+        assert!(
+            eval_int("x", &ParamPoint::new())
+                .unwrap_err()
+                .contains("add it to `params`")
+        );
     }
 }
