@@ -243,6 +243,15 @@ pub fn probe() -> DoctorReport {
             drv % 1000 / 10
         ));
     }
+    if let Some(drv) = r.cuda_driver_version
+        && drv < 13000
+    {
+        r.problems.push(format!(
+            "the driver supports CUDA {}.{}; neon-perf is built against the CUDA 13.0 driver API, so a call missing from this driver fails with a \"Missing symbol\" error",
+            drv / 1000,
+            drv % 1000 / 10
+        ));
+    }
     for g in &r.gpus {
         let bad: Vec<&String> = g
             .throttle_reasons

@@ -42,6 +42,23 @@ pub(crate) fn guarded<T>(what: &str, f: impl FnOnce() -> T) -> Result<T, String>
     })
 }
 
+/// Adds what to do to a cudarc panic message (a missing library or symbol).
+pub fn panic_hint(msg: String) -> String {
+    if msg.contains("Missing symbol") {
+        format!(
+            "{msg}; hint: the CUDA driver is older than the CUDA 13.0 API neon-perf is built against \
+             (driver CUDA version: {}), update the driver",
+            cuda_driver_version()
+                .map(|v| format!("{}.{}", v / 1000, v % 1000 / 10))
+                .unwrap_or_else(|| "unknown".into())
+        )
+    } else if msg.contains("Unable to dynamically load") {
+        format!("{msg}; hint: run `neon-perf doctor` to see which CUDA libraries are found")
+    } else {
+        msg
+    }
+}
+
 /// "cuMemAlloc failed: CUDA_ERROR_OUT_OF_MEMORY (out of memory)".
 pub fn driver_err(call: &str, e: DriverError) -> String {
     let text = e

@@ -48,14 +48,41 @@ impl EventTimer {
         self.end
             .record(stream)
             .map_err(|e| driver_err("cuEventRecord (end)", e))?;
-        let ms = self.start.elapsed_ms(&self.end).map_err(|e| {
-            driver_err(
-                &format!("{what}: cuEventSynchronize/cuEventElapsedTime after the launch"),
-                e,
-            )
-        })?;
+        self.end
+            .synchronize()
+            .map_err(|e| driver_err(&format!("{what}: cuEventSynchronize after the launch"), e))?;
+        let ms = event_elapsed_ms(&self.start, &self.end).map_err(|e| format!("{what}: {e}"))?;
         Ok(ms as f64 / 1e3)
     }
+}
+
+type ElapsedFn = unsafe extern "C" fn(*mut f32, sys::CUevent, sys::CUevent) -> sys::CUresult;
+
+/// `cuEventElapsedTime_v2` (CUDA ≥ 12.8, what cudarc's CUDA 13 bindings
+/// call) or, on older drivers, `cuEventElapsedTime`: looked up here so an
+/// older driver gives a time instead of a "missing symbol" panic.
+fn event_elapsed_ms(start: &CudaEvent, end: &CudaEvent) -> Result<f32, String> {
+    static F: OnceLock<Option<(ElapsedFn, &'static str)>> = OnceLock::new();
+    let f = F.get_or_init(|| {
+        // SAFETY: libcuda is loaded (we have events); the signatures match
+        // the CUDA driver API for both names.
+        let lib = unsafe { sys::culib() };
+        for name in ["cuEventElapsedTime_v2", "cuEventElapsedTime"] {
+            let sym = unsafe { lib.get::<ElapsedFn>(name.as_bytes()) };
+            if let Ok(sym) = sym {
+                return Some((*sym, name));
+            }
+        }
+        None
+    });
+    let Some((f, name)) = *f else {
+        return Err("libcuda has neither cuEventElapsedTime_v2 nor cuEventElapsedTime".into());
+    };
+    let mut ms = 0.0f32;
+    // SAFETY: both events belong to the current context and have completed.
+    let r = unsafe { f(&mut ms, start.cu_event(), end.cu_event()) };
+    r.result().map_err(|e| driver_err(name, e))?;
+    Ok(ms)
 }
 
 /// A cuBLAS handle on `stream`, with a clear error when libcublas is missing.

@@ -50,7 +50,12 @@ impl Executor for OomStressExecutor {
                 "oom_stress on the host is not implemented yet".into(),
             ));
         }
-        run_scenario(plan, ctx).map_err(|e| ExecError::Failed(format!("{}: {e}", plan.full_name())))
+        device::guarded("oom_stress panicked inside cudarc", || {
+            run_scenario(plan, ctx)
+        })
+        .map_err(device::panic_hint)
+        .and_then(|r| r)
+        .map_err(|e| ExecError::Failed(format!("{}: {e}", plan.full_name())))
     }
 }
 
