@@ -59,11 +59,11 @@ fi
 if [ ! -x "$BIN" ]; then
     note "MISSING $BIN: copy the release binary there (built with cargo build --release)"
 else
-    timeout 30 "$BIN" doctor > "$OUT/doctor.txt" 2> "$OUT/doctor.err"
+    timeout 20 "$BIN" doctor > "$OUT/doctor.txt" 2> "$OUT/doctor.err"
     note "doctor: exit $? ($(grep -c . "$OUT/doctor.txt" 2>/dev/null || echo 0) lines)"
-    timeout 30 "$BIN" doctor --json > "$OUT/doctor.json" 2>> "$OUT/doctor.err"
+    timeout 20 "$BIN" doctor --json > "$OUT/doctor.json" 2>> "$OUT/doctor.err"
     note "doctor --json: exit $?"
-    timeout 200 "$BIN" run suites/gpu.toml --json "$OUT/gpu.json" > "$OUT/run.log" 2>&1
+    timeout 190 "$BIN" run suites/gpu.toml --json "$OUT/gpu.json" > "$OUT/run.log" 2>&1
     rc=$?
     note "run suites/gpu.toml: exit $rc (0 pass, 1 regression/failed check, 2 setup error, 3 inconclusive; 124 timeout)"
     if [ ! -s "$OUT/gpu.json" ]; then

@@ -28,8 +28,9 @@ if [ -z "$lib" ]; then
     echo "nvrtc.sh: libnvrtc.so.* not found under $venv after install" >&2
     exit 1
 fi
-# cudarc dlopens libnvrtc.so, then libnvrtc.so.13 / .12 / ...; the wheel ships
-# only the versioned name, so give it the plain one too.
+# cudarc dlopens libnvrtc.so first, then libnvrtc.so.13 / .12 / ... (checked:
+# the versioned name alone is found through LD_LIBRARY_PATH); the plain name
+# is added for other tools that look for it.
 real="$(ls "$lib"/libnvrtc.so.[0-9]* 2>/dev/null | grep -v builtins | sort | tail -n1)"
 if [ -n "$real" ] && [ ! -e "$lib/libnvrtc.so" ]; then
     ln -s "$(basename "$real")" "$lib/libnvrtc.so"

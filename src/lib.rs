@@ -4,13 +4,13 @@
 //! Modules are listed from the top of that flow to the bottom; nothing below
 //! imports anything above it.
 
-pub mod baseline;
 pub mod config;
-pub mod device;
 pub mod exec;
-pub mod metric;
 pub mod monitor;
-pub mod plan;
+pub mod device;
+pub mod baseline;
 pub mod result;
+pub mod plan;
 pub mod stats;
+pub mod metric;
 pub mod units;

@@ -85,8 +85,7 @@ impl FromStr for MetricKey {
             let (k, v) = part
                 .split_once('=')
                 .ok_or_else(|| format!("invalid label `{part}` in `{s}`: expected key=value"))?;
-            key.labels
-                .insert(k.trim().to_string(), v.trim().to_string());
+            key.labels.insert(k.trim().to_string(), v.trim().to_string());
         }
         Ok(key)
     }
@@ -188,9 +187,7 @@ impl Unit {
             Unit::BytesPerSecond => scaled(v, &["B/s", "KB/s", "MB/s", "GB/s", "TB/s"], 1000.0),
             Unit::FlopPerSecond => scaled(
                 v,
-                &[
-                    "FLOP/s", "kFLOP/s", "MFLOP/s", "GFLOP/s", "TFLOP/s", "PFLOP/s",
-                ],
+                &["FLOP/s", "kFLOP/s", "MFLOP/s", "GFLOP/s", "TFLOP/s", "PFLOP/s"],
                 1000.0,
             ),
             Unit::PerSecond => scaled(v, &["/s", "k/s", "M/s", "G/s"], 1000.0),
@@ -301,7 +298,9 @@ impl MetricSeries {
 }
 
 /// The seven items every report ends with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum ChecklistItem {
     GpuMemory,
@@ -365,15 +364,10 @@ mod tests {
 
     #[test]
     fn key_round_trip() {
-        let k = MetricKey::new("latency_p99")
-            .with("batch", 8)
-            .with("a", "x");
+        let k = MetricKey::new("latency_p99").with("batch", 8).with("a", "x");
         assert_eq!(k.to_string(), "latency_p99{a=x,batch=8}");
         assert_eq!("latency_p99{batch=8,a=x}".parse::<MetricKey>().unwrap(), k);
-        assert_eq!(
-            "wall_time".parse::<MetricKey>().unwrap().to_string(),
-            "wall_time"
-        );
+        assert_eq!("wall_time".parse::<MetricKey>().unwrap().to_string(), "wall_time");
         assert!("bad{".parse::<MetricKey>().is_err());
         assert!("".parse::<MetricKey>().is_err());
         assert!("x{nolabel}".parse::<MetricKey>().is_err());

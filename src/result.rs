@@ -13,13 +13,9 @@ use crate::plan::{Kind, SourceLocation};
 pub enum Outcome {
     Ran,
     /// The hardware or software it needs is absent (e.g. "no CUDA driver found").
-    Ignored {
-        reason: String,
-    },
+    Ignored { reason: String },
     /// The workload failed: a non-zero exit, a CUDA error, a wrong result.
-    Failed {
-        error: String,
-    },
+    Failed { error: String },
 }
 
 /// A pass/fail fact with its evidence, e.g. "outputs match reference".

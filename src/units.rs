@@ -33,9 +33,7 @@ fn split_number(s: &str) -> Option<(f64, &str)> {
 /// Parses "500ms", "1.5s", "2m". A bare number is refused: the unit must be explicit.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let (value, unit) = split_number(s).ok_or_else(|| {
-        format!(
-            "invalid duration `{s}`: expected a number with a unit, such as \"500ms\" or \"10s\""
-        )
+        format!("invalid duration `{s}`: expected a number with a unit, such as \"500ms\" or \"10s\"")
     })?;
     let nanos_per = match unit {
         "ns" => 1.0,

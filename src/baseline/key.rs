@@ -85,9 +85,6 @@ mod tests {
             }],
             ..cpu
         };
-        assert_eq!(
-            gpu.dirname(),
-            "nvidia-h100-80gb-hbm3-79gib-drv580-cuda13-ecc-700w"
-        );
+        assert_eq!(gpu.dirname(), "nvidia-h100-80gb-hbm3-79gib-drv580-cuda13-ecc-700w");
     }
 }

@@ -78,34 +78,16 @@ pub fn run_adaptive<E>(
             let rel_ci = stats::quantile_rel_ci_halfwidth(&primary, q).unwrap_or(f64::INFINITY);
             next_check = taken + (taken / 10).max(1);
             if rel_ci <= cfg.target_rel_ci {
-                return Ok(report(
-                    taken,
-                    warmup_runs,
-                    start,
-                    StopReason::Converged,
-                    rel_ci,
-                ));
+                return Ok(report(taken, warmup_runs, start, StopReason::Converged, rel_ci));
             }
         }
         if taken >= cfg.max_samples as usize {
             let rel_ci = stats::quantile_rel_ci_halfwidth(&primary, q).unwrap_or(f64::INFINITY);
-            return Ok(report(
-                taken,
-                warmup_runs,
-                start,
-                StopReason::MaxSamples,
-                rel_ci,
-            ));
+            return Ok(report(taken, warmup_runs, start, StopReason::MaxSamples, rel_ci));
         }
         if enough && start.elapsed() >= cfg.max_time {
             let rel_ci = stats::quantile_rel_ci_halfwidth(&primary, q).unwrap_or(f64::INFINITY);
-            return Ok(report(
-                taken,
-                warmup_runs,
-                start,
-                StopReason::TimeBudget,
-                rel_ci,
-            ));
+            return Ok(report(taken, warmup_runs, start, StopReason::TimeBudget, rel_ci));
         }
     }
 }

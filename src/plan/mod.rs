@@ -191,10 +191,7 @@ impl Settings {
             target_rel_ci: self.target_rel_ci.unwrap_or(d.target_rel_ci),
             tolerance: self.tolerance.unwrap_or(d.tolerance),
             timeout: self.timeout.map(|h| h.0).unwrap_or(d.timeout),
-            monitor_interval: self
-                .monitor_interval
-                .map(|h| h.0)
-                .unwrap_or(d.monitor_interval),
+            monitor_interval: self.monitor_interval.map(|h| h.0).unwrap_or(d.monitor_interval),
         }
     }
 }
