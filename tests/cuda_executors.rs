@@ -58,8 +58,18 @@ fn points(params: Option<&toml::Value>, shrink: bool) -> Vec<ParamPoint> {
     pts
 }
 
+/// The repository: the current folder when it has suites/gpu.toml (the test
+/// binary copied to a GPU host and run from the checkout), else the crate.
+fn repo_root() -> PathBuf {
+    if Path::new("suites/gpu.toml").exists() {
+        std::env::current_dir().unwrap()
+    } else {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    }
+}
+
 fn suite_plans(shrink: bool) -> Vec<ScenarioPlan> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = &repo_root();
     let path = root.join("suites/gpu.toml");
     let text = std::fs::read_to_string(&path).unwrap();
     let doc: toml::Table = text.parse().unwrap();
