@@ -78,7 +78,7 @@ fi
 # scenario at small sizes and asserts every check passes.
 FALLBACK="${NEON_PERF_FALLBACK_TEST:-target/gpu-tests/cuda_executors}"
 if [ ! -s "$OUT/gpu.json" ] && [ -x "$FALLBACK" ] && [ $(( $(date +%s) - start )) -lt 150 ]; then
-    timeout 60 "$FALLBACK" --test-threads 1 > "$OUT/fallback.log" 2>&1
+    timeout 60 "$FALLBACK" --test-threads 1 --nocapture > "$OUT/fallback.log" 2>&1
     note "fallback executor test: exit $? — $(grep -E 'test result|panicked' "$OUT/fallback.log" | head -n 3 | tr '\n' ' ' | cut -c1-600)"
 fi
 

@@ -177,6 +177,22 @@ fn cuda_executors_run_or_explain() {
                 let out = exec
                     .run(&plan, &mut ctx)
                     .unwrap_or_else(|e| panic!("{}: {e}", plan.name));
+                eprintln!("{} on {}:", plan.name, out.device);
+                for m in &out.metrics {
+                    let med = neon_perf::stats::median(&m.samples).unwrap_or(f64::NAN);
+                    eprintln!(
+                        "  {} = {} ({} samples)",
+                        m.key,
+                        m.unit.format(med),
+                        m.samples.len()
+                    );
+                }
+                for c in &out.checks {
+                    eprintln!("  check {}: {} — {}", c.name, c.passed, c.evidence);
+                }
+                for w in &out.warnings {
+                    eprintln!("  warning: {w}");
+                }
                 assert!(!out.checks.is_empty(), "{}: no checks", plan.name);
                 for c in &out.checks {
                     assert!(c.passed, "{}: {} failed: {}", plan.name, c.name, c.evidence);
