@@ -28,7 +28,12 @@ pub fn load_module(
     opts: &CompileOptions,
     cache_dir: &Path,
 ) -> Result<Arc<CudaModule>, String> {
-    let ptx = compile_ptx(src, name, opts, cache_dir).map_err(|e| e.to_string())?;
+    // Compile for this context's GPU (not GPU 0's) unless told otherwise.
+    let mut opts = opts.clone();
+    if opts.arch.is_none() {
+        opts.arch = Some(super::arch_for(super::compute_capability(ctx)?));
+    }
+    let ptx = compile_ptx(src, name, &opts, cache_dir).map_err(|e| e.to_string())?;
     ctx.load_module(ptx.to_cudarc()).map_err(|e| {
         let mut msg = driver_err(
             &format!("cuModuleLoadData ({name}, PTX for {})", ptx.arch),
