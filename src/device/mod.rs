@@ -129,6 +129,14 @@ pub fn context(ordinal: usize) -> Result<Arc<CudaContext>, String> {
     Ok(ctx)
 }
 
+/// Held by every GPU executor while it runs: scenarios on the GPU never
+/// overlap, even when the harness runs tests on several threads (they would
+/// share the GPU and its default stream, and distort each other's timings).
+pub fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+    static GPU: Mutex<()> = Mutex::new(());
+    GPU.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// A device attribute, with the attribute named in the error.
 pub fn attribute(ctx: &CudaContext, attr: sys::CUdevice_attribute) -> Result<i32, String> {
     ctx.attribute(attr)

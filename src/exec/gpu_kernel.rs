@@ -85,6 +85,7 @@ impl Executor for GpuKernelExecutor {
     }
 
     fn run(&self, plan: &ScenarioPlan, ctx: &mut RunCtx<'_>) -> Result<ExecOutput, ExecError> {
+        let _gpu = device::exclusive();
         device::guarded("gpu_kernel panicked inside cudarc", || {
             run_scenario(plan, ctx)
         })

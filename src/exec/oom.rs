@@ -50,6 +50,7 @@ impl Executor for OomStressExecutor {
                 "oom_stress on the host is not implemented yet".into(),
             ));
         }
+        let _gpu = device::exclusive();
         device::guarded("oom_stress panicked inside cudarc", || {
             run_scenario(plan, ctx)
         })
