@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod exec;
+pub mod compare;
 pub mod baseline;
 pub mod result;
 pub mod plan;
