@@ -102,6 +102,9 @@ pub struct BaselineScenario {
 pub struct BaselineMetric {
     pub unit: Unit,
     pub direction: Direction,
+    /// `"p5"`, `"median"`, `"mean"`, `"min"`, `"max"` (a quantile that `pN`
+    /// cannot state exactly is written `q0.0123`).
+    #[serde(with = "estimator_text")]
     pub estimator: Estimator,
     /// The value compared against: the median of `runs` when blessed. A reviewer may edit it; the spread still comes from `runs`.
     pub estimate: f64,
@@ -126,6 +129,7 @@ impl BaselineMetric {
         let finite: Vec<f64> = series.samples.iter().copied().filter(|x| x.is_finite()).collect();
         let est = estimate(&finite, series.estimator)?;
         let carry = prev.filter(|o| o.estimator == series.estimator && o.unit == series.unit);
+        let est = round_sig(est);
         let mut runs: Vec<f64> = carry.map(|o| o.runs.clone()).unwrap_or_default();
         runs.push(est);
         if runs.len() > RUNS_KEPT {
@@ -151,6 +155,7 @@ impl BaselineMetric {
             Some((o, _)) => o.reservoir.clone(),
             None => {
                 let mut r = stats::reservoir_sample(&finite, RESERVOIR_CAP, seed ^ samples_seen);
+                r.iter_mut().for_each(|x| *x = round_sig(*x));
                 r.sort_by(|a, b| a.total_cmp(b));
                 r
             }
@@ -186,4 +191,92 @@ impl BaselineMetric {
 /// blessed run (noise only adds time) does not drag the baseline.
 pub fn runs_centre(runs: &[f64]) -> Option<f64> {
     stats::median(runs)
+}
+
+/// Seven significant digits: stored numbers stay readable in a diff, and
+/// the rounding (≤ 5e-8 relative) is far below any timing noise.
+pub fn round_sig(x: f64) -> f64 {
+    if !x.is_finite() || x == 0.0 {
+        return x;
+    }
+    format!("{x:.6e}").parse().unwrap_or(x)
+}
+
+/// The estimator as one short string in baseline files.
+mod estimator_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::metric::Estimator;
+
+    pub fn to_text(e: Estimator) -> String {
+        match e {
+            Estimator::Median => "median".into(),
+            Estimator::Mean => "mean".into(),
+            Estimator::Min => "min".into(),
+            Estimator::Max => "max".into(),
+            Estimator::Quantile(q) => {
+                let p = format!("p{}", q * 100.0);
+                if from_text(&p) == Ok(e) { p } else { format!("q{q}") }
+            }
+        }
+    }
+
+    pub fn from_text(s: &str) -> Result<Estimator, String> {
+        let bad = || {
+            format!("invalid estimator `{s}`: expected \"median\", \"mean\", \"min\", \"max\", \"p5\" (a percentile) or \"q0.05\" (a quantile)")
+        };
+        Ok(match s {
+            "median" => Estimator::Median,
+            "mean" => Estimator::Mean,
+            "min" => Estimator::Min,
+            "max" => Estimator::Max,
+            _ => {
+                let q = if let Some(p) = s.strip_prefix('p') {
+                    p.parse::<f64>().map_err(|_| bad())? / 100.0
+                } else if let Some(q) = s.strip_prefix('q') {
+                    q.parse::<f64>().map_err(|_| bad())?
+                } else {
+                    return Err(bad());
+                };
+                if !(0.0..=1.0).contains(&q) {
+                    return Err(format!("invalid estimator `{s}`: the quantile must lie in [0, 1]"));
+                }
+                Estimator::Quantile(q)
+            }
+        })
+    }
+
+    pub fn serialize<S: Serializer>(e: &Estimator, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&to_text(*e))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Estimator, D::Error> {
+        let s = String::deserialize(d)?;
+        from_text(&s).map_err(serde::de::Error::custom)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn round_trips() {
+            for e in [
+                Estimator::Median,
+                Estimator::Mean,
+                Estimator::Min,
+                Estimator::Max,
+                Estimator::Quantile(0.05),
+                Estimator::Quantile(0.1),
+                Estimator::Quantile(0.95),
+                Estimator::Quantile(0.07),
+                Estimator::Quantile(1.0 / 3.0),
+            ] {
+                assert_eq!(from_text(&to_text(e)), Ok(e), "{}", to_text(e));
+            }
+            assert_eq!(to_text(Estimator::Quantile(0.05)), "p5");
+            assert!(from_text("p150").is_err());
+            assert!(from_text("fast").is_err());
+        }
+    }
 }
