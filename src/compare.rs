@@ -99,8 +99,10 @@ pub struct Policy {
     /// Weight of that prior, in pseudo-runs (2): with `k` blessed runs the
     /// between-run variance is `(w·prior² + (k-1)·s²) / (w + k - 1)`.
     pub prior_weight: f64,
-    /// Current samples above this are thinned (seeded reservoir) before the
-    /// bootstrap, to bound its cost; between-run noise dominates long before.
+    /// For the mean, current samples above this are thinned (seeded
+    /// reservoir) before the bootstrap, to bound its cost (quantiles use an
+    /// O(1)-per-resample exact method and keep every sample); between-run
+    /// noise dominates long before. Also bounds the Mann-Whitney input.
     pub max_bootstrap_samples: usize,
 }
 
@@ -311,13 +313,18 @@ fn comparison(
                 hi: 0.0,
             })
         } else {
-            stats::bootstrap_ratio_ci(
-                cur_samples,
-                &base_samples,
-                |s| stats::reduce_in_place(s, how),
-                &cfg,
-            )
-            .map(|ci| ci.recentred(cur / centre))
+            let ci = match how {
+                stats::Reduce::Quantile(q) => {
+                    stats::bootstrap_quantile_ratio_ci(finite, &base_samples, q, &cfg)
+                }
+                stats::Reduce::Mean => stats::bootstrap_ratio_ci(
+                    cur_samples,
+                    &base_samples,
+                    |s| stats::reduce_in_place(s, how),
+                    &cfg,
+                ),
+            };
+            ci.map(|ci| ci.recentred(cur / centre))
         }
     } else if centre == 0.0 && cur == 0.0 {
         Some(stats::RatioCi {

@@ -17,7 +17,9 @@ pub mod robust;
 #[cfg(test)]
 mod proptests;
 
-pub use bootstrap::{BootstrapConfig, RatioCi, bootstrap_ratio_ci, z_for};
+pub use bootstrap::{
+    BootstrapConfig, RatioCi, bootstrap_quantile_ratio_ci, bootstrap_ratio_ci, z_for,
+};
 pub use mwu::{MannWhitney, mann_whitney_u};
 pub use reservoir::{Reservoir, reservoir_sample};
 pub use rng::Rng;

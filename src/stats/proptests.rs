@@ -53,6 +53,14 @@ proptest! {
     }
 
     #[test]
+    fn fast_quantile_ci_contains_point_and_one_for_identical(a in samples(), seed: u64, q in 0.0f64..=1.0) {
+        let cfg = BootstrapConfig { resamples: 200, seed, ..Default::default() };
+        let ci = bootstrap_quantile_ratio_ci(&a, &a, q, &cfg).unwrap();
+        prop_assert!(ci.lo <= 1.0 && 1.0 <= ci.hi, "{:?}", ci);
+        prop_assert!((ci.point - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
     fn identical_samples_ci_contains_one(a in samples(), seed: u64, q in 0.05f64..0.95) {
         let cfg = BootstrapConfig { resamples: 200, seed, ..Default::default() };
         let ci = bootstrap_ratio_ci(&a, &a, |s| select_quantile(s, q), &cfg).unwrap();
