@@ -146,11 +146,19 @@ pub fn compare_metric(
 ) -> MetricVerdict {
     let direction = rule.and_then(|r| r.direction).unwrap_or(current.direction);
     let estimator = rule.and_then(|r| r.estimator).unwrap_or(current.estimator);
-    let tolerance = rule.and_then(|r| r.tolerance).unwrap_or(default_tolerance).abs();
+    let tolerance = rule
+        .and_then(|r| r.tolerance)
+        .unwrap_or(default_tolerance)
+        .abs();
     let gated = rule.and_then(|r| r.gate).unwrap_or(true) && direction != Direction::Neither;
     let mut notes: Vec<String> = Vec::new();
 
-    let finite: Vec<f64> = current.samples.iter().copied().filter(|x| x.is_finite()).collect();
+    let finite: Vec<f64> = current
+        .samples
+        .iter()
+        .copied()
+        .filter(|x| x.is_finite())
+        .collect();
     let cur = estimate(&finite, estimator);
     let mut v = MetricVerdict {
         key: current.key.clone(),
@@ -257,7 +265,12 @@ fn comparison(
     }
     let key_text = current.key.to_string();
     let seed = policy.seed ^ hash_str(&key_text);
-    let reservoir: Vec<f64> = b.reservoir.iter().copied().filter(|x| x.is_finite()).collect();
+    let reservoir: Vec<f64> = b
+        .reservoir
+        .iter()
+        .copied()
+        .filter(|x| x.is_finite())
+        .collect();
 
     // The centre and the between-run spread, both under `estimator`.
     let (centre, run_sd, k) = if b.estimator == estimator {

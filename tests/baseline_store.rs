@@ -78,7 +78,12 @@ fn result(scenario: &str, outcome: Outcome, centre: f64, seed: u64) -> ScenarioR
                 estimator: Estimator::Median,
                 samples: timings(centre * 3.0, 50, seed + 1),
             },
-            MetricSeries::single(MetricKey::new("peak_rss"), Unit::Bytes, Direction::LowerIsBetter, 1.5e9),
+            MetricSeries::single(
+                MetricKey::new("peak_rss"),
+                Unit::Bytes,
+                Direction::LowerIsBetter,
+                1.5e9,
+            ),
         ],
         checks: vec![],
         monitor: MonitorSummary::default(),
@@ -96,15 +101,35 @@ fn ran(scenario: &str, centre: f64, seed: u64) -> ScenarioResult {
 fn save_load_compare_end_to_end() {
     let dir = TempDir::new().unwrap();
     let store = BaselineStore::new(dir.path());
-    assert!(store.load(&key(), "inference").unwrap().is_none(), "no file yet: Ok(None)");
+    assert!(
+        store.load(&key(), "inference").unwrap().is_none(),
+        "no file yet: Ok(None)"
+    );
 
     let summary = store
-        .bless(&key(), "inference", &[ran("a", 1e-3, 1), ran("b", 2e-3, 2)], prov("first"), BlessMode::Append)
+        .bless(
+            &key(),
+            "inference",
+            &[ran("a", 1e-3, 1), ran("b", 2e-3, 2)],
+            prov("first"),
+            BlessMode::Append,
+        )
         .unwrap();
-    assert_eq!(summary.path, dir.path().join("test-cpu-9000-2c").join("inference.toml"));
-    assert!(summary.scenarios.iter().all(|s| s.status == ScenarioStatus::Added));
+    assert_eq!(
+        summary.path,
+        dir.path().join("test-cpu-9000-2c").join("inference.toml")
+    );
+    assert!(
+        summary
+            .scenarios
+            .iter()
+            .all(|s| s.status == ScenarioStatus::Added)
+    );
     let text = summary.to_string();
-    assert!(text.contains("added     a") && text.contains("wall_time: - -> "), "{text}");
+    assert!(
+        text.contains("added     a") && text.contains("wall_time: - -> "),
+        "{text}"
+    );
 
     let file = store.load(&key(), "inference").unwrap().unwrap();
     assert_eq!(file.format_version, 1);
@@ -115,13 +140,29 @@ fn save_load_compare_end_to_end() {
     assert_eq!(m.samples_seen, 400);
     assert!(m.reservoir.len() == 256 && m.reservoir.windows(2).all(|w| w[0] <= w[1]));
     assert_eq!(m.estimator, Estimator::Quantile(0.05));
-    assert!(file.scenario["a"].metric.contains_key("latency_p99{batch=8}"));
+    assert!(
+        file.scenario["a"]
+            .metric
+            .contains_key("latency_p99{batch=8}")
+    );
 
     // Compare fresh runs against what was loaded.
     let rules = BTreeMap::new();
-    let same = compare_scenario(&ran("a", 1e-3, 99), Some(&file.scenario["a"]), &rules, 0.05, &Policy::default());
+    let same = compare_scenario(
+        &ran("a", 1e-3, 99),
+        Some(&file.scenario["a"]),
+        &rules,
+        0.05,
+        &Policy::default(),
+    );
     assert!(same.iter().all(|v| v.verdict == Verdict::Pass), "{same:#?}");
-    let slow = compare_scenario(&ran("a", 1.2e-3, 98), Some(&file.scenario["a"]), &rules, 0.05, &Policy::default());
+    let slow = compare_scenario(
+        &ran("a", 1.2e-3, 98),
+        Some(&file.scenario["a"]),
+        &rules,
+        0.05,
+        &Policy::default(),
+    );
     assert_eq!(slow[0].verdict, Verdict::Regressed, "{:?}", slow[0]);
     assert_eq!(slow[1].verdict, Verdict::Regressed, "{:?}", slow[1]);
     assert_eq!(slow[2].verdict, Verdict::Pass, "peak_rss did not change");
@@ -132,11 +173,31 @@ fn file_is_human_diffable_and_stable() {
     let dir = TempDir::new().unwrap();
     let store = BaselineStore::new(dir.path());
     let results = [ran("b", 2e-3, 2), ran("a", 1e-3, 1)];
-    store.bless(&gpu_key(), "inference", &results, prov("x"), BlessMode::Replace).unwrap();
+    store
+        .bless(
+            &gpu_key(),
+            "inference",
+            &results,
+            prov("x"),
+            BlessMode::Replace,
+        )
+        .unwrap();
     let path = store.path(&gpu_key(), "inference");
     let first = fs::read_to_string(&path).unwrap();
-    store.bless(&gpu_key(), "inference", &results, prov("x"), BlessMode::Replace).unwrap();
-    assert_eq!(first, fs::read_to_string(&path).unwrap(), "same input, same bytes");
+    store
+        .bless(
+            &gpu_key(),
+            "inference",
+            &results,
+            prov("x"),
+            BlessMode::Replace,
+        )
+        .unwrap();
+    assert_eq!(
+        first,
+        fs::read_to_string(&path).unwrap(),
+        "same input, same bytes"
+    );
     if std::env::var_os("SHOW_BASELINE").is_some() {
         println!("{first}");
     }
@@ -165,20 +226,38 @@ fn append_keeps_the_last_five_runs_and_replace_starts_fresh() {
     let store = BaselineStore::new(dir.path());
     for i in 0..7 {
         let s = store
-            .bless(&key(), "inference", &[ran("a", 1e-3 * (1.0 + i as f64 / 1000.0), i)], prov("r"), BlessMode::default())
+            .bless(
+                &key(),
+                "inference",
+                &[ran("a", 1e-3 * (1.0 + i as f64 / 1000.0), i)],
+                prov("r"),
+                BlessMode::default(),
+            )
             .unwrap();
         assert_eq!(s.scenarios[0].metrics[0].runs, (i as usize + 1).min(5));
     }
     let f = store.load(&key(), "inference").unwrap().unwrap();
     let m = &f.scenario["a"].metric["wall_time"];
     assert_eq!(m.runs.len(), 5);
-    assert!(m.runs.windows(2).all(|w| w[0] < w[1]), "oldest first, oldest dropped: {:?}", m.runs);
+    assert!(
+        m.runs.windows(2).all(|w| w[0] < w[1]),
+        "oldest first, oldest dropped: {:?}",
+        m.runs
+    );
     assert_eq!(m.samples_seen, 7 * 400);
     let mut sorted = m.runs.clone();
     sorted.sort_by(f64::total_cmp);
     assert_eq!(m.estimate, sorted[2], "the estimate is the median run");
 
-    store.bless(&key(), "inference", &[ran("a", 1e-3, 50)], prov("r"), BlessMode::Replace).unwrap();
+    store
+        .bless(
+            &key(),
+            "inference",
+            &[ran("a", 1e-3, 50)],
+            prov("r"),
+            BlessMode::Replace,
+        )
+        .unwrap();
     let f = store.load(&key(), "inference").unwrap().unwrap();
     assert_eq!(f.scenario["a"].metric["wall_time"].runs.len(), 1);
     assert_eq!(f.scenario["a"].metric["wall_time"].samples_seen, 400);
@@ -189,7 +268,13 @@ fn only_scenarios_that_ran_are_rewritten() {
     let dir = TempDir::new().unwrap();
     let store = BaselineStore::new(dir.path());
     store
-        .bless(&key(), "inference", &[ran("a", 1e-3, 1), ran("b", 2e-3, 2), ran("c", 3e-3, 3)], prov("old"), BlessMode::Append)
+        .bless(
+            &key(),
+            "inference",
+            &[ran("a", 1e-3, 1), ran("b", 2e-3, 2), ran("c", 3e-3, 3)],
+            prov("old"),
+            BlessMode::Append,
+        )
         .unwrap();
     let before = store.load(&key(), "inference").unwrap().unwrap();
 
@@ -197,15 +282,35 @@ fn only_scenarios_that_ran_are_rewritten() {
     other_suite.suite = "other".into();
     let results = [
         ran("a", 1.1e-3, 4),
-        result("b", Outcome::Ignored { reason: "no CUDA driver found".into() }, 5e-3, 5),
-        result("c", Outcome::Failed { error: "exit 1".into() }, 5e-3, 6),
+        result(
+            "b",
+            Outcome::Ignored {
+                reason: "no CUDA driver found".into(),
+            },
+            5e-3,
+            5,
+        ),
+        result(
+            "c",
+            Outcome::Failed {
+                error: "exit 1".into(),
+            },
+            5e-3,
+            6,
+        ),
         other_suite,
         ran("d", 4e-3, 7),
     ];
     let mut p = prov("new");
     p.commit = "fedcba9876543210fedcba9876543210fedcba98".into();
-    let summary = store.bless(&key(), "inference", &results, p, BlessMode::Append).unwrap();
-    let status: BTreeMap<_, _> = summary.scenarios.iter().map(|s| (s.scenario.as_str(), s.status)).collect();
+    let summary = store
+        .bless(&key(), "inference", &results, p, BlessMode::Append)
+        .unwrap();
+    let status: BTreeMap<_, _> = summary
+        .scenarios
+        .iter()
+        .map(|s| (s.scenario.as_str(), s.status))
+        .collect();
     assert_eq!(status["a"], ScenarioStatus::Changed);
     assert_eq!(status["b"], ScenarioStatus::Kept);
     assert_eq!(status["c"], ScenarioStatus::Kept);
@@ -219,7 +324,10 @@ fn only_scenarios_that_ran_are_rewritten() {
     assert!(after.scenario["a"].commit.starts_with("fedcba"));
     assert!(after.scenario["b"].commit.starts_with("012345"));
     assert_eq!(after.provenance.reason, "new");
-    assert!(store.load(&key(), "other").unwrap().is_none(), "other suites untouched");
+    assert!(
+        store.load(&key(), "other").unwrap().is_none(),
+        "other suites untouched"
+    );
 }
 
 fn write_raw(store: &BaselineStore, key: &HardwareKey, text: &str) -> std::path::PathBuf {
@@ -230,7 +338,15 @@ fn write_raw(store: &BaselineStore, key: &HardwareKey, text: &str) -> std::path:
 }
 
 fn blessed_text(store: &BaselineStore) -> String {
-    store.bless(&key(), "inference", &[ran("a", 1e-3, 1)], prov("x"), BlessMode::Append).unwrap();
+    store
+        .bless(
+            &key(),
+            "inference",
+            &[ran("a", 1e-3, 1)],
+            prov("x"),
+            BlessMode::Append,
+        )
+        .unwrap();
     fs::read_to_string(store.path(&key(), "inference")).unwrap()
 }
 
@@ -249,7 +365,10 @@ fn corrupt_file_names_the_file_and_line() {
         other => panic!("want Corrupt, got {other:?}"),
     }
     let msg = err.to_string();
-    assert!(msg.starts_with("corrupt baseline ") && msg.contains("inference.toml:3:"), "{msg}");
+    assert!(
+        msg.starts_with("corrupt baseline ") && msg.contains("inference.toml:3:"),
+        "{msg}"
+    );
     assert!(msg.contains("hint:"), "{msg}");
 }
 
@@ -258,8 +377,16 @@ fn hand_edit_with_a_wrong_type_is_an_error_not_a_panic() {
     let dir = TempDir::new().unwrap();
     let store = BaselineStore::new(dir.path());
     let good = blessed_text(&store);
-    let line_no = good.lines().position(|l| l.starts_with("estimate = ")).unwrap() + 1;
-    write_raw(&store, &key(), &edit_line(&good, "estimate = ", "estimate = \"fast\""));
+    let line_no = good
+        .lines()
+        .position(|l| l.starts_with("estimate = "))
+        .unwrap()
+        + 1;
+    write_raw(
+        &store,
+        &key(),
+        &edit_line(&good, "estimate = ", "estimate = \"fast\""),
+    );
     let err = store.load(&key(), "inference").unwrap_err();
     let msg = err.to_string();
     match err {
@@ -302,18 +429,32 @@ fn bad_numbers_are_rejected() {
         ("estimate = ", "estimate = inf", "not a finite number"),
         ("runs = ", "runs = []", "runs is empty"),
         ("reservoir = ", "reservoir = [0.001, -inf]", "reservoir[1]"),
-        ("estimator = ", "estimator = \"p150\"", "quantile must lie in [0, 1]"),
-        ("date = ", "date = \"yesterday\"", "not an RFC 3339 timestamp"),
+        (
+            "estimator = ",
+            "estimator = \"p150\"",
+            "quantile must lie in [0, 1]",
+        ),
+        (
+            "date = ",
+            "date = \"yesterday\"",
+            "not an RFC 3339 timestamp",
+        ),
     ];
     for (prefix, line, want) in cases {
         write_raw(&store, &key(), &edit_line(&good, prefix, line));
         let err = store.load(&key(), "inference").unwrap_err();
         let msg = err.to_string();
         assert!(
-            matches!(err, BaselineError::Invalid { .. } | BaselineError::Corrupt { .. }),
+            matches!(
+                err,
+                BaselineError::Invalid { .. } | BaselineError::Corrupt { .. }
+            ),
             "{line}: {err:?}"
         );
-        assert!(msg.contains(want) && msg.contains("inference.toml"), "{line}: {msg}");
+        assert!(
+            msg.contains(want) && msg.contains("inference.toml"),
+            "{line}: {msg}"
+        );
     }
 }
 
@@ -322,27 +463,69 @@ fn newer_format_version_says_upgrade() {
     let dir = TempDir::new().unwrap();
     let store = BaselineStore::new(dir.path());
     let good = blessed_text(&store);
-    write_raw(&store, &key(), &good.replacen("format_version = 1", "format_version = 2\nnew_field = true", 1));
+    write_raw(
+        &store,
+        &key(),
+        &good.replacen(
+            "format_version = 1",
+            "format_version = 2\nnew_field = true",
+            1,
+        ),
+    );
     let err = store.load(&key(), "inference").unwrap_err();
-    assert!(matches!(err, BaselineError::UnsupportedVersion { found: 2, .. }), "{err:?}");
+    assert!(
+        matches!(err, BaselineError::UnsupportedVersion { found: 2, .. }),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("upgrade neon-perf"), "{err}");
-    write_raw(&store, &key(), &good.replacen("format_version = 1\n", "", 1));
-    assert!(store.load(&key(), "inference").unwrap_err().to_string().contains("missing `format_version`"));
+    write_raw(
+        &store,
+        &key(),
+        &good.replacen("format_version = 1\n", "", 1),
+    );
+    assert!(
+        store
+            .load(&key(), "inference")
+            .unwrap_err()
+            .to_string()
+            .contains("missing `format_version`")
+    );
 }
 
 #[test]
 fn hardware_in_file_must_match_its_folder() {
     let dir = TempDir::new().unwrap();
     let store = BaselineStore::new(dir.path());
-    store.bless(&gpu_key(), "inference", &[ran("a", 1e-3, 1)], prov("x"), BlessMode::Append).unwrap();
+    store
+        .bless(
+            &gpu_key(),
+            "inference",
+            &[ran("a", 1e-3, 1)],
+            prov("x"),
+            BlessMode::Append,
+        )
+        .unwrap();
     let text = fs::read_to_string(store.path(&gpu_key(), "inference")).unwrap();
     // Copied into the CPU machine's folder by hand.
     write_raw(&store, &key(), &text);
     let err = store.load(&key(), "inference").unwrap_err();
-    assert!(matches!(err, BaselineError::HardwareMismatch { .. }), "{err:?}");
+    assert!(
+        matches!(err, BaselineError::HardwareMismatch { .. }),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("nvidia-h100"), "{err}");
     // And a bless on top of a broken file refuses rather than overwriting it.
-    assert!(store.bless(&key(), "inference", &[ran("a", 1e-3, 1)], prov("x"), BlessMode::Replace).is_err());
+    assert!(
+        store
+            .bless(
+                &key(),
+                "inference",
+                &[ran("a", 1e-3, 1)],
+                prov("x"),
+                BlessMode::Replace
+            )
+            .is_err()
+    );
 }
 
 // ---- a bless killed mid-write ------------------------------------------
@@ -358,15 +541,30 @@ fn helper_huge_bless() {
         return;
     };
     let store = BaselineStore::new(root);
-    let results: Vec<ScenarioResult> = (0..3000).map(|i| ran(&format!("s{i:05}"), 1e-3, i)).collect();
-    store.bless(&key(), "inference", &results, prov("huge"), BlessMode::Replace).unwrap();
+    let results: Vec<ScenarioResult> = (0..3000)
+        .map(|i| ran(&format!("s{i:05}"), 1e-3, i))
+        .collect();
+    store
+        .bless(
+            &key(),
+            "inference",
+            &results,
+            prov("huge"),
+            BlessMode::Replace,
+        )
+        .unwrap();
 }
 
 fn temp_files(dir: &Path) -> Vec<(String, u64)> {
     fs::read_dir(dir)
         .map(|rd| {
             rd.filter_map(|e| e.ok())
-                .map(|e| (e.file_name().to_string_lossy().into_owned(), e.metadata().map(|m| m.len()).unwrap_or(0)))
+                .map(|e| {
+                    (
+                        e.file_name().to_string_lossy().into_owned(),
+                        e.metadata().map(|m| m.len()).unwrap_or(0),
+                    )
+                })
                 .filter(|(n, _)| n.starts_with('.') && n.ends_with(".tmp"))
                 .collect()
         })
@@ -380,13 +578,28 @@ fn killed_bless_leaves_old_baseline_intact() {
 
     let dir = TempDir::new().unwrap();
     let store = BaselineStore::new(dir.path());
-    store.bless(&key(), "inference", &[ran("a", 1e-3, 1)], prov("old"), BlessMode::Append).unwrap();
+    store
+        .bless(
+            &key(),
+            "inference",
+            &[ran("a", 1e-3, 1)],
+            prov("old"),
+            BlessMode::Append,
+        )
+        .unwrap();
     let path = store.path(&key(), "inference");
     let old_bytes = fs::read(&path).unwrap();
     let folder = path.parent().unwrap().to_path_buf();
 
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "helper_huge_bless", "--ignored", "--nocapture", "--test-threads", "1"])
+        .args([
+            "--exact",
+            "helper_huge_bless",
+            "--ignored",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
         .env(HELPER_ENV, dir.path())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -402,21 +615,55 @@ fn killed_bless_leaves_old_baseline_intact() {
         if let Some(status) = child.try_wait().unwrap() {
             panic!("helper finished before it could be killed ({status}); make it bigger");
         }
-        assert!(start.elapsed() < Duration::from_secs(120), "helper never started writing");
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "helper never started writing"
+        );
         std::thread::sleep(Duration::from_micros(200));
     }
     let status = child.wait().unwrap();
-    assert_eq!(status.signal(), Some(9), "killed by SIGKILL, not finished: {status}");
+    assert_eq!(
+        status.signal(),
+        Some(9),
+        "killed by SIGKILL, not finished: {status}"
+    );
 
-    assert_eq!(fs::read(&path).unwrap(), old_bytes, "the old baseline is byte for byte intact");
+    assert_eq!(
+        fs::read(&path).unwrap(),
+        old_bytes,
+        "the old baseline is byte for byte intact"
+    );
     let file = store.load(&key(), "inference").unwrap().unwrap();
     assert_eq!(file.provenance.reason, "old");
     assert_eq!(file.scenario.len(), 1);
     let leftovers = temp_files(&folder);
-    assert!(!leftovers.is_empty(), "the partial temp file is left behind (it is not read)");
-    assert_eq!(store.suites(&key()).unwrap(), vec!["inference".to_string()], "temp files are not baselines");
+    assert!(
+        !leftovers.is_empty(),
+        "the partial temp file is left behind (it is not read)"
+    );
+    assert_eq!(
+        store.suites(&key()).unwrap(),
+        vec!["inference".to_string()],
+        "temp files are not baselines"
+    );
 
     // The next bless still works and leaves a loadable file.
-    store.bless(&key(), "inference", &[ran("a", 1e-3, 2)], prov("after"), BlessMode::Append).unwrap();
-    assert_eq!(store.load(&key(), "inference").unwrap().unwrap().provenance.reason, "after");
+    store
+        .bless(
+            &key(),
+            "inference",
+            &[ran("a", 1e-3, 2)],
+            prov("after"),
+            BlessMode::Append,
+        )
+        .unwrap();
+    assert_eq!(
+        store
+            .load(&key(), "inference")
+            .unwrap()
+            .unwrap()
+            .provenance
+            .reason,
+        "after"
+    );
 }

@@ -104,6 +104,7 @@ struct Tally {
 
 /// One "world": bless `blessed` runs of unchanged code, then compare 20
 /// runs slowed by `slowdown`.
+#[allow(clippy::too_many_arguments)]
 fn world(
     m: &Model,
     est: Estimator,
@@ -139,8 +140,24 @@ fn world(
 const WORLDS: u64 = 10;
 
 /// Worst and total `regressed` counts over `WORLDS` independent worlds.
-fn sweep(m: &Model, est: Estimator, blessed: usize, slowdown: f64, tol: f64, n: usize) -> (u32, u32, u32) {
-    sweep_with(m, est, blessed, slowdown, tol, n, &Policy::default(), WORLDS)
+fn sweep(
+    m: &Model,
+    est: Estimator,
+    blessed: usize,
+    slowdown: f64,
+    tol: f64,
+    n: usize,
+) -> (u32, u32, u32) {
+    sweep_with(
+        m,
+        est,
+        blessed,
+        slowdown,
+        tol,
+        n,
+        &Policy::default(),
+        WORLDS,
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -188,16 +205,27 @@ fn noise_model_matches_the_measured_drift() {
     // The model should reproduce the measured facts: median drifts ~10%
     // between runs, the fastest sample well under 1%.
     let mut rng = Rng::new(99);
-    let runs: Vec<Vec<f64>> = (0..40).map(|_| run_samples(&SHARED_2CORE, 1.0, 2000, &mut rng)).collect();
+    let runs: Vec<Vec<f64>> = (0..40)
+        .map(|_| run_samples(&SHARED_2CORE, 1.0, 2000, &mut rng))
+        .collect();
     let spread = |q: f64| {
         let v: Vec<f64> = runs.iter().map(|r| quantile(r, q).unwrap().ln()).collect();
         let m = v.iter().sum::<f64>() / v.len() as f64;
         (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() - 1) as f64).sqrt()
     };
     let (med, p10, p5, min) = (spread(0.5), spread(0.1), spread(0.05), spread(0.0));
-    println!("run-to-run sd: median {:.2}%, p10 {:.2}%, p5 {:.2}%, min {:.2}%", med * 100.0, p10 * 100.0, p5 * 100.0, min * 100.0);
+    println!(
+        "run-to-run sd: median {:.2}%, p10 {:.2}%, p5 {:.2}%, min {:.2}%",
+        med * 100.0,
+        p10 * 100.0,
+        p5 * 100.0,
+        min * 100.0
+    );
     assert!(med > 0.05, "median should drift a lot: {med}");
-    assert!(min < 0.01 && p10 < 0.01, "the fast tail should be stable: {min} {p10}");
+    assert!(
+        min < 0.01 && p10 < 0.01,
+        "the fast tail should be stable: {min} {p10}"
+    );
 }
 
 /// The estimator the gate recommends for times (see `recommended_estimator`).
@@ -210,7 +238,10 @@ fn gate_meets_targets_on_shared_machine_model() {
             let (_, worst_aa, _) = sweep(&SHARED_2CORE, EST, blessed, 1.0, 0.05, n);
             assert!(worst_aa <= 1, "A/A false alarms {worst_aa}/20");
             let (_, worst_aa3, _) = sweep(&SHARED_2CORE, EST, blessed, 1.0, 0.03, n);
-            assert!(worst_aa3 <= 1, "A/A false alarms at 3% tolerance {worst_aa3}/20");
+            assert!(
+                worst_aa3 <= 1,
+                "A/A false alarms at 3% tolerance {worst_aa3}/20"
+            );
             let (lo10, _, _) = sweep(&SHARED_2CORE, EST, blessed, 1.10, 0.05, n);
             assert_eq!(lo10, 20, "10% slowdown must be flagged 20/20");
             let (lo5, _, total5) = sweep(&SHARED_2CORE, EST, blessed, 1.05, 0.03, n);
@@ -237,7 +268,10 @@ fn gate_stays_quiet_on_hostile_model() {
         let (_, worst_aa, _) = sweep(&HOSTILE, EST, blessed, 1.0, 0.05, 2000);
         assert!(worst_aa <= 1, "A/A false alarms {worst_aa}/20");
         let (_, worst_aa3, _) = sweep(&HOSTILE, EST, blessed, 1.0, 0.03, 2000);
-        assert!(worst_aa3 <= 1, "A/A false alarms at 3% tolerance {worst_aa3}/20");
+        assert!(
+            worst_aa3 <= 1,
+            "A/A false alarms at 3% tolerance {worst_aa3}/20"
+        );
         let (lo10, _, _) = sweep(&HOSTILE, EST, blessed, 1.10, 0.05, 2000);
         assert!(lo10 >= 19, "10% slowdown: {lo10}/20");
         sweep(&HOSTILE, EST, blessed, 1.05, 0.03, 2000);
@@ -253,11 +287,28 @@ fn median_estimator_is_the_wrong_choice() {
         let (_, _, t) = sweep(&SHARED_2CORE, Estimator::Median, blessed, 1.0, 0.05, 2000);
         med_total += t;
         sweep(&SHARED_2CORE, Estimator::Median, blessed, 1.05, 0.03, 2000);
-        sweep(&SHARED_2CORE, Estimator::Quantile(0.1), blessed, 1.0, 0.05, 2000);
-        sweep(&SHARED_2CORE, Estimator::Quantile(0.1), blessed, 1.05, 0.03, 2000);
+        sweep(
+            &SHARED_2CORE,
+            Estimator::Quantile(0.1),
+            blessed,
+            1.0,
+            0.05,
+            2000,
+        );
+        sweep(
+            &SHARED_2CORE,
+            Estimator::Quantile(0.1),
+            blessed,
+            1.05,
+            0.03,
+            2000,
+        );
     }
     println!("median A/A regressed total: {med_total}");
-    assert!(med_total > 5, "the median should be visibly worse than the low quantile");
+    assert!(
+        med_total > 5,
+        "the median should be visibly worse than the low quantile"
+    );
 }
 
 /// The design sweep behind the defaults (run with `--ignored --nocapture`).
@@ -266,7 +317,10 @@ fn median_estimator_is_the_wrong_choice() {
 fn explore_design_space() {
     for m in [SHARED_2CORE, HOSTILE] {
         for prior in [0.003, 0.004, 0.005, 0.01] {
-            let policy = Policy { run_noise_prior: prior, ..Policy::default() };
+            let policy = Policy {
+                run_noise_prior: prior,
+                ..Policy::default()
+            };
             for est in [Estimator::Quantile(0.05), Estimator::Quantile(0.1)] {
                 for blessed in [1, 3, 5] {
                     sweep_with(&m, est, blessed, 1.0, 0.03, 2000, &policy, 10);
@@ -277,4 +331,3 @@ fn explore_design_space() {
         }
     }
 }
-

@@ -126,7 +126,12 @@ impl BaselineMetric {
     /// estimate is closer to the centre of `runs`. The seed mixes `seed` with
     /// the sample count, so re-recording the same data gives the same file.
     pub fn record(prev: Option<&BaselineMetric>, series: &MetricSeries, seed: u64) -> Option<Self> {
-        let finite: Vec<f64> = series.samples.iter().copied().filter(|x| x.is_finite()).collect();
+        let finite: Vec<f64> = series
+            .samples
+            .iter()
+            .copied()
+            .filter(|x| x.is_finite())
+            .collect();
         let est = estimate(&finite, series.estimator)?;
         let carry = prev.filter(|o| o.estimator == series.estimator && o.unit == series.unit);
         let est = round_sig(est);
@@ -216,14 +221,20 @@ mod estimator_text {
             Estimator::Max => "max".into(),
             Estimator::Quantile(q) => {
                 let p = format!("p{}", q * 100.0);
-                if from_text(&p) == Ok(e) { p } else { format!("q{q}") }
+                if from_text(&p) == Ok(e) {
+                    p
+                } else {
+                    format!("q{q}")
+                }
             }
         }
     }
 
     pub fn from_text(s: &str) -> Result<Estimator, String> {
         let bad = || {
-            format!("invalid estimator `{s}`: expected \"median\", \"mean\", \"min\", \"max\", \"p5\" (a percentile) or \"q0.05\" (a quantile)")
+            format!(
+                "invalid estimator `{s}`: expected \"median\", \"mean\", \"min\", \"max\", \"p5\" (a percentile) or \"q0.05\" (a quantile)"
+            )
         };
         Ok(match s {
             "median" => Estimator::Median,
@@ -239,7 +250,9 @@ mod estimator_text {
                     return Err(bad());
                 };
                 if !(0.0..=1.0).contains(&q) {
-                    return Err(format!("invalid estimator `{s}`: the quantile must lie in [0, 1]"));
+                    return Err(format!(
+                        "invalid estimator `{s}`: the quantile must lie in [0, 1]"
+                    ));
                 }
                 Estimator::Quantile(q)
             }

@@ -298,11 +298,13 @@ impl BaselineStore {
             );
         }
         for name in scenarios.keys() {
-            changes.entry(name.clone()).or_insert_with(|| ScenarioChange {
-                scenario: name.clone(),
-                status: ScenarioStatus::Kept,
-                metrics: Vec::new(),
-            });
+            changes
+                .entry(name.clone())
+                .or_insert_with(|| ScenarioChange {
+                    scenario: name.clone(),
+                    status: ScenarioStatus::Kept,
+                    metrics: Vec::new(),
+                });
         }
 
         let file = BaselineFile {
@@ -329,10 +331,7 @@ impl BaselineStore {
 /// Parses and checks a baseline file's text; `path` is for messages.
 pub fn parse(path: &Path, text: &str) -> Result<BaselineFile, BaselineError> {
     let corrupt = |e: toml::de::Error| {
-        let (line, column) = e
-            .span()
-            .map(|s| line_col(text, s.start))
-            .unwrap_or((1, 1));
+        let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
         BaselineError::Corrupt {
             path: path.to_path_buf(),
             line,
@@ -387,7 +386,12 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     }
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    let col = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
     (line, col)
 }
 
@@ -413,7 +417,9 @@ fn validate(path: &Path, file: &BaselineFile) -> Result<(), BaselineError> {
             }
             if let Estimator::Quantile(q) = m.estimator {
                 if !(0.0..=1.0).contains(&q) {
-                    return Err(bad(format!("{at}.estimator: quantile {q} is outside [0, 1]")));
+                    return Err(bad(format!(
+                        "{at}.estimator: quantile {q} is outside [0, 1]"
+                    )));
                 }
             }
             let may_be_negative = matches!(m.unit, Unit::Celsius | Unit::Other(_));
@@ -431,7 +437,9 @@ fn validate(path: &Path, file: &BaselineFile) -> Result<(), BaselineError> {
             };
             check("estimate", m.estimate)?;
             if m.runs.is_empty() {
-                return Err(bad(format!("{at}.runs is empty: it needs at least one run estimate")));
+                return Err(bad(format!(
+                    "{at}.runs is empty: it needs at least one run estimate"
+                )));
             }
             for (i, r) in m.runs.iter().enumerate() {
                 check(&format!("runs[{i}]"), *r)?;

@@ -222,7 +222,9 @@ mod tests {
         data.sort_by(|a, b| a.total_cmp(b));
         for q in [0.0, 0.05, 0.1, 0.5, 0.93, 1.0] {
             let draws = 20_000;
-            let fast: Vec<f64> = (0..draws).map(|_| resampled_quantile(&data, q, &mut rng)).collect();
+            let fast: Vec<f64> = (0..draws)
+                .map(|_| resampled_quantile(&data, q, &mut rng))
+                .collect();
             let mut buf = data.clone();
             let slow: Vec<f64> = (0..draws)
                 .map(|_| {
@@ -239,8 +241,14 @@ mod tests {
             };
             let (mf, sf) = moments(&fast);
             let (ms, ss) = moments(&slow);
-            assert!((mf - ms).abs() < 0.002 + 0.05 * ss, "q={q}: mean {mf} vs {ms}");
-            assert!((sf - ss).abs() <= 0.06 * ss + 1e-12, "q={q}: sd {sf} vs {ss}");
+            assert!(
+                (mf - ms).abs() < 0.002 + 0.05 * ss,
+                "q={q}: mean {mf} vs {ms}"
+            );
+            assert!(
+                (sf - ss).abs() <= 0.06 * ss + 1e-12,
+                "q={q}: sd {sf} vs {ss}"
+            );
         }
     }
 

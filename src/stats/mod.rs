@@ -11,11 +11,11 @@
 pub mod bootstrap;
 pub mod dist;
 pub mod mwu;
+#[cfg(test)]
+mod proptests;
 pub mod reservoir;
 pub mod rng;
 pub mod robust;
-#[cfg(test)]
-mod proptests;
 
 pub use bootstrap::{
     BootstrapConfig, RatioCi, bootstrap_quantile_ratio_ci, bootstrap_ratio_ci, z_for,

@@ -108,7 +108,10 @@ mod tests {
         for _ in 0..70_000 {
             counts[r.below(7) as usize] += 1;
         }
-        assert!(counts.iter().all(|&c| (9_000..11_000).contains(&c)), "{counts:?}");
+        assert!(
+            counts.iter().all(|&c| (9_000..11_000).contains(&c)),
+            "{counts:?}"
+        );
         let z: Vec<f64> = (0..n).map(|_| r.normal()).collect();
         let m = z.iter().sum::<f64>() / n as f64;
         let v = z.iter().map(|x| (x - m).powi(2)).sum::<f64>() / n as f64;
