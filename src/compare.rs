@@ -22,7 +22,9 @@ use crate::stats::{self, BootstrapConfig, rng::hash_str};
 
 pub use crate::baseline::estimate;
 
-/// A metric's (or scenario's) verdict.
+/// A metric's (or scenario's) verdict. Serialized snake_case
+/// (`no_baseline`); displayed as in the docs (`no-baseline`). The derived
+/// order is declaration order, not severity (see [`overall`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
