@@ -9,9 +9,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::baseline::HardwareKey;
-use crate::baseline::store::{
-    BaselineError, BaselineFile, BaselineStore, BlessMode, BlessSummary, Provenance,
+use crate::baseline::{
+    BaselineError, BaselineFile, BaselineStore, BlessMode, BlessSummary, HardwareKey, Provenance,
 };
 use crate::checklist::{self, ChecklistEntry};
 use crate::compare::{self, MetricVerdict, Policy, Verdict};
@@ -223,7 +222,7 @@ impl Session {
                 self.cfg.smoke_without_baseline
                     && self
                         .baseline(&plan.suite)?
-                        .is_none_or(|b| !b.scenarios.contains_key(&plan.name))
+                        .is_none_or(|b| !b.scenario.contains_key(&plan.name))
             }
         })
     }
@@ -245,7 +244,7 @@ impl Session {
         let policy = self.cfg.policy.clone();
         let baseline = if gating {
             self.baseline(&plan.suite)?
-                .and_then(|b| b.scenarios.get(&plan.name))
+                .and_then(|b| b.scenario.get(&plan.name))
         } else {
             None
         };
@@ -279,12 +278,10 @@ impl Session {
                 }
             }
             for (suite, results) in by_suite {
-                let provenance = Provenance {
-                    commit: git_commit.clone(),
-                    date: jiff::Timestamp::now().to_string(),
-                    tool_version: env!("CARGO_PKG_VERSION").to_string(),
-                    reason: reason.clone(),
-                };
+                let provenance = Provenance::now(
+                    git_commit.clone().unwrap_or_else(|| "unknown".into()),
+                    reason.clone(),
+                );
                 let mode = if *replace {
                     BlessMode::Replace
                 } else {

@@ -173,7 +173,7 @@ fn cuda_executors_run_or_explain() {
             }
             Availability::Ready => {
                 let mut events = |_e| {};
-                let mut ctx = RunCtx::new(&env, quick(), &mut events);
+                let mut ctx = RunCtx::new(&env, quick(), &mut events, Default::default());
                 let out = exec
                     .run(&plan, &mut ctx)
                     .unwrap_or_else(|e| panic!("{}: {e}", plan.name));

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::progress::Progress;
 use super::{BlessArgs, DoctorArgs, ListArgs, OutputArgs, PathArgs, RunArgs, SelectArgs, exit};
-use crate::baseline::store::BaselineStore;
+use crate::baseline::BaselineStore;
 use crate::compare::Policy;
 use crate::exec::{self, Availability, ExecEnv};
 use crate::plan::{ScenarioPlan, Settings};
@@ -229,7 +229,7 @@ pub fn list(a: ListArgs) -> i32 {
             }
         };
         let baseline = match store.load(&hw, &p.suite) {
-            Ok(b) => b.is_some_and(|b| b.scenarios.contains_key(&p.name)),
+            Ok(b) => b.is_some_and(|b| b.scenario.contains_key(&p.name)),
             Err(e) => {
                 eprintln!("error: {e}");
                 return exit::BAD_INPUT;

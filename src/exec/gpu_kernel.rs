@@ -17,7 +17,7 @@ use crate::device::{self, CompileOptions, builtin, driver_err};
 mod builtins;
 use crate::exec::sampler::{SamplingReport, StopReason, run_adaptive};
 use crate::exec::{Availability, ExecError, ExecEvent, ExecOutput, Executor, RunCtx};
-use crate::metric::{ChecklistItem, Direction, Estimator, MetricKey, MetricSeries, Unit};
+use crate::metric::{ChecklistItem, Direction, MetricKey, MetricSeries, Unit, default_estimator};
 use crate::plan::gpu_kernel::expr;
 use crate::plan::gpu_kernel::{ArgSpec, Builtin, Dims, GpuKernelSpec, Init};
 use crate::plan::{
@@ -243,7 +243,7 @@ fn record_point(
         key("time"),
         Unit::Seconds,
         Direction::LowerIsBetter,
-        Estimator::Median,
+        default_estimator(&Unit::Seconds, Direction::LowerIsBetter),
     );
     time.samples = pm.times.clone();
     out.metrics.push(time);
@@ -264,12 +264,8 @@ fn record_point(
         ),
     ] {
         let Some(amount) = per_launch else { continue };
-        let mut m = MetricSeries::new(
-            key(what),
-            unit,
-            Direction::HigherIsBetter,
-            Estimator::Median,
-        );
+        let estimator = default_estimator(&unit, Direction::HigherIsBetter);
+        let mut m = MetricSeries::new(key(what), unit, Direction::HigherIsBetter, estimator);
         m.samples = pm.times.iter().map(|t| amount / t).collect();
         let med = median(&m.samples);
         out.metrics.push(m);
@@ -291,7 +287,7 @@ fn record_point(
     let r = &pm.report;
     if r.reason != StopReason::Converged && r.rel_ci > settings.target_rel_ci {
         out.warnings.push(format!(
-            "{}: sampling stopped ({:?}) after {} samples with the median's CI at ±{:.2}% (target ±{:.2}%)",
+            "{}: sampling stopped ({:?}) after {} samples with the estimator's CI at ±{:.2}% (target ±{:.2}%)",
             if label_text.is_empty() { "time" } else { label_text },
             r.reason,
             r.samples,
@@ -327,7 +323,7 @@ impl PointEnv<'_> {
         let flush = &mut self.flush;
         let report = run_adaptive(
             self.settings,
-            Estimator::Median,
+            default_estimator(&Unit::Seconds, Direction::LowerIsBetter),
             |warm| {
                 if let Some(f) = flush.as_deref_mut() {
                     stream
