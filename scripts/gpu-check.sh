@@ -63,9 +63,15 @@ else
     note "doctor: exit $? ($(grep -c . "$OUT/doctor.txt" 2>/dev/null || echo 0) lines)"
     timeout 20 "$BIN" doctor --json > "$OUT/doctor.json" 2>> "$OUT/doctor.err"
     note "doctor --json: exit $?"
-    timeout 190 "$BIN" run suites/gpu.toml --json "$OUT/gpu.json" > "$OUT/run.log" 2>&1
+    # Bless (measures and records this GPU's baseline), then gate against it:
+    # the same suite twice on unchanged code must pass.
+    timeout 190 "$BIN" bless suites/gpu.toml --baselines "$OUT/baselines" \
+        --reason "gpu-check on $(hostname)" --json "$OUT/gpu.json" > "$OUT/run.log" 2>&1
     rc=$?
-    note "run suites/gpu.toml: exit $rc (0 pass, 1 regression/failed check, 2 setup error, 3 inconclusive; 124 timeout)"
+    note "bless suites/gpu.toml: exit $rc (0 pass, 1 regression/failed check, 2 setup error; 124 timeout)"
+    timeout 150 "$BIN" run suites/gpu.toml --baselines "$OUT/baselines" \
+        --json "$OUT/gate.json" > "$OUT/gate.log" 2>&1
+    note "run suites/gpu.toml against that baseline: exit $? — $(grep -E '^Summary' "$OUT/gate.log" | cut -c1-300)"
     if [ ! -s "$OUT/gpu.json" ]; then
         note "no gpu.json; last lines of run.log:"
         tail -n 25 "$OUT/run.log"

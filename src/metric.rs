@@ -259,7 +259,10 @@ impl fmt::Display for Estimator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Estimator::Median => f.write_str("median"),
-            Estimator::Quantile(q) => write!(f, "p{}", sig3(q * 100.0)),
+            Estimator::Quantile(q) => {
+                let p = format!("{:.3}", q * 100.0);
+                write!(f, "p{}", p.trim_end_matches('0').trim_end_matches('.'))
+            }
             Estimator::Mean => f.write_str("mean"),
             Estimator::Min => f.write_str("min"),
             Estimator::Max => f.write_str("max"),
@@ -405,6 +408,13 @@ mod tests {
             Unit::parse_with_scale("widgets").0,
             Unit::Other("widgets".into())
         );
+    }
+
+    #[test]
+    fn estimator_names() {
+        assert_eq!(Estimator::Quantile(0.05).to_string(), "p5");
+        assert_eq!(Estimator::Quantile(0.995).to_string(), "p99.5");
+        assert_eq!(Estimator::Median.to_string(), "median");
     }
 
     #[test]

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Builds what scripts/gpu-session.sh runs on a GPU host, into .gpu/ (ignored
+# by git; carried by the device tool): the release binary, the executors'
+# GPU test binary, and the `cuda`-feature binary when that build is set up.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p .gpu
+cargo build --release
+cp target/release/neon-perf .gpu/neon-perf
+test_bin=$(cargo test --release --test cuda_executors --no-run --message-format=json 2>/dev/null \
+    | python3 -c 'import json,sys
+for l in sys.stdin:
+    m = json.loads(l)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "cuda_executors":
+        print(m["executable"])')
+cp "$test_bin" .gpu/cuda_executors
+if [ "${WITH_CUDA_FEATURE:-0}" = 1 ]; then
+    # Needs scripts/cuda-toolchain.sh's environment (nvcc from PyPI wheels).
+    cargo build --release --features cuda --target-dir target/cuda
+    cp target/cuda/release/neon-perf .gpu/neon-perf-cuda
+fi
+strip .gpu/* 2>/dev/null || true
+ls -la .gpu
