@@ -19,5 +19,7 @@ if [ "${WITH_CUDA_FEATURE:-0}" = 1 ]; then
     cargo build --release --features cuda --target-dir target/cuda
     cp target/cuda/release/neon-perf .gpu/neon-perf-cuda
 fi
-strip .gpu/* 2>/dev/null || true
+git rev-parse HEAD > .gpu/COMMIT
+[ -z "$(git status --porcelain --untracked-files=no)" ] || sed -i "s/$/-dirty/" .gpu/COMMIT
+strip .gpu/neon-perf* .gpu/cuda_executors 2>/dev/null || true
 ls -la .gpu

@@ -9,6 +9,8 @@ OUT="${OUT:-./gpu-out}"
 mkdir -p "$OUT"
 export OUT
 export NEON_PERF_BIN="${NEON_PERF_BIN:-.gpu/neon-perf}"
+# The device copy of the tree has no .git: scripts/gpu-build.sh records the commit.
+[ -f .gpu/COMMIT ] && export NEON_PERF_COMMIT="$(cat .gpu/COMMIT)"
 start=$(date +%s)
 note() { echo "[gpu-session +$(( $(date +%s) - start ))s] $*"; }
 

@@ -187,8 +187,13 @@ def slug(s):
 
 
 def hardware_key(doctor):
+    """The baseline folder name: `neon-perf doctor --json` gives it as
+    `hardware_dir`; older layouts are rebuilt from the GPU key."""
+    if isinstance(doctor, dict) and doctor.get("hardware_dir"):
+        return doctor["hardware_dir"]
     try:
-        g = doctor["gpus"][0]["key"]
+        dev = doctor.get("device", doctor)
+        g = dev["gpus"][0]["key"]
         return slug(
             f"{g['name']}-{g['memory_bytes'] >> 30}gib-drv{g['driver_major']}-cuda{g['cuda_version'] // 1000}"
             f"{'-mig' if g['mig'] else ''}{'-ecc' if g['ecc'] else ''}-{g['power_limit_w']}w"
