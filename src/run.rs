@@ -270,11 +270,18 @@ impl Session {
         if let Mode::Bless { reason, replace } = &self.cfg.mode {
             let mut by_suite: BTreeMap<&str, Vec<ScenarioResult>> = BTreeMap::new();
             for s in &scenarios {
-                if matches!(s.result.outcome, Outcome::Ran) && !s.status.is_failure() {
-                    by_suite
+                match s.status {
+                    // A failed or untrustworthy run must not become the reference.
+                    Status::Failed | Status::Regressed | Status::Ignored => {}
+                    Status::Invalid => blessed.push(format!(
+                        "not blessed: {} — the run was invalid ({})",
+                        s.result.full_name(),
+                        s.result.invalid_reasons.join("; ")
+                    )),
+                    _ => by_suite
                         .entry(s.result.suite.as_str())
                         .or_default()
-                        .push(s.result.clone());
+                        .push(s.result.clone()),
                 }
             }
             for (suite, results) in by_suite {
@@ -372,7 +379,9 @@ pub fn execute(
         let mut ctx = RunCtx::new(env, resolved.clone(), on_event, pids);
         let outcome = executor.run(plan, &mut ctx);
         let summary = monitor.stop();
-        let (invalid, warnings) = monitor::validity(&summary);
+        let (mut invalid, mut warnings) = monitor::validity(&summary);
+        let cpu_bound = matches!(&outcome, Ok(out) if out.device == "cpu");
+        host_contention(&summary, cpu_bound, &mut invalid, &mut warnings);
         result.monitor = summary;
         result.warnings = warnings;
         match outcome {
@@ -404,6 +413,30 @@ pub fn execute(
     add_monitoring_check(&mut result);
     result.wall_time_s = start.elapsed().as_secs_f64();
     result
+}
+
+/// CPU that other processes took while a scenario measured. On the CPU,
+/// that time is stolen from the workload: from half of the machine's cores
+/// the run is `invalid` (retried once), from a quarter of a core a warning.
+/// GPU scenarios time on the device, so there it is only a warning.
+fn host_contention(
+    summary: &MonitorSummary,
+    cpu_bound: bool,
+    invalid: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+) {
+    let Some(other) = summary.host.other_cpu_cores else {
+        return;
+    };
+    let cores = crate::host::cpu_cores() as f64;
+    let text = format!(
+        "other processes used {other:.2} of {cores:.0} CPU cores while this scenario measured"
+    );
+    if cpu_bound && other >= 0.5 * cores {
+        invalid.push(format!("{text}: its CPU timings cannot be trusted"));
+    } else if other >= 0.25 {
+        warnings.push(text);
+    }
 }
 
 /// Evidence for "performance monitoring enabled": samples were taken.

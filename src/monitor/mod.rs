@@ -17,7 +17,10 @@ use nvml_wrapper::enums::device::UsedGpuMemory;
 
 use crate::result::{GpuSample, HostSummary, MonitorSummary};
 pub use summary::validity;
-use summary::{RawGpu, cpu_percent, parse_proc_stat, parse_vmrss, summarise_gpu};
+use summary::{
+    RawGpu, count_cpus, cpu_percent, other_cores, parse_proc_stat, parse_self_ticks, parse_vmrss,
+    summarise_gpu,
+};
 
 /// A running pair of samplers; [`Monitor::stop`] ends them and summarises.
 pub struct Monitor {
@@ -103,7 +106,10 @@ fn read(path: &str) -> Option<String> {
 }
 
 fn host_loop(rx: mpsc::Receiver<()>, interval: Duration) -> HostSummary {
-    let cpu_start = read("/proc/stat").and_then(|s| parse_proc_stat(&s));
+    let stat_start = read("/proc/stat");
+    let cpus = stat_start.as_deref().map(count_cpus).unwrap_or(1);
+    let cpu_start = stat_start.and_then(|s| parse_proc_stat(&s));
+    let self_start = read("/proc/self/stat").and_then(|s| parse_self_ticks(&s));
     let mut out = HostSummary::default();
     loop {
         if let Some(rss) = read("/proc/self/status").and_then(|s| parse_vmrss(&s)) {
@@ -119,8 +125,12 @@ fn host_loop(rx: mpsc::Receiver<()>, interval: Duration) -> HostSummary {
         out.samples += 1;
     }
     let cpu_end = read("/proc/stat").and_then(|s| parse_proc_stat(&s));
+    let self_end = read("/proc/self/stat").and_then(|s| parse_self_ticks(&s));
     if let (Some(a), Some(b)) = (cpu_start, cpu_end) {
         out.cpu_percent_mean = cpu_percent(a, b);
+        if let (Some(sa), Some(sb)) = (self_start, self_end) {
+            out.other_cpu_cores = Some(other_cores(a, b, sa, sb, cpus));
+        }
     }
     out
 }

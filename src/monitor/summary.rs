@@ -163,6 +163,45 @@ pub fn parse_proc_stat(stat: &str) -> Option<(u64, u64)> {
     Some((total - idle, total))
 }
 
+/// This process's CPU ticks: own `utime + stime` plus `cutime + cstime` of
+/// the children it has waited for (fields 14–17 of `/proc/self/stat`).
+pub fn parse_self_ticks(stat: &str) -> Option<u64> {
+    // The command name (field 2) may hold spaces: split after its `)`.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let v: Vec<u64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(4)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    (v.len() == 4).then(|| v.iter().sum())
+}
+
+/// Number of CPUs `/proc/stat` accounts for (its `cpuN` lines).
+pub fn count_cpus(stat: &str) -> u32 {
+    stat.lines()
+        .filter(|l| l.starts_with("cpu") && l[3..].starts_with(|c: char| c.is_ascii_digit()))
+        .count() as u32
+}
+
+/// Cores' worth of CPU that processes other than this one (and its waited
+/// children) used between two readings of `/proc/stat` and our own ticks.
+pub fn other_cores(
+    host_before: (u64, u64),
+    host_after: (u64, u64),
+    self_before: u64,
+    self_after: u64,
+    cores: u32,
+) -> f64 {
+    let busy = host_after.0.saturating_sub(host_before.0) as f64;
+    let total = host_after.1.saturating_sub(host_before.1) as f64;
+    let ours = self_after.saturating_sub(self_before) as f64;
+    if total <= 0.0 {
+        return 0.0;
+    }
+    ((busy - ours).max(0.0) / total) * cores.max(1) as f64
+}
+
 /// Mean CPU percent between two `/proc/stat` readings.
 pub fn cpu_percent(before: (u64, u64), after: (u64, u64)) -> f64 {
     let busy = after.0.saturating_sub(before.0) as f64;
@@ -177,6 +216,21 @@ pub fn cpu_percent(before: (u64, u64), after: (u64, u64)) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn other_processes_cpu() {
+        let stat = "1234 (neon perf) S 1 2 3 4 5 6 7 8 9 10 100 20 30 4 20 0";
+        assert_eq!(parse_self_ticks(stat), Some(154));
+        assert_eq!(parse_self_ticks("garbage"), None);
+        // 2 cores, 200 ticks elapsed in all, 150 busy, 50 of them ours: 1 core of others.
+        let c = other_cores((0, 0), (150, 200), 0, 50, 2);
+        assert!((c - 1.0).abs() < 1e-9, "{c}");
+        assert_eq!(other_cores((5, 5), (5, 5), 0, 0, 2), 0.0);
+        assert_eq!(
+            count_cpus("cpu  1 2 3 4\ncpu0 1 2 3 4\ncpu1 1 2 3 4\nintr 5\n"),
+            2
+        );
+    }
 
     fn sample(t: f64, util: f64, clock: f64, reasons: u64) -> GpuSample {
         GpuSample {
