@@ -381,7 +381,8 @@ pub fn execute(
         let summary = monitor.stop();
         let (mut invalid, mut warnings) = monitor::validity(&summary);
         let cpu_bound = matches!(&outcome, Ok(out) if out.device == "cpu");
-        host_contention(&summary, cpu_bound, &mut invalid, &mut warnings);
+        let limit = cpu_bound.then_some(resolved.max_contention);
+        host_contention(&summary, limit, &mut invalid, &mut warnings);
         result.monitor = summary;
         result.warnings = warnings;
         match outcome {
@@ -416,12 +417,13 @@ pub fn execute(
 }
 
 /// CPU that other processes took while a scenario measured. On the CPU,
-/// that time is stolen from the workload: from half of the machine's cores
-/// the run is `invalid` (retried once), from a quarter of a core a warning.
-/// GPU scenarios time on the device, so there it is only a warning.
+/// that time is stolen from the workload: beyond `max_contention` of the
+/// machine's cores (default half) the run is `invalid` (retried once), from a
+/// quarter of a core a warning. GPU scenarios time on the device, so there
+/// it is only a warning (`limit` is `None`).
 fn host_contention(
     summary: &MonitorSummary,
-    cpu_bound: bool,
+    limit: Option<f64>,
     invalid: &mut Vec<String>,
     warnings: &mut Vec<String>,
 ) {
@@ -432,7 +434,7 @@ fn host_contention(
     let text = format!(
         "other processes used {other:.2} of {cores:.0} CPU cores while this scenario measured"
     );
-    if cpu_bound && other >= 0.5 * cores {
+    if limit.is_some_and(|l| other > l * cores) {
         invalid.push(format!("{text}: its CPU timings cannot be trusted"));
     } else if other >= 0.25 {
         warnings.push(text);
