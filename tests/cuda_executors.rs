@@ -133,6 +133,16 @@ fn gpu_suite_specs_deserialize_and_validate() {
     assert!(kernels >= 6);
     let copy = plans.iter().find(|p| p.name == "copy").unwrap();
     assert_eq!(copy.points[0]["n"], ParamValue::Int(1 << 28));
+    for p in &plans {
+        if let KindSpec::GpuKernel(s) = &p.spec {
+            s.validate_device(p.device)
+                .unwrap_or_else(|e| panic!("scenario {}: {e}", p.name));
+        }
+    }
+    for name in ["saxpy-all", "p2p"] {
+        let p = plans.iter().find(|p| p.name == name).unwrap();
+        assert_eq!(p.device, DeviceSel::AllGpus, "{name}");
+    }
 }
 
 fn quick() -> Resolved {
@@ -156,6 +166,15 @@ fn cuda_executors_run_or_explain() {
     for plan in suite_plans(true) {
         let exec = executor_for(plan.kind()).unwrap();
         match exec.availability(&plan) {
+            Availability::Missing(reason) if reason.starts_with("p2p_copy needs") => {
+                // A CUDA host with one GPU: the peer-to-peer copy is ignored.
+                let count = device::gpu_count().unwrap();
+                assert!(count < 2, "{}: {reason}", plan.name);
+                assert_eq!(
+                    reason,
+                    format!("p2p_copy needs two or more GPUs; this host has {count}")
+                );
+            }
             Availability::Missing(reason) => {
                 // Without a GPU every CUDA scenario is skipped with a plain reason.
                 assert!(
@@ -215,4 +234,121 @@ fn oom_stress_on_the_host_is_not_ours_yet() {
         exec.availability(&plan),
         Availability::Missing("oom_stress on the host is not implemented yet".into())
     );
+}
+
+fn env_in(dir: &Path) -> ExecEnv {
+    ExecEnv {
+        neon_perf_bin: PathBuf::from("neon-perf"),
+        cache_dir: dir.to_path_buf(),
+    }
+}
+
+fn plan_named(name: &str) -> ScenarioPlan {
+    suite_plans(true)
+        .into_iter()
+        .find(|p| p.name == name)
+        .unwrap()
+}
+
+fn run_plan(plan: &ScenarioPlan, env: &ExecEnv) -> neon_perf::exec::ExecOutput {
+    let exec = executor_for(plan.kind()).unwrap();
+    let mut events = |_e| {};
+    let mut ctx = RunCtx::new(env, quick(), &mut events, Default::default());
+    let out = exec
+        .run(plan, &mut ctx)
+        .unwrap_or_else(|e| panic!("{}: {e}", plan.name));
+    eprintln!("{} on {}:", plan.name, out.device);
+    for m in &out.metrics {
+        eprintln!("  {} ({} samples)", m.key, m.samples.len());
+    }
+    for c in &out.checks {
+        eprintln!("  check {}: {} — {}", c.name, c.passed, c.evidence);
+        assert!(c.passed, "{}: {} failed: {}", plan.name, c.name, c.evidence);
+    }
+    out
+}
+
+/// `device = "all"`: every GPU runs every point; keys carry `gpu=<index>`.
+#[test]
+fn device_all_runs_on_every_gpu() {
+    if let Some(r) = device::cuda_unavailable_reason().or_else(device::nvrtc_unavailable_reason) {
+        eprintln!("skipped: {r}");
+        return;
+    }
+    let count = device::gpu_count().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let env = env_in(cache.path());
+    let plan = plan_named("saxpy-all");
+    assert_eq!(
+        executor_for(plan.kind()).unwrap().availability(&plan),
+        Availability::Ready
+    );
+    let out = run_plan(&plan, &env);
+    for g in 0..count {
+        assert!(out.device.contains(&format!("cuda:{g}")), "{}", out.device);
+        for key in [
+            format!("time{{gpu={g},n=4096}}"),
+            format!("bandwidth{{gpu={g},n=4096}}"),
+            format!("flops{{gpu={g},n=4096}}"),
+            format!("device_peak_bandwidth{{gpu={g}}}"),
+        ] {
+            assert!(
+                out.metrics.iter().any(|m| m.key.to_string() == key),
+                "no {key}"
+            );
+        }
+        assert!(
+            out.checks
+                .iter()
+                .any(|c| c.name == format!("builtin saxpy output is exact (cuda:{g})")),
+            "no check for cuda:{g}"
+        );
+    }
+    assert_eq!(out.checks.len(), count);
+    assert!(out.metrics.iter().all(|m| m.key.labels.contains_key("gpu")));
+
+    // oom_stress too: one stress per GPU, each labelled.
+    let mut oom = plan_named("oom");
+    oom.device = DeviceSel::AllGpus;
+    let out = run_plan(&oom, &env);
+    for g in 0..count {
+        let key = format!("peak_allocated{{gpu={g}}}");
+        assert!(
+            out.metrics.iter().any(|m| m.key.to_string() == key),
+            "no {key}"
+        );
+    }
+    assert_eq!(out.checks.len(), 3 * count);
+}
+
+/// The peer-to-peer copy is ignored with the GPU count below two GPUs, and
+/// measures every ordered pair from two on.
+#[test]
+fn p2p_copy_matches_the_gpu_count() {
+    let plan = plan_named("p2p");
+    let exec = executor_for(plan.kind()).unwrap();
+    if let Some(r) = device::cuda_unavailable_reason() {
+        assert_eq!(exec.availability(&plan), Availability::Missing(r));
+        return;
+    }
+    let count = device::gpu_count().unwrap();
+    if let Some(r) = neon_perf::exec::gpus::p2p_unavailable_reason(count) {
+        assert_eq!(exec.availability(&plan), Availability::Missing(r));
+        return;
+    }
+    assert_eq!(exec.availability(&plan), Availability::Ready);
+    let cache = tempfile::tempdir().unwrap();
+    let out = run_plan(&plan, &env_in(cache.path()));
+    assert_eq!(out.checks.len(), count * (count - 1));
+    for s in 0..count {
+        for d in (0..count).filter(|&d| d != s) {
+            for name in ["p2p_bandwidth", "time"] {
+                let key = format!("{name}{{dst={d},n=4096,src={s}}}");
+                assert!(
+                    out.metrics.iter().any(|m| m.key.to_string() == key),
+                    "no {key}"
+                );
+            }
+        }
+    }
 }

@@ -98,6 +98,17 @@ fn compute_cuda_reason() -> Option<String> {
     }
 }
 
+/// How many GPUs the CUDA driver sees (after `CUDA_VISIBLE_DEVICES`); an
+/// error says why CUDA is unusable.
+pub fn gpu_count() -> Result<usize, String> {
+    if let Some(reason) = cuda_unavailable_reason() {
+        return Err(reason);
+    }
+    let n = guarded("cuDeviceGetCount", CudaContext::device_count)?
+        .map_err(|e| driver_err("cuDeviceGetCount", e))?;
+    Ok(n.max(0) as usize)
+}
+
 /// The primary context of GPU `ordinal`, created once per process and kept:
 /// creating a context costs hundreds of milliseconds and would otherwise be
 /// paid by every scenario.

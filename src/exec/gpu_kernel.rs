@@ -15,6 +15,8 @@ use crate::device::peaks::{DevicePeaks, EventTimer, cublas_unavailable_reason};
 use crate::device::{self, CompileOptions, builtin, driver_err};
 
 mod builtins;
+mod p2p;
+use crate::exec::gpus::{self, GpuSet};
 use crate::exec::sampler::{SamplingReport, StopReason, run_adaptive};
 use crate::exec::{Availability, ExecError, ExecEvent, ExecOutput, Executor, RunCtx};
 use crate::metric::{ChecklistItem, Direction, MetricKey, MetricSeries, Unit, default_estimator};
@@ -51,6 +53,13 @@ pub fn ordinal(device: DeviceSel, kind: &str) -> Result<usize, String> {
 fn needs_nvrtc(spec: &GpuKernelSpec) -> bool {
     !matches!(
         spec.builtin,
+        Some(Builtin::Sgemm | Builtin::Hgemm | Builtin::Bf16gemm | Builtin::P2pCopy)
+    )
+}
+
+fn needs_cublas(spec: &GpuKernelSpec) -> bool {
+    matches!(
+        spec.builtin,
         Some(Builtin::Sgemm | Builtin::Hgemm | Builtin::Bf16gemm)
     )
 }
@@ -71,12 +80,21 @@ impl Executor for GpuKernelExecutor {
         if let Some(r) = device::cuda_unavailable_reason() {
             return Availability::Missing(r);
         }
+        if spec.builtin == Some(Builtin::P2pCopy) {
+            let count = match device::gpu_count() {
+                Ok(n) => n,
+                Err(e) => return Availability::Missing(e),
+            };
+            if let Some(r) = gpus::p2p_unavailable_reason(count) {
+                return Availability::Missing(r);
+            }
+        }
         if needs_nvrtc(spec)
             && let Some(r) = device::nvrtc_unavailable_reason()
         {
             return Availability::Missing(r);
         }
-        if !needs_nvrtc(spec)
+        if needs_cublas(spec)
             && let Some(r) = cublas_unavailable_reason()
         {
             return Availability::Missing(r);
@@ -98,41 +116,66 @@ impl Executor for GpuKernelExecutor {
 fn run_scenario(plan: &ScenarioPlan, rctx: &mut RunCtx<'_>) -> Result<ExecOutput, String> {
     let spec = spec_of(plan)?;
     spec.validate()
+        .and_then(|()| spec.validate_device(plan.device))
         .map_err(|e| format!("{}: {e}", plan.location))?;
-    let ord = ordinal(plan.device, "gpu_kernel")?;
+    if spec.builtin == Some(Builtin::P2pCopy) {
+        return p2p::run(plan, spec, rctx);
+    }
+    let gpus = gpus::selected(plan.device, "gpu_kernel")?;
+    let mut out = ExecOutput::default();
+    let mut names = Vec::new();
+    for (g, &ord) in gpus.ordinals.iter().enumerate() {
+        let name = run_on_gpu(plan, spec, rctx, &gpus, ord, g, &mut out)
+            .map_err(|e| gpus.prefix(ord, &e))?;
+        names.push((ord, name));
+    }
+    out.device = gpus::device_text(&names);
+    Ok(out)
+}
+
+/// Every sweep point on GPU `ord` (the `g`-th of `gpus`); returns its name.
+fn run_on_gpu(
+    plan: &ScenarioPlan,
+    spec: &GpuKernelSpec,
+    rctx: &mut RunCtx<'_>,
+    gpus: &GpuSet,
+    ord: usize,
+    g: usize,
+    out: &mut ExecOutput,
+) -> Result<String, String> {
     let cctx = device::context(ord)?;
     let stream = cctx.default_stream();
     let name = cctx.name().map_err(|e| driver_err("cuDeviceGetName", e))?;
-    let mut out = ExecOutput {
-        device: format!("cuda:{ord} {name}"),
-        ..Default::default()
-    };
     let cache_dir = rctx.env.cache_dir.clone();
+    let mut gpu_labels = BTreeMap::new();
+    gpus.label(ord, &mut gpu_labels);
 
     let peaks = match device::peaks::device_peaks(&cctx, &cache_dir) {
         Ok(p) => {
             out.metrics.push(MetricSeries::single(
-                MetricKey::new("device_peak_bandwidth"),
+                MetricKey::new("device_peak_bandwidth").with_labels(gpu_labels.iter()),
                 Unit::BytesPerSecond,
                 Direction::Neither,
                 p.bandwidth,
             ));
             match &p.flops {
                 Ok(f) => out.metrics.push(MetricSeries::single(
-                    MetricKey::new("device_peak_flops"),
+                    MetricKey::new("device_peak_flops").with_labels(gpu_labels.iter()),
                     Unit::FlopPerSecond,
                     Direction::Neither,
                     *f,
                 )),
-                Err(e) => out.warnings.push(format!(
-                    "device FLOP/s peak not measured, no peak_fraction_flops: {e}"
+                Err(e) => out.warnings.push(gpus.prefix(
+                    ord,
+                    &format!("device FLOP/s peak not measured, no peak_fraction_flops: {e}"),
                 )),
             }
             Some(p)
         }
         Err(e) => {
-            out.warnings.push(format!(
-                "device peaks not measured, no peak_fraction metrics: {e}"
+            out.warnings.push(gpus.prefix(
+                ord,
+                &format!("device peaks not measured, no peak_fraction metrics: {e}"),
             ));
             None
         }
@@ -166,15 +209,17 @@ fn run_scenario(plan: &ScenarioPlan, rctx: &mut RunCtx<'_>) -> Result<ExecOutput
         _ => None,
     };
 
-    let total = plan.points.len();
+    let per_gpu = plan.points.len();
+    let total = per_gpu * gpus.ordinals.len();
     for (i, point) in plan.points.iter().enumerate() {
         let mut labels = point_labels(point);
         if spec.cold {
             labels.insert("cache".into(), "cold".into());
         }
+        gpus.label(ord, &mut labels);
         let label_text = MetricKey::new("").with_labels(labels.iter()).to_string();
         rctx.event(ExecEvent::Point {
-            index: i,
+            index: g * per_gpu + i,
             total,
             label: label_text.clone(),
         });
@@ -189,7 +234,7 @@ fn run_scenario(plan: &ScenarioPlan, rctx: &mut RunCtx<'_>) -> Result<ExecOutput
             base_dir: &plan.base_dir,
         };
         let mut on_sample = |count: usize| rctx.event(ExecEvent::Sample { count });
-        let pm = match (&user, spec.builtin) {
+        let mut pm = match (&user, spec.builtin) {
             (Some(k), _) => run_user_point(&mut env, k, &mut on_sample),
             (None, Some(b)) => run_builtin_point(&mut env, b, &cctx, &cache_dir, &mut on_sample),
             (None, None) => Err("no kernel to run".into()),
@@ -201,14 +246,15 @@ fn run_scenario(plan: &ScenarioPlan, rctx: &mut RunCtx<'_>) -> Result<ExecOutput
                 format!("{label_text}: {e}")
             }
         })?;
-        record_point(
-            &mut out,
-            &labels,
-            &label_text,
-            pm,
-            peaks.as_ref(),
-            &settings,
-        );
+        if gpus.per_gpu {
+            if let Some(c) = &mut pm.check {
+                c.name = gpus.name(ord, &c.name);
+            }
+            for w in &mut pm.warnings {
+                *w = gpus.prefix(ord, w);
+            }
+        }
+        record_point(out, &labels, &label_text, pm, peaks.as_ref(), &settings);
     }
     drop(flush);
     stream
@@ -216,7 +262,7 @@ fn run_scenario(plan: &ScenarioPlan, rctx: &mut RunCtx<'_>) -> Result<ExecOutput
         .map_err(|e| driver_err("cuStreamSynchronize (end of scenario)", e))?;
     cctx.check_err()
         .map_err(|e| driver_err("a deferred CUDA call (recorded while freeing buffers)", e))?;
-    Ok(out)
+    Ok(name)
 }
 
 /// What measuring one sweep point produced.
@@ -284,17 +330,26 @@ fn record_point(
         out.checks.push(c);
     }
     out.warnings.extend(pm.warnings);
-    let r = &pm.report;
-    if r.reason != StopReason::Converged && r.rel_ci > settings.target_rel_ci {
-        out.warnings.push(format!(
+    out.warnings
+        .extend(sampling_warning(&pm.report, label_text, settings));
+}
+
+/// A warning when sampling stopped before the CI reached its target.
+pub(super) fn sampling_warning(
+    r: &SamplingReport,
+    label_text: &str,
+    settings: &Resolved,
+) -> Option<String> {
+    (r.reason != StopReason::Converged && r.rel_ci > settings.target_rel_ci).then(|| {
+        format!(
             "{}: sampling stopped ({:?}) after {} samples with the estimator's CI at ±{:.2}% (target ±{:.2}%)",
             if label_text.is_empty() { "time" } else { label_text },
             r.reason,
             r.samples,
             r.rel_ci * 100.0,
             settings.target_rel_ci * 100.0
-        ));
-    }
+        )
+    })
 }
 
 /// Everything a point needs besides the kernel.
@@ -742,7 +797,10 @@ mod tests {
             ..Default::default()
         };
         assert!(!needs_nvrtc(&s));
+        assert!(needs_cublas(&s));
         s.builtin = Some(Builtin::Copy);
-        assert!(needs_nvrtc(&s));
+        assert!(needs_nvrtc(&s) && !needs_cublas(&s));
+        s.builtin = Some(Builtin::P2pCopy);
+        assert!(!needs_nvrtc(&s) && !needs_cublas(&s));
     }
 }

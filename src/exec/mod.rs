@@ -4,6 +4,7 @@
 
 pub mod command;
 pub mod gpu_kernel;
+pub mod gpus;
 pub mod oom;
 pub mod sampler;
 

@@ -3,13 +3,14 @@
 //! prove recovery: free memory returns to its starting level and a probe
 //! kernel still runs correctly.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use cudarc::driver::{CudaContext, CudaStream, result, sys};
 
 use crate::device::{self, driver_err, is_oom};
-use crate::exec::gpu_kernel::ordinal;
+use crate::exec::gpus::{self, GpuSet};
 use crate::exec::{Availability, ExecError, ExecEvent, ExecOutput, Executor, RunCtx};
 use crate::metric::{ChecklistItem, Direction, MetricKey, MetricSeries, Unit};
 use crate::plan::oom::{OomPattern, OomStressSpec};
@@ -130,19 +131,38 @@ fn run_scenario(plan: &ScenarioPlan, rctx: &mut RunCtx<'_>) -> Result<ExecOutput
     let spec = spec_of(plan)?;
     spec.validate()
         .map_err(|e| format!("{}: {e}", plan.location))?;
-    let ord = ordinal(plan.device, "oom_stress")?;
+    let gpus = gpus::selected(plan.device, "oom_stress")?;
+    let mut out = ExecOutput::default();
+    let mut names = Vec::new();
+    for (g, &ord) in gpus.ordinals.iter().enumerate() {
+        let name =
+            run_on_gpu(spec, rctx, &gpus, ord, g, &mut out).map_err(|e| gpus.prefix(ord, &e))?;
+        names.push((ord, name));
+    }
+    out.device = gpus::device_text(&names);
+    Ok(out)
+}
+
+/// The stress on GPU `ord` (the `g`-th of `gpus`); returns its name.
+fn run_on_gpu(
+    spec: &OomStressSpec,
+    rctx: &mut RunCtx<'_>,
+    gpus: &GpuSet,
+    ord: usize,
+    g: usize,
+    out: &mut ExecOutput,
+) -> Result<String, String> {
     let ctx = device::context(ord)?;
     let stream = ctx.default_stream();
     let name = ctx.name().map_err(|e| driver_err("cuDeviceGetName", e))?;
-    let mut out = ExecOutput {
-        device: format!("cuda:{ord} {name}"),
-        ..Default::default()
-    };
+    let mut labels = BTreeMap::new();
+    gpus.label(ord, &mut labels);
     rctx.event(ExecEvent::Point {
-        index: 0,
-        total: 1,
-        label: String::new(),
+        index: g,
+        total: gpus.ordinals.len(),
+        label: MetricKey::new("").with_labels(labels.iter()).to_string(),
     });
+    let key = |n: &str| MetricKey::new(n).with_labels(labels.iter());
 
     settle(&ctx)?;
     let (free0, total) = free_mem(&ctx)?;
@@ -150,7 +170,9 @@ fn run_scenario(plan: &ScenarioPlan, rctx: &mut RunCtx<'_>) -> Result<ExecOutput
     let cap = (spec.fraction() * total as f64) as u64;
     let tolerance = spec.leak_tolerance_bytes();
 
-    // Grow.
+    // Grow. cuMemAlloc allocates in the current context: this GPU's.
+    ctx.bind_to_thread()
+        .map_err(|e| driver_err("cuCtxSetCurrent", e))?;
     let mut chunks: Vec<Chunk> = Vec::new();
     let mut held: u64 = 0;
     let mut natural_oom = false;
@@ -242,19 +264,19 @@ fn run_scenario(plan: &ScenarioPlan, rctx: &mut RunCtx<'_>) -> Result<ExecOutput
     let probe = probe_kernel(&ctx, &stream, &rctx.env.cache_dir);
 
     out.metrics.push(MetricSeries::single(
-        MetricKey::new("peak_allocated"),
+        key("peak_allocated"),
         Unit::Bytes,
         Direction::Neither,
         peak as f64,
     ));
     out.metrics.push(MetricSeries::single(
-        MetricKey::new("alloc_time"),
+        key("alloc_time"),
         Unit::Seconds,
         Direction::LowerIsBetter,
         alloc_time,
     ));
     out.metrics.push(MetricSeries::single(
-        MetricKey::new("recovery_time"),
+        key("recovery_time"),
         Unit::Seconds,
         Direction::LowerIsBetter,
         recovery_time,
@@ -262,7 +284,7 @@ fn run_scenario(plan: &ScenarioPlan, rctx: &mut RunCtx<'_>) -> Result<ExecOutput
 
     let gib = |b: u64| format_bytes(b as f64);
     out.checks.push(Check::new(
-        "device memory bounded",
+        gpus.name(ord, "device memory bounded"),
         peak > 0 && peak <= cap.max(chunk as u64),
         format!(
             "allocated {} in {} chunks of {} ({:.1}% of {} total; cap {} = memory_fraction {}); {}; free at peak {}{frag_note}",
@@ -279,7 +301,7 @@ fn run_scenario(plan: &ScenarioPlan, rctx: &mut RunCtx<'_>) -> Result<ExecOutput
         Some(ChecklistItem::GpuMemory),
     ));
     out.checks.push(Check::new(
-        "memory returned",
+        gpus.name(ord, "memory returned"),
         returned,
         format!(
             "free before {}, after freeing {n_chunks} allocations {} (difference {}, tolerance {}); recovery took {:.1} ms",
@@ -315,7 +337,7 @@ fn run_scenario(plan: &ScenarioPlan, rctx: &mut RunCtx<'_>) -> Result<ExecOutput
     };
     let probe_ok = probe.is_ok();
     out.checks.push(Check::new(
-        "OOM was a clean, recoverable error",
+        gpus.name(ord, "OOM was a clean, recoverable error"),
         oom_seen && probe_ok && returned,
         format!(
             "{oom_how}; afterwards {}",
@@ -327,14 +349,17 @@ fn run_scenario(plan: &ScenarioPlan, rctx: &mut RunCtx<'_>) -> Result<ExecOutput
         Some(ChecklistItem::ErrorHandling),
     ));
     if !returned {
-        out.warnings.push(format!(
-            "free memory did not return within {} (another process on the GPU can cause this; see the monitor)",
-            gib(tolerance)
+        out.warnings.push(gpus.prefix(
+            ord,
+            &format!(
+                "free memory did not return within {} (another process on the GPU can cause this; see the monitor)",
+                gib(tolerance)
+            ),
         ));
     }
     ctx.check_err()
         .map_err(|e| driver_err("a deferred CUDA call (recorded by cudarc)", e))?;
-    Ok(out)
+    Ok(name)
 }
 
 /// After recovery: saxpy on 1M elements through the built-in kernel (NVRTC),

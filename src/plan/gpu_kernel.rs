@@ -9,6 +9,8 @@ use std::fmt;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
+use super::DeviceSel;
+
 /// An arithmetic expression over sweep parameters (`"12*n"`) or a number
 /// literal; checked for syntax when the suite is read.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -112,6 +114,10 @@ pub enum Builtin {
     Hgemm,
     /// cuBLAS bf16 GEMM, tensor ops, f32 accumulate.
     Bf16gemm,
+    /// `n` f32 copied from GPU i to GPU j for every ordered pair i ≠ j
+    /// (`cuMemcpyPeerAsync`); needs two or more GPUs.
+    #[serde(rename = "p2p_copy")]
+    P2pCopy,
 }
 
 impl Builtin {
@@ -124,6 +130,7 @@ impl Builtin {
             Builtin::Sgemm => "sgemm",
             Builtin::Hgemm => "hgemm",
             Builtin::Bf16gemm => "bf16gemm",
+            Builtin::P2pCopy => "p2p_copy",
         }
     }
 }
@@ -313,6 +320,17 @@ impl GpuKernelSpec {
                         b.id()
                     ));
                 }
+                if *b == Builtin::P2pCopy {
+                    if self.cold {
+                        return Err(
+                            "builtin `p2p_copy` measures the link between GPUs: `cold` (an L2 flush) does not apply"
+                                .into(),
+                        );
+                    }
+                    if self.flops.is_some() {
+                        return Err("builtin `p2p_copy` does no arithmetic: remove `flops`".into());
+                    }
+                }
             }
             (None, Some(_)) => {
                 if self.entry.is_none() {
@@ -391,6 +409,18 @@ impl GpuKernelSpec {
             }
         }
         Ok(())
+    }
+
+    /// Checks the spec against the scenario's `device`: `p2p_copy` uses every
+    /// visible GPU, so it takes `device = "all"` (or `"auto"`) only.
+    pub fn validate_device(&self, device: DeviceSel) -> Result<(), String> {
+        match (self.builtin, device) {
+            (Some(Builtin::P2pCopy), DeviceSel::Auto | DeviceSel::AllGpus) => Ok(()),
+            (Some(Builtin::P2pCopy), other) => Err(format!(
+                "builtin `p2p_copy` copies between every pair of GPUs: use device = \"all\", not \"{other}\""
+            )),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -504,6 +534,45 @@ mod tests {
             let err = parse(toml).unwrap().validate().unwrap_err();
             assert!(err.contains(want), "{toml}: {err}");
         }
+    }
+
+    #[test]
+    fn p2p_copy_spec_validates() {
+        let spec = parse("builtin = \"p2p_copy\"\nbytes = \"4*n\"").unwrap();
+        assert_eq!(spec.builtin, Some(Builtin::P2pCopy));
+        assert_eq!(Builtin::P2pCopy.id(), "p2p_copy");
+        spec.validate().unwrap();
+        for d in [DeviceSel::Auto, DeviceSel::AllGpus] {
+            spec.validate_device(d).unwrap();
+        }
+        for d in [DeviceSel::Cpu, DeviceSel::Cuda(1)] {
+            let err = spec.validate_device(d).unwrap_err();
+            assert!(err.contains("use device = \"all\""), "{err}");
+        }
+        // Other kernels take any device here (the executor refuses "cpu").
+        let copy = parse("builtin = \"copy\"").unwrap();
+        copy.validate_device(DeviceSel::Cuda(1)).unwrap();
+        let cases = [
+            (
+                "builtin = \"p2p_copy\"\ncold = true",
+                "`cold` (an L2 flush) does not apply",
+            ),
+            ("builtin = \"p2p_copy\"\nflops = \"n\"", "remove `flops`"),
+            ("builtin = \"p2p_copy\"\nentry = \"k\"", "takes no `entry`"),
+            (
+                "builtin = \"p2p_copy\"\nblock = 128",
+                "chooses its own launch",
+            ),
+        ];
+        for (toml, want) in cases {
+            let err = parse(toml).unwrap().validate().unwrap_err();
+            assert!(err.contains(want), "{toml}: {err}");
+        }
+        assert!(
+            parse("builtin = \"p2pcopy\"")
+                .unwrap_err()
+                .contains("unknown variant")
+        );
     }
 
     #[test]

@@ -28,6 +28,7 @@ pub(super) fn run_builtin_point(
 ) -> Result<PointMeasure, String> {
     match b {
         Builtin::Sgemm | Builtin::Hgemm | Builtin::Bf16gemm => run_gemm_point(env, b, on_sample),
+        Builtin::P2pCopy => Err("p2p_copy runs across GPUs, not per GPU".into()),
         _ => {
             let module = builtin::module(cctx, cache_dir)?;
             run_builtin_kernel_point(env, b, &module, cctx, on_sample)
