@@ -33,6 +33,7 @@ max_time = "{max_time}"
 min_samples = 20
 target_rel_ci = 0.005
 tolerance = 0.05
+max_contention = {max_contention}
 
 [[scenario]]
 name = "sort"
@@ -73,6 +74,10 @@ def one_run(binary, suite, base, out_json, slowdown, tolerance):
         "samples": len(samples),
         "scenario_wall_s": scn["wall_time_s"],
         "process_wall_s": wall,
+        "other_cpu_cores": scn["monitor"]["host"].get("other_cpu_cores"),
+        "invalid_reasons": scn["invalid_reasons"],
+        "first_run_regressed_unconfirmed": any(
+            "independent second run" in w for w in scn["warnings"]),
     }
 
 
@@ -84,12 +89,14 @@ def main():
     ap.add_argument("--blesses", type=int, default=3)
     ap.add_argument("--max-time", default="5s")
     ap.add_argument("--out", default="target/gate-quality")
+    ap.add_argument("--max-contention", type=float, default=0.5,
+                    help="the suite's max_contention (1 = never invalid)")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     work = tempfile.mkdtemp(prefix="gq-")
     suite = os.path.join(work, "gq.toml")
     with open(suite, "w") as f:
-        f.write(SUITE.format(max_time=a.max_time))
+        f.write(SUITE.format(max_time=a.max_time, max_contention=a.max_contention))
 
     kinds = [("aa", 0.0, 0.05), ("slow10", 0.10, 0.05), ("slow5", 0.05, 0.03)]
     results = {k: [] for k, _, _ in kinds}
@@ -110,7 +117,8 @@ def main():
                 print(f"[{time.monotonic() - t0:6.0f}s] baseline {b} run {r} {kind:6}: "
                       f"{res['verdict']:12} change {res['change']:+.4f} "
                       f"ci [{res['ci'][0]:+.4f}, {res['ci'][1]:+.4f}] "
-                      f"({res['samples']} samples, {res['scenario_wall_s']:.1f} s)",
+                      f"({res['samples']} samples, {res['scenario_wall_s']:.1f} s, "
+                      f"others {res['other_cpu_cores'] or 0:.2f} cores)",
                       file=sys.stderr, flush=True)
 
     def count(kind, verdict):
@@ -137,6 +145,7 @@ def main():
         "runs_per_baseline": a.runs,
         "blesses_per_baseline": a.blesses,
         "max_time": a.max_time,
+        "max_contention": a.max_contention,
         "median_bless_wall_s": sorted(blesses)[len(blesses) // 2],
         "max_scenario_wall_s": max(walls),
         "total_wall_s": time.monotonic() - t0,
@@ -144,6 +153,8 @@ def main():
     }
     with open(os.path.join(a.out, "gate-quality.json"), "w") as f:
         json.dump(summary, f, indent=1)
+    unconfirmed = sum(1 for k in results for x in results[k] if x["first_run_regressed_unconfirmed"])
+    table.append(f"\nFirst runs that regressed but were not confirmed by a second run: {unconfirmed}")
     print("\n".join(table))
     print(f"\nTotal {summary['total_wall_s']:.0f} s; median bless {summary['median_bless_wall_s']:.1f} s; "
           f"results in {a.out}/gate-quality.json")

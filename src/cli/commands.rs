@@ -70,6 +70,7 @@ fn execute(
     output: &OutputArgs,
     mode: Mode,
     fail_on_inconclusive: bool,
+    confirm_regressions: bool,
 ) -> i32 {
     let plans = match select(sel) {
         Ok(p) => p,
@@ -83,6 +84,7 @@ fn execute(
         env: exec_env(),
         smoke_without_baseline: false,
         fail_on_inconclusive,
+        confirm_regressions,
     };
     let mut session = match Session::new(cfg) {
         Ok(s) => s,
@@ -172,6 +174,7 @@ pub fn run(a: RunArgs) -> i32 {
         &a.output,
         mode,
         a.fail_on_inconclusive,
+        !a.no_confirm,
     )
 }
 
@@ -180,7 +183,14 @@ pub fn bless(a: BlessArgs) -> i32 {
         reason: a.reason.clone(),
         replace: a.replace,
     };
-    execute(&a.select, a.sampling.settings(), &a.output, mode, false)
+    execute(
+        &a.select,
+        a.sampling.settings(),
+        &a.output,
+        mode,
+        false,
+        false,
+    )
 }
 
 pub fn check(a: PathArgs) -> i32 {
