@@ -114,9 +114,10 @@ def main():
                 res = one_run(a.bin, suite, base, os.path.join(work, "r.json"), slow, tol)
                 res.update(baseline_set=b, run=r)
                 results[kind].append(res)
+                ch = "n/a" if res["change"] is None else f"{res['change']:+.4f}"
+                ci = "n/a" if not res["ci"] else f"[{res['ci'][0]:+.4f}, {res['ci'][1]:+.4f}]"
                 print(f"[{time.monotonic() - t0:6.0f}s] baseline {b} run {r} {kind:6}: "
-                      f"{res['verdict']:12} change {res['change']:+.4f} "
-                      f"ci [{res['ci'][0]:+.4f}, {res['ci'][1]:+.4f}] "
+                      f"{res['verdict']:12} change {ch} ci {ci} "
                       f"({res['samples']} samples, {res['scenario_wall_s']:.1f} s, "
                       f"others {res['other_cpu_cores'] or 0:.2f} cores)",
                       file=sys.stderr, flush=True)
@@ -133,7 +134,7 @@ def main():
     labels = {"aa": "A/A (unchanged)", "slow10": "+10% work", "slow5": "+5% work"}
     for kind, slow, tol in kinds:
         xs = results[kind]
-        changes = sorted(x["change"] for x in xs)
+        changes = sorted(x["change"] for x in xs if x["change"] is not None) or [float("nan")]
         table.append(
             f"| {labels[kind]} ×{n} | {tol:.0%} | {count(kind, 'regressed')} | {count(kind, 'improved')} | "
             f"{count(kind, 'pass')} | {count(kind, 'inconclusive')} | {count(kind, 'invalid')} | "
