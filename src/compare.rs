@@ -1,99 +1,419 @@
-//! PLACEHOLDER until the stats branch lands: the agreed API only.
+//! Compare a run with its baseline and decide each metric's verdict. Pure:
+//! no I/O, no clock; every random choice is seeded from [`Policy::seed`] and
+//! the metric's name, so the same inputs always give the same verdicts.
+//!
+//! The rule (docs/gate-design.md explains why): a metric `regressed` only
+//! when the whole confidence interval of `current / baseline` lies beyond
+//! the tolerance line on the worse side. The interval is a seeded bootstrap
+//! over both sample sets, widened by a between-run term estimated from the
+//! baseline's blessed runs (with a prior, so one blessed run is not taken
+//! as the truth). Absolute bounds fail regardless of any baseline.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::baseline::store::{BaselineMetric, BaselineScenario};
-use crate::metric::{Direction, MetricKey, MetricSeries, Unit};
+use crate::baseline::{BaselineMetric, BaselineScenario};
+use crate::metric::{Direction, Estimator, MetricKey, MetricSeries, Unit};
 use crate::plan::MetricRule;
-use crate::result::ScenarioResult;
+use crate::result::{Outcome, ScenarioResult};
+use crate::stats::{self, BootstrapConfig, rng::hash_str};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub use crate::baseline::estimate;
+
+/// A metric's (or scenario's) verdict. Serialized snake_case
+/// (`no_baseline`); displayed as in the docs (`no-baseline`). The derived
+/// order is declaration order, not severity (see [`overall`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     Pass,
     Regressed,
     Improved,
+    /// Too noisy to decide within the sampling budget.
     Inconclusive,
     NoBaseline,
+    /// The run itself cannot be trusted (throttled, clocks low, no samples).
     Invalid,
 }
 
-impl std::fmt::Display for Verdict {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
+impl Verdict {
+    pub fn id(self) -> &'static str {
+        match self {
             Verdict::Pass => "pass",
             Verdict::Regressed => "regressed",
             Verdict::Improved => "improved",
             Verdict::Inconclusive => "inconclusive",
             Verdict::NoBaseline => "no-baseline",
             Verdict::Invalid => "invalid",
-        })
+        }
     }
 }
 
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.id())
+    }
+}
+
+/// One metric's verdict with the evidence behind it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MetricVerdict {
     pub key: MetricKey,
     pub unit: Unit,
     pub direction: Direction,
+    /// The estimator both sides were reduced with.
+    pub estimator: Estimator,
     pub verdict: Verdict,
+    /// This run's estimate (NaN when the run had no finite samples).
     pub current: f64,
+    /// The baseline's estimate.
     pub baseline: Option<f64>,
+    /// `current / baseline - 1`, whatever the direction.
     pub change: Option<f64>,
+    /// Confidence interval of `change` at [`Policy::confidence`].
     pub ci: Option<(f64, f64)>,
+    /// Two-sided Mann-Whitney p-value, current samples vs the baseline
+    /// reservoir. Informational: it ignores between-run variance.
     pub p_value: Option<f64>,
     pub tolerance: f64,
+    /// E.g. "above max 5.00 ms"; set when an absolute bound is violated.
     pub bound_violation: Option<String>,
+    /// Whether a change can fail the gate (`false`: direction `neither` or
+    /// `gate = false`; bounds still apply).
     pub gated: bool,
     pub note: Option<String>,
 }
 
-#[derive(Clone, Debug)]
+/// How verdicts are decided.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Policy {
+    /// Seeds every bootstrap (mixed with each metric's name).
     pub seed: u64,
+    /// Two-sided confidence level of the interval, 0.95.
     pub confidence: f64,
     pub bootstrap_resamples: usize,
+    /// Assumed run-to-run standard deviation of an estimator, relative
+    /// (log space), before blessed runs show otherwise: 0.004. One blessed
+    /// run is one draw; this keeps its luck from being taken as certainty.
+    pub run_noise_prior: f64,
+    /// Weight of that prior, in pseudo-runs (2): with `k` blessed runs the
+    /// between-run variance is `(w·prior² + (k-1)·s²) / (w + k - 1)`.
+    pub prior_weight: f64,
+    /// For the mean, current samples above this are thinned (seeded
+    /// reservoir) before the bootstrap, to bound its cost (quantiles use an
+    /// O(1)-per-resample exact method and keep every sample); between-run
+    /// noise dominates long before. Also bounds the Mann-Whitney input.
+    pub max_bootstrap_samples: usize,
 }
 
 impl Default for Policy {
     fn default() -> Self {
         Policy {
-            seed: 0,
+            seed: 0x6e65_6f6e_2d70_6572, // "neon-per"
             confidence: 0.95,
-            bootstrap_resamples: 1000,
+            bootstrap_resamples: 2000,
+            run_noise_prior: 0.004,
+            prior_weight: 2.0,
+            max_bootstrap_samples: 4096,
         }
     }
 }
 
+/// The estimator the gate recommends for a metric when nothing says
+/// otherwise: p5 for lower-is-better times (noise only adds time, so the
+/// fast tail is the stable part; p5 stays in it even when contention covers
+/// 90% of a run), p95 for higher-is-better rates (the same argument
+/// mirrored), the median for everything else (memory, counts, ratios).
+pub fn recommended_estimator(unit: &Unit, direction: Direction) -> Estimator {
+    crate::metric::default_estimator(unit, direction)
+}
+
+/// Compares one metric with its baseline. See the module docs for the rule.
 pub fn compare_metric(
     current: &MetricSeries,
     baseline: Option<&BaselineMetric>,
     rule: Option<&MetricRule>,
     default_tolerance: f64,
     run_invalid: bool,
-    _policy: &Policy,
+    policy: &Policy,
 ) -> MetricVerdict {
-    let est = crate::stats::median(&current.samples).unwrap_or(f64::NAN);
-    let _ = (baseline, rule, run_invalid);
-    MetricVerdict {
+    let direction = rule.and_then(|r| r.direction).unwrap_or(current.direction);
+    let estimator = rule.and_then(|r| r.estimator).unwrap_or(current.estimator);
+    let tolerance = rule
+        .and_then(|r| r.tolerance)
+        .unwrap_or(default_tolerance)
+        .abs();
+    let gated = rule.and_then(|r| r.gate).unwrap_or(true) && direction != Direction::Neither;
+    let mut notes: Vec<String> = Vec::new();
+
+    let finite: Vec<f64> = current
+        .samples
+        .iter()
+        .copied()
+        .filter(|x| x.is_finite())
+        .collect();
+    let cur = estimate(&finite, estimator);
+    let mut v = MetricVerdict {
         key: current.key.clone(),
         unit: current.unit.clone(),
-        direction: current.direction,
-        verdict: Verdict::NoBaseline,
-        current: est,
+        direction,
+        estimator,
+        verdict: Verdict::Pass,
+        current: cur.unwrap_or(f64::NAN),
         baseline: None,
         change: None,
         ci: None,
         p_value: None,
-        tolerance: default_tolerance,
+        tolerance,
         bound_violation: None,
-        gated: true,
+        gated,
         note: None,
+    };
+    if finite.len() < current.samples.len() {
+        notes.push(format!(
+            "{} non-finite sample(s) ignored",
+            current.samples.len() - finite.len()
+        ));
+    }
+
+    if let (Some(c), Some(rule)) = (cur, rule) {
+        v.bound_violation = bound_violation(c, rule, &current.unit);
+    }
+
+    let outliers = stats::count_outliers(&finite, 3.0);
+    if outliers.total >= 20 && outliers.high * 10 > outliers.total {
+        notes.push(format!(
+            "{:.0}% of samples are far above the bulk (Tukey 3·IQR): a noisy machine",
+            100.0 * outliers.high as f64 / outliers.total as f64
+        ));
+    }
+
+    let comparable = match (cur, baseline) {
+        (Some(c), Some(b)) => comparison(c, &finite, b, estimator, current, policy, &mut notes),
+        _ => None,
+    };
+    if let Some(cmp) = &comparable {
+        v.baseline = Some(cmp.baseline);
+        v.change = cmp.ci.map(|ci| ci.point - 1.0);
+        v.ci = cmp.ci.map(|ci| (ci.lo - 1.0, ci.hi - 1.0));
+        v.p_value = cmp.p_value;
+    }
+
+    v.verdict = if v.bound_violation.is_some() {
+        Verdict::Regressed
+    } else if run_invalid {
+        Verdict::Invalid
+    } else if cur.is_none() {
+        notes.push("no finite samples".into());
+        Verdict::Invalid
+    } else if comparable.is_none() {
+        Verdict::NoBaseline
+    } else if !gated {
+        notes.push("reported only: not gated on change".into());
+        Verdict::Pass
+    } else {
+        let cmp = comparable.as_ref().expect("checked above");
+        match cmp.ci {
+            None => {
+                notes.push(format!(
+                    "ratio to a baseline of {} is undefined; set an absolute bound (max/min) for this metric",
+                    current.unit.format(cmp.baseline)
+                ));
+                Verdict::Inconclusive
+            }
+            Some(ci) => decide(ci.lo, ci.hi, ci.point, direction, tolerance, &mut notes),
+        }
+    };
+    if !notes.is_empty() {
+        v.note = Some(notes.join("; "));
+    }
+    v
+}
+
+struct Comparison {
+    baseline: f64,
+    /// The ratio `current / baseline` with its interval; `None` when the
+    /// ratio is undefined (a zero or negative estimate).
+    ci: Option<stats::RatioCi>,
+    p_value: Option<f64>,
+}
+
+/// `None` when the baseline is not comparable at all (unit changed).
+fn comparison(
+    cur: f64,
+    finite: &[f64],
+    b: &BaselineMetric,
+    estimator: Estimator,
+    current: &MetricSeries,
+    policy: &Policy,
+    notes: &mut Vec<String>,
+) -> Option<Comparison> {
+    if b.unit != current.unit {
+        notes.push(format!(
+            "the baseline is in {} but this run reports {}: re-bless",
+            b.unit.symbol(),
+            current.unit.symbol()
+        ));
+        return None;
+    }
+    let key_text = current.key.to_string();
+    let seed = policy.seed ^ hash_str(&key_text);
+    let reservoir: Vec<f64> = b
+        .reservoir
+        .iter()
+        .copied()
+        .filter(|x| x.is_finite())
+        .collect();
+
+    // The centre and the between-run spread, both under `estimator`.
+    let (centre, run_sd, k) = if b.estimator == estimator {
+        (b.estimate, b.run_log_sd(), b.runs.len().max(1))
+    } else {
+        notes.push(format!(
+            "baseline blessed with estimator {}, compared by {} on its reservoir: re-bless",
+            b.estimator, estimator
+        ));
+        (estimate(&reservoir, estimator)?, None, 1)
+    };
+    if !centre.is_finite() {
+        return None;
+    }
+
+    let prior = policy.run_noise_prior;
+    let w = policy.prior_weight.max(0.0);
+    let between_var = match run_sd {
+        Some(s) => (w * prior * prior + (k as f64 - 1.0) * s * s) / (w + k as f64 - 1.0),
+        None => prior * prior,
+    };
+    // The current run is a fresh draw (variance σ²) and the centre averages
+    // k runs (σ²/k).
+    let extra_log_sd = (between_var * (1.0 + 1.0 / k as f64)).sqrt();
+
+    let thinned;
+    let cur_samples: &[f64] = if finite.len() > policy.max_bootstrap_samples {
+        thinned = stats::reservoir_sample(finite, policy.max_bootstrap_samples, seed ^ 0x5eed);
+        &thinned
+    } else {
+        finite
+    };
+    let base_samples: Vec<f64> = if reservoir.is_empty() {
+        vec![centre]
+    } else {
+        reservoir
+    };
+    let p_value = stats::mann_whitney_u(cur_samples, &base_samples).map(|m| m.p);
+
+    let ci = if centre > 0.0 && cur >= 0.0 {
+        let how = crate::baseline::reduce_of(estimator);
+        let cfg = BootstrapConfig {
+            resamples: policy.bootstrap_resamples,
+            confidence: policy.confidence,
+            seed,
+            extra_log_sd,
+        };
+        if cur == 0.0 {
+            // A zero estimate has no multiplicative spread to bootstrap.
+            Some(stats::RatioCi {
+                point: 0.0,
+                lo: 0.0,
+                hi: 0.0,
+            })
+        } else {
+            let ci = match how {
+                stats::Reduce::Quantile(q) => {
+                    stats::bootstrap_quantile_ratio_ci(finite, &base_samples, q, &cfg)
+                }
+                stats::Reduce::Mean => stats::bootstrap_ratio_ci(
+                    cur_samples,
+                    &base_samples,
+                    |s| stats::reduce_in_place(s, how),
+                    &cfg,
+                ),
+            };
+            ci.map(|ci| ci.recentred(cur / centre))
+        }
+    } else if centre == 0.0 && cur == 0.0 {
+        Some(stats::RatioCi {
+            point: 1.0,
+            lo: 1.0,
+            hi: 1.0,
+        })
+    } else {
+        None
+    };
+    Some(Comparison {
+        baseline: centre,
+        ci,
+        p_value,
+    })
+}
+
+fn decide(
+    lo: f64,
+    hi: f64,
+    point: f64,
+    direction: Direction,
+    tol: f64,
+    notes: &mut Vec<String>,
+) -> Verdict {
+    let half = (hi - lo) / 2.0;
+    // In "worse is positive" terms.
+    let (worse_lo, worse_hi, worse_point) = match direction {
+        Direction::HigherIsBetter => (1.0 - hi, 1.0 - lo, 1.0 - point),
+        _ => (lo - 1.0, hi - 1.0, point - 1.0),
+    };
+    if worse_lo > tol {
+        Verdict::Regressed
+    } else if worse_hi < -tol {
+        Verdict::Improved
+    } else if worse_lo <= tol && worse_hi > tol && half > tol {
+        notes.push(format!(
+            "interval ±{:.1}% is wider than the ±{:.1}% tolerance: add samples or reduce noise",
+            half * 100.0,
+            tol * 100.0
+        ));
+        Verdict::Inconclusive
+    } else {
+        if worse_point > tol {
+            notes.push(format!(
+                "{:.1}% worse, beyond the {:.1}% tolerance but not significantly",
+                worse_point * 100.0,
+                tol * 100.0
+            ));
+        }
+        Verdict::Pass
     }
 }
 
+fn bound_violation(value: f64, rule: &MetricRule, unit: &Unit) -> Option<String> {
+    match (rule.max, rule.min) {
+        (Some(max), _) if value > max => Some(format!(
+            "above max {} ({})",
+            unit.format(max),
+            unit.format(value)
+        )),
+        (_, Some(min)) if value < min => Some(format!(
+            "below min {} ({})",
+            unit.format(min),
+            unit.format(value)
+        )),
+        _ => None,
+    }
+}
+
+/// The rule for a metric: an exact `name{labels}` match first, then the bare name.
+pub fn rule_for<'a>(
+    rules: &'a BTreeMap<String, MetricRule>,
+    key: &MetricKey,
+) -> Option<&'a MetricRule> {
+    rules.get(&key.to_string()).or_else(|| rules.get(&key.name))
+}
+
+/// Every metric of one scenario result, compared. Ignored scenarios give no
+/// verdicts; a failed one's metrics, and those of a run with
+/// `invalid_reasons`, are `invalid` unless a bound fails.
 pub fn compare_scenario(
     result: &ScenarioResult,
     baseline: Option<&BaselineScenario>,
@@ -101,19 +421,97 @@ pub fn compare_scenario(
     tolerance: f64,
     policy: &Policy,
 ) -> Vec<MetricVerdict> {
-    let _ = baseline;
+    if matches!(result.outcome, Outcome::Ignored { .. }) {
+        return Vec::new();
+    }
+    let mut reasons = result.invalid_reasons.clone();
+    if let Outcome::Failed { error } = &result.outcome {
+        reasons.push(format!("scenario failed: {error}"));
+    }
+    let run_invalid = !reasons.is_empty();
     result
         .metrics
         .iter()
         .map(|m| {
-            compare_metric(
+            let base = baseline.and_then(|b| b.metric.get(&m.key.to_string()));
+            let mut v = compare_metric(
                 m,
-                None,
-                rules.get(&m.key.to_string()),
+                base,
+                rule_for(rules, &m.key),
                 tolerance,
-                !result.invalid_reasons.is_empty(),
+                run_invalid,
                 policy,
-            )
+            );
+            if v.verdict == Verdict::Invalid && run_invalid {
+                let why = reasons.join("; ");
+                v.note = Some(match v.note.take() {
+                    Some(n) => format!("{why}; {n}"),
+                    None => why,
+                });
+            }
+            v
         })
         .collect()
+}
+
+/// A scenario's verdict: the worst of its metrics', with counts.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScenarioVerdict {
+    pub verdict: Option<Verdict>,
+    pub passed: usize,
+    pub regressed: usize,
+    pub improved: usize,
+    pub inconclusive: usize,
+    pub no_baseline: usize,
+    pub invalid: usize,
+}
+
+/// Regressed > invalid > inconclusive > improved > pass > no-baseline (only
+/// when every metric lacks one). `verdict` is `None` for a scenario with no
+/// metrics (its checks decide).
+pub fn overall(verdicts: &[MetricVerdict]) -> ScenarioVerdict {
+    let mut s = ScenarioVerdict::default();
+    for v in verdicts {
+        match v.verdict {
+            Verdict::Pass => s.passed += 1,
+            Verdict::Regressed => s.regressed += 1,
+            Verdict::Improved => s.improved += 1,
+            Verdict::Inconclusive => s.inconclusive += 1,
+            Verdict::NoBaseline => s.no_baseline += 1,
+            Verdict::Invalid => s.invalid += 1,
+        }
+    }
+    s.verdict = if verdicts.is_empty() {
+        None
+    } else if s.regressed > 0 {
+        Some(Verdict::Regressed)
+    } else if s.invalid > 0 {
+        Some(Verdict::Invalid)
+    } else if s.inconclusive > 0 {
+        Some(Verdict::Inconclusive)
+    } else if s.improved > 0 {
+        Some(Verdict::Improved)
+    } else if s.passed > 0 {
+        Some(Verdict::Pass)
+    } else {
+        Some(Verdict::NoBaseline)
+    };
+    s
+}
+
+/// The process exit code for a set of verdicts: 1 when anything regressed
+/// or a scenario failed; 3 when only inconclusive/invalid verdicts stand in
+/// the way and `fail_on_inconclusive`; else 0. (2, bad input, is the CLI's.)
+pub fn exit_code(all: &[Verdict], scenario_failed: bool, fail_on_inconclusive: bool) -> i32 {
+    if scenario_failed || all.contains(&Verdict::Regressed) {
+        1
+    } else if fail_on_inconclusive
+        && all
+            .iter()
+            .any(|v| matches!(v, Verdict::Inconclusive | Verdict::Invalid))
+    {
+        3
+    } else {
+        0
+    }
 }

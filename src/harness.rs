@@ -81,6 +81,7 @@ pub fn main(opts: HarnessOptions) -> ExitCode {
         },
         smoke_without_baseline: true,
         fail_on_inconclusive: false,
+        confirm_regressions: true,
     };
     let session = match Session::new(cfg) {
         Ok(s) => s,

@@ -28,8 +28,15 @@ pub fn cpu_cores() -> u32 {
         .unwrap_or(1)
 }
 
-/// `git rev-parse HEAD` in `dir`, with `-dirty` when the tree has changes.
+/// `git rev-parse HEAD` in `dir`, with `-dirty` when the tree has changes;
+/// `NEON_PERF_COMMIT` when set (a copied tree without `.git`, e.g. a GPU
+/// host that got the binary and suites only).
 pub fn git_commit(dir: &Path) -> Option<String> {
+    if let Ok(c) = std::env::var("NEON_PERF_COMMIT")
+        && !c.is_empty()
+    {
+        return Some(c);
+    }
     let out = Command::new("git")
         .args(["rev-parse", "HEAD"])
         .current_dir(dir)

@@ -1,8 +1,9 @@
 //! neon-perf: a performance test harness and regression gate for GPU CI runners.
 //!
-//! Data flows one way: suites → plans → executors → results → compare → reports.
-//! Modules are listed from the top of that flow to the bottom; nothing below
-//! imports anything above it.
+//! Data flows one way: suites (`config`) → plans (`plan`) → executors
+//! (`exec`, with `monitor` and `device`) → results (`result`) → verdicts
+//! (`compare`, on `stats` and `baseline`) → `checklist` and `report`.
+//! `run` drives that pipeline for both front ends: `cli` and `harness`.
 
 pub mod baseline;
 pub mod checklist;

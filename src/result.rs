@@ -56,6 +56,10 @@ pub struct HostSummary {
     pub peak_rss_bytes: u64,
     /// Mean CPU use of the whole host over the window, percent of all cores.
     pub cpu_percent_mean: f64,
+    /// Cores' worth of CPU that other processes used during the window
+    /// (host busy time minus this process and its waited-for children).
+    #[serde(default)]
+    pub other_cpu_cores: Option<f64>,
 }
 
 /// One NVML reading.

@@ -9,9 +9,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::baseline::HardwareKey;
-use crate::baseline::store::{
-    BaselineError, BaselineFile, BaselineStore, BlessMode, BlessSummary, Provenance,
+use crate::baseline::{
+    BaselineError, BaselineFile, BaselineStore, BlessMode, BlessSummary, HardwareKey, Provenance,
 };
 use crate::checklist::{self, ChecklistEntry};
 use crate::compare::{self, MetricVerdict, Policy, Verdict};
@@ -53,6 +52,8 @@ pub struct RunConfig {
     pub smoke_without_baseline: bool,
     /// Exit 3 when the only problems are inconclusive or invalid verdicts.
     pub fail_on_inconclusive: bool,
+    /// Re-run a scenario that regressed and claim only what both runs show.
+    pub confirm_regressions: bool,
 }
 
 /// Problems that stop a run before or after measuring (exit code 2).
@@ -223,7 +224,7 @@ impl Session {
                 self.cfg.smoke_without_baseline
                     && self
                         .baseline(&plan.suite)?
-                        .is_none_or(|b| !b.scenarios.contains_key(&plan.name))
+                        .is_none_or(|b| !b.scenario.contains_key(&plan.name))
             }
         })
     }
@@ -239,21 +240,37 @@ impl Session {
         if smoke {
             settings = self.cfg.overrides.clone().or(&smoke_caps(&settings));
         }
-        let result = execute(plan, &self.cfg.env, &settings, on_event);
         let tolerance = settings.resolve().tolerance;
         let gating = !smoke && !matches!(self.cfg.mode, Mode::Bless { .. });
         let policy = self.cfg.policy.clone();
         let baseline = if gating {
             self.baseline(&plan.suite)?
-                .and_then(|b| b.scenarios.get(&plan.name))
+                .and_then(|b| b.scenario.get(&plan.name))
+                .cloned()
         } else {
             None
         };
-        let verdicts = if matches!(result.outcome, Outcome::Ran) {
-            compare::compare_scenario(&result, baseline, &plan.metric_rules, tolerance, &policy)
-        } else {
-            Vec::new()
+        let measure = |on_event: &mut dyn FnMut(ExecEvent)| {
+            let result = execute(plan, &self.cfg.env, &settings, on_event);
+            let verdicts = if matches!(result.outcome, Outcome::Ran) {
+                compare::compare_scenario(
+                    &result,
+                    baseline.as_ref(),
+                    &plan.metric_rules,
+                    tolerance,
+                    &policy,
+                )
+            } else {
+                Vec::new()
+            };
+            (result, verdicts)
         };
+        let (mut result, mut verdicts) = measure(on_event);
+        if gating && self.cfg.confirm_regressions && regressed_keys(&verdicts).next().is_some() {
+            let first: Vec<String> = regressed_keys(&verdicts).collect();
+            let (r2, v2) = measure(on_event);
+            (result, verdicts) = confirm(first, r2, v2);
+        }
         let status = status_of(&result, &verdicts);
         Ok(ScenarioReport {
             result,
@@ -271,20 +288,25 @@ impl Session {
         if let Mode::Bless { reason, replace } = &self.cfg.mode {
             let mut by_suite: BTreeMap<&str, Vec<ScenarioResult>> = BTreeMap::new();
             for s in &scenarios {
-                if matches!(s.result.outcome, Outcome::Ran) && !s.status.is_failure() {
-                    by_suite
+                match s.status {
+                    // A failed or untrustworthy run must not become the reference.
+                    Status::Failed | Status::Regressed | Status::Ignored => {}
+                    Status::Invalid => blessed.push(format!(
+                        "not blessed: {} — the run was invalid ({})",
+                        s.result.full_name(),
+                        s.result.invalid_reasons.join("; ")
+                    )),
+                    _ => by_suite
                         .entry(s.result.suite.as_str())
                         .or_default()
-                        .push(s.result.clone());
+                        .push(s.result.clone()),
                 }
             }
             for (suite, results) in by_suite {
-                let provenance = Provenance {
-                    commit: git_commit.clone(),
-                    date: jiff::Timestamp::now().to_string(),
-                    tool_version: env!("CARGO_PKG_VERSION").to_string(),
-                    reason: reason.clone(),
-                };
+                let provenance = Provenance::now(
+                    git_commit.clone().unwrap_or_else(|| "unknown".into()),
+                    reason.clone(),
+                );
                 let mode = if *replace {
                     BlessMode::Replace
                 } else {
@@ -318,6 +340,51 @@ impl Session {
             blessed,
         })
     }
+}
+
+fn regressed_keys(verdicts: &[MetricVerdict]) -> impl Iterator<Item = String> + '_ {
+    verdicts
+        .iter()
+        .filter(|v| v.verdict == Verdict::Regressed)
+        .map(|v| v.key.to_string())
+}
+
+/// A regression is claimed only when a second, independent run of the
+/// scenario shows it too. Samples within one run share the machine's state
+/// (a neighbour's burst, a cold page cache), so one run is one draw; two
+/// agreeing runs make a burst that mimics a regression far less likely. The
+/// second run is the one reported; a metric it calls regressed that the
+/// first did not becomes inconclusive.
+fn confirm(
+    first: Vec<String>,
+    mut result: ScenarioResult,
+    mut verdicts: Vec<MetricVerdict>,
+) -> (ScenarioResult, Vec<MetricVerdict>) {
+    let mut unconfirmed = Vec::new();
+    for v in &mut verdicts {
+        let key = v.key.to_string();
+        let was = first.contains(&key);
+        if v.verdict == Verdict::Regressed {
+            if was {
+                v.note = Some(match v.note.take() {
+                    Some(n) => format!("{n}; confirmed by a second run"),
+                    None => "confirmed by a second run".into(),
+                });
+            } else {
+                v.verdict = Verdict::Inconclusive;
+                v.note = Some("regressed in the confirmation run only".into());
+            }
+        } else if was {
+            unconfirmed.push(key);
+        }
+    }
+    if !unconfirmed.is_empty() {
+        result.warnings.push(format!(
+            "a first run regressed on {} but an independent second run did not (interference from the machine, not the code); the second run is reported",
+            unconfirmed.join(", ")
+        ));
+    }
+    (result, verdicts)
 }
 
 /// Smoke budget: enough samples to prove the scenario runs and reports.
@@ -375,7 +442,10 @@ pub fn execute(
         let mut ctx = RunCtx::new(env, resolved.clone(), on_event, pids);
         let outcome = executor.run(plan, &mut ctx);
         let summary = monitor.stop();
-        let (invalid, warnings) = monitor::validity(&summary);
+        let (mut invalid, mut warnings) = monitor::validity(&summary);
+        let cpu_bound = matches!(&outcome, Ok(out) if out.device == "cpu");
+        let limit = cpu_bound.then_some(resolved.max_contention);
+        host_contention(&summary, limit, &mut invalid, &mut warnings);
         result.monitor = summary;
         result.warnings = warnings;
         match outcome {
@@ -407,6 +477,31 @@ pub fn execute(
     add_monitoring_check(&mut result);
     result.wall_time_s = start.elapsed().as_secs_f64();
     result
+}
+
+/// CPU that other processes took while a scenario measured. On the CPU,
+/// that time is stolen from the workload: beyond `max_contention` of the
+/// machine's cores (default half) the run is `invalid` (retried once), from a
+/// quarter of a core a warning. GPU scenarios time on the device, so there
+/// it is only a warning (`limit` is `None`).
+fn host_contention(
+    summary: &MonitorSummary,
+    limit: Option<f64>,
+    invalid: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+) {
+    let Some(other) = summary.host.other_cpu_cores else {
+        return;
+    };
+    let cores = crate::host::cpu_cores() as f64;
+    let text = format!(
+        "other processes used {other:.2} of {cores:.0} CPU cores while this scenario measured"
+    );
+    if limit.is_some_and(|l| other > l * cores) {
+        invalid.push(format!("{text}: its CPU timings cannot be trusted"));
+    } else if other >= 0.25 {
+        warnings.push(text);
+    }
 }
 
 /// Evidence for "performance monitoring enabled": samples were taken.
@@ -481,6 +576,61 @@ mod tests {
         assert_eq!(exit_code(&[Failed, Inconclusive], true), 1);
         assert_eq!(exit_code(&[Pass, Inconclusive], true), 3);
         assert_eq!(exit_code(&[Pass, Invalid], false), 0);
+    }
+
+    fn verdict(key: &str, verdict: Verdict) -> MetricVerdict {
+        MetricVerdict {
+            key: key.parse().unwrap(),
+            unit: crate::metric::Unit::Seconds,
+            direction: crate::metric::Direction::LowerIsBetter,
+            estimator: crate::metric::Estimator::Quantile(0.05),
+            verdict,
+            current: 1.0,
+            baseline: Some(1.0),
+            change: Some(0.0),
+            ci: Some((0.0, 0.0)),
+            p_value: None,
+            tolerance: 0.05,
+            bound_violation: None,
+            gated: true,
+            note: None,
+        }
+    }
+
+    fn empty_result() -> ScenarioResult {
+        ScenarioResult {
+            suite: "s".into(),
+            scenario: "x".into(),
+            kind: crate::plan::Kind::Command,
+            location: Default::default(),
+            device: "cpu".into(),
+            outcome: Outcome::Ran,
+            metrics: vec![],
+            checks: vec![],
+            monitor: Default::default(),
+            invalid_reasons: vec![],
+            warnings: vec![],
+            wall_time_s: 0.0,
+        }
+    }
+
+    #[test]
+    fn regressions_count_only_when_a_second_run_confirms_them() {
+        use Verdict::*;
+        let first = vec!["a".to_string(), "b".to_string()];
+        let second = vec![
+            verdict("a", Regressed), // confirmed
+            verdict("b", Pass),      // a burst in the first run
+            verdict("c", Regressed), // only in the second run
+        ];
+        let (r, v) = confirm(first, empty_result(), second);
+        assert_eq!(v[0].verdict, Regressed);
+        assert_eq!(v[0].note.as_deref(), Some("confirmed by a second run"));
+        assert_eq!(v[1].verdict, Pass);
+        assert_eq!(v[2].verdict, Inconclusive);
+        assert_eq!(r.warnings.len(), 1);
+        assert!(r.warnings[0].contains("regressed on b"), "{:?}", r.warnings);
+        assert_eq!(status_of(&r, &v), Status::Regressed);
     }
 
     #[test]

@@ -24,9 +24,10 @@ pub struct WorkloadArgs {
     /// Timed samples to print, one JSON line each.
     #[arg(long, default_value_t = 10)]
     pub samples: u32,
-    /// Extra work as a fraction (0.05 = 5% larger n): an injected slowdown for
-    /// gate-quality experiments.
-    #[arg(long, default_value_t = 0.0)]
+    /// Extra work as a fraction (0.05 = 5% more work per sample): an injected
+    /// slowdown for gate-quality experiments. For `sort` the input grows so
+    /// that n·log n grows by this fraction; for `hash` n grows by it.
+    #[arg(long, default_value_t = 0.0, env = "NEON_PERF_SLOWDOWN")]
     pub slowdown: f64,
     /// Seed of the input data.
     #[arg(long, default_value_t = 7)]
@@ -40,9 +41,32 @@ fn xorshift(mut x: u64) -> u64 {
     x
 }
 
+/// The problem size whose cost is `1 + slowdown` times that of `n`.
+pub fn scaled_n(kind: WorkKind, n: u64, slowdown: f64) -> u64 {
+    let n0 = n.max(2) as f64;
+    let target = 1.0 + slowdown;
+    let scaled = match kind {
+        WorkKind::Hash => n0 * target,
+        WorkKind::Sort => {
+            // Solve m·ln m = target · n·ln n by Newton's method.
+            let goal = target * n0 * n0.ln();
+            let mut m = n0 * target;
+            for _ in 0..20 {
+                m -= (m * m.ln() - goal) / (m.ln() + 1.0);
+            }
+            m
+        }
+    };
+    if slowdown == 0.0 {
+        n
+    } else {
+        scaled.round().max(1.0) as u64
+    }
+}
+
 /// Runs the workload, printing `{"metric": "<kind>_time", ...}` per sample.
 pub fn run(args: &WorkloadArgs, out: &mut impl Write) -> std::io::Result<()> {
-    let n = ((args.n as f64) * (1.0 + args.slowdown)).round().max(1.0) as u64;
+    let n = scaled_n(args.kind, args.n, args.slowdown);
     let name = match args.kind {
         WorkKind::Sort => "sort_time",
         WorkKind::Hash => "hash_time",
@@ -83,6 +107,15 @@ pub fn run(args: &WorkloadArgs, out: &mut impl Write) -> std::io::Result<()> {
 mod tests {
     use super::*;
     use crate::exec::command::child::parse_metric_line;
+
+    #[test]
+    fn slowdown_scales_the_cost_model() {
+        assert_eq!(scaled_n(WorkKind::Hash, 1000, 0.1), 1100);
+        assert_eq!(scaled_n(WorkKind::Sort, 10_000, 0.0), 10_000);
+        let m = scaled_n(WorkKind::Sort, 10_000, 0.1) as f64;
+        let ratio = m * m.ln() / (10_000.0 * 10_000f64.ln());
+        assert!((ratio - 1.1).abs() < 1e-3, "{ratio}");
+    }
 
     #[test]
     fn prints_parseable_metric_lines() {

@@ -1,59 +1,485 @@
-//! PLACEHOLDER until the stats branch lands: the agreed API only.
+//! The baseline files: load with clear errors, bless atomically.
+//!
+//! A bless rewrites only the scenarios that ran and keeps the others as they
+//! were. The new file is written to a temporary file in the same folder,
+//! synced, renamed over the old one, and the folder is synced: a killed
+//! bless leaves either the old file or the new one, never half of either.
+//! Temporary files start with a dot and end in `.tmp`; nothing reads them.
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
 
-use crate::baseline::HardwareKey;
-use crate::result::ScenarioResult;
+use serde::{Deserialize, Serialize};
 
-pub struct BaselineMetric;
-pub struct BaselineScenario;
-pub struct BaselineFile {
-    pub scenarios: std::collections::BTreeMap<String, BaselineScenario>,
+use super::{
+    BaselineFile, BaselineMetric, BaselineScenario, FORMAT_VERSION, HardwareKey, Provenance,
+};
+use crate::metric::{Estimator, Unit};
+use crate::result::{Outcome, ScenarioResult};
+use crate::stats::rng::hash_str;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BaselineError {
+    #[error("cannot read baseline {}: {source}", path.display())]
+    Unreadable { path: PathBuf, source: io::Error },
+    #[error(
+        "corrupt baseline {}:{line}:{column}: {message}\n  hint: fix the file by hand, or delete it and bless again",
+        path.display()
+    )]
+    Corrupt {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error(
+        "baseline {} has format_version {found}, but this neon-perf reads version {supported}\n  hint: {hint}",
+        path.display()
+    )]
+    UnsupportedVersion {
+        path: PathBuf,
+        found: i64,
+        supported: u32,
+        hint: &'static str,
+    },
+    #[error(
+        "baseline {} records hardware `{found}` but lives in the folder for `{expected}`\n  hint: a baseline is only valid on the hardware it was recorded on; move it or bless again",
+        path.display()
+    )]
+    HardwareMismatch {
+        path: PathBuf,
+        found: String,
+        expected: String,
+    },
+    #[error("invalid baseline {}: {what}\n  hint: fix the file by hand, or delete it and bless again", path.display())]
+    Invalid { path: PathBuf, what: String },
+    #[error("cannot write baseline {}: {source}", path.display())]
+    Write { path: PathBuf, source: io::Error },
+    #[error("cannot serialize baseline {}: {message}", path.display())]
+    Serialize { path: PathBuf, message: String },
 }
-pub struct Provenance {
-    pub commit: Option<String>,
-    pub date: String,
-    pub tool_version: String,
-    pub reason: String,
-}
+
+/// How a bless treats the metrics already stored.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum BlessMode {
+    /// Add this run's estimate to the last [`RUNS_KEPT`](super::RUNS_KEPT) runs (the default):
+    /// several blessed runs make the between-run spread measurable.
+    #[default]
     Append,
+    /// Forget earlier runs: after an intended performance change.
     Replace,
 }
-#[derive(Debug, Default)]
-pub struct BlessSummary;
+
+/// Where a scenario stands after a bless.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScenarioStatus {
+    /// Not in the file before.
+    Added,
+    /// Ran, and some metric's estimate or the metric set changed.
+    Changed,
+    /// Ran, and every estimate came out the same.
+    Unchanged,
+    /// Did not run; kept as it was.
+    Kept,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MetricChange {
+    pub key: String,
+    pub unit: Unit,
+    pub old: Option<f64>,
+    /// `None`: the metric is no longer reported and was dropped.
+    pub new: Option<f64>,
+    /// Blessed runs now kept for it.
+    pub runs: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioChange {
+    pub scenario: String,
+    pub status: ScenarioStatus,
+    pub metrics: Vec<MetricChange>,
+}
+
+/// What a bless did, for a reviewable message.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BlessSummary {
+    pub path: PathBuf,
+    pub mode: BlessMode,
+    pub scenarios: Vec<ScenarioChange>,
+    /// Metrics of scenarios that ran but had no finite samples (not blessed).
+    pub skipped: Vec<String>,
+}
+
 impl std::fmt::Display for BlessSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("")
+        writeln!(f, "blessed {} ({:?})", self.path.display(), self.mode)?;
+        for s in &self.scenarios {
+            let status = match s.status {
+                ScenarioStatus::Added => "added",
+                ScenarioStatus::Changed => "changed",
+                ScenarioStatus::Unchanged => "unchanged",
+                ScenarioStatus::Kept => "kept",
+            };
+            writeln!(f, "  {status:<9} {}", s.scenario)?;
+            for m in &s.metrics {
+                let fmt = |v: Option<f64>| v.map(|x| m.unit.format(x)).unwrap_or("-".into());
+                let pct = match (m.old, m.new) {
+                    (Some(o), Some(n)) if o != 0.0 => format!(" ({:+.1}%)", (n / o - 1.0) * 100.0),
+                    _ => String::new(),
+                };
+                writeln!(
+                    f,
+                    "            {}: {} -> {}{pct}, {} run(s)",
+                    m.key,
+                    fmt(m.old),
+                    fmt(m.new),
+                    m.runs
+                )?;
+            }
+        }
+        for s in &self.skipped {
+            writeln!(f, "  skipped   {s}: no finite samples")?;
+        }
+        Ok(())
     }
 }
-#[derive(Debug, thiserror::Error)]
-#[error("baseline error")]
-pub struct BaselineError;
 
+/// `baselines/` (or wherever `root` points).
+#[derive(Clone, Debug)]
 pub struct BaselineStore {
     pub root: PathBuf,
 }
 
 impl BaselineStore {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        BaselineStore { root: root.into() }
     }
+
+    pub fn dir(&self, key: &HardwareKey) -> PathBuf {
+        self.root.join(key.dirname())
+    }
+
+    pub fn path(&self, key: &HardwareKey, suite: &str) -> PathBuf {
+        self.dir(key).join(format!("{suite}.toml"))
+    }
+
+    /// The suites with a baseline for this hardware (temporary files of an
+    /// interrupted bless are not baselines and are not listed).
+    pub fn suites(&self, key: &HardwareKey) -> Result<Vec<String>, BaselineError> {
+        let dir = self.dir(key);
+        let rd = match fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => return Err(BaselineError::Unreadable { path: dir, source }),
+        };
+        let mut out = Vec::new();
+        for entry in rd {
+            let entry = entry.map_err(|source| BaselineError::Unreadable {
+                path: dir.clone(),
+                source,
+            })?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            match name.strip_suffix(".toml") {
+                Some(stem) if !name.starts_with('.') => out.push(stem.to_string()),
+                _ => {}
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// The baseline of `suite` on this hardware; `Ok(None)` when none exists.
     pub fn load(
         &self,
-        _key: &HardwareKey,
-        _suite: &str,
+        key: &HardwareKey,
+        suite: &str,
     ) -> Result<Option<BaselineFile>, BaselineError> {
-        Ok(None)
+        let path = self.path(key, suite);
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(BaselineError::Unreadable { path, source }),
+        };
+        let file = parse(&path, &text)?;
+        let expected = key.dirname();
+        let found = file.hardware.dirname();
+        if found != expected {
+            return Err(BaselineError::HardwareMismatch {
+                path,
+                found,
+                expected,
+            });
+        }
+        Ok(Some(file))
     }
+
+    /// Records the scenarios of `suite` that ran in `results` (others in the
+    /// file are kept as they were) and writes the file atomically.
     pub fn bless(
         &self,
-        _key: &HardwareKey,
-        _suite: &str,
-        _results: &[ScenarioResult],
-        _provenance: Provenance,
-        _mode: BlessMode,
+        key: &HardwareKey,
+        suite: &str,
+        results: &[ScenarioResult],
+        provenance: Provenance,
+        mode: BlessMode,
     ) -> Result<BlessSummary, BaselineError> {
-        Ok(BlessSummary)
+        let path = self.path(key, suite);
+        let old = self.load(key, suite)?;
+        let mut scenarios: BTreeMap<String, BaselineScenario> =
+            old.as_ref().map(|f| f.scenario.clone()).unwrap_or_default();
+        let mut changes: BTreeMap<String, ScenarioChange> = BTreeMap::new();
+        let mut skipped = Vec::new();
+
+        for r in results
+            .iter()
+            .filter(|r| r.suite == suite && r.outcome == Outcome::Ran)
+        {
+            let old_s = scenarios.get(&r.scenario);
+            let mut metric = BTreeMap::new();
+            let mut metric_changes = Vec::new();
+            for m in &r.metrics {
+                let key_text = m.key.to_string();
+                let old_m = old_s.and_then(|s| s.metric.get(&key_text));
+                let prev = old_m.filter(|_| mode == BlessMode::Append);
+                let seed = hash_str(&format!("{}/{}", r.scenario, key_text));
+                let Some(bm) = BaselineMetric::record(prev, m, seed) else {
+                    skipped.push(format!("{}::{}", r.scenario, key_text));
+                    continue;
+                };
+                metric_changes.push(MetricChange {
+                    key: key_text.clone(),
+                    unit: m.unit.clone(),
+                    old: old_m.map(|o| o.estimate),
+                    new: Some(bm.estimate),
+                    runs: bm.runs.len(),
+                });
+                metric.insert(key_text, bm);
+            }
+            if let Some(o) = old_s {
+                for (k, om) in &o.metric {
+                    if !metric.contains_key(k) {
+                        metric_changes.push(MetricChange {
+                            key: k.clone(),
+                            unit: om.unit.clone(),
+                            old: Some(om.estimate),
+                            new: None,
+                            runs: 0,
+                        });
+                    }
+                }
+            }
+            let status = match old_s {
+                None => ScenarioStatus::Added,
+                Some(_) if metric_changes.iter().all(|c| c.old == c.new) => {
+                    ScenarioStatus::Unchanged
+                }
+                Some(_) => ScenarioStatus::Changed,
+            };
+            changes.insert(
+                r.scenario.clone(),
+                ScenarioChange {
+                    scenario: r.scenario.clone(),
+                    status,
+                    metrics: metric_changes,
+                },
+            );
+            scenarios.insert(
+                r.scenario.clone(),
+                BaselineScenario {
+                    commit: provenance.commit.clone(),
+                    date: provenance.date.clone(),
+                    metric,
+                },
+            );
+        }
+        for name in scenarios.keys() {
+            changes
+                .entry(name.clone())
+                .or_insert_with(|| ScenarioChange {
+                    scenario: name.clone(),
+                    status: ScenarioStatus::Kept,
+                    metrics: Vec::new(),
+                });
+        }
+
+        let file = BaselineFile {
+            format_version: FORMAT_VERSION,
+            provenance,
+            hardware: key.clone(),
+            scenario: scenarios,
+        };
+        validate(&path, &file)?;
+        let text = toml::to_string(&file).map_err(|e| BaselineError::Serialize {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        write_atomically(&path, text.as_bytes())?;
+        Ok(BlessSummary {
+            path,
+            mode,
+            scenarios: changes.into_values().collect(),
+            skipped,
+        })
     }
+}
+
+/// Parses and checks a baseline file's text; `path` is for messages.
+pub fn parse(path: &Path, text: &str) -> Result<BaselineFile, BaselineError> {
+    let corrupt = |e: toml::de::Error| {
+        let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
+        BaselineError::Corrupt {
+            path: path.to_path_buf(),
+            line,
+            column,
+            message: e.message().trim().to_string(),
+        }
+    };
+    // The version first, so a newer file says so instead of failing on
+    // fields this build does not know.
+    #[derive(Deserialize)]
+    struct Head {
+        format_version: Option<toml::Value>,
+    }
+    let head: Head = toml::from_str(text).map_err(corrupt)?;
+    match head.format_version {
+        None => {
+            return Err(BaselineError::Invalid {
+                path: path.to_path_buf(),
+                what: "missing `format_version`".into(),
+            });
+        }
+        Some(toml::Value::Integer(v)) if v == FORMAT_VERSION as i64 => {}
+        Some(toml::Value::Integer(v)) => {
+            return Err(BaselineError::UnsupportedVersion {
+                path: path.to_path_buf(),
+                found: v,
+                supported: FORMAT_VERSION,
+                hint: if v > FORMAT_VERSION as i64 {
+                    "it was written by a newer neon-perf; upgrade neon-perf"
+                } else {
+                    "bless again to rewrite it in the current format"
+                },
+            });
+        }
+        Some(other) => {
+            return Err(BaselineError::Invalid {
+                path: path.to_path_buf(),
+                what: format!("`format_version` must be an integer, found {other}"),
+            });
+        }
+    }
+    let file: BaselineFile = toml::from_str(text).map_err(corrupt)?;
+    validate(path, &file)?;
+    Ok(file)
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let col = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
+    (line, col)
+}
+
+/// Numbers a hand edit could break: non-finite values anywhere, negative
+/// ones where the unit cannot be negative, quantiles outside [0, 1].
+fn validate(path: &Path, file: &BaselineFile) -> Result<(), BaselineError> {
+    let bad = |what: String| BaselineError::Invalid {
+        path: path.to_path_buf(),
+        what,
+    };
+    if !file.provenance.date.is_empty() && file.provenance.date.parse::<jiff::Timestamp>().is_err()
+    {
+        return Err(bad(format!(
+            "`provenance.date` = {:?} is not an RFC 3339 timestamp",
+            file.provenance.date
+        )));
+    }
+    for (sname, s) in &file.scenario {
+        for (mname, m) in &s.metric {
+            let at = format!("scenario.{sname:?}.metric.{mname:?}");
+            if let Err(e) = mname.parse::<crate::metric::MetricKey>() {
+                return Err(bad(format!("{at}: {e}")));
+            }
+            if let Estimator::Quantile(q) = m.estimator {
+                if !(0.0..=1.0).contains(&q) {
+                    return Err(bad(format!(
+                        "{at}.estimator: quantile {q} is outside [0, 1]"
+                    )));
+                }
+            }
+            let may_be_negative = matches!(m.unit, Unit::Celsius | Unit::Other(_));
+            let check = |field: &str, v: f64| -> Result<(), BaselineError> {
+                if !v.is_finite() {
+                    Err(bad(format!("{at}.{field} is {v}, not a finite number")))
+                } else if v < 0.0 && !may_be_negative {
+                    Err(bad(format!(
+                        "{at}.{field} is {v}, but a {} value cannot be negative",
+                        m.unit.symbol()
+                    )))
+                } else {
+                    Ok(())
+                }
+            };
+            check("estimate", m.estimate)?;
+            if m.runs.is_empty() {
+                return Err(bad(format!(
+                    "{at}.runs is empty: it needs at least one run estimate"
+                )));
+            }
+            for (i, r) in m.runs.iter().enumerate() {
+                check(&format!("runs[{i}]"), *r)?;
+            }
+            for (i, r) in m.reservoir.iter().enumerate() {
+                check(&format!("reservoir[{i}]"), *r)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Temp file in the same folder → write → fsync → rename → fsync folder.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), BaselineError> {
+    let werr = |source: io::Error| BaselineError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(werr)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let prefix = format!(".{name}.");
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&prefix)
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(werr)?;
+    // Chunked, so a slow disk (or a kill) interrupts between whole chunks;
+    // either way the temp file is never the baseline.
+    for chunk in bytes.chunks(1 << 16) {
+        tmp.as_file_mut().write_all(chunk).map_err(werr)?;
+    }
+    tmp.as_file().sync_all().map_err(werr)?;
+    tmp.persist(path).map_err(|e| werr(e.error))?;
+    // The rename is durable only once the folder is synced.
+    if let Ok(d) = fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::progress::Progress;
 use super::{BlessArgs, DoctorArgs, ListArgs, OutputArgs, PathArgs, RunArgs, SelectArgs, exit};
-use crate::baseline::store::BaselineStore;
+use crate::baseline::BaselineStore;
 use crate::compare::Policy;
 use crate::exec::{self, Availability, ExecEnv};
 use crate::plan::{ScenarioPlan, Settings};
@@ -70,6 +70,7 @@ fn execute(
     output: &OutputArgs,
     mode: Mode,
     fail_on_inconclusive: bool,
+    confirm_regressions: bool,
 ) -> i32 {
     let plans = match select(sel) {
         Ok(p) => p,
@@ -83,6 +84,7 @@ fn execute(
         env: exec_env(),
         smoke_without_baseline: false,
         fail_on_inconclusive,
+        confirm_regressions,
     };
     let mut session = match Session::new(cfg) {
         Ok(s) => s,
@@ -172,6 +174,7 @@ pub fn run(a: RunArgs) -> i32 {
         &a.output,
         mode,
         a.fail_on_inconclusive,
+        !a.no_confirm,
     )
 }
 
@@ -180,7 +183,14 @@ pub fn bless(a: BlessArgs) -> i32 {
         reason: a.reason.clone(),
         replace: a.replace,
     };
-    execute(&a.select, a.sampling.settings(), &a.output, mode, false)
+    execute(
+        &a.select,
+        a.sampling.settings(),
+        &a.output,
+        mode,
+        false,
+        false,
+    )
 }
 
 pub fn check(a: PathArgs) -> i32 {
@@ -229,7 +239,7 @@ pub fn list(a: ListArgs) -> i32 {
             }
         };
         let baseline = match store.load(&hw, &p.suite) {
-            Ok(b) => b.is_some_and(|b| b.scenarios.contains_key(&p.name)),
+            Ok(b) => b.is_some_and(|b| b.scenario.contains_key(&p.name)),
             Err(e) => {
                 eprintln!("error: {e}");
                 return exit::BAD_INPUT;

@@ -143,6 +143,10 @@ pub struct RunArgs {
     /// Exit 3 when the only problems are inconclusive or invalid verdicts.
     #[arg(long)]
     pub fail_on_inconclusive: bool,
+    /// Claim a regression from one run (by default a scenario that regressed
+    /// runs again, and only what both runs show counts).
+    #[arg(long)]
+    pub no_confirm: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -139,10 +139,20 @@ pub(crate) fn scenario(
             }
             Kind::GpuKernel => {
                 read::spec::<GpuKernelSpec>(rest, header.clone(), kind.id(), &known_keys)
+                    .and_then(|s| {
+                        s.validate()
+                            .map(|()| s)
+                            .map_err(|m| Diag::new(header.clone(), m))
+                    })
                     .map(KindSpec::GpuKernel)
             }
             Kind::OomStress => {
                 read::spec::<OomStressSpec>(rest, header.clone(), kind.id(), &known_keys)
+                    .and_then(|s| {
+                        s.validate()
+                            .map(|()| s)
+                            .map_err(|m| Diag::new(header.clone(), m))
+                    })
                     .map(KindSpec::OomStress)
             }
             Kind::BatchSweep => {

@@ -10,7 +10,7 @@ use crate::plan::Settings;
 use crate::units::HumanDuration;
 
 /// Every key of `plan::Settings`, as written in a suite.
-pub(crate) const SETTINGS_KEYS: [&str; 9] = [
+pub(crate) const SETTINGS_KEYS: [&str; 10] = [
     "warmup",
     "warmup_runs",
     "min_samples",
@@ -20,6 +20,7 @@ pub(crate) const SETTINGS_KEYS: [&str; 9] = [
     "tolerance",
     "timeout",
     "monitor_interval",
+    "max_contention",
 ];
 
 /// One layer of settings as written in the file, with where each key was set.
@@ -80,6 +81,20 @@ impl Layer {
                 s.target_rel_ci = Some(x);
             }
             "tolerance" => s.tolerance = Some(tolerance(v)?),
+            "max_contention" => {
+                let x = read::number(v, name)?;
+                if !(x > 0.0 && x <= 1.0) {
+                    return Err(Diag::new(
+                        v.span(),
+                        format!("`max_contention` must be in (0, 1], found {x}"),
+                    )
+                    .hint(Some(
+                        "the share of the CPU cores other processes may use before a CPU run is invalid; 1 turns the check off"
+                            .into(),
+                    )));
+                }
+                s.max_contention = Some(x);
+            }
             _ => unreachable!("every settings key is handled"),
         }
         self.spans.insert(name, v.span());

@@ -104,7 +104,7 @@ metric."mem{b=2,a=1}".max = "4GiB"
 #[test]
 fn other_kinds_deserialize_their_spec() {
     let src = "[[scenario]]\nname = \"k\"\nkind = \"gpu_kernel\"\n\
-               source = \"k.cu\"\nentry = \"k\"\n\
+               source = \"k.cu\"\nentry = \"k\"\nthreads = \"1024\"\n\
                [[scenario]]\nname = \"o\"\nkind = \"oom_stress\"\nmemory_fraction = 0.5\n";
     let s = parse(src).unwrap();
     assert_eq!(s.scenarios[0].kind(), Kind::GpuKernel);
@@ -112,7 +112,7 @@ fn other_kinds_deserialize_their_spec() {
         panic!()
     };
     assert_eq!(o.memory_fraction, Some(0.5));
-    assert_eq!(s.scenarios[1].location.line, 6);
+    assert_eq!(s.scenarios[1].location.line, 7);
 }
 
 #[test]

@@ -17,7 +17,7 @@ use crate::metric::{
 use crate::model::device::{self, MemReading};
 use crate::model::{Model, Precision, Weights, rel_l2_error};
 use crate::plan::batch_sweep::CompareDType;
-use crate::plan::{BatchSweepSpec, Kind, KindSpec, ScenarioPlan};
+use crate::plan::{BatchSweepSpec, DeviceSel, Kind, KindSpec, ScenarioPlan};
 
 pub use derive::{BatchPoint, Derived};
 
@@ -39,6 +39,8 @@ impl Executor for BatchSweepExecutor {
         let KindSpec::BatchSweep(spec) = &plan.spec else {
             return Err(ExecError::Failed("batch_sweep: wrong spec".into()));
         };
+        // GPU scenarios never overlap (see `device::exclusive`).
+        let _gpu = (plan.device != DeviceSel::Cpu).then(crate::device::exclusive);
         // A panic inside candle (an unsupported op on some backend) fails
         // this scenario, not the whole session.
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_sweep(plan, spec, ctx)))

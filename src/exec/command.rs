@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use crate::exec::sampler::run_adaptive;
 use crate::exec::{Availability, ExecError, ExecEvent, ExecOutput, Executor, RunCtx};
-use crate::metric::{Direction, Estimator, MetricKey, MetricSeries, Unit, default_estimator};
+use crate::metric::{Direction, MetricKey, MetricSeries, Unit, default_estimator};
 use crate::plan::command::placeholders;
 use crate::plan::{CommandSpec, Kind, KindSpec, ParamPoint, ScenarioPlan, point_labels};
 
@@ -122,6 +122,16 @@ pub fn substitute(s: &str, vars: &BTreeMap<String, String>) -> Result<String, St
     Ok(out)
 }
 
+fn printed_names(run: &ChildRun) -> String {
+    let mut names: Vec<&str> = run.metrics.iter().map(|m| m.metric.as_str()).collect();
+    names.dedup();
+    if names.is_empty() {
+        "no metric lines".into()
+    } else {
+        names.join(", ")
+    }
+}
+
 /// Accumulates samples per metric for one point.
 struct Collector {
     labels: BTreeMap<String, String>,
@@ -149,19 +159,37 @@ fn measure_point(
 ) -> Result<Vec<MetricSeries>, ExecError> {
     let primary = spec.primary.clone().unwrap_or_else(|| "wall_time".into());
     let primary_key = MetricKey::new(primary.as_str()).with_labels(&point_labels(point));
+    let mut settings = ctx.settings.clone();
+    // One probe run (it counts as warm-up) tells the primary metric's unit,
+    // so adaptive stopping watches the same estimator the gate compares.
+    let probe = run_child(inv, settings.timeout, |_| {})?;
+    settings.warmup_runs = settings.warmup_runs.saturating_sub(1);
+    let (unit, direction) = if primary == "wall_time" {
+        (Unit::Seconds, Direction::LowerIsBetter)
+    } else {
+        let m = probe
+            .metrics
+            .iter()
+            .find(|m| m.metric == primary)
+            .ok_or_else(|| {
+                ExecError::Failed(format!(
+                    "primary metric `{primary}` was not printed by `{}` (it printed: {})",
+                    inv.argv.join(" "),
+                    printed_names(&probe)
+                ))
+            })?;
+        let unit = Unit::parse_with_scale(m.unit.as_deref().unwrap_or("")).0;
+        let direction = m.direction.unwrap_or_else(|| unit.default_direction());
+        (unit, direction)
+    };
     let estimator = plan
         .rule_for(&primary_key)
         .and_then(|r| r.estimator)
-        .unwrap_or(if primary == "wall_time" {
-            Estimator::Quantile(0.1)
-        } else {
-            Estimator::Median
-        });
+        .unwrap_or_else(|| default_estimator(&unit, direction));
     let mut col = Collector {
         labels: point_labels(point),
         series: BTreeMap::new(),
     };
-    let settings = ctx.settings.clone();
     let pids = ctx.child_pids.clone();
     run_adaptive(
         &settings,

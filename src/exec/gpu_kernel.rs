@@ -1,22 +1,806 @@
-//! `gpu_kernel`: NVRTC-compiled CUDA kernels timed with CUDA events.
+//! `gpu_kernel`: NVRTC-compiled CUDA kernels (or built-in ones, cuBLAS GEMMs
+//! included) timed with CUDA events, warm or with L2 flushed between
+//! launches, checked against a reference, and related to the device's
+//! measured peaks. Every CUDA failure names the call that failed.
 
-use crate::exec::{Availability, ExecError, ExecOutput, Executor, RunCtx};
-use crate::plan::{Kind, ScenarioPlan};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use cudarc::driver::{CudaContext, CudaFunction, CudaSlice, CudaStream, sys};
+
+use crate::device::buffers::{DevBuf, HostData, Scalar, compare};
+use crate::device::launch::{LaunchDims, derive};
+use crate::device::peaks::{DevicePeaks, EventTimer, cublas_unavailable_reason};
+use crate::device::{self, CompileOptions, builtin, driver_err};
+
+mod builtins;
+mod p2p;
+use crate::exec::gpus::{self, GpuSet};
+use crate::exec::sampler::{SamplingReport, StopReason, run_adaptive};
+use crate::exec::{Availability, ExecError, ExecEvent, ExecOutput, Executor, RunCtx};
+use crate::metric::{ChecklistItem, Direction, MetricKey, MetricSeries, Unit, default_estimator};
+use crate::plan::gpu_kernel::expr;
+use crate::plan::gpu_kernel::{ArgSpec, Builtin, Dims, GpuKernelSpec, Init};
+use crate::plan::{
+    DeviceSel, Kind, KindSpec, ParamPoint, ParamValue, Resolved, ScenarioPlan, point_labels,
+};
+use crate::result::Check;
+use builtins::run_builtin_point;
 
 pub struct GpuKernelExecutor;
+
+pub(super) const DEFAULT_SEED: u64 = 0x5EED;
+
+fn spec_of(plan: &ScenarioPlan) -> Result<&GpuKernelSpec, String> {
+    match &plan.spec {
+        KindSpec::GpuKernel(s) => Ok(s),
+        other => Err(format!("gpu_kernel executor got a {} plan", other.kind())),
+    }
+}
+
+/// The CUDA ordinal a scenario runs on.
+pub fn ordinal(device: DeviceSel, kind: &str) -> Result<usize, String> {
+    match device {
+        DeviceSel::Cpu => Err(format!(
+            "{kind} runs on CUDA devices only, but the scenario says device = \"cpu\""
+        )),
+        DeviceSel::Auto | DeviceSel::AllGpus => Ok(0),
+        DeviceSel::Cuda(n) => Ok(n as usize),
+    }
+}
+
+fn needs_nvrtc(spec: &GpuKernelSpec) -> bool {
+    !matches!(
+        spec.builtin,
+        Some(Builtin::Sgemm | Builtin::Hgemm | Builtin::Bf16gemm | Builtin::P2pCopy)
+    )
+}
+
+fn needs_cublas(spec: &GpuKernelSpec) -> bool {
+    matches!(
+        spec.builtin,
+        Some(Builtin::Sgemm | Builtin::Hgemm | Builtin::Bf16gemm)
+    )
+}
 
 impl Executor for GpuKernelExecutor {
     fn kind(&self) -> Kind {
         Kind::GpuKernel
     }
 
-    fn availability(&self, _plan: &ScenarioPlan) -> Availability {
-        Availability::Missing("gpu_kernel executor not built yet".into())
+    fn availability(&self, plan: &ScenarioPlan) -> Availability {
+        let spec = match spec_of(plan) {
+            Ok(s) => s,
+            Err(e) => return Availability::Missing(e),
+        };
+        if let Err(e) = ordinal(plan.device, "gpu_kernel") {
+            return Availability::Missing(e);
+        }
+        if let Some(r) = device::cuda_unavailable_reason() {
+            return Availability::Missing(r);
+        }
+        if spec.builtin == Some(Builtin::P2pCopy) {
+            let count = match device::gpu_count() {
+                Ok(n) => n,
+                Err(e) => return Availability::Missing(e),
+            };
+            if let Some(r) = gpus::p2p_unavailable_reason(count) {
+                return Availability::Missing(r);
+            }
+        }
+        if needs_nvrtc(spec)
+            && let Some(r) = device::nvrtc_unavailable_reason()
+        {
+            return Availability::Missing(r);
+        }
+        if needs_cublas(spec)
+            && let Some(r) = cublas_unavailable_reason()
+        {
+            return Availability::Missing(r);
+        }
+        Availability::Ready
     }
 
-    fn run(&self, _plan: &ScenarioPlan, _ctx: &mut RunCtx<'_>) -> Result<ExecOutput, ExecError> {
-        Err(ExecError::Unavailable(
-            "gpu_kernel executor not built yet".into(),
+    fn run(&self, plan: &ScenarioPlan, ctx: &mut RunCtx<'_>) -> Result<ExecOutput, ExecError> {
+        let _gpu = device::exclusive();
+        device::guarded("gpu_kernel panicked inside cudarc", || {
+            run_scenario(plan, ctx)
+        })
+        .map_err(device::panic_hint)
+        .and_then(|r| r)
+        .map_err(|e| ExecError::Failed(format!("{}: {e}", plan.full_name())))
+    }
+}
+
+fn run_scenario(plan: &ScenarioPlan, rctx: &mut RunCtx<'_>) -> Result<ExecOutput, String> {
+    let spec = spec_of(plan)?;
+    spec.validate()
+        .and_then(|()| spec.validate_device(plan.device))
+        .map_err(|e| format!("{}: {e}", plan.location))?;
+    if spec.builtin == Some(Builtin::P2pCopy) {
+        return p2p::run(plan, spec, rctx);
+    }
+    let gpus = gpus::selected(plan.device, "gpu_kernel")?;
+    let mut out = ExecOutput::default();
+    let mut names = Vec::new();
+    for (g, &ord) in gpus.ordinals.iter().enumerate() {
+        let name = run_on_gpu(plan, spec, rctx, &gpus, ord, g, &mut out)
+            .map_err(|e| gpus.prefix(ord, &e))?;
+        names.push((ord, name));
+    }
+    out.device = gpus::device_text(&names);
+    Ok(out)
+}
+
+/// Every sweep point on GPU `ord` (the `g`-th of `gpus`); returns its name.
+fn run_on_gpu(
+    plan: &ScenarioPlan,
+    spec: &GpuKernelSpec,
+    rctx: &mut RunCtx<'_>,
+    gpus: &GpuSet,
+    ord: usize,
+    g: usize,
+    out: &mut ExecOutput,
+) -> Result<String, String> {
+    let cctx = device::context(ord)?;
+    let stream = cctx.default_stream();
+    let name = cctx.name().map_err(|e| driver_err("cuDeviceGetName", e))?;
+    let cache_dir = rctx.env.cache_dir.clone();
+    let mut gpu_labels = BTreeMap::new();
+    gpus.label(ord, &mut gpu_labels);
+
+    let peaks = match device::peaks::device_peaks(&cctx, &cache_dir) {
+        Ok(p) => {
+            out.metrics.push(MetricSeries::single(
+                MetricKey::new("device_peak_bandwidth").with_labels(gpu_labels.iter()),
+                Unit::BytesPerSecond,
+                Direction::Neither,
+                p.bandwidth,
+            ));
+            match &p.flops {
+                Ok(f) => out.metrics.push(MetricSeries::single(
+                    MetricKey::new("device_peak_flops").with_labels(gpu_labels.iter()),
+                    Unit::FlopPerSecond,
+                    Direction::Neither,
+                    *f,
+                )),
+                Err(e) => out.warnings.push(gpus.prefix(
+                    ord,
+                    &format!("device FLOP/s peak not measured, no peak_fraction_flops: {e}"),
+                )),
+            }
+            Some(p)
+        }
+        Err(e) => {
+            out.warnings.push(gpus.prefix(
+                ord,
+                &format!("device peaks not measured, no peak_fraction metrics: {e}"),
+            ));
+            None
+        }
+    };
+
+    let mut flush =
+        if spec.cold {
+            let l2 = device::attribute(
+                &cctx,
+                sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE,
+            )?
+            .max(0) as usize;
+            let bytes = (2 * l2).max(64 << 20);
+            // SAFETY: only ever written (memset) between launches.
+            Some(unsafe { stream.alloc::<u8>(bytes) }.map_err(|e| {
+                driver_err(&format!("cuMemAlloc (L2 flush buffer, {bytes} bytes)"), e)
+            })?)
+        } else {
+            None
+        };
+    let timer = EventTimer::new(&cctx)?;
+
+    let user = match (&spec.source, &spec.builtin) {
+        (Some(src), _) => Some(load_user_kernels(
+            spec,
+            src,
+            &plan.base_dir,
+            &cctx,
+            &cache_dir,
+        )?),
+        _ => None,
+    };
+
+    let per_gpu = plan.points.len();
+    let total = per_gpu * gpus.ordinals.len();
+    for (i, point) in plan.points.iter().enumerate() {
+        let mut labels = point_labels(point);
+        if spec.cold {
+            labels.insert("cache".into(), "cold".into());
+        }
+        gpus.label(ord, &mut labels);
+        let label_text = MetricKey::new("").with_labels(labels.iter()).to_string();
+        rctx.event(ExecEvent::Point {
+            index: g * per_gpu + i,
+            total,
+            label: label_text.clone(),
+        });
+        let settings = rctx.settings.clone();
+        let mut env = PointEnv {
+            settings: &settings,
+            stream: &stream,
+            timer: &timer,
+            flush: flush.as_mut(),
+            spec,
+            point,
+            base_dir: &plan.base_dir,
+        };
+        let mut on_sample = |count: usize| rctx.event(ExecEvent::Sample { count });
+        let mut pm = match (&user, spec.builtin) {
+            (Some(k), _) => run_user_point(&mut env, k, &mut on_sample),
+            (None, Some(b)) => run_builtin_point(&mut env, b, &cctx, &cache_dir, &mut on_sample),
+            (None, None) => Err("no kernel to run".into()),
+        }
+        .map_err(|e| {
+            if label_text.is_empty() {
+                e
+            } else {
+                format!("{label_text}: {e}")
+            }
+        })?;
+        if gpus.per_gpu {
+            if let Some(c) = &mut pm.check {
+                c.name = gpus.name(ord, &c.name);
+            }
+            for w in &mut pm.warnings {
+                *w = gpus.prefix(ord, w);
+            }
+        }
+        record_point(out, &labels, &label_text, pm, peaks.as_ref(), &settings);
+    }
+    drop(flush);
+    stream
+        .synchronize()
+        .map_err(|e| driver_err("cuStreamSynchronize (end of scenario)", e))?;
+    cctx.check_err()
+        .map_err(|e| driver_err("a deferred CUDA call (recorded while freeing buffers)", e))?;
+    Ok(name)
+}
+
+/// What measuring one sweep point produced.
+pub(super) struct PointMeasure {
+    pub(super) times: Vec<f64>,
+    pub(super) report: SamplingReport,
+    pub(super) bytes: Option<f64>,
+    pub(super) flops: Option<f64>,
+    pub(super) check: Option<Check>,
+    pub(super) warnings: Vec<String>,
+}
+
+fn record_point(
+    out: &mut ExecOutput,
+    labels: &BTreeMap<String, String>,
+    label_text: &str,
+    pm: PointMeasure,
+    peaks: Option<&DevicePeaks>,
+    settings: &Resolved,
+) {
+    let key = |n: &str| MetricKey::new(n).with_labels(labels.iter());
+    let median = |v: &[f64]| crate::stats::median(v).unwrap_or(f64::NAN);
+    let mut time = MetricSeries::new(
+        key("time"),
+        Unit::Seconds,
+        Direction::LowerIsBetter,
+        default_estimator(&Unit::Seconds, Direction::LowerIsBetter),
+    );
+    time.samples = pm.times.clone();
+    out.metrics.push(time);
+    for (what, per_launch, unit, peak_name, peak) in [
+        (
+            "bandwidth",
+            pm.bytes,
+            Unit::BytesPerSecond,
+            "peak_fraction_bw",
+            peaks.map(|p| p.bandwidth),
+        ),
+        (
+            "flops",
+            pm.flops,
+            Unit::FlopPerSecond,
+            "peak_fraction_flops",
+            peaks.and_then(|p| p.flops.clone().ok()),
+        ),
+    ] {
+        let Some(amount) = per_launch else { continue };
+        let estimator = default_estimator(&unit, Direction::HigherIsBetter);
+        let mut m = MetricSeries::new(key(what), unit, Direction::HigherIsBetter, estimator);
+        m.samples = pm.times.iter().map(|t| amount / t).collect();
+        let med = median(&m.samples);
+        out.metrics.push(m);
+        if let Some(peak) = peak
+            && peak > 0.0
+        {
+            out.metrics.push(MetricSeries::single(
+                key(peak_name),
+                Unit::Ratio,
+                Direction::Neither,
+                med / peak,
+            ));
+        }
+    }
+    if let Some(c) = pm.check {
+        out.checks.push(c);
+    }
+    out.warnings.extend(pm.warnings);
+    out.warnings
+        .extend(sampling_warning(&pm.report, label_text, settings));
+}
+
+/// A warning when sampling stopped before the CI reached its target.
+pub(super) fn sampling_warning(
+    r: &SamplingReport,
+    label_text: &str,
+    settings: &Resolved,
+) -> Option<String> {
+    (r.reason != StopReason::Converged && r.rel_ci > settings.target_rel_ci).then(|| {
+        format!(
+            "{}: sampling stopped ({:?}) after {} samples with the estimator's CI at ±{:.2}% (target ±{:.2}%)",
+            if label_text.is_empty() { "time" } else { label_text },
+            r.reason,
+            r.samples,
+            r.rel_ci * 100.0,
+            settings.target_rel_ci * 100.0
+        )
+    })
+}
+
+/// Everything a point needs besides the kernel.
+pub(super) struct PointEnv<'a> {
+    pub(super) settings: &'a Resolved,
+    pub(super) stream: &'a Arc<CudaStream>,
+    pub(super) timer: &'a EventTimer,
+    pub(super) flush: Option<&'a mut CudaSlice<u8>>,
+    pub(super) spec: &'a GpuKernelSpec,
+    pub(super) point: &'a ParamPoint,
+    pub(super) base_dir: &'a Path,
+}
+
+impl PointEnv<'_> {
+    /// Warm-up + adaptive sampling of `launch`, one CUDA-event pair per launch.
+    pub(super) fn measure(
+        &mut self,
+        what: &str,
+        mut launch: impl FnMut() -> Result<(), String>,
+        on_sample: &mut dyn FnMut(usize),
+    ) -> Result<(Vec<f64>, SamplingReport), String> {
+        let mut times = Vec::new();
+        let mut fill = 0u8;
+        let stream = self.stream;
+        let timer = self.timer;
+        let flush = &mut self.flush;
+        let report = run_adaptive(
+            self.settings,
+            default_estimator(&Unit::Seconds, Direction::LowerIsBetter),
+            |warm| {
+                if let Some(f) = flush.as_deref_mut() {
+                    stream
+                        .context()
+                        .bind_to_thread()
+                        .map_err(|e| driver_err("cuCtxSetCurrent", e))?;
+                    fill = fill.wrapping_add(1);
+                    let bytes = f.len();
+                    let (ptr, _rec) = cudarc::driver::DevicePtrMut::device_ptr_mut(f, stream);
+                    // SAFETY: writes the flush buffer we own.
+                    unsafe {
+                        cudarc::driver::result::memset_d8_async(
+                            ptr,
+                            fill,
+                            bytes,
+                            stream.cu_stream(),
+                        )
+                    }
+                    .map_err(|e| driver_err("cuMemsetD8Async (L2 flush)", e))?;
+                }
+                let t = timer.time(stream, what, &mut launch)?;
+                if !warm {
+                    times.push(t);
+                }
+                Ok::<_, String>(Some(t))
+            },
+            on_sample,
+        )?;
+        Ok((times, report))
+    }
+
+    pub(super) fn eval_opt(
+        &self,
+        e: &Option<Box<crate::plan::gpu_kernel::ExprText>>,
+        what: &str,
+    ) -> Result<Option<f64>, String> {
+        e.as_deref()
+            .map(|x| {
+                expr::eval_f64(x.as_str(), self.point).map_err(|err| format!("`{what}`: {err}"))
+            })
+            .transpose()
+    }
+
+    /// An integer sweep parameter (`name`), or `fallback`'s value.
+    pub(super) fn param(&self, name: &str, fallback: Option<&str>) -> Result<i64, String> {
+        let v = self
+            .point
+            .get(name)
+            .or_else(|| fallback.and_then(|f| self.point.get(f)));
+        match v {
+            Some(ParamValue::Int(i)) if *i > 0 => Ok(*i),
+            Some(other) => Err(format!(
+                "parameter `{name}` = {other} must be a positive integer"
+            )),
+            None => Err(format!(
+                "this builtin needs the sweep parameter `{name}`{}; add it to `params`",
+                fallback.map(|f| format!(" (or `{f}`)")).unwrap_or_default()
+            )),
+        }
+    }
+}
+
+/// A kernel argument with its data.
+pub(super) enum ArgVal {
+    Buf(DevBuf),
+    Scalar(Scalar),
+}
+
+pub(super) fn launch(
+    stream: &CudaStream,
+    f: &CudaFunction,
+    name: &str,
+    cfg: LaunchDims,
+    vals: &[ArgVal],
+    idx: &[usize],
+) -> Result<(), String> {
+    let mut b = stream.launch_builder(f);
+    for &i in idx {
+        match &vals[i] {
+            ArgVal::Buf(d) => d.push(&mut b),
+            ArgVal::Scalar(s) => s.push(&mut b),
+        }
+    }
+    // SAFETY: the argument list follows the suite's `args` (user kernels) or
+    // the built-in kernel's signature; lengths come from the same expressions.
+    unsafe { b.launch(cfg.to_cudarc()) }
+        .map(|_| ())
+        .map_err(|e| {
+            driver_err(
+                &format!(
+                    "cuLaunchKernel(`{name}`, grid {:?}, block {:?}, {} B shared)",
+                    cfg.grid, cfg.block, cfg.shared_mem_bytes
+                ),
+                e,
+            )
+        })
+}
+
+pub(super) fn sync(stream: &CudaStream, what: &str) -> Result<(), String> {
+    stream
+        .synchronize()
+        .map_err(|e| driver_err(&format!("{what}: cuStreamSynchronize after the launch"), e))
+}
+
+/// A built-in step before its function is loaded: (kernel, launch, argument indices).
+pub(super) type StepSpec<'s> = (&'s str, LaunchDims, Vec<usize>);
+
+/// One launch step of a (possibly multi-kernel) operation.
+pub(super) struct Step<'a> {
+    pub(super) f: &'a CudaFunction,
+    pub(super) name: &'a str,
+    pub(super) cfg: LaunchDims,
+    pub(super) args: Vec<usize>,
+}
+
+pub(super) fn run_steps(
+    stream: &CudaStream,
+    steps: &[Step<'_>],
+    vals: &[ArgVal],
+) -> Result<(), String> {
+    for s in steps {
+        launch(stream, s.f, s.name, s.cfg, vals, &s.args)?;
+    }
+    Ok(())
+}
+
+pub(super) fn buf(vals: &[ArgVal], i: usize) -> &DevBuf {
+    match &vals[i] {
+        ArgVal::Buf(b) => b,
+        ArgVal::Scalar(_) => unreachable!("argument {i} is a scalar"),
+    }
+}
+
+fn poison(
+    stream: &Arc<CudaStream>,
+    vals: &mut [ArgVal],
+    idx: &[usize],
+    names: &[String],
+) -> Result<(), String> {
+    for &i in idx {
+        if let ArgVal::Buf(b) = &mut vals[i] {
+            b.poison(stream, &names[i])?;
+        }
+    }
+    Ok(())
+}
+
+fn download(
+    stream: &Arc<CudaStream>,
+    vals: &[ArgVal],
+    idx: &[usize],
+    names: &[String],
+) -> Result<Vec<HostData>, String> {
+    idx.iter()
+        .map(|&i| buf(vals, i).download(stream, &names[i]))
+        .collect()
+}
+
+// ---------------------------------------------------------------- user kernels
+
+struct UserKernels {
+    file: String,
+    entry: CudaFunction,
+    reference: Option<CudaFunction>,
+}
+
+fn load_user_kernels(
+    spec: &GpuKernelSpec,
+    source: &str,
+    base_dir: &Path,
+    cctx: &Arc<CudaContext>,
+    cache_dir: &Path,
+) -> Result<UserKernels, String> {
+    let path = base_dir.join(source);
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        format!(
+            "cannot read kernel source `{source}` ({}): {e}",
+            path.display()
+        )
+    })?;
+    let opts = CompileOptions {
+        arch: None,
+        options: spec.nvrtc_options.clone(),
+        include_paths: path
+            .parent()
+            .map(|p| vec![p.to_path_buf()])
+            .unwrap_or_default(),
+    };
+    let module = builtin::load_module(cctx, &text, source, &opts, cache_dir)?;
+    let entry_name = spec.entry.as_deref().unwrap_or_default();
+    Ok(UserKernels {
+        file: source.to_string(),
+        entry: builtin::function(&module, entry_name, source)?,
+        reference: spec
+            .reference_entry
+            .as_deref()
+            .map(|r| builtin::function(&module, r, source))
+            .transpose()?,
+    })
+}
+
+fn eval_dims(d: Option<&Dims>, what: &str, point: &ParamPoint) -> Result<Option<Vec<i64>>, String> {
+    d.map(|d| {
+        d.0.iter()
+            .map(|e| expr::eval_int(e.as_str(), point).map_err(|err| format!("`{what}`: {err}")))
+            .collect()
+    })
+    .transpose()
+}
+
+fn host_init(a: &ArgSpec, len: usize, seed: u64, base_dir: &Path) -> Result<HostData, String> {
+    match a.init.unwrap_or_default() {
+        Init::Random => Ok(HostData::random(a.dtype, len, a.seed.unwrap_or(seed))),
+        Init::Constant => Ok(HostData::constant(a.dtype, len, a.fill.unwrap_or(0.0))),
+        Init::File => {
+            let file = a.file.as_deref().unwrap_or_default();
+            let path = base_dir.join(file);
+            let bytes = std::fs::read(&path)
+                .map_err(|e| format!("cannot read `{file}` ({}): {e}", path.display()))?;
+            HostData::from_le_bytes(a.dtype, len, &bytes).map_err(|e| format!("`{file}` {e}"))
+        }
+    }
+}
+
+fn run_user_point(
+    env: &mut PointEnv<'_>,
+    k: &UserKernels,
+    on_sample: &mut dyn FnMut(usize),
+) -> Result<PointMeasure, String> {
+    let spec = env.spec;
+    let point = env.point;
+    let stream = env.stream;
+    let seed = spec.seed.unwrap_or(DEFAULT_SEED);
+    let mut vals = Vec::new();
+    let mut hosts: Vec<Option<HostData>> = Vec::new();
+    let names: Vec<String> = spec.args.iter().map(|a| a.name.clone()).collect();
+    for (ai, a) in spec.args.iter().enumerate() {
+        let ctx = |e: String| format!("argument `{}`: {e}", a.name);
+        if let Some(len) = &a.len {
+            let n = expr::eval_int(len.as_str(), point).map_err(ctx)?;
+            if n < 1 {
+                return Err(ctx(format!(
+                    "len `{len}` = {n}: a buffer needs at least 1 element"
+                )));
+            }
+            let n = n as usize;
+            if a.out {
+                vals.push(ArgVal::Buf(DevBuf::poisoned(stream, a.dtype, n, &a.name)?));
+                hosts.push(None);
+            } else {
+                let h = host_init(a, n, seed.wrapping_add(ai as u64), env.base_dir).map_err(ctx)?;
+                vals.push(ArgVal::Buf(DevBuf::upload(stream, &h, &a.name)?));
+                hosts.push(Some(h));
+            }
+        } else if let Some(v) = &a.value {
+            let x = if a.dtype.is_float() {
+                expr::eval_f64(v.as_str(), point).map_err(ctx)?
+            } else {
+                expr::eval_int(v.as_str(), point).map_err(ctx)? as f64
+            };
+            vals.push(ArgVal::Scalar(Scalar::new(a.dtype, x).map_err(ctx)?));
+            hosts.push(None);
+        }
+    }
+    let threads = eval_dims(spec.threads.as_deref(), "threads", point)?;
+    let block = eval_dims(spec.block.as_deref(), "block", point)?;
+    let grid = eval_dims(spec.grid.as_deref(), "grid", point)?;
+    let shared = match &spec.shared_mem {
+        Some(e) => {
+            expr::eval_int(e.as_str(), point).map_err(|err| format!("`shared_mem`: {err}"))?
+        }
+        None => 0,
+    };
+    let cfg = derive(
+        threads.as_deref(),
+        block.as_deref(),
+        grid.as_deref(),
+        shared,
+    )?;
+    let all: Vec<usize> = (0..vals.len()).collect();
+    let entry = spec.entry.as_deref().unwrap_or_default();
+    let outs: Vec<usize> = spec
+        .args
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| a.is_output())
+        .map(|(i, _)| i)
+        .collect();
+    let write_only: Vec<usize> = spec
+        .args
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| a.out)
+        .map(|(i, _)| i)
+        .collect();
+    let mut warnings = Vec::new();
+
+    // Correctness first, on fresh inputs.
+    poison(stream, &mut vals, &write_only, &names)?;
+    launch(stream, &k.entry, entry, cfg, &vals, &all)?;
+    sync(stream, &format!("kernel `{entry}`"))?;
+    let got = download(stream, &vals, &outs, &names)?;
+    let check = if outs.is_empty() {
+        warnings.push(format!(
+            "`{entry}` has no output buffers (`out = true` or `inout = true`): its results are not checked"
+        ));
+        None
+    } else if let (Some(reference), Some(rname)) = (&k.reference, spec.reference_entry.as_deref()) {
+        restore_inputs(stream, &mut vals, &hosts, &outs, &names)?;
+        poison(stream, &mut vals, &write_only, &names)?;
+        launch(stream, reference, rname, cfg, &vals, &all)?;
+        sync(stream, &format!("reference kernel `{rname}`"))?;
+        let want = download(stream, &vals, &outs, &names)?;
+        let mut passed = true;
+        let mut ev = Vec::new();
+        for (j, &i) in outs.iter().enumerate() {
+            let dt = spec.args[i].dtype;
+            let (rt, at) = dt.default_tolerance();
+            let (rtol, atol) = (spec.rtol.unwrap_or(rt), spec.atol.unwrap_or(at));
+            let r = compare(
+                got[j].len(),
+                |e| got[j].get(e),
+                |e| want[j].get(e),
+                rtol,
+                atol,
+            );
+            passed &= r.passed();
+            ev.push(r.evidence(&names[i], rtol, atol));
+        }
+        Some(Check::new(
+            format!("`{entry}` matches `{rname}` ({})", k.file),
+            passed,
+            format!(
+                "{}; timed with CUDA events, read after cuEventSynchronize",
+                ev.join("; ")
+            ),
+            Some(ChecklistItem::CudaSync),
         ))
+    } else {
+        let mut passed = true;
+        let mut ev = Vec::new();
+        for (j, &i) in outs.iter().enumerate() {
+            let nan = (0..got[j].len())
+                .filter(|&e| got[j].get(e).is_nan())
+                .count();
+            passed &= nan == 0 && !got[j].is_empty();
+            ev.push(format!(
+                "{}: {} elements, {nan} left NaN after poisoning",
+                names[i],
+                got[j].len()
+            ));
+        }
+        warnings.push(format!(
+            "`{entry}` has no `reference_entry`: only checked that every output element was written"
+        ));
+        Some(Check::new(
+            format!("`{entry}` writes every output element ({})", k.file),
+            passed,
+            ev.join("; "),
+            Some(ChecklistItem::CudaSync),
+        ))
+    };
+    restore_inputs(stream, &mut vals, &hosts, &outs, &names)?;
+    drop(got);
+
+    let (times, report) = env.measure(
+        entry,
+        || launch(stream, &k.entry, entry, cfg, &vals, &all),
+        on_sample,
+    )?;
+    Ok(PointMeasure {
+        times,
+        report,
+        bytes: env.eval_opt(&spec.bytes, "bytes")?,
+        flops: env.eval_opt(&spec.flops, "flops")?,
+        check,
+        warnings,
+    })
+}
+
+/// Puts the initial data back into read-write buffers.
+fn restore_inputs(
+    stream: &Arc<CudaStream>,
+    vals: &mut [ArgVal],
+    hosts: &[Option<HostData>],
+    outs: &[usize],
+    names: &[String],
+) -> Result<(), String> {
+    for &i in outs {
+        if let (ArgVal::Buf(b), Some(h)) = (&mut vals[i], &hosts[i]) {
+            b.write(stream, h, &names[i])?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ordinal_from_device_selection() {
+        assert_eq!(ordinal(DeviceSel::Auto, "gpu_kernel"), Ok(0));
+        assert_eq!(ordinal(DeviceSel::Cuda(2), "gpu_kernel"), Ok(2));
+        assert!(
+            ordinal(DeviceSel::Cpu, "gpu_kernel")
+                .unwrap_err()
+                .contains("device = \"cpu\"")
+        );
+    }
+
+    #[test]
+    fn gemm_builtins_skip_nvrtc() {
+        let mut s = GpuKernelSpec {
+            builtin: Some(Builtin::Bf16gemm),
+            ..Default::default()
+        };
+        assert!(!needs_nvrtc(&s));
+        assert!(needs_cublas(&s));
+        s.builtin = Some(Builtin::Copy);
+        assert!(needs_nvrtc(&s) && !needs_cublas(&s));
+        s.builtin = Some(Builtin::P2pCopy);
+        assert!(!needs_nvrtc(&s) && !needs_cublas(&s));
     }
 }

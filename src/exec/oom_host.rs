@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::exec::{ExecError, ExecEvent, ExecOutput, RunCtx};
 use crate::metric::{ChecklistItem, Direction, MetricKey, MetricSeries, Unit};
 use crate::plan::batch_sweep::ModelSpec;
-use crate::plan::oom::AllocPattern;
+use crate::plan::oom::OomPattern;
 use crate::plan::{OomStressSpec, ScenarioPlan};
 use crate::result::Check;
 use crate::units::format_bytes;
@@ -34,7 +34,7 @@ pub const PLANT_LEAK_ENV: &str = "NEON_PERF_OOM_PLANT_LEAK";
 #[derive(Clone, Debug, PartialEq)]
 pub struct HostOomSettings {
     pub memory_limit: u64,
-    pub pattern: AllocPattern,
+    pub pattern: OomPattern,
     pub chunk: u64,
     pub leak_tolerance: u64,
     pub find_max_batch: Option<(ModelSpec, usize)>,
@@ -72,8 +72,9 @@ pub struct OomChildArgs {
     /// Bytes the child may add to its data segment (RLIMIT_DATA above its start).
     #[arg(long)]
     pub limit: u64,
-    #[arg(long, value_enum, default_value = "grow")]
-    pub pattern: AllocPattern,
+    /// `grow` or `fragment`.
+    #[arg(long, default_value = "grow", value_parser = ["grow", "fragment"])]
+    pub pattern: String,
     /// Allocation size (grow) or largest size (fragment), bytes.
     #[arg(long, default_value_t = HostOomSettings::DEFAULT_CHUNK)]
     pub chunk: u64,
@@ -167,7 +168,7 @@ fn block(n: usize) -> Result<Vec<u8>, String> {
 }
 
 /// The stress pattern, inside the child.
-pub fn stress(limit: u64, pattern: AllocPattern, chunk: u64) -> Result<StressReport, String> {
+pub fn stress(limit: u64, pattern: OomPattern, chunk: u64) -> Result<StressReport, String> {
     let mut r = StressReport {
         rss_start: status_kib("VmRSS:"),
         ..Default::default()
@@ -180,8 +181,8 @@ pub fn stress(limit: u64, pattern: AllocPattern, chunk: u64) -> Result<StressRep
     let chunk = chunk as usize;
     let mut x = 0x2545_f491_4f6c_dd1du64;
     let mut next_size = || match pattern {
-        AllocPattern::Grow => chunk,
-        AllocPattern::Fragment => {
+        OomPattern::Grow => chunk,
+        OomPattern::Fragment => {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
@@ -207,7 +208,7 @@ pub fn stress(limit: u64, pattern: AllocPattern, chunk: u64) -> Result<StressRep
     }
     r.alloc_seconds = start.elapsed().as_secs_f64();
     r.rss_peak = status_kib("VmHWM:");
-    if pattern == AllocPattern::Fragment && r.refused {
+    if pattern == OomPattern::Fragment && r.refused {
         // Free every other block, then ask for blocks twice the largest size:
         // how much of the freed memory can be used again.
         let mut i = 0;
@@ -281,6 +282,14 @@ fn probe(model: &ModelSpec, batch: usize, base_dir: &Path) -> ProbeReport {
     }
 }
 
+fn pattern_of(s: &str) -> OomPattern {
+    if s == "fragment" {
+        OomPattern::Fragment
+    } else {
+        OomPattern::Grow
+    }
+}
+
 /// Entry of `neon-perf oom-child`: prints one JSON line, returns the exit code.
 pub fn child_main(args: &OomChildArgs) -> i32 {
     // One thread for candle inside the child: thread stacks and per-thread
@@ -311,7 +320,7 @@ pub fn child_main(args: &OomChildArgs) -> i32 {
             let base = args.base_dir.clone().unwrap_or_else(|| PathBuf::from("."));
             serde_json::to_string(&probe(&m, args.batch, &base))
         }
-        None => match stress(args.limit, args.pattern, args.chunk) {
+        None => match stress(args.limit, pattern_of(&args.pattern), args.chunk) {
             Ok(mut r) => {
                 r.limit_bytes = limit;
                 serde_json::to_string(&r)
@@ -462,8 +471,8 @@ pub fn run_host(
         s.memory_limit.to_string(),
         "--pattern".into(),
         match s.pattern {
-            AllocPattern::Grow => "grow".into(),
-            AllocPattern::Fragment => "fragment".into(),
+            OomPattern::Grow => "grow".into(),
+            OomPattern::Fragment => "fragment".into(),
         },
         "--chunk".into(),
         s.chunk.to_string(),
@@ -523,7 +532,7 @@ pub fn run_host(
             leak as f64,
         ),
     ]);
-    if s.pattern == AllocPattern::Fragment {
+    if s.pattern == OomPattern::Fragment {
         out.metrics.push(single(
             MetricKey::new("refill_after_fragmentation"),
             Unit::Bytes,
@@ -687,7 +696,7 @@ mod tests {
     fn settings_defaults_and_model_required() {
         let s = HostOomSettings::from_spec(&OomStressSpec::default()).unwrap();
         assert_eq!(s.memory_limit, HostOomSettings::DEFAULT_LIMIT);
-        assert_eq!(s.pattern, AllocPattern::Grow);
+        assert_eq!(s.pattern, OomPattern::Grow);
         let e = HostOomSettings::from_spec(&OomStressSpec {
             find_max_batch: true,
             ..Default::default()

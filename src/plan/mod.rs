@@ -163,6 +163,9 @@ pub struct Settings {
     pub timeout: Option<HumanDuration>,
     /// Interval of the NVML / host monitor.
     pub monitor_interval: Option<HumanDuration>,
+    /// Share of the CPU cores other processes may use while a CPU scenario
+    /// measures before the run is `invalid` (1 turns the check off).
+    pub max_contention: Option<f64>,
 }
 
 impl Settings {
@@ -178,6 +181,7 @@ impl Settings {
             tolerance: self.tolerance.or(lower.tolerance),
             timeout: self.timeout.or(lower.timeout),
             monitor_interval: self.monitor_interval.or(lower.monitor_interval),
+            max_contention: self.max_contention.or(lower.max_contention),
         }
     }
 
@@ -197,6 +201,7 @@ impl Settings {
                 .monitor_interval
                 .map(|h| h.0)
                 .unwrap_or(d.monitor_interval),
+            max_contention: self.max_contention.unwrap_or(d.max_contention),
         }
     }
 }
@@ -213,6 +218,7 @@ pub struct Resolved {
     pub tolerance: f64,
     pub timeout: Duration,
     pub monitor_interval: Duration,
+    pub max_contention: f64,
 }
 
 impl Default for Resolved {
@@ -227,6 +233,7 @@ impl Default for Resolved {
             tolerance: 0.05,
             timeout: Duration::from_secs(60),
             monitor_interval: Duration::from_millis(50),
+            max_contention: 0.5,
         }
     }
 }

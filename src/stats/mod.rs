@@ -1,5 +1,73 @@
 //! Pure statistics for the gate: estimators, confidence intervals, tests.
 //! A leaf: imports nothing else from the crate and does no I/O.
+//!
+//! - [`quantile`], [`reduce`]: the estimators (type-7 quantiles, mean).
+//! - [`bootstrap`]: seeded bootstrap CI of the ratio of two estimators.
+//! - [`mwu`]: Mann-Whitney U with tie and continuity correction.
+//! - [`robust`]: MAD, Tukey fences (outliers are flagged, never removed).
+//! - [`reservoir`]: bounded, seeded reservoir sampling for baselines.
+//! - [`rng`]: the seeded PRNG all of the above use.
+
+pub mod bootstrap;
+pub mod dist;
+pub mod mwu;
+#[cfg(test)]
+mod proptests;
+pub mod reservoir;
+pub mod rng;
+pub mod robust;
+
+pub use bootstrap::{
+    BootstrapConfig, RatioCi, bootstrap_quantile_ratio_ci, bootstrap_ratio_ci, z_for,
+};
+pub use mwu::{MannWhitney, mann_whitney_u};
+pub use reservoir::{Reservoir, reservoir_sample};
+pub use rng::Rng;
+pub use robust::{Fences, OutlierCounts, count_outliers, mad, mad_sigma, tukey_fences};
+
+/// How a sample set reduces to one number, in the leaf's own terms (the
+/// crate's `Estimator` maps onto it: median = quantile 0.5, min = 0, max = 1).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Reduce {
+    /// Type-7 quantile, `0 ≤ q ≤ 1`.
+    Quantile(f64),
+    Mean,
+}
+
+/// The estimate of the finite samples; `None` when there are none.
+pub fn reduce(samples: &[f64], how: Reduce) -> Option<f64> {
+    let mut v: Vec<f64> = samples.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return None;
+    }
+    Some(reduce_in_place(&mut v, how))
+}
+
+/// Like [`reduce`] on finite, non-empty data it may reorder (the bootstrap's
+/// scratch buffer): O(n) by selection instead of a sort.
+pub fn reduce_in_place(v: &mut [f64], how: Reduce) -> f64 {
+    match how {
+        Reduce::Quantile(q) => select_quantile(v, q),
+        Reduce::Mean => v.iter().sum::<f64>() / v.len() as f64,
+    }
+}
+
+/// The type-7 `q`-quantile of non-empty, NaN-free data, by selection; the
+/// slice is reordered. Agrees with [`quantile`].
+pub fn select_quantile(v: &mut [f64], q: f64) -> f64 {
+    debug_assert!(!v.is_empty());
+    let q = q.clamp(0.0, 1.0);
+    let h = (v.len() - 1) as f64 * q;
+    let lo = h.floor() as usize;
+    let frac = h - lo as f64;
+    let (_, lo_v, rest) = v.select_nth_unstable_by(lo, |a, b| a.total_cmp(b));
+    let lo_v = *lo_v;
+    if frac == 0.0 || rest.is_empty() {
+        return lo_v;
+    }
+    let hi_v = rest.iter().copied().fold(f64::INFINITY, f64::min);
+    lo_v + frac * (hi_v - lo_v)
+}
 
 /// The `q`-quantile (0 ≤ q ≤ 1) by linear interpolation between order
 /// statistics (type 7, as R and numpy). `None` for an empty slice.

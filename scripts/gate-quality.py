@@ -1,0 +1,165 @@
+#!/usr/bin/env python3
+"""Gate quality on this machine: false alarms on unchanged code, detection of
+injected slowdowns. Reproducible: run from the repo root after
+`cargo build --release`:
+
+    python3 scripts/gate-quality.py [--baselines 4] [--runs 5] [--max-time 5s]
+
+For each of B fresh baselines (each blessed 3 times, as docs/gate-design.md
+recommends), it runs, interleaved, R times each:
+  - A/A: the same code again, tolerance 5%;
+  - +10%: the workload does 10% more work, tolerance 5%;
+  - +5%: 5% more work, tolerance 3%.
+So B*R runs of each kind (20 with the defaults). The scenario is a `command`
+scenario running the built-in sort workload (n = 10000 u64, ~100 us per sort
+here), gated on the program's own `sort_time` metric (p5 estimator).
+Prints a Markdown table and writes every verdict to OUT/gate-quality.json.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+SUITE = """\
+[suite]
+name = "gq"
+
+[defaults]
+warmup = "500ms"
+max_time = "{max_time}"
+min_samples = 20
+target_rel_ci = 0.005
+tolerance = 0.05
+max_contention = {max_contention}
+
+[[scenario]]
+name = "sort"
+kind = "command"
+command = ["{{neon_perf}}", "workload", "--kind", "sort", "--n", "10000", "--samples", "50"]
+primary = "sort_time"
+metric."wall_time" = {{ gate = false }}
+metric."cpu_time" = {{ gate = false }}
+metric."peak_rss" = {{ gate = false }}
+"""
+
+
+def neon(binary, args, env_extra):
+    env = dict(os.environ)
+    env.pop("GITHUB_STEP_SUMMARY", None)
+    env.update(env_extra)
+    start = time.monotonic()
+    p = subprocess.run([binary] + args, env=env, capture_output=True, text=True)
+    return p, time.monotonic() - start
+
+
+def one_run(binary, suite, base, out_json, slowdown, tolerance):
+    args = ["run", suite, "--baselines", base, "--json", out_json, "--tolerance", str(tolerance)]
+    p, wall = neon(binary, args, {"NEON_PERF_SLOWDOWN": str(slowdown)})
+    if p.returncode not in (0, 1, 3):
+        sys.exit(f"neon-perf run failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
+    with open(out_json) as f:
+        report = json.load(f)
+    scn = report["scenarios"][0]
+    v = next(x for x in scn["verdicts"] if x["key"] == "sort_time")
+    samples = next(m for m in scn["metrics"] if m["key"] == "sort_time")["samples"]
+    return {
+        "verdict": v["verdict"],
+        "change": v["change"],
+        "ci": v["ci"],
+        "current": v["current"],
+        "baseline": v["baseline"],
+        "samples": len(samples),
+        "scenario_wall_s": scn["wall_time_s"],
+        "process_wall_s": wall,
+        "other_cpu_cores": scn["monitor"]["host"].get("other_cpu_cores"),
+        "invalid_reasons": scn["invalid_reasons"],
+        "first_run_regressed_unconfirmed": any(
+            "independent second run" in w for w in scn["warnings"]),
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", default="target/release/neon-perf")
+    ap.add_argument("--baselines", type=int, default=4)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--blesses", type=int, default=3)
+    ap.add_argument("--max-time", default="5s")
+    ap.add_argument("--out", default="target/gate-quality")
+    ap.add_argument("--max-contention", type=float, default=0.5,
+                    help="the suite's max_contention (1 = never invalid)")
+    a = ap.parse_args()
+    os.makedirs(a.out, exist_ok=True)
+    work = tempfile.mkdtemp(prefix="gq-")
+    suite = os.path.join(work, "gq.toml")
+    with open(suite, "w") as f:
+        f.write(SUITE.format(max_time=a.max_time, max_contention=a.max_contention))
+
+    kinds = [("aa", 0.0, 0.05), ("slow10", 0.10, 0.05), ("slow5", 0.05, 0.03)]
+    results = {k: [] for k, _, _ in kinds}
+    blesses = []
+    t0 = time.monotonic()
+    for b in range(a.baselines):
+        base = os.path.join(work, f"baselines-{b}")
+        for i in range(a.blesses):
+            p, wall = neon(a.bin, ["bless", suite, "--baselines", base, "--reason", f"gq {b}.{i}"], {})
+            if p.returncode != 0:
+                sys.exit(f"bless failed:\n{p.stdout}\n{p.stderr}")
+            blesses.append(wall)
+        for r in range(a.runs):
+            for kind, slow, tol in kinds:
+                res = one_run(a.bin, suite, base, os.path.join(work, "r.json"), slow, tol)
+                res.update(baseline_set=b, run=r)
+                results[kind].append(res)
+                ch = "n/a" if res["change"] is None else f"{res['change']:+.4f}"
+                ci = "n/a" if not res["ci"] else f"[{res['ci'][0]:+.4f}, {res['ci'][1]:+.4f}]"
+                print(f"[{time.monotonic() - t0:6.0f}s] baseline {b} run {r} {kind:6}: "
+                      f"{res['verdict']:12} change {ch} ci {ci} "
+                      f"({res['samples']} samples, {res['scenario_wall_s']:.1f} s, "
+                      f"others {res['other_cpu_cores'] or 0:.2f} cores)",
+                      file=sys.stderr, flush=True)
+
+    def count(kind, verdict):
+        return sum(1 for x in results[kind] if x["verdict"] == verdict)
+
+    n = a.baselines * a.runs
+    walls = [x["scenario_wall_s"] for k in results for x in results[k]]
+    table = [
+        "| runs | tolerance | regressed | improved | pass | inconclusive | invalid | median change | max scenario wall time |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    labels = {"aa": "A/A (unchanged)", "slow10": "+10% work", "slow5": "+5% work"}
+    for kind, slow, tol in kinds:
+        xs = results[kind]
+        changes = sorted(x["change"] for x in xs if x["change"] is not None) or [float("nan")]
+        table.append(
+            f"| {labels[kind]} ×{n} | {tol:.0%} | {count(kind, 'regressed')} | {count(kind, 'improved')} | "
+            f"{count(kind, 'pass')} | {count(kind, 'inconclusive')} | {count(kind, 'invalid')} | "
+            f"{changes[len(changes) // 2]:+.2%} | "
+            f"{max(x['scenario_wall_s'] for x in xs):.1f} s |"
+        )
+    summary = {
+        "baselines": a.baselines,
+        "runs_per_baseline": a.runs,
+        "blesses_per_baseline": a.blesses,
+        "max_time": a.max_time,
+        "max_contention": a.max_contention,
+        "median_bless_wall_s": sorted(blesses)[len(blesses) // 2],
+        "max_scenario_wall_s": max(walls),
+        "total_wall_s": time.monotonic() - t0,
+        "results": results,
+    }
+    with open(os.path.join(a.out, "gate-quality.json"), "w") as f:
+        json.dump(summary, f, indent=1)
+    unconfirmed = sum(1 for k in results for x in results[k] if x["first_run_regressed_unconfirmed"])
+    table.append(f"\nFirst runs that regressed but were not confirmed by a second run: {unconfirmed}")
+    print("\n".join(table))
+    print(f"\nTotal {summary['total_wall_s']:.0f} s; median bless {summary['median_bless_wall_s']:.1f} s; "
+          f"results in {a.out}/gate-quality.json")
+
+
+if __name__ == "__main__":
+    main()

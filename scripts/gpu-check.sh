@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# One-shot GPU check on a CUDA host without a Rust toolchain or network
+# (e.g. a lent H100). Run from the repo root after copying the release binary
+# to target/release/neon-perf:
+#     OUT=./gpu-out scripts/gpu-check.sh
+# Writes doctor.txt/json, gpu.json, torch.json, logs and summary.md under $OUT,
+# and prints the summary table last. Every step has its own time limit (total
+# at most 6 minutes) and a failing step never stops the next one: no `set -e`.
+set -u
+
+OUT="${OUT:-./gpu-out}"
+BIN="${NEON_PERF_BIN:-target/release/neon-perf}"
+PY="${PYTHON:-python3}"
+COPY_N=268435456   # suites/gpu.toml: copy
+SAXPY_N=67108864   # suites/gpu.toml: saxpy (largest n)
+mkdir -p "$OUT"
+start=$(date +%s)
+note() { echo "[gpu-check +$(( $(date +%s) - start ))s] $*"; }
+
+# Libraries the driver install may lack (NVRTC, cuBLAS): take them from the
+# system, then from PyTorch's nvidia-* wheels, then from scripts/nvrtc.sh's venv.
+have_lib() { ldconfig -p 2>/dev/null | grep -q "$1"; }
+extra=""
+if ! have_lib 'libnvrtc.so' || ! have_lib 'libcublas.so'; then
+    wheel_dirs=$("$PY" - <<'PY' 2>/dev/null
+import glob, os
+dirs = set()
+try:
+    import nvidia
+    for root in list(nvidia.__path__):
+        for pat in ("libnvrtc.so*", "libcublas.so*", "libcublasLt.so*"):
+            for f in glob.glob(os.path.join(root, "**", pat), recursive=True):
+                dirs.add(os.path.dirname(f))
+except Exception:
+    pass
+try:
+    import torch
+    lib = os.path.join(os.path.dirname(torch.__file__), "lib")
+    if glob.glob(os.path.join(lib, "libnvrtc.so*")) or glob.glob(os.path.join(lib, "libcublas.so*")):
+        dirs.add(lib)
+except Exception:
+    pass
+print(":".join(sorted(dirs)))
+PY
+)
+    extra="$wheel_dirs"
+    for d in target/nvrtc-venv/lib/python3*/site-packages/nvidia/*/lib; do
+        [ -d "$d" ] && extra="${extra:+$extra:}$PWD/$d"
+    done
+fi
+if [ -n "$extra" ]; then
+    export LD_LIBRARY_PATH="$extra${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    note "LD_LIBRARY_PATH += $extra"
+fi
+
+{ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,power.limit --format=csv; nvidia-smi; } \
+    > "$OUT/nvidia-smi.txt" 2>&1
+
+if [ ! -x "$BIN" ]; then
+    note "MISSING $BIN: copy the release binary there (built with cargo build --release)"
+else
+    timeout 20 "$BIN" doctor > "$OUT/doctor.txt" 2> "$OUT/doctor.err"
+    note "doctor: exit $? ($(grep -c . "$OUT/doctor.txt" 2>/dev/null || echo 0) lines)"
+    timeout 20 "$BIN" doctor --json > "$OUT/doctor.json" 2>> "$OUT/doctor.err"
+    note "doctor --json: exit $?"
+    # Bless (measures and records this GPU's baseline), then gate against it:
+    # the same suite twice on unchanged code must pass.
+    timeout 190 "$BIN" bless suites/gpu.toml --baselines "$OUT/baselines" \
+        --reason "gpu-check on $(hostname)" --json "$OUT/gpu.json" > "$OUT/run.log" 2>&1
+    rc=$?
+    note "bless suites/gpu.toml: exit $rc (0 pass, 1 regression/failed check, 2 setup error; 124 timeout)"
+    timeout 150 "$BIN" run suites/gpu.toml --baselines "$OUT/baselines" \
+        --json "$OUT/gate.json" > "$OUT/gate.log" 2>&1
+    note "run suites/gpu.toml against that baseline: exit $? — $(grep -E '^Summary' "$OUT/gate.log" | cut -c1-300)"
+    if [ ! -s "$OUT/gpu.json" ]; then
+        note "no gpu.json; last lines of run.log:"
+        tail -n 25 "$OUT/run.log"
+    fi
+fi
+
+# Fallback when `run` produced nothing: the executors' own test binary (built
+# elsewhere with `cargo test --release --test cuda_executors --no-run` and
+# copied to target/gpu-tests/cuda_executors) runs every suites/gpu.toml
+# scenario at small sizes and asserts every check passes.
+FALLBACK="${NEON_PERF_FALLBACK_TEST:-target/gpu-tests/cuda_executors}"
+if [ ! -s "$OUT/gpu.json" ] && [ -x "$FALLBACK" ] && [ $(( $(date +%s) - start )) -lt 150 ]; then
+    timeout 60 "$FALLBACK" --test-threads 1 --nocapture > "$OUT/fallback.log" 2>&1
+    note "fallback executor test: exit $? — $(grep -E 'test result|panicked' "$OUT/fallback.log" | head -n 3 | tr '\n' ' ' | cut -c1-600)"
+fi
+
+timeout 100 "$PY" scripts/gpu_check.py torch --out "$OUT" --copy-n "$COPY_N" --saxpy-n "$SAXPY_N" \
+    > "$OUT/torch.log" 2>&1
+note "torch: exit $? — $(tail -n 1 "$OUT/torch.log" 2>/dev/null | cut -c1-300)"
+
+cat "$OUT/doctor.txt" 2>/dev/null | head -n 30
+timeout 20 "$PY" scripts/gpu_check.py summary --out "$OUT"
+note "done in $(( $(date +%s) - start ))s; files in $OUT"

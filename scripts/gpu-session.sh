@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Everything this project checks on a lent GPU host (no Rust, no network),
+# in one call. Build here first, then carry `.gpu/`:
+#     bash scripts/gpu-build.sh          # release binary + GPU test binaries → .gpu/
+#     OUT=... bash scripts/gpu-session.sh   # on the GPU host
+# Writes under $OUT: summary.md (the table), all.tgz (every log and JSON).
+set -u
+OUT="${OUT:-./gpu-out}"
+mkdir -p "$OUT"
+export OUT
+export NEON_PERF_BIN="${NEON_PERF_BIN:-.gpu/neon-perf}"
+# The device copy of the tree has no .git: scripts/gpu-build.sh records the commit.
+[ -f .gpu/COMMIT ] && export NEON_PERF_COMMIT="$(cat .gpu/COMMIT)"
+start=$(date +%s)
+note() { echo "[gpu-session +$(( $(date +%s) - start ))s] $*"; }
+
+note "host: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | head -n 1); $(date -u +%FT%TZ)"
+
+# 1. The executors' own GPU tests: every gpu.toml scenario at small sizes, checks must pass.
+if [ -x .gpu/cuda_executors ]; then
+    timeout 150 .gpu/cuda_executors --test-threads 1 --nocapture > "$OUT/cuda-tests.log" 2>&1
+    note "cuda_executors tests: exit $? — $(grep -E '^test result' "$OUT/cuda-tests.log" | tr '\n' ' ')"
+    grep -E 'FAILED|panicked' "$OUT/cuda-tests.log" | head -n 10
+fi
+
+# 2. doctor, bless + gate of suites/gpu.toml, PyTorch comparison, summary table.
+bash scripts/gpu-check.sh > "$OUT/gpu-check.log" 2>&1
+note "gpu-check.sh: exit $?"
+grep -E '^\[gpu-check' "$OUT/gpu-check.log" | cut -c1-400
+
+# 3. candle models on CUDA, when the `cuda` feature build was carried.
+if [ -f .gpu/neon-perf-cuda.xz ] && [ ! -x .gpu/neon-perf-cuda ]; then
+    xz -dc .gpu/neon-perf-cuda.xz > .gpu/neon-perf-cuda && chmod +x .gpu/neon-perf-cuda
+fi
+if [ -x .gpu/neon-perf-cuda ] && [ -f scripts/gpu-models.sh ]; then
+    NEON_PERF_BIN=.gpu/neon-perf-cuda timeout 200 bash scripts/gpu-models.sh > "$OUT/models.log" 2>&1
+    note "gpu-models.sh: exit $?"
+    tail -n 25 "$OUT/models.log"
+fi
+
+(cd "$OUT" && tar czf all.tgz --exclude=all.tgz . 2>/dev/null)
+note "done in $(( $(date +%s) - start ))s"
+echo "================ summary ================"
+cat "$OUT/summary.md" 2>/dev/null || tail -n 30 "$OUT/gpu-check.log"

@@ -1,0 +1,350 @@
+//! Built-in kernels of `gpu_kernel`: copy, saxpy, reduction and transpose
+//! (NVRTC-compiled, shipped in the binary) and the cuBLAS GEMMs, each with
+//! its own host-side correctness check.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use cudarc::driver::{CudaContext, CudaFunction, CudaSlice, sys};
+use half::{bf16, f16};
+
+use super::{
+    ArgVal, DEFAULT_SEED, PointEnv, PointMeasure, Step, StepSpec, buf, launch, run_steps, sync,
+};
+use crate::device::buffers::{CompareReport, DevBuf, HostData, Scalar, compare, rel_l2_error};
+use crate::device::launch::derive;
+use crate::device::peaks::{blas, gemm};
+use crate::device::{self, builtin};
+use crate::metric::ChecklistItem;
+use crate::plan::gpu_kernel::{Builtin, Dtype};
+use crate::result::Check;
+
+pub(super) fn run_builtin_point(
+    env: &mut PointEnv<'_>,
+    b: Builtin,
+    cctx: &Arc<CudaContext>,
+    cache_dir: &Path,
+    on_sample: &mut dyn FnMut(usize),
+) -> Result<PointMeasure, String> {
+    match b {
+        Builtin::Sgemm | Builtin::Hgemm | Builtin::Bf16gemm => run_gemm_point(env, b, on_sample),
+        Builtin::P2pCopy => Err("p2p_copy runs across GPUs, not per GPU".into()),
+        _ => {
+            let module = builtin::module(cctx, cache_dir)?;
+            run_builtin_kernel_point(env, b, &module, cctx, on_sample)
+        }
+    }
+}
+
+fn exact_check(name: &str, what: &str, r: CompareReport) -> Check {
+    Check::new(
+        format!("builtin {name} output is exact"),
+        r.passed(),
+        format!(
+            "{}; timed with CUDA events, read after cuEventSynchronize",
+            r.evidence(what, 0.0, 0.0)
+        ),
+        Some(ChecklistItem::CudaSync),
+    )
+}
+
+fn run_builtin_kernel_point(
+    env: &mut PointEnv<'_>,
+    b: Builtin,
+    module: &Arc<cudarc::driver::CudaModule>,
+    cctx: &Arc<CudaContext>,
+    on_sample: &mut dyn FnMut(usize),
+) -> Result<PointMeasure, String> {
+    let stream = env.stream;
+    let seed = env.spec.seed.unwrap_or(DEFAULT_SEED);
+    let f = |n: &str| builtin::function(module, n, builtin::NAME);
+    let id = b.id();
+    let (vals, steps_spec, check, bytes, flops): (
+        Vec<ArgVal>,
+        Vec<StepSpec<'_>>,
+        Check,
+        f64,
+        Option<f64>,
+    );
+    let vals_owned;
+    match b {
+        Builtin::Copy | Builtin::Saxpy => {
+            let n = env.param("n", None)? as usize;
+            let x = HostData::random(Dtype::F32, n, seed);
+            let threads = ((n / 4).max(n % 4)).max(1) as i64;
+            let cfg = derive(Some(&[threads]), Some(&[256]), None, 0)?;
+            if b == Builtin::Copy {
+                vals_owned = vec![
+                    ArgVal::Buf(DevBuf::upload(stream, &x, "x")?),
+                    ArgVal::Buf(DevBuf::poisoned(stream, Dtype::F32, n, "y")?),
+                    ArgVal::Scalar(Scalar::U64(n as u64)),
+                ];
+                launch(
+                    stream,
+                    &f("np_copy_f32")?,
+                    "np_copy_f32",
+                    cfg,
+                    &vals_owned,
+                    &[0, 1, 2],
+                )?;
+                sync(stream, "builtin copy")?;
+                let y = buf(&vals_owned, 1).download(stream, "y")?;
+                check = exact_check(
+                    id,
+                    "y = x",
+                    compare(n, |i| y.get(i), |i| x.get(i), 0.0, 0.0),
+                );
+                steps_spec = vec![("np_copy_f32", cfg, vec![0, 1, 2])];
+                bytes = 8.0 * n as f64;
+                flops = None;
+            } else {
+                let y = HostData::random(Dtype::F32, n, seed.wrapping_add(1));
+                let a = 2.0f32;
+                vals_owned = vec![
+                    ArgVal::Buf(DevBuf::upload(stream, &x, "x")?),
+                    ArgVal::Buf(DevBuf::upload(stream, &y, "y")?),
+                    ArgVal::Buf(DevBuf::poisoned(stream, Dtype::F32, n, "z")?),
+                    ArgVal::Scalar(Scalar::F32(a)),
+                    ArgVal::Scalar(Scalar::U64(n as u64)),
+                ];
+                let idx = vec![0, 1, 2, 3, 4];
+                launch(
+                    stream,
+                    &f("np_saxpy_f32")?,
+                    "np_saxpy_f32",
+                    cfg,
+                    &vals_owned,
+                    &idx,
+                )?;
+                sync(stream, "builtin saxpy")?;
+                let z = buf(&vals_owned, 2).download(stream, "z")?;
+                let (HostData::F32(xv), HostData::F32(yv)) = (&x, &y) else {
+                    unreachable!()
+                };
+                check = exact_check(
+                    id,
+                    "z = fma(a, x, y)",
+                    compare(
+                        n,
+                        |i| z.get(i),
+                        |i| a.mul_add(xv[i], yv[i]) as f64,
+                        0.0,
+                        0.0,
+                    ),
+                );
+                steps_spec = vec![("np_saxpy_f32", cfg, idx)];
+                bytes = 12.0 * n as f64;
+                flops = Some(2.0 * n as f64);
+            }
+        }
+        Builtin::Reduction => {
+            let n = env.param("n", None)? as usize;
+            let x = HostData::random(Dtype::F32, n, seed);
+            let sms = device::attribute(
+                cctx,
+                sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT,
+            )?;
+            let blocks = ((sms.max(1) as usize) * 8).min(n.div_ceil(256)).max(1);
+            let cfg1 = derive(None, Some(&[256]), Some(&[blocks as i64]), 0)?;
+            let cfg2 = derive(None, Some(&[1024]), Some(&[1]), 0)?;
+            vals_owned = vec![
+                ArgVal::Buf(DevBuf::upload(stream, &x, "x")?),
+                ArgVal::Buf(DevBuf::poisoned(stream, Dtype::F32, blocks, "partial")?),
+                ArgVal::Buf(DevBuf::poisoned(stream, Dtype::F32, 1, "sum")?),
+                ArgVal::Scalar(Scalar::U64(n as u64)),
+                ArgVal::Scalar(Scalar::U32(blocks as u32)),
+            ];
+            steps_spec = vec![
+                ("np_reduce_partial", cfg1, vec![0, 1, 3]),
+                ("np_reduce_final", cfg2, vec![1, 2, 4]),
+            ];
+            let fns: Vec<CudaFunction> = steps_spec
+                .iter()
+                .map(|(n, _, _)| f(n))
+                .collect::<Result<_, _>>()?;
+            for ((name, cfg, idx), func) in steps_spec.iter().zip(&fns) {
+                launch(stream, func, name, *cfg, &vals_owned, idx)?;
+            }
+            sync(stream, "builtin reduction")?;
+            let got = buf(&vals_owned, 2).download(stream, "sum")?.get(0);
+            let HostData::F32(xv) = &x else {
+                unreachable!()
+            };
+            let want: f64 = xv.iter().map(|v| *v as f64).sum();
+            let scale: f64 = xv.iter().map(|v| v.abs() as f64).sum();
+            let err = (got - want).abs() / scale.max(f64::MIN_POSITIVE);
+            check = Check::new(
+                format!("builtin {id} sum matches the host"),
+                err <= 1e-5 && got.is_finite(),
+                format!(
+                    "sum of {n} f32: got {got}, host (f64) {want}, |error| / sum|x| = {err:.2e} (limit 1e-5); timed with CUDA events, read after cuEventSynchronize"
+                ),
+                Some(ChecklistItem::CudaSync),
+            );
+            bytes = 4.0 * n as f64;
+            flops = Some(n as f64);
+        }
+        Builtin::Transpose => {
+            let rows = env.param("rows", Some("n"))? as usize;
+            let cols = env.param("cols", Some("n"))? as usize;
+            if rows > i32::MAX as usize || cols > i32::MAX as usize {
+                return Err("transpose rows/cols must fit in a 32-bit int".into());
+            }
+            let x = HostData::random(Dtype::F32, rows * cols, seed);
+            let cfg = derive(
+                Some(&[cols as i64, (rows as i64 + 3) / 4]),
+                Some(&[32, 8]),
+                None,
+                0,
+            )?;
+            vals_owned = vec![
+                ArgVal::Buf(DevBuf::upload(stream, &x, "in")?),
+                ArgVal::Buf(DevBuf::poisoned(stream, Dtype::F32, rows * cols, "out")?),
+                ArgVal::Scalar(Scalar::I32(rows as i32)),
+                ArgVal::Scalar(Scalar::I32(cols as i32)),
+            ];
+            let idx = vec![0, 1, 2, 3];
+            launch(
+                stream,
+                &f("np_transpose_f32")?,
+                "np_transpose_f32",
+                cfg,
+                &vals_owned,
+                &idx,
+            )?;
+            sync(stream, "builtin transpose")?;
+            let o = buf(&vals_owned, 1).download(stream, "out")?;
+            // out[c][r] = in[r][c]
+            check = exact_check(
+                id,
+                "out = in^T",
+                compare(
+                    rows * cols,
+                    |i| o.get(i),
+                    |i| x.get((i % rows) * cols + i / rows),
+                    0.0,
+                    0.0,
+                ),
+            );
+            steps_spec = vec![("np_transpose_f32", cfg, idx)];
+            bytes = 8.0 * (rows * cols) as f64;
+            flops = None;
+        }
+        _ => unreachable!("GEMMs run through cuBLAS"),
+    }
+    vals = vals_owned;
+    let fns: Vec<CudaFunction> = steps_spec
+        .iter()
+        .map(|(n, _, _)| f(n))
+        .collect::<Result<_, _>>()?;
+    let steps: Vec<Step<'_>> = steps_spec
+        .iter()
+        .zip(&fns)
+        .map(|((name, cfg, idx), func)| Step {
+            f: func,
+            name,
+            cfg: *cfg,
+            args: idx.clone(),
+        })
+        .collect();
+    let (times, report) = env.measure(id, || run_steps(stream, &steps, &vals), on_sample)?;
+    Ok(PointMeasure {
+        times,
+        report,
+        bytes: env.eval_opt(&env.spec.bytes, "bytes")?.or(Some(bytes)),
+        flops: env.eval_opt(&env.spec.flops, "flops")?.or(flops),
+        check: Some(check),
+        warnings: Vec::new(),
+    })
+}
+
+/// Typed GEMM operands.
+enum GemmBufs {
+    F32(CudaSlice<f32>, CudaSlice<f32>, CudaSlice<f32>),
+    F16(CudaSlice<f16>, CudaSlice<f16>, CudaSlice<f16>),
+    Bf16(CudaSlice<bf16>, CudaSlice<bf16>, CudaSlice<bf16>),
+}
+
+fn run_gemm_point(
+    env: &mut PointEnv<'_>,
+    b: Builtin,
+    on_sample: &mut dyn FnMut(usize),
+) -> Result<PointMeasure, String> {
+    let stream = env.stream;
+    let m = env.param("m", Some("n"))? as usize;
+    let n = env.param("n", None)? as usize;
+    let k = env.param("k", Some("n"))? as usize;
+    let seed = env.spec.seed.unwrap_or(DEFAULT_SEED);
+    let dtype = match b {
+        Builtin::Sgemm => Dtype::F32,
+        Builtin::Hgemm => Dtype::F16,
+        _ => Dtype::Bf16,
+    };
+    let ha = HostData::random(dtype, m * k, seed);
+    let hb = HostData::random(dtype, k * n, seed.wrapping_add(1));
+    let up = |h: &HostData, name: &str| DevBuf::upload(stream, h, name);
+    let mut bufs = match (
+        up(&ha, "A")?,
+        up(&hb, "B")?,
+        DevBuf::poisoned(stream, dtype, m * n, "C")?,
+    ) {
+        (DevBuf::F32(a), DevBuf::F32(bb), DevBuf::F32(c)) => GemmBufs::F32(a, bb, c),
+        (DevBuf::F16(a), DevBuf::F16(bb), DevBuf::F16(c)) => GemmBufs::F16(a, bb, c),
+        (DevBuf::Bf16(a), DevBuf::Bf16(bb), DevBuf::Bf16(c)) => GemmBufs::Bf16(a, bb, c),
+        _ => unreachable!("same dtype"),
+    };
+    let handle = blas(stream)?;
+    let run = |bufs: &mut GemmBufs| match bufs {
+        GemmBufs::F32(a, bb, c) => gemm(&handle, m, n, k, a, bb, c, 1.0f32, 0.0f32),
+        GemmBufs::F16(a, bb, c) => gemm(&handle, m, n, k, a, bb, c, f16::ONE, f16::ZERO),
+        GemmBufs::Bf16(a, bb, c) => gemm(&handle, m, n, k, a, bb, c, bf16::ONE, bf16::ZERO),
+    };
+    // C was poisoned with NaN; beta = 0, so cuBLAS must overwrite it.
+    run(&mut bufs)?;
+    sync(stream, b.id())?;
+    let c = match &bufs {
+        GemmBufs::F32(_, _, c) => DevBuf::F32(c.clone()),
+        GemmBufs::F16(_, _, c) => DevBuf::F16(c.clone()),
+        GemmBufs::Bf16(_, _, c) => DevBuf::Bf16(c.clone()),
+    }
+    .download(stream, "C")?;
+    // 256 sampled elements against an f64 host dot product (column-major).
+    let mut st = seed ^ 0xC0FFEE;
+    let mut pairs = Vec::new();
+    let mut nan = 0usize;
+    for _ in 0..256 {
+        let i = (device::buffers::splitmix64(&mut st) % m as u64) as usize;
+        let j = (device::buffers::splitmix64(&mut st) % n as u64) as usize;
+        let want: f64 = (0..k).map(|l| ha.get(i + l * m) * hb.get(l + j * k)).sum();
+        let got = c.get(i + j * m);
+        if got.is_nan() {
+            nan += 1;
+        }
+        pairs.push((got, want));
+    }
+    let err = rel_l2_error(&pairs);
+    let limit = if dtype == Dtype::F32 { 1e-4 } else { 1e-2 };
+    let check = Check::new(
+        format!("builtin {} matches a host GEMM", b.id()),
+        nan == 0 && err <= limit,
+        format!(
+            "{m}x{n}x{k} {}: relative L2 error {err:.2e} on 256 sampled elements of C (limit {limit:e}), {nan} NaN; timed with CUDA events, read after cuEventSynchronize",
+            dtype.id()
+        ),
+        Some(ChecklistItem::CudaSync),
+    );
+    let elem = dtype.size() as f64;
+    let (times, report) = env.measure(b.id(), || run(&mut bufs), on_sample)?;
+    Ok(PointMeasure {
+        times,
+        report,
+        bytes: env
+            .eval_opt(&env.spec.bytes, "bytes")?
+            .or(Some(elem * (m * k + k * n + m * n) as f64)),
+        flops: env
+            .eval_opt(&env.spec.flops, "flops")?
+            .or(Some(2.0 * m as f64 * n as f64 * k as f64)),
+        check: Some(check),
+        warnings: Vec::new(),
+    })
+}

@@ -1,0 +1,290 @@
+//! Built-in `p2p_copy`: `n` f32 copied from GPU i to GPU j with
+//! `cuMemcpyPeerAsync` for every ordered pair i ≠ j of visible GPUs, with
+//! direct peer access enabled where `cuDeviceCanAccessPeer` allows it,
+//! timed with CUDA events on the destination's stream and checked exact.
+
+use std::sync::Arc;
+
+use cudarc::driver::{CudaContext, DevicePtr, DevicePtrMut, result, sys};
+
+use super::{DEFAULT_SEED, PointEnv, sampling_warning};
+use crate::device::buffers::{DevBuf, HostData, compare};
+use crate::device::peaks::EventTimer;
+use crate::device::{self, driver_err};
+use crate::exec::gpus;
+use crate::exec::{ExecEvent, ExecOutput, RunCtx};
+use crate::metric::{ChecklistItem, Direction, MetricKey, MetricSeries, Unit, default_estimator};
+use crate::plan::gpu_kernel::{Dtype, GpuKernelSpec};
+use crate::plan::{ScenarioPlan, point_labels};
+use crate::result::Check;
+
+/// Every ordered pair `(src, dst)` of `count` GPUs with `src != dst`, by source.
+pub(super) fn pairs(count: usize) -> Vec<(usize, usize)> {
+    (0..count)
+        .flat_map(|s| (0..count).filter(move |&d| d != s).map(move |d| (s, d)))
+        .collect()
+}
+
+/// How the destination reaches the source's memory.
+enum Peer {
+    /// `cuCtxEnablePeerAccess` succeeded (or was already on): a direct copy.
+    Direct { enabled_here: bool },
+    /// `cuDeviceCanAccessPeer` says no: the driver stages through host memory.
+    Staged,
+}
+
+/// Lets `dst`'s context read `src`'s memory where the hardware allows it;
+/// access enabled here is disabled again on drop.
+struct PeerAccess {
+    dst: Arc<CudaContext>,
+    src: Arc<CudaContext>,
+    peer: Peer,
+}
+
+impl PeerAccess {
+    fn enable(dst: &Arc<CudaContext>, src: &Arc<CudaContext>) -> Result<PeerAccess, String> {
+        let mut can: std::ffi::c_int = 0;
+        // SAFETY: writes one int; both devices exist (their contexts do).
+        unsafe { sys::cuDeviceCanAccessPeer(&mut can, dst.cu_device(), src.cu_device()) }
+            .result()
+            .map_err(|e| driver_err("cuDeviceCanAccessPeer", e))?;
+        let peer = if can == 0 {
+            Peer::Staged
+        } else {
+            dst.bind_to_thread()
+                .map_err(|e| driver_err("cuCtxSetCurrent", e))?;
+            // SAFETY: the current context is dst's; src's context is alive.
+            match unsafe { sys::cuCtxEnablePeerAccess(src.cu_ctx(), 0) } {
+                sys::CUresult::CUDA_SUCCESS => Peer::Direct { enabled_here: true },
+                sys::CUresult::CUDA_ERROR_PEER_ACCESS_ALREADY_ENABLED => Peer::Direct {
+                    enabled_here: false,
+                },
+                other => {
+                    return Err(driver_err(
+                        &format!(
+                            "cuCtxEnablePeerAccess (cuda:{} reading cuda:{})",
+                            dst.ordinal(),
+                            src.ordinal()
+                        ),
+                        cudarc::driver::DriverError(other),
+                    ));
+                }
+            }
+        };
+        Ok(PeerAccess {
+            dst: dst.clone(),
+            src: src.clone(),
+            peer,
+        })
+    }
+
+    fn evidence(&self) -> String {
+        match self.peer {
+            Peer::Direct { .. } => {
+                "direct peer access (cuDeviceCanAccessPeer = 1, cuCtxEnablePeerAccess)".into()
+            }
+            Peer::Staged => {
+                "no direct peer access (cuDeviceCanAccessPeer = 0): the driver staged the copy through host memory".into()
+            }
+        }
+    }
+}
+
+impl Drop for PeerAccess {
+    fn drop(&mut self) {
+        if let Peer::Direct { enabled_here: true } = self.peer
+            && self.dst.bind_to_thread().is_ok()
+        {
+            // SAFETY: undoes the cuCtxEnablePeerAccess made in `enable`;
+            // every copy using it has completed (the stream was synchronized).
+            let _ = unsafe { sys::cuCtxDisablePeerAccess(self.src.cu_ctx()) };
+        }
+    }
+}
+
+pub(super) fn run(
+    plan: &ScenarioPlan,
+    spec: &GpuKernelSpec,
+    rctx: &mut RunCtx<'_>,
+) -> Result<ExecOutput, String> {
+    let count = device::gpu_count()?;
+    if let Some(r) = gpus::p2p_unavailable_reason(count) {
+        return Err(r);
+    }
+    let ctxs: Vec<Arc<CudaContext>> = (0..count).map(device::context).collect::<Result<_, _>>()?;
+    let mut names = Vec::new();
+    for c in &ctxs {
+        names.push((
+            c.ordinal(),
+            c.name().map_err(|e| driver_err("cuDeviceGetName", e))?,
+        ));
+    }
+    let mut out = ExecOutput {
+        device: gpus::device_text(&names),
+        ..Default::default()
+    };
+    let seed = spec.seed.unwrap_or(DEFAULT_SEED);
+    let pairs = pairs(count);
+    let total = plan.points.len() * pairs.len();
+    let settings = rctx.settings.clone();
+    let mut index = 0;
+    for point in &plan.points {
+        let point_text = MetricKey::new("")
+            .with_labels(point_labels(point).iter())
+            .to_string();
+        let mut src_data: Option<(usize, HostData, DevBuf)> = None;
+        for &(s, d) in &pairs {
+            let at = |e: String| {
+                let pair = format!("cuda:{s} → cuda:{d}");
+                if point_text.is_empty() {
+                    format!("{pair}: {e}")
+                } else {
+                    format!("{point_text} {pair}: {e}")
+                }
+            };
+            let mut labels = point_labels(point);
+            labels.insert("src".into(), s.to_string());
+            labels.insert("dst".into(), d.to_string());
+            let label_text = MetricKey::new("").with_labels(labels.iter()).to_string();
+            rctx.event(ExecEvent::Point {
+                index,
+                total,
+                label: label_text.clone(),
+            });
+            index += 1;
+            let (src, dst) = (&ctxs[s], &ctxs[d]);
+            let dst_stream = dst.default_stream();
+            let timer = EventTimer::new(dst).map_err(at)?;
+            let mut env = PointEnv {
+                settings: &settings,
+                stream: &dst_stream,
+                timer: &timer,
+                flush: None,
+                spec,
+                point,
+                base_dir: &plan.base_dir,
+            };
+            let n = env.param("n", None).map_err(at)? as usize;
+            let bytes = env
+                .eval_opt(&spec.bytes, "bytes")
+                .map_err(at)?
+                .unwrap_or(4.0 * n as f64);
+            // One source buffer per source GPU, with its own data, so a copy
+            // from the wrong GPU would not pass the check.
+            if src_data.as_ref().map(|(o, _, _)| *o) != Some(s) {
+                // Free the previous source's buffer before allocating this one.
+                drop(src_data.take());
+                let src_stream = src.default_stream();
+                let h = HostData::random(Dtype::F32, n, seed.wrapping_add(s as u64));
+                let b = DevBuf::upload(&src_stream, &h, "src").map_err(at)?;
+                src_stream
+                    .synchronize()
+                    .map_err(|e| at(driver_err("cuStreamSynchronize (source upload)", e)))?;
+                src_data = Some((s, h, b));
+            }
+            let Some((_, host, DevBuf::F32(src_buf))) = &src_data else {
+                unreachable!("f32 source buffer")
+            };
+            let peer = PeerAccess::enable(dst, src).map_err(at)?;
+            let mut dst_buf = DevBuf::poisoned(&dst_stream, Dtype::F32, n, "dst").map_err(at)?;
+            let DevBuf::F32(dst_slice) = &mut dst_buf else {
+                unreachable!("f32 destination buffer")
+            };
+            let src_stream = src.default_stream();
+            let src_ptr = src_buf.device_ptr(&src_stream).0;
+            let dst_ptr = dst_slice.device_ptr_mut(&dst_stream).0;
+            let nbytes = n * 4;
+            let copy = || {
+                dst.bind_to_thread()
+                    .map_err(|e| driver_err("cuCtxSetCurrent", e))?;
+                // SAFETY: both buffers hold n f32 and outlive the copies,
+                // which complete before the buffers drop (the timer waits
+                // for its end event; the check synchronizes the stream).
+                unsafe {
+                    result::memcpy_peer_async(
+                        dst.cu_ctx(),
+                        dst_ptr,
+                        src.cu_ctx(),
+                        src_ptr,
+                        nbytes,
+                        dst_stream.cu_stream(),
+                    )
+                }
+                .map_err(|e| driver_err(&format!("cuMemcpyPeerAsync ({nbytes} bytes)"), e))
+            };
+            // Correctness first: the destination was poisoned with NaN.
+            copy().map_err(at)?;
+            dst_stream
+                .synchronize()
+                .map_err(|e| at(driver_err("cuStreamSynchronize after the copy", e)))?;
+            let got = dst_buf.download(&dst_stream, "dst").map_err(at)?;
+            let r = compare(n, |i| got.get(i), |i| host.get(i), 0.0, 0.0);
+            drop(got);
+            let check = Check::new(
+                format!("builtin p2p_copy cuda:{s} → cuda:{d} is exact"),
+                r.passed(),
+                format!(
+                    "{}; {}; timed with CUDA events on the destination's stream, read after cuEventSynchronize",
+                    r.evidence("dst = src", 0.0, 0.0),
+                    peer.evidence()
+                ),
+                Some(ChecklistItem::CudaSync),
+            );
+            if let Peer::Staged = peer.peer {
+                out.warnings
+                    .push(format!("cuda:{s} → cuda:{d}: {}", peer.evidence()));
+            }
+            let mut on_sample = |c: usize| rctx.event(ExecEvent::Sample { count: c });
+            let what = format!("cuMemcpyPeerAsync cuda:{s} → cuda:{d}");
+            let (times, report) = env.measure(&what, copy, &mut on_sample).map_err(at)?;
+            dst_stream
+                .synchronize()
+                .map_err(|e| at(driver_err("cuStreamSynchronize (end of pair)", e)))?;
+            drop(dst_buf);
+            drop(peer);
+
+            let key = |name: &str| MetricKey::new(name).with_labels(labels.iter());
+            let mut time = MetricSeries::new(
+                key("time"),
+                Unit::Seconds,
+                Direction::LowerIsBetter,
+                default_estimator(&Unit::Seconds, Direction::LowerIsBetter),
+            );
+            time.samples = times.clone();
+            out.metrics.push(time);
+            let mut bw = MetricSeries::new(
+                key("p2p_bandwidth"),
+                Unit::BytesPerSecond,
+                Direction::HigherIsBetter,
+                default_estimator(&Unit::BytesPerSecond, Direction::HigherIsBetter),
+            );
+            bw.samples = times.iter().map(|t| bytes / t).collect();
+            out.metrics.push(bw);
+            out.checks.push(check);
+            out.warnings
+                .extend(sampling_warning(&report, &label_text, &settings));
+        }
+    }
+    for c in &ctxs {
+        c.synchronize()
+            .map_err(|e| driver_err(&format!("cuCtxSynchronize (cuda:{})", c.ordinal()), e))?;
+        c.check_err()
+            .map_err(|e| driver_err(&format!("a deferred CUDA call on cuda:{}", c.ordinal()), e))?;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_are_ordered_and_exclude_self_copies() {
+        assert!(pairs(0).is_empty());
+        assert!(pairs(1).is_empty());
+        assert_eq!(pairs(2), vec![(0, 1), (1, 0)]);
+        let p = pairs(3);
+        assert_eq!(p, vec![(0, 1), (0, 2), (1, 0), (1, 2), (2, 0), (2, 1)]);
+        assert_eq!(pairs(8).len(), 56);
+    }
+}
