@@ -223,17 +223,15 @@ fn cuda_executors_run_or_explain() {
 }
 
 #[test]
-fn oom_stress_on_the_host_is_not_ours_yet() {
+fn oom_stress_on_the_host_goes_to_the_host_executor() {
     let mut plan = suite_plans(true)
         .into_iter()
         .find(|p| p.name == "oom")
         .unwrap();
     plan.device = DeviceSel::Cpu;
     let exec = executor_for(plan.kind()).unwrap();
-    assert_eq!(
-        exec.availability(&plan),
-        Availability::Missing("oom_stress on the host is not implemented yet".into())
-    );
+    // exec/oom_host.rs runs it in a child process (tests/models.rs).
+    assert_eq!(exec.availability(&plan), Availability::Ready);
 }
 
 fn env_in(dir: &Path) -> ExecEnv {
