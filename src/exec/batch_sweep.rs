@@ -11,9 +11,7 @@ use candle_core::Tensor;
 
 use crate::exec::sampler::run_adaptive;
 use crate::exec::{Availability, ExecError, ExecEvent, ExecOutput, Executor, RunCtx};
-use crate::metric::{
-    ChecklistItem, Direction, Estimator, MetricKey, MetricSeries, Unit, default_estimator,
-};
+use crate::metric::{ChecklistItem, Direction, MetricKey, MetricSeries, Unit, default_estimator};
 use crate::model::device::{self, MemReading};
 use crate::model::{Model, Precision, Weights, rel_l2_error};
 use crate::plan::batch_sweep::CompareDType;
@@ -112,7 +110,7 @@ fn measure(
         key("throughput"),
         Unit::PerSecond,
         Direction::HigherIsBetter,
-        Estimator::Median,
+        default_estimator(&Unit::PerSecond, Direction::HigherIsBetter),
     );
     model.sync().map_err(failed("device"))?;
     let dev = &model.device;
@@ -181,10 +179,11 @@ fn run_sweep(
         .map_err(model_failed("building the model"))?;
     model.sync().map_err(failed("placing weights"))?;
     let load_time = t.elapsed().as_secs_f64();
+    // One sample each, so reported, not gated on change (bounds still apply).
     out.metrics.push(single(
         MetricKey::new("load_time"),
         Unit::Seconds,
-        Direction::LowerIsBetter,
+        Direction::Neither,
         load_time,
     ));
     out.metrics.push(single(
@@ -203,7 +202,7 @@ fn run_sweep(
     out.metrics.push(single(
         MetricKey::new("first_inference").with("batch", batches[0]),
         Unit::Seconds,
-        Direction::LowerIsBetter,
+        Direction::Neither,
         t.elapsed().as_secs_f64(),
     ));
 
@@ -243,7 +242,7 @@ fn run_sweep(
     }
 
     let derived = Derived::from_points(&points, spec);
-    derived.emit(&mut out.metrics, &points);
+    derived.emit(&mut out.metrics, &points, on_cuda);
     let overhead = if wall.is_zero() {
         0.0
     } else {
@@ -337,9 +336,10 @@ fn compare_dtypes(
         out.metrics.push(meas.latency);
         out.metrics.push(meas.throughput);
         out.metrics.push(single(
+            // A ratio of two medians, one number: gate it with `min`.
             MetricKey::new("speedup").with("dtype", d.id()),
             Unit::Ratio,
-            Direction::HigherIsBetter,
+            Direction::Neither,
             base / med,
         ));
         out.metrics.push(single(

@@ -217,6 +217,8 @@ pub fn run_host(
             describe_exit(&run)
         )));
     };
+    // One sample each and noisy (allocator, page cache): reported with
+    // direction `Neither`; the checks enforce the limits that matter.
     let single = MetricSeries::single;
     let leak = r.rss_after.saturating_sub(r.rss_start);
     out.metrics.extend([
@@ -235,25 +237,25 @@ pub fn run_host(
         single(
             MetricKey::new("oom_alloc_time"),
             Unit::Seconds,
-            Direction::LowerIsBetter,
+            Direction::Neither,
             r.alloc_seconds,
         ),
         single(
             MetricKey::new("oom_child_wall_time"),
             Unit::Seconds,
-            Direction::LowerIsBetter,
+            Direction::Neither,
             wall,
         ),
         single(
             MetricKey::new("rss_peak"),
             Unit::Bytes,
-            Direction::LowerIsBetter,
+            Direction::Neither,
             r.rss_peak as f64,
         ),
         single(
             MetricKey::new("leaked"),
             Unit::Bytes,
-            Direction::LowerIsBetter,
+            Direction::Neither,
             leak as f64,
         ),
     ]);
@@ -261,7 +263,7 @@ pub fn run_host(
         out.metrics.push(single(
             MetricKey::new("refill_after_fragmentation"),
             Unit::Bytes,
-            Direction::HigherIsBetter,
+            Direction::Neither,
             r.refill_bytes as f64,
         ));
     }
@@ -350,7 +352,7 @@ pub fn run_host(
         out.metrics.push(single(
             MetricKey::new("max_batch_search_time"),
             Unit::Seconds,
-            Direction::LowerIsBetter,
+            Direction::Neither,
             t.elapsed().as_secs_f64(),
         ));
         out.checks.push(Check::new(

@@ -75,9 +75,19 @@ impl Derived {
         }
     }
 
-    /// Appends the derived metrics.
-    pub fn emit(&self, m: &mut Vec<MetricSeries>, points: &[BatchPoint]) {
+    /// Appends the derived metrics. Single values computed from noisy
+    /// samples (percentiles, efficiency, the SLO batch, host memory) are
+    /// reported with direction `Neither`: never gated on change, since one
+    /// number has no spread to test (the `latency`/`throughput` samples carry
+    /// that signal), but absolute bounds (`max`, `min`) and a rule's
+    /// `direction` still apply. Device memory on CUDA is steady and gated.
+    pub fn emit(&self, m: &mut Vec<MetricSeries>, points: &[BatchPoint], on_cuda: bool) {
         let single = MetricSeries::single;
+        let mem_dir = if on_cuda {
+            Direction::LowerIsBetter
+        } else {
+            Direction::Neither
+        };
         for (p, eff) in points.iter().zip(&self.efficiency) {
             let k = |n: &str| MetricKey::new(n).with("batch", p.batch);
             for (name, q) in [
@@ -85,34 +95,19 @@ impl Derived {
                 ("latency_p90", 0.9),
                 ("latency_p99", 0.99),
             ] {
-                m.push(single(
-                    k(name),
-                    Unit::Seconds,
-                    Direction::LowerIsBetter,
-                    p.p(q),
-                ));
+                m.push(single(k(name), Unit::Seconds, Direction::Neither, p.p(q)));
             }
             m.push(single(
                 k("scaling_efficiency"),
                 Unit::Ratio,
-                Direction::HigherIsBetter,
+                Direction::Neither,
                 *eff,
             ));
             if let Some(bytes) = p.memory {
-                m.push(single(
-                    k("memory"),
-                    Unit::Bytes,
-                    Direction::LowerIsBetter,
-                    bytes as f64,
-                ));
+                m.push(single(k("memory"), Unit::Bytes, mem_dir, bytes as f64));
             }
             if let Some(bytes) = p.memory_peak {
-                m.push(single(
-                    k("memory_peak"),
-                    Unit::Bytes,
-                    Direction::LowerIsBetter,
-                    bytes as f64,
-                ));
+                m.push(single(k("memory_peak"), Unit::Bytes, mem_dir, bytes as f64));
             }
         }
         let best = &points[self.best];
@@ -128,7 +123,7 @@ impl Derived {
             MetricKey::new("throughput").with("batch", "best"),
             Unit::PerSecond,
             Direction::HigherIsBetter,
-            crate::metric::Estimator::Median,
+            crate::metric::default_estimator(&Unit::PerSecond, Direction::HigherIsBetter),
         );
         tb.samples = best.latency.iter().map(|l| best.batch as f64 / l).collect();
         m.push(tb);
@@ -136,7 +131,7 @@ impl Derived {
             m.push(single(
                 MetricKey::new("max_batch_under_slo"),
                 Unit::Count,
-                Direction::HigherIsBetter,
+                Direction::Neither,
                 b as f64,
             ));
         }
@@ -297,7 +292,7 @@ mod tests {
         let pts = [pt(1, 1.0), pt(4, 2.0)];
         let d = Derived::from_points(&pts, &spec(Some(5)));
         let mut m = Vec::new();
-        d.emit(&mut m, &pts);
+        d.emit(&mut m, &pts, false);
         let names: Vec<String> = m.iter().map(|s| s.key.to_string()).collect();
         for want in [
             "latency_p99{batch=4}",
