@@ -141,6 +141,7 @@ pub(crate) fn scenario(
                 read::spec::<GpuKernelSpec>(rest, header.clone(), kind.id(), &known_keys)
                     .and_then(|s| {
                         s.validate()
+                            .and_then(|()| s.validate_device(device))
                             .map(|()| s)
                             .map_err(|m| Diag::new(header.clone(), m))
                     })
