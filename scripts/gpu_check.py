@@ -20,6 +20,17 @@ import time
 
 # ----------------------------------------------------------------- torch side
 
+def timed(torch, fn):
+    """Seconds of one fn() call between its own pair of CUDA events."""
+    s = torch.cuda.Event(enable_timing=True)
+    e = torch.cuda.Event(enable_timing=True)
+    s.record()
+    fn()
+    e.record()
+    e.synchronize()
+    return s.elapsed_time(e) / 1e3
+
+
 def bench(torch, fn, reps, warmup):
     """Median seconds of fn() over reps, each timed with its own CUDA event pair."""
     for _ in range(warmup):
@@ -27,13 +38,7 @@ def bench(torch, fn, reps, warmup):
     torch.cuda.synchronize()
     times = []
     for _ in range(reps):
-        s = torch.cuda.Event(enable_timing=True)
-        e = torch.cuda.Event(enable_timing=True)
-        s.record()
-        fn()
-        e.record()
-        e.synchronize()
-        times.append(s.elapsed_time(e) / 1e3)
+        times.append(timed(torch, fn))
     return statistics.median(times)
 
 
@@ -50,13 +55,7 @@ def bench_for(torch, fn, seconds, warmup_s=0.2):
     times = []
     end = _t.monotonic() + seconds
     while _t.monotonic() < end or len(times) < 10:
-        s = torch.cuda.Event(enable_timing=True)
-        e = torch.cuda.Event(enable_timing=True)
-        s.record()
-        fn()
-        e.record()
-        e.synchronize()
-        times.append(s.elapsed_time(e) / 1e3)
+        times.append(timed(torch, fn))
     return statistics.median(times)
 
 

@@ -189,14 +189,5 @@ fn write_env_outputs(report: &run::RunReport) -> Result<(), String> {
                 .map_err(|e| format!("writing {}: {e}", PathBuf::from(&p).display()))?;
         }
     }
-    if let Some(p) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
-        use std::io::Write;
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&p)
-            .and_then(|mut f| f.write_all(&report::markdown::markdown(report)))
-            .map_err(|e| format!("writing step summary: {e}"))?;
-    }
-    Ok(())
+    run::append_step_summary(&report::markdown::markdown(report))
 }

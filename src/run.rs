@@ -135,6 +135,22 @@ pub struct RunReport {
     pub blessed: Vec<String>,
 }
 
+/// Appends the Markdown summary to `$GITHUB_STEP_SUMMARY` when it is set:
+/// the one place both front ends (CLI and harness) do it.
+pub fn append_step_summary(md: &[u8]) -> Result<(), String> {
+    use std::io::Write;
+    let Some(p) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) else {
+        return Ok(());
+    };
+    let p = PathBuf::from(p);
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&p)
+        .and_then(|mut f| f.write_all(md))
+        .map_err(|e| format!("writing {}: {e}", p.display()))
+}
+
 /// The hardware key of this host: CPU model and cores, plus GPUs when found.
 pub fn hardware_key() -> HardwareKey {
     HardwareKey {

@@ -1,6 +1,6 @@
 //! The subcommands. Each returns its exit code.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use super::progress::Progress;
@@ -154,16 +154,7 @@ fn write_outputs(report: &RunReport, out: &OutputArgs) -> Result<(), String> {
     if let Some(p) = &out.markdown {
         write(p, md.clone())?;
     }
-    if let Some(p) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
-        let p = PathBuf::from(p);
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&p)
-            .and_then(|mut f| f.write_all(&md))
-            .map_err(|e| format!("writing {}: {e}", p.display()))?;
-    }
-    Ok(())
+    run::append_step_summary(&md)
 }
 
 pub fn run(a: RunArgs) -> i32 {
