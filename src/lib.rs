@@ -24,3 +24,4 @@ pub mod run;
 pub mod stats;
 pub mod units;
 pub mod workload;
+pub mod ws;
