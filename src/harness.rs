@@ -82,6 +82,7 @@ pub fn main(opts: HarnessOptions) -> ExitCode {
         smoke_without_baseline: true,
         fail_on_inconclusive: false,
         confirm_regressions: true,
+        against: None,
     };
     let session = match Session::new(cfg) {
         Ok(s) => s,

@@ -17,6 +17,7 @@ pub mod host;
 pub mod metric;
 pub mod model;
 pub mod monitor;
+pub mod paired;
 pub mod plan;
 pub mod report;
 pub mod result;

@@ -71,6 +71,7 @@ fn execute(
     mode: Mode,
     fail_on_inconclusive: bool,
     confirm_regressions: bool,
+    against: Option<crate::paired::Against>,
 ) -> i32 {
     let plans = match select(sel) {
         Ok(p) => p,
@@ -85,6 +86,7 @@ fn execute(
         smoke_without_baseline: false,
         fail_on_inconclusive,
         confirm_regressions,
+        against,
     };
     let mut session = match Session::new(cfg) {
         Ok(s) => s,
@@ -166,6 +168,10 @@ pub fn run(a: RunArgs) -> i32 {
         mode,
         a.fail_on_inconclusive,
         !a.no_confirm,
+        a.against.map(|dir| crate::paired::Against {
+            dir,
+            pairs: usize::from(a.pairs),
+        }),
     )
 }
 
@@ -181,6 +187,7 @@ pub fn bless(a: BlessArgs) -> i32 {
         mode,
         false,
         false,
+        None,
     )
 }
 

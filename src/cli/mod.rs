@@ -147,6 +147,15 @@ pub struct RunArgs {
     /// runs again, and only what both runs show counts).
     #[arg(long)]
     pub no_confirm: bool,
+    /// Paired A/B: run each scenario's variant from this base tree (e.g. a
+    /// git worktree of the merge base) alternately with this tree's, and
+    /// gate on the paired differences instead of the stored baselines.
+    #[arg(long, value_name = "DIR")]
+    pub against: Option<PathBuf>,
+    /// Base/head pairs per scenario with --against.
+    #[arg(long, value_name = "N", default_value_t = crate::paired::DEFAULT_PAIRS as u16,
+          value_parser = clap::value_parser!(u16).range(2..=50))]
+    pub pairs: u16,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -12,6 +12,9 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+mod paired;
+pub use paired::compare_paired;
+
 use serde::{Deserialize, Serialize};
 
 use crate::baseline::{BaselineMetric, BaselineScenario};
