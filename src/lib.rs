@@ -6,6 +6,7 @@
 //! `run` drives that pipeline for both front ends: `cli` and `harness`.
 
 pub mod baseline;
+pub mod calibrate;
 pub mod checklist;
 pub mod cli;
 pub mod compare;

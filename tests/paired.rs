@@ -128,7 +128,7 @@ fn each_tree_runs_its_own_program_and_the_pairs_decide() {
     );
     assert!(warnings(emit)[0].starts_with("paired with the base tree: 3 pairs"));
     // The head's samples of every pair are kept: 3 head runs, each of at
-    // least 3 program runs printing 3 samples.
+    // least 2 program runs printing 3 samples.
     let samples = emit["metrics"]
         .as_array()
         .unwrap()
@@ -138,7 +138,7 @@ fn each_tree_runs_its_own_program_and_the_pairs_decide() {
         .as_array()
         .unwrap()
         .len();
-    assert!(samples >= 27 && samples % 3 == 0, "{samples}");
+    assert!(samples >= 18 && samples % 3 == 0, "{samples}");
 
     // Only in the head tree: compared with the (absent) stored baseline.
     let new = scenario(&report, "new");

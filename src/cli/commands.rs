@@ -29,7 +29,7 @@ pub fn exec_env() -> ExecEnv {
 }
 
 /// Loads suites and applies the filters; prints errors and returns exit 2 on bad input.
-fn select(sel: &SelectArgs) -> Result<Vec<ScenarioPlan>, i32> {
+pub(super) fn select(sel: &SelectArgs) -> Result<Vec<ScenarioPlan>, i32> {
     let suites = run::load_suites(&sel.paths).map_err(|errors| {
         let color = std::io::stderr().is_terminal();
         for e in &errors {

@@ -1,5 +1,6 @@
 //! The `neon-perf` command line: parse, hand off, map errors to exit codes.
 
+mod calibrate;
 mod commands;
 mod progress;
 
@@ -50,6 +51,9 @@ pub enum Command {
     Check(PathArgs),
     /// Show what was found on this host: CPU, GPUs, CUDA, NVRTC, NVML, hardware key.
     Doctor(DoctorArgs),
+    /// Run scenarios N times unchanged: each metric's run-to-run noise on this
+    /// runner and the smallest tolerance that keeps false alarms under 1%.
+    Calibrate(CalibrateArgs),
     /// A small built-in CPU workload used by the example suite.
     #[command(hide = true)]
     Workload(WorkloadArgs),
@@ -184,6 +188,26 @@ pub struct ListArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+pub struct CalibrateArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+    /// Runs per scenario.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(3..=200))]
+    pub runs: u16,
+    /// Write the recommended tolerances into the suite files (review the diff).
+    #[arg(long)]
+    pub write: bool,
+    /// Also write the calibration as JSON.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Also write the noise table as Markdown.
+    #[arg(long)]
+    pub markdown: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
 pub struct DoctorArgs {
     /// Print JSON instead of text.
     #[arg(long)]
@@ -199,6 +223,7 @@ pub fn main() -> i32 {
         Command::List(a) => commands::list(a),
         Command::Check(a) => commands::check(a),
         Command::Doctor(a) => commands::doctor(a),
+        Command::Calibrate(a) => calibrate::calibrate(a),
         Command::OomChild(a) => crate::exec::oom_host::child_main(&a),
         Command::Workload(a) => {
             let stdout = std::io::stdout();

@@ -110,6 +110,12 @@ fn paired_metric(
             ci.n,
             100.0 * ci.sd
         ));
+        if ci.clipped > 0 {
+            notes.push(format!(
+                "{} outlying pair(s) clipped (a burst of load during one run)",
+                ci.clipped
+            ));
+        }
     }
     v.verdict = if v.bound_violation.is_some() {
         Verdict::Regressed

@@ -19,7 +19,16 @@ pub struct PairedCi {
     pub n: usize,
     /// Standard deviation of the log-ratios (relative noise of one pair).
     pub sd: f64,
+    /// Pairs pulled in to the clipping fence (see [`paired_ratio_ci`]).
+    pub clipped: usize,
 }
+
+/// How far from the median of the log-ratios, in robust standard
+/// deviations (1.4826·MAD), a pair may lie before it is clipped to the fence.
+pub const CLIP_SIGMAS: f64 = 4.0;
+/// Smallest robust standard deviation the fence uses (0.25%), so that pairs
+/// which agree to the last digit do not make every small difference an outlier.
+pub const CLIP_MIN_SIGMA: f64 = 0.0025;
 
 /// Student t quantile: `P(T ≤ t) = p` with `df` degrees of freedom. Exact
 /// for 1 and 2 degrees of freedom, otherwise the Cornish-Fisher expansion
@@ -50,14 +59,19 @@ pub fn t_quantile(p: f64, df: usize) -> f64 {
 }
 
 /// The two-sided `confidence` interval of the geometric mean ratio of
-/// `pairs` (`(base, head)`, both positive). `None` with fewer than two
-/// usable pairs.
+/// `pairs` (`(base, head)`, both positive): a Student t interval on the
+/// log-ratios after winsorizing them at the median ± [`CLIP_SIGMAS`] robust
+/// standard deviations. A burst of load during one run makes one pair an
+/// outlier by tens of percent; clipped, it still counts (at the fence) but
+/// cannot alone turn a clear answer into `inconclusive`. `None` with fewer
+/// than two usable pairs.
 pub fn paired_ratio_ci(pairs: &[(f64, f64)], confidence: f64) -> Option<PairedCi> {
-    let d = log_ratios(pairs);
+    let mut d = log_ratios(pairs);
     let n = d.len();
     if n < 2 {
         return None;
     }
+    let clipped = winsorize(&mut d);
     let mean = d.iter().sum::<f64>() / n as f64;
     let var = d.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
     let sd = var.sqrt();
@@ -69,7 +83,38 @@ pub fn paired_ratio_ci(pairs: &[(f64, f64)], confidence: f64) -> Option<PairedCi
         hi: (mean + half).exp(),
         n,
         sd,
+        clipped,
     })
+}
+
+/// Clips values beyond median ± CLIP_SIGMAS·max(1.4826·MAD, CLIP_MIN_SIGMA)
+/// to that fence; returns how many were clipped. Needs 4 values to judge.
+fn winsorize(d: &mut [f64]) -> usize {
+    if d.len() < 4 {
+        return 0;
+    }
+    let median = |v: &[f64]| {
+        let mut s = v.to_vec();
+        s.sort_by(|a, b| a.total_cmp(b));
+        let m = s.len() / 2;
+        if s.len() % 2 == 1 {
+            s[m]
+        } else {
+            (s[m - 1] + s[m]) / 2.0
+        }
+    };
+    let med = median(d);
+    let dev: Vec<f64> = d.iter().map(|x| (x - med).abs()).collect();
+    let sigma = (1.4826 * median(&dev)).max(CLIP_MIN_SIGMA);
+    let (lo, hi) = (med - CLIP_SIGMAS * sigma, med + CLIP_SIGMAS * sigma);
+    let mut clipped = 0;
+    for x in d.iter_mut() {
+        if *x < lo || *x > hi {
+            *x = x.clamp(lo, hi);
+            clipped += 1;
+        }
+    }
+    clipped
 }
 
 /// Exact two-sided sign-flip permutation p-value of "the log-ratios are
@@ -150,6 +195,18 @@ mod tests {
         assert!(ci.lo < 1.05 && 1.05 < ci.hi, "{ci:?}");
         assert!(ci.hi / ci.lo < 1.03, "drift must cancel: {ci:?}");
         assert_eq!(ci.n, 8);
+    }
+
+    #[test]
+    fn one_burst_is_clipped_not_decisive() {
+        // Three pairs agree on +5%; one run hit a burst (+60%).
+        let pairs = [(1.0, 1.047), (1.0, 1.044), (1.0, 1.050), (1.0, 1.60)];
+        let ci = paired_ratio_ci(&pairs, 0.95).unwrap();
+        assert_eq!(ci.clipped, 1);
+        assert!(ci.lo > 1.03 && ci.hi < 1.10, "{ci:?}");
+        // Pairs that agree exactly are not clipped for tiny differences.
+        let same = [(1.0, 1.0), (1.0, 1.0), (1.0, 1.0), (1.0, 1.001)];
+        assert_eq!(paired_ratio_ci(&same, 0.95).unwrap().clipped, 0);
     }
 
     #[test]
