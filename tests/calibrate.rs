@@ -54,7 +54,10 @@ fn calibrate_reports_noise_and_writes_tolerances() {
         text.contains("| cal::emit | m | p5 | 3 | 7.00 ms | ±0.00% | 0.00% | 5.0% | 1.0% |"),
         "{text}"
     );
-    assert!(text.contains("wrote recommended tolerances into cal.toml"), "{text}");
+    assert!(
+        text.contains("wrote recommended tolerances into cal.toml"),
+        "{text}"
+    );
 
     let cal: serde_json::Value = serde_json::from_slice(&fs::read(&json).unwrap()).unwrap();
     let m = cal[0]["metrics"]

@@ -102,6 +102,10 @@ pub struct SamplingArgs {
     /// Stop sampling once the 95% CI is within ± this fraction (overrides suites).
     #[arg(long)]
     pub target_rel_ci: Option<f64>,
+    /// Share of the CPU cores other processes may use while a CPU scenario
+    /// measures before the run is invalid (overrides suites; 1 = never).
+    #[arg(long)]
+    pub max_contention: Option<f64>,
 }
 
 impl SamplingArgs {
@@ -112,6 +116,7 @@ impl SamplingArgs {
             min_samples: self.min_samples,
             tolerance: self.tolerance,
             target_rel_ci: self.target_rel_ci,
+            max_contention: self.max_contention,
             ..Default::default()
         }
     }
