@@ -50,10 +50,13 @@ try {
       await figures[i].screenshot({ path: `${base}-f${i}.png` });
     }
     // The top of the page down to the end of the first scenario.
-    if (sections.length > 0) {
-      const b = await sections[0].boundingBox();
+    const bottom = await page.evaluate(() => {
+      const s = document.querySelector('section.scenario');
+      return s ? s.getBoundingClientRect().bottom + window.scrollY : 0;
+    });
+    if (bottom > 0) {
       await page.screenshot({ path: `${base}-top.png`, fullPage: true,
-        clip: { x: 0, y: 0, width: 1100, height: Math.ceil(b.y + b.height + 8) } });
+        clip: { x: 0, y: 0, width: 1100, height: Math.ceil(bottom + 8) } });
     }
     const kinds = {};
     for (const p of plots) kinds[p.label] = (kinds[p.label] || 0) + 1;
