@@ -152,6 +152,9 @@ fn write_outputs(report: &RunReport, out: &OutputArgs) -> Result<(), String> {
     if let Some(p) = &out.junit {
         write(p, report::junit::junit(report))?;
     }
+    if let Some(p) = &out.html {
+        write(p, report::html::html(report))?;
+    }
     let md = report::markdown::markdown(report);
     if let Some(p) = &out.markdown {
         write(p, md.clone())?;

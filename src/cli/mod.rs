@@ -133,6 +133,9 @@ pub struct OutputArgs {
     /// Write the Markdown summary here (also appended to $GITHUB_STEP_SUMMARY when set).
     #[arg(long)]
     pub markdown: Option<PathBuf>,
+    /// Write the HTML report here: one self-contained page with SVG plots (docs/report.md).
+    #[arg(long)]
+    pub html: Option<PathBuf>,
     /// No colours.
     #[arg(long, env = "NO_COLOR", value_parser = clap::builder::FalseyValueParser::new())]
     pub no_color: bool,
