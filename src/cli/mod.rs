@@ -2,6 +2,7 @@
 
 mod commands;
 mod progress;
+mod serve;
 
 use std::path::PathBuf;
 
@@ -50,6 +51,8 @@ pub enum Command {
     Check(PathArgs),
     /// Show what was found on this host: CPU, GPUs, CUDA, NVRTC, NVML, hardware key.
     Doctor(DoctorArgs),
+    /// Run the reference WebSocket inference server until SIGINT/SIGTERM.
+    Serve(serve::ServeArgs),
     /// A small built-in CPU workload used by the example suite.
     #[command(hide = true)]
     Workload(WorkloadArgs),
@@ -190,6 +193,7 @@ pub fn main() -> i32 {
         Command::List(a) => commands::list(a),
         Command::Check(a) => commands::check(a),
         Command::Doctor(a) => commands::doctor(a),
+        Command::Serve(a) => serve::serve(a),
         Command::OomChild(a) => crate::exec::oom_host::child_main(&a),
         Command::Workload(a) => {
             let stdout = std::io::stdout();
