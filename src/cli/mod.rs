@@ -3,6 +3,7 @@
 mod calibrate;
 mod commands;
 mod progress;
+mod serve;
 
 use std::path::PathBuf;
 
@@ -54,6 +55,8 @@ pub enum Command {
     /// Run scenarios N times unchanged: each metric's run-to-run noise on this
     /// runner and the smallest tolerance that keeps false alarms under 1%.
     Calibrate(CalibrateArgs),
+    /// Run the reference WebSocket inference server until SIGINT/SIGTERM.
+    Serve(serve::ServeArgs),
     /// A small built-in CPU workload used by the example suite.
     #[command(hide = true)]
     Workload(WorkloadArgs),
@@ -232,6 +235,7 @@ pub fn main() -> i32 {
         Command::Check(a) => commands::check(a),
         Command::Doctor(a) => commands::doctor(a),
         Command::Calibrate(a) => calibrate::calibrate(a),
+        Command::Serve(a) => serve::serve(a),
         Command::OomChild(a) => crate::exec::oom_host::child_main(&a),
         Command::Workload(a) => {
             let stdout = std::io::stdout();
