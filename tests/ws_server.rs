@@ -242,3 +242,20 @@ fn bad_configs_are_refused() {
         assert!(e.to_string().contains("larger than max_message"), "{e}");
     });
 }
+
+#[test]
+fn invalid_utf8_text_gets_1007() {
+    use neon_perf::ws::checks::raw;
+    use tokio::io::AsyncWriteExt;
+    rt().block_on(async {
+        let srv = server::start(small()).await.unwrap();
+        let url = raw::parse_url(&srv.url()).unwrap();
+        let (mut rd, mut wr) = raw::connect(&url).await.unwrap().into_parts();
+        wr.write_all(&raw::frame(raw::OP_TEXT, &[0xff, 0xfe, 0xfd], true))
+            .await
+            .unwrap();
+        let (end, _, _) = rd.until_close(Duration::from_secs(10)).await;
+        assert_eq!(raw::close_code(&end), Some(1007), "{}", raw::describe(&end));
+        srv.shutdown().await;
+    });
+}
