@@ -45,7 +45,7 @@ paired)
     echo 0 >"$REPORTS/paired.exit"
     exit 0
   fi
-  : "${BASE_SHA:?set BASE_SHA to the pull request's base commit}"
+  : "${BASE_SHA:?set BASE_SHA to the base commit of the pull request}"
   BASE_DIR="${BASE_DIR:-${RUNNER_TEMP:-/tmp}/neon-perf-base}"
   base=$(git merge-base "$BASE_SHA" HEAD)
   rm -rf "$BASE_DIR"

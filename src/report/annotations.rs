@@ -60,6 +60,10 @@ fn message(s: &ScenarioReport) -> String {
         Outcome::Ignored { reason } => return reason.clone(),
         Outcome::Ran => {}
     }
+    // One reason for the whole run, not one line per metric repeating it.
+    if s.status == Status::Invalid && !s.result.invalid_reasons.is_empty() {
+        return format!("invalid run: {}", s.result.invalid_reasons.join("; "));
+    }
     let mut lines: Vec<String> = Vec::new();
     for v in &s.verdicts {
         let why = match (v.verdict, &v.bound_violation) {
@@ -91,12 +95,6 @@ fn message(s: &ScenarioReport) -> String {
             _ => continue,
         };
         lines.push(why);
-    }
-    if lines.is_empty() && !s.result.invalid_reasons.is_empty() {
-        lines.push(format!(
-            "invalid run: {}",
-            s.result.invalid_reasons.join("; ")
-        ));
     }
     lines.join("\n")
 }
