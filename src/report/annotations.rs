@@ -114,6 +114,109 @@ fn property(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::compare::MetricVerdict;
+    use crate::metric::{Direction, Estimator, Unit};
+    use crate::plan::{Kind, SourceLocation};
+    use crate::result::ScenarioResult;
+
+    fn report(status: Status, verdict: Verdict, invalid: &[&str]) -> RunReport {
+        let v = MetricVerdict {
+            key: "lat{batch=8}".parse().unwrap(),
+            unit: Unit::Seconds,
+            direction: Direction::LowerIsBetter,
+            estimator: Estimator::Quantile(0.05),
+            verdict,
+            current: 0.011,
+            baseline: Some(0.010),
+            change: Some(0.1),
+            ci: Some((-0.05, 0.25)),
+            p_value: None,
+            tolerance: 0.05,
+            bound_violation: None,
+            gated: true,
+            note: Some("interval wide".into()),
+        };
+        let result = ScenarioResult {
+            suite: "s".into(),
+            scenario: "x".into(),
+            kind: Kind::Command,
+            location: SourceLocation {
+                file: "suites/s.toml".into(),
+                line: 7,
+                column: 1,
+            },
+            device: "cpu".into(),
+            outcome: Outcome::Ran,
+            metrics: vec![],
+            checks: vec![],
+            monitor: Default::default(),
+            invalid_reasons: invalid.iter().map(|r| r.to_string()).collect(),
+            warnings: vec![],
+            wall_time_s: 1.0,
+        };
+        RunReport {
+            format_version: 1,
+            tool_version: "0".into(),
+            created: String::new(),
+            git_commit: None,
+            mode: "gate".into(),
+            hardware_key: crate::baseline::HardwareKey {
+                cpu_model: "cpu".into(),
+                cpu_cores: 2,
+                gpus: vec![],
+            },
+            hardware_dir: "cpu-2c".into(),
+            scenarios: vec![ScenarioReport {
+                result,
+                status,
+                verdicts: vec![v],
+                checklist: vec![],
+                smoke: false,
+                rules: Default::default(),
+                tolerance: 0.05,
+            }],
+            checklist: vec![],
+            exit_code: 0,
+            blessed: vec![],
+            partition: None,
+        }
+    }
+
+    fn text(r: &RunReport) -> String {
+        String::from_utf8(github(r, Path::new("/nowhere"))).unwrap()
+    }
+
+    #[test]
+    fn inconclusive_is_a_warning_with_the_interval() {
+        let t = text(&report(Status::Inconclusive, Verdict::Inconclusive, &[]));
+        assert_eq!(
+            t,
+            "::warning file=suites/s.toml,line=7,col=1,title=neon-perf%3A s%3A%3Ax inconclusive::\
+             lat{batch=8}: inconclusive +10.0%25 vs baseline, 95%25 CI -5.0%25 … +25.0%25, \
+             tolerance ±5.0%25 (interval wide)\n"
+        );
+    }
+
+    #[test]
+    fn an_invalid_run_gives_its_reason_once() {
+        let t = text(&report(
+            Status::Invalid,
+            Verdict::Invalid,
+            &["GPU throttled: thermal"],
+        ));
+        assert!(t.starts_with("::warning file=suites/s.toml,line=7,"), "{t}");
+        assert!(
+            // Messages keep ":" (only properties escape it).
+            t.ends_with("::invalid run: GPU throttled: thermal\n"),
+            "{t}"
+        );
+        assert_eq!(t.lines().count(), 1);
+    }
+
+    #[test]
+    fn passing_scenarios_are_not_annotated() {
+        assert_eq!(text(&report(Status::Pass, Verdict::Pass, &[])), "");
+    }
 
     #[test]
     fn escapes_as_the_toolkit_does() {
