@@ -1,14 +1,14 @@
 //! The seven-item performance checklist, each item ticked only by evidence
 //! from a scenario that ran on this machine.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::compare::Verdict;
 use crate::metric::ChecklistItem;
 use crate::result::Outcome;
 use crate::run::ScenarioReport;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ItemState {
     Ticked,
@@ -16,9 +16,11 @@ pub enum ItemState {
     NotChecked,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ChecklistEntry {
     pub item: ChecklistItem,
+    /// Read back as empty; [`ChecklistItem::title`] restores it.
+    #[serde(skip_deserializing)]
     pub title: &'static str,
     pub state: ItemState,
     /// One line per piece of evidence: "scenario: check — evidence".

@@ -7,6 +7,7 @@
 //! - A scenario whose hardware is absent is ignored, with the reason.
 //! - Without a baseline for this hardware a scenario runs as a smoke test.
 //! - `NEON_BLESS=1` records baselines; `NEON_PERF_SMOKE=1` forces smoke mode.
+//! - `NEON_PERF_PARTITION=k/n` runs one shard (libtest owns the argv).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -68,7 +69,24 @@ pub fn main(opts: HarnessOptions) -> ExitCode {
             return libtest_mimic::run(&args, trials).exit_code();
         }
     };
-    let plans: Vec<ScenarioPlan> = suites.into_iter().flat_map(|s| s.scenarios).collect();
+    let mut plans: Vec<ScenarioPlan> = suites.into_iter().flat_map(|s| s.scenarios).collect();
+    let partition = match std::env::var("NEON_PERF_PARTITION") {
+        Ok(v) if !v.is_empty() => match v.parse::<crate::plan::Partition>() {
+            Ok(p) => Some(p),
+            Err(e) => {
+                eprintln!("error: NEON_PERF_PARTITION: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        _ => None,
+    };
+    if let Some(p) = partition {
+        let all = plans.len();
+        plans = p.filter(plans, |p| p.full_name());
+        if !args.list {
+            eprintln!("partition {p}: {} of {all} scenario(s)", plans.len());
+        }
+    }
 
     let cfg = RunConfig {
         mode: mode_from_env(),
@@ -118,7 +136,8 @@ pub fn main(opts: HarnessOptions) -> ExitCode {
         return conclusion.exit_code();
     }
     match session.finish(reports) {
-        Ok(report) => {
+        Ok(mut report) => {
+            report.partition = partition.map(|p| p.to_string());
             print!(
                 "{}",
                 terminal::summary(&report, terminal::Style { color: false })
@@ -176,15 +195,41 @@ fn trial(
 }
 
 /// Reports requested through the environment (`NEON_PERF_JSON`, `NEON_PERF_JUNIT`,
-/// `NEON_PERF_MARKDOWN`, `NEON_PERF_HTML`), and the GitHub step summary when set.
+/// `NEON_PERF_MARKDOWN`, `NEON_PERF_HTML`, `NEON_PERF_BMF`,
+/// `NEON_PERF_GITHUB_BENCHMARK`), the GitHub step summary when set, and
+/// GitHub annotations on Actions.
 fn write_env_outputs(report: &run::RunReport) -> Result<(), String> {
+    use report::dashboards::{BenchDirection, github_benchmark};
     type Exporter = fn(&run::RunReport) -> Vec<u8>;
-    let targets: [(&str, Exporter); 4] = [
+    let targets: [(&str, Exporter); 5] = [
         ("NEON_PERF_JSON", report::json),
         ("NEON_PERF_JUNIT", report::junit::junit),
         ("NEON_PERF_MARKDOWN", report::markdown::markdown),
         ("NEON_PERF_HTML", report::html::html),
+        ("NEON_PERF_BMF", report::dashboards::bmf),
     ];
+    if let Some(p) = std::env::var_os("NEON_PERF_GITHUB_BENCHMARK").filter(|p| !p.is_empty()) {
+        for d in [BenchDirection::Smaller, BenchDirection::Bigger] {
+            let path = d.path(std::path::Path::new(&p));
+            std::fs::write(&path, github_benchmark(report, d))
+                .map_err(|e| format!("writing {}: {e}", path.display()))?;
+        }
+    }
+    let annotate = match std::env::var("NEON_PERF_ANNOTATIONS").as_deref() {
+        Ok("github") => true,
+        Ok("none") => false,
+        _ => std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true"),
+    };
+    if annotate {
+        let root = std::env::var_os("GITHUB_WORKSPACE")
+            .map(PathBuf::from)
+            .or_else(|| std::env::current_dir().ok())
+            .unwrap_or_default();
+        print!(
+            "{}",
+            String::from_utf8_lossy(&report::annotations::github(report, &root))
+        );
+    }
     for (var, f) in targets {
         if let Some(p) = std::env::var_os(var).filter(|p| !p.is_empty()) {
             std::fs::write(&p, f(report))

@@ -9,6 +9,7 @@ pub mod baseline;
 pub mod calibrate;
 pub mod checklist;
 pub mod cli;
+pub mod combine;
 pub mod compare;
 pub mod config;
 pub mod device;

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::baseline::{
     BaselineError, BaselineFile, BaselineStore, BlessMode, BlessSummary, HardwareKey, Provenance,
@@ -77,7 +77,7 @@ pub enum SetupError {
 }
 
 /// How one scenario ended, all verdicts considered.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Pass,
@@ -111,7 +111,7 @@ impl Status {
 }
 
 /// One scenario's result with its verdicts.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ScenarioReport {
     #[serde(flatten)]
     pub result: ScenarioResult,
@@ -121,10 +121,20 @@ pub struct ScenarioReport {
     pub checklist: Vec<ChecklistItem>,
     /// Sampled on the smoke budget.
     pub smoke: bool,
+    /// The scenario's per-metric rules and default tolerance, so that
+    /// `neon-perf compare` can judge two results files with the same rules.
+    #[serde(default)]
+    pub rules: BTreeMap<String, crate::plan::MetricRule>,
+    #[serde(default = "default_tolerance")]
+    pub tolerance: f64,
+}
+
+fn default_tolerance() -> f64 {
+    crate::plan::Resolved::default().tolerance
 }
 
 /// The whole run: the JSON results file is this, serialized.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RunReport {
     pub format_version: u32,
     pub tool_version: String,
@@ -138,6 +148,9 @@ pub struct RunReport {
     pub exit_code: i32,
     /// Baseline changes, when the run blessed.
     pub blessed: Vec<String>,
+    /// The shard this run measured (`--partition`), e.g. "hash:2/4".
+    #[serde(default)]
+    pub partition: Option<String>,
 }
 
 /// Appends the Markdown summary to `$GITHUB_STEP_SUMMARY` when it is set:
@@ -324,6 +337,8 @@ impl Session {
                             verdicts,
                             checklist: plan.checklist.clone(),
                             smoke,
+                            rules: plan.metric_rules.clone(),
+                            tolerance,
                         });
                     }
                     Paired::BaseUnusable(why) => fallback = Some(why),
@@ -351,6 +366,8 @@ impl Session {
             verdicts,
             checklist: plan.checklist.clone(),
             smoke,
+            rules: plan.metric_rules.clone(),
+            tolerance,
         })
     }
 
@@ -411,6 +428,7 @@ impl Session {
             checklist,
             exit_code,
             blessed,
+            partition: None,
         })
     }
 }

@@ -50,7 +50,12 @@ pub(super) fn select(sel: &SelectArgs) -> Result<Vec<ScenarioPlan>, i32> {
         );
         return Err(exit::BAD_INPUT);
     }
-    Ok(plans)
+    Ok(match &sel.partition {
+        // An empty shard is not an error: a matrix may have more runners
+        // than a suite has scenarios. It reports nothing and passes.
+        Some(p) => p.filter(plans, |p| p.full_name()),
+        None => plans,
+    })
 }
 
 pub fn matches_filters(name: &str, filters: &[String], exact: bool) -> bool {
@@ -88,6 +93,9 @@ fn execute(
         confirm_regressions,
         against,
     };
+    if let Some(p) = &sel.partition {
+        println!("partition {p}: {} scenario(s) in this shard", plans.len());
+    }
     let mut session = match Session::new(cfg) {
         Ok(s) => s,
         Err(e) => {
@@ -123,13 +131,14 @@ fn execute(
         }
     }
     progress.done();
-    let report = match session.finish(reports) {
+    let mut report = match session.finish(reports) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
             return exit::BAD_INPUT;
         }
     };
+    report.partition = sel.partition.map(|p| p.to_string());
     print!("{}", terminal::summary(&report, style));
     if let Err(e) = write_outputs(&report, output) {
         eprintln!("error: {e}");
@@ -138,8 +147,8 @@ fn execute(
     report.exit_code
 }
 
-/// The one owner of report files.
-fn write_outputs(report: &RunReport, out: &OutputArgs) -> Result<(), String> {
+/// The one owner of report files (run, bless, merge and compare call it).
+pub(super) fn write_outputs(report: &RunReport, out: &OutputArgs) -> Result<(), String> {
     let write = |path: &Path, bytes: Vec<u8>| {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
@@ -154,6 +163,25 @@ fn write_outputs(report: &RunReport, out: &OutputArgs) -> Result<(), String> {
     }
     if let Some(p) = &out.html {
         write(p, report::html::html(report))?;
+    }
+    if let Some(p) = &out.bmf {
+        write(p, report::dashboards::bmf(report))?;
+    }
+    if let Some(p) = &out.github_benchmark {
+        use report::dashboards::{BenchDirection, github_benchmark};
+        for d in [BenchDirection::Smaller, BenchDirection::Bigger] {
+            write(&d.path(p), github_benchmark(report, d))?;
+        }
+    }
+    if out.annotations.github() {
+        let root = std::env::var_os("GITHUB_WORKSPACE")
+            .map(PathBuf::from)
+            .or_else(|| std::env::current_dir().ok())
+            .unwrap_or_default();
+        print!(
+            "{}",
+            String::from_utf8_lossy(&report::annotations::github(report, &root))
+        );
     }
     let md = report::markdown::markdown(report);
     if let Some(p) = &out.markdown {
@@ -222,17 +250,31 @@ struct ListRow {
     needs: Option<String>,
     baseline: bool,
     location: String,
+    /// With `--partition`: the shard (1-based) this scenario runs in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shard: Option<u32>,
 }
 
 pub fn list(a: ListArgs) -> i32 {
-    let plans = match select(&a.select) {
+    // Every selected scenario with the shard it goes to (`run --partition`
+    // runs only the given shard's).
+    let partition = a.select.partition;
+    let unsharded = crate::cli::SelectArgs {
+        partition: None,
+        ..a.select.clone()
+    };
+    let plans = match select(&unsharded) {
         Ok(p) => p,
         Err(code) => return code,
     };
+    let shards = partition.map(|p| {
+        let names: Vec<String> = plans.iter().map(|p| p.full_name()).collect();
+        crate::plan::Partition::shards(p.kind, p.n, &names)
+    });
     let hw = run::hardware_key();
     let store = BaselineStore::new(a.select.baselines.clone());
     let mut rows = Vec::new();
-    for p in &plans {
+    for (i, p) in plans.iter().enumerate() {
         let availability = match exec::executor_for(p.kind()) {
             Some(e) => e.availability(p),
             None => {
@@ -258,6 +300,7 @@ pub fn list(a: ListArgs) -> i32 {
             },
             baseline,
             location: p.location.to_string(),
+            shard: shards.as_ref().map(|s| s[i]),
         });
     }
     if a.json {
@@ -268,9 +311,21 @@ pub fn list(a: ListArgs) -> i32 {
         return exit::OK;
     }
     println!("hardware key: {}", hw.dirname());
-    for r in rows {
+    if let Some(p) = partition {
+        let mine = rows.iter().filter(|r| r.shard == Some(p.k)).count();
         println!(
-            "{:<40} {:<16} {:<7} points={:<3} baseline={:<3} {}",
+            "partition {p}: {mine} of {} scenario(s) in shard {}",
+            rows.len(),
+            p.k
+        );
+    }
+    for r in rows {
+        let shard = match (r.shard, partition) {
+            (Some(s), Some(p)) => format!("shard={s}/{} ", p.n),
+            _ => String::new(),
+        };
+        println!(
+            "{shard}{:<40} {:<16} {:<7} points={:<3} baseline={:<3} {}",
             r.name,
             r.kind,
             r.device,

@@ -1,6 +1,7 @@
 //! The `neon-perf` command line: parse, hand off, map errors to exit codes.
 
 mod calibrate;
+mod combine;
 mod commands;
 mod progress;
 mod serve;
@@ -57,6 +58,10 @@ pub enum Command {
     Calibrate(CalibrateArgs),
     /// Run the reference WebSocket inference server until SIGINT/SIGTERM.
     Serve(serve::ServeArgs),
+    /// Merge the JSON results of shards (`run --partition k/n --json`) into one verdict and report.
+    Merge(combine::MergeArgs),
+    /// Judge NEW.json against OLD.json with the gate's rules (A/B of two runs on one runner).
+    Compare(combine::CompareArgs),
     /// A small built-in CPU workload used by the example suite.
     #[command(hide = true)]
     Workload(WorkloadArgs),
@@ -86,6 +91,10 @@ pub struct SelectArgs {
     /// Baselines folder.
     #[arg(long, default_value = "baselines", env = "NEON_PERF_BASELINES")]
     pub baselines: PathBuf,
+    /// Only this shard's scenarios: `k/n` or `hash:k/n` (stable hash of the
+    /// name), `count:k/n` (round-robin by name). For CI matrices; see docs/ci.md.
+    #[arg(long, env = "NEON_PERF_PARTITION")]
+    pub partition: Option<crate::plan::Partition>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -139,9 +148,44 @@ pub struct OutputArgs {
     /// Write the HTML report here: one self-contained page with SVG plots (docs/report.md).
     #[arg(long)]
     pub html: Option<PathBuf>,
+    /// Write Bencher Metric Format JSON here (for `bencher run --adapter json`).
+    #[arg(long)]
+    pub bmf: Option<PathBuf>,
+    /// Write github-action-benchmark JSON: FILE.json becomes FILE.smaller.json
+    /// (customSmallerIsBetter) and FILE.bigger.json (customBiggerIsBetter).
+    #[arg(long, value_name = "FILE")]
+    pub github_benchmark: Option<PathBuf>,
+    /// Print GitHub annotations (`::error file=…,line=…::`) for regressions:
+    /// `auto` does when GITHUB_ACTIONS=true.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "auto",
+        env = "NEON_PERF_ANNOTATIONS"
+    )]
+    pub annotations: Annotations,
     /// No colours.
     #[arg(long, env = "NO_COLOR", value_parser = clap::builder::FalseyValueParser::new())]
     pub no_color: bool,
+}
+
+/// Where regressions are annotated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Annotations {
+    /// GitHub workflow commands when `GITHUB_ACTIONS=true`, else none.
+    Auto,
+    Github,
+    None,
+}
+
+impl Annotations {
+    pub fn github(self) -> bool {
+        match self {
+            Annotations::Auto => std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true"),
+            Annotations::Github => true,
+            Annotations::None => false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -236,6 +280,8 @@ pub fn main() -> i32 {
         Command::Doctor(a) => commands::doctor(a),
         Command::Calibrate(a) => calibrate::calibrate(a),
         Command::Serve(a) => serve::serve(a),
+        Command::Merge(a) => combine::merge(a),
+        Command::Compare(a) => combine::compare(a),
         Command::OomChild(a) => crate::exec::oom_host::child_main(&a),
         Command::Workload(a) => {
             let stdout = std::io::stdout();

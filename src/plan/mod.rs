@@ -10,6 +10,7 @@ pub mod batch_sweep;
 pub mod command;
 pub mod gpu_kernel;
 pub mod oom;
+pub mod partition;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -25,6 +26,7 @@ pub use batch_sweep::BatchSweepSpec;
 pub use command::CommandSpec;
 pub use gpu_kernel::GpuKernelSpec;
 pub use oom::OomStressSpec;
+pub use partition::Partition;
 
 /// A parsed suite file.
 #[derive(Clone, Debug)]

@@ -1,0 +1,131 @@
+//! `neon-perf merge`: the shards of one run (each runner's `--json` file)
+//! become one report, with the checklist and exit code derived again from
+//! all scenarios, exactly as one unsharded run would derive them.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{CombineError, ResultsFile, same_hardware};
+use crate::checklist;
+use crate::plan::Partition;
+use crate::run::{self, RunReport, Status};
+
+/// Merges shard results. Refuses different hardware keys, a scenario in two
+/// files, and (when the files record their `--partition`) a missing or
+/// mismatched shard.
+pub fn merge(files: &[ResultsFile], fail_on_inconclusive: bool) -> Result<RunReport, CombineError> {
+    let hardware = same_hardware(files)?.clone();
+    check_shards(files)?;
+
+    let mut seen: BTreeMap<String, &ResultsFile> = BTreeMap::new();
+    let mut scenarios = Vec::new();
+    for f in files {
+        for s in &f.report.scenarios {
+            let name = s.result.full_name();
+            if let Some(first) = seen.get(&name) {
+                return Err(CombineError::Duplicate {
+                    scenario: name,
+                    first: first.path.clone(),
+                    other: f.path.clone(),
+                });
+            }
+            seen.insert(name, f);
+            scenarios.push(s.clone());
+        }
+    }
+    // The order one unsharded run reports: suite files in path order, then
+    // scenarios in the order they are declared.
+    scenarios.sort_by(|a, b| {
+        let key = |s: &run::ScenarioReport| {
+            (
+                s.result.location.file.clone(),
+                s.result.location.line,
+                s.result.location.column,
+                s.result.full_name(),
+            )
+        };
+        key(a).cmp(&key(b))
+    });
+
+    let first = &files[0].report;
+    let distinct = |f: fn(&RunReport) -> Option<String>| -> Option<String> {
+        let set: BTreeSet<String> = files.iter().filter_map(|x| f(&x.report)).collect();
+        (!set.is_empty()).then(|| set.into_iter().collect::<Vec<_>>().join(","))
+    };
+    let statuses: Vec<Status> = scenarios.iter().map(|s| s.status).collect();
+    Ok(RunReport {
+        format_version: first.format_version,
+        tool_version: first.tool_version.clone(),
+        created: jiff::Timestamp::now().to_string(),
+        git_commit: distinct(|r| r.git_commit.clone()),
+        mode: distinct(|r| Some(r.mode.clone())).unwrap_or_default(),
+        hardware_dir: hardware.dirname(),
+        hardware_key: hardware,
+        checklist: checklist::evaluate(&scenarios),
+        exit_code: run::exit_code(&statuses, fail_on_inconclusive),
+        scenarios,
+        blessed: files
+            .iter()
+            .flat_map(|f| f.report.blessed.iter().cloned())
+            .collect(),
+        partition: None,
+    })
+}
+
+/// When shards say which partition they ran, all of `1..=n` must be there,
+/// with one kind and one `n`.
+fn check_shards(files: &[ResultsFile]) -> Result<(), CombineError> {
+    let mut parts = Vec::new();
+    for f in files {
+        let Some(p) = &f.report.partition else {
+            continue;
+        };
+        let p: Partition = p
+            .parse()
+            .map_err(|e| CombineError::Shards(format!("{}: {e}", f.path.display())))?;
+        parts.push((p, f));
+    }
+    let Some((first, first_file)) = parts.first().copied() else {
+        return Ok(());
+    };
+    if parts.len() != files.len() {
+        return Err(CombineError::Shards(format!(
+            "{} is shard {first} but {} of the {} files record no partition: merge the shards of one run",
+            first_file.path.display(),
+            files.len() - parts.len(),
+            files.len()
+        )));
+    }
+    for (p, f) in &parts {
+        if (p.kind, p.n) != (first.kind, first.n) {
+            return Err(CombineError::Shards(format!(
+                "{} is shard {p} but {} is shard {first}: shards must share kind and count",
+                f.path.display(),
+                first_file.path.display()
+            )));
+        }
+    }
+    let have: BTreeSet<u32> = parts.iter().map(|(p, _)| p.k).collect();
+    let missing: Vec<String> = (1..=first.n)
+        .filter(|k| !have.contains(k))
+        .map(|k| format!("{k}/{}", first.n))
+        .collect();
+    if !missing.is_empty() {
+        return Err(CombineError::Shards(format!(
+            "shard(s) {} missing: their scenarios would go unchecked; merge the results of all {} shards",
+            missing.join(", "),
+            first.n
+        )));
+    }
+    if have.len() != parts.len() {
+        let mut once = BTreeSet::new();
+        let (p, f) = parts
+            .iter()
+            .find(|(p, _)| !once.insert(p.k))
+            .expect("a repeated shard");
+        return Err(CombineError::Shards(format!(
+            "shard {p} given more than once (again in {})",
+            f.path.display()
+        )));
+    }
+    Ok(())
+}
