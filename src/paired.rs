@@ -264,17 +264,19 @@ fn judge(
             why.join("; ")
         )
     });
-    let (b, h): (Vec<ScenarioResult>, Vec<ScenarioResult>) = if invalid.is_some() {
-        (base_runs[..n].to_vec(), head_runs[..n].to_vec())
+    let used: Vec<usize> = if invalid.is_some() {
+        (0..n).collect()
     } else {
-        valid
-            .iter()
-            .map(|&i| (base_runs[i].clone(), head_runs[i].clone()))
-            .unzip()
+        valid.clone()
     };
+    let b: Vec<ScenarioResult> = used.iter().map(|&i| base_runs[i].clone()).collect();
+    let h: Vec<ScenarioResult> = used.iter().map(|&i| head_runs[i].clone()).collect();
+    // Pair i ran B H when i is even, H B when odd (see `run_pairs`).
+    let head_first: Vec<bool> = used.iter().map(|&i| i % 2 == 1).collect();
     let verdicts = compare_paired(
         &b,
         &h,
+        &head_first,
         &head.metric_rules,
         tolerance,
         invalid.as_deref(),

@@ -18,9 +18,11 @@ use crate::stats;
 /// Compares every metric of the head runs with the base runs, pair by pair
 /// (`base[i]` with `head[i]`). Callers pass only pairs where both runs were
 /// valid; `invalid` says why there are too few of them, if so.
+/// `head_first[i]` says whether pair `i`'s head ran before its base.
 pub fn compare_paired(
     base: &[ScenarioResult],
     head: &[ScenarioResult],
+    head_first: &[bool],
     rules: &BTreeMap<String, MetricRule>,
     tolerance: f64,
     invalid: Option<&str>,
@@ -36,16 +38,18 @@ pub fn compare_paired(
             let bases: Vec<Option<&MetricSeries>> = base.iter().map(|r| r.metric(key)).collect();
             let first = heads.iter().flatten().next()?;
             Some(paired_metric(
-                first, &bases, &heads, rules, tolerance, invalid, policy,
+                first, &bases, &heads, head_first, rules, tolerance, invalid, policy,
             ))
         })
         .collect()
 }
 
+#[allow(clippy::too_many_arguments)]
 fn paired_metric(
     first: &MetricSeries,
     bases: &[Option<&MetricSeries>],
     heads: &[Option<&MetricSeries>],
+    head_first: &[bool],
     rules: &BTreeMap<String, MetricRule>,
     default_tolerance: f64,
     invalid: Option<&str>,
@@ -71,16 +75,20 @@ fn paired_metric(
     };
     let current = estimate(&pooled(heads), estimator);
     let baseline = estimate(&pooled(bases), estimator);
-    let pairs: Vec<(f64, f64)> = bases
+    let (pairs, orders): (Vec<(f64, f64)>, Vec<bool>) = bases
         .iter()
         .zip(heads)
-        .filter_map(|(b, h)| {
+        .zip(head_first.iter().chain(std::iter::repeat(&false)))
+        .filter_map(|((b, h), hf)| {
             Some((
-                estimate(&finite((*b)?), estimator)?,
-                estimate(&finite((*h)?), estimator)?,
+                (
+                    estimate(&finite((*b)?), estimator)?,
+                    estimate(&finite((*h)?), estimator)?,
+                ),
+                *hf,
             ))
         })
-        .collect();
+        .unzip();
     let mut notes = Vec::new();
     let mut v = MetricVerdict {
         key: first.key.clone(),
@@ -101,7 +109,7 @@ fn paired_metric(
     if let (Some(c), Some(rule)) = (current, rule) {
         v.bound_violation = bound_violation(c, rule, &first.unit);
     }
-    let ci = stats::paired_ratio_ci(&pairs, policy.confidence);
+    let ci = stats::paired_ratio_ci(&pairs, &orders, policy.confidence);
     if let Some(ci) = &ci {
         v.change = Some(ci.point - 1.0);
         v.ci = Some((ci.lo - 1.0, ci.hi - 1.0));
@@ -209,7 +217,16 @@ mod tests {
 
     fn verdict(effect: f64, tol: f64, seed: u64) -> MetricVerdict {
         let (b, h) = drifting(effect, 6, seed);
-        let v = compare_paired(&b, &h, &BTreeMap::new(), tol, None, &Policy::default());
+        let order: Vec<bool> = (0..b.len()).map(|i| i % 2 == 1).collect();
+        let v = compare_paired(
+            &b,
+            &h,
+            &order,
+            &BTreeMap::new(),
+            tol,
+            None,
+            &Policy::default(),
+        );
         assert_eq!(v.len(), 1);
         v.into_iter().next().unwrap()
     }
@@ -240,12 +257,21 @@ mod tests {
         for r in &mut b {
             r.metrics[0].key = MetricKey::new("other");
         }
-        let v = compare_paired(&b, &h, &BTreeMap::new(), 0.05, None, &Policy::default());
+        let v = compare_paired(
+            &b,
+            &h,
+            &[],
+            &BTreeMap::new(),
+            0.05,
+            None,
+            &Policy::default(),
+        );
         assert_eq!(v[0].verdict, Verdict::NoBaseline);
         let (b, h) = drifting(0.0, 4, 1);
         let v = compare_paired(
             &b,
             &h,
+            &[],
             &BTreeMap::new(),
             0.05,
             Some("too few valid pairs"),
@@ -271,7 +297,7 @@ mod tests {
                 ..Default::default()
             },
         );
-        let v = compare_paired(&b, &h, &rules, 0.05, None, &Policy::default());
+        let v = compare_paired(&b, &h, &[], &rules, 0.05, None, &Policy::default());
         assert_eq!(v[0].verdict, Verdict::Regressed);
         assert!(v[0].bound_violation.is_some());
     }

@@ -52,6 +52,7 @@ fn status(verdicts: &[crate::compare::MetricVerdict]) -> Status {
 fn report(hardware_dir: &str, scenarios: Vec<ScenarioReport>) -> RunReport {
     let exit_code = i32::from(scenarios.iter().any(|s| s.status.is_failure()));
     RunReport {
+        partition: None,
         format_version: crate::run::RESULTS_FORMAT_VERSION,
         tool_version: env!("CARGO_PKG_VERSION").into(),
         created: "2026-11-27T10:00:00Z".into(),
@@ -149,6 +150,8 @@ pub fn recorded_h100() -> RunReport {
             verdicts,
             checklist: vec![],
             smoke: false,
+            rules: BTreeMap::new(),
+            tolerance: 0.05,
         });
     }
     report(H100_DIR.trim_start_matches("baselines/"), scenarios)
@@ -219,6 +222,8 @@ pub fn synthetic(samples: usize) -> RunReport {
         verdicts,
         checklist: vec![],
         smoke: false,
+        rules: BTreeMap::new(),
+        tolerance: 0.05,
     };
 
     let mut sweep = result("models", "mlp-sweep", Kind::BatchSweep, "cpu");
@@ -250,6 +255,8 @@ pub fn synthetic(samples: usize) -> RunReport {
         verdicts: sweep_verdicts,
         checklist: vec![],
         smoke: true,
+        rules: BTreeMap::new(),
+        tolerance: 0.05,
     };
 
     let mut ignored = result("gpu", "saxpy", Kind::GpuKernel, "");
@@ -262,6 +269,8 @@ pub fn synthetic(samples: usize) -> RunReport {
         verdicts: vec![],
         checklist: vec![],
         smoke: false,
+        rules: BTreeMap::new(),
+        tolerance: 0.05,
     };
     report("fixture-<host>", vec![cmd, sweep, ignored])
 }
