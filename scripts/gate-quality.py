@@ -14,6 +14,11 @@ So B*R runs of each kind (20 with the defaults). The scenario is a `command`
 scenario running the built-in sort workload (n = 10000 u64, ~100 us per sort
 here), gated on the program's own `sort_time` metric (p5 estimator).
 Prints a Markdown table and writes every verdict to OUT/gate-quality.json.
+
+With --paired, no baselines are blessed: each run is
+`neon-perf run --against BASE` from a head tree whose suite passes
+`--slowdown X` to the workload, against a base tree whose suite does not
+(paired A/B, docs/paired.md); B*R runs of each kind as above.
 """
 import argparse
 import json
@@ -38,7 +43,7 @@ max_contention = {max_contention}
 [[scenario]]
 name = "sort"
 kind = "command"
-command = ["{{neon_perf}}", "workload", "--kind", "sort", "--n", "10000", "--samples", "50"]
+command = ["{{neon_perf}}", "workload", "--kind", "sort", "--n", "10000", "--samples", "50"{extra}]
 primary = "sort_time"
 metric."wall_time" = {{ gate = false }}
 metric."cpu_time" = {{ gate = false }}
@@ -46,18 +51,30 @@ metric."peak_rss" = {{ gate = false }}
 """
 
 
-def neon(binary, args, env_extra):
+def neon(binary, args, env_extra, cwd=None):
     env = dict(os.environ)
     env.pop("GITHUB_STEP_SUMMARY", None)
     env.update(env_extra)
     start = time.monotonic()
-    p = subprocess.run([binary] + args, env=env, capture_output=True, text=True)
+    p = subprocess.run([binary] + args, env=env, capture_output=True, text=True, cwd=cwd)
     return p, time.monotonic() - start
 
 
-def one_run(binary, suite, base, out_json, slowdown, tolerance):
+def one_run(binary, suite, base, out_json, slowdown, tolerance, paired=None):
     args = ["run", suite, "--baselines", base, "--json", out_json, "--tolerance", str(tolerance)]
-    p, wall = neon(binary, args, {"NEON_PERF_SLOWDOWN": str(slowdown)})
+    if paired:
+        # paired = (head_dir, base_dir, max_contention): the head suite
+        # carries the slowdown as an argument, the base suite has none.
+        head_dir, base_dir, mc = paired
+        suite = os.path.join(head_dir, "gq.toml")
+        with open(suite, "w") as f:
+            f.write(SUITE.format(max_time=PAIRED_MAX_TIME[0], max_contention=mc,
+                                 extra=f', "--slowdown", "{slowdown}"'))
+        args = ["run", "gq.toml", "--against", base_dir, "--json", out_json,
+                "--tolerance", str(tolerance)]
+        p, wall = neon(os.path.abspath(binary), args, {}, cwd=head_dir)
+    else:
+        p, wall = neon(binary, args, {"NEON_PERF_SLOWDOWN": str(slowdown)})
     if p.returncode not in (0, 1, 3):
         sys.exit(f"neon-perf run failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
     with open(out_json) as f:
@@ -76,9 +93,13 @@ def one_run(binary, suite, base, out_json, slowdown, tolerance):
         "process_wall_s": wall,
         "other_cpu_cores": scn["monitor"]["host"].get("other_cpu_cores"),
         "invalid_reasons": scn["invalid_reasons"],
+        "not_paired": [w for w in scn["warnings"] if w.startswith("not paired")],
         "first_run_regressed_unconfirmed": any(
             "independent second run" in w for w in scn["warnings"]),
     }
+
+
+PAIRED_MAX_TIME = ["5s"]
 
 
 def main():
@@ -91,12 +112,23 @@ def main():
     ap.add_argument("--out", default="target/gate-quality")
     ap.add_argument("--max-contention", type=float, default=0.5,
                     help="the suite's max_contention (1 = never invalid)")
+    ap.add_argument("--paired", action="store_true",
+                    help="paired A/B against a base tree instead of blessed baselines")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     work = tempfile.mkdtemp(prefix="gq-")
     suite = os.path.join(work, "gq.toml")
     with open(suite, "w") as f:
-        f.write(SUITE.format(max_time=a.max_time, max_contention=a.max_contention))
+        f.write(SUITE.format(max_time=a.max_time, max_contention=a.max_contention, extra=""))
+    paired = None
+    if a.paired:
+        PAIRED_MAX_TIME[0] = a.max_time
+        head_dir, base_dir = os.path.join(work, "head"), os.path.join(work, "base")
+        os.makedirs(head_dir)
+        os.makedirs(base_dir)
+        with open(os.path.join(base_dir, "gq.toml"), "w") as f:
+            f.write(SUITE.format(max_time=a.max_time, max_contention=a.max_contention, extra=""))
+        paired = (head_dir, base_dir, a.max_contention)
 
     kinds = [("aa", 0.0, 0.05), ("slow10", 0.10, 0.05), ("slow5", 0.05, 0.03)]
     results = {k: [] for k, _, _ in kinds}
@@ -104,14 +136,14 @@ def main():
     t0 = time.monotonic()
     for b in range(a.baselines):
         base = os.path.join(work, f"baselines-{b}")
-        for i in range(a.blesses):
+        for i in range(0 if paired else a.blesses):
             p, wall = neon(a.bin, ["bless", suite, "--baselines", base, "--reason", f"gq {b}.{i}"], {})
             if p.returncode != 0:
                 sys.exit(f"bless failed:\n{p.stdout}\n{p.stderr}")
             blesses.append(wall)
         for r in range(a.runs):
             for kind, slow, tol in kinds:
-                res = one_run(a.bin, suite, base, os.path.join(work, "r.json"), slow, tol)
+                res = one_run(a.bin, suite, base, os.path.join(work, "r.json"), slow, tol, paired)
                 res.update(baseline_set=b, run=r)
                 results[kind].append(res)
                 ch = "n/a" if res["change"] is None else f"{res['change']:+.4f}"
@@ -147,7 +179,8 @@ def main():
         "blesses_per_baseline": a.blesses,
         "max_time": a.max_time,
         "max_contention": a.max_contention,
-        "median_bless_wall_s": sorted(blesses)[len(blesses) // 2],
+        "paired": a.paired,
+        "median_bless_wall_s": sorted(blesses)[len(blesses) // 2] if blesses else None,
         "max_scenario_wall_s": max(walls),
         "total_wall_s": time.monotonic() - t0,
         "results": results,
@@ -157,7 +190,8 @@ def main():
     unconfirmed = sum(1 for k in results for x in results[k] if x["first_run_regressed_unconfirmed"])
     table.append(f"\nFirst runs that regressed but were not confirmed by a second run: {unconfirmed}")
     print("\n".join(table))
-    print(f"\nTotal {summary['total_wall_s']:.0f} s; median bless {summary['median_bless_wall_s']:.1f} s; "
+    bless_text = "no blesses (paired)" if a.paired else f"median bless {summary['median_bless_wall_s']:.1f} s"
+    print(f"\nTotal {summary['total_wall_s']:.0f} s; {bless_text}; "
           f"results in {a.out}/gate-quality.json")
 
 

@@ -82,6 +82,7 @@ pub fn main(opts: HarnessOptions) -> ExitCode {
         smoke_without_baseline: true,
         fail_on_inconclusive: false,
         confirm_regressions: true,
+        against: None,
     };
     let session = match Session::new(cfg) {
         Ok(s) => s,
@@ -175,13 +176,14 @@ fn trial(
 }
 
 /// Reports requested through the environment (`NEON_PERF_JSON`, `NEON_PERF_JUNIT`,
-/// `NEON_PERF_MARKDOWN`), and the GitHub step summary when set.
+/// `NEON_PERF_MARKDOWN`, `NEON_PERF_HTML`), and the GitHub step summary when set.
 fn write_env_outputs(report: &run::RunReport) -> Result<(), String> {
     type Exporter = fn(&run::RunReport) -> Vec<u8>;
-    let targets: [(&str, Exporter); 3] = [
+    let targets: [(&str, Exporter); 4] = [
         ("NEON_PERF_JSON", report::json),
         ("NEON_PERF_JUNIT", report::junit::junit),
         ("NEON_PERF_MARKDOWN", report::markdown::markdown),
+        ("NEON_PERF_HTML", report::html::html),
     ];
     for (var, f) in targets {
         if let Some(p) = std::env::var_os(var).filter(|p| !p.is_empty()) {

@@ -6,6 +6,7 @@
 //! `run` drives that pipeline for both front ends: `cli` and `harness`.
 
 pub mod baseline;
+pub mod calibrate;
 pub mod checklist;
 pub mod cli;
 pub mod compare;
@@ -17,6 +18,7 @@ pub mod host;
 pub mod metric;
 pub mod model;
 pub mod monitor;
+pub mod paired;
 pub mod plan;
 pub mod report;
 pub mod result;

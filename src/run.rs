@@ -18,6 +18,7 @@ use crate::config::{self, ConfigError};
 use crate::exec::{self, Availability, ExecEnv, ExecError, ExecEvent, RunCtx};
 use crate::metric::ChecklistItem;
 use crate::monitor::{self, Monitor};
+use crate::paired::{self, Against, BaseTree, DEFAULT_PAIRS, Paired};
 use crate::plan::{ScenarioPlan, Settings, Suite};
 use crate::result::{Check, MonitorSummary, Outcome, ScenarioResult};
 use crate::units::HumanDuration;
@@ -54,6 +55,8 @@ pub struct RunConfig {
     pub fail_on_inconclusive: bool,
     /// Re-run a scenario that regressed and claim only what both runs show.
     pub confirm_regressions: bool,
+    /// Paired A/B against a base tree instead of the stored baselines.
+    pub against: Option<Against>,
 }
 
 /// Problems that stop a run before or after measuring (exit code 2).
@@ -69,6 +72,8 @@ pub enum SetupError {
     DebugBuild,
     #[error("no scenarios matched {0}")]
     NothingMatched(String),
+    #[error("--against: {0}")]
+    Against(String),
 }
 
 /// How one scenario ended, all verdicts considered.
@@ -185,6 +190,7 @@ pub struct Session {
     store: BaselineStore,
     baselines: BTreeMap<String, Option<BaselineFile>>,
     warnings: Vec<String>,
+    base_tree: Option<BaseTree>,
 }
 
 impl Session {
@@ -200,12 +206,26 @@ impl Session {
             );
         }
         let store = BaselineStore::new(cfg.baselines_dir.clone());
+        let base_tree = match &cfg.against {
+            None => None,
+            Some(_) if !matches!(cfg.mode, Mode::Gate) => {
+                return Err(SetupError::Against(
+                    "paired A/B is a way to gate: it cannot be combined with bless or smoke".into(),
+                ));
+            }
+            Some(a) => {
+                let cwd = std::env::current_dir()
+                    .map_err(|e| SetupError::Against(format!("current directory: {e}")))?;
+                Some(BaseTree::new(&a.dir, &cwd).map_err(SetupError::Against)?)
+            }
+        };
         Ok(Session {
             cfg,
             hardware: hardware_key(),
             store,
             baselines: BTreeMap::new(),
             warnings,
+            base_tree,
         })
     }
 
@@ -281,11 +301,48 @@ impl Session {
             };
             (result, verdicts)
         };
+        let mut fallback = None;
+        if gating && let Some(tree) = self.base_tree.as_mut() {
+            let pairs = self.cfg.against.as_ref().map_or(DEFAULT_PAIRS, |a| a.pairs);
+            match tree.plan_for(plan) {
+                Ok(Some(base)) => match paired::run_pairs(
+                    plan,
+                    &base,
+                    pairs,
+                    &settings,
+                    tolerance,
+                    &policy,
+                    &self.cfg.env,
+                    on_event,
+                    &execute,
+                ) {
+                    Paired::Done(result, verdicts) => {
+                        let status = status_of(&result, &verdicts);
+                        return Ok(ScenarioReport {
+                            result: *result,
+                            status,
+                            verdicts,
+                            checklist: plan.checklist.clone(),
+                            smoke,
+                        });
+                    }
+                    Paired::BaseUnusable(why) => fallback = Some(why),
+                },
+                Ok(None) => fallback = Some("no base variant (new in this tree)".to_string()),
+                Err(why) => fallback = Some(why),
+            }
+        }
         let (mut result, mut verdicts) = measure(on_event);
         if gating && self.cfg.confirm_regressions && regressed_keys(&verdicts).next().is_some() {
             let first: Vec<String> = regressed_keys(&verdicts).collect();
             let (r2, v2) = measure(on_event);
             (result, verdicts) = confirm(first, r2, v2);
+        }
+        if let Some(why) = fallback {
+            result.warnings.insert(
+                0,
+                format!("not paired: {why}; compared with the stored baseline instead"),
+            );
         }
         let status = status_of(&result, &verdicts);
         Ok(ScenarioReport {

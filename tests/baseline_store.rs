@@ -264,6 +264,49 @@ fn append_keeps_the_last_five_runs_and_replace_starts_fresh() {
 }
 
 #[test]
+fn a_diverging_run_is_not_appended_but_replace_takes_it() {
+    let dir = TempDir::new().unwrap();
+    let store = BaselineStore::new(dir.path());
+    let bless = |centre: f64, seed: u64, mode: BlessMode| {
+        store
+            .bless(
+                &key(),
+                "inference",
+                &[ran("a", centre, seed)],
+                prov("r"),
+                mode,
+            )
+            .unwrap()
+    };
+    bless(1e-3, 1, BlessMode::Append);
+    bless(1.002e-3, 2, BlessMode::Append);
+    // A contended bless: 25% slower than the two recorded runs.
+    let s = bless(1.25e-3, 3, BlessMode::Append);
+    assert_eq!(s.refused.len(), 1, "{s}");
+    assert!(
+        s.refused[0].starts_with("a: wall_time +2"),
+        "{:?}",
+        s.refused
+    );
+    assert!(s.to_string().contains("--replace"), "{s}");
+    assert_eq!(s.scenarios[0].status, ScenarioStatus::Kept);
+    let f = store.load(&key(), "inference").unwrap().unwrap();
+    assert_eq!(
+        f.scenario["a"].metric["wall_time"].runs.len(),
+        2,
+        "kept as it was"
+    );
+    // A repeat within the limit is appended.
+    let s = bless(1.01e-3, 4, BlessMode::Append);
+    assert!(s.refused.is_empty(), "{s}");
+    assert_eq!(s.scenarios[0].metrics[0].runs, 3);
+    // After an intended change, --replace records it.
+    let s = bless(1.25e-3, 5, BlessMode::Replace);
+    assert!(s.refused.is_empty(), "{s}");
+    assert_eq!(s.scenarios[0].metrics[0].runs, 1);
+}
+
+#[test]
 fn only_scenarios_that_ran_are_rewritten() {
     let dir = TempDir::new().unwrap();
     let store = BaselineStore::new(dir.path());
@@ -281,7 +324,7 @@ fn only_scenarios_that_ran_are_rewritten() {
     let mut other_suite = ran("a", 9e-3, 9);
     other_suite.suite = "other".into();
     let results = [
-        ran("a", 1.1e-3, 4),
+        ran("a", 1.05e-3, 4),
         result(
             "b",
             Outcome::Ignored {

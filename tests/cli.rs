@@ -133,6 +133,7 @@ fn smoke_run_of_examples_writes_all_reports() {
     let json = dir.path().join("r.json");
     let md = dir.path().join("r.md");
     let junit = dir.path().join("r.xml");
+    let html = dir.path().join("r.html");
     let suites = Path::new(env!("CARGO_MANIFEST_DIR")).join("suites/examples.toml");
     let o = run(
         &[
@@ -145,6 +146,8 @@ fn smoke_run_of_examples_writes_all_reports() {
             md.to_str().unwrap(),
             "--junit",
             junit.to_str().unwrap(),
+            "--html",
+            html.to_str().unwrap(),
         ],
         dir.path(),
     );
@@ -179,6 +182,11 @@ fn smoke_run_of_examples_writes_all_reports() {
     assert!(md.contains("Performance checklist"), "{md}");
     let xml = std::fs::read_to_string(junit).unwrap();
     assert!(xml.contains("<testsuite name=\"examples\""), "{xml}");
+    let html = std::fs::read_to_string(html).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    assert!(html.contains("examples::python-infer"));
+    // Smoke samples: the command timings still get a distribution plot.
+    assert!(html.contains("<svg class=\"plot\""), "no plot in the page");
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {

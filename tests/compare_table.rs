@@ -131,6 +131,13 @@ fn verdict_table() {
             Verdict::Pass,
         ),
         row(
+            "point beyond tolerance, interval not: a likely regression left undecided",
+            (ms, 0.01),
+            (1.045 * ms, 0.01),
+            0.04,
+            Verdict::Inconclusive,
+        ),
+        row(
             "-10% with tight noise",
             (ms, 0.01),
             (0.90 * ms, 0.01),

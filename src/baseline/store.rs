@@ -113,7 +113,18 @@ pub struct BlessSummary {
     pub scenarios: Vec<ScenarioChange>,
     /// Metrics of scenarios that ran but had no finite samples (not blessed).
     pub skipped: Vec<String>,
+    /// Scenarios whose run was not appended: it diverged from the recorded
+    /// runs (see [`DIVERGENCE_FLOOR`]); they are kept as they were.
+    #[serde(default)]
+    pub refused: Vec<String>,
 }
+
+/// An appended run must be a repeat of the recorded ones: a gated metric
+/// whose estimate lies further than this (relative), or than 4 times the
+/// recorded runs' own spread, from their centre is refused. Measured: a
+/// bless while another job used the cores came out 22–28% slower, and a
+/// baseline of such runs then called every quiet run "improved".
+pub const DIVERGENCE_FLOOR: f64 = 0.10;
 
 impl std::fmt::Display for BlessSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -144,6 +155,15 @@ impl std::fmt::Display for BlessSummary {
         }
         for s in &self.skipped {
             writeln!(f, "  skipped   {s}: no finite samples")?;
+        }
+        for s in &self.refused {
+            writeln!(f, "  refused   {s}")?;
+        }
+        if !self.refused.is_empty() {
+            writeln!(
+                f,
+                "  hint: appended runs must repeat the recorded ones. Bless again on a quiet machine, or use --replace after an intended change"
+            )?;
         }
         Ok(())
     }
@@ -234,12 +254,19 @@ impl BaselineStore {
             old.as_ref().map(|f| f.scenario.clone()).unwrap_or_default();
         let mut changes: BTreeMap<String, ScenarioChange> = BTreeMap::new();
         let mut skipped = Vec::new();
+        let mut refused = Vec::new();
 
         for r in results
             .iter()
             .filter(|r| r.suite == suite && r.outcome == Outcome::Ran)
         {
             let old_s = scenarios.get(&r.scenario);
+            if mode == BlessMode::Append
+                && let Some(why) = old_s.and_then(|o| divergence(o, r))
+            {
+                refused.push(format!("{}: {why}", r.scenario));
+                continue;
+            }
             let mut metric = BTreeMap::new();
             let mut metric_changes = Vec::new();
             for m in &r.metrics {
@@ -324,6 +351,7 @@ impl BaselineStore {
             mode,
             scenarios: changes.into_values().collect(),
             skipped,
+            refused,
         })
     }
 }
@@ -452,8 +480,43 @@ fn validate(path: &Path, file: &BaselineFile) -> Result<(), BaselineError> {
     Ok(())
 }
 
+/// Why `r` is not a repeat of the runs recorded in `old`, if it is not:
+/// the first gated metric whose estimate lies beyond the divergence limit.
+fn divergence(old: &BaselineScenario, r: &ScenarioResult) -> Option<String> {
+    r.metrics.iter().find_map(|m| {
+        let o = old.metric.get(&m.key.to_string())?;
+        if o.unit != m.unit || m.direction == crate::metric::Direction::Neither {
+            return None;
+        }
+        if o.runs.is_empty() || o.estimate.is_nan() || o.estimate <= 0.0 {
+            return None;
+        }
+        let finite: Vec<f64> = m
+            .samples
+            .iter()
+            .copied()
+            .filter(|x| x.is_finite())
+            .collect();
+        let new = super::estimate(&finite, o.estimator)?;
+        if new <= 0.0 {
+            return None;
+        }
+        let limit = (4.0 * o.run_log_sd().unwrap_or(0.0)).max((1.0 + DIVERGENCE_FLOOR).ln());
+        let dev = (new / o.estimate).ln();
+        (dev.abs() > limit).then(|| {
+            format!(
+                "{} {:+.1}% from the {} recorded run(s) (limit ±{:.0}%): not appended",
+                m.key,
+                100.0 * (dev.exp() - 1.0),
+                o.runs.len(),
+                100.0 * (limit.exp() - 1.0)
+            )
+        })
+    })
+}
+
 /// Temp file in the same folder → write → fsync → rename → fsync folder.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), BaselineError> {
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), BaselineError> {
     let werr = |source: io::Error| BaselineError::Write {
         path: path.to_path_buf(),
         source,

@@ -29,7 +29,7 @@ pub fn exec_env() -> ExecEnv {
 }
 
 /// Loads suites and applies the filters; prints errors and returns exit 2 on bad input.
-fn select(sel: &SelectArgs) -> Result<Vec<ScenarioPlan>, i32> {
+pub(super) fn select(sel: &SelectArgs) -> Result<Vec<ScenarioPlan>, i32> {
     let suites = run::load_suites(&sel.paths).map_err(|errors| {
         let color = std::io::stderr().is_terminal();
         for e in &errors {
@@ -71,6 +71,7 @@ fn execute(
     mode: Mode,
     fail_on_inconclusive: bool,
     confirm_regressions: bool,
+    against: Option<crate::paired::Against>,
 ) -> i32 {
     let plans = match select(sel) {
         Ok(p) => p,
@@ -85,6 +86,7 @@ fn execute(
         smoke_without_baseline: false,
         fail_on_inconclusive,
         confirm_regressions,
+        against,
     };
     let mut session = match Session::new(cfg) {
         Ok(s) => s,
@@ -150,6 +152,9 @@ fn write_outputs(report: &RunReport, out: &OutputArgs) -> Result<(), String> {
     if let Some(p) = &out.junit {
         write(p, report::junit::junit(report))?;
     }
+    if let Some(p) = &out.html {
+        write(p, report::html::html(report))?;
+    }
     let md = report::markdown::markdown(report);
     if let Some(p) = &out.markdown {
         write(p, md.clone())?;
@@ -166,6 +171,10 @@ pub fn run(a: RunArgs) -> i32 {
         mode,
         a.fail_on_inconclusive,
         !a.no_confirm,
+        a.against.map(|dir| crate::paired::Against {
+            dir,
+            pairs: usize::from(a.pairs),
+        }),
     )
 }
 
@@ -181,6 +190,7 @@ pub fn bless(a: BlessArgs) -> i32 {
         mode,
         false,
         false,
+        None,
     )
 }
 

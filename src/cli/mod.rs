@@ -1,7 +1,9 @@
 //! The `neon-perf` command line: parse, hand off, map errors to exit codes.
 
+mod calibrate;
 mod commands;
 mod progress;
+mod serve;
 
 use std::path::PathBuf;
 
@@ -50,6 +52,11 @@ pub enum Command {
     Check(PathArgs),
     /// Show what was found on this host: CPU, GPUs, CUDA, NVRTC, NVML, hardware key.
     Doctor(DoctorArgs),
+    /// Run scenarios N times unchanged: each metric's run-to-run noise on this
+    /// runner and the smallest tolerance that keeps false alarms under 1%.
+    Calibrate(CalibrateArgs),
+    /// Run the reference WebSocket inference server until SIGINT/SIGTERM.
+    Serve(serve::ServeArgs),
     /// A small built-in CPU workload used by the example suite.
     #[command(hide = true)]
     Workload(WorkloadArgs),
@@ -98,6 +105,10 @@ pub struct SamplingArgs {
     /// Stop sampling once the 95% CI is within ± this fraction (overrides suites).
     #[arg(long)]
     pub target_rel_ci: Option<f64>,
+    /// Share of the CPU cores other processes may use while a CPU scenario
+    /// measures before the run is invalid (overrides suites; 1 = never).
+    #[arg(long)]
+    pub max_contention: Option<f64>,
 }
 
 impl SamplingArgs {
@@ -108,6 +119,7 @@ impl SamplingArgs {
             min_samples: self.min_samples,
             tolerance: self.tolerance,
             target_rel_ci: self.target_rel_ci,
+            max_contention: self.max_contention,
             ..Default::default()
         }
     }
@@ -124,6 +136,9 @@ pub struct OutputArgs {
     /// Write the Markdown summary here (also appended to $GITHUB_STEP_SUMMARY when set).
     #[arg(long)]
     pub markdown: Option<PathBuf>,
+    /// Write the HTML report here: one self-contained page with SVG plots (docs/report.md).
+    #[arg(long)]
+    pub html: Option<PathBuf>,
     /// No colours.
     #[arg(long, env = "NO_COLOR", value_parser = clap::builder::FalseyValueParser::new())]
     pub no_color: bool,
@@ -147,6 +162,15 @@ pub struct RunArgs {
     /// runs again, and only what both runs show counts).
     #[arg(long)]
     pub no_confirm: bool,
+    /// Paired A/B: run each scenario's variant from this base tree (e.g. a
+    /// git worktree of the merge base) alternately with this tree's, and
+    /// gate on the paired differences instead of the stored baselines.
+    #[arg(long, value_name = "DIR")]
+    pub against: Option<PathBuf>,
+    /// Base/head pairs per scenario with --against.
+    #[arg(long, value_name = "N", default_value_t = crate::paired::DEFAULT_PAIRS as u16,
+          value_parser = clap::value_parser!(u16).range(2..=50))]
+    pub pairs: u16,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -175,6 +199,26 @@ pub struct ListArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+pub struct CalibrateArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+    /// Runs per scenario.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(3..=200))]
+    pub runs: u16,
+    /// Write the recommended tolerances into the suite files (review the diff).
+    #[arg(long)]
+    pub write: bool,
+    /// Also write the calibration as JSON.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Also write the noise table as Markdown.
+    #[arg(long)]
+    pub markdown: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
 pub struct DoctorArgs {
     /// Print JSON instead of text.
     #[arg(long)]
@@ -190,6 +234,8 @@ pub fn main() -> i32 {
         Command::List(a) => commands::list(a),
         Command::Check(a) => commands::check(a),
         Command::Doctor(a) => commands::doctor(a),
+        Command::Calibrate(a) => calibrate::calibrate(a),
+        Command::Serve(a) => serve::serve(a),
         Command::OomChild(a) => crate::exec::oom_host::child_main(&a),
         Command::Workload(a) => {
             let stdout = std::io::stdout();

@@ -242,7 +242,7 @@ fn run_sweep(
     }
 
     let derived = Derived::from_points(&points, spec);
-    derived.emit(&mut out.metrics, &points, on_cuda);
+    derived.emit(&mut out.metrics, &points, spec, on_cuda);
     let overhead = if wall.is_zero() {
         0.0
     } else {

@@ -77,8 +77,11 @@ impl Invocation {
         neon_perf_bin: &Path,
     ) -> Result<Invocation, ExecError> {
         let mut vars: BTreeMap<String, String> = point_labels(point);
+        // Absolute: the child runs in the suite's folder (or `cwd`), where a
+        // relative `suites/…` would point one level too deep.
+        let suite_dir = std::path::absolute(&plan.base_dir).unwrap_or(plan.base_dir.clone());
         vars.insert("neon_perf".into(), neon_perf_bin.display().to_string());
-        vars.insert("suite_dir".into(), plan.base_dir.display().to_string());
+        vars.insert("suite_dir".into(), suite_dir.display().to_string());
         let subst = |s: &str| substitute(s, &vars).map_err(ExecError::Failed);
         let mut argv = spec
             .command
@@ -97,8 +100,8 @@ impl Invocation {
             .map(|(k, v)| Ok((k.clone(), subst(v)?)))
             .collect::<Result<_, ExecError>>()?;
         let cwd = match &spec.cwd {
-            Some(c) => plan.base_dir.join(c),
-            None => plan.base_dir.clone(),
+            Some(c) => suite_dir.join(c),
+            None => suite_dir,
         };
         Ok(Invocation { argv, env, cwd })
     }

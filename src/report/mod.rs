@@ -1,6 +1,7 @@
 //! Reporters turn a [`RunReport`] into bytes; they never write files
 //! themselves. The CLI (one owner) writes what they return.
 
+pub mod html;
 pub mod junit;
 pub mod markdown;
 pub mod terminal;

@@ -4,6 +4,7 @@
 //! - [`quantile`], [`reduce`]: the estimators (type-7 quantiles, mean).
 //! - [`bootstrap`]: seeded bootstrap CI of the ratio of two estimators.
 //! - [`mwu`]: Mann-Whitney U with tie and continuity correction.
+//! - [`paired`]: Student t interval and sign-flip test of paired log-ratios.
 //! - [`robust`]: MAD, Tukey fences (outliers are flagged, never removed).
 //! - [`reservoir`]: bounded, seeded reservoir sampling for baselines.
 //! - [`rng`]: the seeded PRNG all of the above use.
@@ -11,6 +12,7 @@
 pub mod bootstrap;
 pub mod dist;
 pub mod mwu;
+pub mod paired;
 #[cfg(test)]
 mod proptests;
 pub mod reservoir;
@@ -21,6 +23,7 @@ pub use bootstrap::{
     BootstrapConfig, RatioCi, bootstrap_quantile_ratio_ci, bootstrap_ratio_ci, z_for,
 };
 pub use mwu::{MannWhitney, mann_whitney_u};
+pub use paired::{PairedCi, paired_ratio_ci, sign_flip_p, t_quantile};
 pub use reservoir::{Reservoir, reservoir_sample};
 pub use rng::Rng;
 pub use robust::{Fences, OutlierCounts, count_outliers, mad, mad_sigma, tukey_fences};

@@ -81,7 +81,13 @@ impl Derived {
     /// number has no spread to test (the `latency`/`throughput` samples carry
     /// that signal), but absolute bounds (`max`, `min`) and a rule's
     /// `direction` still apply. Device memory on CUDA is steady and gated.
-    pub fn emit(&self, m: &mut Vec<MetricSeries>, points: &[BatchPoint], on_cuda: bool) {
+    pub fn emit(
+        &self,
+        m: &mut Vec<MetricSeries>,
+        points: &[BatchPoint],
+        spec: &BatchSweepSpec,
+        on_cuda: bool,
+    ) {
         let single = MetricSeries::single;
         let mem_dir = if on_cuda {
             Direction::LowerIsBetter
@@ -133,6 +139,15 @@ impl Derived {
                 Unit::Count,
                 Direction::Neither,
                 b as f64,
+            ));
+        }
+        // The SLO itself, so reports can draw it next to the latencies.
+        if let Some(slo) = spec.latency_slo {
+            m.push(single(
+                MetricKey::new("latency_slo"),
+                Unit::Seconds,
+                Direction::Neither,
+                slo.0.as_secs_f64(),
             ));
         }
     }
@@ -290,9 +305,10 @@ mod tests {
     #[test]
     fn emits_every_derived_metric() {
         let pts = [pt(1, 1.0), pt(4, 2.0)];
-        let d = Derived::from_points(&pts, &spec(Some(5)));
+        let s = spec(Some(5));
+        let d = Derived::from_points(&pts, &s);
         let mut m = Vec::new();
-        d.emit(&mut m, &pts, false);
+        d.emit(&mut m, &pts, &s, false);
         let names: Vec<String> = m.iter().map(|s| s.key.to_string()).collect();
         for want in [
             "latency_p99{batch=4}",
@@ -302,6 +318,7 @@ mod tests {
             "best_batch",
             "throughput{batch=best}",
             "max_batch_under_slo",
+            "latency_slo",
         ] {
             assert!(
                 names.iter().any(|n| n == want),

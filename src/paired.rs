@@ -1,0 +1,327 @@
+//! Paired A/B on one runner: `neon-perf run --against DIR`.
+//!
+//! DIR is a checkout of the base revision. For each scenario, the base
+//! tree's variant (its suite file, kernel sources, scripts, model files: all
+//! resolved in its own tree) and the head's run alternately, B H H B B H …,
+//! each on a slice of the scenario's budget, and the verdict comes from the
+//! paired differences (`compare::compare_paired`). Drift between the day a
+//! baseline was recorded and today, and load that is steady over a pair,
+//! cancel; stored baselines stay the record on main and the fallback.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::compare::{MetricVerdict, Policy, Verdict, compare_paired};
+use crate::config;
+use crate::exec::{ExecEnv, ExecEvent};
+use crate::metric::MetricSeries;
+use crate::plan::{ScenarioPlan, Settings};
+use crate::result::{Outcome, ScenarioResult};
+use crate::units::HumanDuration;
+
+/// Pairs per scenario unless told otherwise: 4 pairs (B H H B B H H B)
+/// cancel linear drift twice over and give a t interval with 3 degrees of
+/// freedom; measured here, their interval was ±0.2–0.4% on a 2-core VM under
+/// load, far inside any useful tolerance.
+pub const DEFAULT_PAIRS: usize = 4;
+
+/// Where the base revision lives and how many pairs to run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Against {
+    /// The base tree's root (a checkout or `git worktree` of the base).
+    pub dir: PathBuf,
+    /// Base/head pairs per scenario (at least 2).
+    pub pairs: usize,
+}
+
+/// The base tree: maps a head suite file to its counterpart and loads it once.
+pub struct BaseTree {
+    root: PathBuf,
+    head_root: PathBuf,
+    suites: BTreeMap<PathBuf, Result<Vec<ScenarioPlan>, String>>,
+}
+
+impl BaseTree {
+    /// `head_root` is the working tree the head suites were given from (the
+    /// current directory).
+    pub fn new(root: &Path, head_root: &Path) -> Result<BaseTree, String> {
+        let root = root
+            .canonicalize()
+            .map_err(|e| format!("base tree {}: {e}", root.display()))?;
+        if !root.is_dir() {
+            return Err(format!("base tree {} is not a directory", root.display()));
+        }
+        let head_root = head_root
+            .canonicalize()
+            .map_err(|e| format!("working tree {}: {e}", head_root.display()))?;
+        Ok(BaseTree {
+            root,
+            head_root,
+            suites: BTreeMap::new(),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The base suite file for a head suite file: the same path relative
+    /// to each tree's root.
+    pub fn counterpart(&self, head_file: &Path) -> Result<PathBuf, String> {
+        let abs = head_file
+            .canonicalize()
+            .map_err(|e| format!("{}: {e}", head_file.display()))?;
+        let rel = abs.strip_prefix(&self.head_root).map_err(|_| {
+            format!(
+                "suite {} is outside the working tree {}: no base counterpart to pair it with",
+                head_file.display(),
+                self.head_root.display()
+            )
+        })?;
+        Ok(self.root.join(rel))
+    }
+
+    /// The base variant of `head`: `Ok(None)` when the base suite or the
+    /// scenario does not exist there (a new scenario), `Err` when the base
+    /// suite exists but does not load.
+    pub fn plan_for(&mut self, head: &ScenarioPlan) -> Result<Option<ScenarioPlan>, String> {
+        let file = self.counterpart(&head.location.file)?;
+        let plans = self.suites.entry(file.clone()).or_insert_with(|| {
+            if !file.exists() {
+                return Ok(Vec::new());
+            }
+            config::load_suite(&file)
+                .map(|s| s.scenarios)
+                .map_err(|e| e.render(false))
+        });
+        match plans {
+            Ok(plans) => Ok(plans
+                .iter()
+                .find(|p| p.full_name() == head.full_name())
+                .cloned()),
+            Err(e) => Err(format!("the base tree's suite does not load:\n{e}")),
+        }
+    }
+}
+
+/// One execution's share of the scenario's budget, so that paired mode
+/// takes about the wall time of one stored-baseline run: the time limits and
+/// the sample floor are split over the `2 × pairs` executions (at least 2
+/// samples each), and the precision target is relaxed by `√pairs`, since
+/// the verdict averages the pairs. Host contention is not a reason to
+/// discard a run here: load that is steady over a pair cancels in its
+/// ratio, and a burst widens the interval (towards `inconclusive`, never a
+/// false `regressed`); it is still reported as a warning.
+pub fn execution_settings(settings: &Settings, pairs: usize) -> Settings {
+    let r = settings.resolve();
+    let pairs = pairs.max(1);
+    let k = (2 * pairs) as u32;
+    let min_samples = r.min_samples.div_ceil(k).max(2);
+    Settings {
+        warmup: Some(HumanDuration(r.warmup / k)),
+        max_time: Some(HumanDuration(
+            (r.max_time / k).max(Duration::from_millis(50)),
+        )),
+        min_samples: Some(min_samples),
+        max_samples: Some(r.max_samples.max(min_samples)),
+        target_rel_ci: Some(r.target_rel_ci * (pairs as f64).sqrt()),
+        max_contention: Some(1.0),
+        ..settings.clone()
+    }
+}
+
+/// Runs one variant once: the session's executor in its monitor window.
+pub type ExecuteFn =
+    dyn Fn(&ScenarioPlan, &ExecEnv, &Settings, &mut dyn FnMut(ExecEvent)) -> ScenarioResult;
+
+/// How a pairing ended.
+pub enum Paired {
+    /// The head's runs merged into one result, and the paired verdicts.
+    Done(Box<ScenarioResult>, Vec<MetricVerdict>),
+    /// The base variant failed or cannot run here: the caller falls back
+    /// to the stored baseline and says why.
+    BaseUnusable(String),
+}
+
+/// Runs base and head alternately and compares them pair by pair.
+/// `execute` runs one variant once (the session's executor in its monitor
+/// window).
+#[allow(clippy::too_many_arguments)]
+pub fn run_pairs(
+    head: &ScenarioPlan,
+    base: &ScenarioPlan,
+    pairs: usize,
+    settings: &Settings,
+    tolerance: f64,
+    policy: &Policy,
+    env: &ExecEnv,
+    on_event: &mut dyn FnMut(ExecEvent),
+    execute: &ExecuteFn,
+) -> Paired {
+    let pairs = pairs.max(2);
+    let each = execution_settings(settings, pairs);
+    let mut base_runs = Vec::with_capacity(2 * pairs);
+    let mut head_runs = Vec::with_capacity(2 * pairs);
+    // Up to twice the pairs when the first ones leave a gated metric
+    // inconclusive: the extra pairs cost time only when the answer is unclear.
+    let mut target = pairs;
+    let (verdicts, invalid, dropped) = loop {
+        for i in base_runs.len()..target {
+            // B H, H B, B H, …: a linear drift adds as much to heads as to bases.
+            let order: [bool; 2] = if i % 2 == 0 {
+                [false, true]
+            } else {
+                [true, false]
+            };
+            for is_head in order {
+                let (plan, side) = if is_head {
+                    (head, "head")
+                } else {
+                    (base, "base")
+                };
+                on_event(ExecEvent::Point {
+                    index: i,
+                    total: target,
+                    label: format!("pair {}/{target} {side}", i + 1),
+                });
+                let r = execute(plan, env, &each, on_event);
+                let why = match &r.outcome {
+                    Outcome::Ran => None,
+                    Outcome::Failed { error } => Some(format!("failed: {error}")),
+                    Outcome::Ignored { reason } => Some(format!("was ignored: {reason}")),
+                };
+                if is_head {
+                    head_runs.push(r);
+                    if why.is_some() {
+                        return Paired::Done(
+                            Box::new(head_failed(head_runs, &base_runs)),
+                            Vec::new(),
+                        );
+                    }
+                } else if let Some(why) = why {
+                    return Paired::BaseUnusable(format!("the base tree's variant {why}"));
+                } else {
+                    base_runs.push(r);
+                }
+            }
+        }
+        let (verdicts, invalid, dropped) = judge(head, &base_runs, &head_runs, tolerance, policy);
+        let unclear = verdicts
+            .iter()
+            .any(|v| v.gated && v.verdict == Verdict::Inconclusive);
+        if unclear && target == pairs {
+            target = 2 * pairs;
+        } else {
+            break (verdicts, invalid, dropped);
+        }
+    };
+    let done = base_runs.len();
+    let mut merged = merge_runs(&head_runs, &base_runs);
+    merged.warnings.insert(
+        0,
+        format!(
+            "paired with the base tree: {done} pairs{}, B H H B order, each run on 1/{} of the budget",
+            if done > pairs { " (extended: the first were inconclusive)" } else { "" },
+            2 * pairs
+        ),
+    );
+    if dropped > 0 && invalid.is_none() {
+        merged.warnings.push(format!(
+            "{dropped} of {done} pairs dropped: a run was invalid"
+        ));
+    }
+    if let Some(why) = invalid {
+        merged.invalid_reasons.push(why);
+    }
+    Paired::Done(Box::new(merged), verdicts)
+}
+
+/// Verdicts from the valid pairs so far; with fewer than two valid pairs,
+/// every run is used and the metrics are `invalid` with the reasons.
+fn judge(
+    head: &ScenarioPlan,
+    base_runs: &[ScenarioResult],
+    head_runs: &[ScenarioResult],
+    tolerance: f64,
+    policy: &Policy,
+) -> (Vec<MetricVerdict>, Option<String>, usize) {
+    let n = base_runs.len().min(head_runs.len());
+    let valid: Vec<usize> = (0..n)
+        .filter(|&i| {
+            base_runs[i].invalid_reasons.is_empty() && head_runs[i].invalid_reasons.is_empty()
+        })
+        .collect();
+    let invalid = (valid.len() < 2).then(|| {
+        let why: Vec<&str> = base_runs
+            .iter()
+            .chain(head_runs)
+            .flat_map(|r| r.invalid_reasons.iter().map(String::as_str))
+            .collect();
+        format!(
+            "only {} of {n} pairs were valid: {}",
+            valid.len(),
+            why.join("; ")
+        )
+    });
+    let (b, h): (Vec<ScenarioResult>, Vec<ScenarioResult>) = if invalid.is_some() {
+        (base_runs[..n].to_vec(), head_runs[..n].to_vec())
+    } else {
+        valid
+            .iter()
+            .map(|&i| (base_runs[i].clone(), head_runs[i].clone()))
+            .unzip()
+    };
+    let verdicts = compare_paired(
+        &b,
+        &h,
+        &head.metric_rules,
+        tolerance,
+        invalid.as_deref(),
+        policy,
+    );
+    (verdicts, invalid, n - valid.len())
+}
+
+/// A failing head run is the scenario's failure (with the wall time of
+/// every run so far).
+fn head_failed(mut head_runs: Vec<ScenarioResult>, base_runs: &[ScenarioResult]) -> ScenarioResult {
+    let mut r = head_runs.pop().expect("the failed head run");
+    r.wall_time_s += head_runs
+        .iter()
+        .chain(base_runs)
+        .map(|x| x.wall_time_s)
+        .sum::<f64>();
+    r
+}
+
+/// The head's runs as one result: every sample of every run, in order; the
+/// last run's checks and monitor; the wall time of all runs, both sides.
+fn merge_runs(head_runs: &[ScenarioResult], base_runs: &[ScenarioResult]) -> ScenarioResult {
+    let last = head_runs.last().expect("at least one head run");
+    let mut merged = last.clone();
+    let mut metrics: Vec<MetricSeries> = Vec::new();
+    for r in head_runs {
+        for m in &r.metrics {
+            match metrics.iter_mut().find(|x| x.key == m.key) {
+                Some(x) => x.samples.extend_from_slice(&m.samples),
+                None => metrics.push(m.clone()),
+            }
+        }
+    }
+    merged.metrics = metrics;
+    let mut warnings: Vec<String> = Vec::new();
+    for w in head_runs.iter().chain(base_runs).flat_map(|r| &r.warnings) {
+        if !warnings.contains(w) {
+            warnings.push(w.clone());
+        }
+    }
+    merged.warnings = warnings;
+    merged.invalid_reasons = Vec::new();
+    merged.wall_time_s = head_runs
+        .iter()
+        .chain(base_runs)
+        .map(|r| r.wall_time_s)
+        .sum();
+    merged
+}

@@ -1,0 +1,229 @@
+//! Paired differences: the statistics of interleaved base/head runs.
+//!
+//! Each pair is one base run and one head run taken back to back, reduced to
+//! the log of their ratio. Drift that is slow against a pair (a neighbour's
+//! load, thermal state, the day the baseline was recorded) cancels within
+//! it, so the pairs' spread is the noise that matters and the interval on
+//! their mean is a Student t interval.
+
+use super::dist::normal_quantile;
+
+/// The mean of paired log-ratios with its interval, as ratios.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PairedCi {
+    /// `exp(mean log ratio)`: the geometric mean of head/base.
+    pub point: f64,
+    pub lo: f64,
+    pub hi: f64,
+    /// Pairs used.
+    pub n: usize,
+    /// Standard deviation of the log-ratios (relative noise of one pair).
+    pub sd: f64,
+    /// Pairs pulled in to the clipping fence (see [`paired_ratio_ci`]).
+    pub clipped: usize,
+}
+
+/// How far from the median of the log-ratios, in robust standard
+/// deviations (1.4826·MAD), a pair may lie before it is clipped to the fence.
+pub const CLIP_SIGMAS: f64 = 4.0;
+/// Smallest robust standard deviation the fence uses (0.25%), so that pairs
+/// which agree to the last digit do not make every small difference an outlier.
+pub const CLIP_MIN_SIGMA: f64 = 0.0025;
+
+/// Student t quantile: `P(T ≤ t) = p` with `df` degrees of freedom. Exact
+/// for 1 and 2 degrees of freedom, otherwise the Cornish-Fisher expansion
+/// (Abramowitz & Stegun 26.7.5; within 0.8% at df = 3, 0.01% from df = 5).
+pub fn t_quantile(p: f64, df: usize) -> f64 {
+    if p <= 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if p >= 1.0 {
+        return f64::INFINITY;
+    }
+    match df {
+        0 => f64::NAN,
+        1 => (std::f64::consts::PI * (p - 0.5)).tan(),
+        2 => (2.0 * p - 1.0) / (2.0 * p * (1.0 - p)).sqrt(),
+        _ => {
+            let z = normal_quantile(p);
+            let v = df as f64;
+            let z2 = z * z;
+            let g1 = (z2 + 1.0) * z / 4.0;
+            let g2 = ((5.0 * z2 + 16.0) * z2 + 3.0) * z / 96.0;
+            let g3 = (((3.0 * z2 + 19.0) * z2 + 17.0) * z2 - 15.0) * z / 384.0;
+            let g4 =
+                ((((79.0 * z2 + 776.0) * z2 + 1482.0) * z2 - 1920.0) * z2 - 945.0) * z / 92160.0;
+            z + g1 / v + g2 / (v * v) + g3 / (v * v * v) + g4 / (v * v * v * v)
+        }
+    }
+}
+
+/// The two-sided `confidence` interval of the geometric mean ratio of
+/// `pairs` (`(base, head)`, both positive): a Student t interval on the
+/// log-ratios after winsorizing them at the median ± [`CLIP_SIGMAS`] robust
+/// standard deviations. A burst of load during one run makes one pair an
+/// outlier by tens of percent; clipped, it still counts (at the fence) but
+/// cannot alone turn a clear answer into `inconclusive`. `None` with fewer
+/// than two usable pairs.
+pub fn paired_ratio_ci(pairs: &[(f64, f64)], confidence: f64) -> Option<PairedCi> {
+    let mut d = log_ratios(pairs);
+    let n = d.len();
+    if n < 2 {
+        return None;
+    }
+    let clipped = winsorize(&mut d);
+    let mean = d.iter().sum::<f64>() / n as f64;
+    let var = d.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+    let sd = var.sqrt();
+    let t = t_quantile(0.5 + confidence.clamp(0.0, 0.999_999) / 2.0, n - 1);
+    let half = t * sd / (n as f64).sqrt();
+    Some(PairedCi {
+        point: mean.exp(),
+        lo: (mean - half).exp(),
+        hi: (mean + half).exp(),
+        n,
+        sd,
+        clipped,
+    })
+}
+
+/// Clips values beyond median ± CLIP_SIGMAS·max(1.4826·MAD, CLIP_MIN_SIGMA)
+/// to that fence; returns how many were clipped. Needs 4 values to judge.
+fn winsorize(d: &mut [f64]) -> usize {
+    if d.len() < 4 {
+        return 0;
+    }
+    let median = |v: &[f64]| {
+        let mut s = v.to_vec();
+        s.sort_by(|a, b| a.total_cmp(b));
+        let m = s.len() / 2;
+        if s.len() % 2 == 1 {
+            s[m]
+        } else {
+            (s[m - 1] + s[m]) / 2.0
+        }
+    };
+    let med = median(d);
+    let dev: Vec<f64> = d.iter().map(|x| (x - med).abs()).collect();
+    let sigma = (1.4826 * median(&dev)).max(CLIP_MIN_SIGMA);
+    let (lo, hi) = (med - CLIP_SIGMAS * sigma, med + CLIP_SIGMAS * sigma);
+    let mut clipped = 0;
+    for x in d.iter_mut() {
+        if *x < lo || *x > hi {
+            *x = x.clamp(lo, hi);
+            clipped += 1;
+        }
+    }
+    clipped
+}
+
+/// Exact two-sided sign-flip permutation p-value of "the log-ratios are
+/// centred on zero": every assignment of signs is as likely under the null.
+/// Distribution-free; with `n` pairs the smallest possible p is `2 / 2^n`.
+/// Above 20 pairs the first 20 are used (the p-value is informational).
+pub fn sign_flip_p(pairs: &[(f64, f64)]) -> Option<f64> {
+    let mut d = log_ratios(pairs);
+    d.truncate(20);
+    let n = d.len();
+    if n == 0 {
+        return None;
+    }
+    let observed = d.iter().sum::<f64>().abs();
+    let eps = 1e-12 * d.iter().map(|x| x.abs()).sum::<f64>();
+    let total = 1u64 << n;
+    let mut extreme = 0u64;
+    for mask in 0..total {
+        let s: f64 = d
+            .iter()
+            .enumerate()
+            .map(|(i, x)| if mask >> i & 1 == 1 { -x } else { *x })
+            .sum();
+        if s.abs() >= observed - eps {
+            extreme += 1;
+        }
+    }
+    Some(extreme as f64 / total as f64)
+}
+
+fn log_ratios(pairs: &[(f64, f64)]) -> Vec<f64> {
+    pairs
+        .iter()
+        .filter(|(b, h)| *b > 0.0 && *h > 0.0 && b.is_finite() && h.is_finite())
+        .map(|(b, h)| (h / b).ln())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::Rng;
+
+    #[test]
+    fn t_quantiles_match_tables() {
+        let table = [
+            (0.975, 1, 12.706_205),
+            (0.975, 2, 4.302_653),
+            (0.975, 3, 3.182_446),
+            (0.975, 5, 2.570_582),
+            (0.975, 10, 2.228_139),
+            (0.975, 30, 2.042_272),
+            (0.95, 3, 2.353_363),
+            (0.995, 4, 4.604_095),
+        ];
+        for (p, df, want) in table {
+            let got = t_quantile(p, df);
+            assert!(
+                (got / want - 1.0).abs() < 0.008,
+                "t({p}, {df}) = {got}, want {want}"
+            );
+            assert!((t_quantile(1.0 - p, df) + got).abs() < 1e-9, "symmetry");
+        }
+    }
+
+    #[test]
+    fn interval_covers_a_known_shift() {
+        // Pairs with a 5% shift and 1% noise: the interval holds 1.05 and is
+        // about as wide as t·sd/√n says.
+        let mut rng = Rng::new(7);
+        let pairs: Vec<(f64, f64)> = (0..8)
+            .map(|_| {
+                let drift = 1.0 + 0.2 * rng.next_f64(); // shared by both sides
+                (drift, drift * 1.05 * (1.0 + 0.01 * rng.normal()))
+            })
+            .collect();
+        let ci = paired_ratio_ci(&pairs, 0.95).unwrap();
+        assert!(ci.lo < 1.05 && 1.05 < ci.hi, "{ci:?}");
+        assert!(ci.hi / ci.lo < 1.03, "drift must cancel: {ci:?}");
+        assert_eq!(ci.n, 8);
+    }
+
+    #[test]
+    fn one_burst_is_clipped_not_decisive() {
+        // Three pairs agree on +5%; one run hit a burst (+60%).
+        let pairs = [(1.0, 1.047), (1.0, 1.044), (1.0, 1.050), (1.0, 1.60)];
+        let ci = paired_ratio_ci(&pairs, 0.95).unwrap();
+        assert_eq!(ci.clipped, 1);
+        assert!(ci.lo > 1.03 && ci.hi < 1.10, "{ci:?}");
+        // Pairs that agree exactly are not clipped for tiny differences.
+        let same = [(1.0, 1.0), (1.0, 1.0), (1.0, 1.0), (1.0, 1.001)];
+        assert_eq!(paired_ratio_ci(&same, 0.95).unwrap().clipped, 0);
+    }
+
+    #[test]
+    fn too_few_pairs_give_no_interval() {
+        assert_eq!(paired_ratio_ci(&[(1.0, 1.1)], 0.95), None);
+        assert_eq!(paired_ratio_ci(&[(1.0, 1.1), (0.0, 1.0)], 0.95), None);
+    }
+
+    #[test]
+    fn sign_flip_p_values() {
+        // All six pairs slower: only the all-plus and all-minus assignments
+        // are as extreme, p = 2/64.
+        let up: Vec<(f64, f64)> = (1..=6).map(|i| (1.0, 1.0 + 0.01 * i as f64)).collect();
+        assert!((sign_flip_p(&up).unwrap() - 2.0 / 64.0).abs() < 1e-12);
+        // Symmetric differences: p = 1.
+        let sym = [(1.0, 1.1), (1.1, 1.0), (1.0, 1.2), (1.2, 1.0)];
+        assert!((sign_flip_p(&sym).unwrap() - 1.0).abs() < 1e-12);
+        assert_eq!(sign_flip_p(&[]), None);
+    }
+}
