@@ -162,7 +162,7 @@ pub(crate) fn scenario(
             Kind::WebsocketFlood => {
                 read::spec::<WebsocketFloodSpec>(rest, header.clone(), kind.id(), &known_keys)
                     .and_then(|spec| check_websocket(ctx.text, t, &header, spec, &points))
-                    .map(KindSpec::WebsocketFlood)
+                    .map(|s| KindSpec::WebsocketFlood(Box::new(s)))
             }
         };
         r.map_err(|d| diags.push(other_kinds_key(d, kind))).ok()

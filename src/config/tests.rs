@@ -145,7 +145,7 @@ fn one_mistake_each() {
         ("[[scenario]]\nname = \"a\"\nkind = \"websocket_flood\"\n".into(), (1, 1), "missing `target = \"builtin\"`", None),
         ("[[scenario]]\nname = \"a\"\nkind = \"websocket_flood\"\ntarget = \"builtin\"\nchecks = [\"oversise\"]\n".into(), (5, 11), "unknown check `oversise`", Some("did you mean `oversize`?")),
         ("[[scenario]]\nname = \"a\"\nkind = \"websocket_flood\"\nurl = \"ws://127.0.0.1:1/\"\nrate = 10\nin_flight = 2\n".into(), (5, 8), "give either `in_flight` (closed loop) or `rate` (open loop), not both", None),
-        ("[[scenario]]\nname = \"a\"\nkind = \"websocket_flood\"\nurl = \"ws://127.0.0.1:{port}/\"\nserver = { command = [\"x\", \"{prot}\"] }\n".into(), (5, 27), "unknown placeholder `{prot}`", Some("did you mean `{port}`?")),
+        ("[[scenario]]\nname = \"a\"\nkind = \"websocket_flood\"\nurl = \"ws://127.0.0.1:{port}/\"\nserver = { command = [\"x\", \"{prot}\"] }\n".into(), (5, 29), "unknown placeholder `{prot}`", Some("did you mean `{port}`?")),
         ("[[scenario]]\nname = \"a\"\nkind = \"websocket_flood\"\ntarget = \"builtin\"\nconection = 5\n".into(), (5, 1), "unknown key `conection` in a `websocket_flood` scenario", Some("did you mean `connections`?")),
         (with("connections = 5"), (5, 1), "unknown key `connections` in a `command` scenario", Some("`connections` is a key of `websocket_flood` scenarios; this one is `kind = \"command\"`")),
         ("[[scenario]]\nname = \"a\"\nkind = \"batch_sweep\"\nbatch_sizes = [1]\n".into(), (1, 1), "missing key `model`", None),

@@ -147,7 +147,7 @@ fn find_program(program: &str, cwd: &Path) -> Option<PathBuf> {
 
 /// A server of the flood: in-process, started, or already running.
 enum Running {
-    Builtin(BuiltinHandle),
+    Builtin(crate::ws::server::ServerHandle),
     Process(Box<ServerProcess>),
     External,
 }
@@ -161,20 +161,6 @@ struct Served {
     max_message: Option<usize>,
 }
 
-/// The builtin server's handle (`crate::ws::server::ServerHandle` once the
-/// reference server is in this build).
-type BuiltinHandle = ();
-
-async fn start_builtin(
-    _cfg: crate::ws::server::ServeConfig,
-) -> std::io::Result<(BuiltinHandle, std::net::SocketAddr)> {
-    Err(std::io::Error::other(
-        "the builtin reference server is not in this build yet",
-    ))
-}
-
-async fn stop_builtin(_h: BuiltinHandle) {}
-
 async fn start_server(
     plan: &ScenarioPlan,
     spec: &WebsocketFloodSpec,
@@ -183,11 +169,11 @@ async fn start_server(
     match spec.target() {
         Target::Builtin(cfg) => {
             let max_message = Some(cfg.max_message);
-            let (handle, addr) = start_builtin(cfg)
+            let handle = crate::ws::server::start(cfg)
                 .await
                 .map_err(|e| ExecError::Failed(format!("cannot start the builtin server: {e}")))?;
             Ok(Served {
-                url: format!("ws://{addr}/"),
+                url: format!("ws://{}/", handle.addr()),
                 running: Running::Builtin(handle),
                 pid: Some(std::process::id()),
                 describe: "the builtin reference server (in this process)".into(),
@@ -264,7 +250,7 @@ impl Served {
     async fn stop(self) -> Vec<String> {
         match self.running {
             Running::Builtin(h) => {
-                stop_builtin(h).await;
+                h.shutdown().await;
                 Vec::new()
             }
             Running::Process(mut p) => {
@@ -311,14 +297,16 @@ async fn run_checks(
     served: &Served,
     out: &mut ExecOutput,
 ) -> Result<(), ExecError> {
-    let kinds = spec.check_kinds();
-    if kinds.is_empty() {
-        return Ok(());
+    let target = crate::ws::checks::CheckTarget {
+        url: served.url.clone(),
+        server_pid: served.pid,
+        max_message: served.max_message,
+    };
+    for kind in spec.check_kinds() {
+        out.checks
+            .push(crate::ws::checks::run_check(kind, &target).await);
     }
-    let _ = (served.pid, served.max_message, &out.checks);
-    Err(ExecError::Failed(
-        "robustness checks are not available in this build yet".into(),
-    ))
+    Ok(())
 }
 
 fn build_payload(

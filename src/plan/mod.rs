@@ -305,7 +305,7 @@ pub enum KindSpec {
     GpuKernel(GpuKernelSpec),
     OomStress(OomStressSpec),
     BatchSweep(BatchSweepSpec),
-    WebsocketFlood(WebsocketFloodSpec),
+    WebsocketFlood(Box<WebsocketFloodSpec>),
 }
 
 impl KindSpec {

@@ -97,6 +97,8 @@ pub struct BuiltinSpec {
     #[serde(default)]
     pub max_batch: Option<u32>,
     #[serde(default)]
+    pub max_in_flight: Option<u32>,
+    #[serde(default)]
     pub max_wait: Option<HumanDuration>,
     #[serde(default)]
     pub max_message: Option<ByteSize>,
@@ -115,6 +117,7 @@ impl BuiltinSpec {
         let d = ServeConfig::default();
         ServeConfig {
             bind: d.bind,
+            max_in_flight: self.max_in_flight.map_or(d.max_in_flight, |v| v as usize),
             max_batch: self.max_batch.map_or(d.max_batch, |v| v as usize),
             max_wait: self.max_wait.map_or(d.max_wait, |v| v.0),
             max_message: self.max_message.map_or(d.max_message, |v| v.0 as usize),

@@ -14,7 +14,7 @@ pub fn open_files() -> Option<(u64, u64)> {
     };
     // SAFETY: getrlimit writes into the struct we pass.
     let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) };
-    (rc == 0).then_some((r.rlim_cur as u64, r.rlim_max as u64))
+    (rc == 0).then_some((r.rlim_cur, r.rlim_max))
 }
 
 /// What [`ensure_open_files`] did.
