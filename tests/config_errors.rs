@@ -46,8 +46,11 @@ const CASES: &[(&str, usize)] = &[
     ("unknown_placeholder", 5),
     ("unknown_scenario_key", 5),
     ("unknown_top_level_key", 4),
-    ("unsupported_kind", 3),
     ("wrong_type", 2),
+    ("ws_payload_size_typo", 5),
+    ("ws_port_without_server", 4),
+    ("ws_rate_and_in_flight", 6),
+    ("ws_unknown_check", 5),
 ];
 
 fn fixture(stem: &str) -> PathBuf {

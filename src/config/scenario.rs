@@ -15,14 +15,12 @@ use super::settings::{Layer, SETTINGS_KEYS};
 use crate::metric::ChecklistItem;
 use crate::plan::{
     BatchSweepSpec, CommandSpec, DeviceSel, GpuKernelSpec, Kind, KindSpec, OomStressSpec,
-    ParamPoint, ParamValue, ScenarioPlan, SourceLocation,
+    ParamPoint, ParamValue, ScenarioPlan, SourceLocation, WebsocketFloodSpec,
 };
 
 /// Keys every scenario may have, whatever its kind (settings keys come on top).
 pub(crate) const COMMON_KEYS: [&str; 6] =
     ["name", "kind", "device", "checklist", "params", "metric"];
-/// Kinds this version runs; the others in `Kind::ALL` are refused by name.
-const SUPPORTED_KINDS: [&str; 4] = ["command", "gpu_kernel", "oom_stress", "batch_sweep"];
 /// More points than this is almost certainly a mistake in `params`.
 const MAX_POINTS: usize = 100_000;
 
@@ -161,7 +159,11 @@ pub(crate) fn scenario(
                     .and_then(|spec| check_batch_sweep(t, &header, spec))
                     .map(KindSpec::BatchSweep)
             }
-            Kind::WebsocketFlood => unreachable!("refused in `kind`"),
+            Kind::WebsocketFlood => {
+                read::spec::<WebsocketFloodSpec>(rest, header.clone(), kind.id(), &known_keys)
+                    .and_then(|spec| check_websocket(ctx.text, t, &header, spec, &points))
+                    .map(|s| KindSpec::WebsocketFlood(Box::new(s)))
+            }
         };
         r.map_err(|d| diags.push(other_kinds_key(d, kind))).ok()
     });
@@ -207,6 +209,10 @@ fn other_kinds_key(d: Diag, kind: Kind) -> Diag {
         (Kind::GpuKernel, read::spec_fields::<GpuKernelSpec>()),
         (Kind::OomStress, read::spec_fields::<OomStressSpec>()),
         (Kind::BatchSweep, read::spec_fields::<BatchSweepSpec>()),
+        (
+            Kind::WebsocketFlood,
+            read::spec_fields::<WebsocketFloodSpec>(),
+        ),
     ]
     .into_iter()
     .filter(|(k, fields)| *k != kind && fields.contains(&key))
@@ -222,9 +228,9 @@ fn other_kinds_key(d: Diag, kind: Kind) -> Diag {
     d.hint(Some(hint))
 }
 
-/// `kind`: required, known, and supported by this version.
+/// `kind`: required and known.
 fn kind(t: &DeTable<'_>, header: &Range<usize>) -> Result<Kind, Diag> {
-    let ids = || SUPPORTED_KINDS.join(", ");
+    let ids = || Kind::ALL.map(|k| k.id()).join(", ");
     let Some(v) = t.get("kind") else {
         return Err(
             Diag::new(header.clone(), "missing key `kind` in [[scenario]]").hint(Some(format!(
@@ -235,11 +241,6 @@ fn kind(t: &DeTable<'_>, header: &Range<usize>) -> Result<Kind, Diag> {
     };
     let s = read::string(v, "kind")?;
     match Kind::from_id(s) {
-        Some(k @ Kind::WebsocketFlood) => Err(Diag::new(
-            v.span(),
-            format!("kind `{k}` is not supported yet by this version of neon-perf"),
-        )
-        .hint(Some(format!("supported kinds: {}", ids())))),
         Some(k) => Ok(k),
         None => Err(Diag::new(v.span(), format!("unknown kind `{s}`")).hint(
             did_you_mean(s, Kind::ALL.iter().map(|k| k.id()))
@@ -262,6 +263,88 @@ fn check_batch_sweep(
             Err(Diag::new(span, msg))
         }
     }
+}
+
+/// The checks of a `websocket_flood` spec that serde cannot do: the target,
+/// sizes and rates at every sweep point, `checks` ids (with a hint), and
+/// placeholders in `url` and `server` (`{port}`, `{neon_perf}`, `{suite_dir}`).
+fn check_websocket(
+    text: &str,
+    t: &DeTable<'_>,
+    header: &Range<usize>,
+    spec: WebsocketFloodSpec,
+    points: &[ParamPoint],
+) -> Result<WebsocketFloodSpec, Diag> {
+    let at = |key: &str| t.get(key).map(|v| v.span()).unwrap_or(header.clone());
+    if let Some(DeValue::Array(items)) = t.get("checks").map(|v| v.get_ref()) {
+        let ids = crate::ws::checks::CheckKind::ALL.map(|c| c.id());
+        let mut seen = Vec::new();
+        for item in items.iter() {
+            let id = read::string(item, "checks")?;
+            if crate::ws::checks::CheckKind::from_id(id).is_none() {
+                return Err(
+                    Diag::new(item.span(), format!("unknown check `{id}`")).hint(
+                        did_you_mean(id, ids)
+                            .or_else(|| Some(format!("expected one of: {}", ids.join(", ")))),
+                    ),
+                );
+            }
+            if seen.contains(&id) {
+                return Err(Diag::new(
+                    item.span(),
+                    format!("check `{id}` is listed twice"),
+                ));
+            }
+            seen.push(id);
+        }
+    }
+    spec.validate(points).map_err(|(key, msg)| {
+        Diag::new(
+            if key.is_empty() {
+                header.clone()
+            } else {
+                at(key)
+            },
+            msg,
+        )
+    })?;
+    // Placeholders: `{port}` (a free port picked for `server`), `{neon_perf}`, `{suite_dir}`.
+    let known = ["port", "neon_perf", "suite_dir"];
+    let mut strings: Vec<&Value<'_>> = t.get("url").into_iter().collect();
+    if let Some(DeValue::Table(server)) = t.get("server").map(|s| s.get_ref()) {
+        for key in ["command", "ready", "cwd"] {
+            match server.get(key).map(|v| (v, v.get_ref())) {
+                Some((_, DeValue::Array(a))) => strings.extend(a.iter()),
+                Some((v, _)) => strings.push(v),
+                None => {}
+            }
+        }
+        if let Some(DeValue::Table(env)) = server.get("env").map(|e| e.get_ref()) {
+            strings.extend(entries(env).into_iter().map(|(_, v)| v));
+        }
+    }
+    for v in strings {
+        let Some(s) = v.get_ref().as_str() else {
+            continue;
+        };
+        for (_, name) in crate::plan::command::placeholders(s) {
+            if known.contains(&name) {
+                continue;
+            }
+            let raw = &text[v.span()];
+            let needle = format!("{{{name}}}");
+            let span = raw
+                .find(&needle)
+                .map(|o| v.span().start + o..v.span().start + o + needle.len())
+                .unwrap_or(v.span());
+            return Err(Diag::new(span, format!("unknown placeholder `{{{name}}}`")).hint(
+                super::error::closest(name, known)
+                    .map(|c| format!("did you mean `{{{c}}}`?"))
+                    .or_else(|| Some("a `websocket_flood` scenario knows `{port}`, `{neon_perf}` and `{suite_dir}`; `params` override keys instead".into())),
+            ));
+        }
+    }
+    Ok(spec)
 }
 
 fn read_checklist(v: &Value<'_>) -> Result<Vec<ChecklistItem>, Diag> {

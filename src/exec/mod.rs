@@ -9,6 +9,7 @@ pub mod gpus;
 pub mod oom;
 pub mod oom_host;
 pub mod sampler;
+pub mod websocket;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -117,6 +118,6 @@ pub fn executor_for(kind: Kind) -> Option<Box<dyn Executor>> {
         Kind::GpuKernel => Some(Box::new(gpu_kernel::GpuKernelExecutor)),
         Kind::OomStress => Some(Box::new(oom::OomStressExecutor)),
         Kind::BatchSweep => Some(Box::new(batch_sweep::BatchSweepExecutor)),
-        Kind::WebsocketFlood => None,
+        Kind::WebsocketFlood => Some(Box::new(websocket::WebsocketFloodExecutor)),
     }
 }

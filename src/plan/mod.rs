@@ -2,7 +2,7 @@
 //! consume. `config` builds them from TOML; nothing here does I/O.
 //!
 //! Kind-specific settings live in one file per kind (`command.rs`,
-//! `gpu_kernel.rs`, `oom.rs`); each is a `serde` struct with
+//! `gpu_kernel.rs`, `oom.rs`, `batch_sweep.rs`, `websocket.rs`); each is a `serde` struct with
 //! `deny_unknown_fields`, so the suite parser reports unknown keys with their
 //! location.
 
@@ -11,6 +11,7 @@ pub mod command;
 pub mod gpu_kernel;
 pub mod oom;
 pub mod partition;
+pub mod websocket;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -27,6 +28,7 @@ pub use command::CommandSpec;
 pub use gpu_kernel::GpuKernelSpec;
 pub use oom::OomStressSpec;
 pub use partition::Partition;
+pub use websocket::WebsocketFloodSpec;
 
 /// A parsed suite file.
 #[derive(Clone, Debug)]
@@ -305,6 +307,7 @@ pub enum KindSpec {
     GpuKernel(GpuKernelSpec),
     OomStress(OomStressSpec),
     BatchSweep(BatchSweepSpec),
+    WebsocketFlood(Box<WebsocketFloodSpec>),
 }
 
 impl KindSpec {
@@ -314,6 +317,7 @@ impl KindSpec {
             KindSpec::GpuKernel(_) => Kind::GpuKernel,
             KindSpec::OomStress(_) => Kind::OomStress,
             KindSpec::BatchSweep(_) => Kind::BatchSweep,
+            KindSpec::WebsocketFlood(_) => Kind::WebsocketFlood,
         }
     }
 }

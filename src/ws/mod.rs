@@ -3,5 +3,6 @@
 //! third-party echo servers share (`protocol`).
 
 pub mod checks;
+pub mod client;
 pub mod protocol;
 pub mod server;

@@ -1,0 +1,378 @@
+//! The flood engine: N WebSocket connections against one url, closed or
+//! open loop, every reply matched to its request by the id it carries
+//! ([`crate::ws::protocol`]) and timed. Free of plan and config types: the
+//! `websocket_flood` executor (src/exec/websocket.rs) builds a
+//! [`FloodConfig`] and turns the [`FloodReport`] into metrics.
+//!
+//! Timeline of a flood: connections open over `ramp_up` (at most
+//! [`FloodConfig::max_connecting`] handshakes at a time) and wait; once
+//! every attempt has finished, all start sending together, `warmup` runs, then
+//! the measurement window (`duration`, or until `messages` in-window
+//! requests were sent and answered). Requests sent inside the window have
+//! their RTT recorded, replies received inside it count towards the rates.
+//! After the window, connections wait for outstanding replies (at most
+//! `drain_timeout`) and close with code 1000.
+
+pub mod conn;
+pub mod limits;
+pub mod payload;
+pub mod process;
+pub mod record;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpStream;
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinSet;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::{WebSocketStream, client_async_with_config};
+
+use conn::{ConnLoad, ConnPlan, Shared, UNSET};
+pub use payload::{Frame, Payload};
+use record::Recorder;
+pub use record::{ErrorKind, Totals};
+
+/// Closed or open loop, over all connections.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Load {
+    /// `in_flight` requests outstanding per connection at all times.
+    Closed { in_flight: usize },
+    /// `rate` requests per second in total, on a fixed schedule; RTTs are
+    /// measured from each request's intended send time.
+    Open { rate: f64 },
+}
+
+/// When the measurement window ends.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum StopAfter {
+    Duration(Duration),
+    /// This many requests sent in the window (and answered, or given up on).
+    Messages(u64),
+}
+
+/// Everything a flood needs.
+#[derive(Clone, Debug)]
+pub struct FloodConfig {
+    pub url: String,
+    pub connections: usize,
+    pub ramp_up: Duration,
+    pub warmup: Duration,
+    pub stop: StopAfter,
+    pub load: Load,
+    pub payload: Payload,
+    /// Width of a throughput slice; `None`: a fiftieth of the window,
+    /// clamped to 20–250 ms (100 ms in messages mode).
+    pub slice: Option<Duration>,
+    pub connect_timeout: Duration,
+    /// How long to wait for outstanding replies after the window.
+    pub drain_timeout: Duration,
+    /// Messages mode: the window ends after this long whatever happens.
+    pub time_limit: Duration,
+    /// Handshakes in progress at once.
+    pub max_connecting: usize,
+    /// RTTs kept as the `rtt` metric's samples (every RTT is in the histogram).
+    pub reservoir: usize,
+    pub seed: u64,
+}
+
+impl FloodConfig {
+    /// Defaults for everything but the target and the load.
+    pub fn new(url: impl Into<String>, connections: usize, load: Load, payload: Payload) -> Self {
+        FloodConfig {
+            url: url.into(),
+            connections,
+            ramp_up: Duration::ZERO,
+            warmup: Duration::from_millis(500),
+            stop: StopAfter::Duration(Duration::from_secs(5)),
+            load,
+            payload,
+            slice: None,
+            connect_timeout: Duration::from_secs(10),
+            drain_timeout: Duration::from_secs(5),
+            time_limit: Duration::from_secs(60),
+            max_connecting: 128,
+            reservoir: 20_000,
+            seed: 0,
+        }
+    }
+
+    fn slice(&self) -> Duration {
+        self.slice.unwrap_or(match self.stop {
+            StopAfter::Duration(d) => {
+                (d / 50).clamp(Duration::from_millis(20), Duration::from_millis(250))
+            }
+            StopAfter::Messages(_) => Duration::from_millis(100),
+        })
+    }
+}
+
+/// What a flood measured.
+pub struct FloodReport {
+    /// Length of the measurement window.
+    pub window: Duration,
+    pub slice: Duration,
+    pub connections: usize,
+    /// Connections whose handshake succeeded.
+    pub connected: usize,
+    /// Time from the first connection attempt to the last one finishing.
+    pub ramp_time: Duration,
+    pub totals: Totals,
+}
+
+impl FloodReport {
+    /// Replies per second over the whole window.
+    pub fn msg_rate(&self) -> f64 {
+        self.totals.received_in_window as f64 / self.window.as_secs_f64().max(1e-9)
+    }
+
+    /// Per-slice (replies/s, reply bytes/s) over the window's full slices
+    /// (a slice without replies counts as zero); a window shorter than one
+    /// slice gives its overall rates.
+    pub fn slice_rates(&self) -> Vec<(f64, f64)> {
+        let s = self.slice.as_secs_f64();
+        let full = (self.window.as_secs_f64() / s).floor() as usize;
+        if full == 0 {
+            let w = self.window.as_secs_f64().max(1e-9);
+            let t = &self.totals;
+            return vec![(
+                t.received_in_window as f64 / w,
+                t.received_bytes_in_window as f64 / w,
+            )];
+        }
+        let mut v: Vec<(f64, f64)> = self
+            .totals
+            .slices
+            .iter()
+            .take(full)
+            .map(|&(m, b)| (m as f64 / s, b as f64 / s))
+            .collect();
+        v.resize(full, (0.0, 0.0));
+        v
+    }
+
+    pub fn errors(&self) -> u64 {
+        self.totals.errors.values().sum()
+    }
+}
+
+/// Live progress: measured slices elapsed so far.
+#[derive(Default)]
+pub struct Progress {
+    pub slices: AtomicU64,
+    pub connected: AtomicUsize,
+}
+
+fn ws_config(connections: usize, max_size: usize) -> WebSocketConfig {
+    // Buffers are per connection: keep 10,000 connections affordable.
+    let buf = if connections <= 256 {
+        128 << 10
+    } else {
+        16 << 10
+    };
+    let buf = buf.min(max_size.next_power_of_two().max(4 << 10));
+    WebSocketConfig::default()
+        .read_buffer_size(buf)
+        .write_buffer_size(buf)
+        .max_message_size(None)
+        .max_frame_size(None)
+}
+
+async fn connect(
+    addr: SocketAddr,
+    url: &str,
+    config: WebSocketConfig,
+) -> Result<WebSocketStream<TcpStream>, String> {
+    let req = url
+        .into_client_request()
+        .map_err(|e| format!("invalid url `{url}`: {e}"))?;
+    let tcp = TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("TCP connect to {addr}: {e}"))?;
+    tcp.set_nodelay(true)
+        .map_err(|e| format!("TCP_NODELAY: {e}"))?;
+    let (ws, _) = client_async_with_config(req, tcp, Some(config))
+        .await
+        .map_err(|e| format!("WebSocket handshake with {url}: {e}"))?;
+    Ok(ws)
+}
+
+/// Resolves the url's host and port once for every connection.
+pub async fn resolve(url: &str) -> Result<SocketAddr, String> {
+    let req = url
+        .into_client_request()
+        .map_err(|e| format!("invalid url `{url}`: {e}"))?;
+    let uri = req.uri();
+    if uri.scheme_str() != Some("ws") {
+        return Err(format!("`{url}`: only ws:// urls are supported"));
+    }
+    let host = uri.host().ok_or_else(|| format!("`{url}` has no host"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port = uri.port_u16().unwrap_or(80);
+    tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| format!("cannot resolve `{host}`: {e}"))?
+        .next()
+        .ok_or_else(|| format!("`{host}` resolves to no address"))
+}
+
+/// Runs the flood to its end. Dropping the future aborts every connection.
+pub async fn flood(cfg: FloodConfig, progress: Arc<Progress>) -> Result<FloodReport, String> {
+    let addr = resolve(&cfg.url).await?;
+    let n = cfg.connections.max(1);
+    let slice = cfg.slice();
+    let sh = Arc::new(Shared {
+        t0: Instant::now(),
+        start_ns: AtomicU64::new(UNSET),
+        end_ns: AtomicU64::new(UNSET),
+        slice_ns: slice.as_nanos().max(1) as u64,
+        stop: AtomicBool::new(false),
+        stop_notify: Arc::new(Notify::new()),
+        recorder: Recorder::new(cfg.reservoir, cfg.seed ^ 0x7274_7473),
+        payload: cfg.payload.clone(),
+    });
+    let ws_cfg = ws_config(n, cfg.payload.size_range().1);
+    let sem = Arc::new(Semaphore::new(cfg.max_connecting.max(1)));
+    let attempts_left = Arc::new(AtomicUsize::new(n));
+    let all_attempted = Arc::new(Notify::new());
+    // Connections wait here until every handshake is done: a server busy
+    // with messages would starve the handshakes still queued.
+    let go = Arc::new((AtomicBool::new(false), Notify::new()));
+    let quota = |i: usize| match cfg.stop {
+        StopAfter::Messages(m) => Some(m / n as u64 + u64::from((i as u64) < m % n as u64)),
+        StopAfter::Duration(_) => None,
+    };
+    let mut set = JoinSet::new();
+    for i in 0..n {
+        let load = match cfg.load {
+            Load::Closed { in_flight } => ConnLoad::Closed {
+                k: in_flight.max(1),
+            },
+            Load::Open { rate } => {
+                let interval_ns = n as f64 * 1e9 / rate;
+                ConnLoad::Open {
+                    interval_ns,
+                    phase_ns: interval_ns * i as f64 / n as f64,
+                }
+            }
+        };
+        let plan = ConnPlan {
+            index: i as u32,
+            load,
+            quota: quota(i),
+            seed: crate::stats::rng::splitmix64(&mut (cfg.seed ^ i as u64)),
+        };
+        if plan.quota == Some(0) {
+            attempts_left.fetch_sub(1, Ordering::AcqRel);
+            continue;
+        }
+        let start_at = sh.t0 + cfg.ramp_up.mul_f64(i as f64 / n as f64);
+        let (sh, sem, left, done, progress, go) = (
+            sh.clone(),
+            sem.clone(),
+            attempts_left.clone(),
+            all_attempted.clone(),
+            progress.clone(),
+            go.clone(),
+        );
+        let url = cfg.url.clone();
+        let timeout = cfg.connect_timeout;
+        set.spawn(async move {
+            tokio::time::sleep_until(start_at.into()).await;
+            let permit = sem.acquire_owned().await.expect("never closed");
+            let t = Instant::now();
+            let r = tokio::time::timeout(timeout, connect(addr, &url, ws_cfg)).await;
+            drop(permit);
+            let r = match r {
+                Ok(r) => r,
+                Err(_) => Err(format!("no handshake with {url} within {timeout:?}")),
+            };
+            if r.is_ok() {
+                sh.recorder.connected(t.elapsed().as_nanos() as u64);
+                progress.connected.fetch_add(1, Ordering::Relaxed);
+            }
+            if left.fetch_sub(1, Ordering::AcqRel) == 1 {
+                done.notify_one();
+            }
+            match r {
+                Ok(ws) => {
+                    let started = go.1.notified();
+                    if !go.0.load(Ordering::Acquire) {
+                        started.await;
+                    }
+                    conn::run(ws, sh, plan).await
+                }
+                Err(e) => sh.recorder.error(ErrorKind::Connect, 1, || e),
+            }
+        });
+    }
+    if attempts_left.load(Ordering::Acquire) > 0 {
+        all_attempted.notified().await;
+    }
+    let ramp_time = sh.t0.elapsed();
+    let connected = progress.connected.load(Ordering::Relaxed);
+    let start = sh.now_ns() + cfg.warmup.as_nanos() as u64;
+    sh.start_ns.store(start, Ordering::Relaxed);
+    let deadline = match cfg.stop {
+        StopAfter::Duration(d) => {
+            let end = start + d.as_nanos() as u64;
+            sh.end_ns.store(end, Ordering::Relaxed);
+            sh.t0 + Duration::from_nanos(end) + cfg.drain_timeout
+        }
+        StopAfter::Messages(_) => sh.t0 + Duration::from_nanos(start) + cfg.time_limit,
+    };
+    go.0.store(true, Ordering::Release);
+    go.1.notify_waiters();
+    // Wait for every connection to finish, reporting progress.
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        tokio::select! {
+            r = set.join_next() => {
+                if r.is_none() {
+                    break;
+                }
+            }
+            _ = tick.tick() => {
+                let now = sh.now_ns();
+                if now > start {
+                    progress.slices.store((now - start) / sh.slice_ns, Ordering::Relaxed);
+                }
+            }
+            _ = tokio::time::sleep_until(deadline.into()) => {
+                // Give up on outstanding replies; connections close.
+                sh.stop.store(true, Ordering::Relaxed);
+                sh.stop_notify.notify_waiters();
+                let grace = tokio::time::sleep(conn::CLOSE_TIMEOUT + Duration::from_millis(500));
+                tokio::pin!(grace);
+                loop {
+                    tokio::select! {
+                        r = set.join_next() => if r.is_none() { break },
+                        _ = &mut grace => { set.abort_all(); break }
+                    }
+                }
+                while set.join_next().await.is_some() {}
+                break;
+            }
+        }
+    }
+    drop(set);
+    let sh = Arc::try_unwrap(sh).map_err(|_| "a connection outlived the flood".to_string())?;
+    let totals = sh.recorder.into_totals();
+    let window = match cfg.stop {
+        StopAfter::Duration(d) => d,
+        StopAfter::Messages(_) => {
+            Duration::from_nanos(totals.last_reply_ns.saturating_sub(start).max(1))
+        }
+    };
+    Ok(FloodReport {
+        window,
+        slice,
+        connections: n,
+        connected,
+        ramp_time,
+        totals,
+    })
+}
