@@ -330,9 +330,31 @@ impl Session {
                     &execute,
                 ) {
                     Paired::Done(result, verdicts) => {
+                        let (mut result, mut verdicts) = (*result, verdicts);
+                        // As in stored mode: a regression counts only when an
+                        // independent second pairing shows it too (a slow
+                        // spell of the machine can line up with head runs).
+                        if self.cfg.confirm_regressions
+                            && regressed_keys(&verdicts).next().is_some()
+                        {
+                            let first: Vec<String> = regressed_keys(&verdicts).collect();
+                            if let Paired::Done(r2, v2) = paired::run_pairs(
+                                plan,
+                                &base,
+                                pairs,
+                                &settings,
+                                tolerance,
+                                &policy,
+                                &self.cfg.env,
+                                on_event,
+                                &execute,
+                            ) {
+                                (result, verdicts) = confirm(first, *r2, v2);
+                            }
+                        }
                         let status = status_of(&result, &verdicts);
                         return Ok(ScenarioReport {
-                            result: *result,
+                            result,
                             status,
                             verdicts,
                             checklist: plan.checklist.clone(),
