@@ -318,53 +318,42 @@ impl Session {
         if gating && let Some(tree) = self.base_tree.as_mut() {
             let pairs = self.cfg.against.as_ref().map_or(DEFAULT_PAIRS, |a| a.pairs);
             match tree.plan_for(plan) {
-                Ok(Some(base)) => match paired::run_pairs(
-                    plan,
-                    &base,
-                    pairs,
-                    &settings,
-                    tolerance,
-                    &policy,
-                    &self.cfg.env,
-                    on_event,
-                    &execute,
-                ) {
-                    Paired::Done(result, verdicts) => {
-                        let (mut result, mut verdicts) = (*result, verdicts);
-                        // As in stored mode: a regression counts only when an
-                        // independent second pairing shows it too (a slow
-                        // spell of the machine can line up with head runs).
-                        if self.cfg.confirm_regressions
-                            && regressed_keys(&verdicts).next().is_some()
-                        {
-                            let first: Vec<String> = regressed_keys(&verdicts).collect();
-                            if let Paired::Done(r2, v2) = paired::run_pairs(
-                                plan,
-                                &base,
-                                pairs,
-                                &settings,
-                                tolerance,
-                                &policy,
-                                &self.cfg.env,
-                                on_event,
-                                &execute,
-                            ) {
-                                (result, verdicts) = confirm(first, *r2, v2);
+                Ok(Some(base)) => {
+                    let env = &self.cfg.env;
+                    let pairing = |on_event: &mut dyn FnMut(ExecEvent)| {
+                        paired::run_pairs(
+                            plan, &base, pairs, &settings, tolerance, &policy, env, on_event,
+                            &execute,
+                        )
+                    };
+                    match pairing(on_event) {
+                        Paired::Done(result, verdicts) => {
+                            let (mut result, mut verdicts) = (*result, verdicts);
+                            // As in stored mode: a regression counts only when
+                            // an independent second pairing shows it too (a
+                            // slow spell can line up with the head runs).
+                            if self.cfg.confirm_regressions
+                                && regressed_keys(&verdicts).next().is_some()
+                            {
+                                let first: Vec<String> = regressed_keys(&verdicts).collect();
+                                if let Paired::Done(r2, v2) = pairing(on_event) {
+                                    (result, verdicts) = confirm(first, *r2, v2);
+                                }
                             }
+                            let status = status_of(&result, &verdicts);
+                            return Ok(ScenarioReport {
+                                result,
+                                status,
+                                verdicts,
+                                checklist: plan.checklist.clone(),
+                                smoke,
+                                rules: plan.metric_rules.clone(),
+                                tolerance,
+                            });
                         }
-                        let status = status_of(&result, &verdicts);
-                        return Ok(ScenarioReport {
-                            result,
-                            status,
-                            verdicts,
-                            checklist: plan.checklist.clone(),
-                            smoke,
-                            rules: plan.metric_rules.clone(),
-                            tolerance,
-                        });
+                        Paired::BaseUnusable(why) => fallback = Some(why),
                     }
-                    Paired::BaseUnusable(why) => fallback = Some(why),
-                },
+                }
                 Ok(None) => fallback = Some("no base variant (new in this tree)".to_string()),
                 Err(why) => fallback = Some(why),
             }
