@@ -221,14 +221,7 @@ fn write_env_outputs(report: &run::RunReport) -> Result<(), String> {
         _ => std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true"),
     };
     if annotate {
-        let root = std::env::var_os("GITHUB_WORKSPACE")
-            .map(PathBuf::from)
-            .or_else(|| std::env::current_dir().ok())
-            .unwrap_or_default();
-        print!(
-            "{}",
-            String::from_utf8_lossy(&report::annotations::github(report, &root))
-        );
+        run::print_annotations(report);
     }
     for (var, f) in targets {
         if let Some(p) = std::env::var_os(var).filter(|p| !p.is_empty()) {

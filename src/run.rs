@@ -153,6 +153,20 @@ pub struct RunReport {
     pub partition: Option<String>,
 }
 
+/// Prints GitHub annotations for the report's problems, paths relative to
+/// `$GITHUB_WORKSPACE` (else the current folder): the one place both front
+/// ends (CLI and harness) do it.
+pub fn print_annotations(report: &RunReport) {
+    let root = std::env::var_os("GITHUB_WORKSPACE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::current_dir().ok())
+        .unwrap_or_default();
+    print!(
+        "{}",
+        String::from_utf8_lossy(&crate::report::annotations::github(report, &root))
+    );
+}
+
 /// Appends the Markdown summary to `$GITHUB_STEP_SUMMARY` when it is set:
 /// the one place both front ends (CLI and harness) do it.
 pub fn append_step_summary(md: &[u8]) -> Result<(), String> {

@@ -174,14 +174,7 @@ pub(super) fn write_outputs(report: &RunReport, out: &OutputArgs) -> Result<(), 
         }
     }
     if out.annotations.github() {
-        let root = std::env::var_os("GITHUB_WORKSPACE")
-            .map(PathBuf::from)
-            .or_else(|| std::env::current_dir().ok())
-            .unwrap_or_default();
-        print!(
-            "{}",
-            String::from_utf8_lossy(&report::annotations::github(report, &root))
-        );
+        run::print_annotations(report);
     }
     let md = report::markdown::markdown(report);
     if let Some(p) = &out.markdown {
