@@ -95,7 +95,9 @@ def one_run(binary, suite, base, out_json, slowdown, tolerance, paired=None):
         "invalid_reasons": scn["invalid_reasons"],
         "not_paired": [w for w in scn["warnings"] if w.startswith("not paired")],
         "first_run_regressed_unconfirmed": any(
-            "independent second run" in w for w in scn["warnings"]),
+            "independent second run" in w or "confirmation pairs did not" in w
+            for w in scn["warnings"]),
+        "pairs": v.get("pairs", []),
     }
 
 

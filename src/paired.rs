@@ -26,6 +26,12 @@ use crate::units::HumanDuration;
 /// load, far inside any useful tolerance.
 pub const DEFAULT_PAIRS: usize = 4;
 
+/// An inconclusive pairing is extended, `pairs` more at a time, up to this
+/// many times the pairs asked for. Measured on the 2-vCPU VM in its
+/// slow-spell state (docs/paired.md): 2× left 3 of 40 real regressions
+/// inconclusive, most pairs there having a run in a slow spell.
+pub const MAX_EXTENSION: usize = 4;
+
 /// Where the base revision lives and how many pairs to run.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Against {
@@ -146,7 +152,8 @@ pub enum Paired {
 
 /// Runs base and head alternately and compares them pair by pair.
 /// `execute` runs one variant once (the session's executor in its monitor
-/// window).
+/// window). With `confirm`, a regression counts only when `pairs` more
+/// pairs, run after the verdict, agree ([`confirm_with_more_pairs`]).
 #[allow(clippy::too_many_arguments)]
 pub fn run_pairs(
     head: &ScenarioPlan,
@@ -155,74 +162,83 @@ pub fn run_pairs(
     settings: &Settings,
     tolerance: f64,
     policy: &Policy,
+    confirm: bool,
     env: &ExecEnv,
     on_event: &mut dyn FnMut(ExecEvent),
     execute: &ExecuteFn,
 ) -> Paired {
     let pairs = pairs.max(2);
-    let each = execution_settings(settings, pairs);
-    let mut base_runs = Vec::with_capacity(2 * pairs);
-    let mut head_runs = Vec::with_capacity(2 * pairs);
-    // Up to twice the pairs when the first ones leave a gated metric
-    // inconclusive: the extra pairs cost time only when the answer is unclear.
+    let mut runs = Runs {
+        head,
+        base,
+        each: execution_settings(settings, pairs),
+        env,
+        execute,
+        base_runs: Vec::with_capacity(2 * pairs),
+        head_runs: Vec::with_capacity(2 * pairs),
+    };
+    // More pairs, `pairs` at a time up to MAX_EXTENSION times as many, while
+    // a gated metric is inconclusive: the extra pairs cost time only when
+    // the answer is unclear (noise, or pairs set aside for slow spells).
     let mut target = pairs;
-    let (verdicts, invalid, dropped) = loop {
-        for i in base_runs.len()..target {
-            // B H, H B, B H, …: a linear drift adds as much to heads as to bases.
-            let order: [bool; 2] = if i % 2 == 0 {
-                [false, true]
-            } else {
-                [true, false]
-            };
-            for is_head in order {
-                let (plan, side) = if is_head {
-                    (head, "head")
-                } else {
-                    (base, "base")
-                };
-                on_event(ExecEvent::Point {
-                    index: i,
-                    total: target,
-                    label: format!("pair {}/{target} {side}", i + 1),
-                });
-                let r = execute(plan, env, &each, on_event);
-                let why = match &r.outcome {
-                    Outcome::Ran => None,
-                    Outcome::Failed { error } => Some(format!("failed: {error}")),
-                    Outcome::Ignored { reason } => Some(format!("was ignored: {reason}")),
-                };
-                if is_head {
-                    head_runs.push(r);
-                    if why.is_some() {
-                        return Paired::Done(
-                            Box::new(head_failed(head_runs, &base_runs)),
-                            Vec::new(),
-                        );
-                    }
-                } else if let Some(why) = why {
-                    return Paired::BaseUnusable(format!("the base tree's variant {why}"));
-                } else {
-                    base_runs.push(r);
-                }
-            }
+    let (mut verdicts, mut invalid, mut dropped) = loop {
+        if let Err(stop) = runs.run_to(target, on_event) {
+            return stop;
         }
-        let (verdicts, invalid, dropped) = judge(head, &base_runs, &head_runs, tolerance, policy);
+        let (verdicts, invalid, dropped) =
+            judge(head, &runs.base_runs, &runs.head_runs, tolerance, policy);
         let unclear = verdicts
             .iter()
             .any(|v| v.gated && v.verdict == Verdict::Inconclusive);
-        if unclear && target == pairs {
-            target = 2 * pairs;
+        if unclear && target < MAX_EXTENSION * pairs {
+            target += pairs;
         } else {
             break (verdicts, invalid, dropped);
         }
     };
-    let done = base_runs.len();
-    let mut merged = merge_runs(&head_runs, &base_runs);
+    let mut confirmation = None;
+    let mut unconfirmed_warning = None;
+    if confirm && verdicts.iter().any(|v| v.verdict == Verdict::Regressed) {
+        // A second, later set of pairs: a slow spell of the machine that
+        // lined up with the head's runs does not line up again.
+        let first = runs.base_runs.len();
+        if let Err(stop) = runs.run_to(first + pairs, on_event) {
+            return stop;
+        }
+        let pooled;
+        (pooled, invalid, dropped) =
+            judge(head, &runs.base_runs, &runs.head_runs, tolerance, policy);
+        confirmation = Some(pairs);
+        let confirmed = confirm_with_more_pairs(&verdicts, pooled, first);
+        let unconfirmed: Vec<String> = verdicts
+            .iter()
+            .filter(|v| v.verdict == Verdict::Regressed)
+            .filter(|v| {
+                confirmed
+                    .iter()
+                    .any(|c| c.key == v.key && c.verdict != Verdict::Regressed)
+            })
+            .map(|v| v.key.to_string())
+            .collect();
+        verdicts = confirmed;
+        if !unconfirmed.is_empty() {
+            unconfirmed_warning = Some(format!(
+                "the first pairs regressed on {} but the confirmation pairs did not confirm it \
+                 (interference from the machine, not the code): all pairs pooled are reported",
+                unconfirmed.join(", ")
+            ));
+        }
+    }
+    let done = runs.base_runs.len();
+    let mut merged = merge_runs(&runs.head_runs, &runs.base_runs);
     merged.warnings.insert(
         0,
         format!(
-            "paired with the base tree: {done} pairs{}, B H H B order, each run on 1/{} of the budget",
-            if done > pairs { " (extended: the first were inconclusive)" } else { "" },
+            "paired with the base tree: {done} pairs{}{}, B H H B order, each run on 1/{} of the budget",
+            if target > pairs { " (extended: the first were inconclusive)" } else { "" },
+            confirmation.map_or(String::new(), |n| format!(
+                " (the last {n} to confirm a regression)"
+            )),
             2 * pairs
         ),
     );
@@ -231,10 +247,167 @@ pub fn run_pairs(
             "{dropped} of {done} pairs dropped: a run was invalid"
         ));
     }
+    merged.warnings.extend(unconfirmed_warning);
     if let Some(why) = invalid {
         merged.invalid_reasons.push(why);
     }
     Paired::Done(Box::new(merged), verdicts)
+}
+
+/// The runs of one pairing so far, and what it takes to run more.
+struct Runs<'a> {
+    head: &'a ScenarioPlan,
+    base: &'a ScenarioPlan,
+    each: Settings,
+    env: &'a ExecEnv,
+    execute: &'a ExecuteFn,
+    base_runs: Vec<ScenarioResult>,
+    head_runs: Vec<ScenarioResult>,
+}
+
+impl Runs<'_> {
+    /// Runs pairs until there are `target`; `Err` ends the pairing (the
+    /// head failed, or the base cannot be used).
+    fn run_to(&mut self, target: usize, on_event: &mut dyn FnMut(ExecEvent)) -> Result<(), Paired> {
+        for i in self.base_runs.len()..target {
+            // B H, H B, B H, …: a linear drift adds as much to heads as to bases.
+            let order: [bool; 2] = if i % 2 == 0 {
+                [false, true]
+            } else {
+                [true, false]
+            };
+            for is_head in order {
+                let (plan, side) = if is_head {
+                    (self.head, "head")
+                } else {
+                    (self.base, "base")
+                };
+                on_event(ExecEvent::Point {
+                    index: i,
+                    total: target,
+                    label: format!("pair {}/{target} {side}", i + 1),
+                });
+                let r = (self.execute)(plan, self.env, &self.each, on_event);
+                let why = match &r.outcome {
+                    Outcome::Ran => None,
+                    Outcome::Failed { error } => Some(format!("failed: {error}")),
+                    Outcome::Ignored { reason } => Some(format!("was ignored: {reason}")),
+                };
+                if is_head {
+                    self.head_runs.push(r);
+                    if why.is_some() {
+                        let head_runs = std::mem::take(&mut self.head_runs);
+                        return Err(Paired::Done(
+                            Box::new(head_failed(head_runs, &self.base_runs)),
+                            Vec::new(),
+                        ));
+                    }
+                } else if let Some(why) = why {
+                    return Err(Paired::BaseUnusable(format!(
+                        "the base tree's variant {why}"
+                    )));
+                } else {
+                    self.base_runs.push(r);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The verdicts after a confirmation: every pair pooled (`pooled`, whose
+/// `pairs` list them all in order), but a metric is `regressed` only if it
+/// was in the `first` verdicts too and the pairs after the first `first_n`
+/// (the confirmation) put it beyond its tolerance on their own: the median
+/// log-ratio of those of them in the machine's good state (all of them if
+/// none are). They need not be significant on their own: a slow spell that
+/// faked the first regression does not also fake the second set's
+/// estimate, and asking for two significant results would miss real
+/// regressions close to the tolerance.
+pub fn confirm_with_more_pairs(
+    first: &[MetricVerdict],
+    mut pooled: Vec<MetricVerdict>,
+    first_n: usize,
+) -> Vec<MetricVerdict> {
+    for v in &mut pooled {
+        let was = first
+            .iter()
+            .any(|f| f.key == v.key && f.verdict == Verdict::Regressed);
+        let again = second_estimate(v, first_n);
+        let beyond = again.is_some_and(|c| worse(c, v.direction) > v.tolerance);
+        let second_said =
+            again.map_or("no estimate".to_string(), |c| format!("{:+.1}%", 100.0 * c));
+        let mut note = |text: String| {
+            v.note = Some(match v.note.take() {
+                Some(n) => format!("{n}; {text}"),
+                None => text,
+            });
+        };
+        match (v.verdict == Verdict::Regressed, was, beyond) {
+            (true, true, true) => note(format!(
+                "confirmed: the confirmation pairs alone gave {second_said}"
+            )),
+            (true, _, _) => {
+                v.verdict = Verdict::Inconclusive;
+                note(format!(
+                    "not confirmed: {} the confirmation pairs alone gave {second_said}",
+                    if was {
+                        "regressed in the first pairs, but"
+                    } else {
+                        "regressed only with the confirmation pairs pooled;"
+                    }
+                ));
+            }
+            (false, true, _) => note(format!(
+                "the first pairs regressed, the confirmation pairs gave {second_said}: pooled, as shown"
+            )),
+            _ => {}
+        }
+    }
+    pooled
+}
+
+/// The change the pairs after `first_n` show on their own: the median
+/// log-ratio of those in the machine's good state (spells judged with every
+/// pair as context), or of all of them when none is.
+fn second_estimate(v: &MetricVerdict, first_n: usize) -> Option<f64> {
+    if v.pairs.len() <= first_n {
+        return None;
+    }
+    let keep = crate::compare::spells(&v.pairs, v.direction, v.tolerance).keep;
+    let ratios = |only_kept: bool| -> Vec<f64> {
+        v.pairs
+            .iter()
+            .zip(&keep)
+            .skip(first_n)
+            .filter(|&(&(b, h), &k)| (k || !only_kept) && b > 0.0 && h > 0.0)
+            .map(|(&(b, h), _)| (h / b).ln())
+            .filter(|x| x.is_finite())
+            .collect()
+    };
+    let mut d = ratios(true);
+    if d.is_empty() {
+        d = ratios(false);
+    }
+    if d.is_empty() {
+        return None;
+    }
+    d.sort_by(f64::total_cmp);
+    let n = d.len();
+    let median = if n % 2 == 1 {
+        d[n / 2]
+    } else {
+        (d[n / 2 - 1] + d[n / 2]) / 2.0
+    };
+    Some(median.exp() - 1.0)
+}
+
+/// A change in "worse is positive" terms.
+fn worse(change: f64, direction: crate::metric::Direction) -> f64 {
+    match direction {
+        crate::metric::Direction::HigherIsBetter => -change,
+        _ => change,
+    }
 }
 
 /// Verdicts from the valid pairs so far; with fewer than two valid pairs,

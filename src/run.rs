@@ -333,27 +333,20 @@ impl Session {
             let pairs = self.cfg.against.as_ref().map_or(DEFAULT_PAIRS, |a| a.pairs);
             match tree.plan_for(plan) {
                 Ok(Some(base)) => {
-                    let env = &self.cfg.env;
-                    let pairing = |on_event: &mut dyn FnMut(ExecEvent)| {
-                        paired::run_pairs(
-                            plan, &base, pairs, &settings, tolerance, &policy, env, on_event,
-                            &execute,
-                        )
-                    };
-                    match pairing(on_event) {
+                    match paired::run_pairs(
+                        plan,
+                        &base,
+                        pairs,
+                        &settings,
+                        tolerance,
+                        &policy,
+                        self.cfg.confirm_regressions,
+                        &self.cfg.env,
+                        on_event,
+                        &execute,
+                    ) {
                         Paired::Done(result, verdicts) => {
-                            let (mut result, mut verdicts) = (*result, verdicts);
-                            // As in stored mode: a regression counts only when
-                            // an independent second pairing shows it too (a
-                            // slow spell can line up with the head runs).
-                            if self.cfg.confirm_regressions
-                                && regressed_keys(&verdicts).next().is_some()
-                            {
-                                let first: Vec<String> = regressed_keys(&verdicts).collect();
-                                if let Paired::Done(r2, v2) = pairing(on_event) {
-                                    (result, verdicts) = confirm(first, *r2, v2);
-                                }
-                            }
+                            let result = *result;
                             let status = status_of(&result, &verdicts);
                             return Ok(ScenarioReport {
                                 result,
@@ -710,6 +703,7 @@ mod tests {
             bound_violation: None,
             gated: true,
             note: None,
+            pairs: Vec::new(),
         }
     }
 

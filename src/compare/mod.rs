@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 mod paired;
-pub use paired::compare_paired;
+pub use paired::{Spells, compare_paired, spells};
 
 use serde::{Deserialize, Serialize};
 
@@ -87,6 +87,10 @@ pub struct MetricVerdict {
     /// `gate = false`; bounds still apply).
     pub gated: bool,
     pub note: Option<String>,
+    /// Paired mode only: each pair's (base, head) estimates, in run order
+    /// (pair `i` ran B H when `i` is even, H B when odd). Empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pairs: Vec<(f64, f64)>,
 }
 
 /// How verdicts are decided.
@@ -173,6 +177,7 @@ pub fn compare_metric(
         bound_violation: None,
         gated,
         note: None,
+        pairs: Vec::new(),
     };
     if finite.len() < current.samples.len() {
         notes.push(format!(

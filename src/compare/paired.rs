@@ -105,10 +105,22 @@ fn paired_metric(
         bound_violation: None,
         gated,
         note: None,
+        pairs: Vec::new(),
     };
     if let (Some(c), Some(rule)) = (current, rule) {
         v.bound_violation = bound_violation(c, rule, &first.unit);
     }
+    v.pairs = pairs.clone();
+    let spells = spells(&pairs, direction, tolerance);
+    let (pairs, orders): (Vec<(f64, f64)>, Vec<bool>) = pairs
+        .iter()
+        .zip(&orders)
+        .zip(&spells.keep)
+        .filter(|(_, keep)| **keep)
+        .map(|((p, o), _)| (*p, *o))
+        .unzip();
+    v.p_value = stats::sign_flip_p(&pairs);
+    notes.extend(spells.note.clone());
     let ci = stats::paired_ratio_ci(&pairs, &orders, policy.confidence);
     if let Some(ci) = &ci {
         v.change = Some(ci.point - 1.0);
@@ -141,6 +153,20 @@ fn paired_metric(
         Verdict::Pass
     } else {
         match ci {
+            Some(_) if spells.too_few => Verdict::Inconclusive,
+            Some(ci) if spells.head_more_often_slow => {
+                let d = decide(ci.lo, ci.hi, ci.point, direction, tolerance, &mut notes);
+                if d == Verdict::Regressed {
+                    d
+                } else {
+                    notes.push(
+                        "the head's runs were slow more often than the base's: \
+                         a change that slows only some runs would look like this"
+                            .into(),
+                    );
+                    Verdict::Inconclusive
+                }
+            }
             Some(ci) => decide(ci.lo, ci.hi, ci.point, direction, tolerance, &mut notes),
             None => {
                 notes.push(format!(
@@ -155,6 +181,75 @@ fn paired_metric(
         v.note = Some(notes.join("; "));
     }
     v
+}
+
+/// Smallest threshold for a slow run: a run worse than the best run nearby
+/// by more than `max(2 × tolerance, 5%)` was slowed by the machine (see
+/// `stats::spells`); within that, runs count as the same state.
+pub const SPELL_MIN_THRESHOLD: f64 = 0.05;
+/// One-sided significance at which the head being slow more often than
+/// the base blocks a `pass`.
+pub const SPELL_ASYMMETRY_P: f64 = 0.05;
+/// Fewest pairs left after setting some aside that can decide a verdict;
+/// with fewer, it is `inconclusive` (and an inconclusive pairing runs more
+/// pairs). Two pairs that agree would give a tight interval on one degree
+/// of freedom, and both can sit in one long spell of one side.
+pub const SPELL_MIN_KEPT: usize = 3;
+
+/// Which pairs to keep after setting aside those with a slow run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Spells {
+    /// Per pair: both runs in the same state of the machine.
+    pub keep: Vec<bool>,
+    /// Pairs were set aside and fewer than [`SPELL_MIN_KEPT`] are left.
+    pub too_few: bool,
+    pub note: Option<String>,
+    pub head_more_often_slow: bool,
+}
+
+/// Finds pairs with a run slowed by a spell of the machine, for a metric
+/// with this direction and tolerance; metrics with no better direction
+/// keep every pair.
+pub fn spells(pairs: &[(f64, f64)], direction: Direction, tolerance: f64) -> Spells {
+    let all = Spells {
+        keep: vec![true; pairs.len()],
+        too_few: false,
+        note: None,
+        head_more_often_slow: false,
+    };
+    let lower = match direction {
+        Direction::LowerIsBetter => true,
+        Direction::HigherIsBetter => false,
+        Direction::Neither => return all,
+    };
+    let threshold = (2.0 * tolerance).max(SPELL_MIN_THRESHOLD);
+    let slow = stats::slow_runs(pairs, lower, threshold);
+    let (b, h) = slow.iter().fold((0, 0), |(b, h), s| {
+        (b + usize::from(s.0), h + usize::from(s.1))
+    });
+    let keep: Vec<bool> = slow.iter().map(|&(b, h)| !b && !h).collect();
+    let kept = keep.iter().filter(|k| **k).count();
+    if kept == pairs.len() {
+        return all;
+    }
+    let too_few = kept < SPELL_MIN_KEPT;
+    Spells {
+        keep,
+        too_few,
+        note: Some(format!(
+            "{} of {} pairs set aside for a slow spell of the machine (runs worse by over {:.0}% \
+             than the best run nearby: base {b}, head {h}){}",
+            pairs.len() - kept,
+            pairs.len(),
+            100.0 * threshold,
+            if too_few {
+                format!("; {kept} left, fewer than {SPELL_MIN_KEPT}: cannot decide")
+            } else {
+                String::new()
+            }
+        )),
+        head_more_often_slow: stats::more_often_slow_p(h, b, pairs.len()) < SPELL_ASYMMETRY_P,
+    }
 }
 
 #[cfg(test)]
@@ -300,5 +395,159 @@ mod tests {
         let v = compare_paired(&b, &h, &[], &rules, 0.05, None, &Policy::default());
         assert_eq!(v[0].verdict, Verdict::Regressed);
         assert!(v[0].bound_violation.is_some());
+    }
+
+    /// Runs at the given levels (ms), each with a little seeded jitter.
+    fn levels(xs: &[f64], seed: u64) -> Vec<ScenarioResult> {
+        let mut rng = Rng::new(seed);
+        xs.iter()
+            .map(|&l| {
+                run((0..40)
+                    .map(|_| l * (1.0 + 0.002 * rng.next_f64()))
+                    .collect())
+            })
+            .collect()
+    }
+
+    fn judge_levels(b: &[f64], h: &[f64], tol: f64) -> MetricVerdict {
+        let order: Vec<bool> = (0..b.len()).map(|i| i % 2 == 1).collect();
+        let v = compare_paired(
+            &levels(b, 1),
+            &levels(h, 2),
+            &order,
+            &BTreeMap::new(),
+            tol,
+            None,
+            &Policy::default(),
+        );
+        v.into_iter().next().unwrap()
+    }
+
+    #[test]
+    fn slow_spells_are_set_aside_on_both_sides() {
+        // Measured shape on the 2-vCPU VM: fast state 94, slow 130-150,
+        // three pairs of eight mixed, two slow head runs in a row.
+        let b = [94.0, 132.0, 94.0, 94.0, 96.0, 94.0, 94.0, 94.0];
+        let aa = [94.0, 94.0, 95.0, 94.0, 141.0, 139.0, 94.0, 94.0];
+        let v = judge_levels(&b, &aa, 0.05);
+        assert_eq!(v.verdict, Verdict::Pass, "{v:?}");
+        assert!(
+            v.note
+                .as_deref()
+                .unwrap()
+                .contains("set aside for a slow spell")
+        );
+        let slow5 = [98.7, 98.7, 99.0, 98.7, 142.0, 139.0, 98.7, 98.7];
+        let v = judge_levels(&b, &slow5, 0.03);
+        assert_eq!(v.verdict, Verdict::Regressed, "{v:?}");
+        assert_eq!(v.pairs.len(), 8, "every pair is reported, kept or not");
+    }
+
+    #[test]
+    fn two_pairs_left_do_not_decide() {
+        // Seen with +10% work: the base slow in its first four runs, the
+        // head in two; the two pairs left agreed on -25%, an `improved`.
+        let v = judge_levels(
+            &[142.0, 142.0, 139.0, 138.0],
+            &[154.0, 147.0, 104.0, 103.0],
+            0.05,
+        );
+        assert_eq!(v.verdict, Verdict::Inconclusive, "{v:?}");
+        assert!(
+            v.note.as_deref().unwrap().contains("cannot decide"),
+            "{v:?}"
+        );
+    }
+
+    #[test]
+    fn a_long_spell_on_one_side_is_not_an_effect() {
+        // Seen in an A/A run: three base runs in a row slow, one head run.
+        // It was once reported `improved` by 12.8%.
+        let v = judge_levels(
+            &[94.0, 132.0, 122.0, 121.0],
+            &[95.0, 96.0, 124.0, 95.0],
+            0.05,
+        );
+        assert!(
+            matches!(v.verdict, Verdict::Pass | Verdict::Inconclusive),
+            "{v:?}"
+        );
+    }
+
+    #[test]
+    fn a_head_that_is_slow_in_some_runs_is_not_waved_through() {
+        // The base is steady; the head is 40% slower in 5 of 8 runs.
+        let b = [100.0; 8];
+        let h = [140.0, 100.0, 140.0, 140.0, 100.0, 140.0, 100.0, 140.0];
+        let v = judge_levels(&b, &h, 0.05);
+        assert_ne!(v.verdict, Verdict::Pass, "{v:?}");
+        assert!(
+            v.note.as_deref().unwrap().contains("slow more often"),
+            "{v:?}"
+        );
+    }
+
+    fn verdict_of(key: &str, verdict: Verdict, change: f64) -> MetricVerdict {
+        MetricVerdict {
+            key: MetricKey::new(key),
+            unit: Unit::Seconds,
+            direction: Direction::LowerIsBetter,
+            estimator: Estimator::Quantile(0.05),
+            verdict,
+            current: 1.0,
+            baseline: Some(1.0),
+            change: Some(change),
+            ci: None,
+            p_value: None,
+            tolerance: 0.03,
+            bound_violation: None,
+            gated: true,
+            note: None,
+            pairs: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn confirmation_needs_the_second_pairs_beyond_tolerance() {
+        use crate::paired::confirm_with_more_pairs as confirm;
+        let with_pairs = |verdict, pairs: &[(f64, f64)]| MetricVerdict {
+            pairs: pairs.to_vec(),
+            ..verdict_of("t", verdict, 0.04)
+        };
+        let first = [verdict_of("t", Verdict::Regressed, 0.05)];
+        let four = [(100.0, 105.0); 4];
+        // The confirmation pairs at +4.5% (one in a slow spell, set aside):
+        // beyond the 3% tolerance: confirmed.
+        let mut pairs = four.to_vec();
+        pairs.extend([
+            (100.0, 104.5),
+            (100.0, 104.5),
+            (145.0, 104.5),
+            (100.0, 104.5),
+        ]);
+        let v = confirm(&first, vec![with_pairs(Verdict::Regressed, &pairs)], 4);
+        assert_eq!(v[0].verdict, Verdict::Regressed, "{v:?}");
+        assert!(
+            v[0].note
+                .as_deref()
+                .unwrap()
+                .contains("confirmed: the confirmation pairs alone gave +4.5%"),
+            "{v:?}"
+        );
+        // The confirmation pairs at +1%: the first pairs were the machine.
+        let mut pairs = four.to_vec();
+        pairs.extend([(100.0, 101.0); 4]);
+        let v = confirm(&first, vec![with_pairs(Verdict::Regressed, &pairs)], 4);
+        assert_eq!(v[0].verdict, Verdict::Inconclusive);
+        assert!(v[0].note.as_deref().unwrap().contains("not confirmed"));
+        // Regressed only once pooled, never in the first pairs: not claimed.
+        let mut pairs = vec![(100.0, 102.0); 4];
+        pairs.extend([(100.0, 109.0); 4]);
+        let v = confirm(
+            &[verdict_of("t", Verdict::Pass, 0.02)],
+            vec![with_pairs(Verdict::Regressed, &pairs)],
+            4,
+        );
+        assert_eq!(v[0].verdict, Verdict::Inconclusive);
     }
 }

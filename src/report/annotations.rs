@@ -135,6 +135,7 @@ mod tests {
             bound_violation: None,
             gated: true,
             note: Some("interval wide".into()),
+            pairs: Vec::new(),
         };
         let result = ScenarioResult {
             suite: "s".into(),

@@ -18,6 +18,7 @@ mod proptests;
 pub mod reservoir;
 pub mod rng;
 pub mod robust;
+pub mod spells;
 
 pub use bootstrap::{
     BootstrapConfig, RatioCi, bootstrap_quantile_ratio_ci, bootstrap_ratio_ci, z_for,
@@ -27,6 +28,7 @@ pub use paired::{PairedCi, paired_ratio_ci, sign_flip_p, t_quantile};
 pub use reservoir::{Reservoir, reservoir_sample};
 pub use rng::Rng;
 pub use robust::{Fences, OutlierCounts, count_outliers, mad, mad_sigma, tukey_fences};
+pub use spells::{more_often_slow_p, slow_runs};
 
 /// How a sample set reduces to one number, in the leaf's own terms (the
 /// crate's `Estimator` maps onto it: median = quantile 0.5, min = 0, max = 1).
