@@ -1,11 +1,22 @@
 #!/usr/bin/env bash
 # Is neon-perf's flood client ever the bottleneck? Runs every client we have
-# against the same third-party echo server, one after the other in the same
-# run, and prints a Markdown table of msg/s (docs/websocket.md has the
-# recorded one).
+# against the same third-party echo server in the same run, each cell
+# REPEATS times with the clients interleaved (neon-perf, lean, node,
+# neon-perf, lean, node, ...) so drift hits them alike, and prints a
+# Markdown table: per cell and client the median msg/s over the repeats with
+# its min–max range, and which client is on top by how much (median ratio),
+# or "tie (ranges overlap)". docs/websocket.md has the recorded one.
 #
-#   bash scripts/ws/compare-clients.sh            # 10 s per measurement
-#   SECONDS_EACH=5 SERVERS="node" bash scripts/ws/compare-clients.sh
+#   bash scripts/ws/compare-clients.sh                  # 10 s per run, 3 repeats
+#   SECONDS_EACH=1 REPEATS=2 SERVERS="node" bash scripts/ws/compare-clients.sh
+#
+# Settings (environment):
+#   SECONDS_EACH  measured seconds per run, after a 1 s warm-up (default 10)
+#   REPEATS       runs per cell and client (default 3)
+#   SERVERS       "node python" (default); CONNS "1 64"; SIZES "64 65536"
+#   CLIENTS       "neon-perf lean-rust node-ws" (default), any subset
+#   CLIENT_THREADS  client_threads of neon-perf and the lean client
+#   OUT           where the raw results go (default target/ws-compare)
 #
 # Servers (scripts/ws/echo_server.*, library defaults): the Node `ws` package
 # and the Python `websockets` package. Clients:
@@ -16,18 +27,28 @@
 #                    per connection, counts replies only (the library's ceiling)
 #   node-ws          scripts/ws/flood_client.js: plain Node `ws` client, one
 #                    in flight, correlates ids and records RTTs
-#   artillery        only when ARTILLERY=/path/to/artillery is set
-# Output: the table on stdout; raw JSON lines in target/ws-compare/.
+#   artillery        only when ARTILLERY=/path/to/artillery is set; its msg/s
+#                    is not parsed (recorded as failed, see its log)
+# Output: the table on stdout, progress on stderr; raw numbers in $OUT:
+# runs.jsonl (one line per run, as it goes) and results.json (settings,
+# every run, and the per-cell medians and ranges the table shows).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 SECONDS_EACH=${SECONDS_EACH:-10}
+REPEATS=${REPEATS:-3}
 SERVERS=${SERVERS:-"node python"}
 CONNS=${CONNS:-"1 64"}
 SIZES=${SIZES:-"64 65536"}
-OUT=target/ws-compare
+CLIENTS=${CLIENTS:-"neon-perf lean-rust node-ws"}${ARTILLERY:+ artillery}
+OUT=${OUT:-target/ws-compare}
+case $REPEATS in '' | *[!0-9]* | 0) echo "REPEATS must be a whole number ≥ 1, got '$REPEATS'" >&2; exit 2 ;; esac
+case $SECONDS_EACH in '' | *[!0-9.]*) echo "SECONDS_EACH must be a number of seconds, got '$SECONDS_EACH'" >&2; exit 2 ;; esac
+for c in $CLIENTS; do
+  case $c in neon-perf | lean-rust | node-ws | artillery) ;; *) echo "unknown client '$c' in CLIENTS (neon-perf lean-rust node-ws artillery)" >&2; exit 2 ;; esac
+done
 mkdir -p "$OUT"
-: > "$OUT/results.jsonl"
+: > "$OUT/runs.jsonl"
 
 bash scripts/ws/setup.sh
 echo "building neon-perf and the lean client (release)" >&2
@@ -54,6 +75,7 @@ start_server() { # $1 = node|python; sets SERVER_PID, PORT
 
 run_neon() { # url conns size -> msg/s
   local suite=$OUT/suite.toml json=$OUT/neon.json threads=""
+  rm -f "$json"
   [ -n "${CLIENT_THREADS:-}" ] && threads="client_threads = $CLIENT_THREADS"
   cat > "$suite" <<EOF
 [[scenario]]
@@ -69,13 +91,16 @@ EOF
   "$NEON" run "$suite" --baselines "$OUT/no-baselines" --json "$json" --no-color > "$OUT/neon-run.log" 2>&1 || true
   python3 - "$json" <<'EOF'
 import json, sys
-r = json.load(open(sys.argv[1]))["scenarios"][0]
-m = {x["key"]: x["samples"] for x in r["metrics"]}
-out = {"client": "neon-perf", "msg_per_s": m["msg_rate_overall"][0],
-       "rtt_p50_us": m["rtt_p50"][0] * 1e6, "rtt_p99_us": m["rtt_p99"][0] * 1e6,
-       "errors": sum(v[0] for k, v in m.items() if k.startswith("errors")),
-       "client_cpu_per_msg_us": m.get("client_cpu_per_msg", [float("nan")])[0] * 1e6,
-       "status": r["status"]}
+try:
+    r = json.load(open(sys.argv[1]))["scenarios"][0]
+    m = {x["key"]: x["samples"] for x in r["metrics"]}
+    out = {"client": "neon-perf", "msg_per_s": m["msg_rate_overall"][0],
+           "rtt_p50_us": m["rtt_p50"][0] * 1e6, "rtt_p99_us": m["rtt_p99"][0] * 1e6,
+           "errors": sum(v[0] for k, v in m.items() if k.startswith("errors")),
+           "client_cpu_per_msg_us": m.get("client_cpu_per_msg", [float("nan")])[0] * 1e6,
+           "status": r["status"]}
+except (OSError, ValueError, KeyError, IndexError) as e:
+    out = {"client": "neon-perf", "msg_per_s": None, "error": f"no result ({e!r}); see neon-run.log"}
 print(json.dumps(out))
 EOF
 }
@@ -99,31 +124,50 @@ EOF
   echo "{\"client\":\"artillery\",\"msg_per_s\":null,\"note\":\"see $OUT/artillery.log\"}"
 }
 
-printf '| server | connections | size | client | msg/s | RTT p50 | RTT p99 |\n|---|---|---|---|---|---|---|\n'
+# One run of one client: prints its JSON line, or one with msg_per_s null
+# and the reason when the client failed (the table counts it as failed).
+measure() { # client url conns size
+  local line
+  case $1 in
+    neon-perf) line=$(run_neon "$2" "$3" "$4") ;;
+    lean-rust) line=$("$LEAN" "$2" "$3" "$4" "$SECONDS_EACH" "${CLIENT_THREADS:-1}" 2> "$OUT/lean.log") || line="" ;;
+    node-ws) line=$(node scripts/ws/flood_client.js "$2" "$3" "$4" "$SECONDS_EACH" 2> "$OUT/node-client.log") || line="" ;;
+    artillery) line=$(run_artillery "$2" "$3" "$4") ;;
+  esac
+  if python3 -c 'import json,sys; json.loads(sys.argv[1])' "$line" 2>/dev/null; then
+    echo "$line"
+  else
+    echo "{\"client\":\"$1\",\"msg_per_s\":null,\"error\":\"no result; see $OUT\"}"
+  fi
+}
+
+STARTED=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+order=0
 for server in $SERVERS; do
   start_server "$server"
   url="ws://127.0.0.1:$PORT/"
   for conns in $CONNS; do
     for size in $SIZES; do
-      for client in neon-perf lean-rust node-ws ${ARTILLERY:+artillery}; do
-        case $client in
-          neon-perf) line=$(run_neon "$url" "$conns" "$size") ;;
-          lean-rust) line=$("$LEAN" "$url" "$conns" "$size" "$SECONDS_EACH" "${CLIENT_THREADS:-1}") ;;
-          node-ws) line=$(node scripts/ws/flood_client.js "$url" "$conns" "$size" "$SECONDS_EACH") ;;
-          artillery) line=$(run_artillery "$url" "$conns" "$size") ;;
-        esac
-        echo "{\"server\":\"$server\",\"connections\":$conns,\"size\":$size,\"result\":$line}" >> "$OUT/results.jsonl"
-        python3 - "$server" "$conns" "$size" "$line" <<'EOF'
-import json, sys
-server, conns, size, line = sys.argv[1:]
-r = json.loads(line)
-f = lambda v, u="": "–" if v is None else (f"{v:,.0f}{u}")
-print(f"| {server} | {conns} | {size} B | {r['client']} | {f(r.get('msg_per_s'))} | "
-      f"{f(r.get('rtt_p50_us'), ' µs')} | {f(r.get('rtt_p99_us'), ' µs')} |")
-EOF
+      for rep in $(seq "$REPEATS"); do
+        for client in $CLIENTS; do
+          order=$((order + 1))
+          line=$(measure "$client" "$url" "$conns" "$size")
+          echo "{\"server\":\"$server\",\"connections\":$conns,\"size\":$size,\"client\":\"$client\",\"repeat\":$rep,\"order\":$order,\"result\":$line}" >> "$OUT/runs.jsonl"
+          python3 -c 'import json,sys; r=json.loads(sys.argv[2]); v=r.get("msg_per_s"); print(sys.argv[1], "–" if v is None else f"{v:,.0f} msg/s", r.get("error", ""), file=sys.stderr)' \
+            "$server, $conns conn, $size B, repeat $rep/$REPEATS, $client:" "$line"
+        done
       done
     done
   done
   kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
 done
-echo "raw results: $OUT/results.jsonl; load during the run: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+cat > "$OUT/meta.json" <<EOF
+{"started": "$STARTED", "finished": "$(date -u +%Y-%m-%dT%H:%M:%SZ)",
+ "seconds_each": $SECONDS_EACH, "warmup_s": 1, "repeats": $REPEATS,
+ "servers": "$SERVERS", "clients": "$CLIENTS", "client_threads": "${CLIENT_THREADS:-default}",
+ "load_start": "$LOAD_START", "load_end": "$(cut -d' ' -f1-3 /proc/loadavg)",
+ "cores": $(nproc), "node": "$(node --version)"}
+EOF
+python3 scripts/ws/compare_table.py "$OUT/runs.jsonl" "$OUT/results.json" "$OUT/meta.json"
+echo "raw results: $OUT/results.json (runs: $OUT/runs.jsonl); load average $LOAD_START at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end" >&2

@@ -1,8 +1,8 @@
 //! Scenario plans: the typed, validated form of a suite file that executors
 //! consume. `config` builds them from TOML; nothing here does I/O.
 //!
-//! Kind-specific settings live in one file per kind (`command.rs`,
-//! `gpu_kernel.rs`, `oom.rs`, `batch_sweep.rs`, `websocket.rs`); each is a `serde` struct with
+//! Kind-specific settings live in one module per kind (`command.rs`,
+//! `gpu_kernel.rs`, `oom.rs`, `batch_sweep.rs`, `websocket/`); each is a `serde` struct with
 //! `deny_unknown_fields`, so the suite parser reports unknown keys with their
 //! location.
 

@@ -1,7 +1,7 @@
 //! The flood engine: N WebSocket connections against one url, closed or
 //! open loop, every reply matched to its request by the id it carries
 //! ([`crate::ws::protocol`]) and timed. Free of plan and config types: the
-//! `websocket_flood` executor (src/exec/websocket.rs) builds a
+//! `websocket_flood` executor (src/exec/websocket/) builds a
 //! [`FloodConfig`] and turns the [`FloodReport`] into metrics.
 //!
 //! Timeline of a flood: connections open over `ramp_up` (at most

@@ -1,0 +1,197 @@
+//! The flood of each sweep point: payload, client settings, progress
+//! events, and a watch on a started server that dies mid-flood.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use super::metrics::{flood_check, metrics};
+use super::server::{Running, Served};
+use crate::exec::{ExecError, ExecEvent, ExecOutput, RunCtx};
+use crate::plan::websocket::{FloodPoint, Load as PlanLoad, MessageType};
+use crate::plan::{ScenarioPlan, WebsocketFloodSpec, point_labels};
+use crate::ws::client::process::MemorySampler;
+use crate::ws::client::{self, FloodConfig, Frame, Load, Payload, Progress, StopAfter};
+
+fn build_payload(
+    plan: &ScenarioPlan,
+    spec: &WebsocketFloodSpec,
+    p: &FloodPoint,
+) -> Result<Payload, ExecError> {
+    let frame = match p.message {
+        MessageType::Binary => Frame::Binary,
+        MessageType::Text => Frame::Text,
+    };
+    let seed = spec.payload.as_ref().and_then(|p| p.seed).unwrap_or(0);
+    if spec.is_builtin() {
+        let dim = spec
+            .builtin
+            .clone()
+            .unwrap_or_default()
+            .serve_config()
+            .input_dim;
+        return Ok(Payload::features(dim, seed));
+    }
+    let size = p.size.map(|s| (s.min as usize, s.max as usize));
+    match spec.payload.as_ref().and_then(|p| p.file.as_ref()) {
+        Some(f) => {
+            let path = plan.base_dir.join(f);
+            let data = std::fs::read(&path).map_err(|e| {
+                ExecError::Failed(format!("cannot read payload file {}: {e}", path.display()))
+            })?;
+            Payload::from_file(frame, data, size)
+                .map_err(|e| ExecError::Failed(format!("{}: {e}", path.display())))
+        }
+        None => {
+            let (min, max) = size.unwrap_or((64, 64));
+            Ok(Payload::random(frame, min, max, seed))
+        }
+    }
+}
+
+/// CPU time of this process (all threads), seconds.
+fn process_cpu() -> f64 {
+    // SAFETY: getrusage writes into the struct we pass.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } != 0 {
+        return 0.0;
+    }
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    tv(u.ru_utime) + tv(u.ru_stime)
+}
+
+pub(super) async fn flood_points(
+    plan: &ScenarioPlan,
+    spec: &WebsocketFloodSpec,
+    points: &[FloodPoint],
+    served: &mut Served,
+    ctx: &mut RunCtx<'_>,
+    out: &mut ExecOutput,
+) -> Result<(), ExecError> {
+    let total = points.len();
+    for (index, (fp, point)) in points.iter().zip(&plan.points).enumerate() {
+        let label = point
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        ctx.event(ExecEvent::Point {
+            index,
+            total,
+            label,
+        });
+        let payload = build_payload(plan, spec, fp)?;
+        let load = match fp.load {
+            PlanLoad::Closed { in_flight } => Load::Closed {
+                in_flight: in_flight as usize,
+            },
+            PlanLoad::Open { rate } => Load::Open { rate },
+        };
+        let mut cfg = FloodConfig::new(served.url.clone(), fp.connections as usize, load, payload);
+        cfg.ramp_up = spec.ramp_up();
+        cfg.warmup = ctx.settings.warmup;
+        cfg.stop = match spec.messages {
+            Some(m) => StopAfter::Messages(m),
+            None => StopAfter::Duration(spec.duration.map_or(ctx.settings.max_time, |d| d.0)),
+        };
+        cfg.time_limit = ctx.settings.timeout;
+        cfg.seed = spec.payload.as_ref().and_then(|p| p.seed).unwrap_or(0) ^ index as u64;
+
+        let sampler = served.pid.map(|pid| {
+            MemorySampler::start(
+                pid,
+                ctx.settings.monitor_interval.max(Duration::from_millis(20)),
+            )
+        });
+        let progress = Arc::new(Progress::default());
+        let cpu0 = process_cpu();
+        let t0 = Instant::now();
+        let flood = client::flood(cfg, progress.clone());
+        tokio::pin!(flood);
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        let mut reported = 0u64;
+        let report = loop {
+            let died = async {
+                match &mut served.running {
+                    Running::Process(p) => Some(p.exited().await),
+                    _ => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                r = &mut flood => break r.map_err(ExecError::Failed)?,
+                Some(status) = died => {
+                    if let Some(s) = sampler {
+                        s.stop();
+                    }
+                    let Running::Process(p) = &mut served.running else { unreachable!() };
+                    let what = format!(
+                        "during the flood ({} of {} connections up)",
+                        progress.connected.load(Ordering::Relaxed),
+                        fp.connections
+                    );
+                    return Err(ExecError::Failed(p.died(status, &what).await));
+                }
+                _ = tick.tick() => {
+                    let n = progress.slices.load(Ordering::Relaxed);
+                    if n > reported {
+                        reported = n;
+                        ctx.event(ExecEvent::Sample { count: n as usize });
+                    }
+                }
+            }
+        };
+        // Connections dropped all at once may end the flood before the exit
+        // is seen: a server that died is the failure to report.
+        if let Running::Process(p) = &mut served.running {
+            let dropped = report
+                .totals
+                .errors
+                .contains_key(&client::ErrorKind::Closed)
+                || report.totals.errors.contains_key(&client::ErrorKind::Lost);
+            let status = match p.try_exited() {
+                Some(s) => Some(s),
+                None if dropped => tokio::time::timeout(Duration::from_millis(500), p.exited())
+                    .await
+                    .ok(),
+                None => None,
+            };
+            if let Some(status) = status {
+                if let Some(s) = sampler {
+                    s.stop();
+                }
+                let what = format!(
+                    "during the flood ({} of {} connections up)",
+                    report.connected, fp.connections
+                );
+                return Err(ExecError::Failed(p.died(status, &what).await));
+            }
+        }
+        let cpu = process_cpu() - cpu0;
+        let _wall = t0.elapsed();
+        let memory = sampler.map(|s| s.stop());
+        if report.connected == 0 {
+            return Err(ExecError::Failed(format!(
+                "no connection to {} succeeded: {}",
+                served.url,
+                report
+                    .totals
+                    .error_examples
+                    .first()
+                    .map_or("no error recorded", String::as_str)
+            )));
+        }
+        let labels = point_labels(point);
+        let own_cpu = matches!(served.running, Running::Builtin(_)).then_some(());
+        metrics(
+            &report,
+            fp,
+            &labels,
+            memory,
+            (own_cpu.is_none()).then_some(cpu),
+            out,
+        );
+        out.checks
+            .push(flood_check(&report, spec.max_errors(), &labels));
+    }
+    Ok(())
+}

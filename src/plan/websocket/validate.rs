@@ -1,0 +1,143 @@
+//! The checks of a `websocket_flood` scenario that serde cannot do.
+
+use super::WebsocketFloodSpec;
+use super::target::{Ready, check_url};
+use crate::plan::ParamPoint;
+
+impl WebsocketFloodSpec {
+    /// The checks serde cannot do. Returns the offending key (empty: the
+    /// scenario) and why.
+    pub fn validate(&self, points: &[ParamPoint]) -> Result<(), (&'static str, String)> {
+        match (&self.target, &self.url) {
+            (Some(_), Some(_)) => {
+                return Err((
+                    "url",
+                    "give either `target = \"builtin\"` or `url`, not both".into(),
+                ));
+            }
+            (None, None) => {
+                return Err((
+                    "",
+                    "missing `target = \"builtin\"` (the reference server, started in-process) or `url = \"ws://host:port/\"`".into(),
+                ));
+            }
+            (Some(t), None) if t != "builtin" => {
+                let hint = if t.starts_with("ws://") || t.starts_with("wss://") {
+                    format!(": to flood `{t}`, write `url = \"{t}\"`")
+                } else {
+                    String::new()
+                };
+                return Err((
+                    "target",
+                    format!("unknown target `{t}`: the only named target is \"builtin\"{hint}"),
+                ));
+            }
+            _ => {}
+        }
+        if self.is_builtin() {
+            if self.server.is_some() {
+                return Err(("server", "`server` starts a server for a `url` target; the builtin target is started by neon-perf itself".into()));
+            }
+            if self.payload.as_ref().is_some_and(|p| p.file.is_some()) {
+                return Err(("payload", "the builtin server takes f32 feature vectors: `payload.file` is for `url` targets".into()));
+            }
+            if self.max_message.is_some() {
+                return Err((
+                    "max_message",
+                    "the builtin server's limit is `builtin.max_message`".into(),
+                ));
+            }
+            if let Some(b) = &self.builtin {
+                if b.max_batch == Some(0) || b.input_dim == Some(0) {
+                    return Err((
+                        "builtin",
+                        "`builtin.max_batch` and `builtin.input_dim` must be at least 1".into(),
+                    ));
+                }
+                if b.hidden.as_ref().is_some_and(|h| h.contains(&0)) {
+                    return Err(("builtin", "`builtin.hidden` widths must be positive".into()));
+                }
+            }
+        } else {
+            if self.builtin.is_some() {
+                return Err(("builtin", "`builtin` configures the reference server of `target = \"builtin\"`; this scenario floods `url`".into()));
+            }
+            let url = self.url.as_deref().unwrap_or("");
+            check_url(url, self.server.is_some()).map_err(|m| ("url", m))?;
+            if let Some(s) = &self.server {
+                if s.command.is_empty() {
+                    return Err(("server", "`server.command` must not be empty".into()));
+                }
+                if let Some(r) = &s.ready {
+                    Ready::parse(r).map_err(|m| ("server", m))?;
+                }
+                if s.timeout.is_some_and(|t| t.0.is_zero()) {
+                    return Err(("server", "`server.timeout` must be positive".into()));
+                }
+            }
+        }
+        if self.duration.is_some() && self.messages.is_some() {
+            return Err((
+                "messages",
+                "give either `duration` or `messages`, not both".into(),
+            ));
+        }
+        if self.duration.is_some_and(|d| d.0.is_zero()) {
+            return Err(("duration", "`duration` must be positive".into()));
+        }
+        if self.messages == Some(0) {
+            return Err(("messages", "`messages` must be at least 1".into()));
+        }
+        if self.client_threads == Some(0) {
+            return Err((
+                "client_threads",
+                "`client_threads` must be at least 1".into(),
+            ));
+        }
+        for p in points {
+            self.point(p)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::websocket::parse_spec as spec;
+
+    #[test]
+    fn refusals() {
+        let cases = [
+            ("", "missing `target"),
+            ("target = \"builtin\"\nurl = \"ws://a:1/\"", "not both"),
+            ("target = \"ws://a:1/\"", "write `url = \"ws://a:1/\"`"),
+            ("url = \"wss://a:1/\"", "TLS"),
+            ("url = \"ws://a/\"", "give the port"),
+            ("url = \"ws://a:{port}/\"", "needs `server"),
+            ("url = \"ws://a:1/\"\nin_flight = 2\nrate = 5", "not both"),
+            (
+                "url = \"ws://a:1/\"\npayload = { size = 4 }",
+                "at least 8 bytes",
+            ),
+            (
+                "url = \"ws://a:1/\"\npayload = { type = \"text\", size = 8 }",
+                "at least 16 bytes",
+            ),
+            ("target = \"builtin\"\npayload = { size = 64 }", "input_dim"),
+            (
+                "url = \"ws://a:1/\"\nserver = { command = [] }",
+                "must not be empty",
+            ),
+            (
+                "url = \"ws://a:1/\"\nserver = { command = [\"x\"], ready = \"log:(\" }",
+                "invalid `ready` regex",
+            ),
+            ("url = \"ws://a:1/\"\nconnections = 0", "between 1 and"),
+        ];
+        for (src, want) in cases {
+            let e = spec(src).validate(&[ParamPoint::new()]).unwrap_err();
+            assert!(e.1.contains(want), "{src}: {e:?}");
+        }
+    }
+}
