@@ -27,7 +27,7 @@ fi
 git rev-parse HEAD > .gpu/COMMIT
 [ -z "$(git status --porcelain --untracked-files=no)" ] || sed -i "s/$/-dirty/" .gpu/COMMIT
 strip .gpu/neon-perf* .gpu/cuda_executors 2>/dev/null || true
-# The cuda binary is ~49 MiB stripped (candle's PTX and SASS); the device
+# The cuda binary is ~49-55 MiB stripped (candle's PTX and SASS); the device
 # tool carries 64 MiB in all, so it travels xz-compressed (~6 MiB).
 if [ -f .gpu/neon-perf-cuda ]; then
     rm -f .gpu/neon-perf-cuda.xz && xz -6 .gpu/neon-perf-cuda

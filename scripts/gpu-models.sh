@@ -13,8 +13,10 @@
 #   mkdir -p target/cuda-artefact && strip -o target/cuda-artefact/neon-perf target/release/neon-perf
 #   xz -6 -k target/cuda-artefact/neon-perf
 #
-# Prints a short table last. Exits with neon-perf's exit code for the CUDA
-# suite (0 pass, 1 regression/failed check, 2 setup error, 3 inconclusive).
+# Runs the suite $RUNS times (default 2, fresh processes: the second shows
+# what the driver's JIT cache saves on first inference) and prints a short
+# table per run last. Exits with neon-perf's first non-zero exit code for the
+# CUDA suite (0 pass, 1 regression/failed check, 2 setup error, 3 inconclusive).
 set -uo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -55,16 +57,39 @@ fi
 echo "== doctor"
 "$BIN" doctor 2>&1 | tee "$OUT/doctor.txt" || true
 
-echo "== models-cuda"
-start=$(date +%s)
-"$BIN" run suites/models-cuda.toml --json "$OUT/models-cuda.json" --markdown "$OUT/models-cuda.md" --no-color \
-  2>&1 | tee "$OUT/models-cuda.txt"
-rc=${PIPESTATUS[0]}
-echo "models-cuda: exit $rc after $(( $(date +%s) - start )) s" | tee -a "$OUT/models-cuda.txt"
+# The suite runs $RUNS times in a row (default 2), each a fresh process: the
+# first pays what no cache covers (the driver JIT-compiles candle's PTX
+# modules on first load), the second shows what the driver's JIT cache
+# (~/.nv/ComputeCache unless CUDA_CACHE_PATH says otherwise) saves.
+RUNS="${RUNS:-2}"
+cache_dir="${CUDA_CACHE_PATH:-$HOME/.nv/ComputeCache}"
+cache_state() {
+  echo "jit cache $cache_dir: $(du -sh "$cache_dir" 2>/dev/null | cut -f1 || echo absent)" \
+    "($(find "$cache_dir" -type f 2>/dev/null | wc -l) files);" \
+    "CUDA_CACHE_DISABLE=${CUDA_CACHE_DISABLE:-unset} CUDA_CACHE_MAXSIZE=${CUDA_CACHE_MAXSIZE:-unset}" \
+    "CUDA_MODULE_LOADING=${CUDA_MODULE_LOADING:-unset}"
+}
+rc=0
+for run in $(seq 1 "$RUNS"); do
+  sfx=""; [ "$run" -gt 1 ] && sfx="-run$run"
+  echo "== models-cuda run $run of $RUNS"
+  cache_state | tee -a "$OUT/jit-cache.txt"
+  start=$(date +%s)
+  "$BIN" run suites/models-cuda.toml --json "$OUT/models-cuda$sfx.json" --markdown "$OUT/models-cuda$sfx.md" --no-color \
+    2>&1 | tee "$OUT/models-cuda$sfx.txt"
+  r=${PIPESTATUS[0]}
+  echo "models-cuda run $run: exit $r after $(( $(date +%s) - start )) s" | tee -a "$OUT/models-cuda$sfx.txt"
+  [ "$rc" -eq 0 ] && rc=$r
+done
+cache_state | tee -a "$OUT/jit-cache.txt"
 
 # Summary table from the JSON (python3 ships with Ubuntu; skipped if absent).
-if command -v python3 >/dev/null && [ -s "$OUT/models-cuda.json" ]; then
-  python3 - "$OUT/models-cuda.json" <<'PY' | tee "$OUT/summary.txt"
+for run in $(seq 1 "$RUNS"); do
+  sfx=""; [ "$run" -gt 1 ] && sfx="-run$run"
+  json="$OUT/models-cuda$sfx.json"
+  command -v python3 >/dev/null && [ -s "$json" ] || continue
+  echo "== summary of run $run" | tee -a "$OUT/summary.txt"
+  python3 - "$json" <<'PY' | tee -a "$OUT/summary.txt"
 import json, statistics, sys
 doc = json.load(open(sys.argv[1]))
 def med(m):
@@ -98,13 +123,18 @@ for sc in doc.get("scenarios", []):
                    f"{med(g('scaling_efficiency')):.2f}" if g("scaling_efficiency") else "-",
                    fmt(med(g("memory_peak")), "bytes") if g("memory_peak") else "-"]
             print(f"  {b:>6} {row[0]:>12} {row[1]:>12} {row[2]:>14} {row[3]:>6} {row[4]:>12}")
-    for k in ("load_time", "best_batch", "max_batch_under_slo", "harness_overhead",
-              "oom_allocated", "leaked", "max_batch"):
+    for k in ("device_init", "load_time", "best_batch", "max_batch_under_slo", "harness_overhead",
+              "oom_allocated", "leaked", "max_batch", "max_batch_memory", "max_batch_probes",
+              "max_batch_search_time"):
         if k in ms:
             print(f"  {k} = {fmt(med(ms[k]), ms[k]['unit'])}")
     for k in sorted(ms):
-        if k.startswith("first_inference"):
+        if k.startswith(("first_inference", "second_inference")):
             print(f"  {k} = {fmt(med(ms[k]), 'seconds')}")
+    for k in ("probe_device_init", "probe_forward"):
+        s = (ms.get(k) or {}).get("samples") or []
+        if s:
+            print(f"  {k}: first probe {s[0]*1e3:.1f} ms, median {statistics.median(s)*1e3:.1f} ms, max {max(s)*1e3:.1f} ms over {len(s)}")
     dts = sorted({k.split("dtype=")[1].rstrip("}") for k in ms if k.startswith("speedup{")})
     if dts:
         print(f"  {'dtype':>6} {'speedup':>9} {'rel_l2_err':>11} {'weights':>11}")
@@ -117,5 +147,5 @@ for sc in doc.get("scenarios", []):
     print()
 print("exit code:", doc.get("exit_code"))
 PY
-fi
+done
 exit "$rc"

@@ -33,9 +33,9 @@ if [ -f .gpu/neon-perf-cuda.xz ] && [ ! -x .gpu/neon-perf-cuda ]; then
     xz -dc .gpu/neon-perf-cuda.xz > .gpu/neon-perf-cuda && chmod +x .gpu/neon-perf-cuda
 fi
 if [ -x .gpu/neon-perf-cuda ] && [ -f scripts/gpu-models.sh ]; then
-    NEON_PERF_BIN=.gpu/neon-perf-cuda timeout 200 bash scripts/gpu-models.sh > "$OUT/models.log" 2>&1
+    NEON_PERF_BIN=.gpu/neon-perf-cuda timeout 420 bash scripts/gpu-models.sh > "$OUT/models.log" 2>&1
     note "gpu-models.sh: exit $?"
-    tail -n 25 "$OUT/models.log"
+    tail -n 60 "$OUT/models.log"
 fi
 
 (cd "$OUT" && tar czf all.tgz --exclude=all.tgz . 2>/dev/null)

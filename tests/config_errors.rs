@@ -35,6 +35,8 @@ const CASES: &[(&str, usize)] = &[
     ("missing_name", 1),
     ("negative_tolerance", 5),
     ("no_scenarios", 1),
+    ("oom_cuda_max_batch_pattern", 7),
+    ("oom_find_max_batch_no_model", 6),
     ("samples_min_greater_than_max", 8),
     ("single_bracket_scenario", 1),
     ("spec_wrong_type", 4),

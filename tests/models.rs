@@ -74,6 +74,8 @@ fn mlp_sweep_reports_every_metric_and_ticks_batching() {
     assert!([1.0, 8.0, 32.0].contains(&metric(&r, "best_batch")));
     assert!(metric(&r, "load_time") > 0.0);
     assert!(metric(&r, "first_inference{batch=1}") > 0.0);
+    assert!(metric(&r, "second_inference{batch=1}") > 0.0);
+    assert!(metric(&r, "device_init") >= 0.0);
     assert!(metric(&r, "harness_overhead") < 100.0);
     // quantization: error small and nonzero, f32 is the reference
     assert_eq!(metric(&r, "rel_l2_error{dtype=f32}"), 0.0);
@@ -150,6 +152,60 @@ fn cuda_scenarios_are_ignored_with_a_reason_without_a_gpu() {
     if cfg!(not(feature = "cuda")) {
         assert!(why.contains("--features cuda"), "{why}");
     }
+}
+
+#[test]
+fn cuda_max_batch_is_ignored_with_a_reason_without_a_gpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "[[scenario]]\nname = \"m\"\nkind = \"oom_stress\"\ndevice = \"cuda\"\n\
+                find_max_batch = true\nmodel = { arch = \"mlp\", layers = [8, 8] }\n\
+                memory_limit = \"64MiB\"\n";
+    let p = &plans(dir.path(), text)[0];
+    let Some(why) = device::unavailable(DeviceSel::Cuda(0)) else {
+        return; // a GPU is here (cuda build): nothing to check
+    };
+    let r = run(p, dir.path());
+    assert_eq!(
+        r.outcome,
+        Outcome::Ignored {
+            reason: why.clone()
+        }
+    );
+    if cfg!(not(feature = "cuda")) {
+        // Even with a driver present: the probes need candle's CUDA backend.
+        assert!(why.contains("--features cuda"), "{why}");
+    }
+}
+
+#[test]
+fn oom_child_probe_on_cuda_reports_instead_of_crashing_without_a_gpu() {
+    // The probe child itself, as the parent starts it: without the `cuda`
+    // feature or a GPU it must print a report with the reason and exit 0.
+    if device::unavailable(DeviceSel::Cuda(0)).is_none() {
+        return;
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_neon-perf"))
+        .args([
+            "oom-child",
+            "--device",
+            "cuda:0",
+            "--limit",
+            "67108864",
+            "--batch",
+            "4",
+        ])
+        .args(["--model", r#"{"arch":"mlp","layers":[8,8]}"#])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = String::from_utf8_lossy(&out.stdout);
+    let r: neon_perf::exec::oom_cuda::CudaProbeReport = serde_json::from_str(line.trim()).unwrap();
+    assert!(!r.fits && !r.oom && r.batch == 4, "{r:?}");
+    assert!(!r.error.is_empty());
 }
 
 #[test]

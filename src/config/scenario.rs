@@ -148,9 +148,11 @@ pub(crate) fn scenario(
             Kind::OomStress => {
                 read::spec::<OomStressSpec>(rest, header.clone(), kind.id(), &known_keys)
                     .and_then(|s| {
-                        s.validate()
-                            .map(|()| s)
-                            .map_err(|m| Diag::new(header.clone(), m))
+                        s.validate().map_err(|m| Diag::new(header.clone(), m))?;
+                        s.check(device).map_err(|(key, m)| {
+                            Diag::new(t.get(key).map(|v| v.span()).unwrap_or(header.clone()), m)
+                        })?;
+                        Ok(s)
                     })
                     .map(KindSpec::OomStress)
             }

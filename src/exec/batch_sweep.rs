@@ -162,12 +162,22 @@ fn run_sweep(
     spec: &BatchSweepSpec,
     ctx: &mut RunCtx<'_>,
 ) -> Result<ExecOutput, ExecError> {
+    // Device start-up, timed on its own: on CUDA, context creation plus
+    // candle's cuBLAS and cuRAND handles (library loading included).
+    let t = Instant::now();
     let (dev, desc) = device::open(plan.device).map_err(ExecError::Unavailable)?;
+    let device_init = t.elapsed().as_secs_f64();
     let on_cuda = dev.is_cuda();
     let mut out = ExecOutput {
         device: desc,
         ..Default::default()
     };
+    out.metrics.push(single(
+        MetricKey::new("device_init"),
+        Unit::Seconds,
+        Direction::Neither,
+        device_init,
+    ));
     let seed = spec.model.seed();
     let batches = spec.batches();
 
@@ -193,18 +203,26 @@ fn run_sweep(
         model.weight_bytes as f64,
     ));
 
-    // First inference: cold caches, lazy kernel loading, allocator growth.
+    // First inference: cold caches, lazy kernel loading (on CUDA, candle's
+    // PTX modules are JIT-compiled by the driver on first use), allocator
+    // growth. The second pass right after it, at the same batch, is the
+    // model's own cost: the difference is what happens once per process.
     let x = model
         .input(batches[0], seed)
         .map_err(model_failed("input"))?;
-    let t = Instant::now();
-    forward_synced(&model, &x).map_err(failed("first inference"))?;
-    out.metrics.push(single(
-        MetricKey::new("first_inference").with("batch", batches[0]),
-        Unit::Seconds,
-        Direction::Neither,
-        t.elapsed().as_secs_f64(),
-    ));
+    for (name, what) in [
+        ("first_inference", "first inference"),
+        ("second_inference", "second inference"),
+    ] {
+        let t = Instant::now();
+        forward_synced(&model, &x).map_err(failed(what))?;
+        out.metrics.push(single(
+            MetricKey::new(name).with("batch", batches[0]),
+            Unit::Seconds,
+            Direction::Neither,
+            t.elapsed().as_secs_f64(),
+        ));
+    }
 
     let mut points = Vec::new();
     let (mut fwd, mut wall) = (Duration::ZERO, Duration::ZERO);

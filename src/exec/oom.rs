@@ -33,6 +33,20 @@ impl Executor for OomStressExecutor {
     }
 
     fn availability(&self, plan: &ScenarioPlan) -> Availability {
+        if plan.device != DeviceSel::Cpu && spec_of(plan).is_ok_and(|s| s.find_max_batch) {
+            // Probes run candle on the GPU: the `cuda` feature and a driver.
+            let sel = match plan.device {
+                DeviceSel::Cuda(n) => DeviceSel::Cuda(n),
+                _ => DeviceSel::Cuda(0),
+            };
+            return match crate::model::device::unavailable(sel) {
+                Some(r) => Availability::Missing(r),
+                None => match device::cuda_unavailable_reason() {
+                    Some(r) => Availability::Missing(r),
+                    None => Availability::Ready,
+                },
+            };
+        }
         if plan.device == DeviceSel::Cpu {
             return match spec_of(plan) {
                 Ok(_) => Availability::Ready,
@@ -52,6 +66,11 @@ impl Executor for OomStressExecutor {
         if plan.device == DeviceSel::Cpu {
             let spec = spec_of(plan).map_err(ExecError::Failed)?;
             return super::oom_host::run_host(plan, spec, ctx);
+        }
+        if let Ok(spec) = spec_of(plan)
+            && spec.find_max_batch
+        {
+            return super::oom_cuda::run_cuda(plan, spec, ctx);
         }
         let _gpu = device::exclusive();
         device::guarded("oom_stress panicked inside cudarc", || {
@@ -100,7 +119,7 @@ fn alloc(bytes: usize) -> Result<Alloc, String> {
 
 /// Releases memory cached by the stream-ordered allocator (earlier
 /// scenarios' buffers), so free memory reflects what is really held.
-fn settle(ctx: &Arc<CudaContext>) -> Result<(), String> {
+pub(crate) fn settle(ctx: &Arc<CudaContext>) -> Result<(), String> {
     ctx.synchronize()
         .map_err(|e| driver_err("cuCtxSynchronize", e))?;
     if ctx.has_async_alloc() {

@@ -69,14 +69,14 @@ impl HostOomSettings {
 }
 
 /// How a child ended.
-struct ChildRun {
-    stdout: String,
-    stderr: String,
-    status: Option<std::process::ExitStatus>,
-    timed_out: bool,
+pub(crate) struct ChildRun {
+    pub stdout: String,
+    pub stderr: String,
+    pub status: Option<std::process::ExitStatus>,
+    pub timed_out: bool,
 }
 
-fn run_child(
+pub(crate) fn run_child(
     bin: &Path,
     args: &[String],
     timeout: Duration,
@@ -142,7 +142,7 @@ fn mem_available() -> Option<u64> {
         .map(|k| k * 1024)
 }
 
-fn describe_exit(r: &ChildRun) -> String {
+pub(crate) fn describe_exit(r: &ChildRun) -> String {
     use std::os::unix::process::ExitStatusExt;
     let how = match r.status {
         _ if r.timed_out => "timed out".to_string(),

@@ -33,6 +33,13 @@ pub struct OomChildArgs {
     /// Folder that relative `weights` paths resolve against.
     #[arg(long)]
     pub base_dir: Option<PathBuf>,
+    /// Probe on this CUDA device (`cuda:N`) instead of the host: no
+    /// RLIMIT_DATA; `--limit` is then the device memory the probe may use
+    /// (0: `--fraction` of the free device memory), the rest is filled.
+    #[arg(long)]
+    pub device: Option<String>,
+    #[arg(long, default_value_t = 0.8)]
+    pub fraction: f64,
 }
 
 /// What a stress child reports (one JSON line on stdout).
@@ -254,6 +261,13 @@ pub fn child_main(args: &OomChildArgs) -> i32 {
         },
         None => None,
     };
+    if let Some(dev) = &args.device {
+        let Some(m) = spec else {
+            eprintln!("oom-child: --device needs --model (only probes run on a GPU)");
+            return 2;
+        };
+        return crate::exec::oom_cuda::probe::child_main(dev, &m, args);
+    }
     let limit = match limit_self(args.limit) {
         Ok(l) => l,
         Err(e) => {
