@@ -8,6 +8,8 @@
 //! baseline was recorded and today, and load that is steady over a pair,
 //! cancel; stored baselines stay the record on main and the fallback.
 
+mod confirm;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -19,6 +21,9 @@ use crate::metric::MetricSeries;
 use crate::plan::{ScenarioPlan, Settings};
 use crate::result::{Outcome, ScenarioResult};
 use crate::units::HumanDuration;
+
+pub use confirm::confirm_with_more_pairs;
+use confirm::second_estimate;
 
 /// Pairs per scenario unless told otherwise: 4 pairs (B H H B B H H B)
 /// cancel linear drift twice over and give a t interval with 3 degrees of
@@ -201,14 +206,30 @@ pub fn run_pairs(
     if confirm && verdicts.iter().any(|v| v.verdict == Verdict::Regressed) {
         // A second, later set of pairs: a slow spell of the machine that
         // lined up with the head's runs does not line up again.
+        // If every confirmation pair of a regressed metric had a run in a
+        // slow spell, `pairs` more are run once: a confirmation taken only
+        // from spells says nothing.
         let first = runs.base_runs.len();
-        if let Err(stop) = runs.run_to(first + pairs, on_event) {
-            return stop;
+        let mut pooled;
+        let mut extra = pairs;
+        loop {
+            if let Err(stop) = runs.run_to(first + extra, on_event) {
+                return stop;
+            }
+            (pooled, invalid, dropped) =
+                judge(head, &runs.base_runs, &runs.head_runs, tolerance, policy);
+            let starved = pooled.iter().any(|v| {
+                verdicts
+                    .iter()
+                    .any(|f| f.key == v.key && f.verdict == Verdict::Regressed)
+                    && second_estimate(v, first).is_some_and(|(_, kept)| kept == 0)
+            });
+            if !starved || extra >= 2 * pairs {
+                break;
+            }
+            extra += pairs;
         }
-        let pooled;
-        (pooled, invalid, dropped) =
-            judge(head, &runs.base_runs, &runs.head_runs, tolerance, policy);
-        confirmation = Some(pairs);
+        confirmation = Some(extra);
         let confirmed = confirm_with_more_pairs(&verdicts, pooled, first);
         let unconfirmed: Vec<String> = verdicts
             .iter()
@@ -312,101 +333,6 @@ impl Runs<'_> {
             }
         }
         Ok(())
-    }
-}
-
-/// The verdicts after a confirmation: every pair pooled (`pooled`, whose
-/// `pairs` list them all in order), but a metric is `regressed` only if it
-/// was in the `first` verdicts too and the pairs after the first `first_n`
-/// (the confirmation) put it beyond its tolerance on their own: the median
-/// log-ratio of those of them in the machine's good state (all of them if
-/// none are). They need not be significant on their own: a slow spell that
-/// faked the first regression does not also fake the second set's
-/// estimate, and asking for two significant results would miss real
-/// regressions close to the tolerance.
-pub fn confirm_with_more_pairs(
-    first: &[MetricVerdict],
-    mut pooled: Vec<MetricVerdict>,
-    first_n: usize,
-) -> Vec<MetricVerdict> {
-    for v in &mut pooled {
-        let was = first
-            .iter()
-            .any(|f| f.key == v.key && f.verdict == Verdict::Regressed);
-        let again = second_estimate(v, first_n);
-        let beyond = again.is_some_and(|c| worse(c, v.direction) > v.tolerance);
-        let second_said =
-            again.map_or("no estimate".to_string(), |c| format!("{:+.1}%", 100.0 * c));
-        let mut note = |text: String| {
-            v.note = Some(match v.note.take() {
-                Some(n) => format!("{n}; {text}"),
-                None => text,
-            });
-        };
-        match (v.verdict == Verdict::Regressed, was, beyond) {
-            (true, true, true) => note(format!(
-                "confirmed: the confirmation pairs alone gave {second_said}"
-            )),
-            (true, _, _) => {
-                v.verdict = Verdict::Inconclusive;
-                note(format!(
-                    "not confirmed: {} the confirmation pairs alone gave {second_said}",
-                    if was {
-                        "regressed in the first pairs, but"
-                    } else {
-                        "regressed only with the confirmation pairs pooled;"
-                    }
-                ));
-            }
-            (false, true, _) => note(format!(
-                "the first pairs regressed, the confirmation pairs gave {second_said}: pooled, as shown"
-            )),
-            _ => {}
-        }
-    }
-    pooled
-}
-
-/// The change the pairs after `first_n` show on their own: the median
-/// log-ratio of those in the machine's good state (spells judged with every
-/// pair as context), or of all of them when none is.
-fn second_estimate(v: &MetricVerdict, first_n: usize) -> Option<f64> {
-    if v.pairs.len() <= first_n {
-        return None;
-    }
-    let keep = crate::compare::spells(&v.pairs, v.direction, v.tolerance).keep;
-    let ratios = |only_kept: bool| -> Vec<f64> {
-        v.pairs
-            .iter()
-            .zip(&keep)
-            .skip(first_n)
-            .filter(|&(&(b, h), &k)| (k || !only_kept) && b > 0.0 && h > 0.0)
-            .map(|(&(b, h), _)| (h / b).ln())
-            .filter(|x| x.is_finite())
-            .collect()
-    };
-    let mut d = ratios(true);
-    if d.is_empty() {
-        d = ratios(false);
-    }
-    if d.is_empty() {
-        return None;
-    }
-    d.sort_by(f64::total_cmp);
-    let n = d.len();
-    let median = if n % 2 == 1 {
-        d[n / 2]
-    } else {
-        (d[n / 2 - 1] + d[n / 2]) / 2.0
-    };
-    Some(median.exp() - 1.0)
-}
-
-/// A change in "worse is positive" terms.
-fn worse(change: f64, direction: crate::metric::Direction) -> f64 {
-    match direction {
-        crate::metric::Direction::HigherIsBetter => -change,
-        _ => change,
     }
 }
 

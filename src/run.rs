@@ -368,7 +368,9 @@ impl Session {
         let (mut result, mut verdicts) = measure(on_event);
         if gating && self.cfg.confirm_regressions && regressed_keys(&verdicts).next().is_some() {
             let first: Vec<String> = regressed_keys(&verdicts).collect();
-            let (r2, v2) = measure(on_event);
+            let (mut r2, v2) = measure(on_event);
+            // The scenario's wall time is both runs' (as in paired mode).
+            r2.wall_time_s += result.wall_time_s;
             (result, verdicts) = confirm(first, r2, v2);
         }
         if let Some(why) = fallback {

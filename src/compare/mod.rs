@@ -13,7 +13,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 mod paired;
-pub use paired::{Spells, compare_paired, spells};
+mod spells;
+pub use paired::compare_paired;
+pub use spells::{Spells, spells};
 
 use serde::{Deserialize, Serialize};
 
