@@ -101,7 +101,7 @@ fn paired_metric(
         baseline,
         change: None,
         ci: None,
-        p_value: stats::sign_flip_p(&pairs),
+        p_value: None,
         tolerance,
         bound_violation: None,
         gated,
