@@ -133,11 +133,10 @@ fn transformer_from_a_safetensors_file() {
     }
 }
 
-#[test]
-fn cuda_scenarios_are_ignored_with_a_reason_without_a_gpu() {
+/// Without a GPU (or, in the default build, without candle's CUDA backend)
+/// the scenario in `text` is ignored, with the reason.
+fn assert_ignored_without_gpu(text: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let text = "[[scenario]]\nname = \"g\"\nkind = \"batch_sweep\"\ndevice = \"cuda\"\n\
-                model = { arch = \"mlp\", layers = [8, 8] }\nbatch_sizes = [1]\n";
     let p = &plans(dir.path(), text)[0];
     let Some(why) = device::unavailable(DeviceSel::Cuda(0)) else {
         return; // a GPU is here: nothing to check
@@ -150,31 +149,26 @@ fn cuda_scenarios_are_ignored_with_a_reason_without_a_gpu() {
         }
     );
     if cfg!(not(feature = "cuda")) {
+        // Even with a driver present: the models need candle's CUDA backend.
         assert!(why.contains("--features cuda"), "{why}");
     }
 }
 
 #[test]
-fn cuda_max_batch_is_ignored_with_a_reason_without_a_gpu() {
-    let dir = tempfile::tempdir().unwrap();
-    let text = "[[scenario]]\nname = \"m\"\nkind = \"oom_stress\"\ndevice = \"cuda\"\n\
-                find_max_batch = true\nmodel = { arch = \"mlp\", layers = [8, 8] }\n\
-                memory_limit = \"64MiB\"\n";
-    let p = &plans(dir.path(), text)[0];
-    let Some(why) = device::unavailable(DeviceSel::Cuda(0)) else {
-        return; // a GPU is here (cuda build): nothing to check
-    };
-    let r = run(p, dir.path());
-    assert_eq!(
-        r.outcome,
-        Outcome::Ignored {
-            reason: why.clone()
-        }
+fn cuda_scenarios_are_ignored_with_a_reason_without_a_gpu() {
+    assert_ignored_without_gpu(
+        "[[scenario]]\nname = \"g\"\nkind = \"batch_sweep\"\ndevice = \"cuda\"\n\
+         model = { arch = \"mlp\", layers = [8, 8] }\nbatch_sizes = [1]\n",
     );
-    if cfg!(not(feature = "cuda")) {
-        // Even with a driver present: the probes need candle's CUDA backend.
-        assert!(why.contains("--features cuda"), "{why}");
-    }
+}
+
+#[test]
+fn cuda_max_batch_is_ignored_with_a_reason_without_a_gpu() {
+    assert_ignored_without_gpu(
+        "[[scenario]]\nname = \"m\"\nkind = \"oom_stress\"\ndevice = \"cuda\"\n\
+         find_max_batch = true\nmodel = { arch = \"mlp\", layers = [8, 8] }\n\
+         memory_limit = \"64MiB\"\n",
+    );
 }
 
 #[test]
