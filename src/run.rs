@@ -328,6 +328,15 @@ impl Session {
             };
             (result, verdicts)
         };
+        let report = |result: ScenarioResult, verdicts: Vec<MetricVerdict>| ScenarioReport {
+            status: status_of(&result, &verdicts),
+            result,
+            verdicts,
+            checklist: plan.checklist.clone(),
+            smoke,
+            rules: plan.metric_rules.clone(),
+            tolerance,
+        };
         let mut fallback = None;
         if gating && let Some(tree) = self.base_tree.as_mut() {
             let pairs = self.cfg.against.as_ref().map_or(DEFAULT_PAIRS, |a| a.pairs);
@@ -346,17 +355,7 @@ impl Session {
                         &execute,
                     ) {
                         Paired::Done(result, verdicts) => {
-                            let result = *result;
-                            let status = status_of(&result, &verdicts);
-                            return Ok(ScenarioReport {
-                                result,
-                                status,
-                                verdicts,
-                                checklist: plan.checklist.clone(),
-                                smoke,
-                                rules: plan.metric_rules.clone(),
-                                tolerance,
-                            });
+                            return Ok(report(*result, verdicts));
                         }
                         Paired::BaseUnusable(why) => fallback = Some(why),
                     }
@@ -379,16 +378,7 @@ impl Session {
                 format!("not paired: {why}; compared with the stored baseline instead"),
             );
         }
-        let status = status_of(&result, &verdicts);
-        Ok(ScenarioReport {
-            result,
-            status,
-            verdicts,
-            checklist: plan.checklist.clone(),
-            smoke,
-            rules: plan.metric_rules.clone(),
-            tolerance,
-        })
+        Ok(report(result, verdicts))
     }
 
     /// Blesses (when asked), evaluates the checklist and sets the exit code.
