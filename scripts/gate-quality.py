@@ -19,6 +19,11 @@ With --paired, no baselines are blessed: each run is
 `neon-perf run --against BASE` from a head tree whose suite passes
 `--slowdown X` to the workload, against a base tree whose suite does not
 (paired A/B, docs/paired.md); B*R runs of each kind as above.
+
+With --both, every stored run is followed at once by the same paired run, so
+that the two modes are compared in the same machine state (on this VM the
+state changes over minutes: measuring one mode after the other compared the
+machine as much as the modes).
 """
 import argparse
 import json
@@ -116,14 +121,18 @@ def main():
                     help="the suite's max_contention (1 = never invalid)")
     ap.add_argument("--paired", action="store_true",
                     help="paired A/B against a base tree instead of blessed baselines")
+    ap.add_argument("--both", action="store_true",
+                    help="stored and paired, each run of one right after the same run of "
+                         "the other, so that both see the same machine state")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     work = tempfile.mkdtemp(prefix="gq-")
     suite = os.path.join(work, "gq.toml")
     with open(suite, "w") as f:
         f.write(SUITE.format(max_time=a.max_time, max_contention=a.max_contention, extra=""))
+    modes = ["stored", "paired"] if a.both else ["paired"] if a.paired else ["stored"]
     paired = None
-    if a.paired:
+    if "paired" in modes:
         PAIRED_MAX_TIME[0] = a.max_time
         head_dir, base_dir = os.path.join(work, "head"), os.path.join(work, "base")
         os.makedirs(head_dir)
@@ -133,66 +142,77 @@ def main():
         paired = (head_dir, base_dir, a.max_contention)
 
     kinds = [("aa", 0.0, 0.05), ("slow10", 0.10, 0.05), ("slow5", 0.05, 0.03)]
-    results = {k: [] for k, _, _ in kinds}
+    results = {m: {k: [] for k, _, _ in kinds} for m in modes}
     blesses = []
     t0 = time.monotonic()
     for b in range(a.baselines):
         base = os.path.join(work, f"baselines-{b}")
-        for i in range(0 if paired else a.blesses):
+        for i in range(a.blesses if "stored" in modes else 0):
             p, wall = neon(a.bin, ["bless", suite, "--baselines", base, "--reason", f"gq {b}.{i}"], {})
             if p.returncode != 0:
                 sys.exit(f"bless failed:\n{p.stdout}\n{p.stderr}")
             blesses.append(wall)
         for r in range(a.runs):
             for kind, slow, tol in kinds:
-                res = one_run(a.bin, suite, base, os.path.join(work, "r.json"), slow, tol, paired)
-                res.update(baseline_set=b, run=r)
-                results[kind].append(res)
-                ch = "n/a" if res["change"] is None else f"{res['change']:+.4f}"
-                ci = "n/a" if not res["ci"] else f"[{res['ci'][0]:+.4f}, {res['ci'][1]:+.4f}]"
-                print(f"[{time.monotonic() - t0:6.0f}s] baseline {b} run {r} {kind:6}: "
-                      f"{res['verdict']:12} change {ch} ci {ci} "
-                      f"({res['samples']} samples, {res['scenario_wall_s']:.1f} s, "
-                      f"others {res['other_cpu_cores'] or 0:.2f} cores)",
-                      file=sys.stderr, flush=True)
-
-    def count(kind, verdict):
-        return sum(1 for x in results[kind] if x["verdict"] == verdict)
+                for mode in modes:
+                    res = one_run(a.bin, suite, base, os.path.join(work, "r.json"), slow, tol,
+                                  paired if mode == "paired" else None)
+                    res.update(baseline_set=b, run=r)
+                    results[mode][kind].append(res)
+                    ch = "n/a" if res["change"] is None else f"{res['change']:+.4f}"
+                    ci = "n/a" if not res["ci"] else f"[{res['ci'][0]:+.4f}, {res['ci'][1]:+.4f}]"
+                    print(f"[{time.monotonic() - t0:6.0f}s] baseline {b} run {r} {kind:6} {mode:6}: "
+                          f"{res['verdict']:12} change {ch} ci {ci} "
+                          f"({res['samples']} samples, {res['scenario_wall_s']:.1f} s, "
+                          f"others {res['other_cpu_cores'] or 0:.2f} cores)",
+                          file=sys.stderr, flush=True)
 
     n = a.baselines * a.runs
-    walls = [x["scenario_wall_s"] for k in results for x in results[k]]
-    table = [
-        "| runs | tolerance | regressed | improved | pass | inconclusive | invalid | median change | max scenario wall time |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
     labels = {"aa": "A/A (unchanged)", "slow10": "+10% work", "slow5": "+5% work"}
-    for kind, slow, tol in kinds:
-        xs = results[kind]
-        changes = sorted(x["change"] for x in xs if x["change"] is not None) or [float("nan")]
-        table.append(
-            f"| {labels[kind]} ×{n} | {tol:.0%} | {count(kind, 'regressed')} | {count(kind, 'improved')} | "
-            f"{count(kind, 'pass')} | {count(kind, 'inconclusive')} | {count(kind, 'invalid')} | "
-            f"{changes[len(changes) // 2]:+.2%} | "
-            f"{max(x['scenario_wall_s'] for x in xs):.1f} s |"
-        )
+    table = []
+    for mode in modes:
+        def count(kind, verdict):
+            return sum(1 for x in results[mode][kind] if x["verdict"] == verdict)
+
+        table += [
+            f"\n{mode}:\n",
+            "| runs | tolerance | regressed | improved | pass | inconclusive | invalid | median change "
+            "| median process wall time | max scenario wall time |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for kind, slow, tol in kinds:
+            xs = results[mode][kind]
+            changes = sorted(x["change"] for x in xs if x["change"] is not None) or [float("nan")]
+            walls = sorted(x["process_wall_s"] for x in xs)
+            table.append(
+                f"| {labels[kind]} ×{n} | {tol:.0%} | {count(kind, 'regressed')} | "
+                f"{count(kind, 'improved')} | {count(kind, 'pass')} | {count(kind, 'inconclusive')} | "
+                f"{count(kind, 'invalid')} | {changes[len(changes) // 2]:+.2%} | "
+                f"{walls[len(walls) // 2]:.2f} s | "
+                f"{max(x['scenario_wall_s'] for x in xs):.1f} s |"
+            )
+        unconfirmed = sum(1 for k in results[mode] for x in results[mode][k]
+                          if x["first_run_regressed_unconfirmed"])
+        table.append(f"\nFirst runs that regressed but were not confirmed: {unconfirmed}")
+    walls = [x["scenario_wall_s"] for m in modes for k in results[m] for x in results[m][k]]
     summary = {
         "baselines": a.baselines,
         "runs_per_baseline": a.runs,
-        "blesses_per_baseline": a.blesses,
+        "blesses_per_baseline": a.blesses if "stored" in modes else 0,
         "max_time": a.max_time,
         "max_contention": a.max_contention,
         "paired": a.paired,
+        "modes": modes,
         "median_bless_wall_s": sorted(blesses)[len(blesses) // 2] if blesses else None,
         "max_scenario_wall_s": max(walls),
         "total_wall_s": time.monotonic() - t0,
-        "results": results,
+        # One mode: its results by kind, as before; both: by mode, then kind.
+        "results": results if a.both else results[modes[0]],
     }
     with open(os.path.join(a.out, "gate-quality.json"), "w") as f:
         json.dump(summary, f, indent=1)
-    unconfirmed = sum(1 for k in results for x in results[k] if x["first_run_regressed_unconfirmed"])
-    table.append(f"\nFirst runs that regressed but were not confirmed by a second run: {unconfirmed}")
     print("\n".join(table))
-    bless_text = "no blesses (paired)" if a.paired else f"median bless {summary['median_bless_wall_s']:.1f} s"
+    bless_text = f"median bless {summary['median_bless_wall_s']:.1f} s" if blesses else "no blesses"
     print(f"\nTotal {summary['total_wall_s']:.0f} s; {bless_text}; "
           f"results in {a.out}/gate-quality.json")
 
