@@ -29,6 +29,8 @@
 #                    in flight, correlates ids and records RTTs
 #   artillery        only when ARTILLERY=/path/to/artillery is set; its msg/s
 #                    is not parsed (recorded as failed, see its log)
+# Each client process runs under GNU time: its CPU use (cores, and µs per
+# message, approximate: over the whole process) is a second table.
 # Output: the table on stdout, progress on stderr; raw numbers in $OUT:
 # runs.jsonl (one line per run, as it goes) and results.json (settings,
 # every run, and the per-cell medians and ranges the table shows).
@@ -88,7 +90,7 @@ warmup = "1s"
 payload = { size = $3 }
 $threads
 EOF
-  "$NEON" run "$suite" --baselines "$OUT/no-baselines" --json "$json" --no-color > "$OUT/neon-run.log" 2>&1 || true
+  timed "$NEON" run "$suite" --baselines "$OUT/no-baselines" --json "$json" --no-color > "$OUT/neon-run.log" 2>&1 || true
   python3 - "$json" <<'EOF'
 import json, sys
 try:
@@ -124,21 +126,47 @@ EOF
   echo "{\"client\":\"artillery\",\"msg_per_s\":null,\"note\":\"see $OUT/artillery.log\"}"
 }
 
-# One run of one client: prints its JSON line, or one with msg_per_s null
-# and the reason when the client failed (the table counts it as failed).
+# The client's own CPU time: on 2 cores the client and the server share the
+# machine, so a client that burns more CPU per message leaves less to the
+# server. GNU time writes the process's wall, user and system seconds.
+timed() {
+  /usr/bin/time -o "$OUT/time.json" -f '{"wall_s": %e, "user_s": %U, "sys_s": %S}' "$@"
+}
+
+# One run of one client: prints its JSON line (with the client process's CPU
+# time added), or one with msg_per_s null and the reason when the client
+# failed (the table counts it as failed).
 measure() { # client url conns size
   local line
+  rm -f "$OUT/time.json"
   case $1 in
     neon-perf) line=$(run_neon "$2" "$3" "$4") ;;
-    lean-rust) line=$("$LEAN" "$2" "$3" "$4" "$SECONDS_EACH" "${CLIENT_THREADS:-1}" 2> "$OUT/lean.log") || line="" ;;
-    node-ws) line=$(node scripts/ws/flood_client.js "$2" "$3" "$4" "$SECONDS_EACH" 2> "$OUT/node-client.log") || line="" ;;
+    lean-rust) line=$(timed "$LEAN" "$2" "$3" "$4" "$SECONDS_EACH" "${CLIENT_THREADS:-1}" 2> "$OUT/lean.log") || line="" ;;
+    node-ws) line=$(timed node scripts/ws/flood_client.js "$2" "$3" "$4" "$SECONDS_EACH" 2> "$OUT/node-client.log") || line="" ;;
     artillery) line=$(run_artillery "$2" "$3" "$4") ;;
   esac
-  if python3 -c 'import json,sys; json.loads(sys.argv[1])' "$line" 2>/dev/null; then
-    echo "$line"
-  else
-    echo "{\"client\":\"$1\",\"msg_per_s\":null,\"error\":\"no result; see $OUT\"}"
-  fi
+  python3 - "$1" "$line" "$OUT/time.json" "$OUT" <<'EOF'
+import json, sys
+client, line, time_file, out = sys.argv[1:5]
+try:
+    r = json.loads(line)
+except ValueError:
+    print(json.dumps({"client": client, "msg_per_s": None, "error": f"no result; see {out}"}))
+    sys.exit()
+try:
+    # GNU time puts "Command exited with non-zero status N" before it.
+    t = json.loads([l for l in open(time_file) if l.startswith("{")][-1])
+    cpu = t["user_s"] + t["sys_s"]
+    # Over the process's whole life (start-up and warm-up included), so per
+    # message it is approximate: CPU seconds / (msg/s x wall seconds).
+    r["process"] = t
+    r["client_cpu_cores"] = cpu / t["wall_s"] if t["wall_s"] > 0 else None
+    if r.get("msg_per_s"):
+        r["cpu_us_per_msg_approx"] = 1e6 * cpu / (r["msg_per_s"] * t["wall_s"])
+except (OSError, ValueError, KeyError, IndexError):
+    pass
+print(json.dumps(r))
+EOF
 }
 
 STARTED=$(date -u +%Y-%m-%dT%H:%M:%SZ)

@@ -7,7 +7,8 @@ RUNS_JSONL has one line per measurement:
 Prints the Markdown table on stdout (one row per server × connections ×
 size: each client's median msg/s over the repeats with its min–max range,
 which client is on top against the runner-up, and neon-perf against
-node-ws when more clients ran) and writes RESULTS_JSON: the metadata, every
+node-ws when more clients ran), then, where the runs recorded it, each
+client process's CPU use (median cores and µs per message), and writes RESULTS_JSON: the metadata, every
 run, and the per-cell summary the table was made from.
 """
 
@@ -80,6 +81,47 @@ def size_label(n):
     return f"{n // 1024} KiB" if n >= 1024 and n % 1024 == 0 else f"{n} B"
 
 
+def cpu_summary(runs):
+    """{(server, conns, size): {client: (median cores, median µs/msg)}} over
+    the runs that recorded the client process's CPU time."""
+    cells = {}
+    for r in runs:
+        res = r["result"]
+        if res.get("client_cpu_cores") is None:
+            continue
+        key = (r["server"], r["connections"], r["size"])
+        per = cells.setdefault(key, {}).setdefault(r["client"], ([], []))
+        per[0].append(res["client_cpu_cores"])
+        if res.get("cpu_us_per_msg_approx") is not None:
+            per[1].append(res["cpu_us_per_msg_approx"])
+    return {
+        key: {
+            c: (statistics.median(cores), statistics.median(us) if us else None)
+            for c, (cores, us) in clients.items()
+        }
+        for key, clients in cells.items()
+    }
+
+
+def print_cpu_table(runs, clients):
+    """The clients' own CPU use: cores, and µs per message (approximate:
+    the process's whole CPU time over msg/s × its wall time)."""
+    cells = cpu_summary(runs)
+    if not cells:
+        return
+    print()
+    head = ["server", "connections", "size"] + [f"{c} CPU cores · µs/msg" for c in clients]
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for (server, conns, size), stats in cells.items():
+        row = [server, str(conns), size_label(size)]
+        for c in clients:
+            cores, us = stats.get(c, (None, None))
+            row.append("–" if cores is None else
+                       f"{cores:.2f} · {'–' if us is None else f'{us:.1f}'}")
+        print("| " + " | ".join(row) + " |")
+
+
 def main():
     runs_path, results_path, meta_path = sys.argv[1:4]
     with open(runs_path) as f:
@@ -105,6 +147,7 @@ def main():
         if pair and len(clients) > 2:
             row.append(versus(pair[0], stats.get(pair[0]), pair[1], stats.get(pair[1])))
         print("| " + " | ".join(row) + " |")
+    print_cpu_table(runs, clients)
     summary = [
         {"server": s, "connections": c, "size": z, "client": client, **st}
         for (s, c, z), stats in cells.items()

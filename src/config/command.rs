@@ -1,6 +1,8 @@
 //! Checks of a `command` scenario beyond its spec's types: a non-empty argv,
 //! and placeholders that name a param or a built-in.
 
+use std::ops::Range;
+
 use toml::de::{DeTable, DeValue};
 
 use super::error::{Diag, closest};
@@ -37,6 +39,31 @@ pub(crate) fn check_command(
         .map(String::as_str)
         .chain(BUILTIN_PLACEHOLDERS)
         .collect();
+    let Some((span, name)) = first_unknown_placeholder(text, &strings, &known) else {
+        return Ok(());
+    };
+    let listed = known
+        .iter()
+        .map(|k| format!("`{{{k}}}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let hint = closest(&name, known.iter().copied())
+        .map(|c| format!("did you mean `{{{c}}}`?"))
+        .unwrap_or_else(|| format!("placeholders are the params and the built-ins: {listed}"));
+    Err(Diag::new(
+        span,
+        format!("unknown placeholder `{{{name}}}`: no param or built-in is called `{name}`"),
+    )
+    .hint(Some(hint)))
+}
+
+/// The first placeholder in `strings` that is not in `known`, with its span:
+/// the placeholder itself where the source spells it out, else the string's.
+pub(crate) fn first_unknown_placeholder(
+    text: &str,
+    strings: &[&Value<'_>],
+    known: &[&str],
+) -> Option<(Range<usize>, String)> {
     for v in strings {
         let Some(s) = v.get_ref().as_str() else {
             continue;
@@ -45,33 +72,16 @@ pub(crate) fn check_command(
             if known.contains(&name) {
                 continue;
             }
-            // Point at the placeholder itself when the source spells it out.
             let raw = &text[v.span()];
             let needle = format!("{{{name}}}");
             let span = raw
                 .find(&needle)
                 .map(|o| v.span().start + o..v.span().start + o + needle.len())
                 .unwrap_or(v.span());
-            let listed = known
-                .iter()
-                .map(|k| format!("`{{{k}}}`"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let hint = closest(name, known.iter().copied())
-                .map(|c| format!("did you mean `{{{c}}}`?"))
-                .unwrap_or_else(|| {
-                    format!("placeholders are the params and the built-ins: {listed}")
-                });
-            return Err(Diag::new(
-                span,
-                format!(
-                    "unknown placeholder `{{{name}}}`: no param or built-in is called `{name}`"
-                ),
-            )
-            .hint(Some(hint)));
+            return Some((span, name.to_string()));
         }
     }
-    Ok(())
+    None
 }
 
 #[cfg(test)]

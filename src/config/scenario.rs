@@ -325,26 +325,12 @@ fn check_websocket(
             strings.extend(entries(env).into_iter().map(|(_, v)| v));
         }
     }
-    for v in strings {
-        let Some(s) = v.get_ref().as_str() else {
-            continue;
-        };
-        for (_, name) in crate::plan::command::placeholders(s) {
-            if known.contains(&name) {
-                continue;
-            }
-            let raw = &text[v.span()];
-            let needle = format!("{{{name}}}");
-            let span = raw
-                .find(&needle)
-                .map(|o| v.span().start + o..v.span().start + o + needle.len())
-                .unwrap_or(v.span());
-            return Err(Diag::new(span, format!("unknown placeholder `{{{name}}}`")).hint(
-                super::error::closest(name, known)
-                    .map(|c| format!("did you mean `{{{c}}}`?"))
-                    .or_else(|| Some("a `websocket_flood` scenario knows `{port}`, `{neon_perf}` and `{suite_dir}`; `params` override keys instead".into())),
-            ));
-        }
+    if let Some((span, name)) = super::command::first_unknown_placeholder(text, &strings, &known) {
+        return Err(Diag::new(span, format!("unknown placeholder `{{{name}}}`")).hint(
+            super::error::closest(&name, known)
+                .map(|c| format!("did you mean `{{{c}}}`?"))
+                .or_else(|| Some("a `websocket_flood` scenario knows `{port}`, `{neon_perf}` and `{suite_dir}`; `params` override keys instead".into())),
+        ));
     }
     Ok(spec)
 }

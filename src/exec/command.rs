@@ -204,7 +204,7 @@ fn measure_point(
                 }
             })?;
             if warmup {
-                return Ok(None);
+                return Ok(Vec::new());
             }
             col.push(
                 "wall_time",
@@ -224,17 +224,23 @@ fn measure_point(
                 Direction::LowerIsBetter,
                 run.peak_rss as f64,
             );
-            let mut primary_value = (primary == "wall_time").then_some(run.wall.as_secs_f64());
+            // Every value of the primary metric this run printed: the gate's
+            // estimator sees them all, so the stopping rule does too.
+            let mut primary_values: Vec<f64> = if primary == "wall_time" {
+                vec![run.wall.as_secs_f64()]
+            } else {
+                Vec::new()
+            };
             for m in &run.metrics {
                 let (unit, scale) = Unit::parse_with_scale(m.unit.as_deref().unwrap_or(""));
                 let direction = m.direction.unwrap_or_else(|| unit.default_direction());
                 let v = m.value * scale;
                 if m.metric == primary {
-                    primary_value = Some(v);
+                    primary_values.push(v);
                 }
                 col.push(&m.metric, unit, direction, v);
             }
-            Ok(primary_value)
+            Ok(primary_values)
         },
         |count| ctx.event(ExecEvent::Sample { count }),
     )?;

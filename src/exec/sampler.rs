@@ -44,13 +44,16 @@ fn watched_quantile(e: Estimator) -> f64 {
 }
 
 /// Runs `measure(warmup)` repeatedly. `measure` records whatever metrics it
-/// takes itself and returns the primary metric's value (when it has one);
-/// only measured (non-warm-up) values count towards stopping.
-/// `on_sample` is told the running count after each measured sample.
-pub fn run_adaptive<E>(
+/// takes itself and returns the primary metric's values from that sample
+/// (an `Option` for one value; a program that prints many values per run
+/// returns them all, as the gate's estimator sees them all); only measured
+/// (non-warm-up) values count towards stopping. `min_samples` and
+/// `max_samples` count calls. `on_sample` is told the running count after
+/// each measured sample.
+pub fn run_adaptive<E, V: IntoIterator<Item = f64>>(
     cfg: &Resolved,
     estimator: Estimator,
-    mut measure: impl FnMut(bool) -> Result<Option<f64>, E>,
+    mut measure: impl FnMut(bool) -> Result<V, E>,
     mut on_sample: impl FnMut(usize),
 ) -> Result<SamplingReport, E> {
     let warm_start = Instant::now();
@@ -68,9 +71,7 @@ pub fn run_adaptive<E>(
     // geometric schedule instead so long runs stay cheap.
     let mut next_check = cfg.min_samples as usize;
     loop {
-        if let Some(v) = measure(false)? {
-            primary.push(v);
-        }
+        primary.extend(measure(false)?);
         taken += 1;
         on_sample(taken);
         let enough = taken >= cfg.min_samples as usize;
@@ -145,7 +146,7 @@ mod tests {
     #[test]
     fn constant_signal_converges_at_min_samples() {
         let mut warm = 0;
-        let r = run_adaptive::<()>(
+        let r = run_adaptive::<(), _>(
             &cfg(10, 1000),
             Estimator::Median,
             |w| {
@@ -165,7 +166,7 @@ mod tests {
     #[test]
     fn noisy_signal_hits_sample_cap() {
         let mut i = 0u64;
-        let r = run_adaptive::<()>(
+        let r = run_adaptive::<(), _>(
             &cfg(5, 50),
             Estimator::Median,
             |_| {
@@ -180,8 +181,36 @@ mod tests {
     }
 
     #[test]
+    fn every_value_of_a_sample_counts() {
+        // A program that prints 50 values per run, the last of which is
+        // noisy: the estimator (median) of all of them is steady, so
+        // sampling stops at min_samples; watching only the last value it
+        // would run to the cap.
+        let mut i = 0u64;
+        let r = run_adaptive::<(), _>(
+            &cfg(5, 50),
+            Estimator::Median,
+            |_| {
+                i += 1;
+                let mut v = vec![1.0; 49];
+                v.push(if i % 2 == 0 { 1.0 } else { 100.0 });
+                Ok(v)
+            },
+            |_| {},
+        )
+        .unwrap();
+        assert_eq!(r.reason, StopReason::Converged);
+        assert_eq!(r.samples, 5);
+    }
+
+    #[test]
     fn errors_propagate() {
-        let r = run_adaptive(&cfg(5, 50), Estimator::Median, |_| Err("boom"), |_| {});
+        let r = run_adaptive(
+            &cfg(5, 50),
+            Estimator::Median,
+            |_| Err::<Option<f64>, _>("boom"),
+            |_| {},
+        );
         assert_eq!(r.unwrap_err(), "boom");
     }
 }
