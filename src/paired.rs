@@ -22,8 +22,8 @@ use crate::plan::{ScenarioPlan, Settings};
 use crate::result::{Outcome, ScenarioResult};
 use crate::units::HumanDuration;
 
-pub use confirm::confirm_with_more_pairs;
 use confirm::second_estimate;
+pub use confirm::{confirm_with_more_pairs, needs_confirmation};
 
 /// Pairs per scenario unless told otherwise: 4 pairs (B H H B B H H B)
 /// cancel linear drift twice over and give a t interval with 3 degrees of
@@ -31,11 +31,17 @@ use confirm::second_estimate;
 /// load, far inside any useful tolerance.
 pub const DEFAULT_PAIRS: usize = 4;
 
-/// An inconclusive pairing is extended, `pairs` more at a time, up to this
-/// many times the pairs asked for. Measured on the 2-vCPU VM in its
-/// slow-spell state (docs/paired.md): 2× left 3 of 40 real regressions
+/// An inconclusive pairing is extended, [`EXTENSION_STEP`] pairs at a time,
+/// up to this many times the pairs asked for. Measured on the 2-vCPU VM in
+/// its slow-spell state (docs/paired.md): 2× left 3 of 40 real regressions
 /// inconclusive, most pairs there having a run in a slow spell.
 pub const MAX_EXTENSION: usize = 4;
+
+/// Pairs added per extension: one B H and one H B, so the order stays
+/// balanced. Most extensions are for a pair or two set aside for a slow
+/// spell, which two more pairs make up; `pairs` at a time (4) cost a
+/// regression under a CI build 12 pairs where 10 were enough.
+pub const EXTENSION_STEP: usize = 2;
 
 /// Where the base revision lives and how many pairs to run.
 #[derive(Clone, Debug, PartialEq)]
@@ -186,9 +192,10 @@ pub fn run_pairs(
         base_runs: Vec::with_capacity(2 * pairs),
         head_runs: Vec::with_capacity(2 * pairs),
     };
-    // More pairs, `pairs` at a time up to MAX_EXTENSION times as many, while
-    // a gated metric is inconclusive: the extra pairs cost time only when
-    // the answer is unclear (noise, or pairs set aside for slow spells).
+    // More pairs, EXTENSION_STEP at a time up to MAX_EXTENSION times as
+    // many, while a gated metric is inconclusive: the extra pairs cost time
+    // only when the answer is unclear (noise, or pairs set aside for slow
+    // spells).
     let mut target = pairs;
     let (mut verdicts, mut invalid, mut dropped) = loop {
         if let Err(stop) = runs.run_to(target, on_event) {
@@ -200,14 +207,14 @@ pub fn run_pairs(
             .iter()
             .any(|v| v.gated && v.verdict == Verdict::Inconclusive);
         if unclear && target < MAX_EXTENSION * pairs {
-            target += pairs;
+            target = (target + EXTENSION_STEP).min(MAX_EXTENSION * pairs);
         } else {
             break (verdicts, invalid, dropped);
         }
     };
     let mut confirmation = None;
     let mut unconfirmed_warning = None;
-    if confirm && verdicts.iter().any(|v| v.verdict == Verdict::Regressed) {
+    if confirm && verdicts.iter().any(needs_confirmation) {
         // A second, later set of pairs: a slow spell of the machine that
         // lined up with the head's runs does not line up again.
         // If every confirmation pair of a regressed metric had a run in a
@@ -225,7 +232,7 @@ pub fn run_pairs(
             let starved = pooled.iter().any(|v| {
                 verdicts
                     .iter()
-                    .any(|f| f.key == v.key && f.verdict == Verdict::Regressed)
+                    .any(|f| f.key == v.key && needs_confirmation(f))
                     && second_estimate(v, first).is_some_and(|(_, kept)| kept == 0)
             });
             if !starved || extra >= 2 * pairs {

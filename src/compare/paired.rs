@@ -482,4 +482,46 @@ mod tests {
         );
         assert_eq!(v[0].verdict, Verdict::Inconclusive);
     }
+
+    #[test]
+    fn clean_evidence_needs_no_confirmation() {
+        use crate::paired::needs_confirmation;
+        let with_pairs = |pairs: &[(f64, f64)]| MetricVerdict {
+            pairs: pairs.to_vec(),
+            ..verdict_of("t", Verdict::Regressed, 0.05)
+        };
+        // Every pair kept, none an outlier: the interval stands alone.
+        let clean = [
+            (100.0, 105.1),
+            (100.2, 105.0),
+            (99.9, 104.9),
+            (100.1, 105.2),
+        ];
+        assert!(!needs_confirmation(&with_pairs(&clean)));
+        // A run in a slow spell (set aside): confirm.
+        let mut spell = clean.to_vec();
+        spell[1] = (100.2, 146.0);
+        assert!(needs_confirmation(&with_pairs(&spell)));
+        // A pair clipped as an outlier (a burst): confirm.
+        let burst = [
+            (100.0, 105.1),
+            (100.2, 105.0),
+            (99.9, 104.9),
+            (100.1, 105.2),
+            (100.0, 105.0),
+            (100.0, 107.9),
+        ];
+        assert!(needs_confirmation(&with_pairs(&burst)));
+        // Not regressed, or an absolute bound (a fact, not an estimate): no.
+        let pass = MetricVerdict {
+            verdict: Verdict::Pass,
+            ..with_pairs(&spell)
+        };
+        assert!(!needs_confirmation(&pass));
+        let bound = MetricVerdict {
+            bound_violation: Some("over max".into()),
+            ..with_pairs(&spell)
+        };
+        assert!(!needs_confirmation(&bound));
+    }
 }
