@@ -163,10 +163,13 @@ fn measure_point(
     let primary = spec.primary.clone().unwrap_or_else(|| "wall_time".into());
     let primary_key = MetricKey::new(primary.as_str()).with_labels(&point_labels(point));
     let mut settings = ctx.settings.clone();
-    // One probe run (it counts as warm-up) tells the primary metric's unit,
-    // so adaptive stopping watches the same estimator the gate compares.
+    // One probe run (it counts as warm-up, run and time) tells the primary
+    // metric's unit, so adaptive stopping watches the same estimator the
+    // gate compares.
+    let probe_start = std::time::Instant::now();
     let probe = run_child(inv, settings.timeout, |_| {})?;
     settings.warmup_runs = settings.warmup_runs.saturating_sub(1);
+    settings.warmup = settings.warmup.saturating_sub(probe_start.elapsed());
     let (unit, direction) = if primary == "wall_time" {
         (Unit::Seconds, Direction::LowerIsBetter)
     } else {
