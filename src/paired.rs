@@ -124,8 +124,9 @@ impl BaseTree {
 
 /// One execution's share of the scenario's budget, so that paired mode
 /// takes about the wall time of one stored-baseline run: the time limits and
-/// the sample floor are split over the `2 × pairs` executions (at least 2
-/// samples each), and the precision target is relaxed by `√(2 × pairs)`:
+/// the sample floor are split over the `2 × pairs` executions (rounded down,
+/// so that all of them together take no more than one stored run's floor,
+/// but at least 2 samples each), and the precision target is relaxed by `√(2 × pairs)`:
 /// samples needed go as 1/target², so the `2 × pairs` runs together take
 /// about the samples of one stored run (with `√pairs`, twice as many:
 /// measured under a CI build, paired mode then took twice stored mode's
@@ -138,7 +139,7 @@ pub fn execution_settings(settings: &Settings, pairs: usize) -> Settings {
     let r = settings.resolve();
     let pairs = pairs.max(1);
     let k = (2 * pairs) as u32;
-    let min_samples = r.min_samples.div_ceil(k).max(2);
+    let min_samples = (r.min_samples / k).max(2);
     Settings {
         warmup: Some(HumanDuration(r.warmup / k)),
         max_time: Some(HumanDuration(
