@@ -136,6 +136,30 @@ pub struct ScenarioResult {
 }
 
 impl ScenarioResult {
+    /// A `command` run that holds only `metrics`: nothing monitored, no
+    /// checks, at line 1 of `<suite>.toml`. For replaying recorded
+    /// estimates and for simulations of the gate (tests/paired_montecarlo.rs).
+    pub fn from_metrics(suite: &str, scenario: &str, metrics: Vec<MetricSeries>) -> Self {
+        ScenarioResult {
+            suite: suite.into(),
+            scenario: scenario.into(),
+            kind: Kind::Command,
+            location: SourceLocation {
+                file: format!("{suite}.toml").into(),
+                line: 1,
+                column: 1,
+            },
+            device: "cpu".into(),
+            outcome: Outcome::Ran,
+            metrics,
+            checks: vec![],
+            monitor: MonitorSummary::default(),
+            invalid_reasons: vec![],
+            warnings: vec![],
+            wall_time_s: 0.0,
+        }
+    }
+
     pub fn full_name(&self) -> String {
         format!("{}::{}", self.suite, self.scenario)
     }

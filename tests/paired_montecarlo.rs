@@ -19,8 +19,7 @@
 use neon_perf::compare::{MetricVerdict, Policy, Verdict, compare_paired};
 use neon_perf::metric::{Direction, Estimator, MetricKey, MetricSeries, Unit};
 use neon_perf::paired::{EXTENSION_STEP, confirm_with_more_pairs, needs_confirmation};
-use neon_perf::plan::{Kind, SourceLocation};
-use neon_perf::result::{MonitorSummary, Outcome, ScenarioResult};
+use neon_perf::result::ScenarioResult;
 use neon_perf::stats::Rng;
 use std::collections::BTreeMap;
 
@@ -87,30 +86,17 @@ impl Sim {
 }
 
 fn result(samples: Vec<f64>) -> ScenarioResult {
-    ScenarioResult {
-        suite: "mc".into(),
-        scenario: "sort".into(),
-        kind: Kind::Command,
-        location: SourceLocation {
-            file: "mc.toml".into(),
-            line: 1,
-            column: 1,
-        },
-        device: "cpu".into(),
-        outcome: Outcome::Ran,
-        metrics: vec![MetricSeries {
+    ScenarioResult::from_metrics(
+        "mc",
+        "sort",
+        vec![MetricSeries {
             key: MetricKey::new("sort_time"),
             unit: Unit::Seconds,
             direction: Direction::LowerIsBetter,
             estimator: Estimator::Quantile(0.05),
             samples,
         }],
-        checks: vec![],
-        monitor: MonitorSummary::default(),
-        invalid_reasons: vec![],
-        warnings: vec![],
-        wall_time_s: 0.0,
-    }
+    )
 }
 
 #[derive(Default)]

@@ -188,35 +188,20 @@ fn paired_metric(
 mod tests {
     use super::*;
     use crate::metric::{Estimator, MetricKey, Unit};
-    use crate::plan::{Kind, SourceLocation};
-    use crate::result::{MonitorSummary, Outcome};
     use crate::stats::Rng;
 
     fn run(samples: Vec<f64>) -> ScenarioResult {
-        ScenarioResult {
-            suite: "s".into(),
-            scenario: "x".into(),
-            kind: Kind::Command,
-            location: SourceLocation {
-                file: "s.toml".into(),
-                line: 1,
-                column: 1,
-            },
-            device: "cpu".into(),
-            outcome: Outcome::Ran,
-            metrics: vec![MetricSeries {
+        ScenarioResult::from_metrics(
+            "s",
+            "x",
+            vec![MetricSeries {
                 key: MetricKey::new("t"),
                 unit: Unit::Seconds,
                 direction: Direction::LowerIsBetter,
                 estimator: Estimator::Quantile(0.05),
                 samples,
             }],
-            checks: vec![],
-            monitor: MonitorSummary::default(),
-            invalid_reasons: vec![],
-            warnings: vec![],
-            wall_time_s: 0.0,
-        }
+        )
     }
 
     /// Pairs whose level drifts by up to 30% between pairs (what separates

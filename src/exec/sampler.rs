@@ -163,42 +163,37 @@ mod tests {
         assert_eq!(warm, 2);
     }
 
-    #[test]
-    fn noisy_signal_hits_sample_cap() {
+    /// Sampling a program that prints `per_run` values per run, all 1.0
+    /// but the last, which alternates between 1.0 and 100.0.
+    fn alternating_last(per_run: usize) -> SamplingReport {
         let mut i = 0u64;
-        let r = run_adaptive::<(), _>(
+        run_adaptive::<(), _>(
             &cfg(5, 50),
             Estimator::Median,
             |_| {
                 i += 1;
-                Ok(Some(if i % 2 == 0 { 1.0 } else { 100.0 }))
+                let mut v = vec![1.0; per_run - 1];
+                v.push(if i % 2 == 0 { 1.0 } else { 100.0 });
+                Ok(v)
             },
             |_| {},
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    #[test]
+    fn noisy_signal_hits_sample_cap() {
+        let r = alternating_last(1);
         assert_eq!(r.reason, StopReason::MaxSamples);
         assert_eq!(r.samples, 50);
     }
 
     #[test]
     fn every_value_of_a_sample_counts() {
-        // A program that prints 50 values per run, the last of which is
-        // noisy: the estimator (median) of all of them is steady, so
-        // sampling stops at min_samples; watching only the last value it
-        // would run to the cap.
-        let mut i = 0u64;
-        let r = run_adaptive::<(), _>(
-            &cfg(5, 50),
-            Estimator::Median,
-            |_| {
-                i += 1;
-                let mut v = vec![1.0; 49];
-                v.push(if i % 2 == 0 { 1.0 } else { 100.0 });
-                Ok(v)
-            },
-            |_| {},
-        )
-        .unwrap();
+        // 50 values per run: the median of all of them is steady, so
+        // sampling stops at min_samples; watching only each run's last
+        // value it would run to the cap, as above.
+        let r = alternating_last(50);
         assert_eq!(r.reason, StopReason::Converged);
         assert_eq!(r.samples, 5);
     }
