@@ -307,6 +307,39 @@ fn a_diverging_run_is_not_appended_but_replace_takes_it() {
 }
 
 #[test]
+fn a_run_better_than_every_recorded_one_replaces_them() {
+    // Seen with gate-quality.py: the first of three blesses ran in a slow
+    // spell (+40%); the next two, in the machine's good state, were refused
+    // as "diverging", and the baseline called every run `improved` by 29%.
+    let dir = TempDir::new().unwrap();
+    let store = BaselineStore::new(dir.path());
+    let bless = |centre: f64, seed: u64| {
+        store
+            .bless(
+                &key(),
+                "inference",
+                &[ran("a", centre, seed)],
+                prov("r"),
+                BlessMode::Append,
+            )
+            .unwrap()
+    };
+    bless(1.4e-3, 1);
+    let s = bless(1e-3, 2);
+    assert!(s.refused.is_empty(), "{s}");
+    assert_eq!(s.superseded.len(), 1, "{s}");
+    assert!(s.superseded[0].starts_with("a: wall_time -2"), "{s}");
+    assert!(s.to_string().contains("replaced  a:"), "{s}");
+    let f = store.load(&key(), "inference").unwrap().unwrap();
+    let m = &f.scenario["a"].metric["wall_time"];
+    assert_eq!(m.runs.len(), 1, "the slow run is gone");
+    assert!(m.estimate < 1.1e-3, "{}", m.estimate);
+    // The next repeat is appended as usual; a slow one is still refused.
+    assert_eq!(bless(1.005e-3, 3).scenarios[0].metrics[0].runs, 2);
+    assert_eq!(bless(1.4e-3, 4).refused.len(), 1);
+}
+
+#[test]
 fn only_scenarios_that_ran_are_rewritten() {
     let dir = TempDir::new().unwrap();
     let store = BaselineStore::new(dir.path());

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     BaselineFile, BaselineMetric, BaselineScenario, FORMAT_VERSION, HardwareKey, Provenance,
 };
-use crate::metric::{Estimator, Unit};
+use crate::metric::{Direction, Estimator, Unit};
 use crate::result::{Outcome, ScenarioResult};
 use crate::stats::rng::hash_str;
 
@@ -117,6 +117,10 @@ pub struct BlessSummary {
     /// runs (see [`DIVERGENCE_FLOOR`]); they are kept as they were.
     #[serde(default)]
     pub refused: Vec<String>,
+    /// Scenarios whose recorded runs were dropped for this one: it was
+    /// better beyond the limit, so they were the slow ones.
+    #[serde(default)]
+    pub superseded: Vec<String>,
 }
 
 /// An appended run must be a repeat of the recorded ones: a gated metric
@@ -158,6 +162,9 @@ impl std::fmt::Display for BlessSummary {
         }
         for s in &self.refused {
             writeln!(f, "  refused   {s}")?;
+        }
+        for s in &self.superseded {
+            writeln!(f, "  replaced  {s}")?;
         }
         if !self.refused.is_empty() {
             writeln!(
@@ -255,24 +262,33 @@ impl BaselineStore {
         let mut changes: BTreeMap<String, ScenarioChange> = BTreeMap::new();
         let mut skipped = Vec::new();
         let mut refused = Vec::new();
+        let mut superseded = Vec::new();
 
         for r in results
             .iter()
             .filter(|r| r.suite == suite && r.outcome == Outcome::Ran)
         {
             let old_s = scenarios.get(&r.scenario);
-            if mode == BlessMode::Append
-                && let Some(why) = old_s.and_then(|o| divergence(o, r))
-            {
-                refused.push(format!("{}: {why}", r.scenario));
-                continue;
+            let mut append = mode == BlessMode::Append;
+            if append {
+                match old_s.and_then(|o| divergence(o, r)) {
+                    Some(Divergence::Worse(why)) => {
+                        refused.push(format!("{}: {why}", r.scenario));
+                        continue;
+                    }
+                    Some(Divergence::Better(why)) => {
+                        superseded.push(format!("{}: {why}", r.scenario));
+                        append = false;
+                    }
+                    None => {}
+                }
             }
             let mut metric = BTreeMap::new();
             let mut metric_changes = Vec::new();
             for m in &r.metrics {
                 let key_text = m.key.to_string();
                 let old_m = old_s.and_then(|s| s.metric.get(&key_text));
-                let prev = old_m.filter(|_| mode == BlessMode::Append);
+                let prev = old_m.filter(|_| append);
                 let seed = hash_str(&format!("{}/{}", r.scenario, key_text));
                 let Some(bm) = BaselineMetric::record(prev, m, seed) else {
                     skipped.push(format!("{}::{}", r.scenario, key_text));
@@ -352,6 +368,7 @@ impl BaselineStore {
             scenarios: changes.into_values().collect(),
             skipped,
             refused,
+            superseded,
         })
     }
 }
@@ -480,38 +497,66 @@ fn validate(path: &Path, file: &BaselineFile) -> Result<(), BaselineError> {
     Ok(())
 }
 
+/// How a run to append differs from the runs recorded before it.
+enum Divergence {
+    /// A gated metric is worse beyond the limit: the run is refused.
+    Worse(String),
+    /// Gated metrics are only better, one beyond the limit: the recorded
+    /// runs are the suspects (noise only makes runs worse: they were
+    /// blessed in a slow spell or under load), so this run replaces them.
+    Better(String),
+}
+
 /// Why `r` is not a repeat of the runs recorded in `old`, if it is not:
-/// the first gated metric whose estimate lies beyond the divergence limit.
-fn divergence(old: &BaselineScenario, r: &ScenarioResult) -> Option<String> {
-    r.metrics.iter().find_map(|m| {
-        let o = old.metric.get(&m.key.to_string())?;
-        if o.unit != m.unit || m.direction == crate::metric::Direction::Neither {
-            return None;
-        }
-        if o.runs.is_empty() || o.estimate.is_nan() || o.estimate <= 0.0 {
-            return None;
-        }
-        let finite: Vec<f64> = m
-            .samples
-            .iter()
-            .copied()
-            .filter(|x| x.is_finite())
-            .collect();
-        let new = super::estimate(&finite, o.estimator)?;
-        if new <= 0.0 {
-            return None;
-        }
-        let limit = (4.0 * o.run_log_sd().unwrap_or(0.0)).max((1.0 + DIVERGENCE_FLOOR).ln());
-        let dev = (new / o.estimate).ln();
-        (dev.abs() > limit).then(|| {
-            format!(
-                "{} {:+.1}% from the {} recorded run(s) (limit ±{:.0}%): not appended",
-                m.key,
-                100.0 * (dev.exp() - 1.0),
-                o.runs.len(),
-                100.0 * (limit.exp() - 1.0)
-            )
+/// the first gated metric whose estimate lies beyond the divergence limit,
+/// a worse one first.
+fn divergence(old: &BaselineScenario, r: &ScenarioResult) -> Option<Divergence> {
+    let beyond: Vec<(bool, String)> = r
+        .metrics
+        .iter()
+        .filter_map(|m| {
+            let o = old.metric.get(&m.key.to_string())?;
+            if o.unit != m.unit || m.direction == Direction::Neither {
+                return None;
+            }
+            if o.runs.is_empty() || o.estimate.is_nan() || o.estimate <= 0.0 {
+                return None;
+            }
+            let finite: Vec<f64> = m
+                .samples
+                .iter()
+                .copied()
+                .filter(|x| x.is_finite())
+                .collect();
+            let new = super::estimate(&finite, o.estimator)?;
+            if new <= 0.0 {
+                return None;
+            }
+            let limit = (4.0 * o.run_log_sd().unwrap_or(0.0)).max((1.0 + DIVERGENCE_FLOOR).ln());
+            let dev = (new / o.estimate).ln();
+            let worse = (dev > 0.0) == (m.direction == Direction::LowerIsBetter);
+            (dev.abs() > limit).then(|| {
+                (
+                    worse,
+                    format!(
+                        "{} {:+.1}% from the {} recorded run(s) (limit ±{:.0}%)",
+                        m.key,
+                        100.0 * (dev.exp() - 1.0),
+                        o.runs.len(),
+                        100.0 * (limit.exp() - 1.0)
+                    ),
+                )
+            })
         })
+        .collect();
+    if let Some((_, why)) = beyond.iter().find(|(worse, _)| *worse) {
+        return Some(Divergence::Worse(format!("{why}: not appended")));
+    }
+    beyond.into_iter().next().map(|(_, why)| {
+        Divergence::Better(format!(
+            "{why}: better than every recorded run could be, so those were blessed in a slow \
+             spell or under load; they are dropped and this run recorded alone"
+        ))
     })
 }
 
