@@ -307,6 +307,15 @@ impl MetricSeries {
         }
     }
 
+    /// The samples that are finite numbers (what every estimate is taken of).
+    pub fn finite_samples(&self) -> Vec<f64> {
+        self.samples
+            .iter()
+            .copied()
+            .filter(|x| x.is_finite())
+            .collect()
+    }
+
     /// A metric measured once per run (e.g. a derived figure).
     pub fn single(key: MetricKey, unit: Unit, direction: Direction, value: f64) -> Self {
         Self {

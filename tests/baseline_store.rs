@@ -9,7 +9,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use neon_perf::baseline::{
-    BaselineError, BaselineStore, BlessMode, GpuKey, HardwareKey, Provenance, ScenarioStatus,
+    BaselineError, BaselineStore, BlessMode, BlessSummary, GpuKey, HardwareKey, Provenance,
+    ScenarioStatus,
 };
 use neon_perf::compare::{Policy, Verdict, compare_scenario};
 use neon_perf::metric::{Direction, Estimator, MetricKey, MetricSeries, Unit};
@@ -263,21 +264,24 @@ fn append_keeps_the_last_five_runs_and_replace_starts_fresh() {
     assert_eq!(f.scenario["a"].metric["wall_time"].samples_seen, 400);
 }
 
+/// Blesses one run of scenario "a" of suite "inference", around `centre`.
+fn bless_a(store: &BaselineStore, centre: f64, seed: u64, mode: BlessMode) -> BlessSummary {
+    store
+        .bless(
+            &key(),
+            "inference",
+            &[ran("a", centre, seed)],
+            prov("r"),
+            mode,
+        )
+        .unwrap()
+}
+
 #[test]
 fn a_diverging_run_is_not_appended_but_replace_takes_it() {
     let dir = TempDir::new().unwrap();
     let store = BaselineStore::new(dir.path());
-    let bless = |centre: f64, seed: u64, mode: BlessMode| {
-        store
-            .bless(
-                &key(),
-                "inference",
-                &[ran("a", centre, seed)],
-                prov("r"),
-                mode,
-            )
-            .unwrap()
-    };
+    let bless = |centre: f64, seed: u64, mode: BlessMode| bless_a(&store, centre, seed, mode);
     bless(1e-3, 1, BlessMode::Append);
     bless(1.002e-3, 2, BlessMode::Append);
     // A contended bless: 25% slower than the two recorded runs.
@@ -313,17 +317,7 @@ fn a_run_better_than_every_recorded_one_replaces_them() {
     // as "diverging", and the baseline called every run `improved` by 29%.
     let dir = TempDir::new().unwrap();
     let store = BaselineStore::new(dir.path());
-    let bless = |centre: f64, seed: u64| {
-        store
-            .bless(
-                &key(),
-                "inference",
-                &[ran("a", centre, seed)],
-                prov("r"),
-                BlessMode::Append,
-            )
-            .unwrap()
-    };
+    let bless = |centre: f64, seed: u64| bless_a(&store, centre, seed, BlessMode::Append);
     bless(1.4e-3, 1);
     let s = bless(1e-3, 2);
     assert!(s.refused.is_empty(), "{s}");

@@ -126,12 +126,7 @@ impl BaselineMetric {
     /// estimate is closer to the centre of `runs`. The seed mixes `seed` with
     /// the sample count, so re-recording the same data gives the same file.
     pub fn record(prev: Option<&BaselineMetric>, series: &MetricSeries, seed: u64) -> Option<Self> {
-        let finite: Vec<f64> = series
-            .samples
-            .iter()
-            .copied()
-            .filter(|x| x.is_finite())
-            .collect();
+        let finite = series.finite_samples();
         let est = estimate(&finite, series.estimator)?;
         let carry = prev.filter(|o| o.estimator == series.estimator && o.unit == series.unit);
         let est = round_sig(est);

@@ -522,13 +522,7 @@ fn divergence(old: &BaselineScenario, r: &ScenarioResult) -> Option<Divergence> 
             if o.runs.is_empty() || o.estimate.is_nan() || o.estimate <= 0.0 {
                 return None;
             }
-            let finite: Vec<f64> = m
-                .samples
-                .iter()
-                .copied()
-                .filter(|x| x.is_finite())
-                .collect();
-            let new = super::estimate(&finite, o.estimator)?;
+            let new = super::estimate(&m.finite_samples(), o.estimator)?;
             if new <= 0.0 {
                 return None;
             }

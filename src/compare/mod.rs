@@ -157,12 +157,7 @@ pub fn compare_metric(
     let gated = rule.and_then(|r| r.gate).unwrap_or(true) && direction != Direction::Neither;
     let mut notes: Vec<String> = Vec::new();
 
-    let finite: Vec<f64> = current
-        .samples
-        .iter()
-        .copied()
-        .filter(|x| x.is_finite())
-        .collect();
+    let finite = current.finite_samples();
     let cur = estimate(&finite, estimator);
     let mut v = MetricVerdict {
         key: current.key.clone(),

@@ -64,15 +64,11 @@ fn paired_metric(
         .unwrap_or(default_tolerance)
         .abs();
     let gated = rule.and_then(|r| r.gate).unwrap_or(true) && direction != Direction::Neither;
-    let finite = |s: &MetricSeries| -> Vec<f64> {
-        s.samples
-            .iter()
-            .copied()
-            .filter(|x| x.is_finite())
-            .collect()
-    };
     let pooled = |side: &[Option<&MetricSeries>]| -> Vec<f64> {
-        side.iter().flatten().flat_map(|s| finite(s)).collect()
+        side.iter()
+            .flatten()
+            .flat_map(|s| s.finite_samples())
+            .collect()
     };
     let current = estimate(&pooled(heads), estimator);
     let baseline = estimate(&pooled(bases), estimator);
@@ -83,8 +79,8 @@ fn paired_metric(
         .filter_map(|((b, h), hf)| {
             Some((
                 (
-                    estimate(&finite((*b)?), estimator)?,
-                    estimate(&finite((*h)?), estimator)?,
+                    estimate(&(*b)?.finite_samples(), estimator)?,
+                    estimate(&(*h)?.finite_samples(), estimator)?,
                 ),
                 *hf,
             ))

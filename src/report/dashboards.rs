@@ -45,12 +45,7 @@ fn points(report: &RunReport) -> Vec<Point<'_>> {
 }
 
 fn point<'a>(s: &'a ScenarioReport, m: &'a MetricSeries) -> Option<Point<'a>> {
-    let finite: Vec<f64> = m
-        .samples
-        .iter()
-        .copied()
-        .filter(|x| x.is_finite())
-        .collect();
+    let finite = m.finite_samples();
     let verdict = s.verdicts.iter().find(|v| v.key == m.key);
     let (estimator, direction) = verdict
         .map(|v| (v.estimator, v.direction))
