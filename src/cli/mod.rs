@@ -203,7 +203,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub fail_on_inconclusive: bool,
     /// Claim a regression from one run (by default a scenario that regressed
-    /// runs again, and only what both runs show counts).
+    /// runs again, and only what both runs show counts; with --against, more
+    /// pairs run when the first pairs' evidence was not clean).
     #[arg(long)]
     pub no_confirm: bool,
     /// Paired A/B: run each scenario's variant from this base tree (e.g. a
