@@ -696,6 +696,7 @@ mod tests {
             gated: true,
             note: None,
             pairs: Vec::new(),
+            pair_order: Vec::new(),
         }
     }
 

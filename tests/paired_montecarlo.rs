@@ -16,7 +16,7 @@
 //! Targets (issue #6): at most 1 false alarm in 20 A/A runs; a +5% change
 //! at a 3% tolerance caught in at least 19 of 20.
 
-use neon_perf::compare::{MetricVerdict, Policy, Verdict, compare_paired};
+use neon_perf::compare::{MetricVerdict, PairOrder, Policy, Verdict, compare_paired};
 use neon_perf::metric::{Direction, Estimator, MetricKey, MetricSeries, Unit};
 use neon_perf::paired::{EXTENSION_STEP, confirm_with_more_pairs, needs_confirmation};
 use neon_perf::result::ScenarioResult;
@@ -123,10 +123,13 @@ impl Runs {
     }
 
     fn judge(&self, tolerance: f64) -> MetricVerdict {
+        let order: Vec<PairOrder> = (0..self.head_first.len())
+            .map(PairOrder::alternating)
+            .collect();
         compare_paired(
             &self.base,
             &self.head,
-            &self.head_first,
+            &order,
             &BTreeMap::new(),
             tolerance,
             None,

@@ -89,10 +89,35 @@ pub struct MetricVerdict {
     /// `gate = false`; bounds still apply).
     pub gated: bool,
     pub note: Option<String>,
-    /// Paired mode only: each pair's (base, head) estimates, in run order
-    /// (pair `i` ran B H when `i` is even, H B when odd). Empty otherwise.
+    /// Paired mode only: each pair's (base, head) estimates, in run order.
+    /// Empty otherwise.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pairs: Vec<(f64, f64)>,
+    /// Paired mode only: where each of `pairs` ran (its number among all
+    /// the pairs run, and which side first). Pairs dropped because a run
+    /// was invalid or had no estimate leave gaps in the numbers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pair_order: Vec<PairOrder>,
+}
+
+/// Where one pair of a paired comparison ran.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PairOrder {
+    /// The pair's number in run order, from 0, counting every pair run.
+    pub index: usize,
+    /// Whether the head ran before the base in this pair.
+    pub head_first: bool,
+}
+
+impl PairOrder {
+    /// The order `run_pairs` runs pair `index` in: B H when even, H B when
+    /// odd, so that a linear drift adds as much to heads as to bases.
+    pub fn alternating(index: usize) -> PairOrder {
+        PairOrder {
+            index,
+            head_first: index % 2 == 1,
+        }
+    }
 }
 
 /// How verdicts are decided.
@@ -175,6 +200,7 @@ pub fn compare_metric(
         gated,
         note: None,
         pairs: Vec::new(),
+        pair_order: Vec::new(),
     };
     if finite.len() < current.samples.len() {
         notes.push(format!(

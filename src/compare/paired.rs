@@ -10,7 +10,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::spells::spells;
-use super::{MetricVerdict, Policy, Verdict, bound_violation, decide, estimate, rule_for};
+use super::{
+    MetricVerdict, PairOrder, Policy, Verdict, bound_violation, decide, estimate, rule_for,
+};
 use crate::metric::{Direction, MetricSeries};
 use crate::plan::MetricRule;
 use crate::result::ScenarioResult;
@@ -19,11 +21,12 @@ use crate::stats;
 /// Compares every metric of the head runs with the base runs, pair by pair
 /// (`base[i]` with `head[i]`). Callers pass only pairs where both runs were
 /// valid; `invalid` says why there are too few of them, if so.
-/// `head_first[i]` says whether pair `i`'s head ran before its base.
+/// `order[i]` says where pair `i` ran (its number in run order, which side
+/// first); without it, pair `i` is number `i`, base first.
 pub fn compare_paired(
     base: &[ScenarioResult],
     head: &[ScenarioResult],
-    head_first: &[bool],
+    order: &[PairOrder],
     rules: &BTreeMap<String, MetricRule>,
     tolerance: f64,
     invalid: Option<&str>,
@@ -39,7 +42,7 @@ pub fn compare_paired(
             let bases: Vec<Option<&MetricSeries>> = base.iter().map(|r| r.metric(key)).collect();
             let first = heads.iter().flatten().next()?;
             Some(paired_metric(
-                first, &bases, &heads, head_first, rules, tolerance, invalid, policy,
+                first, &bases, &heads, order, rules, tolerance, invalid, policy,
             ))
         })
         .collect()
@@ -50,7 +53,7 @@ fn paired_metric(
     first: &MetricSeries,
     bases: &[Option<&MetricSeries>],
     heads: &[Option<&MetricSeries>],
-    head_first: &[bool],
+    order: &[PairOrder],
     rules: &BTreeMap<String, MetricRule>,
     default_tolerance: f64,
     invalid: Option<&str>,
@@ -72,17 +75,24 @@ fn paired_metric(
     };
     let current = estimate(&pooled(heads), estimator);
     let baseline = estimate(&pooled(bases), estimator);
-    let (pairs, orders): (Vec<(f64, f64)>, Vec<bool>) = bases
+    let (pairs, placed): (Vec<(f64, f64)>, Vec<PairOrder>) = bases
         .iter()
         .zip(heads)
-        .zip(head_first.iter().chain(std::iter::repeat(&false)))
-        .filter_map(|((b, h), hf)| {
+        .enumerate()
+        .map(|(i, bh)| {
+            let at = order.get(i).copied().unwrap_or(PairOrder {
+                index: i,
+                head_first: false,
+            });
+            (bh, at)
+        })
+        .filter_map(|((b, h), at)| {
             Some((
                 (
                     estimate(&(*b)?.finite_samples(), estimator)?,
                     estimate(&(*h)?.finite_samples(), estimator)?,
                 ),
-                *hf,
+                at,
             ))
         })
         .unzip();
@@ -103,6 +113,7 @@ fn paired_metric(
         gated,
         note: None,
         pairs: Vec::new(),
+        pair_order: placed.clone(),
     };
     if let (Some(c), Some(rule)) = (current, rule) {
         v.bound_violation = bound_violation(c, rule, &first.unit);
@@ -111,10 +122,10 @@ fn paired_metric(
     let spells = spells(&pairs, direction, tolerance);
     let (pairs, orders): (Vec<(f64, f64)>, Vec<bool>) = pairs
         .iter()
-        .zip(&orders)
+        .zip(&placed)
         .zip(&spells.keep)
         .filter(|(_, keep)| **keep)
-        .map(|((p, o), _)| (*p, *o))
+        .map(|((p, o), _)| (*p, o.head_first))
         .unzip();
     v.p_value = stats::sign_flip_p(&pairs);
     notes.extend(spells.note.clone());
@@ -225,7 +236,7 @@ mod tests {
 
     fn verdict(effect: f64, tol: f64, seed: u64) -> MetricVerdict {
         let (b, h) = drifting(effect, 6, seed);
-        let order: Vec<bool> = (0..b.len()).map(|i| i % 2 == 1).collect();
+        let order: Vec<PairOrder> = (0..b.len()).map(PairOrder::alternating).collect();
         let v = compare_paired(
             &b,
             &h,
@@ -323,7 +334,7 @@ mod tests {
     }
 
     fn judge_levels(b: &[f64], h: &[f64], tol: f64) -> MetricVerdict {
-        let order: Vec<bool> = (0..b.len()).map(|i| i % 2 == 1).collect();
+        let order: Vec<PairOrder> = (0..b.len()).map(PairOrder::alternating).collect();
         let v = compare_paired(
             &levels(b, 1),
             &levels(h, 2),
@@ -417,6 +428,7 @@ mod tests {
             gated: true,
             note: None,
             pairs: Vec::new(),
+            pair_order: Vec::new(),
         }
     }
 

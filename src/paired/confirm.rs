@@ -1,7 +1,17 @@
 //! Confirming a paired regression with more pairs (see `run_pairs`).
 
-use crate::compare::{MetricVerdict, Verdict};
+use crate::compare::{MetricVerdict, PairOrder, Verdict};
 use crate::metric::Direction;
+
+/// Where each of `v.pairs` ran: `v.pair_order`, or, for a verdict without
+/// it (written by an older version), `run_pairs`' alternating order.
+fn placed(v: &MetricVerdict) -> Vec<PairOrder> {
+    if v.pair_order.len() == v.pairs.len() {
+        v.pair_order.clone()
+    } else {
+        (0..v.pairs.len()).map(PairOrder::alternating).collect()
+    }
+}
 
 /// Whether a `regressed` verdict needs more pairs to count. Not when its
 /// evidence is clean: every pair kept (no run in a slow spell) and none
@@ -18,14 +28,14 @@ pub fn needs_confirmation(v: &MetricVerdict) -> bool {
     if spells.keep.iter().any(|k| !k) {
         return true;
     }
-    let order: Vec<bool> = (0..v.pairs.len()).map(|i| i % 2 == 1).collect();
+    let order: Vec<bool> = placed(v).iter().map(|o| o.head_first).collect();
     crate::stats::paired_ratio_ci(&v.pairs, &order, 0.95).is_none_or(|ci| ci.clipped > 0)
 }
 
 /// The verdicts after a confirmation: every pair pooled (`pooled`, whose
 /// `pairs` list them all in order), but a metric is `regressed` only if it
 /// was in the `first` verdicts too and, where its first verdict
-/// [needed confirmation](needs_confirmation), the pairs after the first
+/// [needed confirmation](needs_confirmation), the pairs run after the first
 /// `first_n` (the confirmation) put it beyond its tolerance on their own: the median
 /// log-ratio of those of them in the machine's good state (all of them if
 /// none are). They need not be significant on their own: a slow spell that
@@ -82,12 +92,14 @@ pub fn confirm_with_more_pairs(
     pooled
 }
 
-/// The change the pairs after `first_n` show on their own: the median
+/// The change the pairs run after the first `first_n` show on their own
+/// (by their number in run order, so a dropped pair shifts nothing): the median
 /// log-ratio of those in the machine's good state (spells judged with every
 /// pair as context), or of all of them when none is; and how many were in
 /// the good state.
 pub(super) fn second_estimate(v: &MetricVerdict, first_n: usize) -> Option<(f64, usize)> {
-    if v.pairs.len() <= first_n {
+    let placed = placed(v);
+    if placed.iter().all(|o| o.index < first_n) {
         return None;
     }
     let keep = crate::compare::spells(&v.pairs, v.direction, v.tolerance).keep;
@@ -95,7 +107,9 @@ pub(super) fn second_estimate(v: &MetricVerdict, first_n: usize) -> Option<(f64,
         v.pairs
             .iter()
             .zip(&keep)
-            .skip(first_n)
+            .zip(&placed)
+            .filter(|&(_, o)| o.index >= first_n)
+            .map(|(pk, _)| pk)
             .filter(|&(&(b, h), &k)| (k || !only_kept) && b > 0.0 && h > 0.0)
             .map(|(&(b, h), _)| (h / b).ln())
             .filter(|x| x.is_finite())
@@ -124,5 +138,64 @@ fn worse(change: f64, direction: Direction) -> f64 {
     match direction {
         Direction::HigherIsBetter => -change,
         _ => change,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compare::PairOrder;
+    use crate::metric::{Estimator, MetricKey, Unit};
+
+    fn regressed(pairs: Vec<(f64, f64)>, indices: &[usize]) -> MetricVerdict {
+        MetricVerdict {
+            key: MetricKey::new("t"),
+            unit: Unit::Seconds,
+            direction: Direction::LowerIsBetter,
+            estimator: Estimator::Quantile(0.05),
+            verdict: Verdict::Regressed,
+            current: 1.0,
+            baseline: Some(1.0),
+            change: Some(0.05),
+            ci: Some((0.04, 0.06)),
+            p_value: None,
+            tolerance: 0.03,
+            bound_violation: None,
+            gated: true,
+            note: None,
+            pair_order: indices.iter().map(|&i| PairOrder::alternating(i)).collect(),
+            pairs,
+        }
+    }
+
+    #[test]
+    fn the_confirmation_pairs_are_found_by_their_number_when_a_pair_was_dropped() {
+        // Pair 3 of the first four was dropped (an invalid run): the
+        // confirmation pairs 4..=7 are at positions 3..=6 of `pairs`.
+        let mut pairs = vec![(100.0, 105.0); 3];
+        pairs.extend([
+            (100.0, 101.0),
+            (100.0, 104.5),
+            (100.0, 104.5),
+            (100.0, 101.0),
+        ]);
+        let v = regressed(pairs, &[0, 1, 2, 4, 5, 6, 7]);
+        let (change, kept) = second_estimate(&v, 4).unwrap();
+        assert_eq!(kept, 4);
+        // The median of +1, +1, +4.5, +4.5 (skipping four positions would
+        // lose pair 4 and give +4.5%: "confirmed" beyond the 3% tolerance).
+        assert!((change - 0.0275).abs() < 5e-4, "{change}");
+        let confirmed = confirm_with_more_pairs(std::slice::from_ref(&v), vec![v.clone()], 4);
+        assert_eq!(confirmed[0].verdict, Verdict::Inconclusive);
+    }
+
+    #[test]
+    fn a_verdict_without_pair_order_falls_back_to_alternating() {
+        let mut pairs = vec![(100.0, 105.0); 4];
+        pairs.extend([(100.0, 104.0); 4]);
+        let mut v = regressed(pairs, &[]);
+        v.pair_order.clear();
+        assert_eq!(second_estimate(&v, 4).map(|(_, k)| k), Some(4));
+        assert_eq!(second_estimate(&v, 8), None);
     }
 }

@@ -136,6 +136,7 @@ mod tests {
             gated: true,
             note: Some("interval wide".into()),
             pairs: Vec::new(),
+            pair_order: Vec::new(),
         };
         let result = ScenarioResult {
             suite: "s".into(),
