@@ -109,6 +109,17 @@ def one_run(binary, suite, base, out_json, slowdown, tolerance, paired=None):
 PAIRED_MAX_TIME = ["5s"]
 
 
+def recorded_runs(baselines_dir):
+    """The sort_time run estimates a baseline folder holds, and their centre."""
+    import glob
+    import tomllib
+    for path in glob.glob(os.path.join(baselines_dir, "*", "gq.toml")):
+        with open(path, "rb") as f:
+            m = tomllib.load(f)["scenario"]["sort"]["metric"]["sort_time"]
+        return {"runs": m["runs"], "estimate": m["estimate"]}
+    return None
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default="target/release/neon-perf")
@@ -144,6 +155,8 @@ def main():
     kinds = [("aa", 0.0, 0.05), ("slow10", 0.10, 0.05), ("slow5", 0.05, 0.03)]
     results = {m: {k: [] for k, _, _ in kinds} for m in modes}
     blesses = []
+    bless_log = []
+    recorded = {}
     t0 = time.monotonic()
     for b in range(a.baselines):
         base = os.path.join(work, f"baselines-{b}")
@@ -152,6 +165,12 @@ def main():
             if p.returncode != 0:
                 sys.exit(f"bless failed:\n{p.stdout}\n{p.stderr}")
             blesses.append(wall)
+            # What each bless did ("replaced", "refused"), for the record.
+            bless_log.append({"baseline_set": b, "bless": i,
+                              "summary": [l.strip() for l in p.stdout.splitlines()
+                                          if l.strip().startswith(("refused", "replaced"))]})
+        if "stored" in modes:
+            recorded[b] = recorded_runs(base)
         for r in range(a.runs):
             for kind, slow, tol in kinds:
                 for mode in modes:
@@ -204,6 +223,8 @@ def main():
         "paired": a.paired,
         "modes": modes,
         "median_bless_wall_s": sorted(blesses)[len(blesses) // 2] if blesses else None,
+        "bless_log": bless_log,
+        "recorded_runs": recorded,
         "max_scenario_wall_s": max(walls),
         "total_wall_s": time.monotonic() - t0,
         # One mode: its results by kind, as before; both: by mode, then kind.

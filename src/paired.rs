@@ -153,18 +153,20 @@ pub fn execution_settings(settings: &Settings, pairs: usize) -> Settings {
     }
 }
 
-/// The settings of a `command` variant's runs after its first: no timed
-/// warm-up, only the warm-up runs (the probe run). Every sample of a
-/// `command` scenario is a fresh process, so the timed warm-up only warms
-/// what outlives a process: the page cache, the clocks. The variant's
-/// first run did that, and the pairs run back to back. Measured on this
-/// VM (docs/paired.md): a paired run of the gate-quality scenario took
-/// 0.31 s instead of 0.67 s, with the same verdicts. Kinds that set up
-/// state per run (a server, a model, a CUDA module) keep their warm-up on
-/// every run.
+/// The settings of a `command` variant's runs after its first: no warm-up
+/// at all, neither timed nor counted (the executor's probe run is then the
+/// first sample). Every sample of a `command` scenario is a fresh process,
+/// so warm-up only warms what outlives a process: the page cache, the
+/// clocks, a freshly built binary's first start. The variant's first run
+/// did that, and the pairs run back to back. Measured on this VM
+/// (docs/paired.md): without the timed warm-up a paired run of the
+/// gate-quality scenario took 0.31 s instead of 0.67 s, with the same
+/// verdicts. Kinds that set up state per run (a server, a model, a CUDA
+/// module) keep their warm-up on every run.
 pub fn later_runs(each: &Settings) -> Settings {
     Settings {
         warmup: Some(HumanDuration(Duration::ZERO)),
+        warmup_runs: Some(0),
         ..each.clone()
     }
 }
@@ -493,8 +495,8 @@ mod tests {
     }
 
     /// Test double of the executor: records each run's variant and
-    /// warm-up, returns the same samples for both variants.
-    fn warmups(plan: &ScenarioPlan) -> Vec<(&'static str, Duration)> {
+    /// warm-up (time, runs), returns the same samples for both variants.
+    fn warmups(plan: &ScenarioPlan) -> Vec<(&'static str, (Duration, u32))> {
         let seen = Rc::new(RefCell::new(Vec::new()));
         let record = Rc::clone(&seen);
         let head = plan.clone();
@@ -503,7 +505,8 @@ mod tests {
         let execute =
             move |p: &ScenarioPlan, _: &ExecEnv, s: &Settings, _: &mut dyn FnMut(ExecEvent)| {
                 let side = if p.name == "base" { "base" } else { "head" };
-                record.borrow_mut().push((side, s.resolve().warmup));
+                let r = s.resolve();
+                record.borrow_mut().push((side, (r.warmup, r.warmup_runs)));
                 ScenarioResult::from_metrics(
                     "s",
                     "x",
@@ -540,7 +543,8 @@ mod tests {
     fn a_command_variant_warms_up_on_its_first_run_only() {
         let dir = tempfile::tempdir().unwrap();
         let seen = warmups(&plan(dir.path(), "command"));
-        let (share, none) = (Duration::from_millis(100), Duration::ZERO); // 800 ms / (2 × 4)
+        // 800 ms / (2 × 4), and the default one warm-up run; then none.
+        let (share, none) = ((Duration::from_millis(100), 1), (Duration::ZERO, 0));
         #[rustfmt::skip]
         let expected = vec![
             ("base", share), ("head", share), // B H
@@ -556,9 +560,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let seen = warmups(&plan(dir.path(), "websocket_flood"));
         assert_eq!(seen.len(), 8);
-        assert!(
-            seen.iter().all(|(_, w)| *w == Duration::from_millis(100)),
-            "{seen:?}"
-        );
+        let share = (Duration::from_millis(100), 1);
+        assert!(seen.iter().all(|(_, w)| *w == share), "{seen:?}");
     }
 }

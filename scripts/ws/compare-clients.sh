@@ -136,18 +136,24 @@ timed() {
 # One run of one client: prints its JSON line (with the client process's CPU
 # time added), or one with msg_per_s null and the reason when the client
 # failed (the table counts it as failed).
+server_ticks() { # the server process's CPU time so far (user + system, all threads), in clock ticks
+  awk '{print $14 + $15}' "/proc/$SERVER_PID/stat"
+}
+
 measure() { # client url conns size
-  local line
+  local line ticks0
   rm -f "$OUT/time.json"
+  ticks0=$(server_ticks)
   case $1 in
     neon-perf) line=$(run_neon "$2" "$3" "$4") ;;
     lean-rust) line=$(timed "$LEAN" "$2" "$3" "$4" "$SECONDS_EACH" "${CLIENT_THREADS:-1}" 2> "$OUT/lean.log") || line="" ;;
     node-ws) line=$(timed node scripts/ws/flood_client.js "$2" "$3" "$4" "$SECONDS_EACH" 2> "$OUT/node-client.log") || line="" ;;
     artillery) line=$(run_artillery "$2" "$3" "$4") ;;
   esac
-  python3 - "$1" "$line" "$OUT/time.json" "$OUT" <<'EOF'
+  python3 - "$1" "$line" "$OUT/time.json" "$OUT" "$(( $(server_ticks) - ticks0 ))" "$(getconf CLK_TCK)" <<'EOF'
 import json, sys
 client, line, time_file, out = sys.argv[1:5]
+server_cpu_s = int(sys.argv[5]) / int(sys.argv[6])
 try:
     r = json.loads(line)
 except ValueError:
@@ -163,6 +169,11 @@ try:
     r["client_cpu_cores"] = cpu / t["wall_s"] if t["wall_s"] > 0 else None
     if r.get("msg_per_s"):
         r["cpu_us_per_msg_approx"] = 1e6 * cpu / (r["msg_per_s"] * t["wall_s"])
+    # The server's CPU over the same window (start-up and warm-up included):
+    # near 1 core, a single-threaded server is the bottleneck.
+    r["server_cpu_cores"] = server_cpu_s / t["wall_s"] if t["wall_s"] > 0 else None
+    if r.get("msg_per_s"):
+        r["server_cpu_us_per_msg_approx"] = 1e6 * server_cpu_s / (r["msg_per_s"] * t["wall_s"])
 except (OSError, ValueError, KeyError, IndexError):
     pass
 print(json.dumps(r))

@@ -8,7 +8,8 @@ Prints the Markdown table on stdout (one row per server × connections ×
 size: each client's median msg/s over the repeats with its min–max range,
 which client is on top against the runner-up, and neon-perf against
 node-ws when more clients ran), then, where the runs recorded it, each
-client process's CPU use (median cores and µs per message), and writes RESULTS_JSON: the metadata, every
+client process's CPU use (median cores and µs per message) and the
+server's over the same runs, and writes RESULTS_JSON: the metadata, every
 run, and the per-cell summary the table was made from.
 """
 
@@ -90,15 +91,14 @@ def cpu_summary(runs):
         if res.get("client_cpu_cores") is None:
             continue
         key = (r["server"], r["connections"], r["size"])
-        per = cells.setdefault(key, {}).setdefault(r["client"], ([], []))
-        per[0].append(res["client_cpu_cores"])
-        if res.get("cpu_us_per_msg_approx") is not None:
-            per[1].append(res["cpu_us_per_msg_approx"])
+        per = cells.setdefault(key, {}).setdefault(r["client"], ([], [], [], []))
+        for i, name in enumerate(["client_cpu_cores", "cpu_us_per_msg_approx",
+                                  "server_cpu_cores", "server_cpu_us_per_msg_approx"]):
+            if res.get(name) is not None:
+                per[i].append(res[name])
     return {
-        key: {
-            c: (statistics.median(cores), statistics.median(us) if us else None)
-            for c, (cores, us) in clients.items()
-        }
+        key: {c: tuple(statistics.median(xs) if xs else None for xs in lists)
+              for c, lists in clients.items()}
         for key, clients in cells.items()
     }
 
@@ -110,15 +110,18 @@ def print_cpu_table(runs, clients):
     if not cells:
         return
     print()
-    head = ["server", "connections", "size"] + [f"{c} CPU cores · µs/msg" for c in clients]
+    def fmt(cores, us):
+        return "–" if cores is None else f"{cores:.2f} · {'–' if us is None else f'{us:.1f}'}"
+
+    head = (["server", "connections", "size"] + [f"{c} CPU cores · µs/msg" for c in clients]
+            + [f"server with {c}" for c in clients])
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for (server, conns, size), stats in cells.items():
         row = [server, str(conns), size_label(size)]
-        for c in clients:
-            cores, us = stats.get(c, (None, None))
-            row.append("–" if cores is None else
-                       f"{cores:.2f} · {'–' if us is None else f'{us:.1f}'}")
+        none = (None, None, None, None)
+        row += [fmt(*stats.get(c, none)[:2]) for c in clients]
+        row += [fmt(*stats.get(c, none)[2:]) for c in clients]
         print("| " + " | ".join(row) + " |")
 
 

@@ -163,11 +163,14 @@ fn measure_point(
     let primary = spec.primary.clone().unwrap_or_else(|| "wall_time".into());
     let primary_key = MetricKey::new(primary.as_str()).with_labels(&point_labels(point));
     let mut settings = ctx.settings.clone();
-    // One probe run (it counts as warm-up, run and time) tells the primary
-    // metric's unit, so adaptive stopping watches the same estimator the
-    // gate compares.
+    // One probe run tells the primary metric's unit, so adaptive stopping
+    // watches the same estimator the gate compares. It counts as warm-up
+    // (a run, and its time), or, with no warm-up at all (`warmup = "0s"`,
+    // `warmup_runs = 0`, as a paired variant's later runs have), as the
+    // first measured sample.
     let probe_start = std::time::Instant::now();
     let probe = run_child(inv, settings.timeout, |_| {})?;
+    let probe_is_sample = settings.warmup_runs == 0 && settings.warmup.is_zero();
     settings.warmup_runs = settings.warmup_runs.saturating_sub(1);
     settings.warmup = settings.warmup.saturating_sub(probe_start.elapsed());
     let (unit, direction) = if primary == "wall_time" {
@@ -197,15 +200,19 @@ fn measure_point(
         series: BTreeMap::new(),
     };
     let pids = ctx.child_pids.clone();
+    let mut first_sample = probe_is_sample.then_some(probe);
     run_adaptive(
         &settings,
         estimator,
         |warmup| {
-            let run = run_child(inv, settings.timeout, |pid| {
-                if let Ok(mut p) = pids.lock() {
-                    p.push(pid)
-                }
-            })?;
+            let run = match first_sample.take() {
+                Some(probe) => probe,
+                None => run_child(inv, settings.timeout, |pid| {
+                    if let Ok(mut p) = pids.lock() {
+                        p.push(pid)
+                    }
+                })?,
+            };
             if warmup {
                 return Ok(Vec::new());
             }
