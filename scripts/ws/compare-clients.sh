@@ -186,6 +186,11 @@ order=0
 for server in $SERVERS; do
   start_server "$server"
   url="ws://127.0.0.1:$PORT/"
+  # A throwaway flood first: a fresh Python server pays for its allocator's
+  # warm-up (an mmap, mremap and munmap per recv until glibc raises its
+  # mmap threshold; seen with strace), which would otherwise land on
+  # whichever client is measured first.
+  "$LEAN" "$url" 64 64 1 1 > /dev/null 2>&1 || true
   for conns in $CONNS; do
     for size in $SIZES; do
       for rep in $(seq "$REPEATS"); do
