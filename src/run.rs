@@ -412,9 +412,23 @@ impl Session {
                 } else {
                     BlessMode::Append
                 };
-                let summary: BlessSummary =
-                    self.store
-                        .bless(&self.hardware, suite, &results, provenance, mode)?;
+                // The suite's `gate = false` metrics cannot refuse a run.
+                let gated = |r: &ScenarioResult, m: &crate::metric::MetricSeries| {
+                    scenarios
+                        .iter()
+                        .find(|s| s.result.suite == r.suite && s.result.scenario == r.scenario)
+                        .and_then(|s| crate::compare::rule_for(&s.rules, &m.key))
+                        .and_then(|rule| rule.gate)
+                        .unwrap_or(true)
+                };
+                let summary: BlessSummary = self.store.bless_gated(
+                    &self.hardware,
+                    suite,
+                    &results,
+                    provenance,
+                    mode,
+                    &gated,
+                )?;
                 blessed.push(summary.to_string());
             }
         }

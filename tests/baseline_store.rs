@@ -737,3 +737,36 @@ fn killed_bless_leaves_old_baseline_intact() {
         "after"
     );
 }
+
+#[test]
+fn metrics_the_gate_ignores_cannot_refuse_a_run() {
+    let dir = TempDir::new().unwrap();
+    let store = BaselineStore::new(dir.path());
+    bless_a(&store, 1e-3, 1, BlessMode::Append);
+    bless_a(&store, 1.002e-3, 2, BlessMode::Append);
+    // 25% slower in both timing metrics, which this suite does not gate on
+    // (`gate = false`): only peak_rss is gated, and it repeats.
+    let only_rss = |_: &ScenarioResult, m: &MetricSeries| m.key.name == "peak_rss";
+    let s = store
+        .bless_gated(
+            &key(),
+            "inference",
+            &[ran("a", 1.25e-3, 3)],
+            prov("r"),
+            BlessMode::Append,
+            &only_rss,
+        )
+        .unwrap();
+    assert!(s.refused.is_empty() && s.superseded.is_empty(), "{s}");
+    let f = store.load(&key(), "inference").unwrap().unwrap();
+    assert_eq!(f.scenario["a"].metric["wall_time"].runs.len(), 3);
+    // The same run against the same two, every metric gated: refused.
+    let dir = TempDir::new().unwrap();
+    let store = BaselineStore::new(dir.path());
+    bless_a(&store, 1e-3, 1, BlessMode::Append);
+    bless_a(&store, 1.002e-3, 2, BlessMode::Append);
+    assert_eq!(
+        bless_a(&store, 1.25e-3, 3, BlessMode::Append).refused.len(),
+        1
+    );
+}

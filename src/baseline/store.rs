@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     BaselineFile, BaselineMetric, BaselineScenario, FORMAT_VERSION, HardwareKey, Provenance,
 };
-use crate::metric::{Direction, Estimator, Unit};
+use crate::metric::{Direction, Estimator, MetricSeries, Unit};
 use crate::result::{Outcome, ScenarioResult};
 use crate::stats::rng::hash_str;
 
@@ -255,6 +255,22 @@ impl BaselineStore {
         provenance: Provenance,
         mode: BlessMode,
     ) -> Result<BlessSummary, BaselineError> {
+        self.bless_gated(key, suite, results, provenance, mode, &|_, _| true)
+    }
+
+    /// [`bless`](Self::bless), where only the metrics `gated` accepts (the
+    /// suite's `gate = false` ones are not) can make a run diverge from
+    /// the recorded ones: a metric the gate ignores must not refuse a run,
+    /// or replace the recorded ones.
+    pub fn bless_gated(
+        &self,
+        key: &HardwareKey,
+        suite: &str,
+        results: &[ScenarioResult],
+        provenance: Provenance,
+        mode: BlessMode,
+        gated: &dyn Fn(&ScenarioResult, &MetricSeries) -> bool,
+    ) -> Result<BlessSummary, BaselineError> {
         let path = self.path(key, suite);
         let old = self.load(key, suite)?;
         let mut scenarios: BTreeMap<String, BaselineScenario> =
@@ -271,7 +287,7 @@ impl BaselineStore {
             let old_s = scenarios.get(&r.scenario);
             let mut append = mode == BlessMode::Append;
             if append {
-                match old_s.and_then(|o| divergence(o, r)) {
+                match old_s.and_then(|o| divergence(o, r, gated)) {
                     Some(Divergence::Worse(why)) => {
                         refused.push(format!("{}: {why}", r.scenario));
                         continue;
@@ -510,10 +526,15 @@ enum Divergence {
 /// Why `r` is not a repeat of the runs recorded in `old`, if it is not:
 /// the first gated metric whose estimate lies beyond the divergence limit,
 /// a worse one first.
-fn divergence(old: &BaselineScenario, r: &ScenarioResult) -> Option<Divergence> {
+fn divergence(
+    old: &BaselineScenario,
+    r: &ScenarioResult,
+    gated: &dyn Fn(&ScenarioResult, &MetricSeries) -> bool,
+) -> Option<Divergence> {
     let beyond: Vec<(bool, String)> = r
         .metrics
         .iter()
+        .filter(|m| gated(r, m))
         .filter_map(|m| {
             let o = old.metric.get(&m.key.to_string())?;
             if o.unit != m.unit || m.direction == Direction::Neither {
