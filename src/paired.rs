@@ -314,8 +314,8 @@ struct Runs<'a> {
     each: Settings,
     env: &'a ExecEnv,
     execute: &'a ExecuteFn,
-    /// `each` without the timed warm-up: a `command` variant's runs after
-    /// its first ([`later_runs`]).
+    /// `each` without any warm-up: a `command` variant's runs after its
+    /// first ([`later_runs`]).
     later: Settings,
     base_runs: Vec<ScenarioResult>,
     head_runs: Vec<ScenarioResult>,

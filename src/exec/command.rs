@@ -168,8 +168,15 @@ fn measure_point(
     // (a run, and its time), or, with no warm-up at all (`warmup = "0s"`,
     // `warmup_runs = 0`, as a paired variant's later runs have), as the
     // first measured sample.
+    let pids = ctx.child_pids.clone();
+    let register = move |pid| {
+        if let Ok(mut p) = pids.lock() {
+            p.push(pid)
+        }
+    };
     let probe_start = std::time::Instant::now();
-    let probe = run_child(inv, settings.timeout, |_| {})?;
+    // Registered like every sample's process: it may be one.
+    let probe = run_child(inv, settings.timeout, register.clone())?;
     let probe_is_sample = settings.warmup_runs == 0 && settings.warmup.is_zero();
     settings.warmup_runs = settings.warmup_runs.saturating_sub(1);
     settings.warmup = settings.warmup.saturating_sub(probe_start.elapsed());
@@ -199,7 +206,6 @@ fn measure_point(
         labels: point_labels(point),
         series: BTreeMap::new(),
     };
-    let pids = ctx.child_pids.clone();
     let mut first_sample = probe_is_sample.then_some(probe);
     run_adaptive(
         &settings,
@@ -207,11 +213,7 @@ fn measure_point(
         |warmup| {
             let run = match first_sample.take() {
                 Some(probe) => probe,
-                None => run_child(inv, settings.timeout, |pid| {
-                    if let Ok(mut p) = pids.lock() {
-                        p.push(pid)
-                    }
-                })?,
+                None => run_child(inv, settings.timeout, register.clone())?,
             };
             if warmup {
                 return Ok(Vec::new());
