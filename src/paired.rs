@@ -18,7 +18,7 @@ use crate::compare::{MetricVerdict, PairOrder, Policy, Verdict, compare_paired};
 use crate::config;
 use crate::exec::{ExecEnv, ExecEvent};
 use crate::metric::MetricSeries;
-use crate::plan::{Kind, ScenarioPlan, Settings};
+use crate::plan::{ScenarioPlan, Settings};
 use crate::result::{Outcome, ScenarioResult};
 use crate::units::HumanDuration;
 
@@ -348,7 +348,7 @@ impl Runs<'_> {
                 } else {
                     !self.base_runs.is_empty()
                 };
-                let each = if warm && plan.kind() == Kind::Command {
+                let each = if warm && plan.kind().samples_are_fresh_processes() {
                     &self.later
                 } else {
                     &self.each

@@ -94,6 +94,15 @@ impl Kind {
     pub fn from_id(s: &str) -> Option<Kind> {
         Self::ALL.into_iter().find(|k| k.id() == s)
     }
+
+    /// Whether every sample is a fresh process that sets nothing up for the
+    /// next one (`command`): then warm-up only warms what outlives a
+    /// process, and a run right after another of the same program needs
+    /// none. The other kinds set up state in every run (a server, a model,
+    /// a CUDA module) that their warm-up warms.
+    pub fn samples_are_fresh_processes(self) -> bool {
+        matches!(self, Kind::Command)
+    }
 }
 
 impl fmt::Display for Kind {
