@@ -5,8 +5,10 @@ injected slowdowns. Reproducible: run from the repo root after
 
     python3 scripts/gate-quality.py [--baselines 4] [--runs 5] [--max-time 5s]
 
-For each of B fresh baselines (each blessed 3 times, as docs/gate-design.md
-recommends), it runs, interleaved, R times each:
+For each of B fresh baselines (each blessed once: a bless records 3 runs,
+1 s apart; before 2026-11-27 22:30 a bless recorded one run and the script
+blessed 3 times, as `--blesses 3 --bless-runs 1` still does), it runs,
+interleaved, R times each:
   - A/A: the same code again, tolerance 5%;
   - +10%: the workload does 10% more work, tolerance 5%;
   - +5%: 5% more work, tolerance 3%.
@@ -125,7 +127,9 @@ def main():
     ap.add_argument("--bin", default="target/release/neon-perf")
     ap.add_argument("--baselines", type=int, default=4)
     ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--blesses", type=int, default=3)
+    ap.add_argument("--blesses", type=int, default=1)
+    ap.add_argument("--bless-runs", type=int, default=None,
+                    help="runs per bless (default: the tool's, 3)")
     ap.add_argument("--max-time", default="5s")
     ap.add_argument("--out", default="target/gate-quality")
     ap.add_argument("--max-contention", type=float, default=0.5,
@@ -161,7 +165,8 @@ def main():
     for b in range(a.baselines):
         base = os.path.join(work, f"baselines-{b}")
         for i in range(a.blesses if "stored" in modes else 0):
-            p, wall = neon(a.bin, ["bless", suite, "--baselines", base, "--reason", f"gq {b}.{i}"], {})
+            runs = ["--runs", str(a.bless_runs)] if a.bless_runs else []
+            p, wall = neon(a.bin, ["bless", suite, "--baselines", base, "--reason", f"gq {b}.{i}"] + runs, {})
             if p.returncode != 0:
                 sys.exit(f"bless failed:\n{p.stdout}\n{p.stderr}")
             blesses.append(wall)
@@ -218,6 +223,7 @@ def main():
         "baselines": a.baselines,
         "runs_per_baseline": a.runs,
         "blesses_per_baseline": a.blesses if "stored" in modes else 0,
+        "runs_per_bless": a.bless_runs or 3,
         "max_time": a.max_time,
         "max_contention": a.max_contention,
         "paired": a.paired,

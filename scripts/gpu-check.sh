@@ -65,12 +65,16 @@ else
     note "doctor --json: exit $?"
     # Bless (measures and records this GPU's baseline), then gate against it:
     # the same suite twice on unchanged code must pass.
-    # Three blessed runs (each appended), so the baseline knows the
-    # run-to-run spread (docs/gate-design.md); the first one's JSON is kept.
+    # Three blessed runs, so the baseline knows the run-to-run spread
+    # (docs/gate-design.md): one bless with `--runs 1` each time, three
+    # times (a binary from before 2026-11-27 22:00 has no --runs and
+    # records one run per bless anyway); the first one's JSON is kept.
+    runs=()
+    "$BIN" bless --help 2>/dev/null | grep -q -- '--runs' && runs=(--runs 1)
     for i in 1 2 3; do
         json="$OUT/gpu.json"; [ "$i" = 1 ] || json="$OUT/bless-$i.json"
         timeout 120 "$BIN" bless suites/gpu.toml --baselines "$OUT/baselines" \
-            --reason "${BLESS_REASON:-gpu-check} (run $i of 3)" --json "$json" > "$OUT/run-$i.log" 2>&1
+            --reason "${BLESS_REASON:-gpu-check} (run $i of 3)" "${runs[@]}" --json "$json" > "$OUT/run-$i.log" 2>&1
         note "bless $i suites/gpu.toml: exit $? (0 pass, 1 failed check, 2 setup error; 124 timeout)"
     done
     cp "$OUT/run-1.log" "$OUT/run.log"

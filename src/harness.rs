@@ -40,6 +40,11 @@ fn mode_from_env() -> Mode {
             reason: std::env::var("NEON_BLESS_REASON")
                 .unwrap_or_else(|_| "NEON_BLESS=1 cargo test".to_string()),
             replace: env_flag("NEON_BLESS_REPLACE"),
+            runs: std::env::var("NEON_BLESS_RUNS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .filter(|n| (1..=20).contains(n))
+                .unwrap_or(crate::spread::DEFAULT_BLESS_RUNS),
         }
     } else if env_flag("NEON_PERF_SMOKE") {
         Mode::Smoke
@@ -100,6 +105,7 @@ pub fn main(opts: HarnessOptions) -> ExitCode {
         smoke_without_baseline: true,
         fail_on_inconclusive: false,
         confirm_regressions: true,
+        spread_gap: crate::spread::SPREAD_GAP,
         against: None,
     };
     let session = match Session::new(cfg) {

@@ -24,6 +24,7 @@ pub mod plan;
 pub mod report;
 pub mod result;
 pub mod run;
+pub mod spread;
 pub mod stats;
 pub mod units;
 pub mod workload;

@@ -17,7 +17,6 @@ use std::time::Duration;
 use crate::compare::{MetricVerdict, PairOrder, Policy, Verdict, compare_paired};
 use crate::config;
 use crate::exec::{ExecEnv, ExecEvent};
-use crate::metric::MetricSeries;
 use crate::plan::{ScenarioPlan, Settings};
 use crate::result::{Outcome, ScenarioResult};
 use crate::units::HumanDuration;
@@ -443,38 +442,18 @@ fn head_failed(mut head_runs: Vec<ScenarioResult>, base_runs: &[ScenarioResult])
 /// The head's runs as one result: every sample of every run, in order; the
 /// last run's checks and monitor; the wall time of all runs, both sides.
 fn merge_runs(head_runs: &[ScenarioResult], base_runs: &[ScenarioResult]) -> ScenarioResult {
-    let last = head_runs.last().expect("at least one head run");
-    let mut merged = last.clone();
-    let mut metrics: Vec<MetricSeries> = Vec::new();
-    for r in head_runs {
-        for m in &r.metrics {
-            match metrics.iter_mut().find(|x| x.key == m.key) {
-                Some(x) => x.samples.extend_from_slice(&m.samples),
-                None => metrics.push(m.clone()),
-            }
-        }
-    }
-    merged.metrics = metrics;
-    let mut warnings: Vec<String> = Vec::new();
-    for w in head_runs.iter().chain(base_runs).flat_map(|r| &r.warnings) {
-        if !warnings.contains(w) {
-            warnings.push(w.clone());
-        }
-    }
-    merged.warnings = warnings;
+    let mut merged = crate::spread::pool(head_runs);
+    merged.warnings =
+        crate::spread::union(head_runs.iter().chain(base_runs).flat_map(|r| &r.warnings));
     merged.invalid_reasons = Vec::new();
-    merged.wall_time_s = head_runs
-        .iter()
-        .chain(base_runs)
-        .map(|r| r.wall_time_s)
-        .sum();
+    merged.wall_time_s += base_runs.iter().map(|r| r.wall_time_s).sum::<f64>();
     merged
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metric::{Direction, Estimator, MetricKey, Unit};
+    use crate::metric::{Direction, Estimator, MetricKey, MetricSeries, Unit};
     use std::cell::RefCell;
     use std::rc::Rc;
 

@@ -21,6 +21,7 @@ use crate::monitor::{self, Monitor};
 use crate::paired::{self, Against, BaseTree, DEFAULT_PAIRS, Paired};
 use crate::plan::{ScenarioPlan, Settings, Suite};
 use crate::result::{Check, MonitorSummary, Outcome, ScenarioResult};
+use crate::spread;
 use crate::units::HumanDuration;
 
 /// Version of the JSON results schema (docs/json-schema.md).
@@ -34,8 +35,13 @@ pub enum Mode {
     /// Prove every scenario runs and reports, on a small sampling budget,
     /// without gating on speed (absolute bounds still apply).
     Smoke,
-    /// Measure and record the results as baselines.
-    Bless { reason: String, replace: bool },
+    /// Measure and record the results as baselines: `runs` runs of each
+    /// scenario, [`spread::SPREAD_GAP`] apart, each through the bless guard.
+    Bless {
+        reason: String,
+        replace: bool,
+        runs: u32,
+    },
 }
 
 /// Everything a session needs to know up front.
@@ -55,6 +61,9 @@ pub struct RunConfig {
     pub fail_on_inconclusive: bool,
     /// Re-run a scenario that regressed and claim only what both runs show.
     pub confirm_regressions: bool,
+    /// The pause before each confirmation run and between the runs a bless
+    /// records ([`spread::SPREAD_GAP`] unless a test shortens it).
+    pub spread_gap: Duration,
     /// Paired A/B against a base tree instead of the stored baselines.
     pub against: Option<Against>,
 }
@@ -218,6 +227,9 @@ pub struct Session {
     baselines: BTreeMap<String, Option<BaselineFile>>,
     warnings: Vec<String>,
     base_tree: Option<BaseTree>,
+    /// In bless mode, the runs of each scenario (by full name) to record,
+    /// in order: those that were neither invalid nor failed.
+    bless_runs: BTreeMap<String, Vec<ScenarioResult>>,
 }
 
 impl Session {
@@ -253,6 +265,7 @@ impl Session {
             baselines: BTreeMap::new(),
             warnings,
             base_tree,
+            bless_runs: BTreeMap::new(),
         })
     }
 
@@ -313,11 +326,10 @@ impl Session {
         } else {
             None
         };
-        let measure = |on_event: &mut dyn FnMut(ExecEvent)| {
-            let result = execute(plan, &self.cfg.env, &settings, on_event);
-            let verdicts = if matches!(result.outcome, Outcome::Ran) {
+        let judge = |result: &ScenarioResult| {
+            if matches!(result.outcome, Outcome::Ran) {
                 compare::compare_scenario(
-                    &result,
+                    result,
                     baseline.as_ref(),
                     &plan.metric_rules,
                     tolerance,
@@ -325,7 +337,11 @@ impl Session {
                 )
             } else {
                 Vec::new()
-            };
+            }
+        };
+        let measure = |on_event: &mut dyn FnMut(ExecEvent)| {
+            let result = execute(plan, &self.cfg.env, &settings, on_event);
+            let verdicts = judge(&result);
             (result, verdicts)
         };
         let report = |result: ScenarioResult, verdicts: Vec<MetricVerdict>| ScenarioReport {
@@ -365,12 +381,32 @@ impl Session {
             }
         }
         let (mut result, mut verdicts) = measure(on_event);
+        if let Mode::Bless { runs, .. } = self.cfg.mode {
+            (result, verdicts) =
+                self.bless_spread(plan, &settings, runs, result, verdicts, on_event);
+        }
         if gating && self.cfg.confirm_regressions && regressed_keys(&verdicts).next().is_some() {
             let first: Vec<String> = regressed_keys(&verdicts).collect();
-            let (mut r2, v2) = measure(on_event);
-            // The scenario's wall time is both runs' (as in paired mode).
-            r2.wall_time_s += result.wall_time_s;
-            (result, verdicts) = confirm(first, r2, v2);
+            let started = Instant::now();
+            let runs = spread::spread_runs(
+                spread::CONFIRM_RUNS,
+                self.cfg.spread_gap,
+                &mut std::thread::sleep,
+                &mut |i| {
+                    on_event(ExecEvent::Point {
+                        index: i,
+                        total: spread::CONFIRM_RUNS,
+                        label: "confirmation run".into(),
+                    });
+                    execute(plan, &self.cfg.env, &settings, on_event)
+                },
+            );
+            let mut pooled = spread::pool(&runs);
+            // The scenario's wall time is every run's and the pauses (as in
+            // paired mode).
+            pooled.wall_time_s = result.wall_time_s + started.elapsed().as_secs_f64();
+            let v2 = judge(&pooled);
+            (result, verdicts) = confirm(first, pooled, v2);
         }
         if let Some(why) = fallback {
             result.warnings.insert(
@@ -381,28 +417,124 @@ impl Session {
         Ok(report(result, verdicts))
     }
 
+    /// The runs a bless records: the first, then `runs - 1` more, each
+    /// after [`spread::SPREAD_GAP`], so that one slow spell of the machine
+    /// cannot make every recorded run slow. A failed run, or one that broke
+    /// an absolute bound, is reported and nothing is recorded; invalid runs
+    /// are left out. The last run is reported, with every run's wall time.
+    fn bless_spread(
+        &mut self,
+        plan: &ScenarioPlan,
+        settings: &Settings,
+        runs: u32,
+        first: ScenarioResult,
+        first_verdicts: Vec<MetricVerdict>,
+        on_event: &mut dyn FnMut(ExecEvent),
+    ) -> (ScenarioResult, Vec<MetricVerdict>) {
+        let judge = |r: &ScenarioResult| {
+            if matches!(r.outcome, Outcome::Ran) {
+                compare::compare_scenario(
+                    r,
+                    None,
+                    &plan.metric_rules,
+                    settings.resolve().tolerance,
+                    &self.cfg.policy,
+                )
+            } else {
+                Vec::new()
+            }
+        };
+        let total = runs.max(1) as usize;
+        let mut all = vec![(first, first_verdicts)];
+        let recordable = !matches!(
+            status_of(&all[0].0, &all[0].1),
+            Status::Failed | Status::Regressed | Status::Ignored
+        );
+        if recordable && total > 1 {
+            let started = Instant::now();
+            let more = spread::spread_runs(
+                total - 1,
+                self.cfg.spread_gap,
+                &mut std::thread::sleep,
+                &mut |i| {
+                    on_event(ExecEvent::Point {
+                        index: i + 1,
+                        total,
+                        label: "bless run".into(),
+                    });
+                    execute(plan, &self.cfg.env, settings, on_event)
+                },
+            );
+            let waited = started.elapsed().as_secs_f64();
+            all.extend(more.into_iter().map(|r| {
+                let v = judge(&r);
+                (r, v)
+            }));
+            let first_wall = all[0].0.wall_time_s;
+            let (last, _) = all.last_mut().expect("the first run");
+            last.wall_time_s = first_wall + waited;
+        }
+        let statuses: Vec<Status> = all.iter().map(|(r, v)| status_of(r, v)).collect();
+        if let Some(bad) = statuses
+            .iter()
+            .position(|s| matches!(s, Status::Failed | Status::Regressed | Status::Ignored))
+        {
+            return all.swap_remove(bad);
+        }
+        let mut keep = Vec::new();
+        let mut left_out = Vec::new();
+        for (i, ((r, _), st)) in all.iter().zip(&statuses).enumerate() {
+            if *st == Status::Invalid {
+                left_out.push(format!("{} ({})", i + 1, r.invalid_reasons.join("; ")));
+            } else {
+                keep.push(r.clone());
+            }
+        }
+        let full_name = all[0].0.full_name();
+        let (mut last, verdicts) = all.pop().expect("the first run");
+        if !left_out.is_empty() && !keep.is_empty() {
+            last.warnings.push(format!(
+                "bless run(s) {} of {total} invalid, not recorded",
+                left_out.join(", ")
+            ));
+        }
+        self.bless_runs.insert(full_name, keep);
+        (last, verdicts)
+    }
+
     /// Blesses (when asked), evaluates the checklist and sets the exit code.
-    pub fn finish(self, scenarios: Vec<ScenarioReport>) -> Result<RunReport, SetupError> {
+    pub fn finish(mut self, scenarios: Vec<ScenarioReport>) -> Result<RunReport, SetupError> {
         let mut blessed = Vec::new();
         let git_commit = crate::host::git_commit(&self.cfg.baselines_dir.join(".."));
-        if let Mode::Bless { reason, replace } = &self.cfg.mode {
-            let mut by_suite: BTreeMap<&str, Vec<ScenarioResult>> = BTreeMap::new();
+        if let Mode::Bless {
+            reason, replace, ..
+        } = &self.cfg.mode
+        {
+            // Per suite, each scenario's runs to record, in order.
+            let mut by_suite: BTreeMap<&str, Vec<Vec<ScenarioResult>>> = BTreeMap::new();
             for s in &scenarios {
+                let runs = self
+                    .bless_runs
+                    .remove(&s.result.full_name())
+                    .unwrap_or_else(|| vec![s.result.clone()]);
                 match s.status {
                     // A failed or untrustworthy run must not become the reference.
                     Status::Failed | Status::Regressed | Status::Ignored => {}
-                    Status::Invalid => blessed.push(format!(
-                        "not blessed: {} — the run was invalid ({})",
-                        s.result.full_name(),
-                        s.result.invalid_reasons.join("; ")
-                    )),
+                    Status::Invalid if runs.iter().all(|r| !r.invalid_reasons.is_empty()) => {
+                        blessed.push(format!(
+                            "not blessed: {} — the run was invalid ({})",
+                            s.result.full_name(),
+                            s.result.invalid_reasons.join("; ")
+                        ))
+                    }
                     _ => by_suite
                         .entry(s.result.suite.as_str())
                         .or_default()
-                        .push(s.result.clone()),
+                        .push(runs),
                 }
             }
-            for (suite, results) in by_suite {
+            for (suite, per_scenario) in by_suite {
+                let n = per_scenario.iter().map(Vec::len).max().unwrap_or(0);
                 let provenance = Provenance::now(
                     git_commit.clone().unwrap_or_else(|| "unknown".into()),
                     reason.clone(),
@@ -421,15 +553,24 @@ impl Session {
                         .and_then(|rule| rule.gate)
                         .unwrap_or(true)
                 };
-                let summary: BlessSummary = self.store.bless_gated(
-                    &self.hardware,
-                    suite,
-                    &results,
-                    provenance,
-                    mode,
-                    &gated,
-                )?;
-                blessed.push(summary.to_string());
+                let mut rounds: Vec<BlessSummary> = Vec::new();
+                for i in 0..n {
+                    let results: Vec<ScenarioResult> = per_scenario
+                        .iter()
+                        .filter_map(|runs| runs.get(i).cloned())
+                        .collect();
+                    rounds.push(self.store.bless_gated(
+                        &self.hardware,
+                        suite,
+                        &results,
+                        provenance.clone(),
+                        if i == 0 { mode } else { BlessMode::Append },
+                        &gated,
+                    )?);
+                }
+                if let Some(summary) = crate::baseline::rounds::combine(rounds) {
+                    blessed.push(summary.to_string());
+                }
             }
         }
         let checklist = checklist::evaluate(&scenarios);
@@ -464,12 +605,16 @@ fn regressed_keys(verdicts: &[MetricVerdict]) -> impl Iterator<Item = String> + 
         .map(|v| v.key.to_string())
 }
 
-/// A regression is claimed only when a second, independent run of the
-/// scenario shows it too. Samples within one run share the machine's state
-/// (a neighbour's burst, a cold page cache), so one run is one draw; two
-/// agreeing runs make a burst that mimics a regression far less likely. The
-/// second run is the one reported; a metric it calls regressed that the
-/// first did not becomes inconclusive.
+/// A regression is claimed only when the confirmation shows it too: the
+/// samples of [`spread::CONFIRM_RUNS`] more runs, each started
+/// [`spread::SPREAD_GAP`] after the last, pooled. Samples within one run
+/// share the machine's state (a neighbour's slow spell, a cold page cache),
+/// so one run is one draw, and a run started right after it often shares
+/// the spell; the pooled runs are slow only when every one of them is. The
+/// confirmation is the result reported; a metric it calls regressed that
+/// the first run did not becomes inconclusive.
+const CONFIRMED: &str = "confirmed by the pooled samples of two more runs, 1 s apart";
+
 fn confirm(
     first: Vec<String>,
     mut result: ScenarioResult,
@@ -482,8 +627,8 @@ fn confirm(
         if v.verdict == Verdict::Regressed {
             if was {
                 v.note = Some(match v.note.take() {
-                    Some(n) => format!("{n}; confirmed by a second run"),
-                    None => "confirmed by a second run".into(),
+                    Some(n) => format!("{n}; {CONFIRMED}"),
+                    None => CONFIRMED.into(),
                 });
             } else {
                 v.verdict = Verdict::Inconclusive;
@@ -495,7 +640,7 @@ fn confirm(
     }
     if !unconfirmed.is_empty() {
         result.warnings.push(format!(
-            "a first run regressed on {} but an independent second run did not (interference from the machine, not the code); the second run is reported",
+            "a first run regressed on {} but the confirmation runs did not (interference from the machine, not the code); the confirmation is reported",
             unconfirmed.join(", ")
         ));
     }
@@ -742,7 +887,7 @@ mod tests {
         ];
         let (r, v) = confirm(first, empty_result(), second);
         assert_eq!(v[0].verdict, Regressed);
-        assert_eq!(v[0].note.as_deref(), Some("confirmed by a second run"));
+        assert_eq!(v[0].note.as_deref(), Some(CONFIRMED));
         assert_eq!(v[1].verdict, Pass);
         assert_eq!(v[2].verdict, Inconclusive);
         assert_eq!(r.warnings.len(), 1);

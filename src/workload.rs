@@ -32,6 +32,11 @@ pub struct WorkloadArgs {
     /// Seed of the input data.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+    /// Add each sample's start time (seconds since the Unix epoch) as `"t"`:
+    /// for experiments on how the machine's speed changes over time
+    /// (scripts/slow-spells.py).
+    #[arg(long)]
+    pub stamp: bool,
 }
 
 fn xorshift(mut x: u64) -> u64 {
@@ -79,6 +84,11 @@ pub fn run(args: &WorkloadArgs, out: &mut impl Write) -> std::io::Result<()> {
         })
         .collect();
     for _ in 0..args.samples {
+        let stamp = args.stamp.then(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64())
+        });
         let start = Instant::now();
         match args.kind {
             WorkKind::Sort => {
@@ -95,10 +105,16 @@ pub fn run(args: &WorkloadArgs, out: &mut impl Write) -> std::io::Result<()> {
             }
         }
         let secs = start.elapsed().as_secs_f64();
-        writeln!(
-            out,
-            r#"{{"metric": "{name}", "value": {secs:e}, "unit": "s"}}"#
-        )?;
+        match stamp {
+            Some(t) => writeln!(
+                out,
+                r#"{{"metric": "{name}", "value": {secs:e}, "unit": "s", "t": {t:.6}}}"#
+            )?,
+            None => writeln!(
+                out,
+                r#"{{"metric": "{name}", "value": {secs:e}, "unit": "s"}}"#
+            )?,
+        }
     }
     Ok(())
 }
@@ -119,13 +135,14 @@ mod tests {
 
     #[test]
     fn prints_parseable_metric_lines() {
-        for kind in [WorkKind::Sort, WorkKind::Hash] {
+        for (kind, stamp) in [(WorkKind::Sort, false), (WorkKind::Hash, true)] {
             let args = WorkloadArgs {
                 kind,
                 n: 1000,
                 samples: 3,
                 slowdown: 0.0,
                 seed: 1,
+                stamp,
             };
             let mut buf = Vec::new();
             run(&args, &mut buf).unwrap();
@@ -135,6 +152,7 @@ mod tests {
                 .map(|l| parse_metric_line(l).unwrap().unwrap())
                 .collect();
             assert_eq!(metrics.len(), 3);
+            assert_eq!(text.matches(r#""t": "#).count(), if stamp { 3 } else { 0 });
             assert!(
                 metrics
                     .iter()

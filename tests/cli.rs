@@ -49,6 +49,13 @@ fn bless_then_gate_passes_then_catches_a_regression() {
     let files: Vec<_> = walk(&base);
     assert_eq!(files.len(), 1, "one baseline file: {files:?}");
     assert!(files[0].ends_with("gate.toml"), "{files:?}");
+    // One bless records three runs, started 1 s apart.
+    let recorded: toml::Value =
+        toml::from_str(&std::fs::read_to_string(&files[0]).unwrap()).unwrap();
+    let runs = recorded["scenario"]["emit"]["metric"]["m"]["runs"]
+        .as_array()
+        .unwrap();
+    assert_eq!(runs.len(), 3, "{recorded}");
 
     let json = dir.path().join("out/results.json");
     let o = run(
@@ -67,12 +74,61 @@ fn bless_then_gate_passes_then_catches_a_regression() {
     let m = verdicts.iter().find(|x| x["key"] == "m").expect("metric m");
     assert_eq!(m["verdict"], "pass", "{m}");
 
-    // 6 ms against a 5 ms baseline: +20%, every sample identical: regressed.
-    let o = run(&["run", six.to_str().unwrap()], &base);
+    // 6 ms against a 5 ms baseline: +20%, every sample identical: regressed,
+    // and confirmed by two more runs, each after a 1 s pause, pooled.
+    let o = run(
+        &[
+            "run",
+            six.to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+        ],
+        &base,
+    );
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let out = text(&o);
     assert!(out.contains("REGRESSED"), "{out}");
     assert!(out.contains("gate::emit"), "{out}");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let s = &v["scenarios"][0];
+    let m = s["verdicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["key"] == "m")
+        .unwrap();
+    assert_eq!(m["verdict"], "regressed", "{m}");
+    assert!(
+        m["note"]
+            .as_str()
+            .unwrap()
+            .contains("pooled samples of two more runs"),
+        "{m}"
+    );
+    assert!(
+        s["wall_time_s"].as_f64().unwrap() >= 2.0,
+        "two pauses of 1 s: {s}"
+    );
+}
+
+#[test]
+fn bless_runs_sets_how_many_runs_one_bless_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("baselines");
+    let five = fixture("gate-5.toml");
+    for _ in 0..2 {
+        let o = run(&["bless", five.to_str().unwrap(), "--runs", "1"], &base);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    }
+    let files = walk(&base);
+    let recorded: toml::Value =
+        toml::from_str(&std::fs::read_to_string(&files[0]).unwrap()).unwrap();
+    let runs = recorded["scenario"]["emit"]["metric"]["m"]["runs"]
+        .as_array()
+        .unwrap();
+    assert_eq!(runs.len(), 2, "one run per bless: {recorded}");
+    let o = run(&["bless", five.to_str().unwrap(), "--runs", "0"], &base);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
 }
 
 #[test]

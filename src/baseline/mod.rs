@@ -7,6 +7,7 @@
 //! comparing, so the two can never disagree. `store` does the file I/O.
 
 pub mod key;
+pub mod rounds;
 pub mod store;
 
 use std::collections::BTreeMap;

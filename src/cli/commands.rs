@@ -91,6 +91,7 @@ fn execute(
         smoke_without_baseline: false,
         fail_on_inconclusive,
         confirm_regressions,
+        spread_gap: crate::spread::SPREAD_GAP,
         against,
     };
     if let Some(p) = &sel.partition {
@@ -203,6 +204,7 @@ pub fn bless(a: BlessArgs) -> i32 {
     let mode = Mode::Bless {
         reason: a.reason.clone(),
         replace: a.replace,
+        runs: a.runs,
     };
     execute(
         &a.select,

@@ -232,6 +232,12 @@ pub struct BlessArgs {
     /// Start the baselines afresh instead of adding this run to the recorded runs.
     #[arg(long)]
     pub replace: bool,
+    /// Runs to record per scenario, started 1 s apart so that one slow
+    /// spell of a shared machine cannot make them all slow; each goes
+    /// through the bless guard (refused when slower than the recorded runs,
+    /// replacing them when faster beyond the limit).
+    #[arg(long, default_value_t = crate::spread::DEFAULT_BLESS_RUNS, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub runs: u32,
 }
 
 #[derive(Debug, Clone, Args)]

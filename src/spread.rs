@@ -1,0 +1,136 @@
+//! Runs spread out in time. On a shared machine a run is one draw of the
+//! machine's state, and the states last: on the 2-vCPU development VM a
+//! neighbour's slow spell shifts even the fastest samples by 30–50% for
+//! 0.2–3 s at a time, and two runs started back to back fall into the same
+//! spell far more often than two runs a second or more apart
+//! (docs/gate-quality.md, "How long a slow spell lasts"). So the runs that
+//! decide something — the confirmation of a regression, the runs a bless
+//! records — are started [`SPREAD_GAP`] apart.
+
+use std::time::Duration;
+
+use crate::metric::MetricSeries;
+use crate::result::{Outcome, ScenarioResult};
+
+/// The pause before each spread run: on the VM measured, the chance that
+/// a run falls into a slow spell given that the last one did fell from 0.65
+/// after 0.1 s to the base rate by 1–2 s.
+pub const SPREAD_GAP: Duration = Duration::from_secs(1);
+
+/// Runs that confirm a stored-baseline regression, pooled into one series:
+/// the pool is slow only when every run is, so an unchanged scenario is
+/// called regressed only when the first run and both of these fell into
+/// slow spells.
+pub const CONFIRM_RUNS: usize = 2;
+
+/// Runs one `bless` records per scenario by default.
+pub const DEFAULT_BLESS_RUNS: u32 = 3;
+
+/// Up to `n` runs, each after a pause of `gap`; stops after a run that
+/// did not end with [`Outcome::Ran`] (a failure is not repeated).
+pub fn spread_runs(
+    n: usize,
+    gap: Duration,
+    pause: &mut dyn FnMut(Duration),
+    run: &mut dyn FnMut(usize) -> ScenarioResult,
+) -> Vec<ScenarioResult> {
+    let mut runs = Vec::with_capacity(n);
+    for i in 0..n {
+        pause(gap);
+        let r = run(i);
+        let ran = matches!(r.outcome, Outcome::Ran);
+        runs.push(r);
+        if !ran {
+            break;
+        }
+    }
+    runs
+}
+
+/// Several runs of one scenario as one result: every sample of every run,
+/// in order; the last run's outcome, checks and monitor; the warnings and
+/// invalid reasons of all runs (each once); the wall time of all runs.
+pub fn pool(runs: &[ScenarioResult]) -> ScenarioResult {
+    let last = runs.last().expect("at least one run to pool");
+    let mut pooled = last.clone();
+    let mut metrics: Vec<MetricSeries> = Vec::new();
+    for r in runs {
+        for m in &r.metrics {
+            match metrics.iter_mut().find(|x| x.key == m.key) {
+                Some(x) => x.samples.extend_from_slice(&m.samples),
+                None => metrics.push(m.clone()),
+            }
+        }
+    }
+    pooled.metrics = metrics;
+    pooled.warnings = union(runs.iter().flat_map(|r| &r.warnings));
+    pooled.invalid_reasons = union(runs.iter().flat_map(|r| &r.invalid_reasons));
+    pooled.wall_time_s = runs.iter().map(|r| r.wall_time_s).sum();
+    pooled
+}
+
+/// Each distinct string once, in first-seen order.
+pub fn union<'a>(items: impl Iterator<Item = &'a String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for s in items {
+        if !out.contains(s) {
+            out.push(s.clone());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metric::{Direction, Estimator, MetricKey, Unit};
+
+    fn run(samples: &[f64], warning: &str) -> ScenarioResult {
+        let mut r = ScenarioResult::from_metrics(
+            "s",
+            "x",
+            vec![MetricSeries {
+                key: MetricKey::new("m"),
+                unit: Unit::Seconds,
+                direction: Direction::LowerIsBetter,
+                estimator: Estimator::Quantile(0.05),
+                samples: samples.to_vec(),
+            }],
+        );
+        r.warnings.push(warning.into());
+        r.wall_time_s = 0.5;
+        r
+    }
+
+    #[test]
+    fn pooling_keeps_every_sample_and_each_warning_once() {
+        let mut b = run(&[3.0], "busy");
+        b.invalid_reasons.push("throttled".into());
+        let p = pool(&[run(&[1.0, 2.0], "busy"), b]);
+        assert_eq!(p.metrics[0].samples, vec![1.0, 2.0, 3.0]);
+        assert_eq!(p.warnings, vec!["busy".to_string()]);
+        assert_eq!(p.invalid_reasons, vec!["throttled".to_string()]);
+        assert_eq!(p.wall_time_s, 1.0);
+    }
+
+    #[test]
+    fn every_run_waits_the_gap_first_and_a_failure_is_not_repeated() {
+        let mut pauses = Vec::new();
+        let runs = spread_runs(
+            3,
+            Duration::from_millis(7),
+            &mut |d| pauses.push(d),
+            &mut |i| {
+                let mut r = run(&[i as f64], "");
+                if i == 1 {
+                    r.outcome = Outcome::Failed {
+                        error: "boom".into(),
+                    };
+                }
+                r
+            },
+        );
+        assert_eq!(runs.len(), 2, "stops after the failed run");
+        assert_eq!(pauses, vec![Duration::from_millis(7); 2]);
+    }
+}
