@@ -6,7 +6,9 @@
 //! - Trials run one at a time: measured scenarios never share the machine.
 //! - A scenario whose hardware is absent is ignored, with the reason.
 //! - Without a baseline for this hardware a scenario runs as a smoke test.
-//! - `NEON_BLESS=1` records baselines; `NEON_PERF_SMOKE=1` forces smoke mode.
+//! - `NEON_BLESS=1` records baselines (`NEON_BLESS_RUNS` runs per scenario,
+//!   default 3; `NEON_BLESS_REPLACE=1`, `NEON_BLESS_REASON`);
+//!   `NEON_PERF_SMOKE=1` forces smoke mode.
 //! - `NEON_PERF_PARTITION=k/n` runs one shard (libtest owns the argv).
 
 use std::path::PathBuf;

@@ -370,7 +370,8 @@ impl Session {
                         on_event,
                         &execute,
                     ) {
-                        Paired::Done(result, verdicts) => {
+                        Paired::Done(result, mut verdicts) => {
+                            compare::check_base_against_baseline(&mut verdicts, baseline.as_ref());
                             return Ok(report(*result, verdicts));
                         }
                         Paired::BaseUnusable(why) => fallback = Some(why),
@@ -387,6 +388,14 @@ impl Session {
         }
         if gating && self.cfg.confirm_regressions && regressed_keys(&verdicts).next().is_some() {
             let first: Vec<String> = regressed_keys(&verdicts).collect();
+            // The pooled runs share one run's time budget, so a confirmed
+            // regression costs at most twice a run's budget plus the pauses.
+            let share = Settings {
+                max_time: Some(HumanDuration(
+                    settings.resolve().max_time / spread::CONFIRM_RUNS as u32,
+                )),
+                ..settings.clone()
+            };
             let started = Instant::now();
             let runs = spread::spread_runs(
                 spread::CONFIRM_RUNS,
@@ -398,7 +407,7 @@ impl Session {
                         total: spread::CONFIRM_RUNS,
                         label: "confirmation run".into(),
                     });
-                    execute(plan, &self.cfg.env, &settings, on_event)
+                    execute(plan, &self.cfg.env, &share, on_event)
                 },
             );
             let mut pooled = spread::pool(&runs);

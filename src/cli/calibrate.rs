@@ -49,6 +49,13 @@ pub fn calibrate(a: CalibrateArgs) -> i32 {
         let mut results = Vec::new();
         let mut failure = None;
         for i in 0..runs {
+            if i > 0 {
+                // Runs back to back share a slow spell of a shared machine
+                // more often than the gate's runs do (they are a bless and a
+                // pull request apart): spaced like a bless's runs, the
+                // spread measured is the one the gate meets.
+                std::thread::sleep(crate::spread::SPREAD_GAP);
+            }
             progress.start(&format!("{} run {}/{runs}", plan.full_name(), i + 1));
             let r = run::execute(plan, &env, &settings, &mut |e| progress.event(&e));
             progress.line(&format!(

@@ -12,8 +12,10 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+mod anchor;
 mod paired;
 mod spells;
+pub use anchor::check_base_against_baseline;
 pub use paired::compare_paired;
 pub use spells::{Spells, spells};
 
