@@ -307,6 +307,20 @@ impl MetricSeries {
         }
     }
 
+    /// A time in seconds, lower is better, p5: the series most tests of
+    /// the gate need.
+    pub fn seconds(name: &str, samples: Vec<f64>) -> Self {
+        Self {
+            samples,
+            ..Self::new(
+                MetricKey::new(name),
+                Unit::Seconds,
+                Direction::LowerIsBetter,
+                Estimator::Quantile(0.05),
+            )
+        }
+    }
+
     /// The samples that are finite numbers (what every estimate is taken of).
     pub fn finite_samples(&self) -> Vec<f64> {
         self.samples

@@ -453,7 +453,7 @@ fn merge_runs(head_runs: &[ScenarioResult], base_runs: &[ScenarioResult]) -> Sce
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metric::{Direction, Estimator, MetricKey, MetricSeries, Unit};
+    use crate::metric::MetricSeries;
     use std::cell::RefCell;
     use std::rc::Rc;
 
@@ -481,23 +481,15 @@ mod tests {
         let head = plan.clone();
         let mut base = plan.clone();
         base.name = "base".into();
-        let execute =
-            move |p: &ScenarioPlan, _: &ExecEnv, s: &Settings, _: &mut dyn FnMut(ExecEvent)| {
-                let side = if p.name == "base" { "base" } else { "head" };
-                let r = s.resolve();
-                record.borrow_mut().push((side, (r.warmup, r.warmup_runs)));
-                ScenarioResult::from_metrics(
-                    "s",
-                    "x",
-                    vec![MetricSeries {
-                        key: MetricKey::new("m"),
-                        unit: Unit::Seconds,
-                        direction: Direction::LowerIsBetter,
-                        estimator: Estimator::Quantile(0.05),
-                        samples: vec![1.0; 10],
-                    }],
-                )
-            };
+        let execute = move |p: &ScenarioPlan,
+                            _: &ExecEnv,
+                            s: &Settings,
+                            _: &mut dyn FnMut(ExecEvent)| {
+            let side = if p.name == "base" { "base" } else { "head" };
+            let r = s.resolve();
+            record.borrow_mut().push((side, (r.warmup, r.warmup_runs)));
+            ScenarioResult::from_metrics("s", "x", vec![MetricSeries::seconds("m", vec![1.0; 10])])
+        };
         let env = ExecEnv {
             neon_perf_bin: "neon-perf".into(),
             cache_dir: std::env::temp_dir(),

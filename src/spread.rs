@@ -83,19 +83,12 @@ pub fn union<'a>(items: impl Iterator<Item = &'a String>) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metric::{Direction, Estimator, MetricKey, Unit};
 
     fn run(samples: &[f64], warning: &str) -> ScenarioResult {
         let mut r = ScenarioResult::from_metrics(
             "s",
             "x",
-            vec![MetricSeries {
-                key: MetricKey::new("m"),
-                unit: Unit::Seconds,
-                direction: Direction::LowerIsBetter,
-                estimator: Estimator::Quantile(0.05),
-                samples: samples.to_vec(),
-            }],
+            vec![MetricSeries::seconds("m", samples.to_vec())],
         );
         r.warnings.push(warning.into());
         r.wall_time_s = 0.5;

@@ -50,23 +50,21 @@ fn bless_then_gate_passes_then_catches_a_regression() {
     assert_eq!(files.len(), 1, "one baseline file: {files:?}");
     assert!(files[0].ends_with("gate.toml"), "{files:?}");
     // One bless records three runs, started 1 s apart.
-    let recorded: toml::Value =
-        toml::from_str(&std::fs::read_to_string(&files[0]).unwrap()).unwrap();
-    let runs = recorded["scenario"]["emit"]["metric"]["m"]["runs"]
-        .as_array()
-        .unwrap();
-    assert_eq!(runs.len(), 3, "{recorded}");
+    assert_eq!(recorded_runs(&files[0]), 3);
 
     let json = dir.path().join("out/results.json");
-    let o = run(
-        &[
-            "run",
-            five.to_str().unwrap(),
-            "--json",
-            json.to_str().unwrap(),
-        ],
-        &base,
-    );
+    let gate = |suite: &Path| {
+        run(
+            &[
+                "run",
+                suite.to_str().unwrap(),
+                "--json",
+                json.to_str().unwrap(),
+            ],
+            &base,
+        )
+    };
+    let o = gate(&five);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(v["format_version"], 1);
@@ -76,15 +74,7 @@ fn bless_then_gate_passes_then_catches_a_regression() {
 
     // 6 ms against a 5 ms baseline: +20%, every sample identical: regressed,
     // and confirmed by two more runs, each after a 1 s pause, pooled.
-    let o = run(
-        &[
-            "run",
-            six.to_str().unwrap(),
-            "--json",
-            json.to_str().unwrap(),
-        ],
-        &base,
-    );
+    let o = gate(&six);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let out = text(&o);
     assert!(out.contains("REGRESSED"), "{out}");
@@ -120,13 +110,7 @@ fn bless_runs_sets_how_many_runs_one_bless_records() {
         let o = run(&["bless", five.to_str().unwrap(), "--runs", "1"], &base);
         assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     }
-    let files = walk(&base);
-    let recorded: toml::Value =
-        toml::from_str(&std::fs::read_to_string(&files[0]).unwrap()).unwrap();
-    let runs = recorded["scenario"]["emit"]["metric"]["m"]["runs"]
-        .as_array()
-        .unwrap();
-    assert_eq!(runs.len(), 2, "one run per bless: {recorded}");
+    assert_eq!(recorded_runs(&walk(&base)[0]), 2, "one run per bless");
     let o = run(&["bless", five.to_str().unwrap(), "--runs", "0"], &base);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
 }
@@ -243,6 +227,14 @@ fn smoke_run_of_examples_writes_all_reports() {
     assert!(html.contains("examples::python-infer"));
     // Smoke samples: the command timings still get a distribution plot.
     assert!(html.contains("<svg class=\"plot\""), "no plot in the page");
+}
+
+/// How many runs the baseline file records for `emit`'s metric `m`.
+fn recorded_runs(file: &Path) -> usize {
+    let recorded: toml::Value = toml::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+    recorded["scenario"]["emit"]["metric"]["m"]["runs"]
+        .as_array()
+        .map_or(0, Vec::len)
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
