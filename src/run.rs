@@ -383,8 +383,35 @@ impl Session {
         }
         let (mut result, mut verdicts) = measure(on_event);
         if let Mode::Bless { runs, .. } = self.cfg.mode {
-            (result, verdicts) =
-                self.bless_spread(plan, &settings, runs, result, verdicts, on_event);
+            // The runs a bless records: this one, then `runs - 1` more, each
+            // after [`spread::SPREAD_GAP`], so that one slow spell of the
+            // machine cannot make every recorded run slow.
+            let total = runs.max(1) as usize;
+            let mut all = vec![(result, verdicts)];
+            if total > 1 && !unrecordable(status_of(&all[0].0, &all[0].1)) {
+                let started = Instant::now();
+                let more = execute_spread(
+                    plan,
+                    &self.cfg,
+                    &settings,
+                    (1, total),
+                    total - 1,
+                    "bless run",
+                    on_event,
+                );
+                let waited = started.elapsed().as_secs_f64();
+                all.extend(more.into_iter().map(|r| {
+                    let v = judge(&r);
+                    (r, v)
+                }));
+                let first_wall = all[0].0.wall_time_s;
+                let (last, _) = all.last_mut().expect("the first run");
+                last.wall_time_s = first_wall + waited;
+            }
+            let name = plan.full_name();
+            let keep;
+            (result, verdicts, keep) = choose_bless_runs(all);
+            self.bless_runs.insert(name, keep);
         }
         if gating && self.cfg.confirm_regressions && regressed_keys(&verdicts).next().is_some() {
             let first: Vec<String> = regressed_keys(&verdicts).collect();
@@ -397,18 +424,14 @@ impl Session {
                 ..settings.clone()
             };
             let started = Instant::now();
-            let runs = spread::spread_runs(
+            let runs = execute_spread(
+                plan,
+                &self.cfg,
+                &share,
+                (0, spread::CONFIRM_RUNS),
                 spread::CONFIRM_RUNS,
-                self.cfg.spread_gap,
-                &mut std::thread::sleep,
-                &mut |i| {
-                    on_event(ExecEvent::Point {
-                        index: i,
-                        total: spread::CONFIRM_RUNS,
-                        label: "confirmation run".into(),
-                    });
-                    execute(plan, &self.cfg.env, &share, on_event)
-                },
+                "confirmation run",
+                on_event,
             );
             let mut pooled = spread::pool(&runs);
             // The scenario's wall time is every run's and the pauses (as in
@@ -424,91 +447,6 @@ impl Session {
             );
         }
         Ok(report(result, verdicts))
-    }
-
-    /// The runs a bless records: the first, then `runs - 1` more, each
-    /// after [`spread::SPREAD_GAP`], so that one slow spell of the machine
-    /// cannot make every recorded run slow. A failed run, or one that broke
-    /// an absolute bound, is reported and nothing is recorded; invalid runs
-    /// are left out. The last run is reported, with every run's wall time.
-    fn bless_spread(
-        &mut self,
-        plan: &ScenarioPlan,
-        settings: &Settings,
-        runs: u32,
-        first: ScenarioResult,
-        first_verdicts: Vec<MetricVerdict>,
-        on_event: &mut dyn FnMut(ExecEvent),
-    ) -> (ScenarioResult, Vec<MetricVerdict>) {
-        let judge = |r: &ScenarioResult| {
-            if matches!(r.outcome, Outcome::Ran) {
-                compare::compare_scenario(
-                    r,
-                    None,
-                    &plan.metric_rules,
-                    settings.resolve().tolerance,
-                    &self.cfg.policy,
-                )
-            } else {
-                Vec::new()
-            }
-        };
-        let total = runs.max(1) as usize;
-        let mut all = vec![(first, first_verdicts)];
-        let recordable = !matches!(
-            status_of(&all[0].0, &all[0].1),
-            Status::Failed | Status::Regressed | Status::Ignored
-        );
-        if recordable && total > 1 {
-            let started = Instant::now();
-            let more = spread::spread_runs(
-                total - 1,
-                self.cfg.spread_gap,
-                &mut std::thread::sleep,
-                &mut |i| {
-                    on_event(ExecEvent::Point {
-                        index: i + 1,
-                        total,
-                        label: "bless run".into(),
-                    });
-                    execute(plan, &self.cfg.env, settings, on_event)
-                },
-            );
-            let waited = started.elapsed().as_secs_f64();
-            all.extend(more.into_iter().map(|r| {
-                let v = judge(&r);
-                (r, v)
-            }));
-            let first_wall = all[0].0.wall_time_s;
-            let (last, _) = all.last_mut().expect("the first run");
-            last.wall_time_s = first_wall + waited;
-        }
-        let statuses: Vec<Status> = all.iter().map(|(r, v)| status_of(r, v)).collect();
-        if let Some(bad) = statuses
-            .iter()
-            .position(|s| matches!(s, Status::Failed | Status::Regressed | Status::Ignored))
-        {
-            return all.swap_remove(bad);
-        }
-        let mut keep = Vec::new();
-        let mut left_out = Vec::new();
-        for (i, ((r, _), st)) in all.iter().zip(&statuses).enumerate() {
-            if *st == Status::Invalid {
-                left_out.push(format!("{} ({})", i + 1, r.invalid_reasons.join("; ")));
-            } else {
-                keep.push(r.clone());
-            }
-        }
-        let full_name = all[0].0.full_name();
-        let (mut last, verdicts) = all.pop().expect("the first run");
-        if !left_out.is_empty() && !keep.is_empty() {
-            last.warnings.push(format!(
-                "bless run(s) {} of {total} invalid, not recorded",
-                left_out.join(", ")
-            ));
-        }
-        self.bless_runs.insert(full_name, keep);
-        (last, verdicts)
     }
 
     /// Blesses (when asked), evaluates the checklist and sets the exit code.
@@ -605,6 +543,64 @@ impl Session {
             partition: None,
         })
     }
+}
+
+/// A run that must not become the reference, nor be repeated to be one.
+fn unrecordable(s: Status) -> bool {
+    matches!(s, Status::Failed | Status::Regressed | Status::Ignored)
+}
+
+/// `n` more runs of the scenario, each after the session's spread gap,
+/// announced as points `at.0 + i` of `at.1` with `label`.
+fn execute_spread(
+    plan: &ScenarioPlan,
+    cfg: &RunConfig,
+    settings: &Settings,
+    at: (usize, usize),
+    n: usize,
+    label: &str,
+    on_event: &mut dyn FnMut(ExecEvent),
+) -> Vec<ScenarioResult> {
+    spread::spread_runs(n, cfg.spread_gap, &mut std::thread::sleep, &mut |i| {
+        on_event(ExecEvent::Point {
+            index: at.0 + i,
+            total: at.1,
+            label: label.into(),
+        });
+        execute(plan, &cfg.env, settings, on_event)
+    })
+}
+
+/// Of a bless's runs: a failed run, or one that broke an absolute bound, is
+/// reported and nothing is recorded; invalid runs are left out (with a
+/// warning when others are recorded). Returns the run to report (the last),
+/// its verdicts and the runs to record.
+fn choose_bless_runs(
+    mut all: Vec<(ScenarioResult, Vec<MetricVerdict>)>,
+) -> (ScenarioResult, Vec<MetricVerdict>, Vec<ScenarioResult>) {
+    let total = all.len();
+    let statuses: Vec<Status> = all.iter().map(|(r, v)| status_of(r, v)).collect();
+    if let Some(bad) = statuses.iter().position(|s| unrecordable(*s)) {
+        let (r, v) = all.swap_remove(bad);
+        return (r, v, Vec::new());
+    }
+    let mut keep = Vec::new();
+    let mut left_out = Vec::new();
+    for (i, ((r, _), st)) in all.iter().zip(&statuses).enumerate() {
+        if *st == Status::Invalid {
+            left_out.push(format!("{} ({})", i + 1, r.invalid_reasons.join("; ")));
+        } else {
+            keep.push(r.clone());
+        }
+    }
+    let (mut last, verdicts) = all.pop().expect("at least one run");
+    if !left_out.is_empty() && !keep.is_empty() {
+        last.warnings.push(format!(
+            "bless run(s) {} of {total} invalid, not recorded",
+            left_out.join(", ")
+        ));
+    }
+    (last, verdicts, keep)
 }
 
 fn regressed_keys(verdicts: &[MetricVerdict]) -> impl Iterator<Item = String> + '_ {
