@@ -900,6 +900,66 @@ mod tests {
         assert_eq!(status_of(&r, &v), Status::Regressed);
     }
 
+    fn bless_run(
+        invalid: Option<&str>,
+        outcome: Outcome,
+        wall: f64,
+    ) -> (ScenarioResult, Vec<MetricVerdict>) {
+        let mut r = empty_result();
+        r.outcome = outcome;
+        r.wall_time_s = wall;
+        r.invalid_reasons = invalid.map(|w| vec![w.to_string()]).unwrap_or_default();
+        (r, Vec::new())
+    }
+
+    #[test]
+    fn a_bless_records_its_valid_runs_and_names_the_invalid_ones() {
+        let runs = vec![
+            bless_run(None, Outcome::Ran, 1.0),
+            bless_run(Some("GPU throttled (thermal)"), Outcome::Ran, 2.0),
+            bless_run(None, Outcome::Ran, 3.0),
+        ];
+        let (last, _, keep) = choose_bless_runs(runs);
+        assert_eq!(last.wall_time_s, 3.0, "the last run is the one reported");
+        let kept: Vec<f64> = keep.iter().map(|r| r.wall_time_s).collect();
+        assert_eq!(kept, [1.0, 3.0]);
+        assert_eq!(
+            last.warnings,
+            ["bless run(s) 2 (GPU throttled (thermal)) of 3 invalid, not recorded"]
+        );
+    }
+
+    #[test]
+    fn a_bless_whose_runs_are_all_invalid_records_nothing() {
+        let runs = vec![
+            bless_run(Some("host busy"), Outcome::Ran, 1.0),
+            bless_run(Some("host busy"), Outcome::Ran, 2.0),
+        ];
+        let (last, _, keep) = choose_bless_runs(runs);
+        assert!(keep.is_empty());
+        assert_eq!(status_of(&last, &[]), Status::Invalid);
+        assert!(last.warnings.is_empty(), "{:?}", last.warnings);
+    }
+
+    #[test]
+    fn a_failed_bless_run_is_reported_and_nothing_is_recorded() {
+        let failed = Outcome::Failed {
+            error: "exit status 1".into(),
+        };
+        let runs = vec![
+            bless_run(None, Outcome::Ran, 1.0),
+            bless_run(None, failed, 2.0),
+            bless_run(Some("host busy"), Outcome::Ran, 3.0),
+        ];
+        let (reported, _, keep) = choose_bless_runs(runs);
+        assert!(keep.is_empty());
+        assert_eq!(
+            reported.wall_time_s, 2.0,
+            "the failed run is the one reported"
+        );
+        assert_eq!(status_of(&reported, &[]), Status::Failed);
+    }
+
     #[test]
     fn smoke_caps_shrink_but_never_grow() {
         let s = Settings {

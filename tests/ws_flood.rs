@@ -413,3 +413,33 @@ fn engine_handles_a_server_that_pings() {
         assert!(r.totals.rtt.len() > 10);
     });
 }
+
+#[test]
+fn engine_with_the_client_spinning_answers_every_request_and_ends() {
+    rt().block_on(async {
+        let addr = serve(|mut ws| async move {
+            while let Some(Ok(m)) = ws.next().await {
+                if m.is_binary() && ws.send(m).await.is_err() {
+                    return;
+                }
+            }
+        })
+        .await;
+        for load in [Load::Closed { in_flight: 2 }, Load::Open { rate: 2000.0 }] {
+            let mut c = cfg(addr, 3, load);
+            c.spin = Duration::from_millis(1);
+            let r = tokio::time::timeout(
+                Duration::from_secs(30),
+                client::flood(c, Arc::new(Progress::default())),
+            )
+            .await
+            .expect("a spinning flood still ends")
+            .unwrap();
+            let t = &r.totals;
+            assert!(t.errors.is_empty(), "{load:?}: {:?}", t.error_examples);
+            assert!(t.sent_total > 10, "{load:?}");
+            assert_eq!(t.received_total, t.sent_total, "{load:?}");
+            assert_eq!(t.rtt.len(), t.sent_in_window, "{load:?}");
+        }
+    });
+}

@@ -95,6 +95,7 @@ pub(super) async fn flood_points(
             None => StopAfter::Duration(spec.duration.map_or(ctx.settings.max_time, |d| d.0)),
         };
         cfg.time_limit = ctx.settings.timeout;
+        cfg.spin = spec.client_spin();
         cfg.seed = spec.payload.as_ref().and_then(|p| p.seed).unwrap_or(0) ^ index as u64;
 
         let sampler = served.pid.map(|pid| {

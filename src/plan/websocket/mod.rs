@@ -75,6 +75,11 @@ pub struct WebsocketFloodSpec {
     /// an external server, all of them for the builtin one).
     #[serde(default)]
     pub client_threads: Option<u32>,
+    /// How long the client keeps polling, without sleeping, after a reply
+    /// (default [`DEFAULT_CLIENT_SPIN`] for an external server, none for
+    /// the builtin one, which shares the client's runtime; "0s": never).
+    #[serde(default)]
+    pub client_spin: Option<HumanDuration>,
 }
 
 /// Closed loop (a fixed number in flight per connection) or open loop (a
@@ -98,6 +103,14 @@ pub struct FloodPoint {
 /// Keys `params` may sweep in a `websocket_flood` scenario.
 pub const SWEEPABLE: [&str; 5] = ["connections", "in_flight", "rate", "size", "message"];
 
+/// `client_spin` when not set, with an external server: long enough to
+/// cover one round trip of a loopback ping-pong, so a single connection
+/// never sleeps between its request and the reply (docs/websocket.md,
+/// "Why the client polls between replies").
+pub const DEFAULT_CLIENT_SPIN: Duration = Duration::from_millis(1);
+/// Longest `client_spin` accepted.
+pub const MAX_CLIENT_SPIN: Duration = Duration::from_secs(1);
+
 /// Most connections one scenario may open.
 pub const MAX_CONNECTIONS: u32 = 1_000_000;
 /// Largest message a flood sends.
@@ -120,6 +133,15 @@ impl WebsocketFloodSpec {
 
     pub fn ramp_up(&self) -> Duration {
         self.ramp_up.map_or(Duration::ZERO, |d| d.0)
+    }
+
+    /// The client's spin window: the key, else the default for the target.
+    pub fn client_spin(&self) -> Duration {
+        match self.client_spin {
+            Some(d) => d.0,
+            None if self.is_builtin() => Duration::ZERO,
+            None => DEFAULT_CLIENT_SPIN,
+        }
     }
 
     pub fn max_errors(&self) -> u64 {

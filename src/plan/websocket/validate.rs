@@ -94,6 +94,19 @@ impl WebsocketFloodSpec {
                 "`client_threads` must be at least 1".into(),
             ));
         }
+        if self
+            .client_spin
+            .is_some_and(|d| d.0 > super::MAX_CLIENT_SPIN)
+        {
+            return Err((
+                "client_spin",
+                format!(
+                    "`client_spin` is at most {:?}: it is how long the client polls \
+                     between replies, and it keeps a core busy meanwhile",
+                    super::MAX_CLIENT_SPIN
+                ),
+            ));
+        }
         for p in points {
             self.point(p)?;
         }
@@ -134,10 +147,24 @@ mod tests {
                 "invalid `ready` regex",
             ),
             ("url = \"ws://a:1/\"\nconnections = 0", "between 1 and"),
+            ("url = \"ws://a:1/\"\nclient_spin = \"2s\"", "at most 1s"),
         ];
         for (src, want) in cases {
             let e = spec(src).validate(&[ParamPoint::new()]).unwrap_err();
             assert!(e.1.contains(want), "{src}: {e:?}");
         }
+    }
+
+    #[test]
+    fn client_spin_defaults_by_target() {
+        use std::time::Duration;
+        let ext = spec("url = \"ws://a:1/\"");
+        assert_eq!(ext.client_spin(), super::super::DEFAULT_CLIENT_SPIN);
+        assert_eq!(spec("target = \"builtin\"").client_spin(), Duration::ZERO);
+        let off = spec("url = \"ws://a:1/\"\nclient_spin = \"0s\"");
+        assert_eq!(off.client_spin(), Duration::ZERO);
+        let set = spec("target = \"builtin\"\nclient_spin = \"200us\"");
+        assert_eq!(set.client_spin(), Duration::from_micros(200));
+        assert!(set.validate(&[ParamPoint::new()]).is_ok());
     }
 }

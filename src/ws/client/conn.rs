@@ -52,6 +52,8 @@ pub struct Shared {
     pub stop_notify: Arc<Notify>,
     pub recorder: Recorder,
     pub payload: Payload,
+    /// Keeps the runtime awake between replies ([`super::spin`]).
+    pub spin: Option<Arc<super::spin::Spin>>,
 }
 
 impl Shared {
@@ -345,9 +347,11 @@ impl Conn<'_> {
     fn poll_io(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         loop {
             // 1. Every reply that is ready.
+            let mut read_any = false;
             loop {
                 match Pin::new(&mut self.ws).poll_next(cx) {
                     Poll::Ready(Some(Ok(m))) => {
+                        read_any = true;
                         self.on_message(m);
                     }
                     Poll::Ready(Some(Err(e))) => {
@@ -361,6 +365,11 @@ impl Conn<'_> {
                         return Poll::Ready(());
                     }
                     Poll::Pending => break,
+                }
+            }
+            if read_any {
+                if let Some(spin) = &self.sh.spin {
+                    spin.active(self.sh.now_ns());
                 }
             }
             // 2. The drain deadline.

@@ -18,6 +18,7 @@ pub mod limits;
 pub mod payload;
 pub mod process;
 pub mod record;
+pub mod spin;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -77,6 +78,9 @@ pub struct FloodConfig {
     /// RTTs kept as the `rtt` metric's samples (every RTT is in the histogram).
     pub reservoir: usize,
     pub seed: u64,
+    /// Poll without sleeping for this long after each reply ([`spin`]);
+    /// zero: sleep whenever nothing is ready.
+    pub spin: Duration,
 }
 
 impl FloodConfig {
@@ -97,6 +101,7 @@ impl FloodConfig {
             max_connecting: 128,
             reservoir: 20_000,
             seed: 0,
+            spin: Duration::ZERO,
         }
     }
 
@@ -224,8 +229,10 @@ pub async fn flood(cfg: FloodConfig, progress: Arc<Progress>) -> Result<FloodRep
     let addr = resolve(&cfg.url).await?;
     let n = cfg.connections.max(1);
     let slice = cfg.slice();
+    let t0 = Instant::now();
+    let spin = (!cfg.spin.is_zero()).then(|| spin::Spin::new(t0, cfg.spin));
     let sh = Arc::new(Shared {
-        t0: Instant::now(),
+        t0,
         start_ns: AtomicU64::new(UNSET),
         end_ns: AtomicU64::new(UNSET),
         slice_ns: slice.as_nanos().max(1) as u64,
@@ -233,6 +240,7 @@ pub async fn flood(cfg: FloodConfig, progress: Arc<Progress>) -> Result<FloodRep
         stop_notify: Arc::new(Notify::new()),
         recorder: Recorder::new(cfg.reservoir, cfg.seed ^ 0x7274_7473),
         payload: cfg.payload.clone(),
+        spin: spin.clone(),
     });
     let ws_cfg = ws_config(n, cfg.payload.size_range().1);
     let sem = Arc::new(Semaphore::new(cfg.max_connecting.max(1)));
@@ -326,6 +334,7 @@ pub async fn flood(cfg: FloodConfig, progress: Arc<Progress>) -> Result<FloodRep
     };
     go.0.store(true, Ordering::Release);
     go.1.notify_waiters();
+    let spinner = spin.as_ref().map(|s| tokio::spawn(s.clone().run()));
     // Wait for every connection to finish, reporting progress.
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     loop {
@@ -359,6 +368,11 @@ pub async fn flood(cfg: FloodConfig, progress: Arc<Progress>) -> Result<FloodRep
         }
     }
     drop(set);
+    if let (Some(s), Some(task)) = (&spin, spinner) {
+        s.finish();
+        let _ = task.await;
+    }
+    drop(spin);
     let sh = Arc::try_unwrap(sh).map_err(|_| "a connection outlived the flood".to_string())?;
     let totals = sh.recorder.into_totals();
     let window = match cfg.stop {
