@@ -119,6 +119,8 @@ fn echo_servers_closed_loop_binary_ranged_and_text() {
             assert!(value(&r, "server_rss{at=peak}") > 1e6, "{what}");
             assert!(r.metric("msg_rate").unwrap().samples.len() >= 10, "{what}");
             assert!(r.device.contains("127.0.0.1"), "{}", r.device);
+            // An external server: the client polls between replies by default.
+            assert!(r.metric("client_spin_back_offs").is_some(), "{what}");
         }
     }
 }
@@ -411,6 +413,7 @@ fn engine_handles_a_server_that_pings() {
         .unwrap();
         assert!(r.totals.errors.is_empty(), "{:?}", r.totals.error_examples);
         assert!(r.totals.rtt.len() > 10);
+        assert_eq!(r.spin_back_offs, None, "no spin unless asked");
     });
 }
 
@@ -440,6 +443,7 @@ fn engine_with_the_client_spinning_answers_every_request_and_ends() {
             assert!(t.sent_total > 10, "{load:?}");
             assert_eq!(t.received_total, t.sent_total, "{load:?}");
             assert_eq!(t.rtt.len(), t.sent_in_window, "{load:?}");
+            assert!(r.spin_back_offs.is_some(), "{load:?}");
         }
     });
 }

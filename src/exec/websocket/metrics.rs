@@ -208,6 +208,9 @@ pub(super) fn metrics(
             ));
         }
     }
+    if let Some(n) = r.spin_back_offs {
+        m.push(single(key("client_spin_back_offs"), Unit::Count, n as f64));
+    }
     if let Some(cpu) = client_cpu {
         let msgs = (t.sent_total + t.received_total).max(1) as f64;
         m.push(single(key("client_cpu_per_msg"), Unit::Seconds, cpu / msgs));

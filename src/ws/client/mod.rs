@@ -126,6 +126,9 @@ pub struct FloodReport {
     /// Time from the first connection attempt to the last one finishing.
     pub ramp_time: Duration,
     pub totals: Totals,
+    /// With `spin`: how often the client stopped polling because threads
+    /// waited for a CPU ([`spin::Spin::backed_off`]).
+    pub spin_back_offs: Option<u64>,
 }
 
 impl FloodReport {
@@ -372,7 +375,7 @@ pub async fn flood(cfg: FloodConfig, progress: Arc<Progress>) -> Result<FloodRep
         s.finish();
         let _ = task.await;
     }
-    drop(spin);
+    let spin_back_offs = spin.map(|s| s.backed_off());
     let sh = Arc::try_unwrap(sh).map_err(|_| "a connection outlived the flood".to_string())?;
     let totals = sh.recorder.into_totals();
     let window = match cfg.stop {
@@ -388,5 +391,6 @@ pub async fn flood(cfg: FloodConfig, progress: Arc<Progress>) -> Result<FloodRep
         connected,
         ramp_time,
         totals,
+        spin_back_offs,
     })
 }
