@@ -2,20 +2,20 @@
 //! `epoll_wait` between two replies, the server pays for waking it on every
 //! reply it sends (`sock_def_readable` → a cross-CPU wake-up, costly in a
 //! VM). Against a single-threaded server that is the bottleneck, that cost
-//! comes straight out of its throughput. A [`Spinner`] task keeps the
+//! comes straight out of its throughput. The [`Spin::run`] task keeps the
 //! client's runtime polling its I/O driver without blocking for `window`
 //! after the last reply, so a server's burst of replies lands on a thread
 //! that is already awake; after `window` with no reply it parks, and the
 //! next reply wakes it again.
 //!
 //! Polling only pays while a core is free for it. Against a server that
-//! needs every core (the reference server's forward passes), it took 25–30%
-//! of the throughput, so every [`CHECK_EVERY`] of polling the spinner reads
+//! needs every core (the reference server's forward passes), it took about
+//! 28% of the throughput, so every [`CHECK_EVERY`] of polling the spinner reads
 //! how many threads the machine has runnable (`/proc/loadavg`), and when
 //! that is more than its CPUs [`WAITING_CHECKS`] times in a row (someone is
 //! waiting for one) it stops polling for [`BACK_OFF`], longer while that
-//! goes on. Even a polling thread at idle priority slowed that server by
-//! about 10% on this VM (the vCPUs share the host's cores), so backing off
+//! goes on. Even a busy thread at idle priority slowed that server by
+//! 1–15% on this VM (the vCPUs share the host's cores), so backing off
 //! is the only cure, not a lower priority.
 
 use std::sync::Arc;
@@ -143,7 +143,11 @@ impl Spin {
                         streak = 0;
                         clean_since = false;
                         self.backed_off.fetch_add(1, Ordering::Relaxed);
-                        tokio::time::sleep(BACK_OFF * (1 << doublings)).await;
+                        // `finish` ends the back-off early.
+                        tokio::select! {
+                            _ = tokio::time::sleep(BACK_OFF * (1 << doublings)) => {}
+                            _ = self.wake.notified() => {}
+                        }
                         continue;
                     }
                 }
