@@ -134,7 +134,7 @@ impl Spin {
                     }
                     if streak >= WAITING_CHECKS {
                         // Still wanted at once after the last back-off:
-                        // back off twice as long (up to MAX_BACK_OFF).
+                        // back off twice as long (up to MAX_DOUBLINGS doublings).
                         doublings = if clean_since {
                             0
                         } else {
