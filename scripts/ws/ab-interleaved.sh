@@ -8,7 +8,8 @@
 #
 # Prints "round client msg/s" lines, then the median per-round ratio of each
 # pair of clients with the sorted ratios. `neon-perf@0s` is neon-perf with
-# `client_spin = "0s"` (any duration works). SRVPIN / CLIPIN prefix the server
+# `client_spin = "0s"` (any duration works); `neon-perf@1ms:2` also sets
+# `client_threads = 2`. SRVPIN / CLIPIN prefix the server
 # and client commands (e.g. SRVPIN="taskset -c 1" CLIPIN="taskset -c 0").
 # Needs `bash scripts/ws/setup.sh` and `cargo build --release --bin neon-perf
 # --example lean_ws_client` first. Used for docs/websocket.md (Python, 64 × 64 B).
@@ -49,14 +50,16 @@ for i in $(seq "$R"); do
       neon-perf|neon-perf@*)
         suite=$OUT/suite.toml
         if [[ $v == neon-perf@* ]]; then
-          suite=$OUT/suite-${v#neon-perf@}.toml
-          { cat "$OUT/suite.toml"; echo "client_spin = \"${v#neon-perf@}\""; } > "$suite"
+          spec=${v#neon-perf@}
+          suite=$OUT/suite-${spec/:/-t}.toml
+          { cat "$OUT/suite.toml"; echo "client_spin = \"${spec%%:*}\""
+            [[ $spec == *:* ]] && echo "client_threads = ${spec#*:}"; } > "$suite"
         fi
         ${CLIPIN:-} target/release/neon-perf run "$suite" --baselines "$OUT/no-baselines" --json "$OUT/np.json" > /dev/null 2>&1 || true
         x=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["scenarios"][0]; print(round(next(m["samples"][0] for m in r["metrics"] if m["key"]=="msg_rate_overall")))' "$OUT/np.json") ;;
       lean) x=$(${CLIPIN:-} target/release/examples/lean_ws_client "$URL" "$CONNS" "$SIZE" "$S" 1 2>/dev/null | rate) ;;
       node) x=$(${CLIPIN:-} node scripts/ws/flood_client.js "$URL" "$CONNS" "$SIZE" "$S" 2>/dev/null | rate) ;;
-      *) echo "unknown client $v (neon-perf, neon-perf@SPIN, lean, node)" >&2; exit 2 ;;
+      *) echo "unknown client $v (neon-perf, neon-perf@SPIN[:THREADS], lean, node)" >&2; exit 2 ;;
     esac
     echo "$i $v $x" | tee -a "$OUT/rounds.txt"
   done
