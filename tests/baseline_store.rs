@@ -717,7 +717,30 @@ fn killed_bless_leaves_old_baseline_intact() {
         "temp files are not baselines"
     );
 
-    // The next bless still works and leaves a loadable file.
+    // The killed writer's temp file is stale once it is old enough; a
+    // fresh one (a writer still at work) and another suite's are not.
+    let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    for (name, _) in &leftovers {
+        fs::File::options()
+            .write(true)
+            .open(folder.join(name))
+            .unwrap()
+            .set_modified(hour_ago)
+            .unwrap();
+    }
+    let live = folder.join(".inference.toml.live.tmp");
+    fs::write(&live, b"a writer at work").unwrap();
+    let other = folder.join(".other.toml.old.tmp");
+    fs::write(&other, b"another suite's").unwrap();
+    fs::File::options()
+        .write(true)
+        .open(&other)
+        .unwrap()
+        .set_modified(hour_ago)
+        .unwrap();
+
+    // The next bless still works, leaves a loadable file, and sweeps the
+    // stale temp file of its own suite only.
     store
         .bless(
             &key(),
@@ -735,6 +758,16 @@ fn killed_bless_leaves_old_baseline_intact() {
             .provenance
             .reason,
         "after"
+    );
+    let mut left: Vec<String> = temp_files(&folder).into_iter().map(|(n, _)| n).collect();
+    left.sort();
+    assert_eq!(
+        left,
+        vec![
+            ".inference.toml.live.tmp".to_string(),
+            ".other.toml.old.tmp".to_string()
+        ],
+        "the stale temp file of this suite is gone, the others stay"
     );
 }
 

@@ -4,7 +4,10 @@
 //! were. The new file is written to a temporary file in the same folder,
 //! synced, renamed over the old one, and the folder is synced: a killed
 //! bless leaves either the old file or the new one, never half of either.
-//! Temporary files start with a dot and end in `.tmp`; nothing reads them.
+//! Temporary files start with a dot and end in `.tmp`; nothing reads them,
+//! and the next write of the same file removes those a killed bless left
+//! behind (once they are [`STALE_TEMP`] old, so a concurrent writer's file
+//! is never touched).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -575,7 +578,42 @@ fn divergence(
     })
 }
 
+/// A temp file this old is a killed writer's, not a live one's: writing a
+/// baseline takes milliseconds.
+pub const STALE_TEMP: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Removes `.<name>.*.tmp` files in `dir` last modified over [`STALE_TEMP`]
+/// ago: what a bless killed between creating its temp file and renaming it
+/// left behind. Best effort; returns how many it removed.
+pub fn sweep_stale_temps(dir: &Path, name: &str) -> usize {
+    let prefix = format!(".{name}.");
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for e in entries.flatten() {
+        let file_name = e.file_name();
+        let n = file_name.to_string_lossy();
+        if !(n.starts_with(&prefix) && n.ends_with(".tmp")) {
+            continue;
+        }
+        let old = e
+            .metadata()
+            .ok()
+            .filter(|m| m.is_file())
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > STALE_TEMP);
+        if old && fs::remove_file(e.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 /// Temp file in the same folder → write → fsync → rename → fsync folder.
+/// Stale temp files of the same target are swept first
+/// ([`sweep_stale_temps`]).
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), BaselineError> {
     let werr = |source: io::Error| BaselineError::Write {
         path: path.to_path_buf(),
@@ -587,6 +625,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), BaselineError> 
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    sweep_stale_temps(dir, &name);
     let prefix = format!(".{name}.");
     let mut tmp = tempfile::Builder::new()
         .prefix(&prefix)
