@@ -16,7 +16,7 @@ use crate::checklist::{self, ChecklistEntry};
 use crate::compare::{self, MetricVerdict, Policy, Verdict};
 use crate::config::{self, ConfigError};
 use crate::exec::{self, Availability, ExecEnv, ExecError, ExecEvent, RunCtx};
-use crate::metric::ChecklistItem;
+use crate::metric::{ChecklistItem, Direction, Estimator};
 use crate::monitor::{self, Monitor};
 use crate::paired::{self, Against, BaseTree, DEFAULT_PAIRS, Paired};
 use crate::plan::{ScenarioPlan, Settings, Suite};
@@ -408,6 +408,7 @@ impl Session {
                 let (last, _) = all.last_mut().expect("the first run");
                 last.wall_time_s = first_wall + waited;
             }
+            bless_past_slow_state(plan, &self.cfg, &settings, &mut all, &judge, on_event);
             let name = plan.full_name();
             let keep;
             (result, verdicts, keep) = choose_bless_runs(all);
@@ -437,8 +438,16 @@ impl Session {
             // The scenario's wall time is every run's and the pauses (as in
             // paired mode).
             pooled.wall_time_s = result.wall_time_s + started.elapsed().as_secs_f64();
-            let v2 = judge(&pooled);
+            let mut v2 = judge(&pooled);
+            // A pool that spent most of its time in a slow state does not
+            // confirm (the first run's regression is then "not confirmed").
+            compare::state::check_slow_state(&pooled, &mut v2, baseline.as_ref());
             (result, verdicts) = confirm(first, pooled, v2);
+        }
+        if gating {
+            // Without a confirmation (`--no-confirm`, or an `improved`), the
+            // one run is checked; a confirmed result was checked above.
+            compare::state::check_slow_state(&result, &mut verdicts, baseline.as_ref());
         }
         if let Some(why) = fallback {
             result.warnings.insert(
@@ -569,6 +578,81 @@ fn execute_spread(
         });
         execute(plan, &cfg.env, settings, on_event)
     })
+}
+
+/// When every recordable run of a bless spent most of its time in a slow
+/// state of the machine ([`compare::state`]: a gated metric's p5 far beyond
+/// its fastest samples), up to [`spread::EXTRA_BLESS_RUNS`] more runs, each
+/// after the spread gap, until one does not: the bless guard then lets that
+/// run replace the slow ones. If none comes, the last run carries a warning.
+fn bless_past_slow_state(
+    plan: &ScenarioPlan,
+    cfg: &RunConfig,
+    settings: &Settings,
+    all: &mut Vec<(ScenarioResult, Vec<MetricVerdict>)>,
+    judge: &dyn Fn(&ScenarioResult) -> Vec<MetricVerdict>,
+    on_event: &mut dyn FnMut(ExecEvent),
+) {
+    let keys: Vec<(String, Estimator, Direction)> = all[0]
+        .1
+        .iter()
+        .filter(|v| v.gated)
+        .map(|v| (v.key.to_string(), v.estimator, v.direction))
+        .collect();
+    let slow = |all: &[(ScenarioResult, Vec<MetricVerdict>)]| {
+        let recordable: Vec<&ScenarioResult> = all
+            .iter()
+            .filter(|(r, v)| status_of(r, v) != Status::Invalid)
+            .map(|(r, _)| r)
+            .collect();
+        compare::state::all_in_slow_state(&recordable, &keys)
+    };
+    if !compare::state::bless_can_tell(plan.kind())
+        || all.iter().any(|(r, v)| unrecordable(status_of(r, v)))
+        || !slow(all)
+    {
+        return;
+    }
+    let started = Instant::now();
+    let before = all.len();
+    for i in 0..spread::EXTRA_BLESS_RUNS {
+        let more = execute_spread(
+            plan,
+            cfg,
+            settings,
+            (i, spread::EXTRA_BLESS_RUNS),
+            1,
+            "bless run past a slow state",
+            on_event,
+        );
+        for r in more {
+            let v = judge(&r);
+            all.push((r, v));
+        }
+        if unrecordable(status_of(&all[all.len() - 1].0, &all[all.len() - 1].1)) || !slow(all) {
+            break;
+        }
+    }
+    let extra = all.len() - before;
+    let still_slow = slow(all);
+    let first_wall = all[0].0.wall_time_s;
+    let (last, _) = all.last_mut().expect("the first run");
+    last.wall_time_s = first_wall + started.elapsed().as_secs_f64();
+    last.warnings.push(if still_slow {
+        format!(
+            "every bless run, {extra} extra ones included, spent most of its time in a slow state \
+             (its p5 over {:.0}% beyond its fastest samples): the machine was busy or in a slow \
+             spell, or the program takes a fast path rarely; if later runs come out `improved` \
+             on unchanged code, bless again on a quieter machine",
+            compare::state::STATE_GAP * 100.0
+        )
+    } else {
+        format!(
+            "the first bless runs spent most of their time in a slow state (p5 over {:.0}% beyond \
+             their fastest samples); {extra} extra run(s) until one did not",
+            compare::state::STATE_GAP * 100.0
+        )
+    });
 }
 
 /// Of a bless's runs: a failed run, or one that broke an absolute bound, is

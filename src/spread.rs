@@ -26,6 +26,11 @@ pub const CONFIRM_RUNS: usize = 2;
 /// Runs one `bless` records per scenario by default.
 pub const DEFAULT_BLESS_RUNS: u32 = 3;
 
+/// At most this many more bless runs when every run so far spent most of
+/// its time in a slow state (`compare::state`): with the spread gap they
+/// reach ~6 s past the last run, past the 0.2–3 s spells measured.
+pub const EXTRA_BLESS_RUNS: usize = 3;
+
 /// Up to `n` runs, each after a pause of `gap`; stops after a run that
 /// did not end with [`Outcome::Ran`] (a failure is not repeated).
 pub fn spread_runs(

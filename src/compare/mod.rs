@@ -15,6 +15,7 @@ use std::fmt;
 mod anchor;
 mod paired;
 mod spells;
+pub mod state;
 pub use anchor::check_base_against_baseline;
 pub use paired::compare_paired;
 pub use spells::{Spells, spells};

@@ -1,0 +1,441 @@
+//! A run spent in a slow state of the machine, told by its shape.
+//!
+//! On a shared VM a neighbour on the host core can slow every instruction
+//! of one vCPU by 30–55% for seconds (docs/gate-quality.md, "How long a
+//! slow spell lasts"). A run wholly in such a state moves its p5 with it,
+//! and no interval built from that run can tell it from a regression. But a
+//! spell is rarely quite whole: in 21 of 29 slow 0.7 s stretches of the
+//! sort workload on this VM (2026-11-28 03:05 UTC) the fastest sample was
+//! still within 2% of the machine's fastest, while the p5 sat 27–52% above
+//! it. A real slowdown moves the fastest samples with the rest, so the
+//! *gap* between a run's estimator and its extreme sample stays what it was
+//! at bless time; a slow state widens it.
+//!
+//! So, for a metric gated on a low quantile of a lower-is-better value (or
+//! a high quantile of a higher-is-better one):
+//! - a `regressed` whose run's gap is wider than the baseline reservoir's
+//!   by more than [`STATE_GAP`], and whose fastest samples are within the
+//!   tolerance of the reservoir's fastest, is not claimed (`inconclusive`,
+//!   with a note);
+//! - an `improved` whose baseline reservoir's gap is wider than the run's
+//!   by more than [`STATE_GAP`], and whose fastest samples are not better
+//!   than the reservoir's by the tolerance, is not claimed either: the
+//!   baseline was blessed in a slow state.
+//!
+//! The gap is compared with the baseline's, not with zero, so a metric
+//! whose distribution is wide by nature (round-trip times of a flood, a
+//! program with a rare fast path) is judged as before.
+//! What this can hide: a change that makes nearly every sample slower but
+//! leaves a few untouched (a cache that now misses almost always). Such a
+//! change still shows as `inconclusive`, with the numbers, never `pass`.
+//! Pure, like the rest of the module.
+
+use crate::baseline::BaselineScenario;
+use crate::metric::{Direction, Estimator};
+use crate::result::ScenarioResult;
+
+use super::{MetricVerdict, Verdict, estimate};
+
+/// A run whose estimator sits more than this further beyond its extreme
+/// sample than expected spent most of its time in a slower state than it
+/// showed it could reach (the 15% that `scripts/slow-spells.py` calls a
+/// slow window).
+pub const STATE_GAP: f64 = 0.15;
+
+/// Fewer samples than this say too little about a run's extremes.
+pub const MIN_SAMPLES: usize = 50;
+
+/// How far `samples`' estimate sits from their extreme sample, in "worse is
+/// positive" terms: `estimate / min − 1` for a low quantile (≤ p25) of a
+/// lower-is-better metric, `max / estimate − 1` for a high quantile (≥ p75)
+/// of a higher-is-better one. `None` for other estimators, fewer than
+/// [`MIN_SAMPLES`] finite samples, or non-positive values.
+pub fn gap(samples: &[f64], estimator: Estimator, direction: Direction) -> Option<f64> {
+    let (est, ext) = estimate_and_extreme(samples, estimator, direction)?;
+    Some(match direction {
+        Direction::LowerIsBetter => est / ext - 1.0,
+        _ => ext / est - 1.0,
+    })
+}
+
+fn estimate_and_extreme(
+    samples: &[f64],
+    estimator: Estimator,
+    direction: Direction,
+) -> Option<(f64, f64)> {
+    let low = match (estimator, direction) {
+        (Estimator::Quantile(q), Direction::LowerIsBetter) if q <= 0.25 => true,
+        (Estimator::Quantile(q), Direction::HigherIsBetter) if q >= 0.75 => false,
+        _ => return None,
+    };
+    let finite: Vec<f64> = samples.iter().copied().filter(|x| x.is_finite()).collect();
+    if finite.len() < MIN_SAMPLES {
+        return None;
+    }
+    let est = estimate(&finite, estimator)?;
+    let ext = if low {
+        finite.iter().copied().fold(f64::INFINITY, f64::min)
+    } else {
+        finite.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+    };
+    (est > 0.0 && ext > 0.0).then_some((est, ext))
+}
+
+/// Applies the rule above to a stored-baseline comparison's verdicts.
+/// Returns the keys it turned `inconclusive`.
+pub fn check_slow_state(
+    result: &ScenarioResult,
+    verdicts: &mut [MetricVerdict],
+    baseline: Option<&BaselineScenario>,
+) -> Vec<String> {
+    let mut changed = Vec::new();
+    let Some(baseline) = baseline else {
+        return changed;
+    };
+    for v in verdicts.iter_mut() {
+        if !matches!(v.verdict, Verdict::Regressed | Verdict::Improved)
+            || v.bound_violation.is_some()
+        {
+            continue;
+        }
+        let key = v.key.to_string();
+        let (Some(series), Some(base)) = (
+            result.metrics.iter().find(|m| m.key == v.key),
+            baseline.metric.get(&key),
+        ) else {
+            continue;
+        };
+        let (Some((c_est, c_ext)), Some((b_est, b_ext))) = (
+            estimate_and_extreme(&series.samples, v.estimator, v.direction),
+            estimate_and_extreme(&base.reservoir, v.estimator, v.direction),
+        ) else {
+            continue;
+        };
+        let worse = |est: f64, ext: f64| match v.direction {
+            Direction::LowerIsBetter => est / ext - 1.0,
+            _ => ext / est - 1.0,
+        };
+        let (c_gap, b_gap) = (worse(c_est, c_ext), worse(b_est, b_ext));
+        // The extremes' change, worse is positive.
+        let ext_change = match v.direction {
+            Direction::LowerIsBetter => c_ext / b_ext - 1.0,
+            _ => 1.0 - c_ext / b_ext,
+        };
+        let tol = v.tolerance;
+        let why = match v.verdict {
+            Verdict::Regressed if c_gap > b_gap + STATE_GAP && ext_change <= tol => {
+                format!(
+                    "not claimed: this run spent most of its time in a slow state of the machine \
+                     (its {} is {:.0}% beyond its best sample, the baseline's {:.1}%), and its \
+                     best sample is {:+.1}% from the baseline's, within the ±{:.1}% tolerance",
+                    v.estimator,
+                    c_gap * 100.0,
+                    b_gap * 100.0,
+                    signed(ext_change, v.direction) * 100.0,
+                    tol * 100.0
+                )
+            }
+            Verdict::Improved if b_gap > c_gap + STATE_GAP && ext_change >= -tol => {
+                format!(
+                    "not claimed: the baseline was blessed in a slow state of the machine \
+                     (its {} is {:.0}% beyond its best sample, this run's {:.1}%), and this \
+                     run's best sample is {:+.1}% from the baseline's, within the ±{:.1}% \
+                     tolerance: re-bless",
+                    v.estimator,
+                    b_gap * 100.0,
+                    c_gap * 100.0,
+                    signed(ext_change, v.direction) * 100.0,
+                    tol * 100.0
+                )
+            }
+            _ => continue,
+        };
+        v.verdict = Verdict::Inconclusive;
+        v.note = Some(match v.note.take() {
+            Some(n) => format!("{n}; {why}"),
+            None => why,
+        });
+        changed.push(key);
+    }
+    changed
+}
+
+/// The extremes' change in the raw sense (`current / baseline − 1`), from
+/// the worse-is-positive one.
+fn signed(worse: f64, direction: Direction) -> f64 {
+    match direction {
+        Direction::LowerIsBetter => worse,
+        _ => -worse,
+    }
+}
+
+/// Whether every run in `runs` spent most of its time in a slow state on
+/// some gated metric of `keys` (a gap beyond [`STATE_GAP`]); `false` when
+/// no run tells (no such metric, too few samples). With no baseline to
+/// compare with, the gap is judged against zero: for scenario kinds that
+/// repeat one fixed piece of work (see [`bless_can_tell`]).
+pub fn all_in_slow_state(
+    runs: &[&ScenarioResult],
+    keys: &[(String, Estimator, Direction)],
+) -> bool {
+    if runs.is_empty() || keys.is_empty() {
+        return false;
+    }
+    let mut told = false;
+    for r in runs {
+        let mut slow = false;
+        for (key, est, dir) in keys {
+            let Some(series) = r.metrics.iter().find(|m| &m.key.to_string() == key) else {
+                continue;
+            };
+            if let Some(g) = gap(&series.samples, *est, *dir) {
+                told = true;
+                slow |= g > STATE_GAP;
+            }
+        }
+        if !slow {
+            return false;
+        }
+    }
+    told
+}
+
+/// Whether a bless can tell a slow state from a run's shape alone: kinds
+/// whose samples repeat one fixed piece of work (a program, a kernel, a
+/// forward pass), so a tight distribution is expected. Round-trip times of
+/// a flood are wide by nature, and an OOM probe's samples are few.
+pub fn bless_can_tell(kind: crate::plan::Kind) -> bool {
+    use crate::plan::Kind;
+    matches!(kind, Kind::Command | Kind::GpuKernel | Kind::BatchSweep)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::baseline::BaselineMetric;
+    use crate::metric::{MetricKey, MetricSeries, Unit};
+    use std::collections::BTreeMap;
+
+    const P5: Estimator = Estimator::Quantile(0.05);
+
+    /// `n` samples: `fast_share` of them at `fast` (+ up to 0.5%), the rest
+    /// at `slow` (+ up to 0.5%), interleaved deterministically.
+    fn run(n: usize, fast: f64, slow: f64, fast_share: f64) -> Vec<f64> {
+        (0..n)
+            .map(|i| {
+                let j = 1.0 + 0.005 * ((i * 7919) % 1000) as f64 / 1000.0;
+                if (i as f64 * fast_share).fract() + fast_share >= 1.0 {
+                    fast * j
+                } else {
+                    slow * j
+                }
+            })
+            .collect()
+    }
+
+    fn series(samples: Vec<f64>) -> MetricSeries {
+        let mut s = MetricSeries::new(
+            MetricKey::new("sort_time"),
+            Unit::Seconds,
+            Direction::LowerIsBetter,
+            P5,
+        );
+        s.samples = samples;
+        s
+    }
+
+    fn baseline(reservoir: Vec<f64>) -> BaselineScenario {
+        let mut reservoir = reservoir;
+        reservoir.sort_by(f64::total_cmp);
+        let est = estimate(&reservoir, P5).unwrap();
+        let mut metric = BTreeMap::new();
+        metric.insert(
+            "sort_time".to_string(),
+            BaselineMetric {
+                unit: Unit::Seconds,
+                direction: Direction::LowerIsBetter,
+                estimator: P5,
+                estimate: est,
+                runs: vec![est],
+                samples_seen: reservoir.len() as u64,
+                reservoir,
+            },
+        );
+        BaselineScenario {
+            commit: "c".into(),
+            date: "2026-11-28T00:00:00Z".into(),
+            metric,
+        }
+    }
+
+    fn verdict(verdict: Verdict, tolerance: f64) -> MetricVerdict {
+        MetricVerdict {
+            key: MetricKey::new("sort_time"),
+            unit: Unit::Seconds,
+            direction: Direction::LowerIsBetter,
+            estimator: P5,
+            verdict,
+            current: 0.0,
+            baseline: None,
+            change: None,
+            ci: None,
+            p_value: None,
+            tolerance,
+            bound_violation: None,
+            gated: true,
+            note: None,
+            pairs: Vec::new(),
+            pair_order: Vec::new(),
+        }
+    }
+
+    fn check(current: Vec<f64>, base: Vec<f64>, v: Verdict, tol: f64) -> (Verdict, Option<String>) {
+        let result = ScenarioResult::from_metrics("s", "sort", vec![series(current)]);
+        let mut vs = vec![verdict(v, tol)];
+        check_slow_state(&result, &mut vs, Some(&baseline(base)));
+        (vs[0].verdict, vs[0].note.clone())
+    }
+
+    #[test]
+    fn gap_is_the_estimate_beyond_the_best_sample() {
+        let g = gap(&run(1000, 94.0, 135.0, 0.02), P5, Direction::LowerIsBetter).unwrap();
+        assert!(g > 0.4 && g < 0.45, "{g}");
+        let g = gap(&run(1000, 94.0, 135.0, 0.5), P5, Direction::LowerIsBetter).unwrap();
+        assert!(g < 0.01, "{g}");
+        assert_eq!(
+            gap(&run(10, 94.0, 135.0, 0.02), P5, Direction::LowerIsBetter),
+            None
+        );
+        assert_eq!(
+            gap(
+                &run(1000, 94.0, 135.0, 0.02),
+                Estimator::Median,
+                Direction::LowerIsBetter
+            ),
+            None
+        );
+        // A rate mirrored: the p95 below the fastest rate.
+        let rates: Vec<f64> = run(1000, 94.0, 135.0, 0.02)
+            .iter()
+            .map(|t| 1.0 / t)
+            .collect();
+        let g = gap(&rates, Estimator::Quantile(0.95), Direction::HigherIsBetter).unwrap();
+        assert!(g > 0.4 && g < 0.45, "{g}");
+    }
+
+    #[test]
+    fn a_regression_from_a_slow_state_is_not_claimed() {
+        // Unchanged code, run in a slow state with 2% of samples fast.
+        let (v, note) = check(
+            run(1000, 94.0, 135.0, 0.02),
+            run(256, 94.0, 135.0, 0.6),
+            Verdict::Regressed,
+            0.05,
+        );
+        assert_eq!(v, Verdict::Inconclusive);
+        assert!(note.unwrap().contains("slow state of the machine"));
+    }
+
+    #[test]
+    fn a_real_slowdown_moves_the_best_samples_and_stands() {
+        // +10%, whole run fast: no gap, stands.
+        let (v, _) = check(
+            run(1000, 103.4, 135.0, 0.6),
+            run(256, 94.0, 135.0, 0.6),
+            Verdict::Regressed,
+            0.05,
+        );
+        assert_eq!(v, Verdict::Regressed);
+        // +10% in a slow state: the best samples show it too, stands.
+        let (v, _) = check(
+            run(1000, 103.4, 148.0, 0.02),
+            run(256, 94.0, 135.0, 0.6),
+            Verdict::Regressed,
+            0.05,
+        );
+        assert_eq!(v, Verdict::Regressed);
+    }
+
+    #[test]
+    fn a_program_whose_baseline_had_the_same_gap_is_judged_as_usual() {
+        // A program with a rare fast path: the baseline has the gap too.
+        let (v, _) = check(
+            run(1000, 94.0, 140.0, 0.02),
+            run(256, 94.0, 130.0, 0.02),
+            Verdict::Regressed,
+            0.05,
+        );
+        assert_eq!(v, Verdict::Regressed);
+        // A wide distribution by nature (a 20% gap in the baseline) whose
+        // gap widens by less than STATE_GAP: judged as usual.
+        let (v, _) = check(
+            run(1000, 94.0, 125.0, 0.02),
+            run(256, 94.0, 113.0, 0.02),
+            Verdict::Regressed,
+            0.05,
+        );
+        assert_eq!(v, Verdict::Regressed);
+    }
+
+    #[test]
+    fn an_improvement_over_a_baseline_blessed_in_a_slow_state_is_not_claimed() {
+        let (v, note) = check(
+            run(1000, 94.0, 135.0, 0.6),
+            run(256, 94.0, 135.0, 0.02),
+            Verdict::Improved,
+            0.05,
+        );
+        assert_eq!(v, Verdict::Inconclusive);
+        assert!(note.unwrap().contains("re-bless"));
+        // A real improvement moves the best samples below the baseline's.
+        let (v, _) = check(
+            run(1000, 84.0, 135.0, 0.6),
+            run(256, 94.0, 135.0, 0.02),
+            Verdict::Improved,
+            0.05,
+        );
+        assert_eq!(v, Verdict::Improved);
+    }
+
+    #[test]
+    fn bounds_and_other_verdicts_are_left_alone() {
+        let (v, _) = check(
+            run(1000, 94.0, 135.0, 0.02),
+            run(256, 94.0, 135.0, 0.6),
+            Verdict::Pass,
+            0.05,
+        );
+        assert_eq!(v, Verdict::Pass);
+        let result =
+            ScenarioResult::from_metrics("s", "sort", vec![series(run(1000, 94.0, 135.0, 0.02))]);
+        let mut vs = vec![verdict(Verdict::Regressed, 0.05)];
+        vs[0].bound_violation = Some("above max".into());
+        assert!(
+            check_slow_state(
+                &result,
+                &mut vs,
+                Some(&baseline(run(256, 94.0, 135.0, 0.6)))
+            )
+            .is_empty()
+        );
+        assert_eq!(vs[0].verdict, Verdict::Regressed);
+    }
+
+    #[test]
+    fn all_in_slow_state_needs_every_run_slow() {
+        let keys = vec![("sort_time".to_string(), P5, Direction::LowerIsBetter)];
+        let slow =
+            ScenarioResult::from_metrics("s", "sort", vec![series(run(1000, 94.0, 135.0, 0.02))]);
+        let fast =
+            ScenarioResult::from_metrics("s", "sort", vec![series(run(1000, 94.0, 135.0, 0.6))]);
+        assert!(all_in_slow_state(&[&slow, &slow], &keys));
+        assert!(!all_in_slow_state(&[&slow, &fast], &keys));
+        assert!(!all_in_slow_state(&[&slow], &[]));
+        let few =
+            ScenarioResult::from_metrics("s", "sort", vec![series(run(10, 94.0, 135.0, 0.02))]);
+        assert!(
+            !all_in_slow_state(&[&few], &keys),
+            "too few samples tell nothing"
+        );
+    }
+}
