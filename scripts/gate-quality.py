@@ -103,7 +103,12 @@ def one_run(binary, suite, base, out_json, slowdown, tolerance, paired=None):
         "not_paired": [w for w in scn["warnings"] if w.startswith("not paired")],
         "first_run_regressed_unconfirmed": any(
             "independent second run" in w or "confirmation pairs did not" in w
+            or "but the confirmation runs did not" in w
             for w in scn["warnings"]),
+        "note": v.get("note"),
+        # The slow-state rule (docs/gate-design.md, "A run's shape") made
+        # this verdict inconclusive.
+        "slow_state": "slow state of the machine" in (v.get("note") or ""),
         "pairs": v.get("pairs", []),
     }
 
@@ -173,7 +178,10 @@ def main():
             # What each bless did ("replaced", "refused"), for the record.
             bless_log.append({"baseline_set": b, "bless": i,
                               "summary": [l.strip() for l in p.stdout.splitlines()
-                                          if l.strip().startswith(("refused", "replaced"))]})
+                                          if l.strip().startswith(("refused", "replaced"))],
+                              # Extra runs past a slow state (docs/gate-design.md).
+                              "slow_state": [l.strip() for l in (p.stdout + p.stderr).splitlines()
+                                             if "slow state" in l]})
         if "stored" in modes:
             recorded[b] = recorded_runs(base)
         for r in range(a.runs):
@@ -218,6 +226,8 @@ def main():
         unconfirmed = sum(1 for k in results[mode] for x in results[mode][k]
                           if x["first_run_regressed_unconfirmed"])
         table.append(f"\nFirst runs that regressed but were not confirmed: {unconfirmed}")
+        slow_state = sum(1 for k in results[mode] for x in results[mode][k] if x.get("slow_state"))
+        table.append(f"Verdicts the slow-state rule made inconclusive: {slow_state}")
     walls = [x["scenario_wall_s"] for m in modes for k in results[m] for x in results[m][k]]
     summary = {
         "baselines": a.baselines,
