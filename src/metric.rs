@@ -128,6 +128,14 @@ pub enum Unit {
 }
 
 impl Unit {
+    /// Whether a value in this unit may be below zero (a temperature, a
+    /// unit neon-perf does not know). Times, sizes, rates, counts and
+    /// ratios cannot: a baseline holding one is refused as corrupt, and a
+    /// program printing one is refused too.
+    pub fn may_be_negative(&self) -> bool {
+        matches!(self, Unit::Celsius | Unit::Other(_))
+    }
+
     /// Maps a unit string from a program's JSON output or a suite to a unit
     /// and the factor that converts a value into base units.
     pub fn parse_with_scale(s: &str) -> (Unit, f64) {

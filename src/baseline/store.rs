@@ -486,13 +486,13 @@ fn validate(path: &Path, file: &BaselineFile) -> Result<(), BaselineError> {
                     )));
                 }
             }
-            let may_be_negative = matches!(m.unit, Unit::Celsius | Unit::Other(_));
+            let may_be_negative = m.unit.may_be_negative();
             let check = |field: &str, v: f64| -> Result<(), BaselineError> {
                 if !v.is_finite() {
                     Err(bad(format!("{at}.{field} is {v}, not a finite number")))
                 } else if v < 0.0 && !may_be_negative {
                     Err(bad(format!(
-                        "{at}.{field} is {v}, but a {} value cannot be negative",
+                        "{at}.{field} is {v}, but a value in `{}` cannot be negative",
                         m.unit.symbol()
                     )))
                 } else {

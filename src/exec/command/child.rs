@@ -52,14 +52,26 @@ pub struct ChildRun {
     pub metrics: Vec<ProgramMetric>,
 }
 
-/// Parses one stdout line: `Ok(None)` for lines that are not metric objects.
+/// The metrics every `command` run reports from the OS; a program may not
+/// print its own under these names (they would be mixed into one series).
+pub const RESERVED: [&str; 3] = ["wall_time", "cpu_time", "peak_rss"];
+
+/// Parses one stdout line: `Ok(None)` for lines that are not metric
+/// objects; an error for one that names a metric and is broken.
 pub fn parse_metric_line(line: &str) -> Result<Option<ProgramMetric>, String> {
     let t = line.trim();
     if !t.starts_with('{') {
         return Ok(None);
     }
-    let Ok(value) = serde_json::from_str::<serde_json::Value>(t) else {
-        return Ok(None);
+    let value = match serde_json::from_str::<serde_json::Value>(t) {
+        Ok(v) => v,
+        // Braces in ordinary output are not metric lines; a line that names
+        // a metric and is not valid JSON (cut short, `NaN`, `1e999`) is one
+        // gone wrong, not one to drop in silence.
+        Err(e) if t.contains("\"metric\"") => {
+            return Err(format!("bad metric line `{t}`: not valid JSON ({e})"));
+        }
+        Err(_) => return Ok(None),
     };
     if value.get("metric").is_none() {
         return Ok(None);
@@ -72,9 +84,22 @@ pub fn parse_metric_line(line: &str) -> Result<Option<ProgramMetric>, String> {
             m.metric
         ));
     }
+    if RESERVED.contains(&m.metric.as_str()) {
+        return Err(format!(
+            "bad metric line `{t}`: `{}` is a metric neon-perf measures itself; print yours under another name",
+            m.metric
+        ));
+    }
     if !m.value.is_finite() {
         return Err(format!(
             "bad metric line `{t}`: value is not a finite number"
+        ));
+    }
+    let unit = crate::metric::Unit::parse_with_scale(m.unit.as_deref().unwrap_or("")).0;
+    if m.value < 0.0 && !unit.may_be_negative() {
+        return Err(format!(
+            "bad metric line `{t}`: a value in `{}` cannot be negative",
+            unit.symbol()
         ));
     }
     Ok(Some(m))
@@ -241,6 +266,22 @@ mod tests {
         assert_eq!(d.direction, Some(Direction::HigherIsBetter));
         assert!(parse_metric_line(r#"{"metric": "x", "value": "fast"}"#).is_err());
         assert!(parse_metric_line(r#"{"metric": "bad name!", "value": 1}"#).is_err());
+        // Broken lines that name a metric are errors, not dropped.
+        for bad in [
+            r#"{"metric": "w", "value": 1.0, "unit": "ms""#,
+            r#"{"metric": "w", "value": NaN}"#,
+            r#"{"metric": "w", "value": 1e999}"#,
+            r#"{"metric": "wall_time", "value": 1.0, "unit": "s"}"#,
+            r#"{"metric": "w", "value": -5, "unit": "ms"}"#,
+        ] {
+            let e = parse_metric_line(bad).unwrap_err();
+            assert!(e.contains("bad metric line"), "{bad}: {e}");
+        }
+        // Braces in other output, and negative values where they can be.
+        assert_eq!(parse_metric_line("{ not json }").unwrap(), None);
+        assert_eq!(parse_metric_line(r#"{"value": 1.0}"#).unwrap(), None);
+        let t = parse_metric_line(r#"{"metric": "t", "value": -3, "unit": "°C"}"#).unwrap();
+        assert_eq!(t.unwrap().value, -3.0);
     }
 
     fn inv(argv: &[&str]) -> Invocation {
