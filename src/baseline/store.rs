@@ -135,7 +135,11 @@ pub const DIVERGENCE_FLOOR: f64 = 0.10;
 
 impl std::fmt::Display for BlessSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "blessed {} ({:?})", self.path.display(), self.mode)?;
+        let how = match self.mode {
+            BlessMode::Append => "runs added to the recorded ones",
+            BlessMode::Replace => "recorded afresh, --replace",
+        };
+        writeln!(f, "blessed {} ({how})", self.path.display())?;
         for s in &self.scenarios {
             let status = match s.status {
                 ScenarioStatus::Added => "added",
@@ -163,11 +167,13 @@ impl std::fmt::Display for BlessSummary {
         for s in &self.skipped {
             writeln!(f, "  skipped   {s}: no finite samples")?;
         }
-        for s in &self.refused {
-            writeln!(f, "  refused   {s}")?;
-        }
+        // Replacing comes first in a bless (a fast run replaces slow
+        // recorded ones; slow runs after it are refused).
         for s in &self.superseded {
             writeln!(f, "  replaced  {s}")?;
+        }
+        for s in &self.refused {
+            writeln!(f, "  refused   {s}")?;
         }
         if !self.refused.is_empty() {
             writeln!(
