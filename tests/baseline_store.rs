@@ -771,6 +771,32 @@ fn killed_bless_leaves_old_baseline_intact() {
     );
 }
 
+#[cfg(unix)]
+#[test]
+fn a_new_baseline_is_readable_by_others_and_a_rewrite_keeps_the_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new().unwrap();
+    let store = BaselineStore::new(dir.path());
+    let bless = || {
+        store
+            .bless(
+                &key(),
+                "inference",
+                &[ran("a", 1e-3, 1)],
+                prov("p"),
+                BlessMode::Append,
+            )
+            .unwrap();
+    };
+    bless();
+    let path = store.path(&key(), "inference");
+    let mode = || fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(), 0o644);
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o664)).unwrap();
+    bless();
+    assert_eq!(mode(), 0o664);
+}
+
 #[test]
 fn metrics_the_gate_ignores_cannot_refuse_a_run() {
     let dir = TempDir::new().unwrap();

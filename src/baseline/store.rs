@@ -638,6 +638,18 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), BaselineError> 
         .suffix(".tmp")
         .tempfile_in(dir)
         .map_err(werr)?;
+    // The temp file is created 0600; a baseline is a file for the team
+    // (committed, read by other users' jobs): keep the old file's mode, or
+    // give a new one 0644.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(path)
+            .map(|m| m.permissions().mode() & 0o777)
+            .unwrap_or(0o644);
+        tmp.as_file()
+            .set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(werr)?;
+    }
     // Chunked, so a slow disk (or a kill) interrupts between whole chunks;
     // either way the temp file is never the baseline.
     for chunk in bytes.chunks(1 << 16) {
