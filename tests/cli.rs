@@ -116,6 +116,30 @@ fn bless_runs_sets_how_many_runs_one_bless_records() {
 }
 
 #[test]
+fn overrides_out_of_range_exit_2_naming_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let six = fixture("gate-6.toml");
+    for args in [
+        ["--tolerance", "-1"],
+        ["--tolerance", "5"],
+        ["--min-samples", "0"],
+        ["--max-time", "0s"],
+        ["--max-contention", "0"],
+        ["--target-rel-ci", "0"],
+        ["--target-rel-ci", "7"],
+    ] {
+        let o = run(
+            &["run", six.to_str().unwrap(), args[0], args[1]],
+            dir.path(),
+        );
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+        let out = text(&o);
+        assert!(out.contains(&format!("'{}", args[0])), "{args:?}: {out}");
+        assert!(!out.contains("Summary:"), "nothing ran: {out}");
+    }
+}
+
+#[test]
 fn failing_program_fails_with_status_and_stderr() {
     let dir = tempfile::tempdir().unwrap();
     let junit = dir.path().join("junit.xml");
