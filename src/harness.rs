@@ -61,20 +61,14 @@ pub fn main(opts: HarnessOptions) -> ExitCode {
     // Measured scenarios must not run concurrently with each other.
     args.test_threads = Some(1);
 
+    // Bad suites are failing trials, so `cargo test` names them; so are two
+    // suites with one name (they would overwrite each other's baselines).
     let suites = match run::load_suites(&opts.suites) {
-        Ok(s) => s,
-        Err(errors) => {
-            // Bad suites are failing trials, so `cargo test` names them.
-            let trials = errors
-                .into_iter()
-                .map(|e| {
-                    let name = format!("suite-file::{}", e.path.display());
-                    let msg = e.render(false);
-                    Trial::test(name, move || Err(Failed::from(msg)))
-                })
-                .collect();
-            return libtest_mimic::run(&args, trials).exit_code();
-        }
+        Ok(s) => match crate::config::duplicate_suite_names(&s) {
+            dups if dups.is_empty() => s,
+            dups => return bad_suites(&args, dups),
+        },
+        Err(errors) => return bad_suites(&args, errors),
     };
     let mut plans: Vec<ScenarioPlan> = suites.into_iter().flat_map(|s| s.scenarios).collect();
     let partition = match std::env::var("NEON_PERF_PARTITION") {
@@ -161,6 +155,19 @@ pub fn main(opts: HarnessOptions) -> ExitCode {
         }
     }
     conclusion.exit_code()
+}
+
+/// Each suite-file error as a failing trial named after the file.
+fn bad_suites(args: &Arguments, errors: Vec<crate::config::ConfigError>) -> ExitCode {
+    let trials = errors
+        .into_iter()
+        .map(|e| {
+            let name = format!("suite-file::{}", e.path.display());
+            let msg = e.render(false);
+            Trial::test(name, move || Err(Failed::from(msg)))
+        })
+        .collect();
+    libtest_mimic::run(args, trials).exit_code()
 }
 
 fn trial(

@@ -140,6 +140,64 @@ fn overrides_out_of_range_exit_2_naming_the_flag() {
 }
 
 #[test]
+fn two_suites_with_one_name_are_bad_input_for_every_verb() {
+    let dir = tempfile::tempdir().unwrap();
+    let (five, six) = (fixture("gate-5.toml"), fixture("gate-6.toml"));
+    let (five, six) = (five.to_str().unwrap(), six.to_str().unwrap());
+    for verb in ["check", "list", "run", "bless"] {
+        let o = if verb == "check" {
+            bin().args([verb, five, six]).output().unwrap()
+        } else {
+            run(&[verb, five, six], dir.path())
+        };
+        assert_eq!(o.status.code(), Some(2), "{verb}: {}", text(&o));
+        let out = text(&o);
+        assert!(
+            out.contains("suite name `gate` is already used by"),
+            "{verb}: {out}"
+        );
+        assert!(
+            out.contains("gate-5.toml") && out.contains("gate-6.toml"),
+            "{verb}: {out}"
+        );
+    }
+    assert!(walk(dir.path()).is_empty(), "nothing blessed");
+}
+
+#[test]
+fn no_suite_file_is_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    // An empty folder, and a folder whose name looks like a suite file.
+    let named = dir.path().join("x.toml");
+    std::fs::create_dir(&named).unwrap();
+    for path in [dir.path(), named.as_path()] {
+        let o = bin().args(["check"]).arg(path).output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        let want = format!("no suite files found in {}", path.display());
+        assert!(text(&o).contains(&want), "{}", text(&o));
+        let o = run(&["run", path.to_str().unwrap()], dir.path());
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        assert!(text(&o).contains(&want), "{}", text(&o));
+        assert!(!text(&o).contains("[]"), "{}", text(&o));
+    }
+    let o = run(
+        &[
+            "run",
+            fixture("gate-5.toml").to_str().unwrap(),
+            "-f",
+            "nope",
+        ],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("matches the filter `nope`"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
 fn failing_program_fails_with_status_and_stderr() {
     let dir = tempfile::tempdir().unwrap();
     let junit = dir.path().join("junit.xml");

@@ -7,8 +7,9 @@ use super::progress::Progress;
 use super::{BlessArgs, DoctorArgs, ListArgs, OutputArgs, PathArgs, RunArgs, SelectArgs, exit};
 use crate::baseline::BaselineStore;
 use crate::compare::Policy;
+use crate::config;
 use crate::exec::{self, Availability, ExecEnv};
-use crate::plan::{ScenarioPlan, Settings};
+use crate::plan::{ScenarioPlan, Settings, Suite};
 use crate::report::{self, terminal};
 use crate::run::{self, Mode, RunConfig, RunReport, Session};
 
@@ -28,25 +29,73 @@ pub fn exec_env() -> ExecEnv {
     }
 }
 
-/// Loads suites and applies the filters; prints errors and returns exit 2 on bad input.
-pub(super) fn select(sel: &SelectArgs) -> Result<Vec<ScenarioPlan>, i32> {
-    let suites = run::load_suites(&sel.paths).map_err(|errors| {
-        let color = std::io::stderr().is_terminal();
+/// Loads the suites under `paths` for `check`, `list`, `run`, `bless` and
+/// `calibrate`; prints the errors and returns exit 2 on bad input: a suite
+/// with errors, no suite file at all, two suites with one name.
+pub(super) fn load(paths: &[PathBuf]) -> Result<Vec<Suite>, i32> {
+    let color = std::io::stderr().is_terminal();
+    let suites = run::load_suites(paths).map_err(|errors| {
         for e in &errors {
             eprintln!("{}", e.render(color));
         }
-        eprintln!("error: {} suite file(s) could not be loaded", errors.len());
+        eprintln!("error: {} suite file(s) have errors", errors.len());
         exit::BAD_INPUT
     })?;
+    if suites.is_empty() {
+        eprintln!(
+            "error: no suite files found in {}\n  hint: give suite files, or folders that hold \
+             *.toml suite files (folders are not searched recursively)",
+            list_paths(paths)
+        );
+        return Err(exit::BAD_INPUT);
+    }
+    let duplicates = config::duplicate_suite_names(&suites);
+    if !duplicates.is_empty() {
+        for e in &duplicates {
+            eprintln!("{}", e.render(color));
+        }
+        eprintln!(
+            "error: {} suite file(s) reuse another suite's name",
+            duplicates.len()
+        );
+        return Err(exit::BAD_INPUT);
+    }
+    Ok(suites)
+}
+
+fn list_paths(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Loads suites and applies the filters; prints errors and returns exit 2 on bad input.
+pub(super) fn select(sel: &SelectArgs) -> Result<Vec<ScenarioPlan>, i32> {
+    let suites = load(&sel.paths)?;
     let plans: Vec<ScenarioPlan> = suites
         .into_iter()
         .flat_map(|s| s.scenarios)
         .filter(|p| matches_filters(&p.full_name(), &sel.filter, sel.exact))
         .collect();
     if plans.is_empty() {
+        let filters = sel
+            .filter
+            .iter()
+            .map(|f| format!("`{f}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
         eprintln!(
-            "error: no scenarios matched {:?} in {:?}",
-            sel.filter, sel.paths
+            "error: no scenario in {} matches {}{filters}",
+            list_paths(&sel.paths),
+            match (sel.filter.len(), sel.exact) {
+                (0, _) => "no filter (every scenario)",
+                (1, false) => "the filter ",
+                (1, true) => "the exact filter ",
+                (_, false) => "the filters ",
+                (_, true) => "the exact filters ",
+            }
         );
         return Err(exit::BAD_INPUT);
     }
@@ -218,20 +267,13 @@ pub fn bless(a: BlessArgs) -> i32 {
 }
 
 pub fn check(a: PathArgs) -> i32 {
-    match run::load_suites(&a.paths) {
+    match load(&a.paths) {
         Ok(suites) => {
             let n: usize = suites.iter().map(|s| s.scenarios.len()).sum();
             println!("ok: {} suite(s), {n} scenario(s)", suites.len());
             exit::OK
         }
-        Err(errors) => {
-            let color = std::io::stderr().is_terminal();
-            for e in &errors {
-                eprintln!("{}", e.render(color));
-            }
-            eprintln!("error: {} suite file(s) have errors", errors.len());
-            exit::BAD_INPUT
-        }
+        Err(code) => code,
     }
 }
 
