@@ -186,9 +186,10 @@ fn trial(
             return Ok(Completion::ignored_with(reason));
         }
         let mut session = session.lock().map_err(|_| "session poisoned")?;
-        let report = session
+        let mut report = session
             .run_scenario(&plan, &mut |_| {})
             .map_err(|e| Failed::from(e.to_string()))?;
+        crate::cli::warn_unmatched_rules(&mut report);
         drop(session);
         let line = terminal::scenario_line(&report, terminal::Style { color: false });
         let failed = report.status.is_failure();

@@ -198,6 +198,36 @@ fn no_suite_file_is_bad_input() {
 }
 
 #[test]
+fn a_rule_matching_no_metric_is_a_warning_with_a_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let o = run(
+        &[
+            "run",
+            fixture("typo-rule.toml").to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let out = text(&o);
+    let typo = "warning: metric rule `wal_time` matches no metric this scenario reported, \
+                so it is not enforced: did you mean `wall_time`?";
+    assert!(out.contains(typo), "{out}");
+    assert!(out.contains("metric rule `m{batch=1}`"), "{out}");
+    assert!(!out.contains("rule `peak_rss`"), "a matching rule: {out}");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let warnings = v["scenarios"][0]["warnings"].as_array().unwrap();
+    let rules: Vec<&str> = warnings
+        .iter()
+        .filter_map(|w| w.as_str())
+        .filter(|w| w.starts_with("metric rule"))
+        .collect();
+    assert_eq!(rules.len(), 2, "{warnings:?}");
+}
+
+#[test]
 fn failing_program_fails_with_status_and_stderr() {
     let dir = tempfile::tempdir().unwrap();
     let junit = dir.path().join("junit.xml");

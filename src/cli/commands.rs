@@ -11,7 +11,8 @@ use crate::config;
 use crate::exec::{self, Availability, ExecEnv};
 use crate::plan::{ScenarioPlan, Settings, Suite};
 use crate::report::{self, terminal};
-use crate::run::{self, Mode, RunConfig, RunReport, Session};
+use crate::result::Outcome;
+use crate::run::{self, Mode, RunConfig, RunReport, ScenarioReport, Session};
 
 fn stdout_color(out: &OutputArgs) -> terminal::Style {
     terminal::Style {
@@ -169,7 +170,8 @@ fn execute(
         progress.start(&plan.full_name());
         let r = session.run_scenario(plan, &mut |e| progress.event(&e));
         match r {
-            Ok(r) => {
+            Ok(mut r) => {
+                warn_unmatched_rules(&mut r);
                 progress.line(&terminal::scenario_line(&r, style));
                 reports.push(r);
             }
@@ -195,6 +197,18 @@ fn execute(
         return exit::BAD_INPUT;
     }
     report.exit_code
+}
+
+/// Adds a warning to a scenario that ran for each of its metric rules that
+/// matched none of its metrics ([`config::unmatched_rules`]). The harness
+/// does the same.
+pub fn warn_unmatched_rules(r: &mut ScenarioReport) {
+    if matches!(r.result.outcome, Outcome::Ran) {
+        let keys: Vec<_> = r.result.metrics.iter().map(|m| m.key.clone()).collect();
+        r.result
+            .warnings
+            .extend(config::unmatched_rules(r.rules.keys(), &keys));
+    }
 }
 
 /// The one owner of report files (run, bless, merge and compare call it).
