@@ -261,6 +261,45 @@ fn absolute_bound_fails_without_baseline() {
 }
 
 #[test]
+fn a_report_that_cannot_be_written_does_not_stop_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let md = dir.path().join("r.md");
+    let json = dir.path().join("r.json");
+    let o = run(
+        &[
+            "run",
+            fixture("bounds.toml").to_str().unwrap(),
+            // A folder where the JUnit file should go.
+            "--junit",
+            dir.path().to_str().unwrap(),
+            "--markdown",
+            md.to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stderr.contains(&format!("error: writing {}: ", dir.path().display())),
+        "{stderr}"
+    );
+    assert!(
+        md.is_file() && json.is_file(),
+        "the other reports are written"
+    );
+    // The summary's exit code is the process's, printed after the reports.
+    let last = stdout.lines().last().unwrap_or_default();
+    assert!(
+        last.ends_with("exit 2 (1 report(s) could not be written; the verdicts alone give exit 1)"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("; exit 1"), "{stdout}");
+}
+
+#[test]
 fn malformed_suite_exits_2_naming_the_line() {
     let dir = tempfile::tempdir().unwrap();
     let path = fixture("malformed.toml");

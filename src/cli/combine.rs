@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::commands::write_outputs;
+use super::commands::write_reports;
 use super::{OutputArgs, exit};
 use crate::combine::{self, CombineError, ResultsFile};
 use crate::compare::Policy;
@@ -55,12 +55,8 @@ fn finish(report: &RunReport, output: &OutputArgs) -> i32 {
     for s in &report.scenarios {
         println!("{}", terminal::scenario_line(s, style));
     }
-    print!("{}", terminal::summary(report, style));
-    if let Err(e) = write_outputs(report, output) {
-        eprintln!("error: {e}");
-        return exit::BAD_INPUT;
-    }
-    report.exit_code
+    print!("{}", terminal::details(report, style));
+    write_reports(report, output)
 }
 
 pub fn merge(a: MergeArgs) -> i32 {

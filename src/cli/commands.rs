@@ -1,7 +1,7 @@
 //! The subcommands. Each returns its exit code.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::progress::Progress;
 use super::{BlessArgs, DoctorArgs, ListArgs, OutputArgs, PathArgs, RunArgs, SelectArgs, exit};
@@ -191,12 +191,8 @@ fn execute(
         }
     };
     report.partition = sel.partition.map(|p| p.to_string());
-    print!("{}", terminal::summary(&report, style));
-    if let Err(e) = write_outputs(&report, output) {
-        eprintln!("error: {e}");
-        return exit::BAD_INPUT;
-    }
-    report.exit_code
+    print!("{}", terminal::details(&report, style));
+    write_reports(&report, output)
 }
 
 /// Adds a warning to a scenario that ran for each of its metric rules that
@@ -211,40 +207,29 @@ pub fn warn_unmatched_rules(r: &mut ScenarioReport) {
     }
 }
 
-/// The one owner of report files (run, bless, merge and compare call it).
-pub(super) fn write_outputs(report: &RunReport, out: &OutputArgs) -> Result<(), String> {
-    let write = |path: &Path, bytes: Vec<u8>| {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-        }
-        std::fs::write(path, bytes).map_err(|e| format!("writing {}: {e}", path.display()))
+/// Writes every report asked for (run, bless, merge and compare call it),
+/// names each one that could not be written, then prints the summary line
+/// with the exit code the process really ends with, which it returns: the
+/// report's, or 2 when a report could not be written.
+pub(super) fn write_reports(report: &RunReport, out: &OutputArgs) -> i32 {
+    let failures = report::files::write_all(report, &out.files());
+    for f in &failures {
+        eprintln!("error: {f}");
+    }
+    let (code, why) = if failures.is_empty() {
+        (report.exit_code, None)
+    } else {
+        (
+            exit::BAD_INPUT,
+            Some(format!(
+                "{} report(s) could not be written; the verdicts alone give exit {}",
+                failures.len(),
+                report.exit_code
+            )),
+        )
     };
-    if let Some(p) = &out.json {
-        write(p, report::json(report))?;
-    }
-    if let Some(p) = &out.junit {
-        write(p, report::junit::junit(report))?;
-    }
-    if let Some(p) = &out.html {
-        write(p, report::html::html(report))?;
-    }
-    if let Some(p) = &out.bmf {
-        write(p, report::dashboards::bmf(report))?;
-    }
-    if let Some(p) = &out.github_benchmark {
-        use report::dashboards::{BenchDirection, github_benchmark};
-        for d in [BenchDirection::Smaller, BenchDirection::Bigger] {
-            write(&d.path(p), github_benchmark(report, d))?;
-        }
-    }
-    if out.annotations.github() {
-        run::print_annotations(report);
-    }
-    let md = report::markdown::markdown(report);
-    if let Some(p) = &out.markdown {
-        write(p, md.clone())?;
-    }
-    run::append_step_summary(&md)
+    print!("{}", terminal::totals(report, code, why.as_deref()));
+    code
 }
 
 pub fn run(a: RunArgs) -> i32 {

@@ -22,7 +22,8 @@ pub mod exit {
     pub const OK: i32 = 0;
     /// A regression or a failed scenario.
     pub const REGRESSION: i32 = 1;
-    /// Bad input or setup: a malformed suite, a corrupt baseline, a debug-build bless.
+    /// Bad input or setup: a malformed suite, a corrupt baseline, a debug-build
+    /// bless, a report file that cannot be written.
     pub const BAD_INPUT: i32 = 2;
     /// Only inconclusive or invalid verdicts (with --fail-on-inconclusive).
     pub const INCONCLUSIVE: i32 = 3;
@@ -215,6 +216,22 @@ pub struct OutputArgs {
     /// No colours.
     #[arg(long, env = "NO_COLOR", value_parser = clap::builder::FalseyValueParser::new())]
     pub no_color: bool,
+}
+
+impl OutputArgs {
+    /// The report files these flags ask for.
+    pub fn files(&self) -> crate::report::files::ReportFiles {
+        crate::report::files::ReportFiles {
+            json: self.json.clone(),
+            junit: self.junit.clone(),
+            markdown: self.markdown.clone(),
+            html: self.html.clone(),
+            bmf: self.bmf.clone(),
+            github_benchmark: self.github_benchmark.clone(),
+            annotations: self.annotations.github(),
+            step_summary: true,
+        }
+    }
 }
 
 /// Where regressions are annotated.

@@ -152,8 +152,16 @@ pub fn scenario_table(s: &ScenarioReport) -> String {
     out
 }
 
-/// Everything after the live lines: tables, checklist, summary.
+/// Everything after the live lines: tables, checklist, summary, with the
+/// report's own exit code.
 pub fn summary(report: &RunReport, style: Style) -> String {
+    let mut o = details(report, style);
+    o.push_str(&totals(report, report.exit_code, None));
+    o
+}
+
+/// The tables and the checklist: [`summary`] without its closing totals.
+pub fn details(report: &RunReport, style: Style) -> String {
     let mut o = String::new();
     for s in report
         .scenarios
@@ -187,10 +195,19 @@ pub fn summary(report: &RunReport, style: Style) -> String {
         };
         let _ = writeln!(o, "  {mark} {:<48} {detail}", c.title);
     }
+    o
+}
+
+/// The closing "Summary: ... exit N" line and the baseline changes. `exit`
+/// is the exit code the process ends with: the report's, or another one
+/// when something after the verdicts failed, which `why` explains.
+pub fn totals(report: &RunReport, exit: i32, why: Option<&str>) -> String {
+    let mut o = String::new();
     let count = |st: Status| report.scenarios.iter().filter(|s| s.status == st).count();
+    let why = why.map(|w| format!(" ({w})")).unwrap_or_default();
     let _ = writeln!(
         o,
-        "\nSummary: {} passed, {} improved, {} no baseline, {} inconclusive, {} invalid, {} regressed, {} failed, {} ignored (hardware {}); exit {}",
+        "\nSummary: {} passed, {} improved, {} no baseline, {} inconclusive, {} invalid, {} regressed, {} failed, {} ignored (hardware {}); exit {exit}{why}",
         count(Status::Pass),
         count(Status::Improved),
         count(Status::NoBaseline),
@@ -200,7 +217,6 @@ pub fn summary(report: &RunReport, style: Style) -> String {
         count(Status::Failed),
         count(Status::Ignored),
         report.hardware_dir,
-        report.exit_code
     );
     for b in &report.blessed {
         let _ = writeln!(o, "{b}");
