@@ -74,6 +74,15 @@ pub fn scenario_line(s: &ScenarioReport, style: Style) -> String {
             }
         }
     }
+    // Why the run cannot be trusted: the reason for `invalid`, and worth
+    // seeing beside any other status too.
+    for why in &r.invalid_reasons {
+        let _ = write!(
+            line,
+            "\n               {} {why}",
+            style.paint("33", "invalid:")
+        );
+    }
     for w in &r.warnings {
         let _ = write!(
             line,
@@ -222,4 +231,23 @@ pub fn totals(report: &RunReport, exit: i32, why: Option<&str>) -> String {
         let _ = writeln!(o, "{b}");
     }
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::html::fixture;
+
+    #[test]
+    fn an_invalid_scenario_says_why_under_its_line() {
+        let mut s = fixture::synthetic(20).scenarios.remove(1);
+        s.status = Status::Invalid;
+        s.smoke = false;
+        s.result.invalid_reasons = vec![
+            "other processes used 1.27 of 2 CPU cores while this scenario measured: its CPU timings cannot be trusted".into(),
+            "GPU 0 throttled: thermal".into(),
+        ];
+        s.result.warnings = vec!["first attempt invalid; retried once".into()];
+        insta::assert_snapshot!(scenario_line(&s, Style { color: false }));
+    }
 }
