@@ -260,9 +260,22 @@ fn merge_refuses_what_cannot_be_one_run() {
     );
     assert!(t.contains("other-cpu"), "names the other key: {t}");
 
-    // A shard twice.
+    // A file twice, and a shard twice in two files: said as such, not as
+    // another shard missing.
     let o = neon(&["merge", s(s1), s(s2), s(s1)]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("is given more than once"), "{}", text(&o));
+    let o = neon(&["merge", s(s1), s(s1)]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("is given more than once"), "{}", text(&o));
+    assert!(!text(&o).contains("missing"), "{}", text(&o));
+    let copy = d.join("s1-copy.json");
+    std::fs::copy(s1, &copy).unwrap();
+    let o = neon(&["merge", s(s1), s(&copy)]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let t = text(&o);
+    assert!(t.contains("shard hash:1/2 is given twice"), "{t}");
+    assert!(t.contains("s1.json") && t.contains("s1-copy.json"), "{t}");
 
     // A missing shard.
     let o = neon(&["merge", s(s1)]);
