@@ -61,20 +61,14 @@ pub fn main(opts: HarnessOptions) -> ExitCode {
     // Measured scenarios must not run concurrently with each other.
     args.test_threads = Some(1);
 
+    // Bad suites are failing trials, so `cargo test` names them; so are two
+    // suites with one name (they would overwrite each other's baselines).
     let suites = match run::load_suites(&opts.suites) {
-        Ok(s) => s,
-        Err(errors) => {
-            // Bad suites are failing trials, so `cargo test` names them.
-            let trials = errors
-                .into_iter()
-                .map(|e| {
-                    let name = format!("suite-file::{}", e.path.display());
-                    let msg = e.render(false);
-                    Trial::test(name, move || Err(Failed::from(msg)))
-                })
-                .collect();
-            return libtest_mimic::run(&args, trials).exit_code();
-        }
+        Ok(s) => match crate::config::duplicate_suite_names(&s) {
+            dups if dups.is_empty() => s,
+            dups => return bad_suites(&args, dups),
+        },
+        Err(errors) => return bad_suites(&args, errors),
     };
     let mut plans: Vec<ScenarioPlan> = suites.into_iter().flat_map(|s| s.scenarios).collect();
     let partition = match std::env::var("NEON_PERF_PARTITION") {
@@ -148,12 +142,18 @@ pub fn main(opts: HarnessOptions) -> ExitCode {
             report.partition = partition.map(|p| p.to_string());
             print!(
                 "{}",
-                terminal::summary(&report, terminal::Style { color: false })
+                terminal::details(&report, terminal::Style { color: false })
             );
-            if let Err(e) = write_env_outputs(&report) {
-                eprintln!("error: {e}");
+            let failures = report::files::write_all(&report, &env_outputs());
+            for f in &failures {
+                eprintln!("error: {f}");
+            }
+            if !failures.is_empty() {
+                let why = format!("{} report(s) could not be written", failures.len());
+                print!("{}", terminal::totals(&report, 2, Some(&why)));
                 return ExitCode::from(2);
             }
+            print!("{}", terminal::totals(&report, report.exit_code, None));
         }
         Err(e) => {
             eprintln!("error: {e}");
@@ -161,6 +161,19 @@ pub fn main(opts: HarnessOptions) -> ExitCode {
         }
     }
     conclusion.exit_code()
+}
+
+/// Each suite-file error as a failing trial named after the file.
+fn bad_suites(args: &Arguments, errors: Vec<crate::config::ConfigError>) -> ExitCode {
+    let trials = errors
+        .into_iter()
+        .map(|e| {
+            let name = format!("suite-file::{}", e.path.display());
+            let msg = e.render(false);
+            Trial::test(name, move || Err(Failed::from(msg)))
+        })
+        .collect();
+    libtest_mimic::run(args, trials).exit_code()
 }
 
 fn trial(
@@ -179,9 +192,10 @@ fn trial(
             return Ok(Completion::ignored_with(reason));
         }
         let mut session = session.lock().map_err(|_| "session poisoned")?;
-        let report = session
+        let mut report = session
             .run_scenario(&plan, &mut |_| {})
             .map_err(|e| Failed::from(e.to_string()))?;
+        crate::cli::warn_unmatched_rules(&mut report);
         drop(session);
         let line = terminal::scenario_line(&report, terminal::Style { color: false });
         let failed = report.status.is_failure();
@@ -205,37 +219,25 @@ fn trial(
 /// Reports requested through the environment (`NEON_PERF_JSON`, `NEON_PERF_JUNIT`,
 /// `NEON_PERF_MARKDOWN`, `NEON_PERF_HTML`, `NEON_PERF_BMF`,
 /// `NEON_PERF_GITHUB_BENCHMARK`), the GitHub step summary when set, and
-/// GitHub annotations on Actions.
-fn write_env_outputs(report: &run::RunReport) -> Result<(), String> {
-    use report::dashboards::{BenchDirection, github_benchmark};
-    type Exporter = fn(&run::RunReport) -> Vec<u8>;
-    let targets: [(&str, Exporter); 5] = [
-        ("NEON_PERF_JSON", report::json),
-        ("NEON_PERF_JUNIT", report::junit::junit),
-        ("NEON_PERF_MARKDOWN", report::markdown::markdown),
-        ("NEON_PERF_HTML", report::html::html),
-        ("NEON_PERF_BMF", report::dashboards::bmf),
-    ];
-    if let Some(p) = std::env::var_os("NEON_PERF_GITHUB_BENCHMARK").filter(|p| !p.is_empty()) {
-        for d in [BenchDirection::Smaller, BenchDirection::Bigger] {
-            let path = d.path(std::path::Path::new(&p));
-            std::fs::write(&path, github_benchmark(report, d))
-                .map_err(|e| format!("writing {}: {e}", path.display()))?;
-        }
-    }
-    let annotate = match std::env::var("NEON_PERF_ANNOTATIONS").as_deref() {
-        Ok("github") => true,
-        Ok("none") => false,
-        _ => std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true"),
+/// GitHub annotations on Actions (`NEON_PERF_ANNOTATIONS=github|none`).
+fn env_outputs() -> report::files::ReportFiles {
+    let path = |var: &str| {
+        std::env::var_os(var)
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from)
     };
-    if annotate {
-        run::print_annotations(report);
+    report::files::ReportFiles {
+        json: path("NEON_PERF_JSON"),
+        junit: path("NEON_PERF_JUNIT"),
+        markdown: path("NEON_PERF_MARKDOWN"),
+        html: path("NEON_PERF_HTML"),
+        bmf: path("NEON_PERF_BMF"),
+        github_benchmark: path("NEON_PERF_GITHUB_BENCHMARK"),
+        annotations: match std::env::var("NEON_PERF_ANNOTATIONS").as_deref() {
+            Ok("github") => true,
+            Ok("none") => false,
+            _ => std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true"),
+        },
+        step_summary: true,
     }
-    for (var, f) in targets {
-        if let Some(p) = std::env::var_os(var).filter(|p| !p.is_empty()) {
-            std::fs::write(&p, f(report))
-                .map_err(|e| format!("writing {}: {e}", PathBuf::from(&p).display()))?;
-        }
-    }
-    run::append_step_summary(&report::markdown::markdown(report))
 }

@@ -260,9 +260,22 @@ fn merge_refuses_what_cannot_be_one_run() {
     );
     assert!(t.contains("other-cpu"), "names the other key: {t}");
 
-    // A shard twice.
+    // A file twice, and a shard twice in two files: said as such, not as
+    // another shard missing.
     let o = neon(&["merge", s(s1), s(s2), s(s1)]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("is given more than once"), "{}", text(&o));
+    let o = neon(&["merge", s(s1), s(s1)]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("is given more than once"), "{}", text(&o));
+    assert!(!text(&o).contains("missing"), "{}", text(&o));
+    let copy = d.join("s1-copy.json");
+    std::fs::copy(s1, &copy).unwrap();
+    let o = neon(&["merge", s(s1), s(&copy)]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let t = text(&o);
+    assert!(t.contains("shard hash:1/2 is given twice"), "{t}");
+    assert!(t.contains("s1.json") && t.contains("s1-copy.json"), "{t}");
 
     // A missing shard.
     let o = neon(&["merge", s(s1)]);
@@ -355,6 +368,60 @@ fn compare_judges_new_against_old_with_the_gate_rules() {
         text(&o)
     );
     assert!(text(&o).contains("IMPROVED"), "{}", text(&o));
+}
+
+#[test]
+fn compare_fails_a_scenario_missing_from_new_and_notes_one_new_in_new() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let both = d.join("both.json");
+    let o = neon(&[
+        "run",
+        s(&fixture()),
+        "--smoke",
+        "--baselines",
+        s(&d.join("b")),
+        "-f",
+        "alpha",
+        "-f",
+        "gamma",
+        "--json",
+        s(&both),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let mut v = read(&both);
+    v["scenarios"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|x| x["scenario"] != "gamma");
+    let alpha = d.join("alpha.json");
+    std::fs::write(&alpha, v.to_string()).unwrap();
+
+    let out = d.join("cmp.json");
+    let o = neon(&["compare", s(&both), s(&alpha), "--json", s(&out)]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let t = text(&o);
+    assert!(t.contains("FAILED"), "{t}");
+    assert!(t.contains("shards::gamma"), "{t}");
+    assert!(t.contains("missing from"), "{t}");
+    let v = read(&out);
+    let gamma = v["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["scenario"] == "gamma")
+        .expect("gamma is in the report");
+    assert_eq!(gamma["status"], "failed", "{gamma}");
+    assert_eq!(v["exit_code"], 1);
+
+    // A scenario new in NEW has no baseline: a note, not a failure.
+    let o = neon(&["compare", s(&alpha), s(&both)]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains("note: shards::gamma has no run in"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]

@@ -116,6 +116,118 @@ fn bless_runs_sets_how_many_runs_one_bless_records() {
 }
 
 #[test]
+fn overrides_out_of_range_exit_2_naming_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let six = fixture("gate-6.toml");
+    for args in [
+        ["--tolerance", "-1"],
+        ["--tolerance", "5"],
+        ["--min-samples", "0"],
+        ["--max-time", "0s"],
+        ["--max-contention", "0"],
+        ["--target-rel-ci", "0"],
+        ["--target-rel-ci", "7"],
+    ] {
+        let o = run(
+            &["run", six.to_str().unwrap(), args[0], args[1]],
+            dir.path(),
+        );
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+        let out = text(&o);
+        assert!(out.contains(&format!("'{}", args[0])), "{args:?}: {out}");
+        assert!(!out.contains("Summary:"), "nothing ran: {out}");
+    }
+}
+
+#[test]
+fn two_suites_with_one_name_are_bad_input_for_every_verb() {
+    let dir = tempfile::tempdir().unwrap();
+    let (five, six) = (fixture("gate-5.toml"), fixture("gate-6.toml"));
+    let (five, six) = (five.to_str().unwrap(), six.to_str().unwrap());
+    for verb in ["check", "list", "run", "bless"] {
+        let o = if verb == "check" {
+            bin().args([verb, five, six]).output().unwrap()
+        } else {
+            run(&[verb, five, six], dir.path())
+        };
+        assert_eq!(o.status.code(), Some(2), "{verb}: {}", text(&o));
+        let out = text(&o);
+        assert!(
+            out.contains("suite name `gate` is already used by"),
+            "{verb}: {out}"
+        );
+        assert!(
+            out.contains("gate-5.toml") && out.contains("gate-6.toml"),
+            "{verb}: {out}"
+        );
+    }
+    assert!(walk(dir.path()).is_empty(), "nothing blessed");
+}
+
+#[test]
+fn no_suite_file_is_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    // An empty folder, and a folder whose name looks like a suite file.
+    let named = dir.path().join("x.toml");
+    std::fs::create_dir(&named).unwrap();
+    for path in [dir.path(), named.as_path()] {
+        let o = bin().args(["check"]).arg(path).output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        let want = format!("no suite files found in {}", path.display());
+        assert!(text(&o).contains(&want), "{}", text(&o));
+        let o = run(&["run", path.to_str().unwrap()], dir.path());
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        assert!(text(&o).contains(&want), "{}", text(&o));
+        assert!(!text(&o).contains("[]"), "{}", text(&o));
+    }
+    let o = run(
+        &[
+            "run",
+            fixture("gate-5.toml").to_str().unwrap(),
+            "-f",
+            "nope",
+        ],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("matches the filter `nope`"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn a_rule_matching_no_metric_is_a_warning_with_a_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let o = run(
+        &[
+            "run",
+            fixture("typo-rule.toml").to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let out = text(&o);
+    let typo = "warning: metric rule `wal_time` matches no metric this scenario reported, \
+                so it is not enforced: did you mean `wall_time`?";
+    assert!(out.contains(typo), "{out}");
+    assert!(out.contains("metric rule `m{batch=1}`"), "{out}");
+    assert!(!out.contains("rule `peak_rss`"), "a matching rule: {out}");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let warnings = v["scenarios"][0]["warnings"].as_array().unwrap();
+    let rules: Vec<&str> = warnings
+        .iter()
+        .filter_map(|w| w.as_str())
+        .filter(|w| w.starts_with("metric rule"))
+        .collect();
+    assert_eq!(rules.len(), 2, "{warnings:?}");
+}
+
+#[test]
 fn failing_program_fails_with_status_and_stderr() {
     let dir = tempfile::tempdir().unwrap();
     let junit = dir.path().join("junit.xml");
@@ -146,6 +258,45 @@ fn absolute_bound_fails_without_baseline() {
     );
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("max"), "{}", text(&o));
+}
+
+#[test]
+fn a_report_that_cannot_be_written_does_not_stop_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let md = dir.path().join("r.md");
+    let json = dir.path().join("r.json");
+    let o = run(
+        &[
+            "run",
+            fixture("bounds.toml").to_str().unwrap(),
+            // A folder where the JUnit file should go.
+            "--junit",
+            dir.path().to_str().unwrap(),
+            "--markdown",
+            md.to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stderr.contains(&format!("error: writing {}: ", dir.path().display())),
+        "{stderr}"
+    );
+    assert!(
+        md.is_file() && json.is_file(),
+        "the other reports are written"
+    );
+    // The summary's exit code is the process's, printed after the reports.
+    let last = stdout.lines().last().unwrap_or_default();
+    assert!(
+        last.ends_with("exit 2 (1 report(s) could not be written; the verdicts alone give exit 1)"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("; exit 1"), "{stdout}");
 }
 
 #[test]

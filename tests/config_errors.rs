@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use neon_perf::config::{ConfigError, discover, load_suite};
+use neon_perf::config::{ConfigError, discover, duplicate_suite_names, load_suite};
 
 const DIR: &str = "tests/fixtures/invalid";
 
@@ -137,4 +137,30 @@ fn the_documented_error_is_the_real_one() {
         doc.contains(&format!("```text\n{rendered}\n```")),
         "docs/suite-format.md should show:\n{rendered}"
     );
+}
+
+#[test]
+fn suites_sharing_a_name_are_refused_naming_both_files() {
+    let dir = Path::new("tests/fixtures/duplicate-suites");
+    let files = discover(&[dir.to_path_buf()]).unwrap();
+    let suites: Vec<_> = files.iter().map(|f| load_suite(f).unwrap()).collect();
+    assert_eq!(suites.len(), 3);
+    let errors = duplicate_suite_names(&suites);
+    // first.toml comes first; the other two each reuse its name.
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert_eq!(errors[0].path, dir.join("second.toml"));
+    assert_eq!(errors[0].diagnostics[0].line, 3, "points at `name`");
+    assert_eq!(errors[1].path, dir.join("shared.toml"));
+    let rendered: Vec<String> = errors.iter().map(|e| e.render(false)).collect();
+    for r in &rendered {
+        assert!(r.contains("first.toml"), "names the first file: {r}");
+    }
+    insta::assert_snapshot!("duplicate_suite_names", rendered.join("\n\n"));
+}
+
+#[test]
+fn a_file_given_twice_is_loaded_once() {
+    let dir = PathBuf::from("tests/fixtures/duplicate-suites");
+    let files = discover(&[dir.clone(), dir.join("first.toml")]).unwrap();
+    assert_eq!(files.len(), 3, "{files:?}");
 }

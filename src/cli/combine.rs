@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::commands::write_outputs;
+use super::commands::write_reports;
 use super::{OutputArgs, exit};
 use crate::combine::{self, CombineError, ResultsFile};
 use crate::compare::Policy;
@@ -55,12 +55,8 @@ fn finish(report: &RunReport, output: &OutputArgs) -> i32 {
     for s in &report.scenarios {
         println!("{}", terminal::scenario_line(s, style));
     }
-    print!("{}", terminal::summary(report, style));
-    if let Err(e) = write_outputs(report, output) {
-        eprintln!("error: {e}");
-        return exit::BAD_INPUT;
-    }
-    report.exit_code
+    print!("{}", terminal::details(report, style));
+    write_reports(report, output)
 }
 
 pub fn merge(a: MergeArgs) -> i32 {
@@ -104,8 +100,7 @@ pub fn compare(a: CompareArgs) -> i32 {
     for n in &notes.only_new {
         eprintln!("note: {n} has no run in {}: no-baseline", a.old.display());
     }
-    for n in &notes.only_old {
-        eprintln!("note: {n} is in {} only: not judged", a.old.display());
-    }
+    // Scenarios only in OLD are failed scenarios of the report: their lines
+    // below say so.
     finish(&report, &a.output)
 }

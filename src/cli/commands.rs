@@ -1,16 +1,18 @@
 //! The subcommands. Each returns its exit code.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::progress::Progress;
 use super::{BlessArgs, DoctorArgs, ListArgs, OutputArgs, PathArgs, RunArgs, SelectArgs, exit};
 use crate::baseline::BaselineStore;
 use crate::compare::Policy;
+use crate::config;
 use crate::exec::{self, Availability, ExecEnv};
-use crate::plan::{ScenarioPlan, Settings};
+use crate::plan::{ScenarioPlan, Settings, Suite};
 use crate::report::{self, terminal};
-use crate::run::{self, Mode, RunConfig, RunReport, Session};
+use crate::result::Outcome;
+use crate::run::{self, Mode, RunConfig, RunReport, ScenarioReport, Session};
 
 fn stdout_color(out: &OutputArgs) -> terminal::Style {
     terminal::Style {
@@ -28,25 +30,73 @@ pub fn exec_env() -> ExecEnv {
     }
 }
 
-/// Loads suites and applies the filters; prints errors and returns exit 2 on bad input.
-pub(super) fn select(sel: &SelectArgs) -> Result<Vec<ScenarioPlan>, i32> {
-    let suites = run::load_suites(&sel.paths).map_err(|errors| {
-        let color = std::io::stderr().is_terminal();
+/// Loads the suites under `paths` for `check`, `list`, `run`, `bless` and
+/// `calibrate`; prints the errors and returns exit 2 on bad input: a suite
+/// with errors, no suite file at all, two suites with one name.
+pub(super) fn load(paths: &[PathBuf]) -> Result<Vec<Suite>, i32> {
+    let color = std::io::stderr().is_terminal();
+    let suites = run::load_suites(paths).map_err(|errors| {
         for e in &errors {
             eprintln!("{}", e.render(color));
         }
-        eprintln!("error: {} suite file(s) could not be loaded", errors.len());
+        eprintln!("error: {} suite file(s) have errors", errors.len());
         exit::BAD_INPUT
     })?;
+    if suites.is_empty() {
+        eprintln!(
+            "error: no suite files found in {}\n  hint: give suite files, or folders that hold \
+             *.toml suite files (folders are not searched recursively)",
+            list_paths(paths)
+        );
+        return Err(exit::BAD_INPUT);
+    }
+    let duplicates = config::duplicate_suite_names(&suites);
+    if !duplicates.is_empty() {
+        for e in &duplicates {
+            eprintln!("{}", e.render(color));
+        }
+        eprintln!(
+            "error: {} suite file(s) reuse another suite's name",
+            duplicates.len()
+        );
+        return Err(exit::BAD_INPUT);
+    }
+    Ok(suites)
+}
+
+fn list_paths(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Loads suites and applies the filters; prints errors and returns exit 2 on bad input.
+pub(super) fn select(sel: &SelectArgs) -> Result<Vec<ScenarioPlan>, i32> {
+    let suites = load(&sel.paths)?;
     let plans: Vec<ScenarioPlan> = suites
         .into_iter()
         .flat_map(|s| s.scenarios)
         .filter(|p| matches_filters(&p.full_name(), &sel.filter, sel.exact))
         .collect();
     if plans.is_empty() {
+        let filters = sel
+            .filter
+            .iter()
+            .map(|f| format!("`{f}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
         eprintln!(
-            "error: no scenarios matched {:?} in {:?}",
-            sel.filter, sel.paths
+            "error: no scenario in {} matches {}{filters}",
+            list_paths(&sel.paths),
+            match (sel.filter.len(), sel.exact) {
+                (0, _) => "no filter (every scenario)",
+                (1, false) => "the filter ",
+                (1, true) => "the exact filter ",
+                (_, false) => "the filters ",
+                (_, true) => "the exact filters ",
+            }
         );
         return Err(exit::BAD_INPUT);
     }
@@ -120,7 +170,8 @@ fn execute(
         progress.start(&plan.full_name());
         let r = session.run_scenario(plan, &mut |e| progress.event(&e));
         match r {
-            Ok(r) => {
+            Ok(mut r) => {
+                warn_unmatched_rules(&mut r);
                 progress.line(&terminal::scenario_line(&r, style));
                 reports.push(r);
             }
@@ -140,48 +191,45 @@ fn execute(
         }
     };
     report.partition = sel.partition.map(|p| p.to_string());
-    print!("{}", terminal::summary(&report, style));
-    if let Err(e) = write_outputs(&report, output) {
-        eprintln!("error: {e}");
-        return exit::BAD_INPUT;
-    }
-    report.exit_code
+    print!("{}", terminal::details(&report, style));
+    write_reports(&report, output)
 }
 
-/// The one owner of report files (run, bless, merge and compare call it).
-pub(super) fn write_outputs(report: &RunReport, out: &OutputArgs) -> Result<(), String> {
-    let write = |path: &Path, bytes: Vec<u8>| {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-        }
-        std::fs::write(path, bytes).map_err(|e| format!("writing {}: {e}", path.display()))
+/// Adds a warning to a scenario that ran for each of its metric rules that
+/// matched none of its metrics ([`config::unmatched_rules`]). The harness
+/// does the same.
+pub fn warn_unmatched_rules(r: &mut ScenarioReport) {
+    if matches!(r.result.outcome, Outcome::Ran) {
+        let keys: Vec<_> = r.result.metrics.iter().map(|m| m.key.clone()).collect();
+        r.result
+            .warnings
+            .extend(config::unmatched_rules(r.rules.keys(), &keys));
+    }
+}
+
+/// Writes every report asked for (run, bless, merge and compare call it),
+/// names each one that could not be written, then prints the summary line
+/// with the exit code the process really ends with, which it returns: the
+/// report's, or 2 when a report could not be written.
+pub(super) fn write_reports(report: &RunReport, out: &OutputArgs) -> i32 {
+    let failures = report::files::write_all(report, &out.files());
+    for f in &failures {
+        eprintln!("error: {f}");
+    }
+    let (code, why) = if failures.is_empty() {
+        (report.exit_code, None)
+    } else {
+        (
+            exit::BAD_INPUT,
+            Some(format!(
+                "{} report(s) could not be written; the verdicts alone give exit {}",
+                failures.len(),
+                report.exit_code
+            )),
+        )
     };
-    if let Some(p) = &out.json {
-        write(p, report::json(report))?;
-    }
-    if let Some(p) = &out.junit {
-        write(p, report::junit::junit(report))?;
-    }
-    if let Some(p) = &out.html {
-        write(p, report::html::html(report))?;
-    }
-    if let Some(p) = &out.bmf {
-        write(p, report::dashboards::bmf(report))?;
-    }
-    if let Some(p) = &out.github_benchmark {
-        use report::dashboards::{BenchDirection, github_benchmark};
-        for d in [BenchDirection::Smaller, BenchDirection::Bigger] {
-            write(&d.path(p), github_benchmark(report, d))?;
-        }
-    }
-    if out.annotations.github() {
-        run::print_annotations(report);
-    }
-    let md = report::markdown::markdown(report);
-    if let Some(p) = &out.markdown {
-        write(p, md.clone())?;
-    }
-    run::append_step_summary(&md)
+    print!("{}", terminal::totals(report, code, why.as_deref()));
+    code
 }
 
 pub fn run(a: RunArgs) -> i32 {
@@ -218,20 +266,13 @@ pub fn bless(a: BlessArgs) -> i32 {
 }
 
 pub fn check(a: PathArgs) -> i32 {
-    match run::load_suites(&a.paths) {
+    match load(&a.paths) {
         Ok(suites) => {
             let n: usize = suites.iter().map(|s| s.scenarios.len()).sum();
             println!("ok: {} suite(s), {n} scenario(s)", suites.len());
             exit::OK
         }
-        Err(errors) => {
-            let color = std::io::stderr().is_terminal();
-            for e in &errors {
-                eprintln!("{}", e.render(color));
-            }
-            eprintln!("error: {} suite file(s) have errors", errors.len());
-            exit::BAD_INPUT
-        }
+        Err(code) => code,
     }
 }
 

@@ -10,6 +10,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+pub use commands::warn_unmatched_rules;
+
 use crate::plan::Settings;
 use crate::units::HumanDuration;
 use crate::workload::WorkloadArgs;
@@ -20,7 +22,8 @@ pub mod exit {
     pub const OK: i32 = 0;
     /// A regression or a failed scenario.
     pub const REGRESSION: i32 = 1;
-    /// Bad input or setup: a malformed suite, a corrupt baseline, a debug-build bless.
+    /// Bad input or setup: a malformed suite, a corrupt baseline, a debug-build
+    /// bless, a report file that cannot be written.
     pub const BAD_INPUT: i32 = 2;
     /// Only inconclusive or invalid verdicts (with --fail-on-inconclusive).
     pub const INCONCLUSIVE: i32 = 3;
@@ -97,27 +100,73 @@ pub struct SelectArgs {
     pub partition: Option<crate::plan::Partition>,
 }
 
+/// Command-line overrides of the suites' settings, range-checked by the
+/// parsers below with the ranges suite files are checked with.
 #[derive(Debug, Clone, Args)]
 pub struct SamplingArgs {
     /// Sampling budget per measured point (overrides suites), e.g. "10s".
-    #[arg(long)]
+    #[arg(long, value_parser = flag::max_time)]
     pub max_time: Option<HumanDuration>,
     /// Warm-up time (overrides suites), e.g. "500ms".
     #[arg(long)]
     pub warmup: Option<HumanDuration>,
-    /// Fewest samples per point (overrides suites).
-    #[arg(long)]
+    /// Fewest samples per point (overrides suites), at least 1.
+    #[arg(long, value_parser = flag::min_samples)]
     pub min_samples: Option<u32>,
-    /// Relative change that counts as a regression (overrides suites), e.g. 0.05.
-    #[arg(long)]
+    /// Relative change that counts as a regression (overrides suites), in (0, 1), e.g. 0.05.
+    #[arg(long, value_parser = flag::tolerance, allow_negative_numbers = true)]
     pub tolerance: Option<f64>,
-    /// Stop sampling once the 95% CI is within ± this fraction (overrides suites).
-    #[arg(long)]
+    /// Stop sampling once the 95% CI is within ± this fraction (overrides
+    /// suites), in (0, 0.5].
+    #[arg(long, value_parser = flag::target_rel_ci, allow_negative_numbers = true)]
     pub target_rel_ci: Option<f64>,
     /// Share of the CPU cores other processes may use while a CPU scenario
-    /// measures before the run is invalid (overrides suites; 1 = never).
-    #[arg(long)]
+    /// measures before the run is invalid (overrides suites), in (0, 1]; 1 = never.
+    #[arg(long, value_parser = flag::max_contention, allow_negative_numbers = true)]
     pub max_contention: Option<f64>,
+}
+
+/// Parsers of the override flags: the value's type, then its key's range
+/// ([`crate::config::limits`]). A value out of range is a usage error
+/// (exit 2) that names the flag.
+mod flag {
+    use crate::config::limits::{self, Limit};
+    use crate::units::HumanDuration;
+
+    fn number(s: &str) -> Result<f64, String> {
+        s.trim()
+            .parse::<f64>()
+            .map_err(|_| format!("expected a number, found `{s}`"))
+    }
+
+    fn limited<T>(r: Result<T, Limit>) -> Result<T, String> {
+        r.map_err(|l| l.for_flag())
+    }
+
+    pub fn tolerance(s: &str) -> Result<f64, String> {
+        limited(limits::tolerance(number(s)?))
+    }
+
+    pub fn target_rel_ci(s: &str) -> Result<f64, String> {
+        limited(limits::target_rel_ci(number(s)?))
+    }
+
+    pub fn max_contention(s: &str) -> Result<f64, String> {
+        limited(limits::max_contention(number(s)?))
+    }
+
+    pub fn min_samples(s: &str) -> Result<u32, String> {
+        let n = s
+            .trim()
+            .parse::<u32>()
+            .map_err(|_| format!("expected a whole number, found `{s}`"))?;
+        limited(limits::samples(n))
+    }
+
+    pub fn max_time(s: &str) -> Result<HumanDuration, String> {
+        let d: HumanDuration = s.parse()?;
+        limited(limits::positive_duration(d.0)).map(HumanDuration)
+    }
 }
 
 impl SamplingArgs {
@@ -167,6 +216,22 @@ pub struct OutputArgs {
     /// No colours.
     #[arg(long, env = "NO_COLOR", value_parser = clap::builder::FalseyValueParser::new())]
     pub no_color: bool,
+}
+
+impl OutputArgs {
+    /// The report files these flags ask for.
+    pub fn files(&self) -> crate::report::files::ReportFiles {
+        crate::report::files::ReportFiles {
+            json: self.json.clone(),
+            junit: self.junit.clone(),
+            markdown: self.markdown.clone(),
+            html: self.html.clone(),
+            bmf: self.bmf.clone(),
+            github_benchmark: self.github_benchmark.clone(),
+            annotations: self.annotations.github(),
+            step_summary: true,
+        }
+    }
 }
 
 /// Where regressions are annotated.
@@ -300,5 +365,84 @@ pub fn main() -> i32 {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{Cli, Command};
+
+    fn run_args(extra: &[&str]) -> Result<Cli, clap::Error> {
+        let mut argv = vec!["neon-perf", "run"];
+        argv.extend_from_slice(extra);
+        Cli::try_parse_from(argv)
+    }
+
+    #[test]
+    fn overrides_out_of_range_are_usage_errors_naming_the_flag() {
+        let cases = [
+            (
+                "--tolerance=-1",
+                "'--tolerance <TOLERANCE>': must be between 0 and 1",
+            ),
+            (
+                "--tolerance=5",
+                "'--tolerance <TOLERANCE>': must be between 0 and 1",
+            ),
+            ("--tolerance=0", "must be between 0 and 1"),
+            ("--tolerance=NaN", "must be between 0 and 1"),
+            ("--tolerance=5%", "expected a number, found `5%`"),
+            (
+                "--min-samples=0",
+                "'--min-samples <MIN_SAMPLES>': must be at least 1",
+            ),
+            (
+                "--max-time=0s",
+                "'--max-time <MAX_TIME>': must be greater than zero",
+            ),
+            (
+                "--max-contention=0",
+                "'--max-contention <MAX_CONTENTION>': must be in (0, 1]",
+            ),
+            ("--max-contention=1.5", "must be in (0, 1]"),
+            (
+                "--target-rel-ci=0",
+                "'--target-rel-ci <TARGET_REL_CI>': must be in (0, 0.5]",
+            ),
+            ("--target-rel-ci=7", "must be in (0, 0.5]"),
+        ];
+        for (arg, want) in cases {
+            let e = run_args(&[arg]).expect_err(arg);
+            assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation, "{arg}");
+            assert_eq!(e.exit_code(), 2, "{arg}");
+            let msg = e.to_string();
+            assert!(msg.contains(want), "{arg}: {msg}");
+        }
+        // With a space, a negative value is still read as the flag's value.
+        let e = run_args(&["--tolerance", "-1"]).expect_err("negative");
+        assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation);
+    }
+
+    #[test]
+    fn overrides_in_range_are_taken() {
+        let cli = run_args(&[
+            "--tolerance=0.2",
+            "--min-samples=1",
+            "--max-time=1ms",
+            "--max-contention=1",
+            "--target-rel-ci=0.5",
+        ])
+        .unwrap();
+        let Command::Run(a) = cli.command else {
+            panic!("run")
+        };
+        let s = a.sampling.settings();
+        assert_eq!(s.tolerance, Some(0.2));
+        assert_eq!(s.min_samples, Some(1));
+        assert_eq!(s.max_time.map(|d| d.0.as_millis()), Some(1));
+        assert_eq!(s.max_contention, Some(1.0));
+        assert_eq!(s.target_rel_ci, Some(0.5));
     }
 }

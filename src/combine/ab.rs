@@ -17,7 +17,8 @@ use crate::stats::rng::hash_str;
 /// What `compare` found besides verdicts (scenarios in one file only).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct AbNotes {
-    /// In OLD, not in NEW: nothing to judge.
+    /// In OLD, not in NEW: each is a `failed` scenario in the report (a
+    /// scenario that went missing must not pass the comparison).
     pub only_old: Vec<String>,
     /// In NEW, not in OLD (or not run there): `no-baseline`.
     pub only_new: Vec<String>,
@@ -62,7 +63,13 @@ pub fn compare_files(
         });
     }
     let news: Vec<String> = scenarios.iter().map(|s| s.result.full_name()).collect();
-    notes.only_old = olds.into_keys().filter(|n| !news.contains(n)).collect();
+    for o in &old.report.scenarios {
+        let name = o.result.full_name();
+        if !news.contains(&name) && !notes.only_old.contains(&name) {
+            scenarios.push(missing_from_new(o, old, new));
+            notes.only_old.push(name);
+        }
+    }
 
     let statuses: Vec<Status> = scenarios.iter().map(|s| s.status).collect();
     let report = RunReport {
@@ -75,6 +82,28 @@ pub fn compare_files(
         ..new.report.clone()
     };
     Ok((report, notes))
+}
+
+/// A scenario OLD has and NEW lacks, as a failed scenario of the report.
+fn missing_from_new(o: &ScenarioReport, old: &ResultsFile, new: &ResultsFile) -> ScenarioReport {
+    let mut s = o.clone();
+    s.result.outcome = Outcome::Failed {
+        error: format!(
+            "missing from {}: {} has a result for it, so it went unjudged \
+             (was the new run filtered, partitioned or cut short?)",
+            new.path.display(),
+            old.path.display()
+        ),
+    };
+    s.result.metrics.clear();
+    s.result.checks.clear();
+    s.result.invalid_reasons.clear();
+    s.result.warnings.clear();
+    s.result.wall_time_s = 0.0;
+    s.verdicts.clear();
+    s.smoke = false;
+    s.status = run::status_of(&s.result, &s.verdicts);
+    s
 }
 
 /// One run's metrics as a baseline blessed from that run alone: the same

@@ -14,6 +14,7 @@ use crate::run::{self, RunReport, Status};
 /// mismatched shard.
 pub fn merge(files: &[ResultsFile], fail_on_inconclusive: bool) -> Result<RunReport, CombineError> {
     let hardware = same_hardware(files)?.clone();
+    given_once(files)?;
     check_shards(files)?;
 
     let mut seen: BTreeMap<String, &ResultsFile> = BTreeMap::new();
@@ -71,6 +72,21 @@ pub fn merge(files: &[ResultsFile], fail_on_inconclusive: bool) -> Result<RunRep
     })
 }
 
+/// Refuses a file given twice (`merge a.json a.json`): it would otherwise
+/// read as a missing shard, or as its scenarios run twice.
+fn given_once(files: &[ResultsFile]) -> Result<(), CombineError> {
+    let id = |f: &ResultsFile| std::fs::canonicalize(&f.path).unwrap_or_else(|_| f.path.clone());
+    for (i, f) in files.iter().enumerate() {
+        if files[..i].iter().any(|g| id(g) == id(f)) {
+            return Err(CombineError::Shards(format!(
+                "{} is given more than once: give each shard's results once",
+                f.path.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// When shards say which partition they ran, all of `1..=n` must be there,
 /// with one kind and one `n`.
 fn check_shards(files: &[ResultsFile]) -> Result<(), CombineError> {
@@ -104,7 +120,18 @@ fn check_shards(files: &[ResultsFile]) -> Result<(), CombineError> {
             )));
         }
     }
-    let have: BTreeSet<u32> = parts.iter().map(|(p, _)| p.k).collect();
+    // A shard twice first: it would otherwise read as another one missing.
+    let mut first_of: BTreeMap<u32, &ResultsFile> = BTreeMap::new();
+    for (p, f) in &parts {
+        if let Some(earlier) = first_of.insert(p.k, f) {
+            return Err(CombineError::Shards(format!(
+                "shard {p} is given twice: {} and {} both ran it; merge the results of each shard once",
+                earlier.path.display(),
+                f.path.display()
+            )));
+        }
+    }
+    let have: BTreeSet<u32> = first_of.keys().copied().collect();
     let missing: Vec<String> = (1..=first.n)
         .filter(|k| !have.contains(k))
         .map(|k| format!("{k}/{}", first.n))
@@ -114,17 +141,6 @@ fn check_shards(files: &[ResultsFile]) -> Result<(), CombineError> {
             "shard(s) {} missing: their scenarios would go unchecked; merge the results of all {} shards",
             missing.join(", "),
             first.n
-        )));
-    }
-    if have.len() != parts.len() {
-        let mut once = BTreeSet::new();
-        let (p, f) = parts
-            .iter()
-            .find(|(p, _)| !once.insert(p.k))
-            .expect("a repeated shard");
-        return Err(CombineError::Shards(format!(
-            "shard {p} given more than once (again in {})",
-            f.path.display()
         )));
     }
     Ok(())

@@ -15,6 +15,44 @@ use crate::plan::MetricRule;
 pub(crate) const RULE_KEYS: [&str; 6] =
     ["tolerance", "max", "min", "direction", "estimator", "gate"];
 
+/// A warning for each rule whose key matches none of the metric keys a
+/// scenario reported: such a rule (a typo like `metric.wal_time`, a label
+/// set the sweep does not have) is never enforced. A rule matches as the
+/// gate looks rules up: the whole `name{labels}`, or the bare name.
+pub fn unmatched_rules<'a>(
+    rules: impl IntoIterator<Item = &'a String>,
+    reported: &[MetricKey],
+) -> Vec<String> {
+    let full: Vec<String> = reported.iter().map(|k| k.to_string()).collect();
+    let mut candidates: Vec<&str> = reported.iter().map(|k| k.name.as_str()).collect();
+    candidates.extend(full.iter().map(String::as_str));
+    candidates.sort_unstable();
+    candidates.dedup();
+    rules
+        .into_iter()
+        .filter(|r| !reported.iter().any(|k| k.name == **r) && !full.contains(r))
+        .map(|r| {
+            let why = if reported.is_empty() {
+                "it reported no metrics".to_string()
+            } else {
+                match did_you_mean(r, candidates.iter().copied()) {
+                    Some(d) => d,
+                    None => {
+                        let mut names: Vec<&str> =
+                            reported.iter().map(|k| k.name.as_str()).collect();
+                        names.sort_unstable();
+                        names.dedup();
+                        format!("it reported: {}", names.join(", "))
+                    }
+                }
+            };
+            format!(
+                "metric rule `{r}` matches no metric this scenario reported, so it is not enforced: {why}"
+            )
+        })
+        .collect()
+}
+
 /// `metric."name{labels}" = { ... }`, keyed by the canonical metric key.
 pub(crate) fn read_rules(v: &Value<'_>, diags: &mut Vec<Diag>) -> BTreeMap<String, MetricRule> {
     let mut rules = BTreeMap::new();
@@ -193,6 +231,42 @@ pub fn parse_quantity(s: &str) -> Result<f64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rules_that_match_no_reported_metric() {
+        let reported: Vec<MetricKey> = ["wall_time{n=10}", "wall_time{n=20}", "peak_rss{n=10}"]
+            .iter()
+            .map(|k| k.parse().unwrap())
+            .collect();
+        let cases: &[(&str, Option<&str>)] = &[
+            ("wall_time", None),
+            ("wall_time{n=10}", None),
+            ("peak_rss", None),
+            ("wal_time", Some("did you mean `wall_time`?")),
+            ("wall_time{n=30}", Some("did you mean `wall_time{n=")),
+            ("latency", Some("it reported: peak_rss, wall_time")),
+        ];
+        for (rule, want) in cases {
+            let rules = [rule.to_string()];
+            let got = unmatched_rules(&rules, &reported);
+            match want {
+                None => assert!(got.is_empty(), "{rule}: {got:?}"),
+                Some(w) => {
+                    assert_eq!(got.len(), 1, "{rule}");
+                    assert!(
+                        got[0].starts_with(&format!(
+                            "metric rule `{rule}` matches no metric this scenario reported, so it is not enforced: "
+                        )),
+                        "{}",
+                        got[0]
+                    );
+                    assert!(got[0].contains(w), "{rule}: {}", got[0]);
+                }
+            }
+        }
+        let rules = ["m".to_string()];
+        assert!(unmatched_rules(&rules, &[])[0].ends_with("it reported no metrics"));
+    }
 
     #[test]
     fn estimators() {

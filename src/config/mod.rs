@@ -21,7 +21,8 @@ use toml::de::{DeTable, DeValue};
 
 pub use command::placeholders;
 pub use error::{ConfigError, Diagnostic, Related};
-pub use metric_rule::{parse_estimator, parse_quantity};
+pub use metric_rule::{parse_estimator, parse_quantity, unmatched_rules};
+pub use settings::limits;
 
 use crate::plan::Suite;
 use error::{Diag, did_you_mean};
@@ -55,7 +56,8 @@ pub fn parse_suite(path: &Path, text: &str) -> Result<Suite, ConfigError> {
 }
 
 /// Suite files to load: files as given; a folder gives its `*.toml` files
-/// (not recursive), sorted by name. A path that does not exist is an error.
+/// (not recursive), sorted by name; a file reached twice comes once. A path
+/// that does not exist is an error.
 pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ConfigError> {
     let mut out = Vec::new();
     for p in paths {
@@ -81,7 +83,55 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ConfigError> {
             ));
         }
     }
+    // A file reached twice (`suites suites/a.toml`) is loaded once.
+    let mut seen = std::collections::BTreeSet::new();
+    out.retain(|f| seen.insert(std::fs::canonicalize(f).unwrap_or_else(|_| f.clone())));
     Ok(out)
+}
+
+/// One error for each suite whose `[suite] name` (or file-name stem) an
+/// earlier suite already has. Baselines are stored per suite name
+/// (`baselines/<hardware>/<name>.toml`), so two suites with one name would
+/// overwrite each other's baselines: refused as bad input.
+pub fn duplicate_suite_names(suites: &[Suite]) -> Vec<ConfigError> {
+    let mut first: BTreeMap<&str, &Path> = BTreeMap::new();
+    let mut errors = Vec::new();
+    for s in suites {
+        let Some(earlier) = first.get(s.name.as_str()) else {
+            first.insert(&s.name, &s.path);
+            continue;
+        };
+        let text = std::fs::read_to_string(&s.path).unwrap_or_default();
+        let (span, from) = match suite_name_span(&text) {
+            Some(span) => (span, ""),
+            None => (0..0, " (from the file name)"),
+        };
+        let d = Diag::new(
+            span,
+            format!(
+                "suite name `{}`{from} is already used by {}",
+                s.name,
+                earlier.display()
+            ),
+        )
+        .hint(Some(format!(
+            "baselines are stored per suite name (baselines/<hardware>/{}.toml), so the two \
+             suites would overwrite each other's: give one of them another `name` under [suite]",
+            s.name
+        )));
+        errors.push(ConfigError::from_diags(&s.path, &text, vec![d]));
+    }
+    errors
+}
+
+/// Where `[suite] name = "..."` is written, when it is.
+fn suite_name_span(text: &str) -> Option<Range<usize>> {
+    let doc = DeTable::parse(text).ok()?;
+    let suite = doc.get_ref().get("suite")?;
+    let DeValue::Table(t) = suite.get_ref() else {
+        return None;
+    };
+    t.get("name").map(|v| v.span())
 }
 
 /// The folder relative paths in a suite resolve against.

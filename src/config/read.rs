@@ -110,18 +110,44 @@ pub(crate) fn duration(v: &Value<'_>, key: &str) -> Result<std::time::Duration, 
                 DeValue::Float(f) => f.as_str().to_string(),
                 _ => unreachable!(),
             };
+            let (likely, other) = bare_duration_units(key, &raw);
             Err(Diag::new(
                 v.span(),
-                format!("`{key}` needs a unit: write a string such as \"{raw}s\" or \"{raw}ms\""),
+                format!(
+                    "`{key}` needs a unit: write a string such as \"{raw}{likely}\" or \"{raw}{other}\""
+                ),
             )
             .hint(Some(format!(
-                "durations are strings with a unit: ns, us, ms, s, m or h (`{key} = \"{raw}s\"`)"
+                "durations are strings with a unit: ns, us, ms, s, m or h (`{key} = \"{raw}{likely}\"`)"
             ))))
         }
         _ => Err(wrong_type(
             v,
             &format!("a duration string such as \"500ms\" for `{key}`"),
         )),
+    }
+}
+
+/// The likelier reading of a bare number written for a duration key, then
+/// the other: milliseconds or seconds, whichever puts it nearer (by ratio)
+/// the key's built-in default (`warmup = 500` → "500ms", `timeout = 60` →
+/// "60s"); 1 s stands in for a key without one.
+fn bare_duration_units(key: &str, raw: &str) -> (&'static str, &'static str) {
+    let d = crate::plan::Resolved::default();
+    let default = match key {
+        "warmup" => d.warmup,
+        "max_time" => d.max_time,
+        "timeout" => d.timeout,
+        "monitor_interval" => d.monitor_interval,
+        _ => std::time::Duration::from_secs(1),
+    }
+    .as_secs_f64();
+    let x = raw.replace('_', "").parse::<f64>().map_or(0.0, f64::abs);
+    let off = |secs: f64| (secs / default).ln().abs();
+    if x > 0.0 && off(x * 1e-3) < off(x) {
+        ("ms", "s")
+    } else {
+        ("s", "ms")
     }
 }
 
@@ -280,6 +306,24 @@ mod tests {
 
     fn parse(src: &str) -> Spanned<DeTable<'_>> {
         DeTable::parse(src).unwrap()
+    }
+
+    #[test]
+    fn a_bare_duration_gets_its_likelier_unit() {
+        let cases = [
+            ("warmup", "500", "ms"),
+            ("warmup", "3", "s"),
+            ("warmup", "0", "s"),
+            ("max_time", "10", "s"),
+            ("max_time", "500", "ms"),
+            ("timeout", "60", "s"),
+            ("monitor_interval", "50", "ms"),
+            ("monitor_interval", "1", "s"),
+            ("timeout", "1_000", "s"),
+        ];
+        for (key, raw, want) in cases {
+            assert_eq!(bare_duration_units(key, raw).0, want, "{key} = {raw}");
+        }
     }
 
     #[test]

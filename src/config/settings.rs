@@ -37,16 +37,12 @@ impl Layer {
             return Ok(false);
         };
         let s = &mut self.settings;
+        let span = v.span();
         match name {
             "warmup" => s.warmup = Some(HumanDuration(read::duration(v, name)?)),
             "max_time" | "timeout" | "monitor_interval" => {
                 let d = read::duration(v, name)?;
-                if d.is_zero() {
-                    return Err(Diag::new(
-                        v.span(),
-                        format!("`{name}` must be greater than zero"),
-                    ));
-                }
+                limits::positive_duration(d).map_err(|l| l.diag(span.clone(), name, None))?;
                 let d = Some(HumanDuration(d));
                 match name {
                     "max_time" => s.max_time = d,
@@ -57,9 +53,7 @@ impl Layer {
             "warmup_runs" => s.warmup_runs = Some(read::count(v, name)?),
             "min_samples" | "max_samples" => {
                 let n = read::count(v, name)?;
-                if n == 0 {
-                    return Err(Diag::new(v.span(), format!("`{name}` must be at least 1")));
-                }
+                limits::samples(n).map_err(|l| l.diag(span.clone(), name, None))?;
                 if name == "min_samples" {
                     s.min_samples = Some(n);
                 } else {
@@ -68,31 +62,13 @@ impl Layer {
             }
             "target_rel_ci" => {
                 let x = read::number(v, name)?;
-                if !(x > 0.0 && x <= 0.5) {
-                    return Err(Diag::new(
-                        v.span(),
-                        format!("`target_rel_ci` must be in (0, 0.5], found {x}"),
-                    )
-                    .hint(Some(
-                        "it is a relative half-width: 0.01 stops once the 95% ci is within ±1%"
-                            .into(),
-                    )));
-                }
+                limits::target_rel_ci(x).map_err(|l| l.diag(span.clone(), name, Some(x)))?;
                 s.target_rel_ci = Some(x);
             }
             "tolerance" => s.tolerance = Some(tolerance(v)?),
             "max_contention" => {
                 let x = read::number(v, name)?;
-                if !(x > 0.0 && x <= 1.0) {
-                    return Err(Diag::new(
-                        v.span(),
-                        format!("`max_contention` must be in (0, 1], found {x}"),
-                    )
-                    .hint(Some(
-                        "the share of the CPU cores other processes may use before a CPU run is invalid; 1 turns the check off"
-                            .into(),
-                    )));
-                }
+                limits::max_contention(x).map_err(|l| l.diag(span.clone(), name, Some(x)))?;
                 s.max_contention = Some(x);
             }
             _ => unreachable!("every settings key is handled"),
@@ -144,16 +120,106 @@ impl Layer {
 /// A relative tolerance: strictly between 0 and 1.
 pub(crate) fn tolerance(v: &Value<'_>) -> Result<f64, Diag> {
     let x = read::number(v, "tolerance")?;
-    if !(x > 0.0 && x < 1.0) {
-        return Err(Diag::new(
-            v.span(),
-            format!("`tolerance` must be between 0 and 1, found {x}"),
-        )
-        .hint(Some(
-            "it is a relative change: 0.05 means a 5% change counts as a regression".into(),
-        )));
+    limits::tolerance(x).map_err(|l| l.diag(v.span(), "tolerance", Some(x)))
+}
+
+/// The ranges of the settings keys. Suite files and the command-line
+/// overrides (`--tolerance`, `--min-samples`, ...) check the same ones, so
+/// a value a suite may not hold cannot come in through a flag either.
+pub mod limits {
+    use std::ops::Range;
+    use std::time::Duration;
+
+    use super::Diag;
+
+    /// A value outside its key's range: what it must be, and how to read the key.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub struct Limit {
+        /// "must be between 0 and 1"
+        pub must: &'static str,
+        pub hint: Option<&'static str>,
     }
-    Ok(x)
+
+    impl Limit {
+        /// The suite-file diagnostic: "`key` must be ..., found x".
+        pub(crate) fn diag(&self, span: Range<usize>, key: &str, found: Option<f64>) -> Diag {
+            let found = found.map(|x| format!(", found {x}")).unwrap_or_default();
+            Diag::new(span, format!("`{key}` {}{found}", self.must))
+                .hint(self.hint.map(str::to_string))
+        }
+
+        /// The text after clap's "invalid value 'X' for '--flag <FLAG>': ".
+        pub fn for_flag(&self) -> String {
+            match self.hint {
+                Some(h) => format!("{} ({h})", self.must),
+                None => self.must.to_string(),
+            }
+        }
+    }
+
+    /// `tolerance`: strictly between 0 and 1.
+    pub fn tolerance(x: f64) -> Result<f64, Limit> {
+        if x > 0.0 && x < 1.0 {
+            Ok(x)
+        } else {
+            Err(Limit {
+                must: "must be between 0 and 1",
+                hint: Some(
+                    "it is a relative change: 0.05 means a 5% change counts as a regression",
+                ),
+            })
+        }
+    }
+
+    /// `target_rel_ci`: in (0, 0.5].
+    pub fn target_rel_ci(x: f64) -> Result<f64, Limit> {
+        if x > 0.0 && x <= 0.5 {
+            Ok(x)
+        } else {
+            Err(Limit {
+                must: "must be in (0, 0.5]",
+                hint: Some("it is a relative half-width: 0.01 stops once the 95% ci is within ±1%"),
+            })
+        }
+    }
+
+    /// `max_contention`: in (0, 1].
+    pub fn max_contention(x: f64) -> Result<f64, Limit> {
+        if x > 0.0 && x <= 1.0 {
+            Ok(x)
+        } else {
+            Err(Limit {
+                must: "must be in (0, 1]",
+                hint: Some(
+                    "the share of the CPU cores other processes may use before a CPU run is invalid; 1 turns the check off",
+                ),
+            })
+        }
+    }
+
+    /// `min_samples`, `max_samples`: at least 1.
+    pub fn samples(n: u32) -> Result<u32, Limit> {
+        if n >= 1 {
+            Ok(n)
+        } else {
+            Err(Limit {
+                must: "must be at least 1",
+                hint: None,
+            })
+        }
+    }
+
+    /// `max_time`, `timeout`, `monitor_interval`: greater than zero.
+    pub fn positive_duration(d: Duration) -> Result<Duration, Limit> {
+        if d.is_zero() {
+            Err(Limit {
+                must: "must be greater than zero",
+                hint: None,
+            })
+        } else {
+            Ok(d)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -205,6 +271,14 @@ mod tests {
                 "`target_rel_ci` must be in (0, 0.5], found 0.6",
             ),
             ("max_time = \"0s\"", "`max_time` must be greater than zero"),
+            (
+                "max_contention = 0",
+                "`max_contention` must be in (0, 1], found 0",
+            ),
+            (
+                "target_rel_ci = 0",
+                "`target_rel_ci` must be in (0, 0.5], found 0",
+            ),
             ("min_samples = 0", "`min_samples` must be at least 1"),
             ("max_samples = -1", "`max_samples` must not be negative"),
             (

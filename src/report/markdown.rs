@@ -1,4 +1,9 @@
 //! Markdown summary for pull requests and `$GITHUB_STEP_SUMMARY`.
+//!
+//! Every string that comes from a suite, a program or the host (names,
+//! metric keys and labels, units, reasons, errors, evidence) goes through
+//! [`text`] or [`code`], so that it reads as written: a unit `<b>u</b>` is
+//! not HTML in a pull-request comment, and a `|` does not split a table cell.
 
 use std::fmt::Write;
 
@@ -24,10 +29,10 @@ pub fn markdown(report: &RunReport) -> Vec<u8> {
     let _ = writeln!(o, "## {head}\n");
     let _ = writeln!(
         o,
-        "Hardware `{}` · mode `{}` · commit `{}`\n",
-        report.hardware_dir,
-        report.mode,
-        report.git_commit.as_deref().unwrap_or("unknown")
+        "Hardware {} · mode {} · commit {}\n",
+        code(&report.hardware_dir),
+        code(&report.mode),
+        code(report.git_commit.as_deref().unwrap_or("unknown"))
     );
     let _ = writeln!(
         o,
@@ -35,38 +40,40 @@ pub fn markdown(report: &RunReport) -> Vec<u8> {
     );
     let _ = writeln!(o, "|---|---|---|---|---|---|---|---|");
     for s in &report.scenarios {
-        let name = s.result.full_name();
+        let name = code(&s.result.full_name());
         match &s.result.outcome {
             Outcome::Ignored { reason } => {
-                let _ = writeln!(o, "| `{name}` | ignored | | | | | | {} |", cell(reason));
+                let _ = writeln!(o, "| {name} | ignored | | | | | | {} |", text(reason));
                 continue;
             }
             Outcome::Failed { error } => {
                 let first = error.lines().next().unwrap_or("");
-                let _ = writeln!(o, "| `{name}` | **failed** | | | | | | {} |", cell(first));
+                let _ = writeln!(o, "| {name} | **failed** | | | | | | {} |", text(first));
                 continue;
             }
             Outcome::Ran => {}
         }
         for (i, v) in s.verdicts.iter().enumerate() {
             let (n, st) = if i == 0 {
-                (format!("`{name}`"), s.status.label().to_lowercase())
+                (name.clone(), s.status.label().to_lowercase())
             } else {
                 (String::new(), String::new())
             };
             let _ = writeln!(
                 o,
-                "| {n} | {st} | `{}` | {} | {} | {} | {} | {} |",
-                v.key,
-                v.baseline
-                    .map(|b| v.unit.format(b))
-                    .unwrap_or_else(|| "—".into()),
-                v.unit.format(v.current),
+                "| {n} | {st} | {} | {} | {} | {} | {} | {} |",
+                code(&v.key.to_string()),
+                text(
+                    &v.baseline
+                        .map(|b| v.unit.format(b))
+                        .unwrap_or_else(|| "—".into())
+                ),
+                text(&v.unit.format(v.current)),
                 v.change.map(percent).unwrap_or_else(|| "—".into()),
                 v.ci.map(|(lo, hi)| format!("{} … {}", percent(lo), percent(hi)))
                     .unwrap_or_else(|| "—".into()),
                 match &v.bound_violation {
-                    Some(b) => format!("**regressed** ({})", cell(b)),
+                    Some(b) => format!("**regressed** ({})", text(b)),
                     None if v.verdict == crate::compare::Verdict::Regressed =>
                         "**regressed**".into(),
                     None => v.verdict.to_string(),
@@ -86,11 +93,103 @@ pub fn markdown(report: &RunReport) -> Vec<u8> {
             (_, Some(r)) => r.clone(),
             _ => String::new(),
         };
-        let _ = writeln!(o, "{mark} **{}** — {}", c.title, cell(&why));
+        let _ = writeln!(o, "{mark} **{}** — {}", text(c.title), text(&why));
     }
     o.into_bytes()
 }
 
-fn cell(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
+/// Plain text in a table cell or a list line: HTML-significant characters
+/// as entities, Markdown punctuation that could start emphasis, links or
+/// code backslash-escaped, `|` escaped (GFM table cells), lines joined.
+fn text(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '\\' | '`' | '*' | '_' | '[' | ']' | '~' | '|' => {
+                o.push('\\');
+                o.push(c);
+            }
+            '\n' | '\r' => o.push(' '),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+/// `s` as a code span in a table cell. Inside a code span HTML is shown as
+/// written (entities would show as `&lt;`), so only what could end the span
+/// or the cell is handled: the fence is longer than any run of backticks
+/// in `s`, and `|` is escaped, which GFM tables undo inside code spans too.
+fn code(s: &str) -> String {
+    let body: String = s
+        .chars()
+        .map(|c| if c == '\n' || c == '\r' { ' ' } else { c })
+        .collect::<String>()
+        .replace('|', "\\|");
+    let longest = body.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let fence = "`".repeat(longest + 1);
+    // A span that starts or ends with a backtick needs a space inside the
+    // fence (CommonMark strips one space from each side).
+    if body.starts_with('`') || body.ends_with('`') {
+        format!("{fence} {body} {fence}")
+    } else {
+        format!("{fence}{body}{fence}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metric::Unit;
+    use crate::report::html::fixture;
+
+    #[test]
+    fn escapes() {
+        assert_eq!(text("<b>u</b>"), "&lt;b&gt;u&lt;/b&gt;");
+        assert_eq!(text("a|b & c"), "a\\|b &amp; c");
+        assert_eq!(
+            text("*x* _y_ [l](u) `c` ~s~"),
+            "\\*x\\* \\_y\\_ \\[l\\](u) \\`c\\` \\~s\\~"
+        );
+        assert_eq!(text("two\nlines"), "two lines");
+        assert_eq!(code("m{p=<script>}"), "`m{p=<script>}`");
+        assert_eq!(code("a|b"), "`a\\|b`");
+        assert_eq!(code("x`y"), "``x`y``");
+        assert_eq!(code("`x"), "`` `x ``");
+    }
+
+    #[test]
+    fn program_text_is_not_markup() {
+        let mut report = fixture::synthetic(20);
+        let s = &mut report.scenarios[0];
+        for v in &mut s.verdicts {
+            v.unit = Unit::Other("<b>u</b>".into());
+        }
+        s.result.outcome = crate::result::Outcome::Ran;
+        report.scenarios[2].result.outcome = crate::result::Outcome::Ignored {
+            reason: "needs <gpu> | a *driver*".into(),
+        };
+        let md = String::from_utf8(markdown(&report)).unwrap();
+        // Outside code spans, no tag survives and every `|` is a cell border
+        // or escaped.
+        for line in md.lines() {
+            let mut outside = String::new();
+            let mut in_code = false;
+            for c in line.chars() {
+                if c == '`' {
+                    in_code = !in_code;
+                } else if !in_code {
+                    outside.push(c);
+                }
+            }
+            assert!(!outside.contains('<'), "{line}");
+        }
+        assert!(md.contains("&lt;b&gt;u&lt;/b&gt;"), "{md}");
+        assert!(md.contains("needs &lt;gpu&gt; \\| a \\*driver\\*"), "{md}");
+        assert!(md.contains("`fixture-<host>`"), "{md}");
+        insta::assert_snapshot!(md);
+    }
 }

@@ -1,8 +1,10 @@
 //! Reporters turn a [`RunReport`] into bytes; they never write files
-//! themselves. The CLI (one owner) writes what they return.
+//! themselves. [`files`] (one owner) writes what they return, for the CLI
+//! and the harness alike.
 
 pub mod annotations;
 pub mod dashboards;
+pub mod files;
 pub mod html;
 pub mod junit;
 pub mod markdown;

@@ -74,6 +74,15 @@ pub fn scenario_line(s: &ScenarioReport, style: Style) -> String {
             }
         }
     }
+    // Why the run cannot be trusted: the reason for `invalid`, and worth
+    // seeing beside any other status too.
+    for why in &r.invalid_reasons {
+        let _ = write!(
+            line,
+            "\n               {} {why}",
+            style.paint("33", "invalid:")
+        );
+    }
     for w in &r.warnings {
         let _ = write!(
             line,
@@ -152,8 +161,16 @@ pub fn scenario_table(s: &ScenarioReport) -> String {
     out
 }
 
-/// Everything after the live lines: tables, checklist, summary.
+/// Everything after the live lines: tables, checklist, summary, with the
+/// report's own exit code.
 pub fn summary(report: &RunReport, style: Style) -> String {
+    let mut o = details(report, style);
+    o.push_str(&totals(report, report.exit_code, None));
+    o
+}
+
+/// The tables and the checklist: [`summary`] without its closing totals.
+pub fn details(report: &RunReport, style: Style) -> String {
     let mut o = String::new();
     for s in report
         .scenarios
@@ -187,10 +204,19 @@ pub fn summary(report: &RunReport, style: Style) -> String {
         };
         let _ = writeln!(o, "  {mark} {:<48} {detail}", c.title);
     }
+    o
+}
+
+/// The closing "Summary: ... exit N" line and the baseline changes. `exit`
+/// is the exit code the process ends with: the report's, or another one
+/// when something after the verdicts failed, which `why` explains.
+pub fn totals(report: &RunReport, exit: i32, why: Option<&str>) -> String {
+    let mut o = String::new();
     let count = |st: Status| report.scenarios.iter().filter(|s| s.status == st).count();
+    let why = why.map(|w| format!(" ({w})")).unwrap_or_default();
     let _ = writeln!(
         o,
-        "\nSummary: {} passed, {} improved, {} no baseline, {} inconclusive, {} invalid, {} regressed, {} failed, {} ignored (hardware {}); exit {}",
+        "\nSummary: {} passed, {} improved, {} no baseline, {} inconclusive, {} invalid, {} regressed, {} failed, {} ignored (hardware {}); exit {exit}{why}",
         count(Status::Pass),
         count(Status::Improved),
         count(Status::NoBaseline),
@@ -200,10 +226,28 @@ pub fn summary(report: &RunReport, style: Style) -> String {
         count(Status::Failed),
         count(Status::Ignored),
         report.hardware_dir,
-        report.exit_code
     );
     for b in &report.blessed {
         let _ = writeln!(o, "{b}");
     }
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::html::fixture;
+
+    #[test]
+    fn an_invalid_scenario_says_why_under_its_line() {
+        let mut s = fixture::synthetic(20).scenarios.remove(1);
+        s.status = Status::Invalid;
+        s.smoke = false;
+        s.result.invalid_reasons = vec![
+            "other processes used 1.27 of 2 CPU cores while this scenario measured: its CPU timings cannot be trusted".into(),
+            "GPU 0 throttled: thermal".into(),
+        ];
+        s.result.warnings = vec!["first attempt invalid; retried once".into()];
+        insta::assert_snapshot!(scenario_line(&s, Style { color: false }));
+    }
 }

@@ -6,7 +6,7 @@
 mod change;
 mod escape;
 #[cfg(test)]
-mod fixture;
+pub(crate) mod fixture;
 mod gpu;
 mod latency;
 mod page;
