@@ -64,10 +64,7 @@ pub fn main(opts: HarnessOptions) -> ExitCode {
     // Bad suites are failing trials, so `cargo test` names them; so are two
     // suites with one name (they would overwrite each other's baselines).
     let suites = match run::load_suites(&opts.suites) {
-        Ok(s) => match crate::config::duplicate_suite_names(&s) {
-            dups if dups.is_empty() => s,
-            dups => return bad_suites(&args, dups),
-        },
+        Ok(s) => s,
         Err(errors) => return bad_suites(&args, errors),
     };
     let mut plans: Vec<ScenarioPlan> = suites.into_iter().flat_map(|s| s.scenarios).collect();
@@ -192,10 +189,9 @@ fn trial(
             return Ok(Completion::ignored_with(reason));
         }
         let mut session = session.lock().map_err(|_| "session poisoned")?;
-        let mut report = session
+        let report = session
             .run_scenario(&plan, &mut |_| {})
             .map_err(|e| Failed::from(e.to_string()))?;
-        crate::cli::warn_unmatched_rules(&mut report);
         drop(session);
         let line = terminal::scenario_line(&report, terminal::Style { color: false });
         let failed = report.status.is_failure();

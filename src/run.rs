@@ -212,10 +212,15 @@ pub fn load_suites(paths: &[PathBuf]) -> Result<Vec<Suite>, Vec<ConfigError>> {
             Err(e) => errors.push(e),
         }
     }
-    if errors.is_empty() {
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    // Two suites with one name would overwrite each other's baselines.
+    let duplicates = config::duplicate_suite_names(&suites);
+    if duplicates.is_empty() {
         Ok(suites)
     } else {
-        Err(errors)
+        Err(duplicates)
     }
 }
 
@@ -344,14 +349,23 @@ impl Session {
             let verdicts = judge(&result);
             (result, verdicts)
         };
-        let report = |result: ScenarioResult, verdicts: Vec<MetricVerdict>| ScenarioReport {
-            status: status_of(&result, &verdicts),
-            result,
-            verdicts,
-            checklist: plan.checklist.clone(),
-            smoke,
-            rules: plan.metric_rules.clone(),
-            tolerance,
+        let report = |mut result: ScenarioResult, verdicts: Vec<MetricVerdict>| {
+            // A rule no reported metric matches (a typo) is never enforced:
+            // say so, with a did-you-mean from what was reported.
+            if matches!(result.outcome, Outcome::Ran) {
+                let keys: Vec<_> = result.metrics.iter().map(|m| m.key.clone()).collect();
+                let unmatched = config::unmatched_rules(plan.metric_rules.keys(), &keys);
+                result.warnings.extend(unmatched);
+            }
+            ScenarioReport {
+                status: status_of(&result, &verdicts),
+                result,
+                verdicts,
+                checklist: plan.checklist.clone(),
+                smoke,
+                rules: plan.metric_rules.clone(),
+                tolerance,
+            }
         };
         let mut fallback = None;
         if gating && let Some(tree) = self.base_tree.as_mut() {

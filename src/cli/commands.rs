@@ -7,12 +7,11 @@ use super::progress::Progress;
 use super::{BlessArgs, DoctorArgs, ListArgs, OutputArgs, PathArgs, RunArgs, SelectArgs, exit};
 use crate::baseline::BaselineStore;
 use crate::compare::Policy;
-use crate::config;
 use crate::exec::{self, Availability, ExecEnv};
 use crate::plan::{ScenarioPlan, Settings, Suite};
 use crate::report::{self, terminal};
-use crate::result::Outcome;
-use crate::run::{self, Mode, RunConfig, RunReport, ScenarioReport, Session};
+
+use crate::run::{self, Mode, RunConfig, RunReport, Session};
 
 fn stdout_color(out: &OutputArgs) -> terminal::Style {
     terminal::Style {
@@ -47,17 +46,6 @@ pub(super) fn load(paths: &[PathBuf]) -> Result<Vec<Suite>, i32> {
             "error: no suite files found in {}\n  hint: give suite files, or folders that hold \
              *.toml suite files (folders are not searched recursively)",
             list_paths(paths)
-        );
-        return Err(exit::BAD_INPUT);
-    }
-    let duplicates = config::duplicate_suite_names(&suites);
-    if !duplicates.is_empty() {
-        for e in &duplicates {
-            eprintln!("{}", e.render(color));
-        }
-        eprintln!(
-            "error: {} suite file(s) reuse another suite's name",
-            duplicates.len()
         );
         return Err(exit::BAD_INPUT);
     }
@@ -170,8 +158,7 @@ fn execute(
         progress.start(&plan.full_name());
         let r = session.run_scenario(plan, &mut |e| progress.event(&e));
         match r {
-            Ok(mut r) => {
-                warn_unmatched_rules(&mut r);
+            Ok(r) => {
                 progress.line(&terminal::scenario_line(&r, style));
                 reports.push(r);
             }
@@ -193,18 +180,6 @@ fn execute(
     report.partition = sel.partition.map(|p| p.to_string());
     print!("{}", terminal::details(&report, style));
     write_reports(&report, output)
-}
-
-/// Adds a warning to a scenario that ran for each of its metric rules that
-/// matched none of its metrics ([`config::unmatched_rules`]). The harness
-/// does the same.
-pub fn warn_unmatched_rules(r: &mut ScenarioReport) {
-    if matches!(r.result.outcome, Outcome::Ran) {
-        let keys: Vec<_> = r.result.metrics.iter().map(|m| m.key.clone()).collect();
-        r.result
-            .warnings
-            .extend(config::unmatched_rules(r.rules.keys(), &keys));
-    }
 }
 
 /// Writes every report asked for (run, bless, merge and compare call it),

@@ -10,8 +10,6 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-pub use commands::warn_unmatched_rules;
-
 use crate::plan::Settings;
 use crate::units::HumanDuration;
 use crate::workload::WorkloadArgs;
