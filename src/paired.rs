@@ -415,7 +415,7 @@ fn judge(
     let b: Vec<ScenarioResult> = used.iter().map(|&i| base_runs[i].clone()).collect();
     let h: Vec<ScenarioResult> = used.iter().map(|&i| head_runs[i].clone()).collect();
     let order: Vec<PairOrder> = used.iter().map(|&i| PairOrder::alternating(i)).collect();
-    let verdicts = compare_paired(
+    let mut verdicts = compare_paired(
         &b,
         &h,
         &order,
@@ -424,6 +424,15 @@ fn judge(
         invalid.as_deref(),
         policy,
     );
+    // One side slow in every run is what the spell rule cannot see; each
+    // side's samples, pooled, show it (compare::state).
+    if invalid.is_none() && !b.is_empty() {
+        crate::compare::state::check_paired_sides(
+            &crate::spread::pool(&h),
+            &mut verdicts,
+            &crate::spread::pool(&b),
+        );
+    }
     (verdicts, invalid, n - valid.len())
 }
 

@@ -22,6 +22,14 @@
 //!   than the reservoir's by the tolerance, is not claimed either: the
 //!   baseline was blessed in a slow state.
 //!
+//! - a `pass` where one side's gap is wider than the other's by more than
+//!   [`STATE_GAP`] and the fastest samples differ by more than the
+//!   tolerance is not claimed either: the two sides ran in different
+//!   states, and the estimators' agreement is a coincidence of the two.
+//!
+//! Paired mode applies the same rule to the head's runs pooled against the
+//! base's ([`check_paired_sides`]).
+//!
 //! The gap is compared with the baseline's, not with zero, so a metric
 //! whose distribution is wide by nature (round-trip times of a flood, a
 //! program with a rare fast path) is judged as before.
@@ -81,23 +89,19 @@ fn estimate_and_extreme(
     (est > 0.0 && ext > 0.0).then_some((est, ext))
 }
 
-/// Applies the rule above to a stored-baseline comparison's verdicts.
-/// Returns the keys it turned `inconclusive`.
+/// Applies the rule above to a stored-baseline comparison's verdicts, the
+/// baseline's reservoir as the reference. Returns the keys it turned
+/// `inconclusive`.
 pub fn check_slow_state(
     result: &ScenarioResult,
     verdicts: &mut [MetricVerdict],
     baseline: Option<&BaselineScenario>,
 ) -> Vec<String> {
-    let mut changed = Vec::new();
     let Some(baseline) = baseline else {
-        return changed;
+        return Vec::new();
     };
+    let mut changed = Vec::new();
     for v in verdicts.iter_mut() {
-        if !matches!(v.verdict, Verdict::Regressed | Verdict::Improved)
-            || v.bound_violation.is_some()
-        {
-            continue;
-        }
         let key = v.key.to_string();
         let (Some(series), Some(base)) = (
             result.metrics.iter().find(|m| m.key == v.key),
@@ -105,59 +109,112 @@ pub fn check_slow_state(
         ) else {
             continue;
         };
-        let (Some((c_est, c_ext)), Some((b_est, b_ext))) = (
-            estimate_and_extreme(&series.samples, v.estimator, v.direction),
-            estimate_and_extreme(&base.reservoir, v.estimator, v.direction),
+        if judge(v, &series.samples, &base.reservoir, "the baseline") {
+            changed.push(key);
+        }
+    }
+    changed
+}
+
+/// The same rule for paired mode: the head's runs pooled against the base's
+/// runs pooled. Paired mode's own spell rule compares runs with the best
+/// run nearby, scaled by the effect the two sides' best runs show, so it
+/// cannot see one side slow in *every* run (seen 2026-11-28 04:27: an
+/// unchanged pairing whose 8 base runs took 125–157 µs and whose head runs
+/// 95 µs was called `improved` by 26%); the shape of each side's samples
+/// can. Returns the keys it turned `inconclusive`.
+pub fn check_paired_sides(
+    head: &ScenarioResult,
+    verdicts: &mut [MetricVerdict],
+    base: &ScenarioResult,
+) -> Vec<String> {
+    let mut changed = Vec::new();
+    for v in verdicts.iter_mut() {
+        let (Some(h), Some(b)) = (
+            head.metrics.iter().find(|m| m.key == v.key),
+            base.metrics.iter().find(|m| m.key == v.key),
         ) else {
             continue;
         };
-        let worse = |est: f64, ext: f64| match v.direction {
-            Direction::LowerIsBetter => est / ext - 1.0,
-            _ => ext / est - 1.0,
-        };
-        let (c_gap, b_gap) = (worse(c_est, c_ext), worse(b_est, b_ext));
-        // The extremes' change, worse is positive.
-        let ext_change = match v.direction {
-            Direction::LowerIsBetter => c_ext / b_ext - 1.0,
-            _ => 1.0 - c_ext / b_ext,
-        };
-        let tol = v.tolerance;
-        let why = match v.verdict {
-            Verdict::Regressed if c_gap > b_gap + STATE_GAP && ext_change <= tol => {
-                format!(
-                    "not claimed: this run spent most of its time in a slow state of the machine \
-                     (its {} is {:.0}% beyond its best sample, the baseline's {:.1}%), and its \
-                     best sample is {:+.1}% from the baseline's, within the ±{:.1}% tolerance",
-                    v.estimator,
-                    c_gap * 100.0,
-                    b_gap * 100.0,
-                    signed(ext_change, v.direction) * 100.0,
-                    tol * 100.0
-                )
-            }
-            Verdict::Improved if b_gap > c_gap + STATE_GAP && ext_change >= -tol => {
-                format!(
-                    "not claimed: the baseline was blessed in a slow state of the machine \
-                     (its {} is {:.0}% beyond its best sample, this run's {:.1}%), and this \
-                     run's best sample is {:+.1}% from the baseline's, within the ±{:.1}% \
-                     tolerance: re-bless",
-                    v.estimator,
-                    b_gap * 100.0,
-                    c_gap * 100.0,
-                    signed(ext_change, v.direction) * 100.0,
-                    tol * 100.0
-                )
-            }
-            _ => continue,
-        };
-        v.verdict = Verdict::Inconclusive;
-        v.note = Some(match v.note.take() {
-            Some(n) => format!("{n}; {why}"),
-            None => why,
-        });
-        changed.push(key);
+        if judge(v, &h.samples, &b.samples, "the base") {
+            changed.push(v.key.to_string());
+        }
     }
     changed
+}
+
+/// One metric: `current` samples against `reference` ones (a baseline's
+/// reservoir, a base side's runs). `true` when it turned the verdict
+/// `inconclusive`.
+fn judge(v: &mut MetricVerdict, current: &[f64], reference: &[f64], reference_name: &str) -> bool {
+    if !matches!(
+        v.verdict,
+        Verdict::Regressed | Verdict::Improved | Verdict::Pass
+    ) || v.bound_violation.is_some()
+        || !v.gated
+    {
+        return false;
+    }
+    let (Some((c_est, c_ext)), Some((r_est, r_ext))) = (
+        estimate_and_extreme(current, v.estimator, v.direction),
+        estimate_and_extreme(reference, v.estimator, v.direction),
+    ) else {
+        return false;
+    };
+    let gap = |est: f64, ext: f64| match v.direction {
+        Direction::LowerIsBetter => est / ext - 1.0,
+        _ => ext / est - 1.0,
+    };
+    let (c_gap, r_gap) = (gap(c_est, c_ext), gap(r_est, r_ext));
+    // The extremes' change, worse is positive.
+    let ext_change = match v.direction {
+        Direction::LowerIsBetter => c_ext / r_ext - 1.0,
+        _ => 1.0 - c_ext / r_ext,
+    };
+    let tol = v.tolerance;
+    let est = v.estimator;
+    let fastest = format!(
+        "{:+.1}% from {reference_name}'s",
+        signed(ext_change, v.direction) * 100.0
+    );
+    let why = match v.verdict {
+        Verdict::Regressed if c_gap > r_gap + STATE_GAP && ext_change <= tol => format!(
+            "not claimed: this run spent most of its time in a slow state of the machine \
+             (its {est} is {:.0}% beyond its best sample, {reference_name}'s {:.1}%), and its \
+             best sample is {fastest}, within the ±{:.1}% tolerance",
+            c_gap * 100.0,
+            r_gap * 100.0,
+            tol * 100.0
+        ),
+        Verdict::Improved if r_gap > c_gap + STATE_GAP && ext_change >= -tol => format!(
+            "not claimed: {reference_name} ran mostly in a slow state of the machine (its \
+             {est} is {:.0}% beyond its best sample, this run's {:.1}%), and this run's best \
+             sample is {fastest}, within the ±{:.1}% tolerance{}",
+            r_gap * 100.0,
+            c_gap * 100.0,
+            tol * 100.0,
+            if reference_name == "the baseline" {
+                ": re-bless"
+            } else {
+                ""
+            }
+        ),
+        Verdict::Pass if (c_gap - r_gap).abs() > STATE_GAP && ext_change.abs() > tol => format!(
+            "not a pass: this run and {reference_name} ran in different states of the \
+             machine (their {est} is {:.0}% and {:.0}% beyond their best samples), and the \
+             best samples differ by more than the ±{:.1}% tolerance: this run's is {fastest}",
+            c_gap * 100.0,
+            r_gap * 100.0,
+            tol * 100.0
+        ),
+        _ => return false,
+    };
+    v.verdict = Verdict::Inconclusive;
+    v.note = Some(match v.note.take() {
+        Some(n) => format!("{n}; {why}"),
+        None => why,
+    });
+    true
 }
 
 /// The extremes' change in the raw sense (`current / baseline − 1`), from
@@ -395,6 +452,55 @@ mod tests {
             0.05,
         );
         assert_eq!(v, Verdict::Improved);
+    }
+
+    #[test]
+    fn a_pass_between_two_machine_states_is_not_claimed() {
+        // Blessed in a slow state (p5 at 135, fastest 94); a real +30%
+        // slowdown run on a quiet machine has the same p5.
+        let (v, note) = check(
+            run(1000, 122.0, 135.0, 0.6),
+            run(256, 94.0, 135.0, 0.02),
+            Verdict::Pass,
+            0.05,
+        );
+        assert_eq!(v, Verdict::Inconclusive);
+        assert!(note.unwrap().contains("different states"));
+        // The same states with equal fastest samples: a pass stands.
+        let (v, _) = check(
+            run(1000, 94.0, 135.0, 0.6),
+            run(256, 94.0, 135.0, 0.02),
+            Verdict::Pass,
+            0.05,
+        );
+        assert_eq!(v, Verdict::Pass);
+    }
+
+    #[test]
+    fn paired_sides_one_slow_throughout() {
+        // The 04:27 pairing: every base run slow, the head's fast.
+        let head =
+            ScenarioResult::from_metrics("s", "sort", vec![series(run(480, 94.8, 131.0, 0.9))]);
+        let base =
+            ScenarioResult::from_metrics("s", "sort", vec![series(run(480, 94.6, 137.0, 0.02))]);
+        let mut vs = vec![verdict(Verdict::Improved, 0.05)];
+        assert_eq!(
+            check_paired_sides(&head, &mut vs, &base),
+            vec!["sort_time".to_string()]
+        );
+        assert_eq!(vs[0].verdict, Verdict::Inconclusive);
+        assert!(
+            vs[0]
+                .note
+                .as_deref()
+                .unwrap()
+                .contains("the base ran mostly in a slow state")
+        );
+        // Both sides fast: untouched.
+        let base =
+            ScenarioResult::from_metrics("s", "sort", vec![series(run(480, 94.6, 137.0, 0.9))]);
+        let mut vs = vec![verdict(Verdict::Improved, 0.05)];
+        assert!(check_paired_sides(&head, &mut vs, &base).is_empty());
     }
 
     #[test]
