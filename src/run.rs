@@ -428,7 +428,9 @@ impl Session {
             (result, verdicts, keep) = choose_bless_runs(all);
             self.bless_runs.insert(name, keep);
         }
-        if gating && self.cfg.confirm_regressions && regressed_keys(&verdicts).next().is_some() {
+        let confirming =
+            gating && self.cfg.confirm_regressions && regressed_keys(&verdicts).next().is_some();
+        if confirming {
             let first: Vec<String> = regressed_keys(&verdicts).collect();
             // The pooled runs share one run's time budget, so a confirmed
             // regression costs at most twice a run's budget plus the pauses.
@@ -458,9 +460,9 @@ impl Session {
             compare::state::check_slow_state(&pooled, &mut v2, baseline.as_ref());
             (result, verdicts) = confirm(first, pooled, v2);
         }
-        if gating {
-            // Without a confirmation (`--no-confirm`, or an `improved`), the
-            // one run is checked; a confirmed result was checked above.
+        if gating && !confirming {
+            // Without a confirmation (`--no-confirm`, or no regression), the
+            // one run is checked; a confirmation's pool was checked above.
             compare::state::check_slow_state(&result, &mut verdicts, baseline.as_ref());
         }
         if let Some(why) = fallback {
