@@ -60,10 +60,15 @@ pub const MIN_SAMPLES: usize = 50;
 /// [`MIN_SAMPLES`] finite samples, or non-positive values.
 pub fn gap(samples: &[f64], estimator: Estimator, direction: Direction) -> Option<f64> {
     let (est, ext) = estimate_and_extreme(samples, estimator, direction)?;
-    Some(match direction {
+    Some(gap_between(est, ext, direction))
+}
+
+/// The gap of an estimate from an extreme sample, worse is positive.
+fn gap_between(est: f64, ext: f64, direction: Direction) -> f64 {
+    match direction {
         Direction::LowerIsBetter => est / ext - 1.0,
         _ => ext / est - 1.0,
-    })
+    }
 }
 
 fn estimate_and_extreme(
@@ -161,11 +166,10 @@ fn judge(v: &mut MetricVerdict, current: &[f64], reference: &[f64], reference_na
     ) else {
         return false;
     };
-    let gap = |est: f64, ext: f64| match v.direction {
-        Direction::LowerIsBetter => est / ext - 1.0,
-        _ => ext / est - 1.0,
-    };
-    let (c_gap, r_gap) = (gap(c_est, c_ext), gap(r_est, r_ext));
+    let (c_gap, r_gap) = (
+        gap_between(c_est, c_ext, v.direction),
+        gap_between(r_est, r_ext, v.direction),
+    );
     // The extremes' change, worse is positive.
     let ext_change = match v.direction {
         Direction::LowerIsBetter => c_ext / r_ext - 1.0,
