@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::compare::{MetricVerdict, PairOrder, Policy, Verdict, compare_paired};
+use crate::compare::{MetricVerdict, PairOrder, Policy, Verdict, compare_paired, spells};
 use crate::config;
 use crate::exec::{ExecEnv, ExecEvent};
 use crate::plan::{ScenarioPlan, Settings};
@@ -41,6 +41,44 @@ pub const MAX_EXTENSION: usize = 4;
 /// spell, which two more pairs make up; `pairs` at a time (4) cost a
 /// regression under a CI build 12 pairs where 10 were enough.
 pub const EXTENSION_STEP: usize = 2;
+
+/// When a slow state of the machine took most pairs (more than half set
+/// aside for slow spells), an inconclusive pairing goes on past
+/// [`MAX_EXTENSION`], up to this many times the pairs asked for: the
+/// answer is then waiting for the state to pass, not for more noise to
+/// average. Seen 2026-11-28 04:35: three +5% pairings ended `inconclusive`
+/// at 16 pairs with 13–14 of them set aside; the fast pairs that were left
+/// showed +4.6% ± 0.3%, so a few more of them decide.
+pub const MAX_SPELL_EXTENSION: usize = 8;
+
+/// The pairs to run next, or `None` when the pairing is decided: while a
+/// gated metric is `inconclusive`, [`EXTENSION_STEP`] more, up to
+/// [`MAX_EXTENSION`] × `pairs`, or [`MAX_SPELL_EXTENSION`] × `pairs` when
+/// slow spells took more than half of an inconclusive metric's pairs.
+pub fn next_target(target: usize, pairs: usize, verdicts: &[MetricVerdict]) -> Option<usize> {
+    let unclear: Vec<&MetricVerdict> = verdicts
+        .iter()
+        .filter(|v| v.gated && v.verdict == Verdict::Inconclusive)
+        .collect();
+    if unclear.is_empty() {
+        return None;
+    }
+    let starved = unclear.iter().any(|v| {
+        let kept = spells(&v.pairs, v.direction, v.tolerance)
+            .keep
+            .iter()
+            .filter(|k| **k)
+            .count();
+        2 * kept < v.pairs.len()
+    });
+    let cap = pairs
+        * if starved {
+            MAX_SPELL_EXTENSION
+        } else {
+            MAX_EXTENSION
+        };
+    (target < cap).then(|| (target + EXTENSION_STEP).min(cap))
+}
 
 /// Where the base revision lives and how many pairs to run.
 #[derive(Clone, Debug, PartialEq)]
@@ -212,10 +250,9 @@ pub fn run_pairs(
         base_runs: Vec::with_capacity(2 * pairs),
         head_runs: Vec::with_capacity(2 * pairs),
     };
-    // More pairs, EXTENSION_STEP at a time up to MAX_EXTENSION times as
-    // many, while a gated metric is inconclusive: the extra pairs cost time
-    // only when the answer is unclear (noise, or pairs set aside for slow
-    // spells).
+    // More pairs while a gated metric is inconclusive (`next_target`): the
+    // extra pairs cost time only when the answer is unclear (noise, or
+    // pairs set aside for slow spells).
     let mut target = pairs;
     let (mut verdicts, mut invalid, mut dropped) = loop {
         if let Err(stop) = runs.run_to(target, on_event) {
@@ -223,13 +260,9 @@ pub fn run_pairs(
         }
         let (verdicts, invalid, dropped) =
             judge(head, &runs.base_runs, &runs.head_runs, tolerance, policy);
-        let unclear = verdicts
-            .iter()
-            .any(|v| v.gated && v.verdict == Verdict::Inconclusive);
-        if unclear && target < MAX_EXTENSION * pairs {
-            target = (target + EXTENSION_STEP).min(MAX_EXTENSION * pairs);
-        } else {
-            break (verdicts, invalid, dropped);
+        match next_target(target, pairs, &verdicts) {
+            Some(next) => target = next,
+            None => break (verdicts, invalid, dropped),
         }
     };
     let mut confirmation = None;
@@ -287,7 +320,14 @@ pub fn run_pairs(
         0,
         format!(
             "paired with the base tree: {done} pairs{}{}, B H H B order, each run on 1/{} of the budget",
-            if target > pairs { " (extended: the first were inconclusive)" } else { "" },
+            if target > MAX_EXTENSION * pairs {
+                " (extended: the first were inconclusive, and slow spells of the machine took \
+                 most of them)"
+            } else if target > pairs {
+                " (extended: the first were inconclusive)"
+            } else {
+                ""
+            },
             confirmation.map_or(String::new(), |n| format!(
                 " (the last {n} to confirm a regression)"
             )),
@@ -533,6 +573,50 @@ mod tests {
             ("head", none), ("base", none),   // H B
         ];
         assert_eq!(seen, expected);
+    }
+
+    /// A verdict from pairs of one-sample runs: `(base, head)` each.
+    fn judged(pairs: &[(f64, f64)]) -> MetricVerdict {
+        let side = |x: f64| {
+            ScenarioResult::from_metrics("s", "x", vec![MetricSeries::seconds("t", vec![x; 5])])
+        };
+        let base: Vec<_> = pairs.iter().map(|p| side(p.0)).collect();
+        let head: Vec<_> = pairs.iter().map(|p| side(p.1)).collect();
+        let order: Vec<_> = (0..pairs.len()).map(PairOrder::alternating).collect();
+        let policy = Policy::default();
+        compare_paired(&base, &head, &order, &BTreeMap::new(), 0.03, None, &policy).remove(0)
+    }
+
+    #[test]
+    fn a_pairing_mostly_in_slow_spells_goes_past_the_usual_cap() {
+        // 16 pairs, 14 with a run in a slow spell (+40%): 2 clean ones left.
+        let pairs: Vec<(f64, f64)> = (0..16)
+            .map(|i| match i {
+                3 | 11 => (1.0, 1.05),
+                _ if i % 2 == 0 => (1.4, 1.05),
+                _ => (1.0, 1.47),
+            })
+            .collect();
+        let v = judged(&pairs);
+        assert_eq!(v.verdict, Verdict::Inconclusive, "{v:?}");
+        assert_eq!(next_target(16, 4, std::slice::from_ref(&v)), Some(18));
+        assert_eq!(next_target(30, 4, std::slice::from_ref(&v)), Some(32));
+        assert_eq!(next_target(32, 4, std::slice::from_ref(&v)), None);
+
+        // Inconclusive from noise, every pair kept: the usual cap of 16.
+        let noisy: Vec<(f64, f64)> = (0..16)
+            .map(|i| (1.0, [1.0, 1.05, 1.02, 1.06][i % 4]))
+            .collect();
+        let v = judged(&noisy);
+        assert_eq!(v.verdict, Verdict::Inconclusive, "{v:?}");
+        assert_eq!(next_target(14, 4, std::slice::from_ref(&v)), Some(16));
+        assert_eq!(next_target(16, 4, std::slice::from_ref(&v)), None);
+
+        // Decided: no more pairs.
+        let clean: Vec<(f64, f64)> = (0..4).map(|_| (1.0, 1.0)).collect();
+        let v = judged(&clean);
+        assert_eq!(v.verdict, Verdict::Pass, "{v:?}");
+        assert_eq!(next_target(4, 4, std::slice::from_ref(&v)), None);
     }
 
     #[test]
