@@ -447,6 +447,26 @@ fn changed_unit_or_estimator_is_reported() {
     assert!(v.note.unwrap().contains("re-bless"));
 }
 
+#[test]
+fn a_rate_recorded_before_it_kept_its_name_still_gates() {
+    // Baselines recorded `req/s` as plain "per second"; the run now names
+    // it. Same quantity: compared, not "re-bless".
+    let s = series(
+        Unit::Rate("req".into()),
+        Direction::HigherIsBetter,
+        samples(1000.0, 0.01, 100, 1),
+    );
+    let mut b = BaselineMetric::record(None, &s, 1).unwrap();
+    b.unit = Unit::PerSecond;
+    let v = compare_metric(&s, Some(&b), None, 0.05, false, &Policy::default());
+    assert_eq!(v.verdict, Verdict::Pass, "{v:?}");
+    assert!(v.baseline.is_some());
+    b.unit = Unit::Rate("msg".into());
+    let v = compare_metric(&s, Some(&b), None, 0.05, false, &Policy::default());
+    assert_eq!(v.verdict, Verdict::NoBaseline);
+    assert!(v.note.unwrap().contains("msg/s but this run reports req/s"));
+}
+
 fn result(outcome: Outcome, metrics: Vec<MetricSeries>, invalid: Vec<String>) -> ScenarioResult {
     ScenarioResult {
         suite: "s".into(),

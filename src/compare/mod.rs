@@ -86,7 +86,8 @@ pub struct MetricVerdict {
     /// reservoir. Informational: it ignores between-run variance.
     pub p_value: Option<f64>,
     pub tolerance: f64,
-    /// E.g. "above max 5.00 ms"; set when an absolute bound is violated.
+    /// E.g. "above max 5.00 ms" (the bound, not the value: that is
+    /// `current`); set when an absolute bound is violated.
     pub bound_violation: Option<String>,
     /// Whether a change can fail the gate (`false`: direction `neither` or
     /// `gate = false`; bounds still apply).
@@ -284,7 +285,7 @@ fn comparison(
     policy: &Policy,
     notes: &mut Vec<String>,
 ) -> Option<Comparison> {
-    if b.unit != current.unit {
+    if !b.unit.same_quantity(&current.unit) {
         notes.push(format!(
             "the baseline is in {} but this run reports {}: re-bless",
             b.unit.symbol(),
@@ -431,18 +432,13 @@ fn decide(
     }
 }
 
+/// Which bound `value` breaks, as "above max 10.0 ms": the bound only,
+/// since every report shows the value beside it (in its own column, or
+/// through [`crate::report::bound_line`]).
 fn bound_violation(value: f64, rule: &MetricRule, unit: &Unit) -> Option<String> {
     match (rule.max, rule.min) {
-        (Some(max), _) if value > max => Some(format!(
-            "above max {} ({})",
-            unit.format(max),
-            unit.format(value)
-        )),
-        (_, Some(min)) if value < min => Some(format!(
-            "below min {} ({})",
-            unit.format(min),
-            unit.format(value)
-        )),
+        (Some(max), _) if value > max => Some(format!("above max {}", unit.format(max))),
+        (_, Some(min)) if value < min => Some(format!("below min {}", unit.format(min))),
         _ => None,
     }
 }
