@@ -429,6 +429,18 @@ fn empty_samples_are_invalid() {
 }
 
 #[test]
+fn a_verdict_with_no_estimate_reads_back_from_json() {
+    // serde_json writes NaN as `null`; `compare` and `merge` read it back.
+    let s = series(Unit::Seconds, Direction::LowerIsBetter, vec![]);
+    let v = compare_metric(&s, None, None, 0.05, false, &Policy::default());
+    let json = serde_json::to_string(&v).unwrap();
+    assert!(json.contains(r#""current":null"#), "{json}");
+    let back: MetricVerdict = serde_json::from_str(&json).unwrap();
+    assert!(back.current.is_nan());
+    assert_eq!(back.verdict, Verdict::Invalid);
+}
+
+#[test]
 fn changed_unit_or_estimator_is_reported() {
     let s = series(
         Unit::Seconds,

@@ -74,7 +74,9 @@ pub struct MetricVerdict {
     /// The estimator both sides were reduced with.
     pub estimator: Estimator,
     pub verdict: Verdict,
-    /// This run's estimate (NaN when the run had no finite samples).
+    /// This run's estimate (NaN when the run had no finite samples: `null`
+    /// in JSON, read back as NaN).
+    #[serde(deserialize_with = "nan_if_null")]
     pub current: f64,
     /// The baseline's estimate.
     pub baseline: Option<f64>,
@@ -102,6 +104,13 @@ pub struct MetricVerdict {
     /// was invalid or had no estimate leave gaps in the numbers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pair_order: Vec<PairOrder>,
+}
+
+/// A number, or NaN for the `null` serde_json writes for one: a results
+/// file with a metric that had no samples must read back (`compare`,
+/// `merge`).
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 /// Where one pair of a paired comparison ran.
