@@ -8,7 +8,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::units::{format_bytes, format_seconds, sig3};
+use crate::units::{NO_VALUE, format_bytes_like, format_scaled, format_seconds_like, sig3};
 
 /// `name{label=value,...}`; labels are sorted so the text form is canonical.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -114,8 +114,12 @@ pub enum Unit {
     Bytes,
     BytesPerSecond,
     FlopPerSecond,
-    /// Events per second: msg/s, samples/s, launches/s.
+    /// Events per second with no name: `/s`, `1/s`.
     PerSecond,
+    /// Named events per second: `req/s` is `Rate("req")`, shown with its
+    /// name ("1.23 kreq/s"). Compares with [`Unit::PerSecond`]: see
+    /// [`Unit::same_quantity`].
+    Rate(String),
     Percent,
     /// A plain ratio, e.g. 0.93 of peak, or a speed-up.
     Ratio,
@@ -160,9 +164,7 @@ impl Unit {
             "FLOP/s" | "flop/s" => (Unit::FlopPerSecond, 1.0),
             "GFLOP/s" => (Unit::FlopPerSecond, 1e9),
             "TFLOP/s" => (Unit::FlopPerSecond, 1e12),
-            "/s" | "1/s" | "msg/s" | "ops/s" | "samples/s" | "items/s" | "req/s" | "tokens/s" => {
-                (Unit::PerSecond, 1.0)
-            }
+            "/s" | "1/s" => (Unit::PerSecond, 1.0),
             "%" => (Unit::Percent, 1.0),
             "x" | "ratio" => (Unit::Ratio, 1.0),
             "" | "count" => (Unit::Count, 1.0),
@@ -170,75 +172,112 @@ impl Unit {
             "C" | "°C" => (Unit::Celsius, 1.0),
             "Hz" => (Unit::Hertz, 1.0),
             "MHz" => (Unit::Hertz, 1e6),
-            other => (Unit::Other(other.to_string()), 1.0),
+            other => rate(other).unwrap_or_else(|| (Unit::Other(other.to_string()), 1.0)),
         }
+    }
+
+    /// Whether values in `self` and `other` measure the same thing on the
+    /// same scale, so that one can be compared with the other: equal units,
+    /// or an unnamed and a named rate (a baseline recorded while `req/s`
+    /// was stored as plain "per second" still gates a run that names it).
+    pub fn same_quantity(&self, other: &Unit) -> bool {
+        self == other
+            || matches!(
+                (self, other),
+                (Unit::PerSecond, Unit::Rate(_)) | (Unit::Rate(_), Unit::PerSecond)
+            )
     }
 
     /// The direction a unit usually implies when the user says nothing.
     pub fn default_direction(&self) -> Direction {
         match self {
             Unit::Seconds | Unit::Bytes => Direction::LowerIsBetter,
-            Unit::BytesPerSecond | Unit::FlopPerSecond | Unit::PerSecond => {
+            Unit::BytesPerSecond | Unit::FlopPerSecond | Unit::PerSecond | Unit::Rate(_) => {
                 Direction::HigherIsBetter
             }
             _ => Direction::LowerIsBetter,
         }
     }
 
-    /// A value in base units, formatted for people.
+    /// A value in base units, formatted for people. Not a number (the
+    /// estimate of a run with no finite samples) is a dash.
     pub fn format(&self, v: f64) -> String {
+        self.format_like(v, None)
+    }
+
+    /// [`Unit::format`] for a value shown beside `like`, the other side of a
+    /// comparison: a zero takes `like`'s scale ("0 ms" beside "12.3 ms",
+    /// "0 µs" beside "3.20 µs"), where alone it takes the unit's own.
+    pub fn format_like(&self, v: f64, like: Option<f64>) -> String {
         if !v.is_finite() {
-            return format!("{v}");
+            return NO_VALUE.into();
         }
+        let scaled = |units: &[&str]| format_scaled(v, units, 1000.0, 0, like);
         match self {
-            Unit::Seconds => format_seconds(v),
-            Unit::Bytes => format_bytes(v),
-            Unit::BytesPerSecond => scaled(v, &["B/s", "KB/s", "MB/s", "GB/s", "TB/s"], 1000.0),
-            Unit::FlopPerSecond => scaled(
-                v,
-                &[
-                    "FLOP/s", "kFLOP/s", "MFLOP/s", "GFLOP/s", "TFLOP/s", "PFLOP/s",
-                ],
-                1000.0,
-            ),
-            Unit::PerSecond => scaled(v, &["/s", "k/s", "M/s", "G/s"], 1000.0),
+            Unit::Seconds => format_seconds_like(v, like),
+            Unit::Bytes => format_bytes_like(v, like),
+            Unit::BytesPerSecond => scaled(&["B/s", "KB/s", "MB/s", "GB/s", "TB/s"]),
+            Unit::FlopPerSecond => scaled(&[
+                "FLOP/s", "kFLOP/s", "MFLOP/s", "GFLOP/s", "TFLOP/s", "PFLOP/s",
+            ]),
+            Unit::PerSecond => scaled(&["/s", "k/s", "M/s", "G/s"]),
+            Unit::Rate(name) => {
+                let units: Vec<String> = RATE_PREFIXES
+                    .iter()
+                    .map(|(p, _)| format!("{p}{name}/s"))
+                    .collect();
+                scaled(&units.iter().map(String::as_str).collect::<Vec<_>>())
+            }
             Unit::Percent => format!("{}%", sig3(v)),
             Unit::Ratio => format!("{}x", sig3(v)),
             Unit::Count => sig3(v),
             Unit::Watts => format!("{} W", sig3(v)),
             Unit::Celsius => format!("{} °C", sig3(v)),
-            Unit::Hertz => scaled(v, &["Hz", "kHz", "MHz", "GHz"], 1000.0),
+            Unit::Hertz => scaled(&["Hz", "kHz", "MHz", "GHz"]),
             Unit::Other(u) => format!("{} {u}", sig3(v)),
         }
     }
 
     /// Short name for tables and machine output.
-    pub fn symbol(&self) -> &str {
+    pub fn symbol(&self) -> String {
         match self {
-            Unit::Seconds => "s",
-            Unit::Bytes => "B",
-            Unit::BytesPerSecond => "B/s",
-            Unit::FlopPerSecond => "FLOP/s",
-            Unit::PerSecond => "/s",
-            Unit::Percent => "%",
-            Unit::Ratio => "x",
-            Unit::Count => "count",
-            Unit::Watts => "W",
-            Unit::Celsius => "°C",
-            Unit::Hertz => "Hz",
-            Unit::Other(u) => u,
+            Unit::Seconds => "s".into(),
+            Unit::Bytes => "B".into(),
+            Unit::BytesPerSecond => "B/s".into(),
+            Unit::FlopPerSecond => "FLOP/s".into(),
+            Unit::PerSecond => "/s".into(),
+            Unit::Rate(name) => format!("{name}/s"),
+            Unit::Percent => "%".into(),
+            Unit::Ratio => "x".into(),
+            Unit::Count => "count".into(),
+            Unit::Watts => "W".into(),
+            Unit::Celsius => "°C".into(),
+            Unit::Hertz => "Hz".into(),
+            Unit::Other(u) => u.clone(),
         }
     }
 }
 
-fn scaled(v: f64, units: &[&str], base: f64) -> String {
-    let mut x = v;
-    let mut i = 0;
-    while x.abs() >= base && i + 1 < units.len() {
-        x /= base;
-        i += 1;
-    }
-    format!("{} {}", sig3(x), units[i])
+/// The events a rate may be named after (`req/s`); other `<word>/s`
+/// units stay [`Unit::Other`], shown as written.
+const RATE_NAMES: [&str; 6] = ["msg", "ops", "req", "samples", "items", "tokens"];
+/// The prefixes a rate is shown with, and read back: "1.23 kreq/s".
+const RATE_PREFIXES: [(&str, f64); 4] = [("", 1.0), ("k", 1e3), ("M", 1e6), ("G", 1e9)];
+
+/// A rate and its factor to events per second: "req/s" → (`Rate("req")`,
+/// 1), "kreq/s" → 1000, "k/s" → (`PerSecond`, 1000).
+fn rate(s: &str) -> Option<(Unit, f64)> {
+    let per = s.strip_suffix("/s")?;
+    RATE_PREFIXES.iter().find_map(|&(prefix, scale)| {
+        let name = per.strip_prefix(prefix)?;
+        if name.is_empty() && !prefix.is_empty() {
+            Some((Unit::PerSecond, scale))
+        } else if RATE_NAMES.contains(&name) {
+            Some((Unit::Rate(name.to_string()), scale))
+        } else {
+            None
+        }
+    })
 }
 
 /// Which way is better. `Neither` metrics are reported but never gated on
@@ -287,7 +326,7 @@ pub fn default_estimator(unit: &Unit, direction: Direction) -> Estimator {
     match (unit, direction) {
         (Unit::Seconds, Direction::LowerIsBetter) => Estimator::Quantile(0.05),
         (
-            Unit::BytesPerSecond | Unit::FlopPerSecond | Unit::PerSecond,
+            Unit::BytesPerSecond | Unit::FlopPerSecond | Unit::PerSecond | Unit::Rate(_),
             Direction::HigherIsBetter,
         ) => Estimator::Quantile(0.95),
         _ => Estimator::Median,
@@ -439,6 +478,80 @@ mod tests {
             Unit::parse_with_scale("widgets").0,
             Unit::Other("widgets".into())
         );
+    }
+
+    #[test]
+    fn a_missing_value_is_a_dash_never_nan() {
+        let units = [
+            Unit::Seconds,
+            Unit::Bytes,
+            Unit::BytesPerSecond,
+            Unit::FlopPerSecond,
+            Unit::PerSecond,
+            Unit::Rate("req".into()),
+            Unit::Percent,
+            Unit::Ratio,
+            Unit::Count,
+            Unit::Watts,
+            Unit::Celsius,
+            Unit::Hertz,
+            Unit::Other("widgets".into()),
+        ];
+        for unit in units {
+            for v in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+                assert_eq!(unit.format(v), "—", "{unit:?} {v}");
+            }
+        }
+    }
+
+    #[test]
+    fn zero_takes_the_scale_beside_it() {
+        assert_eq!(Unit::Seconds.format(0.0), "0 ms");
+        assert_eq!(Unit::Seconds.format_like(0.0, Some(3.2e-6)), "0 µs");
+        assert_eq!(Unit::Seconds.format_like(0.0, Some(2.5)), "0 s");
+        assert_eq!(Unit::Seconds.format_like(0.0, Some(f64::NAN)), "0 ms");
+        assert_eq!(Unit::Bytes.format_like(0.0, Some(8.0 * 1048576.0)), "0 MiB");
+        assert_eq!(Unit::BytesPerSecond.format_like(0.0, Some(3e9)), "0 GB/s");
+        // Only a zero: any other value takes its own scale.
+        assert_eq!(Unit::Seconds.format_like(5e-7, Some(0.0123)), "500 ns");
+        assert_eq!(Unit::PerSecond.format(999.7), "1.00 k/s");
+    }
+
+    #[test]
+    fn named_rates_keep_their_name() {
+        let cases = [
+            ("req/s", 1234.0, "1.23 kreq/s"),
+            ("req/s", 12.0, "12.0 req/s"),
+            ("kreq/s", 1.5, "1.50 kreq/s"),
+            ("tokens/s", 5e6, "5.00 Mtokens/s"),
+            ("msg/s", 2.5e9, "2.50 Gmsg/s"),
+            ("/s", 1234.0, "1.23 k/s"),
+            ("k/s", 1.5, "1.50 k/s"),
+        ];
+        for (unit, value, want) in cases {
+            let (u, scale) = Unit::parse_with_scale(unit);
+            assert_eq!(u.format(value * scale), want, "{value} {unit}");
+            assert_eq!(u.default_direction(), Direction::HigherIsBetter, "{unit}");
+        }
+        assert_eq!(
+            Unit::parse_with_scale("req/s"),
+            (Unit::Rate("req".into()), 1.0)
+        );
+        assert_eq!(Unit::Rate("req".into()).symbol(), "req/s");
+        assert_eq!(
+            default_estimator(&Unit::Rate("req".into()), Direction::HigherIsBetter),
+            Estimator::Quantile(0.95)
+        );
+        // A rate neon-perf does not know by name stays as written.
+        assert_eq!(
+            Unit::parse_with_scale("frames/s").0,
+            Unit::Other("frames/s".into())
+        );
+        // Baselines stored `req/s` as plain "per second": still comparable.
+        assert!(Unit::PerSecond.same_quantity(&Unit::Rate("req".into())));
+        assert!(Unit::Rate("req".into()).same_quantity(&Unit::PerSecond));
+        assert!(!Unit::Rate("req".into()).same_quantity(&Unit::Rate("msg".into())));
+        assert!(!Unit::PerSecond.same_quantity(&Unit::Seconds));
     }
 
     #[test]

@@ -98,52 +98,113 @@ pub fn format_duration(d: Duration) -> String {
     format_seconds(d.as_secs_f64())
 }
 
-/// Formats seconds as "12.3 ms", "1.20 s", ...
+/// Time units from the smallest, each 1000 of the one before.
+const TIME_UNITS: [&str; 4] = ["ns", "µs", "ms", "s"];
+/// The scale a zero time takes when nothing beside it sets one: "0 ms".
+/// Zero has no magnitude of its own, and "0 s" reads as "under half a
+/// second".
+const TIME_ZERO: usize = 2;
+
+/// Formats seconds as "12.3 ms", "1.20 s", ...; zero is "0 ms".
 pub fn format_seconds(secs: f64) -> String {
-    let abs = secs.abs();
-    let (v, u) = if abs >= 1.0 || abs == 0.0 {
-        (secs, "s")
-    } else if abs >= 1e-3 {
-        (secs * 1e3, "ms")
-    } else if abs >= 1e-6 {
-        (secs * 1e6, "µs")
-    } else {
-        (secs * 1e9, "ns")
-    };
-    format!("{} {u}", sig3(v))
+    format_seconds_like(secs, None)
 }
 
-/// Formats bytes in binary units: "4.00 KiB".
+/// [`format_seconds`] for a value shown beside `like` (the other side of a
+/// comparison): a zero takes `like`'s scale, "0 µs" beside "3.20 µs".
+pub fn format_seconds_like(secs: f64, like: Option<f64>) -> String {
+    format_scaled(
+        secs * 1e9,
+        &TIME_UNITS,
+        1000.0,
+        TIME_ZERO,
+        like.map(|l| l * 1e9),
+    )
+}
+
+/// Formats bytes in binary units: "4.00 KiB", "100 B".
 pub fn format_bytes(bytes: f64) -> String {
+    format_bytes_like(bytes, None)
+}
+
+/// [`format_bytes`] for a value shown beside `like`: a zero takes `like`'s
+/// scale, "0 MiB" beside "8.18 MiB".
+pub fn format_bytes_like(bytes: f64, like: Option<f64>) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = bytes;
-    let mut i = 0;
-    while v.abs() >= 1024.0 && i + 1 < UNITS.len() {
-        v /= 1024.0;
-        i += 1;
+    if !bytes.is_finite() {
+        return NO_VALUE.into();
     }
-    if i == 0 {
-        format!("{v:.0} B")
+    let i = scale_index(bytes, UNITS.len(), 1024.0, 0, like);
+    // A whole number of bytes is shown exactly; a fraction of one (a mean
+    // or a median between two counts) keeps its digits rather than
+    // rounding to "0 B".
+    if i == 0 && bytes.fract() == 0.0 {
+        format!("{bytes:.0} B")
     } else {
-        format!("{} {}", sig3(v), UNITS[i])
+        format!("{} {}", sig3(bytes / 1024f64.powi(i as i32)), UNITS[i])
     }
 }
 
-/// Three significant digits without exponent for the usual ranges.
+/// What a table shows for a value that is not a number (an estimate of no
+/// samples): a dash, like any other empty cell, never `NaN`.
+pub const NO_VALUE: &str = "—";
+
+/// `v` (in `units[0]`) in the largest of `units`, each `base` times the
+/// one before, that leaves at least 1 once rounded to three digits (so
+/// 999.96 ms is "1.00 s", not "1000 ms"). A zero takes the scale `like`
+/// would get, or `units[zero]` without one. Not a number: [`NO_VALUE`].
+pub fn format_scaled(v: f64, units: &[&str], base: f64, zero: usize, like: Option<f64>) -> String {
+    if !v.is_finite() {
+        return NO_VALUE.into();
+    }
+    let i = scale_index(v, units.len(), base, zero, like);
+    format!("{} {}", sig3(v / base.powi(i as i32)), units[i])
+}
+
+fn scale_index(v: f64, n: usize, base: f64, zero: usize, like: Option<f64>) -> usize {
+    let index = |x: f64| {
+        let mut m = x.abs();
+        let mut i = 0;
+        while i + 1 < n && round3(m) >= base {
+            m /= base;
+            i += 1;
+        }
+        i
+    };
+    if v == 0.0 {
+        like.filter(|l| l.is_finite() && *l != 0.0)
+            .map_or(zero.min(n - 1), index)
+    } else {
+        index(v)
+    }
+}
+
+/// `v` rounded to three significant digits: what [`sig3`] shows.
+fn round3(v: f64) -> f64 {
+    if v == 0.0 || !v.is_finite() {
+        return v;
+    }
+    let e = v.abs().log10().floor() as i32;
+    let m = 10f64.powi(2 - e);
+    (v * m).round() / m
+}
+
+/// Three significant digits without exponent for the usual ranges
+/// ("123", "12.3", "1.23", "0.0123"); below 0.001, with one ("1.23e-4").
 pub fn sig3(v: f64) -> String {
-    let a = v.abs();
+    // Round first, so that the digits shown decide the format: 9.996 is
+    // "10.0", not "10.00".
+    let r = round3(v);
+    let a = r.abs();
     if a == 0.0 {
         "0".to_string()
     } else if a >= 100.0 {
-        format!("{v:.0}")
-    } else if a >= 10.0 {
-        format!("{v:.1}")
-    } else if a >= 1.0 {
-        format!("{v:.2}")
+        format!("{r:.0}")
     } else if a >= 0.001 {
-        format!("{v:.3}")
+        let decimals = (2 - a.log10().floor() as i32) as usize;
+        format!("{r:.decimals$}")
     } else {
-        format!("{v:.2e}")
+        format!("{r:.2e}")
     }
 }
 
@@ -283,5 +344,29 @@ mod tests {
         assert_eq!(format_seconds(2.5e-7), "250 ns");
         assert_eq!(format_bytes(4096.0), "4.00 KiB");
         assert_eq!(format_bytes(100.0), "100 B");
+    }
+
+    #[test]
+    fn zero_and_tiny_values_keep_a_sensible_unit() {
+        // Zero has no scale of its own; "0 s" read as "under half a second".
+        assert_eq!(format_seconds(0.0), "0 ms");
+        assert_eq!(format_seconds(-0.0), "0 ms");
+        assert_eq!(format_duration(Duration::ZERO), "0 ms");
+        assert_eq!(format_bytes(0.0), "0 B");
+        // The scale is chosen on the rounded value: not "1000 ms".
+        assert_eq!(format_seconds(0.99996), "1.00 s");
+        assert_eq!(format_seconds(999.7e-9), "1.00 µs");
+        assert_eq!(format_seconds(2.5e-13), "2.50e-4 ns");
+        // A fraction of a byte (a median between two counts) is not "0 B".
+        assert_eq!(format_bytes(0.4), "0.400 B");
+        assert_eq!(format_bytes(1023.0), "1023 B");
+        // Three significant digits below 0.1 too, and no fourth after rounding.
+        assert_eq!(sig3(0.0123), "0.0123");
+        assert_eq!(sig3(0.5), "0.500");
+        assert_eq!(sig3(9.996), "10.0");
+        assert_eq!(sig3(99.96), "100");
+        assert_eq!(sig3(2.5e-5), "2.50e-5");
+        assert_eq!(format_seconds(f64::NAN), NO_VALUE);
+        assert_eq!(format_bytes(f64::INFINITY), NO_VALUE);
     }
 }

@@ -440,7 +440,7 @@ fn annotations_point_at_the_scenario_in_its_suite_file() {
     // beta breaks `max = "6ms"` (its [[scenario]] is line 26), epsilon fails (line 58).
     assert_eq!(lines.len(), 2, "{lines:#?}");
     assert!(
-        lines[0].starts_with("::error file=tests/fixtures/ci/shards.toml,line=26,col=1,title=neon-perf%3A shards%3A%3Abeta regressed::m: above max 6.00 ms"),
+        lines[0].starts_with("::error file=tests/fixtures/ci/shards.toml,line=26,col=1,title=neon-perf%3A shards%3A%3Abeta regressed::m: 7.00 ms is above max 6.00 ms"),
         "{}",
         lines[0]
     );

@@ -250,6 +250,55 @@ fn failing_program_fails_with_status_and_stderr() {
 }
 
 #[test]
+fn reports_keep_units_and_say_each_thing_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (md, junit) = (dir.path().join("r.md"), dir.path().join("r.xml"));
+    let o = run(
+        &[
+            "run",
+            fixture("display.toml").to_str().unwrap(),
+            "--no-color",
+            "--markdown",
+            md.to_str().unwrap(),
+            "--junit",
+            junit.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let out = text(&o);
+    let md = std::fs::read_to_string(md).unwrap();
+    let xml = std::fs::read_to_string(junit).unwrap();
+    for report in [&out, &md, &xml] {
+        // A program's `req/s` keeps its name; a zero time is not "0 s".
+        assert!(report.contains(" 1.23 kreq/s "), "{report}");
+        assert!(report.contains(" 0 ms "), "{report}");
+        assert!(
+            !report.contains("k/s ") && !report.contains(" 0 s "),
+            "{report}"
+        );
+    }
+    assert!(
+        out.contains("display::values: lat 12.0 ms is above max 10.0 ms"),
+        "{out}"
+    );
+    assert!(
+        xml.contains(r#"<failure message="lat: 12.0 ms is above max 10.0 ms""#),
+        "{xml}"
+    );
+    assert!(!xml.contains("(12.0 ms)"), "{xml}");
+    let broken = xml
+        .split("<testcase")
+        .find(|c| c.contains("\"broken\""))
+        .unwrap();
+    assert!(
+        broken.contains("ask @octocat") && !broken.contains("estimator"),
+        "{broken}"
+    );
+    assert!(md.contains("ask @&#8203;octocat"), "{md}");
+}
+
+#[test]
 fn absolute_bound_fails_without_baseline() {
     let dir = tempfile::tempdir().unwrap();
     let o = run(

@@ -429,6 +429,18 @@ fn empty_samples_are_invalid() {
 }
 
 #[test]
+fn a_verdict_with_no_estimate_reads_back_from_json() {
+    // serde_json writes NaN as `null`; `compare` and `merge` read it back.
+    let s = series(Unit::Seconds, Direction::LowerIsBetter, vec![]);
+    let v = compare_metric(&s, None, None, 0.05, false, &Policy::default());
+    let json = serde_json::to_string(&v).unwrap();
+    assert!(json.contains(r#""current":null"#), "{json}");
+    let back: MetricVerdict = serde_json::from_str(&json).unwrap();
+    assert!(back.current.is_nan());
+    assert_eq!(back.verdict, Verdict::Invalid);
+}
+
+#[test]
 fn changed_unit_or_estimator_is_reported() {
     let s = series(
         Unit::Seconds,
@@ -445,6 +457,26 @@ fn changed_unit_or_estimator_is_reported() {
     let v = compare_metric(&s, Some(&b), None, 0.05, false, &Policy::default());
     assert_eq!(v.verdict, Verdict::Pass);
     assert!(v.note.unwrap().contains("re-bless"));
+}
+
+#[test]
+fn a_rate_recorded_before_it_kept_its_name_still_gates() {
+    // Baselines recorded `req/s` as plain "per second"; the run now names
+    // it. Same quantity: compared, not "re-bless".
+    let s = series(
+        Unit::Rate("req".into()),
+        Direction::HigherIsBetter,
+        samples(1000.0, 0.01, 100, 1),
+    );
+    let mut b = BaselineMetric::record(None, &s, 1).unwrap();
+    b.unit = Unit::PerSecond;
+    let v = compare_metric(&s, Some(&b), None, 0.05, false, &Policy::default());
+    assert_eq!(v.verdict, Verdict::Pass, "{v:?}");
+    assert!(v.baseline.is_some());
+    b.unit = Unit::Rate("msg".into());
+    let v = compare_metric(&s, Some(&b), None, 0.05, false, &Policy::default());
+    assert_eq!(v.verdict, Verdict::NoBaseline);
+    assert!(v.note.unwrap().contains("msg/s but this run reports req/s"));
 }
 
 fn result(outcome: Outcome, metrics: Vec<MetricSeries>, invalid: Vec<String>) -> ScenarioResult {

@@ -129,7 +129,8 @@ impl BaselineMetric {
     pub fn record(prev: Option<&BaselineMetric>, series: &MetricSeries, seed: u64) -> Option<Self> {
         let finite = series.finite_samples();
         let est = estimate(&finite, series.estimator)?;
-        let carry = prev.filter(|o| o.estimator == series.estimator && o.unit == series.unit);
+        let carry =
+            prev.filter(|o| o.estimator == series.estimator && o.unit.same_quantity(&series.unit));
         let est = round_sig(est);
         let mut runs: Vec<f64> = carry.map(|o| o.runs.clone()).unwrap_or_default();
         runs.push(est);

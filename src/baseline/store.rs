@@ -546,7 +546,7 @@ fn divergence(
         .filter(|m| gated(r, m))
         .filter_map(|m| {
             let o = old.metric.get(&m.key.to_string())?;
-            if o.unit != m.unit || m.direction == Direction::Neither {
+            if !o.unit.same_quantity(&m.unit) || m.direction == Direction::Neither {
                 return None;
             }
             if o.runs.is_empty() || o.estimate.is_nan() || o.estimate <= 0.0 {

@@ -34,7 +34,9 @@ pub fn check_base_against_baseline(
             Direction::HigherIsBetter => false,
             Direction::Neither => continue,
         };
-        let same = m.estimator == v.estimator && m.unit == v.unit && m.direction == v.direction;
+        let same = m.estimator == v.estimator
+            && m.unit.same_quantity(&v.unit)
+            && m.direction == v.direction;
         if !(same && m.estimate > 0.0 && m.estimate.is_finite()) {
             continue;
         }

@@ -74,7 +74,9 @@ pub struct MetricVerdict {
     /// The estimator both sides were reduced with.
     pub estimator: Estimator,
     pub verdict: Verdict,
-    /// This run's estimate (NaN when the run had no finite samples).
+    /// This run's estimate (NaN when the run had no finite samples: `null`
+    /// in JSON, read back as NaN).
+    #[serde(deserialize_with = "nan_if_null")]
     pub current: f64,
     /// The baseline's estimate.
     pub baseline: Option<f64>,
@@ -86,7 +88,8 @@ pub struct MetricVerdict {
     /// reservoir. Informational: it ignores between-run variance.
     pub p_value: Option<f64>,
     pub tolerance: f64,
-    /// E.g. "above max 5.00 ms"; set when an absolute bound is violated.
+    /// E.g. "above max 5.00 ms" (the bound, not the value: that is
+    /// `current`); set when an absolute bound is violated.
     pub bound_violation: Option<String>,
     /// Whether a change can fail the gate (`false`: direction `neither` or
     /// `gate = false`; bounds still apply).
@@ -101,6 +104,13 @@ pub struct MetricVerdict {
     /// was invalid or had no estimate leave gaps in the numbers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pair_order: Vec<PairOrder>,
+}
+
+/// A number, or NaN for the `null` serde_json writes for one: a results
+/// file with a metric that had no samples must read back (`compare`,
+/// `merge`).
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 /// Where one pair of a paired comparison ran.
@@ -284,7 +294,7 @@ fn comparison(
     policy: &Policy,
     notes: &mut Vec<String>,
 ) -> Option<Comparison> {
-    if b.unit != current.unit {
+    if !b.unit.same_quantity(&current.unit) {
         notes.push(format!(
             "the baseline is in {} but this run reports {}: re-bless",
             b.unit.symbol(),
@@ -431,18 +441,13 @@ fn decide(
     }
 }
 
+/// Which bound `value` breaks, as "above max 10.0 ms": the bound only,
+/// since every report shows the value beside it (in its own column, or
+/// through [`crate::report::bound_line`]).
 fn bound_violation(value: f64, rule: &MetricRule, unit: &Unit) -> Option<String> {
     match (rule.max, rule.min) {
-        (Some(max), _) if value > max => Some(format!(
-            "above max {} ({})",
-            unit.format(max),
-            unit.format(value)
-        )),
-        (_, Some(min)) if value < min => Some(format!(
-            "below min {} ({})",
-            unit.format(min),
-            unit.format(value)
-        )),
+        (Some(max), _) if value > max => Some(format!("above max {}", unit.format(max))),
+        (_, Some(min)) if value < min => Some(format!("below min {}", unit.format(min))),
         _ => None,
     }
 }

@@ -67,7 +67,7 @@ fn message(s: &ScenarioReport) -> String {
     let mut lines: Vec<String> = Vec::new();
     for v in &s.verdicts {
         let why = match (v.verdict, &v.bound_violation) {
-            (Verdict::Regressed, Some(b)) => format!("{}: {b}", v.key),
+            (Verdict::Regressed, Some(b)) => format!("{}: {}", v.key, super::bound_text(v, b)),
             (Verdict::Regressed | Verdict::Inconclusive, None) => {
                 let change = v.change.map(percent).unwrap_or_else(|| "n/a".into());
                 let ci =

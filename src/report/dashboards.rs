@@ -168,7 +168,7 @@ pub fn github_benchmark(report: &RunReport, which: BenchDirection) -> Vec<u8> {
         .filter(|p| which.takes(p.direction))
         .map(|p| BenchEntry {
             name: format!("{} {}", p.benchmark, p.metric.name),
-            unit: p.unit.symbol().to_string(),
+            unit: p.unit.symbol(),
             value: p.value,
             range: (p.samples > 1)
                 .then(|| format!("± {}", crate::units::sig3((p.max - p.min) / 2.0))),

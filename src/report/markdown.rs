@@ -54,6 +54,7 @@ pub fn markdown(report: &RunReport) -> Vec<u8> {
             Outcome::Ran => {}
         }
         for (i, v) in s.verdicts.iter().enumerate() {
+            let (baseline, current) = crate::report::value_cells(v);
             let (n, st) = if i == 0 {
                 (name.clone(), s.status.label().to_lowercase())
             } else {
@@ -63,12 +64,8 @@ pub fn markdown(report: &RunReport) -> Vec<u8> {
                 o,
                 "| {n} | {st} | {} | {} | {} | {} | {} | {} |",
                 code(&v.key.to_string()),
-                text(
-                    &v.baseline
-                        .map(|b| v.unit.format(b))
-                        .unwrap_or_else(|| "—".into())
-                ),
-                text(&v.unit.format(v.current)),
+                text(&baseline),
+                text(&current),
                 v.change.map(percent).unwrap_or_else(|| "—".into()),
                 v.ci.map(|(lo, hi)| format!("{} … {}", percent(lo), percent(hi)))
                     .unwrap_or_else(|| "—".into()),
@@ -100,7 +97,8 @@ pub fn markdown(report: &RunReport) -> Vec<u8> {
 
 /// Plain text in a table cell or a list line: HTML-significant characters
 /// as entities, Markdown punctuation that could start emphasis, links or
-/// code backslash-escaped, `|` escaped (GFM table cells), lines joined.
+/// code backslash-escaped, `|` escaped (GFM table cells), `@` kept from
+/// mentioning anyone, lines joined.
 fn text(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
     for c in s.chars() {
@@ -112,6 +110,11 @@ fn text(s: &str) -> String {
                 o.push('\\');
                 o.push(c);
             }
+            // A zero-width space after `@` keeps `@name` in a program's
+            // output or a suite's text from notifying that GitHub user
+            // when the summary is posted as a pull-request comment. (Code
+            // spans need nothing: GitHub links no mentions inside them.)
+            '@' => o.push_str("@&#8203;"),
             '\n' | '\r' => o.push(' '),
             c => o.push(c),
         }
@@ -159,6 +162,42 @@ mod tests {
         assert_eq!(code("a|b"), "`a\\|b`");
         assert_eq!(code("x`y"), "``x`y``");
         assert_eq!(code("`x"), "`` `x ``");
+        assert_eq!(
+            text("ask @octocat or @org/team"),
+            "ask @&#8203;octocat or @&#8203;org/team"
+        );
+    }
+
+    #[test]
+    fn program_text_mentions_nobody() {
+        let mut report = fixture::synthetic(20);
+        report.scenarios[0].result.outcome = crate::result::Outcome::Failed {
+            error: "`run.sh` failed: ask @octocat".into(),
+        };
+        report.scenarios[1].verdicts[0].unit = Unit::Other("@team".into());
+        report.scenarios[2].result.outcome = crate::result::Outcome::Ignored {
+            reason: "needs a GPU; ping @org/gpu-team".into(),
+        };
+        let md = String::from_utf8(markdown(&report)).unwrap();
+        // Outside code spans (where GitHub links no mentions), every `@` is
+        // followed by a zero-width space.
+        let mut mentions = 0;
+        for line in md.lines() {
+            let mut outside = String::new();
+            let mut in_code = false;
+            for c in line.chars() {
+                if c == '`' {
+                    in_code = !in_code;
+                } else if !in_code {
+                    outside.push(c);
+                }
+            }
+            for (i, _) in outside.match_indices('@') {
+                mentions += 1;
+                assert!(outside[i..].starts_with("@&#8203;"), "{line}");
+            }
+        }
+        assert_eq!(mentions, 3, "{md}");
     }
 
     #[test]

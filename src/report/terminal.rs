@@ -59,7 +59,7 @@ pub fn scenario_line(s: &ScenarioReport, style: Style) -> String {
                 .iter()
                 .filter(|v| v.verdict == Verdict::Regressed)
                 .map(|v| match &v.bound_violation {
-                    Some(b) => format!("{} {b}", v.key),
+                    Some(b) => format!("{} {}", v.key, super::bound_text(v, b)),
                     None => format!("{} {}", v.key, v.change.map(percent).unwrap_or_default()),
                 })
                 .collect();
@@ -100,8 +100,26 @@ fn indent(s: &str, pad: &str) -> String {
         .join("\n")
 }
 
-/// The per-metric table of one scenario.
+/// The per-metric table of one scenario, then its checks: empty when it
+/// has neither (a scenario that failed before reporting anything).
 pub fn scenario_table(s: &ScenarioReport) -> String {
+    let mut out = String::new();
+    if !s.verdicts.is_empty() {
+        out.push_str(&verdict_table(s));
+    }
+    for c in s.result.checks.iter() {
+        let _ = writeln!(
+            out,
+            "  check {} {}: {}",
+            c.name,
+            if c.passed { "passed" } else { "FAILED" },
+            c.evidence
+        );
+    }
+    out
+}
+
+fn verdict_table(s: &ScenarioReport) -> String {
     let mut rows = vec![[
         "metric".to_string(),
         "estimator".to_string(),
@@ -119,13 +137,12 @@ pub fn scenario_table(s: &ScenarioReport) -> String {
             .find(|m| m.key == v.key)
             .map(|m| format!("{} of {}", m.estimator, m.samples.len()))
             .unwrap_or_default();
+        let (baseline, current) = super::value_cells(v);
         rows.push([
             v.key.to_string(),
             estimator,
-            v.baseline
-                .map(|b| v.unit.format(b))
-                .unwrap_or_else(|| "—".into()),
-            v.unit.format(v.current),
+            baseline,
+            current,
             v.change.map(percent).unwrap_or_else(|| "—".into()),
             v.ci.map(|(lo, hi)| format!("[{}, {}]", percent(lo), percent(hi)))
                 .unwrap_or_else(|| "—".into()),
@@ -148,15 +165,6 @@ pub fn scenario_table(s: &ScenarioReport) -> String {
             let _ = write!(line, " {c:<w$} ");
         }
         let _ = writeln!(out, "{}", line.trim_end());
-    }
-    for c in s.result.checks.iter() {
-        let _ = writeln!(
-            out,
-            "  check {} {}: {}",
-            c.name,
-            if c.passed { "passed" } else { "FAILED" },
-            c.evidence
-        );
     }
     out
 }

@@ -148,6 +148,7 @@ pub fn verdicts(vs: &[MetricVerdict]) -> String {
     );
     for v in vs {
         let c = verdict_color(v.verdict);
+        let (baseline, current) = crate::report::value_cells(v);
         let verdict = match &v.bound_violation {
             Some(b) => format!("regressed ({})", esc(b)),
             None if !v.gated => format!("{} (not gated)", v.verdict),
@@ -160,8 +161,8 @@ pub fn verdicts(vs: &[MetricVerdict]) -> String {
              <td style=\"color: rgb({},{},{})\">{}</td></tr>",
             esc(&v.key.to_string()),
             v.estimator,
-            esc(&v.baseline.map_or("—".into(), |b| v.unit.format(b))),
-            esc(&v.unit.format(v.current)),
+            esc(&baseline),
+            esc(&current),
             v.change.map_or("—".into(), percent),
             v.ci.map_or("—".into(), |(l, h)| format!(
                 "{} … {}",
