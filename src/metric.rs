@@ -258,8 +258,9 @@ impl Unit {
     }
 }
 
-/// The events a rate may be named after (`req/s`); other `<word>/s`
-/// units stay [`Unit::Other`], shown as written.
+/// Events a rate is often named after, read back with a prefix too
+/// ("1.5kreq/s"). Any other `<word>/s` of letters is a rate named `word`
+/// ("frames/s"), read without a prefix ("kernels/s" is not k·"ernels").
 const RATE_NAMES: [&str; 6] = ["msg", "ops", "req", "samples", "items", "tokens"];
 /// The prefixes a rate is shown with, and read back: "1.23 kreq/s".
 const RATE_PREFIXES: [(&str, f64); 4] = [("", 1.0), ("k", 1e3), ("M", 1e6), ("G", 1e9)];
@@ -268,16 +269,25 @@ const RATE_PREFIXES: [(&str, f64); 4] = [("", 1.0), ("k", 1e3), ("M", 1e6), ("G"
 /// 1), "kreq/s" → 1000, "k/s" → (`PerSecond`, 1000).
 fn rate(s: &str) -> Option<(Unit, f64)> {
     let per = s.strip_suffix("/s")?;
-    RATE_PREFIXES.iter().find_map(|&(prefix, scale)| {
-        let name = per.strip_prefix(prefix)?;
-        if name.is_empty() && !prefix.is_empty() {
-            Some((Unit::PerSecond, scale))
-        } else if RATE_NAMES.contains(&name) {
-            Some((Unit::Rate(name.to_string()), scale))
-        } else {
-            None
-        }
-    })
+    RATE_PREFIXES
+        .iter()
+        .find_map(|&(prefix, scale)| {
+            let name = per.strip_prefix(prefix)?;
+            if name.is_empty() && !prefix.is_empty() {
+                Some((Unit::PerSecond, scale))
+            } else if RATE_NAMES.contains(&name) {
+                Some((Unit::Rate(name.to_string()), scale))
+            } else {
+                None
+            }
+        })
+        .or_else(|| {
+            // A unit per second ("ms/s", time spent per second) is not a rate
+            // of events: as written, lower is better.
+            let word = !per.is_empty() && per.chars().all(|c| c.is_ascii_alphabetic());
+            (word && matches!(Unit::parse_with_scale(per).0, Unit::Other(_)))
+                .then(|| (Unit::Rate(per.to_string()), 1.0))
+        })
 }
 
 /// Which way is better. `Neither` metrics are reported but never gated on
@@ -542,11 +552,20 @@ mod tests {
             default_estimator(&Unit::Rate("req".into()), Direction::HigherIsBetter),
             Estimator::Quantile(0.95)
         );
-        // A rate neon-perf does not know by name stays as written.
+        // Any other word per second is a rate by that name, read with no
+        // prefix: "kernels/s" is not k·"ernels".
+        for (unit, name) in [("frames/s", "frames"), ("kernels/s", "kernels")] {
+            let (u, scale) = Unit::parse_with_scale(unit);
+            assert_eq!((u.clone(), scale), (Unit::Rate(name.into()), 1.0));
+            assert_eq!(u.default_direction(), Direction::HigherIsBetter);
+        }
+        assert_eq!(Unit::Rate("frames".into()).format(2400.0), "2.40 kframes/s");
+        // Not a word: a unit neon-perf does not know, shown as written.
         assert_eq!(
-            Unit::parse_with_scale("frames/s").0,
-            Unit::Other("frames/s".into())
+            Unit::parse_with_scale("MiB/h").0,
+            Unit::Other("MiB/h".into())
         );
+        assert_eq!(Unit::parse_with_scale("ms/s").0, Unit::Other("ms/s".into()));
         // Baselines stored `req/s` as plain "per second": still comparable.
         assert!(Unit::PerSecond.same_quantity(&Unit::Rate("req".into())));
         assert!(Unit::Rate("req".into()).same_quantity(&Unit::PerSecond));

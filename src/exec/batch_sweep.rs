@@ -108,9 +108,9 @@ fn measure(
     );
     let mut throughput = MetricSeries::new(
         key("throughput"),
-        Unit::PerSecond,
+        Unit::Rate("samples".into()),
         Direction::HigherIsBetter,
-        default_estimator(&Unit::PerSecond, Direction::HigherIsBetter),
+        default_estimator(&Unit::Rate("samples".into()), Direction::HigherIsBetter),
     );
     model.sync().map_err(failed("device"))?;
     let dev = &model.device;

@@ -127,9 +127,12 @@ impl Derived {
         // `metric."throughput{batch=best}"` gates the peak whichever batch it is.
         let mut tb = MetricSeries::new(
             MetricKey::new("throughput").with("batch", "best"),
-            Unit::PerSecond,
+            Unit::Rate("samples".into()),
             Direction::HigherIsBetter,
-            crate::metric::default_estimator(&Unit::PerSecond, Direction::HigherIsBetter),
+            crate::metric::default_estimator(
+                &Unit::Rate("samples".into()),
+                Direction::HigherIsBetter,
+            ),
         );
         tb.samples = best.latency.iter().map(|l| best.batch as f64 / l).collect();
         m.push(tb);
@@ -167,7 +170,7 @@ impl Derived {
         let first = &points[0];
         let best = &points[self.best];
         let need = spec.min_batch_speedup.unwrap_or(DEFAULT_MIN_BATCH_SPEEDUP);
-        let per_s = |t: f64| Unit::PerSecond.format(t);
+        let per_s = |t: f64| Unit::Rate("samples".into()).format(t);
         if batching && points.len() >= 2 {
             let ratio = best.throughput() / first.throughput();
             let passed = ratio >= need && best.batch > first.batch;

@@ -85,7 +85,7 @@ pub(super) fn metrics(
     let m = &mut out.metrics;
     m.push(series(
         "msg_rate",
-        Unit::PerSecond,
+        Unit::Rate("msg".into()),
         Direction::HigherIsBetter,
         rates.iter().map(|x| x.0).collect(),
     ));
@@ -97,7 +97,7 @@ pub(super) fn metrics(
     ));
     m.push(single(
         key("msg_rate_overall"),
-        Unit::PerSecond,
+        Unit::Rate("msg".into()),
         r.msg_rate(),
     ));
     let w = r.window.as_secs_f64().max(1e-9);

@@ -196,7 +196,7 @@ pub fn synthetic(samples: usize) -> RunReport {
     let base = BaselineMetric::record(None, &base_series, 3).expect("finite");
     let fast = series(
         "throughput",
-        Unit::PerSecond,
+        Unit::Rate("samples".into()),
         Direction::HigherIsBetter,
         times(4, 50, 500.0),
     );
@@ -204,7 +204,7 @@ pub fn synthetic(samples: usize) -> RunReport {
         None,
         &series(
             "throughput",
-            Unit::PerSecond,
+            Unit::Rate("samples".into()),
             Direction::HigherIsBetter,
             times(5, 50, 490.0),
         ),
