@@ -168,6 +168,20 @@ mod tests {
         );
     }
 
+    /// A Markdown line's text outside its code spans.
+    fn outside_code(line: &str) -> String {
+        let mut outside = String::new();
+        let mut in_code = false;
+        for c in line.chars() {
+            if c == '`' {
+                in_code = !in_code;
+            } else if !in_code {
+                outside.push(c);
+            }
+        }
+        outside
+    }
+
     #[test]
     fn program_text_mentions_nobody() {
         let mut report = fixture::synthetic(20);
@@ -183,15 +197,7 @@ mod tests {
         // followed by a zero-width space.
         let mut mentions = 0;
         for line in md.lines() {
-            let mut outside = String::new();
-            let mut in_code = false;
-            for c in line.chars() {
-                if c == '`' {
-                    in_code = !in_code;
-                } else if !in_code {
-                    outside.push(c);
-                }
-            }
+            let outside = outside_code(line);
             for (i, _) in outside.match_indices('@') {
                 mentions += 1;
                 assert!(outside[i..].starts_with("@&#8203;"), "{line}");
@@ -215,15 +221,7 @@ mod tests {
         // Outside code spans, no tag survives and every `|` is a cell border
         // or escaped.
         for line in md.lines() {
-            let mut outside = String::new();
-            let mut in_code = false;
-            for c in line.chars() {
-                if c == '`' {
-                    in_code = !in_code;
-                } else if !in_code {
-                    outside.push(c);
-                }
-            }
+            let outside = outside_code(line);
             assert!(!outside.contains('<'), "{line}");
         }
         assert!(md.contains("&lt;b&gt;u&lt;/b&gt;"), "{md}");
