@@ -181,7 +181,10 @@ def main():
                                           if l.strip().startswith(("refused", "replaced"))],
                               # Extra runs past a slow state (docs/gate-design.md).
                               "slow_state": [l.strip() for l in (p.stdout + p.stderr).splitlines()
-                                             if "slow state" in l]})
+                                             if "slow state" in l],
+                              # Extra runs because the runs disagreed (agreement rule).
+                              "disagree": [l.strip() for l in (p.stdout + p.stderr).splitlines()
+                                           if "bless runs disagreed" in l or "still disagree" in l]})
         if "stored" in modes:
             recorded[b] = recorded_runs(base)
         for r in range(a.runs):

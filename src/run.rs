@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::baseline::{
     BaselineError, BaselineFile, BaselineStore, BlessMode, BlessSummary, HardwareKey, Provenance,
+    agreement,
 };
 use crate::checklist::{self, ChecklistEntry};
 use crate::compare::{self, MetricVerdict, Policy, Verdict};
@@ -422,7 +423,7 @@ impl Session {
                 let (last, _) = all.last_mut().expect("the first run");
                 last.wall_time_s = first_wall + waited;
             }
-            bless_past_slow_state(plan, &self.cfg, &settings, &mut all, &judge, on_event);
+            bless_extra_runs(plan, &self.cfg, &settings, &mut all, &judge, on_event);
             let name = plan.full_name();
             let keep;
             (result, verdicts, keep) = choose_bless_runs(all);
@@ -596,12 +597,25 @@ fn execute_spread(
     })
 }
 
-/// When every recordable run of a bless spent most of its time in a slow
-/// state of the machine ([`compare::state`]: a gated metric's p5 far beyond
-/// its fastest samples), up to [`spread::EXTRA_BLESS_RUNS`] more runs, each
-/// after the spread gap, until one does not: the bless guard then lets that
-/// run replace the slow ones. If none comes, the last run carries a warning.
-fn bless_past_slow_state(
+/// Why a bless runs more: every recordable run spent most of its time in
+/// a slow state of the machine, or the runs disagree.
+#[derive(Clone)]
+enum MoreRuns {
+    /// [`compare::state`]: a gated metric's p5 far beyond its fastest
+    /// samples in every run.
+    SlowState,
+    /// [`baseline::agreement`]: a gated metric's run estimates spread wider
+    /// than its tolerance allows; said in words.
+    Disagree(String),
+}
+
+/// Up to [`spread::EXTRA_BLESS_RUNS`] more bless runs, each after the
+/// spread gap, while the runs so far give a reason ([`MoreRuns`]). After a
+/// slow state, the bless guard lets the first fast run replace the slow
+/// ones; after a disagreement, the median and the robust spread of five or
+/// six runs no longer follow one or two slow ones. If the reason remains,
+/// the last run carries a warning.
+fn bless_extra_runs(
     plan: &ScenarioPlan,
     cfg: &RunConfig,
     settings: &Settings,
@@ -609,65 +623,95 @@ fn bless_past_slow_state(
     judge: &dyn Fn(&ScenarioResult) -> Vec<MetricVerdict>,
     on_event: &mut dyn FnMut(ExecEvent),
 ) {
-    let keys: Vec<(String, Estimator, Direction)> = all[0]
+    let gated: Vec<agreement::Gated> = all[0]
         .1
         .iter()
         .filter(|v| v.gated)
-        .map(|v| (v.key.to_string(), v.estimator, v.direction))
+        .map(|v| agreement::Gated {
+            key: v.key.to_string(),
+            estimator: v.estimator,
+            direction: v.direction,
+            tolerance: v.tolerance,
+        })
         .collect();
-    let slow = |all: &[(ScenarioResult, Vec<MetricVerdict>)]| {
+    let keys: Vec<(String, Estimator, Direction)> = gated
+        .iter()
+        .map(|g| (g.key.clone(), g.estimator, g.direction))
+        .collect();
+    let can_tell_state = compare::state::bless_can_tell(plan.kind());
+    let reason = |all: &[(ScenarioResult, Vec<MetricVerdict>)]| {
         let recordable: Vec<&ScenarioResult> = all
             .iter()
             .filter(|(r, v)| status_of(r, v) != Status::Invalid)
             .map(|(r, _)| r)
             .collect();
-        compare::state::all_in_slow_state(&recordable, &keys)
+        if can_tell_state && compare::state::all_in_slow_state(&recordable, &keys) {
+            Some(MoreRuns::SlowState)
+        } else {
+            agreement::disagreement(&recordable, &gated).map(MoreRuns::Disagree)
+        }
     };
-    if !compare::state::bless_can_tell(plan.kind())
-        || all.iter().any(|(r, v)| unrecordable(status_of(r, v)))
-        || !slow(all)
-    {
+    if all.iter().any(|(r, v)| unrecordable(status_of(r, v))) {
         return;
     }
+    let Some(first_reason) = reason(all) else {
+        return;
+    };
     let started = Instant::now();
     let before = all.len();
+    let wall_before = all[before - 1].0.wall_time_s;
+    let mut now = Some(first_reason.clone());
     for i in 0..spread::EXTRA_BLESS_RUNS {
+        let label = match now {
+            Some(MoreRuns::SlowState) => "bless run past a slow state",
+            _ => "bless run: the runs disagree",
+        };
         let more = execute_spread(
             plan,
             cfg,
             settings,
             (i, spread::EXTRA_BLESS_RUNS),
             1,
-            "bless run past a slow state",
+            label,
             on_event,
         );
         for r in more {
             let v = judge(&r);
             all.push((r, v));
         }
-        if unrecordable(status_of(&all[all.len() - 1].0, &all[all.len() - 1].1)) || !slow(all) {
+        if unrecordable(status_of(&all[all.len() - 1].0, &all[all.len() - 1].1)) {
+            break;
+        }
+        now = reason(all);
+        if now.is_none() {
             break;
         }
     }
     let extra = all.len() - before;
-    let still_slow = slow(all);
-    let first_wall = all[0].0.wall_time_s;
     let (last, _) = all.last_mut().expect("the first run");
-    last.wall_time_s = first_wall + started.elapsed().as_secs_f64();
-    last.warnings.push(if still_slow {
-        format!(
+    last.wall_time_s = wall_before + started.elapsed().as_secs_f64();
+    let gap = compare::state::STATE_GAP * 100.0;
+    last.warnings.push(match now {
+        Some(MoreRuns::SlowState) => format!(
             "every bless run, {extra} extra ones included, spent most of its time in a slow state \
-             (its p5 over {:.0}% beyond its fastest samples): the machine was busy or in a slow \
+             (its p5 over {gap:.0}% beyond its fastest samples): the machine was busy or in a slow \
              spell, or the program takes a fast path rarely; if later runs come out `improved` \
-             on unchanged code, bless again on a quieter machine",
-            compare::state::STATE_GAP * 100.0
-        )
-    } else {
-        format!(
-            "the first bless runs spent most of their time in a slow state (p5 over {:.0}% beyond \
-             their fastest samples); {extra} extra run(s) until one did not",
-            compare::state::STATE_GAP * 100.0
-        )
+             on unchanged code, bless again on a quieter machine"
+        ),
+        Some(MoreRuns::Disagree(why)) => format!(
+            "the bless runs still disagree after {extra} extra run(s) ({why}): changes near the \
+             tolerance will come out `inconclusive` against this baseline; bless again on a \
+             quieter machine"
+        ),
+        None => match first_reason {
+            MoreRuns::SlowState => format!(
+                "the first bless runs spent most of their time in a slow state (p5 over {gap:.0}% \
+                 beyond their fastest samples); {extra} extra run(s) until one did not"
+            ),
+            MoreRuns::Disagree(why) => format!(
+                "the first bless runs disagreed ({why}); {extra} extra run(s) until they agreed"
+            ),
+        },
     });
 }
 

@@ -6,6 +6,7 @@
 //! reduction of samples to a number used both when blessing and when
 //! comparing, so the two can never disagree. `store` does the file I/O.
 
+pub mod agreement;
 pub mod key;
 pub mod rounds;
 pub mod store;
@@ -178,15 +179,22 @@ impl BaselineMetric {
     /// inflate it; the plain sample sd for two). `None` with fewer than two
     /// positive run estimates.
     pub fn run_log_sd(&self) -> Option<f64> {
-        if self.runs.len() < 2 || self.runs.iter().any(|r| !(r.is_finite() && *r > 0.0)) {
-            return None;
-        }
-        let logs: Vec<f64> = self.runs.iter().map(|r| r.ln()).collect();
-        if logs.len() == 2 {
-            return Some((logs[0] - logs[1]).abs() / std::f64::consts::SQRT_2);
-        }
-        stats::mad_sigma(&logs)
+        log_sd_of_runs(&self.runs)
     }
+}
+
+/// A robust standard deviation of `ln(runs)`: 1.4826·MAD from three runs
+/// on, so one contended run cannot inflate it; the plain sample sd for two.
+/// `None` with fewer than two runs, or any run not a positive number.
+pub fn log_sd_of_runs(runs: &[f64]) -> Option<f64> {
+    if runs.len() < 2 || runs.iter().any(|r| !(r.is_finite() && *r > 0.0)) {
+        return None;
+    }
+    let logs: Vec<f64> = runs.iter().map(|r| r.ln()).collect();
+    if logs.len() == 2 {
+        return Some((logs[0] - logs[1]).abs() / std::f64::consts::SQRT_2);
+    }
+    stats::mad_sigma(&logs)
 }
 
 /// The centre of a set of run estimates: their median, so one contended
