@@ -267,7 +267,15 @@ pub fn compare_metric(
                 ));
                 Verdict::Inconclusive
             }
-            Some(ci) => decide(ci.lo, ci.hi, ci.point, direction, tolerance, &mut notes),
+            Some(ci) => decide(
+                ci.lo,
+                ci.hi,
+                ci.point,
+                direction,
+                tolerance,
+                STORED_REMEDY,
+                &mut notes,
+            ),
         }
     };
     if !notes.is_empty() {
@@ -401,12 +409,17 @@ fn comparison(
     })
 }
 
+/// What to do about a change the interval cannot confirm, per mode.
+const STORED_REMEDY: &str = "re-run, add samples, or use paired mode (--against)";
+const PAIRED_REMEDY: &str = "re-run, or run more pairs (--pairs)";
+
 fn decide(
     lo: f64,
     hi: f64,
     point: f64,
     direction: Direction,
     tol: f64,
+    remedy: &str,
     notes: &mut Vec<String>,
 ) -> Verdict {
     let half = (hi - lo) / 2.0;
@@ -431,7 +444,7 @@ fn decide(
         // pass (measured: 5 of 20 real +5% changes against a 3% tolerance
         // ended here and were waved through as `pass`).
         notes.push(format!(
-            "{:.1}% worse, beyond the {:.1}% tolerance but not significantly: re-run, add samples, or use paired mode (--against)",
+            "{:.1}% worse, beyond the {:.1}% tolerance but not significantly: {remedy}",
             worse_point * 100.0,
             tol * 100.0
         ));
@@ -562,5 +575,32 @@ pub fn exit_code(all: &[Verdict], scenario_failed: bool, fail_on_inconclusive: b
         3
     } else {
         0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_change_beyond_tolerance_but_not_significant_names_the_mode_s_remedy() {
+        // +4.6% [+2.65%, +6.55%] against a 3% tolerance: the 07:57 paired case.
+        for (remedy, other) in [(STORED_REMEDY, "--pairs"), (PAIRED_REMEDY, "--against")] {
+            let mut notes = Vec::new();
+            let v = decide(
+                1.0265,
+                1.0655,
+                1.046,
+                Direction::LowerIsBetter,
+                0.03,
+                remedy,
+                &mut notes,
+            );
+            assert_eq!(v, Verdict::Inconclusive);
+            assert_eq!(notes.len(), 1);
+            assert!(notes[0].starts_with("4.6% worse, beyond the 3.0% tolerance"));
+            assert!(notes[0].ends_with(remedy), "{}", notes[0]);
+            assert!(!notes[0].contains(other), "{}", notes[0]);
+        }
     }
 }

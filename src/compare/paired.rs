@@ -11,7 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::spells::spells;
 use super::{
-    MetricVerdict, PairOrder, Policy, Verdict, bound_violation, decide, estimate, rule_for,
+    MetricVerdict, PAIRED_REMEDY, PairOrder, Policy, Verdict, bound_violation, decide, estimate,
+    rule_for,
 };
 use crate::metric::{Direction, MetricSeries};
 use crate::plan::MetricRule;
@@ -163,7 +164,15 @@ fn paired_metric(
         match ci {
             Some(_) if spells.too_few => Verdict::Inconclusive,
             Some(ci) if spells.head_more_often_slow => {
-                let d = decide(ci.lo, ci.hi, ci.point, direction, tolerance, &mut notes);
+                let d = decide(
+                    ci.lo,
+                    ci.hi,
+                    ci.point,
+                    direction,
+                    tolerance,
+                    PAIRED_REMEDY,
+                    &mut notes,
+                );
                 if d == Verdict::Regressed {
                     d
                 } else {
@@ -175,7 +184,15 @@ fn paired_metric(
                     Verdict::Inconclusive
                 }
             }
-            Some(ci) => decide(ci.lo, ci.hi, ci.point, direction, tolerance, &mut notes),
+            Some(ci) => decide(
+                ci.lo,
+                ci.hi,
+                ci.point,
+                direction,
+                tolerance,
+                PAIRED_REMEDY,
+                &mut notes,
+            ),
             None => {
                 notes.push(format!(
                     "only {} usable pair(s) (positive estimates on both sides): cannot decide",
