@@ -26,6 +26,11 @@ With --both, every stored run is followed at once by the same paired run, so
 that the two modes are compared in the same machine state (on this VM the
 state changes over minutes: measuring one mode after the other compared the
 machine as much as the modes).
+Since 2026-11-28 08:40 the paired runs of --both are given the stored
+baselines of the same run, as perf-gate.yml gives main's: the base side is
+then checked against them, and a metric the pairs leave undecided may be
+decided by them (docs/paired.md, "When the pairs cannot decide").
+--paired-without-baselines measures as before.
 """
 import argparse
 import json
@@ -67,7 +72,7 @@ def neon(binary, args, env_extra, cwd=None):
     return p, time.monotonic() - start
 
 
-def one_run(binary, suite, base, out_json, slowdown, tolerance, paired=None):
+def one_run(binary, suite, base, out_json, slowdown, tolerance, paired=None, paired_baselines=None):
     args = ["run", suite, "--baselines", base, "--json", out_json, "--tolerance", str(tolerance)]
     if paired:
         # paired = (head_dir, base_dir, max_contention): the head suite
@@ -79,6 +84,10 @@ def one_run(binary, suite, base, out_json, slowdown, tolerance, paired=None):
                                  extra=f', "--slowdown", "{slowdown}"'))
         args = ["run", "gq.toml", "--against", base_dir, "--json", out_json,
                 "--tolerance", str(tolerance)]
+        if paired_baselines:
+            # The stored baselines of the same run (--both): as perf-gate.yml
+            # runs paired mode, with main's baselines present.
+            args += ["--baselines", os.path.abspath(paired_baselines)]
         p, wall = neon(os.path.abspath(binary), args, {}, cwd=head_dir)
     else:
         p, wall = neon(binary, args, {"NEON_PERF_SLOWDOWN": str(slowdown)})
@@ -109,6 +118,8 @@ def one_run(binary, suite, base, out_json, slowdown, tolerance, paired=None):
         # The slow-state rule (docs/gate-design.md, "A run's shape") made
         # this verdict inconclusive.
         "slow_state": "slow state of the machine" in (v.get("note") or ""),
+        # Paired mode: the pairs could not decide, the stored baseline did.
+        "decided_by_baseline": "decided against the stored baseline" in (v.get("note") or ""),
         "pairs": v.get("pairs", []),
     }
 
@@ -144,6 +155,10 @@ def main():
     ap.add_argument("--both", action="store_true",
                     help="stored and paired, each run of one right after the same run of "
                          "the other, so that both see the same machine state")
+    ap.add_argument("--paired-without-baselines", action="store_true",
+                    help="with --both: paired runs without the stored baselines (before "
+                         "2026-11-28 08:40 they always ran so; with them, as perf-gate.yml "
+                         "runs, a pairing the pairs cannot decide goes to the baseline)")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     work = tempfile.mkdtemp(prefix="gq-")
@@ -191,7 +206,9 @@ def main():
             for kind, slow, tol in kinds:
                 for mode in modes:
                     res = one_run(a.bin, suite, base, os.path.join(work, "r.json"), slow, tol,
-                                  paired if mode == "paired" else None)
+                                  paired if mode == "paired" else None,
+                                  base if mode == "paired" and a.both and not a.paired_without_baselines
+                                  else None)
                     res.update(baseline_set=b, run=r)
                     results[mode][kind].append(res)
                     ch = "n/a" if res["change"] is None else f"{res['change']:+.4f}"
@@ -231,6 +248,10 @@ def main():
         table.append(f"\nFirst runs that regressed but were not confirmed: {unconfirmed}")
         slow_state = sum(1 for k in results[mode] for x in results[mode][k] if x.get("slow_state"))
         table.append(f"Verdicts the slow-state rule made inconclusive: {slow_state}")
+        if mode == "paired":
+            by_base = sum(1 for k in results[mode] for x in results[mode][k]
+                          if x.get("decided_by_baseline"))
+            table.append(f"Verdicts the pairs left undecided and the stored baseline decided: {by_base}")
     walls = [x["scenario_wall_s"] for m in modes for k in results[m] for x in results[m][k]]
     summary = {
         "baselines": a.baselines,
@@ -240,6 +261,7 @@ def main():
         "max_time": a.max_time,
         "max_contention": a.max_contention,
         "paired": a.paired,
+        "paired_with_baselines": a.both and not a.paired_without_baselines,
         "modes": modes,
         "median_bless_wall_s": sorted(blesses)[len(blesses) // 2] if blesses else None,
         "bless_log": bless_log,

@@ -9,6 +9,7 @@
 //! cancel; stored baselines stay the record on main and the fallback.
 
 mod confirm;
+mod undecided;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -23,6 +24,7 @@ use crate::units::HumanDuration;
 
 use confirm::second_estimate;
 pub use confirm::{confirm_with_more_pairs, needs_confirmation};
+pub use undecided::decided_by_baseline;
 
 /// Pairs per scenario unless told otherwise: 4 pairs (B H H B B H H B)
 /// cancel linear drift twice over and give a t interval with 3 degrees of

@@ -369,6 +369,7 @@ impl Session {
             }
         };
         let mut fallback = None;
+        let mut undecided = None;
         if gating && let Some(tree) = self.base_tree.as_mut() {
             let pairs = self.cfg.against.as_ref().map_or(DEFAULT_PAIRS, |a| a.pairs);
             match tree.plan_for(plan) {
@@ -387,7 +388,13 @@ impl Session {
                     ) {
                         Paired::Done(result, mut verdicts) => {
                             compare::check_base_against_baseline(&mut verdicts, baseline.as_ref());
-                            return Ok(report(*result, verdicts));
+                            // What the pairs left undecided, the stored
+                            // baseline may decide, by the stored path below.
+                            let keys = compare::decidable_by_baseline(&verdicts, baseline.as_ref());
+                            if keys.is_empty() || !matches!(result.outcome, Outcome::Ran) {
+                                return Ok(report(*result, verdicts));
+                            }
+                            undecided = Some((result, verdicts, keys));
                         }
                         Paired::BaseUnusable(why) => fallback = Some(why),
                     }
@@ -465,6 +472,14 @@ impl Session {
             // Without a confirmation (`--no-confirm`, or no regression), the
             // one run is checked; a confirmation's pool was checked above.
             compare::state::check_slow_state(&result, &mut verdicts, baseline.as_ref());
+        }
+        if let Some((paired, paired_verdicts, keys)) = undecided
+            && matches!(result.outcome, Outcome::Ran)
+        {
+            // (A head that fails in this run fails the scenario, as in a pair.)
+            let (result, verdicts) =
+                paired::decided_by_baseline(*paired, paired_verdicts, &keys, &result, &verdicts);
+            return Ok(report(result, verdicts));
         }
         if let Some(why) = fallback {
             result.warnings.insert(

@@ -16,7 +16,7 @@ mod anchor;
 mod paired;
 mod spells;
 pub mod state;
-pub use anchor::check_base_against_baseline;
+pub use anchor::{check_base_against_baseline, decidable_by_baseline};
 pub use paired::compare_paired;
 pub use spells::{Spells, spells};
 
