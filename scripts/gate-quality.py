@@ -26,7 +26,7 @@ With --both, every stored run is followed at once by the same paired run, so
 that the two modes are compared in the same machine state (on this VM the
 state changes over minutes: measuring one mode after the other compared the
 machine as much as the modes).
-Since 2026-11-28 08:40 the paired runs of --both are given the stored
+Since 2026-11-28 08:28 the paired runs of --both are given the stored
 baselines of the same run, as perf-gate.yml gives main's: the base side is
 then checked against them, and a metric the pairs leave undecided may be
 decided by them (docs/paired.md, "When the pairs cannot decide").
@@ -157,7 +157,7 @@ def main():
                          "the other, so that both see the same machine state")
     ap.add_argument("--paired-without-baselines", action="store_true",
                     help="with --both: paired runs without the stored baselines (before "
-                         "2026-11-28 08:40 they always ran so; with them, as perf-gate.yml "
+                         "2026-11-28 08:28 they always ran so; with them, as perf-gate.yml "
                          "runs, a pairing the pairs cannot decide goes to the baseline)")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
