@@ -168,7 +168,7 @@ impl BaseTree {
 /// spells, where pairs set aside cost more pairs, a paired A/A pairing
 /// took more wall time than the stored run (2026-11-28 07:45–08:30: 0.93–1.06
 /// against 0.77–0.85 s at the median). With 2× more, measured 08:39 and
-/// 08:45 (37% and 41% of runs slow): 0.76 and 0.63 s against 0.76 and
+/// 08:45 (37% and 41% of runs slow): 0.76 and 0.67 s against 0.76 and
 /// 0.77 s, the median pair noise ±0.50–0.70% instead of ±0.4–0.5%, and
 /// no detection lost (+5% at 3%: 20 and 20 of 20).
 pub const PAIRED_CI_RELAXATION: f64 = 2.0;
