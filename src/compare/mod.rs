@@ -267,15 +267,18 @@ pub fn compare_metric(
                 ));
                 Verdict::Inconclusive
             }
-            Some(ci) => decide(
-                ci.lo,
-                ci.hi,
-                ci.point,
-                direction,
-                tolerance,
-                STORED_REMEDY,
-                &mut notes,
-            ),
+            Some(ci) => {
+                let (lo, hi, point) = (ci.lo, ci.hi, ci.point);
+                decide(
+                    lo,
+                    hi,
+                    point,
+                    direction,
+                    tolerance,
+                    STORED_REMEDY,
+                    &mut notes,
+                )
+            }
         }
     };
     if !notes.is_empty() {

@@ -161,18 +161,14 @@ fn paired_metric(
         notes.push("reported only: not gated on change".into());
         Verdict::Pass
     } else {
+        let by_interval = |ci: &stats::PairedCi, notes: &mut Vec<String>| {
+            let (lo, hi, point) = (ci.lo, ci.hi, ci.point);
+            decide(lo, hi, point, direction, tolerance, PAIRED_REMEDY, notes)
+        };
         match ci {
             Some(_) if spells.too_few => Verdict::Inconclusive,
             Some(ci) if spells.head_more_often_slow => {
-                let d = decide(
-                    ci.lo,
-                    ci.hi,
-                    ci.point,
-                    direction,
-                    tolerance,
-                    PAIRED_REMEDY,
-                    &mut notes,
-                );
+                let d = by_interval(&ci, &mut notes);
                 if d == Verdict::Regressed {
                     d
                 } else {
@@ -184,15 +180,7 @@ fn paired_metric(
                     Verdict::Inconclusive
                 }
             }
-            Some(ci) => decide(
-                ci.lo,
-                ci.hi,
-                ci.point,
-                direction,
-                tolerance,
-                PAIRED_REMEDY,
-                &mut notes,
-            ),
+            Some(ci) => by_interval(&ci, &mut notes),
             None => {
                 notes.push(format!(
                     "only {} usable pair(s) (positive estimates on both sides): cannot decide",
