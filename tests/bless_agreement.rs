@@ -2,66 +2,30 @@
 //! the real binary, with a program whose runs come out at levels set per
 //! run. Deterministic: no verdict depends on this machine's speed.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
+
+use common::text;
 
 fn suite() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bless-agree/agree.toml")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 /// Runs `neon-perf <cmd> agree.toml`; the program's runs come out at
 /// `values` µs in turn (the last one after that). Returns the output and
 /// how many runs there were.
 fn neon(cmd: &str, dir: &Path, values: &str) -> (Output, u32) {
-    let count = dir.join("count");
-    let _ = std::fs::remove_file(&count);
-    let o = Command::new(env!("CARGO_BIN_EXE_neon-perf"))
-        .args([cmd, suite().to_str().unwrap(), "--baselines"])
-        .arg(dir.join("baselines"))
-        .arg("--json")
-        .arg(dir.join("r.json"))
-        .env("COUNT_FILE", &count)
-        .env("VALUES", values)
-        .env_remove("GITHUB_STEP_SUMMARY")
-        .output()
-        .expect("neon-perf runs");
-    let runs = std::fs::read_to_string(&count)
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0);
-    (o, runs)
+    common::run_counted(cmd, &suite(), dir, &[("VALUES", values.to_string())])
 }
 
 fn recorded_m(dir: &Path) -> toml::Value {
-    let file = std::fs::read_dir(dir.join("baselines"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path()
-        .join("agree.toml");
-    let t: toml::Value = toml::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
-    t["scenario"]["emit"]["metric"]["m"].clone()
+    common::recorded_m(dir, "agree.toml")
 }
 
 fn verdict_m(dir: &Path) -> serde_json::Value {
-    let v: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("r.json")).unwrap()).unwrap();
-    v["scenarios"][0]["verdicts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["key"] == "m")
-        .expect("metric m")
-        .clone()
+    common::verdict(dir, "m")
 }
 
 #[test]

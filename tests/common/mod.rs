@@ -1,0 +1,66 @@
+//! Helpers shared by the integration tests that drive the real binary
+//! against a fixture program which counts its own runs in a file
+//! (`tests/slow_state.rs`, `tests/bless_agreement.rs`).
+
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// Stdout and stderr of a finished command, as one text.
+pub fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Runs `neon-perf <cmd> <suite> --baselines DIR/baselines --json
+/// DIR/r.json` with `env` set and `COUNT_FILE` at DIR/count (reset first);
+/// returns the output and how many times the fixture program ran.
+pub fn run_counted(cmd: &str, suite: &Path, dir: &Path, env: &[(&str, String)]) -> (Output, u32) {
+    let count = dir.join("count");
+    let _ = std::fs::remove_file(&count);
+    let o = Command::new(env!("CARGO_BIN_EXE_neon-perf"))
+        .args([cmd, suite.to_str().unwrap(), "--baselines"])
+        .arg(dir.join("baselines"))
+        .arg("--json")
+        .arg(dir.join("r.json"))
+        .env("COUNT_FILE", &count)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .output()
+        .expect("neon-perf runs");
+    let runs = std::fs::read_to_string(&count)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
+    (o, runs)
+}
+
+/// The verdict of metric `key` of the first scenario in DIR/r.json.
+pub fn verdict(dir: &Path, key: &str) -> serde_json::Value {
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("r.json")).unwrap()).unwrap();
+    v["scenarios"][0]["verdicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["key"] == key)
+        .unwrap_or_else(|| panic!("metric {key}"))
+        .clone()
+}
+
+/// Metric `m` of scenario `emit` as recorded in DIR/baselines/<key>/`file`.
+pub fn recorded_m(dir: &Path, file: &str) -> toml::Value {
+    let path = std::fs::read_dir(dir.join("baselines"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+        .join(file);
+    let t: toml::Value = toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    t["scenario"]["emit"]["metric"]["m"].clone()
+}
