@@ -582,6 +582,32 @@ pub fn exit_code(all: &[Verdict], scenario_failed: bool, fail_on_inconclusive: b
 }
 
 #[cfg(test)]
+impl MetricVerdict {
+    /// A gated p5 time, lower is better, at a 3% tolerance, with no
+    /// interval, note or pairs: what tests of verdict handling start from.
+    pub(crate) fn gated_time(key: &str, verdict: Verdict) -> Self {
+        MetricVerdict {
+            key: MetricKey::new(key),
+            unit: Unit::Seconds,
+            direction: Direction::LowerIsBetter,
+            estimator: Estimator::Quantile(0.05),
+            verdict,
+            current: 1.0,
+            baseline: Some(1.0),
+            change: None,
+            ci: None,
+            p_value: None,
+            tolerance: 0.03,
+            bound_violation: None,
+            gated: true,
+            note: None,
+            pairs: Vec::new(),
+            pair_order: Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -418,22 +418,8 @@ mod tests {
 
     fn verdict_of(key: &str, verdict: Verdict, change: f64) -> MetricVerdict {
         MetricVerdict {
-            key: MetricKey::new(key),
-            unit: Unit::Seconds,
-            direction: Direction::LowerIsBetter,
-            estimator: Estimator::Quantile(0.05),
-            verdict,
-            current: 1.0,
-            baseline: Some(1.0),
             change: Some(change),
-            ci: None,
-            p_value: None,
-            tolerance: 0.03,
-            bound_violation: None,
-            gated: true,
-            note: None,
-            pairs: Vec::new(),
-            pair_order: Vec::new(),
+            ..MetricVerdict::gated_time(key, verdict)
         }
     }
 

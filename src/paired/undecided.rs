@@ -79,26 +79,14 @@ pub fn decided_by_baseline(
 mod tests {
     use super::*;
     use crate::compare::PairOrder;
-    use crate::metric::{Direction, Estimator, MetricKey, MetricSeries, Unit};
+    use crate::metric::MetricSeries;
 
     fn verdict(key: &str, verdict: Verdict, note: &str) -> MetricVerdict {
         MetricVerdict {
-            key: MetricKey::new(key),
-            unit: Unit::Seconds,
-            direction: Direction::LowerIsBetter,
-            estimator: Estimator::Quantile(0.05),
-            verdict,
-            current: 1.0,
-            baseline: Some(1.0),
-            change: None,
-            ci: None,
-            p_value: None,
-            tolerance: 0.03,
-            bound_violation: None,
-            gated: true,
             note: Some(note.into()),
             pairs: vec![(94.0, 99.0), (140.0, 150.0)],
             pair_order: (0..2).map(PairOrder::alternating).collect(),
+            ..MetricVerdict::gated_time(key, verdict)
         }
     }
 
