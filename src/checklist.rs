@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::compare::Verdict;
 use crate::metric::ChecklistItem;
 use crate::result::Outcome;
-use crate::run::ScenarioReport;
+use crate::run::{ScenarioReport, Status};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -14,6 +14,9 @@ pub enum ItemState {
     Ticked,
     Failed,
     NotChecked,
+    /// Its checks passed, but no scenario behind it was compared with a
+    /// baseline: nothing says its performance held.
+    NotCompared,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -42,15 +45,30 @@ fn missing_reason(item: ChecklistItem) -> &'static str {
     }
 }
 
+/// Whether the scenario's metrics were judged against a baseline.
+fn compared(s: Status) -> bool {
+    matches!(
+        s,
+        Status::Pass | Status::Improved | Status::Inconclusive | Status::Regressed
+    )
+}
+
+/// Why an item whose checks passed is not ticked: nothing was compared.
+pub const NOT_COMPARED: &str = "its checks passed, but no scenario behind it was compared with a \
+     baseline for this hardware: record one with `neon-perf bless`";
+
 /// Evaluates every item from the scenarios' checks and verdicts. An item is
 /// ticked when at least one check is evidence for it and all of them pass,
-/// and no scenario that lists the item in its `checklist` regressed.
+/// no scenario that lists the item in its `checklist` regressed, and at
+/// least one scenario behind the evidence was compared with a baseline
+/// (else it is [`ItemState::NotCompared`]).
 pub fn evaluate(reports: &[ScenarioReport]) -> Vec<ChecklistEntry> {
     ChecklistItem::ALL
         .into_iter()
         .map(|item| {
             let mut evidence = Vec::new();
             let mut failures = Vec::new();
+            let mut any_compared = false;
             for r in reports {
                 if !matches!(r.result.outcome, Outcome::Ran | Outcome::Failed { .. }) {
                     continue;
@@ -59,6 +77,7 @@ pub fn evaluate(reports: &[ScenarioReport]) -> Vec<ChecklistEntry> {
                 for c in r.result.checks.iter().filter(|c| c.item == Some(item)) {
                     let line = format!("{name}: {} — {}", c.name, c.evidence);
                     if c.passed {
+                        any_compared |= compared(r.status);
                         evidence.push(line);
                     } else {
                         failures.push(line);
@@ -81,6 +100,8 @@ pub fn evaluate(reports: &[ScenarioReport]) -> Vec<ChecklistEntry> {
                     ItemState::NotChecked,
                     Some(missing_reason(item).to_string()),
                 )
+            } else if !any_compared {
+                (ItemState::NotCompared, Some(NOT_COMPARED.to_string()))
             } else {
                 (ItemState::Ticked, None)
             };

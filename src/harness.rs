@@ -32,6 +32,45 @@ pub struct HarnessOptions {
     pub cache_dir: PathBuf,
 }
 
+/// Set in the environment of what the harness of [`main_in`] starts: the
+/// test binary then acts as the `neon-perf` CLI (`{neon_perf}` in a suite,
+/// the servers and children neon-perf starts itself).
+pub const AS_CLI_ENV: &str = "NEON_PERF_AS_CLI";
+
+/// The perf gate of a crate that depends on neon-perf, as its whole
+/// `tests/perf.rs` (with `harness = false`):
+///
+/// ```no_run
+/// fn main() -> std::process::ExitCode {
+///     neon_perf::harness::main_in(env!("CARGO_MANIFEST_DIR"))
+/// }
+/// ```
+///
+/// Runs `suites/` against `baselines/` under `manifest_dir`
+/// (`NEON_PERF_SUITES`, a path list, and `NEON_PERF_BASELINES` move them),
+/// caching under `target/neon-perf/`. A dependency has no `neon-perf`
+/// binary, so this test binary serves as one: started with
+/// [`AS_CLI_ENV`] set, it runs the CLI instead.
+pub fn main_in(manifest_dir: impl AsRef<std::path::Path>) -> ExitCode {
+    if std::env::var_os(AS_CLI_ENV).is_some() {
+        return ExitCode::from(crate::cli::main().clamp(0, 255) as u8);
+    }
+    // SAFETY: the first thing the test binary does, before any thread starts.
+    unsafe { std::env::set_var(AS_CLI_ENV, "1") };
+    let root = manifest_dir.as_ref();
+    let suites = std::env::var_os("NEON_PERF_SUITES")
+        .map(|s| std::env::split_paths(&s).collect())
+        .unwrap_or_else(|| vec![root.join("suites")]);
+    main(HarnessOptions {
+        suites,
+        baselines: std::env::var_os("NEON_PERF_BASELINES")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join("baselines")),
+        neon_perf_bin: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("neon-perf")),
+        cache_dir: root.join("target").join("neon-perf"),
+    })
+}
+
 fn env_flag(name: &str) -> bool {
     std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0")
 }
@@ -151,6 +190,9 @@ pub fn main(opts: HarnessOptions) -> ExitCode {
                 return ExitCode::from(2);
             }
             print!("{}", terminal::totals(&report, report.exit_code, None));
+            if report.exit_code == run::EXIT_NOT_RECORDED {
+                return ExitCode::from(run::EXIT_NOT_RECORDED as u8);
+            }
         }
         Err(e) => {
             eprintln!("error: {e}");

@@ -2,7 +2,7 @@
 //! libtest harness both drive a [`Session`]: one scenario at a time, then
 //! `finish` blesses (when asked) and builds the report.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -161,7 +161,16 @@ pub struct RunReport {
     /// The shard this run measured (`--partition`), e.g. "hash:2/4".
     #[serde(default)]
     pub partition: Option<String>,
+    /// A bless's scenarios that ran but were not recorded (invalid runs,
+    /// runs refused by the recorded ones), each `suite::name — why`: they
+    /// make the bless exit [`EXIT_NOT_RECORDED`].
+    #[serde(default)]
+    pub not_recorded: Vec<String>,
 }
+
+/// A bless that recorded nothing for a scenario that ran (and nothing
+/// failed or regressed): the baseline a user asked for does not exist.
+pub const EXIT_NOT_RECORDED: i32 = 4;
 
 /// Prints GitHub annotations for the report's problems, paths relative to
 /// `$GITHUB_WORKSPACE` (else the current folder): the one place both front
@@ -493,6 +502,8 @@ impl Session {
     /// Blesses (when asked), evaluates the checklist and sets the exit code.
     pub fn finish(mut self, scenarios: Vec<ScenarioReport>) -> Result<RunReport, SetupError> {
         let mut blessed = Vec::new();
+        let mut recorded: BTreeSet<String> = BTreeSet::new();
+        let mut why_not: BTreeMap<String, String> = BTreeMap::new();
         let git_commit = crate::host::git_commit(&self.cfg.baselines_dir.join(".."));
         if let Mode::Bless {
             reason, replace, ..
@@ -509,11 +520,13 @@ impl Session {
                     // A failed or untrustworthy run must not become the reference.
                     Status::Failed | Status::Regressed | Status::Ignored => {}
                     Status::Invalid if runs.iter().all(|r| !r.invalid_reasons.is_empty()) => {
-                        blessed.push(format!(
-                            "not blessed: {} — the run was invalid ({})",
+                        why_not.insert(
                             s.result.full_name(),
-                            s.result.invalid_reasons.join("; ")
-                        ))
+                            format!(
+                                "the run was invalid ({})",
+                                s.result.invalid_reasons.join("; ")
+                            ),
+                        );
                     }
                     _ => by_suite
                         .entry(s.result.suite.as_str())
@@ -557,13 +570,40 @@ impl Session {
                     )?);
                 }
                 if let Some(summary) = crate::baseline::rounds::combine(rounds) {
+                    for c in &summary.scenarios {
+                        if c.status != crate::baseline::ScenarioStatus::Kept {
+                            recorded.insert(format!("{suite}::{}", c.scenario));
+                        }
+                    }
                     blessed.push(summary.to_string());
                 }
             }
         }
+        let not_recorded: Vec<String> = if matches!(self.cfg.mode, Mode::Bless { .. }) {
+            scenarios
+                .iter()
+                .filter(|s| s.result.outcome == Outcome::Ran)
+                .map(|s| s.result.full_name())
+                .filter(|name| !recorded.contains(name))
+                .map(|name| {
+                    let why = why_not.remove(&name).unwrap_or_else(|| {
+                        "every run was refused or had no finite samples (see above)".into()
+                    });
+                    format!("{name} — {why}")
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        for n in &not_recorded {
+            blessed.push(format!("not recorded: {n}"));
+        }
         let checklist = checklist::evaluate(&scenarios);
         let statuses: Vec<Status> = scenarios.iter().map(|s| s.status).collect();
-        let exit_code = exit_code(&statuses, self.cfg.fail_on_inconclusive);
+        let mut exit_code = exit_code(&statuses, self.cfg.fail_on_inconclusive);
+        if exit_code == 0 && !not_recorded.is_empty() {
+            exit_code = EXIT_NOT_RECORDED;
+        }
         Ok(RunReport {
             format_version: RESULTS_FORMAT_VERSION,
             tool_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -582,6 +622,7 @@ impl Session {
             exit_code,
             blessed,
             partition: None,
+            not_recorded,
         })
     }
 }
@@ -928,19 +969,37 @@ fn host_contention(
     }
 }
 
-/// Evidence for "performance monitoring enabled": samples were taken.
+/// Evidence for "performance monitoring enabled". A GPU scenario counts only
+/// when NVML sampled its GPU: without NVML the check fails, so the item is
+/// not ticked. A CPU scenario's evidence is the host sampler, said as such.
 fn add_monitoring_check(result: &mut ScenarioResult) {
     let m = &result.monitor;
+    let on_gpu = result.device.starts_with("cuda");
     let gpu_samples: usize = m.gpus.iter().map(|g| g.samples).sum();
-    let evidence = match &m.gpu_unavailable {
-        Some(why) => format!("{} host samples; NVML: {why}", m.host.samples),
-        None => format!(
-            "{} host samples, {gpu_samples} NVML samples over {} GPU(s)",
-            m.host.samples,
-            m.gpus.len()
+    let (passed, evidence) = match (&m.gpu_unavailable, on_gpu) {
+        (Some(why), true) => (
+            false,
+            format!(
+                "GPU scenario not monitored: NVML unavailable ({why}); {} host samples",
+                m.host.samples
+            ),
+        ),
+        (Some(_), false) => (
+            m.host.samples > 0,
+            format!(
+                "host monitoring: {} samples (CPU scenario, no GPU to sample)",
+                m.host.samples
+            ),
+        ),
+        (None, _) => (
+            m.host.samples > 0,
+            format!(
+                "{} host samples, {gpu_samples} NVML samples over {} GPU(s)",
+                m.host.samples,
+                m.gpus.len()
+            ),
         ),
     };
-    let passed = m.host.samples > 0;
     result.checks.push(Check::new(
         "monitoring",
         passed,

@@ -4,6 +4,9 @@
 //! report a reason instead of panicking; on a GPU host (small sizes) they run
 //! and every check passes.
 
+#[macro_use]
+mod needs;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -122,7 +125,6 @@ fn suite_plans(shrink: bool) -> Vec<ScenarioPlan> {
     plans
 }
 
-#[test]
 fn gpu_suite_specs_deserialize_and_validate() {
     let plans = suite_plans(false);
     assert!(plans.len() >= 7, "{} scenarios", plans.len());
@@ -156,7 +158,6 @@ fn quick() -> Resolved {
     }
 }
 
-#[test]
 fn cuda_executors_run_or_explain() {
     let cache = tempfile::tempdir().unwrap();
     let env = ExecEnv {
@@ -222,7 +223,6 @@ fn cuda_executors_run_or_explain() {
     }
 }
 
-#[test]
 fn oom_stress_on_the_host_goes_to_the_host_executor() {
     let mut plan = suite_plans(true)
         .into_iter()
@@ -267,12 +267,7 @@ fn run_plan(plan: &ScenarioPlan, env: &ExecEnv) -> neon_perf::exec::ExecOutput {
 }
 
 /// `device = "all"`: every GPU runs every point; keys carry `gpu=<index>`.
-#[test]
 fn device_all_runs_on_every_gpu() {
-    if let Some(r) = device::cuda_unavailable_reason().or_else(device::nvrtc_unavailable_reason) {
-        eprintln!("skipped: {r}");
-        return;
-    }
     let count = device::gpu_count().unwrap();
     let cache = tempfile::tempdir().unwrap();
     let env = env_in(cache.path());
@@ -321,7 +316,6 @@ fn device_all_runs_on_every_gpu() {
 
 /// The peer-to-peer copy is ignored with the GPU count below two GPUs, and
 /// measures every ordered pair from two on.
-#[test]
 fn p2p_copy_matches_the_gpu_count() {
     let plan = plan_named("p2p");
     let exec = executor_for(plan.kind()).unwrap();
@@ -349,4 +343,12 @@ fn p2p_copy_matches_the_gpu_count() {
             }
         }
     }
+}
+
+trials! {
+    gpu_suite_specs_deserialize_and_validate;
+    cuda_executors_run_or_explain;
+    oom_stress_on_the_host_goes_to_the_host_executor;
+    device_all_runs_on_every_gpu: needs::GPU, needs::NVRTC;
+    p2p_copy_matches_the_gpu_count;
 }

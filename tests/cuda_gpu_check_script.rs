@@ -4,6 +4,9 @@
 //! types, on an empty folder and on garbage; the shell script is run end to
 //! end without a GPU, a binary or torch.
 
+#[macro_use]
+mod needs;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -82,12 +85,7 @@ fn fixture_dir() -> tempfile::TempDir {
     dir
 }
 
-#[test]
 fn summary_of_the_hand_made_fixture() {
-    if python().is_none() {
-        eprintln!("python3 not found: skipping");
-        return;
-    }
     let dir = fixture_dir();
     let (ok, text) = summary(dir.path());
     assert!(ok, "{text}");
@@ -135,11 +133,7 @@ fn result(name: &str, metrics: Vec<MetricSeries>, checks: Vec<Check>) -> Scenari
     }
 }
 
-#[test]
 fn summary_of_json_from_the_real_result_types() {
-    if python().is_none() {
-        return;
-    }
     let flops = |v: f64| {
         let mut m = MetricSeries::new(
             MetricKey::new("flops").with("n", 8192),
@@ -179,11 +173,7 @@ fn summary_of_json_from_the_real_result_types() {
     }
 }
 
-#[test]
 fn summary_survives_missing_and_garbage_input() {
-    if python().is_none() {
-        return;
-    }
     let empty = tempfile::tempdir().unwrap();
     let (ok, text) = summary(empty.path());
     assert!(ok && !text.contains("Traceback"), "{text}");
@@ -206,11 +196,7 @@ fn summary_survives_missing_and_garbage_input() {
     assert!(text.contains("- copy: ?; checks 0/1 passed"), "{text}");
 }
 
-#[test]
 fn gpu_check_script_runs_end_to_end_without_gpu_binary_or_torch() {
-    if python().is_none() || Command::new("bash").arg("--version").output().is_err() {
-        return;
-    }
     let out_dir = tempfile::tempdir().unwrap();
     let out = Command::new("bash")
         .arg("scripts/gpu-check.sh")
@@ -225,4 +211,11 @@ fn gpu_check_script_runs_end_to_end_without_gpu_binary_or_torch() {
     assert!(text.contains("| OOM recovered |"), "{text}");
     assert!(out_dir.path().join("summary.md").exists());
     assert!(out_dir.path().join("torch.json").exists());
+}
+
+trials! {
+    summary_of_the_hand_made_fixture: needs::PYTHON;
+    summary_of_json_from_the_real_result_types: needs::PYTHON;
+    summary_survives_missing_and_garbage_input: needs::PYTHON;
+    gpu_check_script_runs_end_to_end_without_gpu_binary_or_torch: needs::PYTHON;
 }

@@ -3,6 +3,9 @@
 //! Assertions are about what is reported, never about how fast this machine is
 //! (except that batching helps an MLP at all, which holds on any CPU).
 
+#[macro_use]
+mod needs;
+
 use std::path::{Path, PathBuf};
 
 use neon_perf::config::parse_suite;
@@ -45,7 +48,6 @@ fn keys(r: &ScenarioResult) -> Vec<String> {
 
 const QUICK: &str = "[defaults]\nwarmup = \"20ms\"\nmax_time = \"200ms\"\nmin_samples = 5\n";
 
-#[test]
 fn mlp_sweep_reports_every_metric_and_ticks_batching() {
     let dir = tempfile::tempdir().unwrap();
     let text = format!(
@@ -96,7 +98,6 @@ fn mlp_sweep_reports_every_metric_and_ticks_batching() {
     );
 }
 
-#[test]
 fn transformer_from_a_safetensors_file() {
     let dir = tempfile::tempdir().unwrap();
     let model = "{ arch = \"transformer\", d_model = 64, heads = 4, seq_len = 16, blocks = 2, seed = 5, weights = \"w.safetensors\" }";
@@ -133,14 +134,26 @@ fn transformer_from_a_safetensors_file() {
     }
 }
 
+/// Ignores the tests below where the CUDA models can run: they are about
+/// what happens when they cannot.
+const NO_CUDA_MODELS: needs::Need = needs::Need {
+    require: None,
+    probe: cuda_models_usable,
+};
+
+fn cuda_models_usable() -> Option<String> {
+    device::unavailable(DeviceSel::Cuda(0))
+        .is_none()
+        .then(|| "the CUDA models can run here; this test is about when they cannot".into())
+}
+
 /// Without a GPU (or, in the default build, without candle's CUDA backend)
 /// the scenario in `text` is ignored, with the reason.
 fn assert_ignored_without_gpu(text: &str) {
     let dir = tempfile::tempdir().unwrap();
     let p = &plans(dir.path(), text)[0];
-    let Some(why) = device::unavailable(DeviceSel::Cuda(0)) else {
-        return; // a GPU is here: nothing to check
-    };
+    let why = device::unavailable(DeviceSel::Cuda(0))
+        .expect("listed as NO_CUDA_MODELS: no GPU is usable here");
     let r = run(p, dir.path());
     assert_eq!(
         r.outcome,
@@ -154,7 +167,6 @@ fn assert_ignored_without_gpu(text: &str) {
     }
 }
 
-#[test]
 fn cuda_scenarios_are_ignored_with_a_reason_without_a_gpu() {
     assert_ignored_without_gpu(
         "[[scenario]]\nname = \"g\"\nkind = \"batch_sweep\"\ndevice = \"cuda\"\n\
@@ -162,7 +174,6 @@ fn cuda_scenarios_are_ignored_with_a_reason_without_a_gpu() {
     );
 }
 
-#[test]
 fn cuda_max_batch_is_ignored_with_a_reason_without_a_gpu() {
     assert_ignored_without_gpu(
         "[[scenario]]\nname = \"m\"\nkind = \"oom_stress\"\ndevice = \"cuda\"\n\
@@ -171,13 +182,9 @@ fn cuda_max_batch_is_ignored_with_a_reason_without_a_gpu() {
     );
 }
 
-#[test]
 fn oom_child_probe_on_cuda_reports_instead_of_crashing_without_a_gpu() {
     // The probe child itself, as the parent starts it: without the `cuda`
     // feature or a GPU it must print a report with the reason and exit 0.
-    if device::unavailable(DeviceSel::Cuda(0)).is_none() {
-        return;
-    }
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_neon-perf"))
         .args([
             "oom-child",
@@ -202,7 +209,6 @@ fn oom_child_probe_on_cuda_reports_instead_of_crashing_without_a_gpu() {
     assert!(!r.error.is_empty());
 }
 
-#[test]
 fn host_oom_refuses_cleanly_recovers_and_finds_max_batch() {
     let dir = tempfile::tempdir().unwrap();
     let text = "[[scenario]]\nname = \"oom\"\nkind = \"oom_stress\"\ndevice = \"cpu\"\n\
@@ -225,7 +231,6 @@ fn host_oom_refuses_cleanly_recovers_and_finds_max_batch() {
     }
 }
 
-#[test]
 fn fragment_pattern_reports_refill() {
     let dir = tempfile::tempdir().unwrap();
     let text = "[[scenario]]\nname = \"frag\"\nkind = \"oom_stress\"\ndevice = \"cpu\"\n\
@@ -237,7 +242,6 @@ fn fragment_pattern_reports_refill() {
     assert!(metric(&r, "oom_allocations") > 48.0);
 }
 
-#[test]
 fn an_absurd_limit_is_refused_before_any_child_runs() {
     let dir = tempfile::tempdir().unwrap();
     let text = "[[scenario]]\nname = \"big\"\nkind = \"oom_stress\"\ndevice = \"cpu\"\n\
@@ -247,4 +251,15 @@ fn an_absurd_limit_is_refused_before_any_child_runs() {
         Outcome::Ignored { reason } => assert!(reason.contains("more than half"), "{reason}"),
         o => panic!("{o:?}"),
     }
+}
+
+trials! {
+    mlp_sweep_reports_every_metric_and_ticks_batching;
+    transformer_from_a_safetensors_file;
+    cuda_scenarios_are_ignored_with_a_reason_without_a_gpu: NO_CUDA_MODELS;
+    cuda_max_batch_is_ignored_with_a_reason_without_a_gpu: NO_CUDA_MODELS;
+    oom_child_probe_on_cuda_reports_instead_of_crashing_without_a_gpu: NO_CUDA_MODELS;
+    host_oom_refuses_cleanly_recovers_and_finds_max_batch;
+    fragment_pattern_reports_refill;
+    an_absurd_limit_is_refused_before_any_child_runs;
 }

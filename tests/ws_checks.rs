@@ -2,6 +2,9 @@
 //! server in this process, and the Python `websockets` and Node `ws` echo
 //! servers as child processes (installed by `scripts/ws/setup.sh`).
 
+#[macro_use]
+mod needs;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -38,7 +41,6 @@ fn find(checks: &[Check], kind: CheckKind) -> &Check {
     checks.iter().find(|c| c.name == kind.id()).unwrap()
 }
 
-#[test]
 fn the_reference_server_passes_every_check() {
     rt().block_on(async {
         let cfg = ServeConfig::default();
@@ -70,7 +72,6 @@ fn the_reference_server_passes_every_check() {
     });
 }
 
-#[test]
 fn oversize_without_a_known_limit_probes_past_ten_mib() {
     rt().block_on(async {
         let srv = server::start(ServeConfig::default()).await.unwrap();
@@ -97,7 +98,6 @@ fn oversize_without_a_known_limit_probes_past_ten_mib() {
     });
 }
 
-#[test]
 fn a_bad_url_is_a_failed_check_not_a_panic() {
     rt().block_on(async {
         let target = CheckTarget {
@@ -172,7 +172,6 @@ fn target(s: &EchoServer, max_message: Option<usize>) -> CheckTarget {
     }
 }
 
-#[test]
 fn python_websockets_server() {
     let s = python();
     rt().block_on(async {
@@ -201,7 +200,6 @@ fn python_websockets_server() {
     });
 }
 
-#[test]
 fn node_ws_server() {
     let s = node();
     rt().block_on(async {
@@ -230,4 +228,12 @@ fn node_ws_server() {
         println!("oversize, limit not given: {}", c.evidence);
         assert!(!c.passed && c.evidence.contains("accepted"), "{c:?}");
     });
+}
+
+trials! {
+    the_reference_server_passes_every_check;
+    oversize_without_a_known_limit_probes_past_ten_mib;
+    a_bad_url_is_a_failed_check_not_a_panic;
+    python_websockets_server: needs::WS_PEERS;
+    node_ws_server: needs::WS_PEERS;
 }

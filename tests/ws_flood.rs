@@ -1,9 +1,12 @@
 //! `websocket_flood` end to end: suites run through the executor against
 //! third-party echo servers over loopback (Python `websockets`, Node `ws`,
-//! installed by scripts/ws/setup.sh under target/; the tests skip without
-//! them unless NEON_PERF_REQUIRE_WS_PEERS=1, which CI sets), a server that
+//! installed by scripts/ws/setup.sh under target/; without them those tests
+//! are ignored with the reason, unless NEON_PERF_REQUIRE_WS_PEERS=1, which CI sets), a server that
 //! dies mid-flood, 10,000 connections, and the open-file limit; plus the
 //! engine against small in-test servers that misbehave on purpose.
+
+#[macro_use]
+mod needs;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -11,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use libtest_mimic::Completion;
 use neon_perf::config::parse_suite;
 use neon_perf::exec::ExecEnv;
 use neon_perf::result::{Outcome, ScenarioResult};
@@ -21,23 +25,6 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Whether the third-party peers are installed; panics when CI requires them.
-fn peers() -> bool {
-    let r = root();
-    let ok = r.join("target/ws-venv/bin/python").is_file()
-        && r.join("target/ws-node/node_modules/ws/package.json")
-            .is_file();
-    if !ok {
-        if std::env::var("NEON_PERF_REQUIRE_WS_PEERS").as_deref() == Ok("1") {
-            panic!(
-                "NEON_PERF_REQUIRE_WS_PEERS=1 but the peers are missing: run `bash scripts/ws/setup.sh`"
-            );
-        }
-        eprintln!("skipped: third-party WebSocket peers not installed (bash scripts/ws/setup.sh)");
-    }
-    ok
 }
 
 /// `server = {...}` starting one of the repo's echo servers on `{port}`.
@@ -88,11 +75,7 @@ fn assert_ran(r: &ScenarioResult) {
     assert!(r.checks.iter().all(|c| c.passed), "{:#?}", r.checks);
 }
 
-#[test]
 fn echo_servers_closed_loop_binary_ranged_and_text() {
-    if !peers() {
-        return;
-    }
     for server in ["node", "python"] {
         for payload in [
             "payload = { size = { min = 16, max = \"4KiB\" }, seed = 3 }",
@@ -125,11 +108,7 @@ fn echo_servers_closed_loop_binary_ranged_and_text() {
     }
 }
 
-#[test]
 fn open_loop_keeps_its_rate_and_reports_send_lag() {
-    if !peers() {
-        return;
-    }
     let r = run(&format!(
         "{}connections = 4\nrate = \"2000msg/s\"\nduration = \"1s\"\n",
         echo_server("node")
@@ -147,11 +126,7 @@ fn open_loop_keeps_its_rate_and_reports_send_lag() {
     );
 }
 
-#[test]
 fn message_count_mode_sends_exactly_that_many() {
-    if !peers() {
-        return;
-    }
     let r = run(&format!(
         "{}connections = 3\nin_flight = 4\nmessages = 1000\n",
         echo_server("python")
@@ -161,11 +136,7 @@ fn message_count_mode_sends_exactly_that_many() {
     assert_eq!(r.metric("rtt").unwrap().samples.len(), 1000);
 }
 
-#[test]
 fn a_server_that_dies_mid_flood_fails_the_scenario_with_its_output() {
-    if !peers() {
-        return;
-    }
     let r_ = root().display().to_string();
     let r = run(&format!(
         "url = \"ws://127.0.0.1:{{port}}/\"\nserver = {{ command = [\"{r_}/target/ws-venv/bin/python\", \"{r_}/tests/fixtures/ws/dying_server.py\", \"{{port}}\"], env = {{ DIE_AFTER = \"0.5\" }} }}\nconnections = 8\nduration = \"10s\"\n"
@@ -185,7 +156,6 @@ fn a_server_that_dies_mid_flood_fails_the_scenario_with_its_output() {
     assert!(r.wall_time_s < 8.0, "the flood stops when the server dies");
 }
 
-#[test]
 fn a_server_that_never_gets_ready_times_out_with_its_output() {
     let r = run(
         "url = \"ws://127.0.0.1:{port}/\"\nserver = { command = [\"sh\", \"-c\", \"echo starting up; sleep 30\"], timeout = \"700ms\" }\nduration = \"1s\"\n",
@@ -197,7 +167,6 @@ fn a_server_that_never_gets_ready_times_out_with_its_output() {
     assert!(error.contains("| starting up"), "{error}");
 }
 
-#[test]
 fn a_missing_server_program_ignores_the_scenario() {
     let r = run(
         "url = \"ws://127.0.0.1:{port}/\"\nserver = { command = [\"/nonexistent/target/ws-venv/bin/python\"] }\n",
@@ -208,11 +177,7 @@ fn a_missing_server_program_ignores_the_scenario() {
     assert!(reason.contains("scripts/ws/setup.sh"), "{reason}");
 }
 
-#[test]
 fn ten_thousand_connections_against_a_local_server() {
-    if !peers() {
-        return;
-    }
     let r = run(&format!(
         // A message count, not a duration: how many replies fit in a second
         // depends on this machine's load, not on the client.
@@ -225,13 +190,12 @@ fn ten_thousand_connections_against_a_local_server() {
     assert!(value(&r, "messages{dir=received}") >= 10_000.0);
 }
 
-#[test]
-fn too_many_connections_for_the_hard_limit_say_so() {
+fn too_many_connections_for_the_hard_limit_say_so() -> Result<(), Completion> {
     let (_, hard) = client::limits::open_files().unwrap();
-    if hard > 1 << 22 {
-        eprintln!("skipped: the hard open-file limit ({hard}) is too high to exceed");
-        return;
-    }
+    needs::condition(
+        (hard > 1 << 22)
+            .then(|| format!("the hard open-file limit ({hard}) is too high to exceed")),
+    )?;
     // Both ends of every connection live in this process with the builtin server.
     let r = run(&format!(
         "target = \"builtin\"\nconnections = {}\n",
@@ -242,6 +206,7 @@ fn too_many_connections_for_the_hard_limit_say_so() {
     };
     assert!(error.contains("hard limit (RLIMIT_NOFILE)"), "{error}");
     assert!(error.contains("both ends in this process"), "{error}");
+    Ok(())
 }
 
 // ---- the engine against in-test servers that misbehave on purpose ----
@@ -289,7 +254,6 @@ fn rt() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-#[test]
 fn engine_counts_close_codes_lost_and_unmatched_replies() {
     rt().block_on(async {
         // Echoes 20 messages, then closes with 1011 (internal error).
@@ -358,7 +322,6 @@ fn engine_counts_close_codes_lost_and_unmatched_replies() {
     });
 }
 
-#[test]
 fn engine_measures_open_loop_latency_from_the_intended_send_time() {
     rt().block_on(async {
         // Answers every message 20 ms late, one at a time: at 200 msg/s on
@@ -391,7 +354,6 @@ fn engine_measures_open_loop_latency_from_the_intended_send_time() {
     });
 }
 
-#[test]
 fn engine_handles_a_server_that_pings() {
     rt().block_on(async {
         let addr = serve(|mut ws| async move {
@@ -417,7 +379,6 @@ fn engine_handles_a_server_that_pings() {
     });
 }
 
-#[test]
 fn engine_with_the_client_spinning_answers_every_request_and_ends() {
     rt().block_on(async {
         let addr = serve(|mut ws| async move {
@@ -446,4 +407,19 @@ fn engine_with_the_client_spinning_answers_every_request_and_ends() {
             assert!(r.spin_back_offs.is_some(), "{load:?}");
         }
     });
+}
+
+trials! {
+    echo_servers_closed_loop_binary_ranged_and_text: needs::WS_PEERS;
+    open_loop_keeps_its_rate_and_reports_send_lag: needs::WS_PEERS;
+    message_count_mode_sends_exactly_that_many: needs::WS_PEERS;
+    a_server_that_dies_mid_flood_fails_the_scenario_with_its_output: needs::WS_PEERS;
+    a_server_that_never_gets_ready_times_out_with_its_output;
+    a_missing_server_program_ignores_the_scenario;
+    ten_thousand_connections_against_a_local_server: needs::WS_PEERS;
+    ?too_many_connections_for_the_hard_limit_say_so;
+    engine_counts_close_codes_lost_and_unmatched_replies;
+    engine_measures_open_loop_latency_from_the_intended_send_time;
+    engine_handles_a_server_that_pings;
+    engine_with_the_client_spinning_answers_every_request_and_ends;
 }

@@ -120,6 +120,11 @@ fn execute(
         Ok(p) => p,
         Err(code) => return code,
     };
+    let reports_dir = std::env::var_os("NEON_PERF_REPORTS_DIR")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(super::DEFAULT_REPORTS_DIR));
+    let output = &output.with_default_reports(&reports_dir);
     let cfg = RunConfig {
         mode,
         overrides,
@@ -187,9 +192,23 @@ fn execute(
 /// with the exit code the process really ends with, which it returns: the
 /// report's, or 2 when a report could not be written.
 pub(super) fn write_reports(report: &RunReport, out: &OutputArgs) -> i32 {
-    let failures = report::files::write_all(report, &out.files());
+    let files = out.files();
+    let failures = report::files::write_all(report, &files);
     for f in &failures {
         eprintln!("error: {f}");
+    }
+    let written: Vec<String> = files
+        .paths()
+        .into_iter()
+        .filter(|p| {
+            !failures
+                .iter()
+                .any(|f| f.contains(&p.display().to_string()))
+        })
+        .map(|p| p.display().to_string())
+        .collect();
+    if !written.is_empty() {
+        println!("reports: {}", written.join(", "));
     }
     let (code, why) = if failures.is_empty() {
         (report.exit_code, None)

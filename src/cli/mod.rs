@@ -25,6 +25,8 @@ pub mod exit {
     pub const BAD_INPUT: i32 = 2;
     /// Only inconclusive or invalid verdicts (with --fail-on-inconclusive).
     pub const INCONCLUSIVE: i32 = 3;
+    /// A bless that recorded nothing for a scenario that ran (each named, with why).
+    pub const NOT_RECORDED: i32 = crate::run::EXIT_NOT_RECORDED;
 }
 
 #[derive(Debug, Parser)]
@@ -35,7 +37,8 @@ pub mod exit {
     long_about = "Runs the scenarios in suites/*.toml, compares each metric with the baselines \
                   in baselines/<hardware-key>/, and passes or fails the performance checklist.\n\n\
                   Exit codes: 0 pass, 1 regression or failure, 2 bad input or setup, \
-                  3 inconclusive/invalid only (with --fail-on-inconclusive)."
+                  3 inconclusive/invalid only (with --fail-on-inconclusive), \
+                  4 a bless that recorded nothing for a scenario that ran."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -216,7 +219,21 @@ pub struct OutputArgs {
     pub no_color: bool,
 }
 
+/// Where `run` and `bless` write the HTML and JSON reports that no flag
+/// placed; `NEON_PERF_REPORTS_DIR` moves it.
+pub const DEFAULT_REPORTS_DIR: &str = "target/neon-perf";
+
 impl OutputArgs {
+    /// These flags, with `report.html` and `results.json` under `dir` for
+    /// the two that were not given.
+    pub fn with_default_reports(&self, dir: &std::path::Path) -> OutputArgs {
+        OutputArgs {
+            json: self.json.clone().or_else(|| Some(dir.join("results.json"))),
+            html: self.html.clone().or_else(|| Some(dir.join("report.html"))),
+            ..self.clone()
+        }
+    }
+
     /// The report files these flags ask for.
     pub fn files(&self) -> crate::report::files::ReportFiles {
         crate::report::files::ReportFiles {

@@ -79,6 +79,7 @@ pub fn compare_files(
         exit_code: run::exit_code(&statuses, fail_on_inconclusive),
         scenarios,
         blessed: Vec::new(),
+        not_recorded: Vec::new(),
         ..new.report.clone()
     };
     Ok((report, notes))

@@ -53,6 +53,10 @@ pub fn merge(files: &[ResultsFile], fail_on_inconclusive: bool) -> Result<RunRep
         (!set.is_empty()).then(|| set.into_iter().collect::<Vec<_>>().join(","))
     };
     let statuses: Vec<Status> = scenarios.iter().map(|s| s.status).collect();
+    let not_recorded: Vec<String> = files
+        .iter()
+        .flat_map(|f| f.report.not_recorded.iter().cloned())
+        .collect();
     Ok(RunReport {
         format_version: first.format_version,
         tool_version: first.tool_version.clone(),
@@ -62,13 +66,17 @@ pub fn merge(files: &[ResultsFile], fail_on_inconclusive: bool) -> Result<RunRep
         hardware_dir: hardware.dirname(),
         hardware_key: hardware,
         checklist: checklist::evaluate(&scenarios),
-        exit_code: run::exit_code(&statuses, fail_on_inconclusive),
+        exit_code: match run::exit_code(&statuses, fail_on_inconclusive) {
+            0 if !not_recorded.is_empty() => run::EXIT_NOT_RECORDED,
+            code => code,
+        },
         scenarios,
         blessed: files
             .iter()
             .flat_map(|f| f.report.blessed.iter().cloned())
             .collect(),
         partition: None,
+        not_recorded,
     })
 }
 

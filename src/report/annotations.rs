@@ -181,6 +181,7 @@ mod tests {
             exit_code: 0,
             blessed: vec![],
             partition: None,
+            not_recorded: Vec::new(),
         }
     }
 

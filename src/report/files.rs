@@ -24,6 +24,27 @@ pub struct ReportFiles {
     pub step_summary: bool,
 }
 
+impl ReportFiles {
+    /// Every file these settings write, HTML first (the one people open).
+    pub fn paths(&self) -> Vec<PathBuf> {
+        let mut out: Vec<PathBuf> = [
+            &self.html,
+            &self.json,
+            &self.markdown,
+            &self.junit,
+            &self.bmf,
+        ]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
+        if let Some(p) = &self.github_benchmark {
+            out.extend([BenchDirection::Smaller, BenchDirection::Bigger].map(|d| d.path(p)));
+        }
+        out
+    }
+}
+
 /// Writes every report in `files` (creating missing folders), prints the
 /// annotations and appends the step summary when asked. Returns one message per report
 /// that could not be written ("writing PATH: ..."), in the order tried.
@@ -85,6 +106,7 @@ mod tests {
             exit_code: 0,
             blessed: Vec::new(),
             partition: None,
+            not_recorded: Vec::new(),
         }
     }
 

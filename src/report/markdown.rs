@@ -8,25 +8,26 @@
 use std::fmt::Write;
 
 use crate::checklist::ItemState;
+use crate::report::headline::{Kind, headline};
 use crate::report::percent;
 use crate::result::Outcome;
 use crate::run::RunReport;
 
 pub fn markdown(report: &RunReport) -> Vec<u8> {
     let mut o = String::new();
-    let failed = report
-        .scenarios
-        .iter()
-        .filter(|s| s.status.is_failure())
-        .count();
-    let head = if report.exit_code == 0 {
-        "✅ neon-perf: no regressions"
-    } else if failed > 0 {
-        "❌ neon-perf: regressions or failures"
-    } else {
-        "⚠️ neon-perf: inconclusive"
+    let head = headline(report);
+    let mark = match head.kind {
+        Kind::Pass | Kind::Blessed => "✅",
+        Kind::Failed | Kind::NotRecorded => "❌",
+        Kind::Inconclusive => "⚠️",
+        Kind::NothingCompared | Kind::NothingRan => "⚪",
     };
-    let _ = writeln!(o, "## {head}\n");
+    let _ = writeln!(o, "## {mark} neon-perf: {}\n", head.title);
+    if let Some(note) = &head.note {
+        // The note's one piece of code, the command to run, stays code.
+        let note = text(note).replace("\\`neon-perf bless\\`", "`neon-perf bless`");
+        let _ = writeln!(o, "**{note}**\n");
+    }
     let _ = writeln!(
         o,
         "Hardware {} · mode {} · commit {}\n",
@@ -84,6 +85,7 @@ pub fn markdown(report: &RunReport) -> Vec<u8> {
             ItemState::Ticked => "- [x]",
             ItemState::Failed => "- [ ] ❌",
             ItemState::NotChecked => "- [ ]",
+            ItemState::NotCompared => "- [ ] ⚪",
         };
         let why = match (&c.state, &c.reason) {
             (ItemState::Ticked, _) => c.evidence.first().cloned().unwrap_or_default(),

@@ -5,6 +5,7 @@
 pub mod annotations;
 pub mod dashboards;
 pub mod files;
+pub mod headline;
 pub mod html;
 pub mod junit;
 pub mod markdown;

@@ -5,6 +5,7 @@ use std::fmt::Write;
 
 use crate::checklist::ItemState;
 use crate::compare::Verdict;
+use crate::report::headline::Kind;
 use crate::report::percent;
 use crate::result::Outcome;
 use crate::run::{RunReport, ScenarioReport, Status};
@@ -209,6 +210,10 @@ pub fn details(report: &RunReport, style: Style) -> String {
                 "[ ]".to_string(),
                 format!("not checked: {}", c.reason.clone().unwrap_or_default()),
             ),
+            ItemState::NotCompared => (
+                style.paint("36", "[~]"),
+                format!("not compared: {}", c.reason.clone().unwrap_or_default()),
+            ),
         };
         let _ = writeln!(o, "  {mark} {:<48} {detail}", c.title);
     }
@@ -237,6 +242,14 @@ pub fn totals(report: &RunReport, exit: i32, why: Option<&str>) -> String {
     );
     for b in &report.blessed {
         let _ = writeln!(o, "{b}");
+    }
+    let h = super::headline::headline(report);
+    if matches!(
+        h.kind,
+        Kind::NothingCompared | Kind::NothingRan | Kind::NotRecorded
+    ) || h.note.is_some()
+    {
+        let _ = writeln!(o, "{}: {}", h.title, h.note.as_deref().unwrap_or_default());
     }
     o
 }

@@ -53,6 +53,7 @@ fn report(hardware_dir: &str, scenarios: Vec<ScenarioReport>) -> RunReport {
     let exit_code = i32::from(scenarios.iter().any(|s| s.status.is_failure()));
     RunReport {
         partition: None,
+        not_recorded: Vec::new(),
         format_version: crate::run::RESULTS_FORMAT_VERSION,
         tool_version: env!("CARGO_PKG_VERSION").into(),
         created: "2026-11-27T10:00:00Z".into(),

@@ -49,6 +49,7 @@ pub fn checklist(r: &RunReport) -> String {
             ItemState::Ticked => ("ticked", "✔"),
             ItemState::Failed => ("failed", "✘"),
             ItemState::NotChecked => ("unchecked", "–"),
+            ItemState::NotCompared => ("uncompared", "○"),
         };
         let _ = write!(
             o,
@@ -71,7 +72,9 @@ pub fn checklist(r: &RunReport) -> String {
     o
 }
 
-pub fn monitor(m: &MonitorSummary) -> String {
+/// The monitor's readings; `said` is a GPU-off reason the page already
+/// gave for every scenario, not repeated here.
+pub fn monitor(m: &MonitorSummary, said: Option<&str>) -> String {
     let mut o = String::new();
     let h = &m.host;
     let _ = writeln!(
@@ -85,7 +88,7 @@ pub fn monitor(m: &MonitorSummary) -> String {
             sig3(c)
         )),
     );
-    if let Some(why) = &m.gpu_unavailable {
+    if let Some(why) = m.gpu_unavailable.as_deref().filter(|w| Some(*w) != said) {
         let _ = writeln!(o, "<p class=\"meta\">GPU monitoring off: {}</p>", esc(why));
     }
     for g in &m.gpus {

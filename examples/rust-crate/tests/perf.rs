@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    neon_perf::harness::main_in(env!("CARGO_MANIFEST_DIR"))
+}

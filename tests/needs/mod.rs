@@ -1,0 +1,155 @@
+//! Tests that need a piece this machine may lack — a GPU, NVRTC, the
+//! third-party WebSocket peers, python3 — run under libtest-mimic
+//! (`harness = false`), so that a missing piece is reported by `cargo test`
+//! as **ignored, with the reason**: never a silent pass, never a failure.
+//! CI sets `NEON_PERF_REQUIRE_<PIECE>=1` to make a missing piece a failure.
+//!
+//! A test file lists its tests once, each with what it needs:
+//!
+//! ```ignore
+//! #[macro_use]
+//! mod needs;
+//! trials! {
+//!     runs_anywhere;
+//!     talks_to_node: needs::WS_PEERS;
+//! }
+//! ```
+
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::{Command, ExitCode, Stdio};
+
+use libtest_mimic::{Arguments, Completion, Failed, Trial};
+
+/// One piece a test needs. `probe` says why it is missing (`None`: present).
+pub struct Need {
+    /// `NEON_PERF_REQUIRE_<PIECE>`: set to 1, a missing piece fails the test.
+    pub require: Option<&'static str>,
+    pub probe: fn() -> Option<String>,
+}
+
+/// Python `websockets` and Node `ws` echo servers, from `scripts/ws/setup.sh`.
+pub const WS_PEERS: Need = Need {
+    require: Some("NEON_PERF_REQUIRE_WS_PEERS"),
+    probe: ws_peers_missing,
+};
+/// The NVRTC library (CI installs the PyPI wheel with `scripts/nvrtc.sh`).
+pub const NVRTC: Need = Need {
+    require: Some("NEON_PERF_REQUIRE_NVRTC"),
+    probe: neon_perf::device::nvrtc_unavailable_reason,
+};
+/// A CUDA driver with at least one GPU.
+pub const GPU: Need = Need {
+    require: Some("NEON_PERF_REQUIRE_GPU"),
+    probe: neon_perf::device::cuda_unavailable_reason,
+};
+/// `python3` on PATH.
+pub const PYTHON: Need = Need {
+    require: Some("NEON_PERF_REQUIRE_PYTHON"),
+    probe: python_missing,
+};
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn ws_peers_missing() -> Option<String> {
+    let r = root();
+    let venv = r.join("target/ws-venv/bin/python");
+    let ws = r.join("target/ws-node/node_modules/ws/package.json");
+    let missing: Vec<String> = [&venv, &ws]
+        .into_iter()
+        .filter(|p| !p.is_file())
+        .map(|p| p.strip_prefix(r).unwrap_or(p).display().to_string())
+        .collect();
+    if missing.is_empty() {
+        return runs("node", &["--version"])
+            .err()
+            .map(|e| format!("node does not run ({e})"));
+    }
+    Some(format!(
+        "third-party WebSocket peers not installed ({} missing): run `bash scripts/ws/setup.sh`",
+        missing.join(", ")
+    ))
+}
+
+fn python_missing() -> Option<String> {
+    runs("python3", &["--version"])
+        .err()
+        .map(|e| format!("python3 does not run ({e})"))
+}
+
+/// Whether `cmd args` starts and exits 0.
+pub fn runs(cmd: &str, args: &[&str]) -> Result<(), String> {
+    let status = Command::new(cmd)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map_err(|e| format!("{cmd}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{cmd} exited with {status}"))
+    }
+}
+
+/// A need probed at run time, with its own reason (no REQUIRE variable):
+/// e.g. a host limit the test cannot exceed.
+pub fn condition(why_not: Option<String>) -> Result<(), Completion> {
+    match why_not {
+        Some(reason) => Err(Completion::ignored_with(reason)),
+        None => Ok(()),
+    }
+}
+
+fn required(var: &str) -> bool {
+    std::env::var(var).as_deref() == Ok("1")
+}
+
+/// The trial for `test`: ignored with the reason of the first missing need,
+/// or failed when that need is required.
+pub fn trial(name: &'static str, test: fn(), needs: &'static [Need]) -> Trial {
+    Trial::ignorable_test(name, move || {
+        for need in needs {
+            let Some(reason) = (need.probe)() else {
+                continue;
+            };
+            return match need.require.filter(|v| required(v)) {
+                Some(var) => Err(Failed::from(format!("{var}=1 but {reason}"))),
+                None => Ok(Completion::ignored_with(reason)),
+            };
+        }
+        test();
+        Ok(Completion::Completed)
+    })
+}
+
+/// A trial whose body decides at run time that it cannot run here
+/// (returns `Err(Completion::Ignored{..})` through [`condition`]).
+pub fn conditional_trial(name: &'static str, test: fn() -> Result<(), Completion>) -> Trial {
+    Trial::ignorable_test(name, move || {
+        Ok(test().err().unwrap_or(Completion::Completed))
+    })
+}
+
+/// Runs the file's trials with libtest's command line (filters, `--list`, …).
+pub fn run(trials: Vec<Trial>) -> ExitCode {
+    libtest_mimic::run(&Arguments::from_args(), trials).exit_code()
+}
+
+/// `fn main` listing the file's tests: `name;` or `name: NEED, NEED;`,
+/// and `?name;` for a test returning `Result<(), Completion>` (see
+/// [`conditional_trial`]).
+macro_rules! trials {
+    ($($(?$cname:ident)? $($name:ident $(: $($need:expr),+)?)?;)*) => {
+        fn main() -> std::process::ExitCode {
+            needs::run(vec![$(
+                $(needs::conditional_trial(stringify!($cname), $cname),)?
+                $(needs::trial(stringify!($name), $name, &[$($($need),+)?]),)?
+            )*])
+        }
+    };
+}
