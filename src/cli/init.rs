@@ -78,9 +78,13 @@ pub fn init(a: InitArgs) -> i32 {
         .filter(|rel| a.dir.join(rel).symlink_metadata().is_ok())
         .collect();
     if !existing.is_empty() {
+        let place = if a.dir == Path::new(".") {
+            "the current folder".to_string()
+        } else {
+            a.dir.display().to_string()
+        };
         eprintln!(
-            "error: not overwriting what is there already in {}: {}",
-            a.dir.display(),
+            "error: not overwriting what is there already in {place}: {}",
             existing.join(", ")
         );
         eprintln!("  = help: nothing was written; move those files away to start afresh");
@@ -122,7 +126,7 @@ fn print_next_steps(dir: &Path) {
     println!();
     println!(
         "Reports go to target/neon-perf/ (add target/ to .gitignore). Baselines are per \
-         hardware: the CI runner needs its own, blessed on that runner (docs/action.md)."
+         hardware: the CI runner needs its own, blessed on that runner (docs/action.md in neon-perf's repository)."
     );
 }
 
