@@ -72,6 +72,8 @@ fn metrics_emitted_by_the_python_helper_reach_the_results() {
         .arg("--json")
         .arg(&json)
         .env("PYTHONPATH", python_source())
+        // No __pycache__ in the source tree.
+        .env("PYTHONDONTWRITEBYTECODE", "1")
         .env_remove("GITHUB_STEP_SUMMARY")
         .env_remove("GITHUB_ACTIONS")
         .current_dir(tmp.path())
@@ -179,6 +181,7 @@ fn bad_arguments_raise_before_anything_is_printed() {
             .arg("-c")
             .arg(format!("import neon_perf\n{call}"))
             .env("PYTHONPATH", python_source())
+            .env("PYTHONDONTWRITEBYTECODE", "1")
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&o.stderr);
