@@ -3,6 +3,7 @@
 mod calibrate;
 mod combine;
 mod commands;
+mod init;
 mod progress;
 mod serve;
 
@@ -55,6 +56,9 @@ pub enum Command {
     List(ListArgs),
     /// Validate suite files without running anything (exit 2 on any error).
     Check(PathArgs),
+    /// Set up a repository: a starter suite, baselines/README.md and a
+    /// pull-request workflow using the neon-perf GitHub Action (never overwrites).
+    Init(init::InitArgs),
     /// Show what was found on this host: CPU, GPUs, CUDA, NVRTC, NVML, hardware key.
     Doctor(DoctorArgs),
     /// Run scenarios N times unchanged: each metric's run-to-run noise on this
@@ -365,6 +369,7 @@ pub fn main() -> i32 {
         Command::List(a) => commands::list(a),
         Command::Check(a) => commands::check(a),
         Command::Doctor(a) => commands::doctor(a),
+        Command::Init(a) => init::init(a),
         Command::Calibrate(a) => calibrate::calibrate(a),
         Command::Serve(a) => serve::serve(a),
         Command::Merge(a) => combine::merge(a),

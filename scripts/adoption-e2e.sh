@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# A team adopts neon-perf, end to end, in a fresh temp dir: a venv,
+# `pip install` of this repository (or of a prebuilt wheel), an empty git
+# repository, `neon-perf init`, a first run (nothing to compare with), a
+# bless, and a second run that compares. Fails loudly, with the output, on
+# any mismatch.
+#
+#   scripts/adoption-e2e.sh
+#
+# Environment:
+#   NEON_PERF_WHEEL   install this wheel instead of building the repository
+#                     with pip (CI builds the wheel once; .ci/run)
+#   PYTHON            the Python to make the venv with (default: python3)
+#   KEEP=1            keep the temp dir (its path is printed)
+# pip's build of the repository is a cargo release build: CARGO_TARGET_DIR
+# is honoured.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+python=${PYTHON:-python3}
+work=$(mktemp -d "${TMPDIR:-/tmp}/neon-perf-adoption.XXXXXX")
+if [ "${KEEP:-0}" = 1 ]; then
+  echo "temp dir (kept): $work"
+else
+  trap 'rm -rf "$work"' EXIT
+fi
+
+step() { echo "== $*"; }
+fail() {
+  echo "FAIL: $1" >&2
+  if [ -n "${2:-}" ] && [ -f "$2" ]; then
+    echo "---- output ----" >&2
+    cat "$2" >&2
+    echo "----------------" >&2
+  fi
+  exit 1
+}
+# run LOG WANT_EXIT CMD...: runs CMD with its output in LOG (and shown),
+# fails unless it exits WANT_EXIT.
+run() {
+  local log=$1 want=$2
+  shift 2
+  echo "\$ $*"
+  set +e
+  "$@" >"$log" 2>&1
+  local code=$?
+  set -e
+  sed 's/^/  | /' "$log"
+  [ "$code" = "$want" ] || fail "\`$*\` exited $code, expected $want" "$log"
+}
+contains() { grep -qF -- "$2" "$1" || fail "expected \`$2\` in the output" "$1"; }
+lacks() { ! grep -qF -- "$2" "$1" || fail "did not expect \`$2\` in the output" "$1"; }
+
+step "venv ($python) in $work/venv"
+"$python" -m venv "$work/venv"
+py=$work/venv/bin/python
+run "$work/pip-upgrade.log" 0 "$py" -m pip install --quiet --upgrade pip
+
+if [ -n "${NEON_PERF_WHEEL:-}" ]; then
+  step "pip install the prebuilt wheel $NEON_PERF_WHEEL"
+  run "$work/pip.log" 0 "$py" -m pip install "$NEON_PERF_WHEEL"
+else
+  step "pip install $repo (a cargo release build through maturin: minutes)"
+  run "$work/pip.log" 0 "$py" -m pip install "$repo"
+fi
+export PATH="$work/venv/bin:$PATH"
+[ "$(command -v neon-perf)" = "$work/venv/bin/neon-perf" ] ||
+  fail "neon-perf is not the venv's: $(command -v neon-perf || echo none)"
+run "$work/version.log" 0 neon-perf --version
+run "$work/import.log" 0 python -c 'import neon_perf; neon_perf.emit("probe", 1.5, "ms"); print(neon_perf.__version__)'
+contains "$work/import.log" '{"metric": "probe", "value": 1.5, "unit": "ms"}'
+
+step "an empty git repository, neon-perf init"
+app=$work/app
+mkdir "$app"
+cd "$app"
+git init --quiet
+run "$work/init.log" 0 neon-perf init
+for f in suites/perf.toml baselines/README.md .github/workflows/neon-perf.yml; do
+  [ -f "$f" ] || fail "init did not write $f" "$work/init.log"
+done
+contains "$work/init.log" 'neon-perf bless --reason "first baseline"'
+run "$work/check.log" 0 neon-perf check
+
+step "first run: nothing to compare with yet"
+run "$work/run1.log" 0 neon-perf run
+contains "$work/run1.log" "perf::sort"
+contains "$work/run1.log" "none compared"
+contains "$work/run1.log" "neon-perf bless"
+
+step "bless"
+run "$work/bless.log" 0 neon-perf bless --reason first
+baselines=$(find baselines -name '*.toml' | sort)
+[ -n "$baselines" ] || fail "bless wrote no file under baselines/" "$work/bless.log"
+echo "  baselines: $baselines"
+
+step "second run: compared with the baseline"
+run "$work/run2.log" 0 neon-perf run
+lacks "$work/run2.log" "none compared"
+
+step "adoption end to end: ok"
