@@ -1,36 +1,10 @@
 //! The seven-item performance checklist, each item ticked only by evidence
 //! from a scenario that ran on this machine.
 
-use serde::{Deserialize, Serialize};
-
 use crate::compare::Verdict;
 use crate::metric::ChecklistItem;
+use crate::outcome::{ChecklistEntry, ItemState, ScenarioReport, Status};
 use crate::result::Outcome;
-use crate::run::{ScenarioReport, Status};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ItemState {
-    Ticked,
-    Failed,
-    NotChecked,
-    /// Its checks passed, but no scenario behind it was compared with a
-    /// baseline: nothing says its performance held.
-    NotCompared,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ChecklistEntry {
-    pub item: ChecklistItem,
-    /// Read back as empty; [`ChecklistItem::title`] restores it.
-    #[serde(skip_deserializing)]
-    pub title: &'static str,
-    pub state: ItemState,
-    /// One line per piece of evidence: "scenario: check — evidence".
-    pub evidence: Vec<String>,
-    /// Why an item is not checked or failed.
-    pub reason: Option<String>,
-}
 
 /// Why nothing could tick an item, in words a user can act on.
 fn missing_reason(item: ChecklistItem) -> &'static str {

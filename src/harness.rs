@@ -19,9 +19,10 @@ use libtest_mimic::{Arguments, Completion, Failed, Trial};
 
 use crate::compare::Policy;
 use crate::exec::{self, Availability, ExecEnv};
+use crate::outcome::ScenarioReport;
 use crate::plan::{Kind, ScenarioPlan, Settings};
 use crate::report::{self, terminal};
-use crate::run::{self, Mode, RunConfig, ScenarioReport, Session};
+use crate::run::{self, Mode, RunConfig, Session};
 
 /// Where the harness finds things; `tests/perf.rs` fills it from cargo's env.
 pub struct HarnessOptions {
@@ -190,8 +191,8 @@ pub fn main(opts: HarnessOptions) -> ExitCode {
                 return ExitCode::from(2);
             }
             print!("{}", terminal::totals(&report, report.exit_code, None));
-            if report.exit_code == run::EXIT_NOT_RECORDED {
-                return ExitCode::from(run::EXIT_NOT_RECORDED as u8);
+            if report.exit_code == crate::outcome::EXIT_NOT_RECORDED {
+                return ExitCode::from(crate::outcome::EXIT_NOT_RECORDED as u8);
             }
         }
         Err(e) => {

@@ -2,7 +2,8 @@
 //!
 //! Data flows one way: suites (`config`) → plans (`plan`) → executors
 //! (`exec`, with `monitor` and `device`) → results (`result`) → verdicts
-//! (`compare`, on `stats` and `baseline`) → `checklist` and `report`.
+//! (`compare`, on `stats` and `baseline`) → `outcome` (the results model and
+//! the exit-code rule) → `checklist` and `report`.
 //! `run` drives that pipeline for both front ends: `cli` and `harness`.
 
 pub mod baseline;
@@ -19,6 +20,7 @@ pub mod host;
 pub mod metric;
 pub mod model;
 pub mod monitor;
+pub mod outcome;
 pub mod paired;
 pub mod plan;
 pub mod report;

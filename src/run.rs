@@ -7,26 +7,24 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
 use crate::baseline::{
     BaselineError, BaselineFile, BaselineStore, BlessMode, BlessSummary, HardwareKey, Provenance,
     agreement,
 };
-use crate::checklist::{self, ChecklistEntry};
+use crate::checklist;
 use crate::compare::{self, MetricVerdict, Policy, Verdict};
 use crate::config::{self, ConfigError};
 use crate::exec::{self, Availability, ExecEnv, ExecError, ExecEvent, RunCtx};
 use crate::metric::{ChecklistItem, Direction, Estimator};
 use crate::monitor::{self, Monitor};
+use crate::outcome::{
+    RESULTS_FORMAT_VERSION, RunReport, ScenarioReport, Status, exit_code, status_of,
+};
 use crate::paired::{self, Against, BaseTree, DEFAULT_PAIRS, Paired};
 use crate::plan::{ScenarioPlan, Settings, Suite};
 use crate::result::{Check, MonitorSummary, Outcome, ScenarioResult};
 use crate::spread;
 use crate::units::HumanDuration;
-
-/// Version of the JSON results schema (docs/json-schema.md).
-pub const RESULTS_FORMAT_VERSION: u32 = 1;
 
 /// What the run is for.
 #[derive(Clone, Debug, PartialEq)]
@@ -84,131 +82,6 @@ pub enum SetupError {
     NothingMatched(String),
     #[error("--against: {0}")]
     Against(String),
-}
-
-/// How one scenario ended, all verdicts considered.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    Pass,
-    Improved,
-    NoBaseline,
-    Inconclusive,
-    Invalid,
-    Regressed,
-    Failed,
-    Ignored,
-}
-
-impl Status {
-    pub fn label(self) -> &'static str {
-        match self {
-            Status::Pass => "PASS",
-            Status::Improved => "IMPROVED",
-            Status::NoBaseline => "NO-BASELINE",
-            Status::Inconclusive => "INCONCLUSIVE",
-            Status::Invalid => "INVALID",
-            Status::Regressed => "REGRESSED",
-            Status::Failed => "FAILED",
-            Status::Ignored => "IGNORED",
-        }
-    }
-
-    /// Whether `cargo test` should fail the trial.
-    pub fn is_failure(self) -> bool {
-        matches!(self, Status::Regressed | Status::Failed)
-    }
-}
-
-/// One scenario's result with its verdicts.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ScenarioReport {
-    #[serde(flatten)]
-    pub result: ScenarioResult,
-    pub status: Status,
-    pub verdicts: Vec<MetricVerdict>,
-    /// Checklist items the suite says this scenario is evidence for.
-    pub checklist: Vec<ChecklistItem>,
-    /// Sampled on the smoke budget.
-    pub smoke: bool,
-    /// The scenario's per-metric rules and default tolerance, so that
-    /// `neon-perf compare` can judge two results files with the same rules.
-    #[serde(default)]
-    pub rules: BTreeMap<String, crate::plan::MetricRule>,
-    #[serde(default = "default_tolerance")]
-    pub tolerance: f64,
-}
-
-fn default_tolerance() -> f64 {
-    crate::plan::Resolved::default().tolerance
-}
-
-/// The whole run: the JSON results file is this, serialized.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct RunReport {
-    pub format_version: u32,
-    pub tool_version: String,
-    pub created: String,
-    pub git_commit: Option<String>,
-    pub mode: String,
-    pub hardware_key: HardwareKey,
-    pub hardware_dir: String,
-    pub scenarios: Vec<ScenarioReport>,
-    pub checklist: Vec<ChecklistEntry>,
-    pub exit_code: i32,
-    /// Baseline changes, when the run blessed.
-    pub blessed: Vec<String>,
-    /// The shard this run measured (`--partition`), e.g. "hash:2/4".
-    #[serde(default)]
-    pub partition: Option<String>,
-    /// A bless's scenarios that ran but were not recorded (invalid runs,
-    /// runs refused by the recorded ones), each `suite::name — why`: they
-    /// make the bless exit [`EXIT_NOT_RECORDED`].
-    #[serde(default)]
-    pub not_recorded: Vec<String>,
-}
-
-/// A bless that recorded nothing for a scenario that ran (and nothing
-/// failed or regressed): the baseline a user asked for does not exist.
-pub const EXIT_NOT_RECORDED: i32 = 4;
-
-/// Prints GitHub annotations for the report's problems, paths relative to
-/// `$GITHUB_WORKSPACE` (else the current folder): the one place both front
-/// ends (CLI and harness) do it.
-pub fn print_annotations(report: &RunReport) {
-    let root = std::env::var_os("GITHUB_WORKSPACE")
-        .map(PathBuf::from)
-        .or_else(|| std::env::current_dir().ok())
-        .unwrap_or_default();
-    print!(
-        "{}",
-        String::from_utf8_lossy(&crate::report::annotations::github(report, &root))
-    );
-}
-
-/// Appends the Markdown summary to `$GITHUB_STEP_SUMMARY` when it is set:
-/// the one place both front ends (CLI and harness) do it.
-pub fn append_step_summary(md: &[u8]) -> Result<(), String> {
-    use std::io::Write;
-    let Some(p) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) else {
-        return Ok(());
-    };
-    let p = PathBuf::from(p);
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&p)
-        .and_then(|mut f| f.write_all(md))
-        .map_err(|e| format!("writing {}: {e}", p.display()))
-}
-
-/// The hardware key of this host: CPU model and cores, plus GPUs when found.
-pub fn hardware_key() -> HardwareKey {
-    HardwareKey {
-        cpu_model: crate::host::cpu_model(),
-        cpu_cores: crate::host::cpu_cores(),
-        gpus: crate::device::gpu_keys().unwrap_or_default(),
-    }
 }
 
 /// Loads every suite under `paths`; all errors are collected.
@@ -275,7 +148,7 @@ impl Session {
         };
         Ok(Session {
             cfg,
-            hardware: hardware_key(),
+            hardware: crate::device::hardware_key(),
             store,
             baselines: BTreeMap::new(),
             warnings,
@@ -600,10 +473,11 @@ impl Session {
         }
         let checklist = checklist::evaluate(&scenarios);
         let statuses: Vec<Status> = scenarios.iter().map(|s| s.status).collect();
-        let mut exit_code = exit_code(&statuses, self.cfg.fail_on_inconclusive);
-        if exit_code == 0 && !not_recorded.is_empty() {
-            exit_code = EXIT_NOT_RECORDED;
-        }
+        let exit_code = exit_code(
+            &statuses,
+            self.cfg.fail_on_inconclusive,
+            !not_recorded.is_empty(),
+        );
         Ok(RunReport {
             format_version: RESULTS_FORMAT_VERSION,
             tool_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -1008,58 +882,9 @@ fn add_monitoring_check(result: &mut ScenarioResult) {
     ));
 }
 
-/// A scenario's status from its outcome and metric verdicts.
-pub fn status_of(result: &ScenarioResult, verdicts: &[MetricVerdict]) -> Status {
-    match &result.outcome {
-        Outcome::Ignored { .. } => return Status::Ignored,
-        Outcome::Failed { .. } => return Status::Failed,
-        Outcome::Ran => {}
-    }
-    let has = |v: Verdict| verdicts.iter().any(|m| m.verdict == v);
-    if has(Verdict::Regressed) {
-        Status::Regressed
-    } else if has(Verdict::Invalid) || !result.invalid_reasons.is_empty() {
-        Status::Invalid
-    } else if has(Verdict::Inconclusive) {
-        Status::Inconclusive
-    } else if has(Verdict::Improved) {
-        Status::Improved
-    } else if has(Verdict::Pass) {
-        Status::Pass
-    } else {
-        Status::NoBaseline
-    }
-}
-
-/// 0 all pass; 1 a regression or failure; 3 only inconclusive/invalid when
-/// the policy says so. (2, bad input, is decided before anything runs.)
-pub fn exit_code(statuses: &[Status], fail_on_inconclusive: bool) -> i32 {
-    if statuses.iter().any(|s| s.is_failure()) {
-        1
-    } else if fail_on_inconclusive
-        && statuses
-            .iter()
-            .any(|s| matches!(s, Status::Inconclusive | Status::Invalid))
-    {
-        3
-    } else {
-        0
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn exit_codes() {
-        use Status::*;
-        assert_eq!(exit_code(&[Pass, NoBaseline, Ignored, Improved], true), 0);
-        assert_eq!(exit_code(&[Pass, Regressed], false), 1);
-        assert_eq!(exit_code(&[Failed, Inconclusive], true), 1);
-        assert_eq!(exit_code(&[Pass, Inconclusive], true), 3);
-        assert_eq!(exit_code(&[Pass, Invalid], false), 0);
-    }
 
     fn verdict(key: &str, verdict: Verdict) -> MetricVerdict {
         MetricVerdict {

@@ -40,7 +40,7 @@ pub fn calibrate(a: CalibrateArgs) -> i32 {
     println!(
         "neon-perf calibrate · {} scenario(s) × {runs} runs · hardware {}",
         plans.len(),
-        run::hardware_key().dirname()
+        crate::device::hardware_key().dirname()
     );
     let mut progress = Progress::new(plans.len() * runs);
     let mut out = Vec::new();

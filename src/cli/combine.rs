@@ -10,8 +10,8 @@ use super::commands::write_reports;
 use super::{OutputArgs, exit};
 use crate::combine::{self, CombineError, ResultsFile};
 use crate::compare::Policy;
+use crate::outcome::RunReport;
 use crate::report::terminal;
-use crate::run::RunReport;
 
 #[derive(Debug, Clone, Args)]
 pub struct MergeArgs {

@@ -11,7 +11,8 @@ use crate::exec::{self, Availability, ExecEnv};
 use crate::plan::{ScenarioPlan, Settings, Suite};
 use crate::report::{self, terminal};
 
-use crate::run::{self, Mode, RunConfig, RunReport, Session};
+use crate::outcome::RunReport;
+use crate::run::{self, Mode, RunConfig, Session};
 
 fn stdout_color(out: &OutputArgs) -> terminal::Style {
     terminal::Style {
@@ -301,7 +302,7 @@ pub fn list(a: ListArgs) -> i32 {
         let names: Vec<String> = plans.iter().map(|p| p.full_name()).collect();
         crate::plan::Partition::shards(p.kind, p.n, &names)
     });
-    let hw = run::hardware_key();
+    let hw = crate::device::hardware_key();
     let store = BaselineStore::new(a.select.baselines.clone());
     let mut rows = Vec::new();
     for (i, p) in plans.iter().enumerate() {
@@ -371,7 +372,7 @@ pub fn list(a: ListArgs) -> i32 {
 }
 
 pub fn doctor(a: DoctorArgs) -> i32 {
-    let hw = run::hardware_key();
+    let hw = crate::device::hardware_key();
     let device = crate::device::probe();
     if a.json {
         let v = serde_json::json!({

@@ -27,7 +27,7 @@ pub mod exit {
     /// Only inconclusive or invalid verdicts (with --fail-on-inconclusive).
     pub const INCONCLUSIVE: i32 = 3;
     /// A bless that recorded nothing for a scenario that ran (each named, with why).
-    pub const NOT_RECORDED: i32 = crate::run::EXIT_NOT_RECORDED;
+    pub const NOT_RECORDED: i32 = crate::outcome::EXIT_NOT_RECORDED;
 }
 
 #[derive(Debug, Parser)]

@@ -10,8 +10,8 @@ use super::{CombineError, ResultsFile, same_hardware};
 use crate::baseline::{BaselineMetric, BaselineScenario};
 use crate::checklist;
 use crate::compare::{self, Policy};
+use crate::outcome::{RunReport, ScenarioReport, Status, exit_code, status_of};
 use crate::result::Outcome;
-use crate::run::{self, RunReport, ScenarioReport, Status};
 use crate::stats::rng::hash_str;
 
 /// What `compare` found besides verdicts (scenarios in one file only).
@@ -56,7 +56,7 @@ pub fn compare_files(
             Vec::new()
         };
         scenarios.push(ScenarioReport {
-            status: run::status_of(&s.result, &verdicts),
+            status: status_of(&s.result, &verdicts),
             verdicts,
             smoke: false,
             ..s.clone()
@@ -76,7 +76,7 @@ pub fn compare_files(
         created: jiff::Timestamp::now().to_string(),
         mode: "compare".into(),
         checklist: checklist::evaluate(&scenarios),
-        exit_code: run::exit_code(&statuses, fail_on_inconclusive),
+        exit_code: exit_code(&statuses, fail_on_inconclusive, false),
         scenarios,
         blessed: Vec::new(),
         not_recorded: Vec::new(),
@@ -103,7 +103,7 @@ fn missing_from_new(o: &ScenarioReport, old: &ResultsFile, new: &ResultsFile) ->
     s.result.wall_time_s = 0.0;
     s.verdicts.clear();
     s.smoke = false;
-    s.status = run::status_of(&s.result, &s.verdicts);
+    s.status = status_of(&s.result, &s.verdicts);
     s
 }
 

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::{CombineError, ResultsFile, same_hardware};
 use crate::checklist;
+use crate::outcome::{RunReport, Status, exit_code};
 use crate::plan::Partition;
-use crate::run::{self, RunReport, Status};
 
 /// Merges shard results. Refuses different hardware keys, a scenario in two
 /// files, and (when the files record their `--partition`) a missing or
@@ -36,7 +36,7 @@ pub fn merge(files: &[ResultsFile], fail_on_inconclusive: bool) -> Result<RunRep
     // The order one unsharded run reports: suite files in path order, then
     // scenarios in the order they are declared.
     scenarios.sort_by(|a, b| {
-        let key = |s: &run::ScenarioReport| {
+        let key = |s: &crate::outcome::ScenarioReport| {
             (
                 s.result.location.file.clone(),
                 s.result.location.line,
@@ -66,10 +66,7 @@ pub fn merge(files: &[ResultsFile], fail_on_inconclusive: bool) -> Result<RunRep
         hardware_dir: hardware.dirname(),
         hardware_key: hardware,
         checklist: checklist::evaluate(&scenarios),
-        exit_code: match run::exit_code(&statuses, fail_on_inconclusive) {
-            0 if !not_recorded.is_empty() => run::EXIT_NOT_RECORDED,
-            code => code,
-        },
+        exit_code: exit_code(&statuses, fail_on_inconclusive, !not_recorded.is_empty()),
         scenarios,
         blessed: files
             .iter()

@@ -8,7 +8,7 @@ pub mod merge;
 use std::path::{Path, PathBuf};
 
 use crate::baseline::HardwareKey;
-use crate::run::{RESULTS_FORMAT_VERSION, RunReport};
+use crate::outcome::{RESULTS_FORMAT_VERSION, RunReport};
 
 pub use ab::compare_files;
 pub use merge::merge;

@@ -564,23 +564,6 @@ pub fn overall(verdicts: &[MetricVerdict]) -> ScenarioVerdict {
     s
 }
 
-/// The process exit code for a set of verdicts: 1 when anything regressed
-/// or a scenario failed; 3 when only inconclusive/invalid verdicts stand in
-/// the way and `fail_on_inconclusive`; else 0. (2, bad input, is the CLI's.)
-pub fn exit_code(all: &[Verdict], scenario_failed: bool, fail_on_inconclusive: bool) -> i32 {
-    if scenario_failed || all.contains(&Verdict::Regressed) {
-        1
-    } else if fail_on_inconclusive
-        && all
-            .iter()
-            .any(|v| matches!(v, Verdict::Inconclusive | Verdict::Invalid))
-    {
-        3
-    } else {
-        0
-    }
-}
-
 #[cfg(test)]
 impl MetricVerdict {
     /// A gated p5 time, lower is better, at a 3% tolerance, with no

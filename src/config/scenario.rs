@@ -279,11 +279,11 @@ fn check_websocket(
 ) -> Result<WebsocketFloodSpec, Diag> {
     let at = |key: &str| t.get(key).map(|v| v.span()).unwrap_or(header.clone());
     if let Some(DeValue::Array(items)) = t.get("checks").map(|v| v.get_ref()) {
-        let ids = crate::ws::checks::CheckKind::ALL.map(|c| c.id());
+        let ids = crate::plan::websocket::wire::CheckKind::ALL.map(|c| c.id());
         let mut seen = Vec::new();
         for item in items.iter() {
             let id = read::string(item, "checks")?;
-            if crate::ws::checks::CheckKind::from_id(id).is_none() {
+            if crate::plan::websocket::wire::CheckKind::from_id(id).is_none() {
                 return Err(
                     Diag::new(item.span(), format!("unknown check `{id}`")).hint(
                         did_you_mean(id, ids)

@@ -277,6 +277,15 @@ fn cuda_gpu_keys() -> Result<Vec<GpuKey>, String> {
     Ok(keys)
 }
 
+/// The hardware key of this host: CPU model and cores, plus GPUs when found.
+pub fn hardware_key() -> crate::baseline::HardwareKey {
+    crate::baseline::HardwareKey {
+        cpu_model: crate::host::cpu_model(),
+        cpu_cores: crate::host::cpu_cores(),
+        gpus: gpu_keys().unwrap_or_default(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

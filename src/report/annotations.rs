@@ -7,9 +7,9 @@ use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
 use crate::compare::Verdict;
+use crate::outcome::{RunReport, ScenarioReport, Status};
 use crate::report::percent;
 use crate::result::Outcome;
-use crate::run::{RunReport, ScenarioReport, Status};
 
 /// The workflow commands for `report`. Suite paths are made relative to
 /// `root` (the repository checkout, `$GITHUB_WORKSPACE`), as GitHub needs.

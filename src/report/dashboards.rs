@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::metric::{Direction, MetricKey, MetricSeries, Unit};
+use crate::outcome::{RunReport, ScenarioReport};
 use crate::result::Outcome;
-use crate::run::{RunReport, ScenarioReport};
 
 /// One exported metric.
 struct Point<'a> {

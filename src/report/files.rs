@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use super::dashboards::{BenchDirection, github_benchmark};
-use crate::run::{self, RunReport};
+use crate::outcome::RunReport;
 
 /// The reports asked for, by format; `None` is not written.
 #[derive(Clone, Debug, Default)]
@@ -69,10 +69,11 @@ pub fn write_all(report: &RunReport, files: &ReportFiles) -> Vec<String> {
         }
     }
     if files.annotations {
-        run::print_annotations(report);
+        super::github::print_annotations(report);
     }
     if files.step_summary {
-        failures.extend(run::append_step_summary(&super::markdown::markdown(report)).err());
+        failures
+            .extend(super::github::append_step_summary(&super::markdown::markdown(report)).err());
     }
     failures
 }
@@ -90,7 +91,7 @@ mod tests {
 
     fn empty_report() -> RunReport {
         RunReport {
-            format_version: run::RESULTS_FORMAT_VERSION,
+            format_version: crate::outcome::RESULTS_FORMAT_VERSION,
             tool_version: "0".into(),
             created: "now".into(),
             git_commit: None,

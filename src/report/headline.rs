@@ -2,8 +2,8 @@
 //! way by the terminal, Markdown and HTML reports. A run that compared
 //! nothing never reads as a pass: it says so and names the next step.
 
+use crate::outcome::{EXIT_NOT_RECORDED, RunReport, Status};
 use crate::result::Outcome;
-use crate::run::{EXIT_NOT_RECORDED, RunReport, Status};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {

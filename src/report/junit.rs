@@ -6,9 +6,9 @@ use std::time::Duration;
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
 use crate::compare::Verdict;
+use crate::outcome::{RunReport, Status};
 use crate::report::percent;
 use crate::result::Outcome;
-use crate::run::{RunReport, Status};
 
 pub fn junit(report: &RunReport) -> Vec<u8> {
     let mut suites: BTreeMap<&str, TestSuite> = BTreeMap::new();

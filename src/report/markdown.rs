@@ -7,11 +7,10 @@
 
 use std::fmt::Write;
 
-use crate::checklist::ItemState;
+use crate::outcome::{ItemState, RunReport};
 use crate::report::headline::{Kind, headline};
 use crate::report::percent;
 use crate::result::Outcome;
-use crate::run::RunReport;
 
 pub fn markdown(report: &RunReport) -> Vec<u8> {
     let mut o = String::new();

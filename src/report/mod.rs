@@ -5,6 +5,7 @@
 pub mod annotations;
 pub mod dashboards;
 pub mod files;
+pub mod github;
 pub mod headline;
 pub mod html;
 pub mod junit;
@@ -12,7 +13,7 @@ pub mod markdown;
 pub mod terminal;
 
 use crate::compare::MetricVerdict;
-use crate::run::RunReport;
+use crate::outcome::RunReport;
 
 /// The JSON results (schema: docs/json-schema.md).
 pub fn json(report: &RunReport) -> Vec<u8> {

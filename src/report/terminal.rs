@@ -3,12 +3,11 @@
 
 use std::fmt::Write;
 
-use crate::checklist::ItemState;
 use crate::compare::Verdict;
+use crate::outcome::{ItemState, RunReport, ScenarioReport, Status};
 use crate::report::headline::Kind;
 use crate::report::percent;
 use crate::result::Outcome;
-use crate::run::{RunReport, ScenarioReport, Status};
 use crate::units::format_seconds;
 
 /// ANSI colours, or none.

@@ -9,10 +9,7 @@
 //!   and the reply is the same id followed by the `f32` outputs.
 //! - Text: 16 lowercase hex digits of the id, then the payload text.
 
-/// Bytes taken by the id in a binary message.
-pub const BINARY_ID_LEN: usize = 8;
-/// Characters taken by the id in a text message.
-pub const TEXT_ID_LEN: usize = 16;
+pub use crate::plan::websocket::wire::{BINARY_ID_LEN, TEXT_ID_LEN};
 
 /// Writes `id` into the first [`BINARY_ID_LEN`] bytes of `msg`.
 /// `msg` must be at least that long.

@@ -11,13 +11,14 @@ mod point;
 mod rate;
 mod target;
 mod validate;
+pub mod wire;
 
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::units::{ByteSize, HumanDuration};
-use crate::ws::checks::CheckKind;
+use wire::CheckKind;
 
 pub use payload::{MessageType, PayloadSpec, SizeSpec};
 pub use rate::Rate;

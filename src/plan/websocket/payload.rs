@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 
+use super::wire::{BINARY_ID_LEN, TEXT_ID_LEN};
 use crate::units::{ByteSize, parse_size};
-use crate::ws::protocol::{BINARY_ID_LEN, TEXT_ID_LEN};
 
 /// `payload = { type = "binary", size = "64B", file = "...", seed = 0 }`.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]

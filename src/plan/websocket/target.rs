@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use super::wire::ServeConfig;
 use crate::units::{ByteSize, HumanDuration};
-use crate::ws::server::ServeConfig;
 
 /// `server = { command = [...], ready = "...", timeout = "30s" }`.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]

@@ -14,9 +14,9 @@ use std::path::Path;
 use crate::baseline::{BaselineMetric, HardwareKey, store};
 use crate::compare::{self, Policy, Verdict};
 use crate::metric::{Direction, MetricKey, MetricSeries, Unit};
+use crate::outcome::{RunReport, ScenarioReport, Status};
 use crate::plan::Kind;
 use crate::result::{Check, GpuSample, GpuSummary, Outcome, ScenarioResult};
-use crate::run::{RunReport, ScenarioReport, Status};
 use crate::stats::rng::Rng;
 
 const H100_DIR: &str = "baselines/nvidia-h100-80gb-hbm3-79gib-drv580-cuda13-ecc-700w";
@@ -54,7 +54,7 @@ fn report(hardware_dir: &str, scenarios: Vec<ScenarioReport>) -> RunReport {
     RunReport {
         partition: None,
         not_recorded: Vec::new(),
-        format_version: crate::run::RESULTS_FORMAT_VERSION,
+        format_version: crate::outcome::RESULTS_FORMAT_VERSION,
         tool_version: env!("CARGO_PKG_VERSION").into(),
         created: "2026-11-27T10:00:00Z".into(),
         git_commit: Some("fixture".into()),

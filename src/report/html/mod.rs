@@ -16,7 +16,7 @@ mod tables;
 #[cfg(test)]
 mod tests;
 
-use crate::run::RunReport;
+use crate::outcome::RunReport;
 
 /// The report as one HTML file.
 pub fn html(report: &RunReport) -> Vec<u8> {

@@ -5,9 +5,9 @@ use std::fmt::Write;
 
 use super::escape::esc;
 use super::{change, gpu, latency, sweep, tables};
+use crate::outcome::{RunReport, ScenarioReport};
 use crate::report::headline::{Kind, headline};
 use crate::result::Outcome;
-use crate::run::{RunReport, ScenarioReport, Status};
 use crate::units::format_seconds;
 
 const STYLE: &str = include_str!("style.css");
@@ -72,10 +72,6 @@ pub fn page(r: &RunReport) -> String {
     o
 }
 
-pub fn status_class(s: Status) -> String {
-    format!("status st-{}", s.label().to_lowercase())
-}
-
 /// The reason GPU monitoring was off, when every scenario that ran shares it.
 fn shared_gpu_off(r: &RunReport) -> Option<String> {
     let mut reasons = r
@@ -97,7 +93,7 @@ fn scenario(o: &mut String, i: usize, s: &ScenarioReport, gpu_off: Option<&str>)
          <p class=\"meta\">kind <code>{}</code> · device <code>{}</code> · wall time {}{} · \
          <code>{}</code></p>\n",
         esc(&r.full_name()),
-        status_class(s.status),
+        tables::status_class(s.status),
         s.status.label(),
         r.kind.id(),
         esc(if r.device.is_empty() {

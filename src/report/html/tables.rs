@@ -5,12 +5,10 @@ use std::fmt::Write;
 
 use super::change::verdict_color;
 use super::escape::esc;
-use super::page::status_class;
-use crate::checklist::ItemState;
 use crate::compare::MetricVerdict;
+use crate::outcome::{ItemState, RunReport, Status};
 use crate::report::percent;
 use crate::result::{Check, MonitorSummary};
-use crate::run::RunReport;
 use crate::units::{format_bytes, format_seconds, sig3};
 
 pub fn summary(r: &RunReport) -> String {
@@ -203,4 +201,9 @@ pub fn checks(cs: &[Check]) -> String {
     }
     o.push_str("</ul>\n");
     o
+}
+
+/// The CSS classes of a status badge.
+pub fn status_class(s: Status) -> String {
+    format!("status st-{}", s.label().to_lowercase())
 }

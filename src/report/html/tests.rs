@@ -65,7 +65,7 @@ fn parse(page: &str) -> (Vec<String>, Vec<String>) {
     (found, drawn)
 }
 
-fn page(r: &crate::run::RunReport) -> String {
+fn page(r: &crate::outcome::RunReport) -> String {
     String::from_utf8(html(r)).expect("utf-8")
 }
 

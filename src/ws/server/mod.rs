@@ -19,87 +19,13 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+pub use crate::plan::websocket::wire::ServeConfig;
 pub use batcher::{build_model, model_spec};
 pub use conn::{INPUT_DIM_HEADER, OUTPUT_DIM_HEADER};
 pub use stats::ServerStats;
 
 use conn::Shared;
 use stats::Counters;
-
-/// How the reference server is configured. Defaults are the seed's buffer
-/// settings (max message 10 MiB, write buffer 1 MiB) and a small MLP.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ServeConfig {
-    /// Address to bind; 127.0.0.1 unless told otherwise.
-    pub bind: SocketAddr,
-    /// Most messages folded into one forward pass (1 = no batching).
-    pub max_batch: usize,
-    /// Longest a message waits for its batch to fill.
-    pub max_wait: Duration,
-    /// Largest message accepted; larger ones get close 1009.
-    pub max_message: usize,
-    /// Per-connection write buffer: replies waiting to be written to a
-    /// connection past this many bytes mean its reader is too slow, and the
-    /// connection is cut off.
-    pub write_buffer: usize,
-    /// Length of the f32 feature vector a request carries.
-    pub input_dim: usize,
-    /// Hidden layer widths of the MLP; the output width is the last.
-    pub hidden: Vec<usize>,
-    /// Seed for the model's random weights.
-    pub seed: u64,
-    /// Requests of one connection waiting for their forward pass; past it the
-    /// server stops reading that connection until replies are queued.
-    pub max_in_flight: usize,
-}
-
-impl Default for ServeConfig {
-    fn default() -> Self {
-        ServeConfig {
-            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
-            max_batch: 32,
-            max_wait: Duration::from_millis(2),
-            max_message: 10 << 20,
-            write_buffer: 1 << 20,
-            input_dim: 256,
-            hidden: vec![512, 256],
-            seed: 0,
-            max_in_flight: 256,
-        }
-    }
-}
-
-impl ServeConfig {
-    /// Width of a reply's f32 outputs.
-    pub fn output_dim(&self) -> usize {
-        self.hidden.last().copied().unwrap_or(self.input_dim)
-    }
-
-    /// Why this config cannot serve, if it cannot.
-    pub fn validate(&self) -> Result<(), String> {
-        let zero = [
-            ("max_batch", self.max_batch),
-            ("input_dim", self.input_dim),
-            ("max_in_flight", self.max_in_flight),
-            ("max_message", self.max_message),
-            ("write_buffer", self.write_buffer),
-        ];
-        if let Some((name, _)) = zero.iter().find(|(_, v)| *v == 0) {
-            return Err(format!("`{name}` must be at least 1"));
-        }
-        if self.hidden.is_empty() || self.hidden.contains(&0) {
-            return Err("`hidden` needs at least one layer, each at least 1 wide".into());
-        }
-        let request = crate::ws::protocol::BINARY_ID_LEN + 4 * self.input_dim;
-        if request > self.max_message {
-            return Err(format!(
-                "a request ({request} bytes for input_dim {}) is larger than max_message ({})",
-                self.input_dim, self.max_message
-            ));
-        }
-        Ok(())
-    }
-}
 
 /// A running server. Dropping it stops the server without waiting;
 /// [`ServerHandle::shutdown`] waits.

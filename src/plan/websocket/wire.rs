@@ -1,0 +1,154 @@
+//! What the `websocket_flood` plan and the WebSocket code (`crate::ws`)
+//! share: the id at the head of every message, the robustness checks a
+//! suite names, and the reference server's configuration. Defined here, at
+//! the plan's layer, so that `plan` and `config` need nothing from `ws`;
+//! `ws` re-exports each where it is used.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::metric::ChecklistItem;
+
+/// Bytes taken by the id in a binary message.
+pub const BINARY_ID_LEN: usize = 8;
+/// Characters taken by the id in a text message.
+pub const TEXT_ID_LEN: usize = 16;
+
+/// One robustness check, as named in a suite's `checks = [...]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CheckKind {
+    /// A message over the server's limit gets close 1009 (or the connection
+    /// refused), and the server still accepts a new connection.
+    Oversize,
+    /// A client that stops reading: the server's memory stays bounded and it
+    /// closes the connection.
+    SlowConsumer,
+    /// Connections dropped mid-frame: the server survives.
+    AbruptDisconnect,
+    /// An invalid frame gets close 1002: the server survives.
+    Malformed,
+    /// Opening and closing many connections leaves no fd or memory growth.
+    Churn,
+}
+
+impl CheckKind {
+    pub const ALL: [CheckKind; 5] = [
+        CheckKind::Oversize,
+        CheckKind::SlowConsumer,
+        CheckKind::AbruptDisconnect,
+        CheckKind::Malformed,
+        CheckKind::Churn,
+    ];
+
+    /// The name used in suites and reports.
+    pub fn id(self) -> &'static str {
+        match self {
+            CheckKind::Oversize => "oversize",
+            CheckKind::SlowConsumer => "slow_consumer",
+            CheckKind::AbruptDisconnect => "abrupt_disconnect",
+            CheckKind::Malformed => "malformed",
+            CheckKind::Churn => "churn",
+        }
+    }
+
+    pub fn from_id(s: &str) -> Option<CheckKind> {
+        CheckKind::ALL.into_iter().find(|k| k.id() == s)
+    }
+
+    /// The checklist item a pass is evidence for.
+    pub fn item(self) -> ChecklistItem {
+        match self {
+            CheckKind::Oversize | CheckKind::SlowConsumer => ChecklistItem::WebsocketBuffers,
+            CheckKind::AbruptDisconnect | CheckKind::Malformed => ChecklistItem::ErrorHandling,
+            CheckKind::Churn => ChecklistItem::MemoryCleanup,
+        }
+    }
+}
+
+/// How the reference server is configured. Defaults are the seed's buffer
+/// settings (max message 10 MiB, write buffer 1 MiB) and a small MLP.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServeConfig {
+    /// Address to bind; 127.0.0.1 unless told otherwise.
+    pub bind: SocketAddr,
+    /// Most messages folded into one forward pass (1 = no batching).
+    pub max_batch: usize,
+    /// Longest a message waits for its batch to fill.
+    pub max_wait: Duration,
+    /// Largest message accepted; larger ones get close 1009.
+    pub max_message: usize,
+    /// Per-connection write buffer: replies waiting to be written to a
+    /// connection past this many bytes mean its reader is too slow, and the
+    /// connection is cut off.
+    pub write_buffer: usize,
+    /// Length of the f32 feature vector a request carries.
+    pub input_dim: usize,
+    /// Hidden layer widths of the MLP; the output width is the last.
+    pub hidden: Vec<usize>,
+    /// Seed for the model's random weights.
+    pub seed: u64,
+    /// Requests of one connection waiting for their forward pass; past it the
+    /// server stops reading that connection until replies are queued.
+    pub max_in_flight: usize,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            max_batch: 32,
+            max_wait: Duration::from_millis(2),
+            max_message: 10 << 20,
+            write_buffer: 1 << 20,
+            input_dim: 256,
+            hidden: vec![512, 256],
+            seed: 0,
+            max_in_flight: 256,
+        }
+    }
+}
+
+impl ServeConfig {
+    /// Width of a reply's f32 outputs.
+    pub fn output_dim(&self) -> usize {
+        self.hidden.last().copied().unwrap_or(self.input_dim)
+    }
+
+    /// Why this config cannot serve, if it cannot.
+    pub fn validate(&self) -> Result<(), String> {
+        let zero = [
+            ("max_batch", self.max_batch),
+            ("input_dim", self.input_dim),
+            ("max_in_flight", self.max_in_flight),
+            ("max_message", self.max_message),
+            ("write_buffer", self.write_buffer),
+        ];
+        if let Some((name, _)) = zero.iter().find(|(_, v)| *v == 0) {
+            return Err(format!("`{name}` must be at least 1"));
+        }
+        if self.hidden.is_empty() || self.hidden.contains(&0) {
+            return Err("`hidden` needs at least one layer, each at least 1 wide".into());
+        }
+        let request = BINARY_ID_LEN + 4 * self.input_dim;
+        if request > self.max_message {
+            return Err(format!(
+                "a request ({request} bytes for input_dim {}) is larger than max_message ({})",
+                self.input_dim, self.max_message
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_round_trip() {
+        for k in CheckKind::ALL {
+            assert_eq!(CheckKind::from_id(k.id()), Some(k));
+        }
+        assert_eq!(CheckKind::from_id("nope"), None);
+    }
+}
