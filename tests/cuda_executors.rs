@@ -230,7 +230,7 @@ fn oom_stress_on_the_host_goes_to_the_host_executor() {
         .unwrap();
     plan.device = DeviceSel::Cpu;
     let exec = executor_for(plan.kind()).unwrap();
-    // exec/oom_host.rs runs it in a child process (tests/models.rs).
+    // exec/oom/host.rs runs it in a child process (tests/models.rs).
     assert_eq!(exec.availability(&plan), Availability::Ready);
 }
 

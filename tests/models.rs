@@ -204,7 +204,7 @@ fn oom_child_probe_on_cuda_reports_instead_of_crashing_without_a_gpu() {
         String::from_utf8_lossy(&out.stderr)
     );
     let line = String::from_utf8_lossy(&out.stdout);
-    let r: neon_perf::exec::oom_cuda::CudaProbeReport = serde_json::from_str(line.trim()).unwrap();
+    let r: neon_perf::exec::oom::cuda::CudaProbeReport = serde_json::from_str(line.trim()).unwrap();
     assert!(!r.fits && !r.oom && r.batch == 4, "{r:?}");
     assert!(!r.error.is_empty());
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use neon_perf::config::parse_suite;
 use neon_perf::exec::ExecEnv;
-use neon_perf::exec::oom_host::PLANT_LEAK_ENV;
+use neon_perf::exec::oom::host::PLANT_LEAK_ENV;
 use neon_perf::metric::ChecklistItem;
 use neon_perf::result::Outcome;
 use neon_perf::run::execute;

@@ -75,7 +75,7 @@ pub enum Command {
     Workload(WorkloadArgs),
     /// Child process of a host `oom_stress` scenario: allocates under a limit.
     #[command(hide = true)]
-    OomChild(crate::exec::oom_host::OomChildArgs),
+    OomChild(crate::exec::oom::host::OomChildArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -374,7 +374,7 @@ pub fn main() -> i32 {
         Command::Serve(a) => serve::serve(a),
         Command::Merge(a) => combine::merge(a),
         Command::Compare(a) => combine::compare(a),
-        Command::OomChild(a) => crate::exec::oom_host::child_main(&a),
+        Command::OomChild(a) => crate::exec::oom::child_main(&a),
         Command::Workload(a) => {
             let stdout = std::io::stdout();
             match crate::workload::run(&a, &mut stdout.lock()) {

@@ -7,8 +7,6 @@ pub mod command;
 pub mod gpu_kernel;
 pub mod gpus;
 pub mod oom;
-pub mod oom_cuda;
-pub mod oom_host;
 pub mod sampler;
 pub mod websocket;
 

@@ -34,8 +34,8 @@ pub struct OomStressSpec {
     #[serde(default)]
     pub leak_tolerance: Option<ByteSize>,
 
-    // Host keys (`device = "cpu"`: exec/oom_host.rs, `HostOomSettings`) and
-    // `find_max_batch` on CUDA (exec/oom_cuda.rs).
+    // Host keys (`device = "cpu"`: exec/oom/host.rs, `HostOomSettings`) and
+    // `find_max_batch` on CUDA (exec/oom/cuda.rs).
     /// Host: how much the child process may allocate beyond its start-up data
     /// size (setrlimit(RLIMIT_DATA)); default "256MiB", refused above half of
     /// the host's available memory. CUDA (`find_max_batch` only): the device

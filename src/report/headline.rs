@@ -87,6 +87,16 @@ pub fn headline(r: &RunReport) -> Headline {
                 plural(ran, "scenario")
             )),
         )
+    } else if compared == 0 && no_baseline == 0 {
+        (
+            Kind::NothingCompared,
+            "nothing compared",
+            Some(format!(
+                "no scenario's run could be trusted ({} invalid, the reason under each): \
+                 run again on a quiet machine",
+                plural(ran, "scenario")
+            )),
+        )
     } else if compared == 0 {
         (
             Kind::NothingCompared,
@@ -153,6 +163,22 @@ mod tests {
             "{note}"
         );
         assert!(note.contains("`neon-perf bless`"), "{note}");
+    }
+
+    #[test]
+    fn a_run_whose_every_scenario_was_invalid_does_not_point_at_bless() {
+        let h = headline(&with_statuses(&[Status::Invalid, Status::Invalid]));
+        assert_eq!(
+            (h.kind, h.title),
+            (Kind::NothingCompared, "nothing compared")
+        );
+        let note = h.note.unwrap();
+        assert!(
+            note.contains("2 scenarios invalid, the reason under each"),
+            "{note}"
+        );
+        assert!(note.contains("run again on a quiet machine"), "{note}");
+        assert!(!note.contains("bless"), "{note}");
     }
 
     #[test]

@@ -80,7 +80,7 @@ fn status_kib(field: &str) -> u64 {
 }
 
 /// Lowers this process's RLIMIT_DATA to its current data size + `extra`.
-fn limit_self(extra: u64) -> Result<u64, String> {
+pub(in crate::exec::oom) fn limit_self(extra: u64) -> Result<u64, String> {
     let data = status_kib("VmData:");
     let lim = data.saturating_add(extra);
     let r = libc::rlimit {
@@ -201,7 +201,7 @@ pub fn stress(limit: u64, pattern: OomPattern, chunk: u64) -> Result<StressRepor
 
 /// One forward pass of `model` at `batch`, inside the child. candle aborts
 /// the process when an allocation fails; the parent reads that as "no fit".
-fn probe(model: &ModelSpec, batch: usize, base_dir: &Path) -> ProbeReport {
+pub(in crate::exec::oom) fn probe(model: &ModelSpec, batch: usize, base_dir: &Path) -> ProbeReport {
     use crate::model::{Model, Precision, Weights};
     let run = || -> Result<(), String> {
         let w = match &model.weights {
@@ -235,70 +235,10 @@ fn probe(model: &ModelSpec, batch: usize, base_dir: &Path) -> ProbeReport {
     }
 }
 
-fn pattern_of(s: &str) -> OomPattern {
+pub(in crate::exec::oom) fn pattern_of(s: &str) -> OomPattern {
     if s == "fragment" {
         OomPattern::Fragment
     } else {
         OomPattern::Grow
-    }
-}
-
-/// Entry of `neon-perf oom-child`: prints one JSON line, returns the exit code.
-pub fn child_main(args: &OomChildArgs) -> i32 {
-    // One thread for candle inside the child: thread stacks and per-thread
-    // malloc arenas would otherwise eat the limit.
-    // SAFETY: single-threaded at this point (called first thing in the child).
-    unsafe {
-        std::env::set_var("RAYON_NUM_THREADS", "1");
-    }
-    let spec = match &args.model {
-        Some(json) => match serde_json::from_str::<ModelSpec>(json) {
-            Ok(m) => Some(m),
-            Err(e) => {
-                eprintln!("oom-child: bad --model: {e}");
-                return 2;
-            }
-        },
-        None => None,
-    };
-    if let Some(dev) = &args.device {
-        let Some(m) = spec else {
-            eprintln!("oom-child: --device needs --model (only probes run on a GPU)");
-            return 2;
-        };
-        return crate::exec::oom_cuda::probe::child_main(dev, &m, args);
-    }
-    let limit = match limit_self(args.limit) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("oom-child: {e}");
-            return 2;
-        }
-    };
-    let line = match spec {
-        Some(m) => {
-            let base = args.base_dir.clone().unwrap_or_else(|| PathBuf::from("."));
-            serde_json::to_string(&probe(&m, args.batch, &base))
-        }
-        None => match stress(args.limit, pattern_of(&args.pattern), args.chunk) {
-            Ok(mut r) => {
-                r.limit_bytes = limit;
-                serde_json::to_string(&r)
-            }
-            Err(e) => {
-                eprintln!("oom-child: {e}");
-                return 1;
-            }
-        },
-    };
-    match line {
-        Ok(l) => {
-            println!("{l}");
-            0
-        }
-        Err(e) => {
-            eprintln!("oom-child: {e}");
-            1
-        }
     }
 }

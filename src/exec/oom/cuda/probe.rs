@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::exec::oom_host::OomChildArgs;
+use crate::exec::oom::host::OomChildArgs;
 use crate::plan::batch_sweep::ModelSpec;
 
 /// What a CUDA probe child reports.
@@ -247,7 +247,7 @@ mod imp {
                 // Recover in this process: the failed pass's tensors are
                 // dropped; give the pool's cached memory back and look.
                 let _ = m.sync();
-                crate::exec::oom::settle(&ctx)?;
+                crate::exec::oom::memory::settle(&ctx)?;
                 r.free_after_recovery = Some(free("after recovery")?.0);
                 r.retry_ok = Some(forward(&m, 1, model.seed()).is_ok());
                 Ok(())

@@ -2,6 +2,21 @@
 //! memory) until the driver refuses or a cap is reached, free it all, and
 //! prove recovery: free memory returns to its starting level and a probe
 //! kernel still runs correctly.
+//!
+//! This folder is the whole kind: `mod.rs` the executor and the device
+//! stress, `cuda` the largest batch of a model on a GPU, `host` the host
+//! stress, `child` the `oom-child` process both use, `memory` what the GPU
+//! paths read of device memory. Imports go mod → child → cuda → host, and
+//! to memory; never back.
+
+mod child;
+pub mod cuda;
+pub mod host;
+mod memory;
+
+pub use child::child_main;
+pub use memory::memory_returned;
+use memory::{free_mem, settle};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -65,12 +80,12 @@ impl Executor for OomStressExecutor {
     fn run(&self, plan: &ScenarioPlan, ctx: &mut RunCtx<'_>) -> Result<ExecOutput, ExecError> {
         if plan.device == DeviceSel::Cpu {
             let spec = spec_of(plan).map_err(ExecError::Failed)?;
-            return super::oom_host::run_host(plan, spec, ctx);
+            return host::run_host(plan, spec, ctx);
         }
         if let Ok(spec) = spec_of(plan)
             && spec.find_max_batch
         {
-            return super::oom_cuda::run_cuda(plan, spec, ctx);
+            return cuda::run_cuda(plan, spec, ctx);
         }
         let _gpu = device::exclusive();
         device::guarded("oom_stress panicked inside cudarc", || {
@@ -115,37 +130,6 @@ fn alloc(bytes: usize) -> Result<Alloc, String> {
             e,
         )),
     }
-}
-
-/// Releases memory cached by the stream-ordered allocator (earlier
-/// scenarios' buffers), so free memory reflects what is really held.
-pub(crate) fn settle(ctx: &Arc<CudaContext>) -> Result<(), String> {
-    ctx.synchronize()
-        .map_err(|e| driver_err("cuCtxSynchronize", e))?;
-    if ctx.has_async_alloc() {
-        let mut pool: sys::CUmemoryPool = std::ptr::null_mut();
-        // SAFETY: queries the device's default pool and trims it to zero.
-        unsafe {
-            sys::cuDeviceGetDefaultMemPool(&mut pool, ctx.cu_device())
-                .result()
-                .map_err(|e| driver_err("cuDeviceGetDefaultMemPool", e))?;
-            sys::cuMemPoolTrimTo(pool, 0)
-                .result()
-                .map_err(|e| driver_err("cuMemPoolTrimTo", e))?;
-        }
-    }
-    Ok(())
-}
-
-fn free_mem(ctx: &Arc<CudaContext>) -> Result<(u64, u64), String> {
-    ctx.mem_get_info()
-        .map(|(f, t)| (f as u64, t as u64))
-        .map_err(|e| driver_err("cuMemGetInfo", e))
-}
-
-/// Recovery verdict, pure: free memory back within `tolerance` of `before`.
-pub fn memory_returned(before: u64, after: u64, tolerance: u64) -> bool {
-    after.saturating_add(tolerance) >= before
 }
 
 fn run_scenario(plan: &ScenarioPlan, rctx: &mut RunCtx<'_>) -> Result<ExecOutput, String> {

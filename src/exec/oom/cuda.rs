@@ -14,9 +14,9 @@ mod report;
 
 use std::time::{Duration, Instant};
 
+use super::memory::memory_returned;
 use crate::device::{self, driver_err};
-use crate::exec::oom::memory_returned;
-use crate::exec::oom_host::{describe_exit, max_true, run_child};
+use crate::exec::oom::host::{describe_exit, max_true, run_child};
 use crate::exec::{ExecError, ExecEvent, ExecOutput, RunCtx};
 use crate::plan::batch_sweep::ModelSpec;
 use crate::plan::{DeviceSel, OomStressSpec, ScenarioPlan};
@@ -162,7 +162,7 @@ fn probe_child(
 /// Free device memory as this process sees it, with its cached pool memory given back.
 fn device_free(ordinal: usize) -> Result<(u64, u64), String> {
     let ctx = device::context(ordinal)?;
-    crate::exec::oom::settle(&ctx)?;
+    crate::exec::oom::memory::settle(&ctx)?;
     ctx.mem_get_info()
         .map(|(f, t)| (f as u64, t as u64))
         .map_err(|e| driver_err("cuMemGetInfo", e))

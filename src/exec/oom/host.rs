@@ -9,7 +9,7 @@
 //! The limit never endangers the machine: it is refused above half of the
 //! memory available, and the child cannot grow beyond it.
 
-mod child;
+pub(in crate::exec::oom) mod child;
 
 use std::io::Read;
 use std::path::Path;
@@ -24,7 +24,7 @@ use crate::plan::{OomStressSpec, ScenarioPlan};
 use crate::result::Check;
 use crate::units::format_bytes;
 
-pub use child::{OomChildArgs, ProbeReport, StressReport, child_main, stress};
+pub use child::{OomChildArgs, ProbeReport, StressReport, stress};
 
 /// Test hook: bytes the child keeps (and forgets) after freeing, so a test
 /// can prove a leak is caught. Read by the child only; never set it otherwise.
