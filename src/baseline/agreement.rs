@@ -11,7 +11,7 @@
 //! `inconclusive` (intervals ±4.4% and ±1.7%), where the other two baselines
 //! of the same run, with spreads under 0.2%, caught all 10.
 //! So a bless whose runs spread more than [`spread_limit`] runs more
-//! (`run.rs`); with five or six runs the robust spread no longer follows one
+//! (`run/bless.rs`); with five or six runs the robust spread no longer follows one
 //! or two slow ones.
 
 use crate::metric::{Direction, Estimator};

@@ -1,6 +1,6 @@
 //! A pairing that could not decide a metric, decided by the stored
 //! baseline instead (`compare::decidable_by_baseline` says which metrics
-//! may be; `run.rs` runs the head once more in stored mode, with its
+//! may be; `run/session.rs` runs the head once more in stored mode, with its
 //! confirmation and slow-state rules, and hands both here).
 
 use crate::compare::{MetricVerdict, Verdict};
