@@ -132,26 +132,16 @@ mod tests {
     use super::*;
     use crate::baseline::BaselineMetric;
     use crate::compare::PairOrder;
-    use crate::metric::{Estimator, MetricKey, Unit};
+    use crate::metric::{Estimator, Unit};
 
     fn verdict(verdict: Verdict, pairs: &[(f64, f64)]) -> MetricVerdict {
         MetricVerdict {
-            key: MetricKey::new("sort_time"),
-            unit: Unit::Seconds,
-            direction: Direction::LowerIsBetter,
-            estimator: Estimator::Quantile(0.05),
-            verdict,
             current: pairs[0].1,
             baseline: Some(pairs[0].0),
-            change: None,
-            ci: None,
-            p_value: None,
             tolerance: 0.05,
-            bound_violation: None,
-            gated: true,
-            note: None,
             pairs: pairs.to_vec(),
             pair_order: (0..pairs.len()).map(PairOrder::alternating).collect(),
+            ..MetricVerdict::gated_time("sort_time", verdict)
         }
     }
 

@@ -106,6 +106,41 @@ pub struct MetricVerdict {
     pub pair_order: Vec<PairOrder>,
 }
 
+impl MetricVerdict {
+    /// The verdict on `series` before anything is judged: `pass`, with the
+    /// rule's direction, estimator, tolerance and gate (else the series'
+    /// own and `default_tolerance`; direction `neither` is never gated), no
+    /// estimate yet (NaN), and no baseline, interval, bound, note or pairs.
+    pub fn unjudged(
+        series: &MetricSeries,
+        rule: Option<&MetricRule>,
+        default_tolerance: f64,
+    ) -> Self {
+        let direction = rule.and_then(|r| r.direction).unwrap_or(series.direction);
+        MetricVerdict {
+            key: series.key.clone(),
+            unit: series.unit.clone(),
+            direction,
+            estimator: rule.and_then(|r| r.estimator).unwrap_or(series.estimator),
+            verdict: Verdict::Pass,
+            current: f64::NAN,
+            baseline: None,
+            change: None,
+            ci: None,
+            p_value: None,
+            tolerance: rule
+                .and_then(|r| r.tolerance)
+                .unwrap_or(default_tolerance)
+                .abs(),
+            bound_violation: None,
+            gated: rule.and_then(|r| r.gate).unwrap_or(true) && direction != Direction::Neither,
+            note: None,
+            pairs: Vec::new(),
+            pair_order: Vec::new(),
+        }
+    }
+}
+
 /// A number, or NaN for the `null` serde_json writes for one: a results
 /// file with a metric that had no samples must read back (`compare`,
 /// `merge`).
@@ -186,35 +221,13 @@ pub fn compare_metric(
     run_invalid: bool,
     policy: &Policy,
 ) -> MetricVerdict {
-    let direction = rule.and_then(|r| r.direction).unwrap_or(current.direction);
-    let estimator = rule.and_then(|r| r.estimator).unwrap_or(current.estimator);
-    let tolerance = rule
-        .and_then(|r| r.tolerance)
-        .unwrap_or(default_tolerance)
-        .abs();
-    let gated = rule.and_then(|r| r.gate).unwrap_or(true) && direction != Direction::Neither;
+    let mut v = MetricVerdict::unjudged(current, rule, default_tolerance);
+    let (direction, estimator, tolerance, gated) = (v.direction, v.estimator, v.tolerance, v.gated);
     let mut notes: Vec<String> = Vec::new();
 
     let finite = current.finite_samples();
     let cur = estimate(&finite, estimator);
-    let mut v = MetricVerdict {
-        key: current.key.clone(),
-        unit: current.unit.clone(),
-        direction,
-        estimator,
-        verdict: Verdict::Pass,
-        current: cur.unwrap_or(f64::NAN),
-        baseline: None,
-        change: None,
-        ci: None,
-        p_value: None,
-        tolerance,
-        bound_violation: None,
-        gated,
-        note: None,
-        pairs: Vec::new(),
-        pair_order: Vec::new(),
-    };
+    v.current = cur.unwrap_or(f64::NAN);
     if finite.len() < current.samples.len() {
         notes.push(format!(
             "{} non-finite sample(s) ignored",

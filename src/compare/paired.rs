@@ -14,7 +14,7 @@ use super::{
     MetricVerdict, PAIRED_REMEDY, PairOrder, Policy, Verdict, bound_violation, decide, estimate,
     rule_for,
 };
-use crate::metric::{Direction, MetricSeries};
+use crate::metric::MetricSeries;
 use crate::plan::MetricRule;
 use crate::result::ScenarioResult;
 use crate::stats;
@@ -61,13 +61,8 @@ fn paired_metric(
     policy: &Policy,
 ) -> MetricVerdict {
     let rule = rule_for(rules, &first.key);
-    let direction = rule.and_then(|r| r.direction).unwrap_or(first.direction);
-    let estimator = rule.and_then(|r| r.estimator).unwrap_or(first.estimator);
-    let tolerance = rule
-        .and_then(|r| r.tolerance)
-        .unwrap_or(default_tolerance)
-        .abs();
-    let gated = rule.and_then(|r| r.gate).unwrap_or(true) && direction != Direction::Neither;
+    let mut v = MetricVerdict::unjudged(first, rule, default_tolerance);
+    let (direction, estimator, tolerance, gated) = (v.direction, v.estimator, v.tolerance, v.gated);
     let pooled = |side: &[Option<&MetricSeries>]| -> Vec<f64> {
         side.iter()
             .flatten()
@@ -98,24 +93,9 @@ fn paired_metric(
         })
         .unzip();
     let mut notes = Vec::new();
-    let mut v = MetricVerdict {
-        key: first.key.clone(),
-        unit: first.unit.clone(),
-        direction,
-        estimator,
-        verdict: Verdict::Pass,
-        current: current.unwrap_or(f64::NAN),
-        baseline,
-        change: None,
-        ci: None,
-        p_value: None,
-        tolerance,
-        bound_violation: None,
-        gated,
-        note: None,
-        pairs: Vec::new(),
-        pair_order: placed.clone(),
-    };
+    v.current = current.unwrap_or(f64::NAN);
+    v.baseline = baseline;
+    v.pair_order = placed.clone();
     if let (Some(c), Some(rule)) = (current, rule) {
         v.bound_violation = bound_violation(c, rule, &first.unit);
     }
@@ -199,7 +179,7 @@ fn paired_metric(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metric::{Estimator, MetricKey, Unit};
+    use crate::metric::{Direction, Estimator, MetricKey, Unit};
     use crate::stats::Rng;
 
     fn run(samples: Vec<f64>) -> ScenarioResult {

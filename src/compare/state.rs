@@ -331,22 +331,11 @@ mod tests {
 
     fn verdict(verdict: Verdict, tolerance: f64) -> MetricVerdict {
         MetricVerdict {
-            key: MetricKey::new("sort_time"),
-            unit: Unit::Seconds,
-            direction: Direction::LowerIsBetter,
             estimator: P5,
-            verdict,
             current: 0.0,
             baseline: None,
-            change: None,
-            ci: None,
-            p_value: None,
             tolerance,
-            bound_violation: None,
-            gated: true,
-            note: None,
-            pairs: Vec::new(),
-            pair_order: Vec::new(),
+            ..MetricVerdict::gated_time("sort_time", verdict)
         }
     }
 

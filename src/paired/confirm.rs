@@ -145,26 +145,14 @@ fn worse(change: f64, direction: Direction) -> f64 {
 mod tests {
     use super::*;
     use crate::compare::PairOrder;
-    use crate::metric::{Estimator, MetricKey, Unit};
 
     fn regressed(pairs: Vec<(f64, f64)>, indices: &[usize]) -> MetricVerdict {
         MetricVerdict {
-            key: MetricKey::new("t"),
-            unit: Unit::Seconds,
-            direction: Direction::LowerIsBetter,
-            estimator: Estimator::Quantile(0.05),
-            verdict: Verdict::Regressed,
-            current: 1.0,
-            baseline: Some(1.0),
             change: Some(0.05),
             ci: Some((0.04, 0.06)),
-            p_value: None,
-            tolerance: 0.03,
-            bound_violation: None,
-            gated: true,
-            note: None,
             pair_order: indices.iter().map(|&i| PairOrder::alternating(i)).collect(),
             pairs,
+            ..MetricVerdict::gated_time("t", Verdict::Regressed)
         }
     }
 
