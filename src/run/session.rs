@@ -3,6 +3,7 @@
 //! judged.
 
 use super::*;
+use crate::baseline::BaselineScenario;
 
 impl Session {
     pub fn new(cfg: RunConfig) -> Result<Session, SetupError> {
@@ -77,175 +78,40 @@ impl Session {
         })
     }
 
-    /// Runs one scenario and compares it with its baseline.
+    /// Runs one scenario and compares it with its baseline: paired with
+    /// the base tree when there is one, else (or for what the pairs leave
+    /// undecided) measured here, the bless's runs or a regression's
+    /// confirmation added, and the slow-state rule applied.
     pub fn run_scenario(
         &mut self,
         plan: &ScenarioPlan,
         on_event: &mut dyn FnMut(ExecEvent),
     ) -> Result<ScenarioReport, SetupError> {
-        let smoke = self.smoke_for(plan)?;
-        let mut settings = self.cfg.overrides.clone().or(&plan.settings);
-        if smoke {
-            settings = self.cfg.overrides.clone().or(&smoke_caps(&settings));
-        }
-        let tolerance = settings.resolve().tolerance;
-        let gating = !smoke && !matches!(self.cfg.mode, Mode::Bless { .. });
-        let policy = self.cfg.policy.clone();
-        let baseline = if gating {
-            self.baseline(&plan.suite)?
-                .and_then(|b| b.scenario.get(&plan.name))
-                .cloned()
-        } else {
-            None
-        };
-        let judge = |result: &ScenarioResult| {
-            if matches!(result.outcome, Outcome::Ran) {
-                compare::compare_scenario(
-                    result,
-                    baseline.as_ref(),
-                    &plan.metric_rules,
-                    tolerance,
-                    &policy,
-                )
-            } else {
-                Vec::new()
-            }
-        };
-        let measure = |on_event: &mut dyn FnMut(ExecEvent)| {
-            let result = execute(plan, &self.cfg.env, &settings, on_event);
-            let verdicts = judge(&result);
-            (result, verdicts)
-        };
-        let report = |mut result: ScenarioResult, verdicts: Vec<MetricVerdict>| {
-            // A rule no reported metric matches (a typo) is never enforced:
-            // say so, with a did-you-mean from what was reported.
-            if matches!(result.outcome, Outcome::Ran) {
-                let keys: Vec<_> = result.metrics.iter().map(|m| m.key.clone()).collect();
-                let unmatched = config::unmatched_rules(plan.metric_rules.keys(), &keys);
-                result.warnings.extend(unmatched);
-            }
-            ScenarioReport {
-                status: status_of(&result, &verdicts),
-                result,
-                verdicts,
-                checklist: plan.checklist.clone(),
-                smoke,
-                rules: plan.metric_rules.clone(),
-                tolerance,
-            }
-        };
+        let sc = self.prepare(plan)?;
         let mut fallback = None;
         let mut undecided = None;
-        if gating && let Some(tree) = self.base_tree.as_mut() {
-            let pairs = self.cfg.against.as_ref().map_or(DEFAULT_PAIRS, |a| a.pairs);
-            match tree.plan_for(plan) {
-                Ok(Some(base)) => {
-                    match paired::run_pairs(
-                        plan,
-                        &base,
-                        pairs,
-                        &settings,
-                        tolerance,
-                        &policy,
-                        self.cfg.confirm_regressions,
-                        &self.cfg.env,
-                        on_event,
-                        &execute,
-                    ) {
-                        Paired::Done(result, mut verdicts) => {
-                            compare::check_base_against_baseline(&mut verdicts, baseline.as_ref());
-                            // What the pairs left undecided, the stored
-                            // baseline may decide, by the stored path below.
-                            let keys = compare::decidable_by_baseline(&verdicts, baseline.as_ref());
-                            if keys.is_empty() || !matches!(result.outcome, Outcome::Ran) {
-                                return Ok(report(*result, verdicts));
-                            }
-                            undecided = Some((result, verdicts, keys));
-                        }
-                        Paired::BaseUnusable(why) => fallback = Some(why),
-                    }
-                }
-                Ok(None) => fallback = Some("no base variant (new in this tree)".to_string()),
-                Err(why) => fallback = Some(why),
+        if sc.gating && self.base_tree.is_some() {
+            match self.run_paired(&sc, on_event) {
+                PairedStep::Done(report) => return Ok(*report),
+                PairedStep::Undecided(u) => undecided = Some(u),
+                PairedStep::Fallback(why) => fallback = Some(why),
             }
         }
-        let (mut result, mut verdicts) = measure(on_event);
-        if let Mode::Bless { runs, .. } = self.cfg.mode {
-            // The runs a bless records: this one, then `runs - 1` more, each
-            // after [`spread::SPREAD_GAP`], so that one slow spell of the
-            // machine cannot make every recorded run slow.
-            let total = runs.max(1) as usize;
-            let mut all = vec![(result, verdicts)];
-            if total > 1 && !unrecordable(status_of(&all[0].0, &all[0].1)) {
-                let started = Instant::now();
-                let more = execute_spread(
-                    plan,
-                    &self.cfg,
-                    &settings,
-                    (1, total),
-                    total - 1,
-                    "bless run",
-                    on_event,
-                );
-                let waited = started.elapsed().as_secs_f64();
-                all.extend(more.into_iter().map(|r| {
-                    let v = judge(&r);
-                    (r, v)
-                }));
-                let first_wall = all[0].0.wall_time_s;
-                let (last, _) = all.last_mut().expect("the first run");
-                last.wall_time_s = first_wall + waited;
-            }
-            bless_extra_runs(plan, &self.cfg, &settings, &mut all, &judge, on_event);
-            let name = plan.full_name();
-            let keep;
-            (result, verdicts, keep) = choose_bless_runs(all);
-            self.bless_runs.insert(name, keep);
-        }
-        let confirming =
-            gating && self.cfg.confirm_regressions && regressed_keys(&verdicts).next().is_some();
-        if confirming {
-            let first: Vec<String> = regressed_keys(&verdicts).collect();
-            // The pooled runs share one run's time budget, so a confirmed
-            // regression costs at most twice a run's budget plus the pauses.
-            let share = Settings {
-                max_time: Some(HumanDuration(
-                    settings.resolve().max_time / spread::CONFIRM_RUNS as u32,
-                )),
-                ..settings.clone()
-            };
-            let started = Instant::now();
-            let runs = execute_spread(
-                plan,
-                &self.cfg,
-                &share,
-                (0, spread::CONFIRM_RUNS),
-                spread::CONFIRM_RUNS,
-                "confirmation run",
-                on_event,
-            );
-            let mut pooled = spread::pool(&runs);
-            // The scenario's wall time is every run's and the pauses (as in
-            // paired mode).
-            pooled.wall_time_s = result.wall_time_s + started.elapsed().as_secs_f64();
-            let mut v2 = judge(&pooled);
-            // A pool that spent most of its time in a slow state does not
-            // confirm (the first run's regression is then "not confirmed").
-            compare::state::check_slow_state(&pooled, &mut v2, baseline.as_ref());
-            (result, verdicts) = confirm(first, pooled, v2);
-        }
-        if gating && !confirming {
-            // Without a confirmation (`--no-confirm`, or no regression), the
-            // one run is checked; a confirmation's pool was checked above.
-            compare::state::check_slow_state(&result, &mut verdicts, baseline.as_ref());
-        }
+        let result = execute(plan, &self.cfg.env, &sc.settings, on_event);
+        let verdicts = sc.judge(&result);
+        let (mut result, verdicts) = match self.cfg.mode {
+            Mode::Bless { runs, .. } => self.bless_runs(&sc, runs, (result, verdicts), on_event),
+            _ => (result, verdicts),
+        };
+        let (result2, verdicts) = self.confirm_or_check(&sc, result, verdicts, on_event);
+        result = result2;
         if let Some((paired, paired_verdicts, keys)) = undecided
             && matches!(result.outcome, Outcome::Ran)
         {
             // (A head that fails in this run fails the scenario, as in a pair.)
             let (result, verdicts) =
                 paired::decided_by_baseline(*paired, paired_verdicts, &keys, &result, &verdicts);
-            return Ok(report(result, verdicts));
+            return Ok(sc.report(result, verdicts));
         }
         if let Some(why) = fallback {
             result.warnings.insert(
@@ -253,6 +119,218 @@ impl Session {
                 format!("not paired: {why}; compared with the stored baseline instead"),
             );
         }
-        Ok(report(result, verdicts))
+        Ok(sc.report(result, verdicts))
+    }
+
+    /// What one scenario's run needs, fixed before it starts.
+    fn prepare<'p>(&mut self, plan: &'p ScenarioPlan) -> Result<Scenario<'p>, SetupError> {
+        let smoke = self.smoke_for(plan)?;
+        let mut settings = self.cfg.overrides.clone().or(&plan.settings);
+        if smoke {
+            settings = self.cfg.overrides.clone().or(&smoke_caps(&settings));
+        }
+        let gating = !smoke && !matches!(self.cfg.mode, Mode::Bless { .. });
+        let baseline = if gating {
+            self.baseline(&plan.suite)?
+                .and_then(|b| b.scenario.get(&plan.name))
+                .cloned()
+        } else {
+            None
+        };
+        Ok(Scenario {
+            plan,
+            tolerance: settings.resolve().tolerance,
+            settings,
+            gating,
+            smoke,
+            policy: self.cfg.policy.clone(),
+            baseline,
+        })
+    }
+
+    /// Paired mode: the pairs' verdicts, or what they left undecided for the
+    /// stored baseline, or why the base tree could not be used.
+    fn run_paired(&mut self, sc: &Scenario<'_>, on_event: &mut dyn FnMut(ExecEvent)) -> PairedStep {
+        let pairs = self.cfg.against.as_ref().map_or(DEFAULT_PAIRS, |a| a.pairs);
+        let tree = self
+            .base_tree
+            .as_mut()
+            .expect("paired mode has a base tree");
+        let base = match tree.plan_for(sc.plan) {
+            Ok(Some(base)) => base,
+            Ok(None) => return PairedStep::Fallback("no base variant (new in this tree)".into()),
+            Err(why) => return PairedStep::Fallback(why),
+        };
+        let paired = paired::run_pairs(
+            sc.plan,
+            &base,
+            pairs,
+            &sc.settings,
+            sc.tolerance,
+            &sc.policy,
+            self.cfg.confirm_regressions,
+            &self.cfg.env,
+            on_event,
+            &execute,
+        );
+        match paired {
+            Paired::Done(result, mut verdicts) => {
+                compare::check_base_against_baseline(&mut verdicts, sc.baseline.as_ref());
+                // What the pairs left undecided, the stored baseline may
+                // decide, by the stored path.
+                let keys = compare::decidable_by_baseline(&verdicts, sc.baseline.as_ref());
+                if keys.is_empty() || !matches!(result.outcome, Outcome::Ran) {
+                    return PairedStep::Done(Box::new(sc.report(*result, verdicts)));
+                }
+                PairedStep::Undecided((result, verdicts, keys))
+            }
+            Paired::BaseUnusable(why) => PairedStep::Fallback(why),
+        }
+    }
+
+    /// The runs a bless records: this one, then `runs - 1` more, each after
+    /// [`spread::SPREAD_GAP`], so that one slow spell of the machine cannot
+    /// make every recorded run slow; then more while they disagree. Returns
+    /// the run to report; keeps the runs to record.
+    fn bless_runs(
+        &mut self,
+        sc: &Scenario<'_>,
+        runs: u32,
+        first: (ScenarioResult, Vec<MetricVerdict>),
+        on_event: &mut dyn FnMut(ExecEvent),
+    ) -> (ScenarioResult, Vec<MetricVerdict>) {
+        let judge = |r: &ScenarioResult| sc.judge(r);
+        let total = runs.max(1) as usize;
+        let mut all = vec![first];
+        if total > 1 && !unrecordable(status_of(&all[0].0, &all[0].1)) {
+            let started = Instant::now();
+            let more = execute_spread(
+                sc.plan,
+                &self.cfg,
+                &sc.settings,
+                (1, total),
+                total - 1,
+                "bless run",
+                on_event,
+            );
+            let waited = started.elapsed().as_secs_f64();
+            all.extend(more.into_iter().map(|r| {
+                let v = judge(&r);
+                (r, v)
+            }));
+            let first_wall = all[0].0.wall_time_s;
+            let (last, _) = all.last_mut().expect("the first run");
+            last.wall_time_s = first_wall + waited;
+        }
+        bless_extra_runs(sc.plan, &self.cfg, &sc.settings, &mut all, &judge, on_event);
+        let (result, verdicts, keep) = choose_bless_runs(all);
+        self.bless_runs.insert(sc.plan.full_name(), keep);
+        (result, verdicts)
+    }
+
+    /// A regression is confirmed by more runs (see [`confirm`]); without
+    /// one (`--no-confirm`, or no regression) the one run is checked for a
+    /// slow state instead.
+    fn confirm_or_check(
+        &self,
+        sc: &Scenario<'_>,
+        result: ScenarioResult,
+        mut verdicts: Vec<MetricVerdict>,
+        on_event: &mut dyn FnMut(ExecEvent),
+    ) -> (ScenarioResult, Vec<MetricVerdict>) {
+        if !sc.gating {
+            return (result, verdicts);
+        }
+        if !self.cfg.confirm_regressions || regressed_keys(&verdicts).next().is_none() {
+            compare::state::check_slow_state(&result, &mut verdicts, sc.baseline.as_ref());
+            return (result, verdicts);
+        }
+        let first: Vec<String> = regressed_keys(&verdicts).collect();
+        // The pooled runs share one run's time budget, so a confirmed
+        // regression costs at most twice a run's budget plus the pauses.
+        let share = Settings {
+            max_time: Some(HumanDuration(
+                sc.settings.resolve().max_time / spread::CONFIRM_RUNS as u32,
+            )),
+            ..sc.settings.clone()
+        };
+        let started = Instant::now();
+        let runs = execute_spread(
+            sc.plan,
+            &self.cfg,
+            &share,
+            (0, spread::CONFIRM_RUNS),
+            spread::CONFIRM_RUNS,
+            "confirmation run",
+            on_event,
+        );
+        let mut pooled = spread::pool(&runs);
+        // The scenario's wall time is every run's and the pauses (as in
+        // paired mode).
+        pooled.wall_time_s = result.wall_time_s + started.elapsed().as_secs_f64();
+        let mut v2 = sc.judge(&pooled);
+        // A pool that spent most of its time in a slow state does not
+        // confirm (the first run's regression is then "not confirmed").
+        compare::state::check_slow_state(&pooled, &mut v2, sc.baseline.as_ref());
+        confirm(first, pooled, v2)
+    }
+}
+
+/// What the pairs of a paired run gave.
+enum PairedStep {
+    /// The verdicts, reported as they are.
+    Done(Box<ScenarioReport>),
+    /// Verdicts the pairs left for the stored baseline to decide.
+    Undecided((Box<ScenarioResult>, Vec<MetricVerdict>, Vec<String>)),
+    /// Why the base tree could not be used: compared with the stored
+    /// baseline instead.
+    Fallback(String),
+}
+
+/// One scenario's run, fixed before it starts: its settings (smoke-capped
+/// when smoke), whether speed is gated, and the baseline it is judged by.
+struct Scenario<'p> {
+    plan: &'p ScenarioPlan,
+    settings: Settings,
+    tolerance: f64,
+    gating: bool,
+    smoke: bool,
+    policy: Policy,
+    baseline: Option<BaselineScenario>,
+}
+
+impl Scenario<'_> {
+    /// The run's verdicts against the baseline (none for a run that did not
+    /// run).
+    fn judge(&self, result: &ScenarioResult) -> Vec<MetricVerdict> {
+        if !matches!(result.outcome, Outcome::Ran) {
+            return Vec::new();
+        }
+        compare::compare_scenario(
+            result,
+            self.baseline.as_ref(),
+            &self.plan.metric_rules,
+            self.tolerance,
+            &self.policy,
+        )
+    }
+
+    /// The scenario's report. A rule no reported metric matches (a typo) is
+    /// never enforced: say so, with a did-you-mean from what was reported.
+    fn report(&self, mut result: ScenarioResult, verdicts: Vec<MetricVerdict>) -> ScenarioReport {
+        if matches!(result.outcome, Outcome::Ran) {
+            let keys: Vec<_> = result.metrics.iter().map(|m| m.key.clone()).collect();
+            let unmatched = config::unmatched_rules(self.plan.metric_rules.keys(), &keys);
+            result.warnings.extend(unmatched);
+        }
+        ScenarioReport {
+            status: status_of(&result, &verdicts),
+            result,
+            verdicts,
+            checklist: self.plan.checklist.clone(),
+            smoke: self.smoke,
+            rules: self.plan.metric_rules.clone(),
+            tolerance: self.tolerance,
+        }
     }
 }
