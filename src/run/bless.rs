@@ -117,8 +117,15 @@ pub(super) fn bless_extra_runs(
     let extra = all.len() - before;
     let (last, _) = all.last_mut().expect("the first run");
     last.wall_time_s = wall_before + started.elapsed().as_secs_f64();
+    last.warnings
+        .push(extra_runs_said(&first_reason, now.as_ref(), extra));
+}
+
+/// What the last bless run says of the extra runs: why they ran, and
+/// whether the reason went away.
+fn extra_runs_said(first_reason: &MoreRuns, now: Option<&MoreRuns>, extra: usize) -> String {
     let gap = compare::state::STATE_GAP * 100.0;
-    last.warnings.push(match now {
+    match now {
         Some(MoreRuns::SlowState) => format!(
             "every bless run, {extra} extra ones included, spent most of its time in a slow state \
              (its p5 over {gap:.0}% beyond its fastest samples): the machine was busy or in a slow \
@@ -139,7 +146,7 @@ pub(super) fn bless_extra_runs(
                 "the first bless runs disagreed ({why}); {extra} extra run(s) until they agreed"
             ),
         },
-    });
+    }
 }
 
 /// Of a bless's runs: a failed run, or one that broke an absolute bound, is
