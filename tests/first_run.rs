@@ -31,6 +31,18 @@ fn neon(cmd: &str, dir: &Path, suite: &Path, values: &str, extra: &[&str]) -> Ou
         .expect("neon-perf runs")
 }
 
+/// One bless run of the program at `value` µs, which must record it.
+fn bless_once(dir: &Path, value: &str) {
+    let o = neon(
+        "bless",
+        dir,
+        &suite(),
+        value,
+        &["--reason", "first", "--runs", "1"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}
+
 fn json(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
@@ -87,14 +99,7 @@ fn a_first_run_says_nothing_was_compared_and_writes_its_reports() {
     assert!(!md.contains("✅"), "{md}");
 
     // Recorded, the next run compares and passes, and the item is ticked.
-    let o = neon(
-        "bless",
-        d,
-        &suite(),
-        "940",
-        &["--reason", "first", "--runs", "1"],
-    );
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    bless_once(d, "940");
     let o = neon("run", d, &suite(), "940", &[]);
     let out = text(&o);
     assert_eq!(o.status.code(), Some(0), "{out}");
@@ -107,14 +112,7 @@ fn a_first_run_says_nothing_was_compared_and_writes_its_reports() {
 fn a_bless_whose_runs_are_all_refused_exits_4_and_names_the_scenario() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let o = neon(
-        "bless",
-        d,
-        &suite(),
-        "940",
-        &["--reason", "first", "--runs", "1"],
-    );
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    bless_once(d, "940");
     // 60% slower than the recorded run: refused, kept as it was.
     let o = neon(
         "bless",
