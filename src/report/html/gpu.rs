@@ -104,9 +104,9 @@ fn panel(
         let c = plot::color(i);
         let series = chart.draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))?;
         if lines.len() > 1 || limit.is_some() {
-            series.label(*name).legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
-            });
+            series
+                .label(*name)
+                .legend(plot::line_key(c.stroke_width(2)));
         }
     }
     if let Some((name, v)) = limit {
@@ -118,16 +118,10 @@ fn panel(
                 AXIS.stroke_width(1),
             ))?
             .label(format!("{name} {}", plot::tick(v)))
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], AXIS.stroke_width(1)));
+            .legend(plot::line_key(AXIS.stroke_width(1)));
     }
     if lines.len() > 1 || limit.is_some() {
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .label_font((FONT, 12))
-            .background_style(WHITE.mix(0.85))
-            .border_style(AXIS)
-            .draw()?;
+        plot::legend(&mut chart, SeriesLabelPosition::LowerRight, 12)?;
     }
     Ok(())
 }

@@ -125,15 +125,9 @@ where
         chart
             .draw_series(LineSeries::new(pts, c.stroke_width(2)))?
             .label(format!("{} (n={})", d.name, d.sorted.len()))
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+            .legend(plot::line_key(c.stroke_width(2)));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .label_font((FONT, 12))
-        .background_style(WHITE.mix(0.85))
-        .border_style(AXIS)
-        .draw()?;
+    plot::legend(&mut chart, SeriesLabelPosition::LowerRight, 12)?;
     Ok(())
 }
 

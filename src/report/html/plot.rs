@@ -61,6 +61,33 @@ pub fn svg(title: &str, w: u32, h: u32, draw: impl FnOnce(&Area<'_>) -> PlotResu
     }
 }
 
+/// A legend entry's key for a line series: a short stroke in `style`.
+pub fn line_key(style: ShapeStyle) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
+    move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style)
+}
+
+/// The legend every plot draws: at `pos`, labels of `size` points on a
+/// light background, bordered in the axis colour.
+pub fn legend<'a, DB, CT>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    pos: SeriesLabelPosition,
+    size: u32,
+) -> PlotResult
+where
+    DB: DrawingBackend + 'a,
+    DB::ErrorType: 'static,
+    CT: CoordTranslate,
+{
+    chart
+        .configure_series_labels()
+        .position(pos)
+        .label_font((FONT, size))
+        .background_style(WHITE.mix(0.85))
+        .border_style(AXIS)
+        .draw()?;
+    Ok(())
+}
+
 /// A multiplier that turns seconds into a readable unit for an axis whose
 /// largest value is `max_s`.
 pub fn time_scale(max_s: f64) -> (f64, &'static str) {

@@ -134,7 +134,7 @@ fn latency_panel(area: &Area<'_>, s: &Sweep) -> PlotResult {
         chart
             .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))?
             .label(name)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+            .legend(plot::line_key(c.stroke_width(2)));
         chart.draw_series(pts.into_iter().map(|p| Circle::new(p, 3, c.filled())))?;
     }
     if let Some(slo) = s.slo {
@@ -147,15 +147,9 @@ fn latency_panel(area: &Area<'_>, s: &Sweep) -> PlotResult {
                 SLO.stroke_width(2),
             ))?
             .label(format!("SLO {}", format_seconds(slo)))
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], SLO.stroke_width(2)));
+            .legend(plot::line_key(SLO.stroke_width(2)));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .label_font((FONT, 13))
-        .background_style(WHITE.mix(0.85))
-        .border_style(AXIS)
-        .draw()?;
+    plot::legend(&mut chart, SeriesLabelPosition::UpperLeft, 13)?;
     Ok(())
 }
 
@@ -196,7 +190,7 @@ fn throughput_panel(area: &Area<'_>, s: &Sweep) -> PlotResult {
     chart
         .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))?
         .label("throughput")
-        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+        .legend(plot::line_key(c.stroke_width(2)));
     chart.draw_series(pts.into_iter().map(|p| Circle::new(p, 3, c.filled())))?;
     if let Some(b) = best_index(s) {
         let best = plot::color(2);
@@ -215,14 +209,8 @@ fn throughput_panel(area: &Area<'_>, s: &Sweep) -> PlotResult {
         chart
             .draw_series([Circle::new((0, 0.0), 0, SLO.filled())])?
             .label(text)
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], SLO.stroke_width(2)));
+            .legend(plot::line_key(SLO.stroke_width(2)));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .label_font((FONT, 13))
-        .background_style(WHITE.mix(0.85))
-        .border_style(AXIS)
-        .draw()?;
+    plot::legend(&mut chart, SeriesLabelPosition::LowerRight, 13)?;
     Ok(())
 }
