@@ -3,7 +3,7 @@
 
 use crate::compare::Verdict;
 use crate::metric::ChecklistItem;
-use crate::outcome::{ChecklistEntry, ItemState, ScenarioReport, Status};
+use crate::outcome::{ChecklistEntry, ItemState, ScenarioReport};
 use crate::result::Outcome;
 
 /// Why nothing could tick an item, in words a user can act on.
@@ -17,14 +17,6 @@ fn missing_reason(item: ChecklistItem) -> &'static str {
         ChecklistItem::Monitoring => "no scenario ran",
         ChecklistItem::ErrorHandling => "no scenario exercised an error path (oom_stress)",
     }
-}
-
-/// Whether the scenario's metrics were judged against a baseline.
-fn compared(s: Status) -> bool {
-    matches!(
-        s,
-        Status::Pass | Status::Improved | Status::Inconclusive | Status::Regressed
-    )
 }
 
 /// Why an item whose checks passed is not ticked: nothing was compared.
@@ -51,7 +43,7 @@ pub fn evaluate(reports: &[ScenarioReport]) -> Vec<ChecklistEntry> {
                 for c in r.result.checks.iter().filter(|c| c.item == Some(item)) {
                     let line = format!("{name}: {} — {}", c.name, c.evidence);
                     if c.passed {
-                        any_compared |= compared(r.status);
+                        any_compared |= r.status.compared();
                         evidence.push(line);
                     } else {
                         failures.push(line);

@@ -46,6 +46,14 @@ impl Status {
         }
     }
 
+    /// Whether the scenario's metrics were judged against a baseline.
+    pub fn compared(self) -> bool {
+        matches!(
+            self,
+            Status::Pass | Status::Improved | Status::Inconclusive | Status::Regressed
+        )
+    }
+
     /// Whether `cargo test` should fail the trial.
     pub fn is_failure(self) -> bool {
         matches!(self, Status::Regressed | Status::Failed)

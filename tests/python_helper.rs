@@ -3,22 +3,17 @@
 //! its metrics, values and units through `neon-perf run`; bad arguments are
 //! refused in Python before anything is printed.
 
+mod common;
 #[macro_use]
 mod needs;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
+
+use common::text;
 
 fn python_source() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("python")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 const PROGRAM: &str = r#"

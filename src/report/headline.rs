@@ -44,12 +44,7 @@ pub fn headline(r: &RunReport) -> Headline {
         .filter(|s| !matches!(s.result.outcome, Outcome::Ignored { .. }))
         .count();
     let no_baseline = count(&|s| s == Status::NoBaseline);
-    let compared = count(&|s| {
-        matches!(
-            s,
-            Status::Pass | Status::Improved | Status::Inconclusive | Status::Regressed
-        )
-    });
+    let compared = count(&Status::compared);
     let bless = r.mode == "bless";
     let (kind, title, note) = if r.exit_code == EXIT_NOT_RECORDED {
         (

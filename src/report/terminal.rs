@@ -5,7 +5,6 @@ use std::fmt::Write;
 
 use crate::compare::Verdict;
 use crate::outcome::{ItemState, RunReport, ScenarioReport, Status};
-use crate::report::headline::Kind;
 use crate::report::percent;
 use crate::result::Outcome;
 use crate::units::format_seconds;
@@ -242,13 +241,10 @@ pub fn totals(report: &RunReport, exit: i32, why: Option<&str>) -> String {
     for b in &report.blessed {
         let _ = writeln!(o, "{b}");
     }
+    // What the run amounts to, when there is more to say than the counts.
     let h = super::headline::headline(report);
-    if matches!(
-        h.kind,
-        Kind::NothingCompared | Kind::NothingRan | Kind::NotRecorded
-    ) || h.note.is_some()
-    {
-        let _ = writeln!(o, "{}: {}", h.title, h.note.as_deref().unwrap_or_default());
+    if let Some(note) = &h.note {
+        let _ = writeln!(o, "{}: {note}", h.title);
     }
     o
 }
