@@ -51,7 +51,7 @@ fn main() {
             neon_perf_bin: PathBuf::from("neon-perf"),
             cache_dir: std::env::temp_dir(),
         };
-        let exec = executor_for(plan.kind()).expect("batch_sweep executor");
+        let exec = executor_for(plan.kind());
         let mut events = |_| {};
         let mut ctx = RunCtx::new(
             &env,

@@ -226,9 +226,7 @@ fn trial(
         k => k.id(),
     };
     Trial::ignorable_test(plan.full_name(), move || {
-        if let Some(e) = exec::executor_for(plan.kind())
-            && let Availability::Missing(reason) = e.availability(&plan)
-        {
+        if let Availability::Missing(reason) = exec::executor_for(plan.kind()).availability(&plan) {
             return Ok(Completion::ignored_with(reason));
         }
         let mut session = session.lock().map_err(|_| "session poisoned")?;

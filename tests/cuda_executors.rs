@@ -93,7 +93,7 @@ fn suite_plans(shrink: bool) -> Vec<ScenarioPlan> {
                     .unwrap_or_else(|e| panic!("scenario {name}: {e}"));
                 s.validate()
                     .unwrap_or_else(|e| panic!("scenario {name}: {e}"));
-                KindSpec::GpuKernel(s)
+                s.into()
             }
             "oom_stress" => {
                 let s: OomStressSpec = rest
@@ -101,7 +101,7 @@ fn suite_plans(shrink: bool) -> Vec<ScenarioPlan> {
                     .unwrap_or_else(|e| panic!("scenario {name}: {e}"));
                 s.validate()
                     .unwrap_or_else(|e| panic!("scenario {name}: {e}"));
-                KindSpec::OomStress(s)
+                s.into()
             }
             other => panic!("unexpected kind {other}"),
         };
@@ -165,7 +165,7 @@ fn cuda_executors_run_or_explain() {
         cache_dir: cache.path().to_path_buf(),
     };
     for plan in suite_plans(true) {
-        let exec = executor_for(plan.kind()).unwrap();
+        let exec = executor_for(plan.kind());
         match exec.availability(&plan) {
             Availability::Missing(reason) if reason.starts_with("p2p_copy needs") => {
                 // A CUDA host with one GPU: the peer-to-peer copy is ignored.
@@ -229,7 +229,7 @@ fn oom_stress_on_the_host_goes_to_the_host_executor() {
         .find(|p| p.name == "oom")
         .unwrap();
     plan.device = DeviceSel::Cpu;
-    let exec = executor_for(plan.kind()).unwrap();
+    let exec = executor_for(plan.kind());
     // exec/oom/host.rs runs it in a child process (tests/models.rs).
     assert_eq!(exec.availability(&plan), Availability::Ready);
 }
@@ -249,7 +249,7 @@ fn plan_named(name: &str) -> ScenarioPlan {
 }
 
 fn run_plan(plan: &ScenarioPlan, env: &ExecEnv) -> neon_perf::exec::ExecOutput {
-    let exec = executor_for(plan.kind()).unwrap();
+    let exec = executor_for(plan.kind());
     let mut events = |_e| {};
     let mut ctx = RunCtx::new(env, quick(), &mut events, Default::default());
     let out = exec
@@ -273,7 +273,7 @@ fn device_all_runs_on_every_gpu() {
     let env = env_in(cache.path());
     let plan = plan_named("saxpy-all");
     assert_eq!(
-        executor_for(plan.kind()).unwrap().availability(&plan),
+        executor_for(plan.kind()).availability(&plan),
         Availability::Ready
     );
     let out = run_plan(&plan, &env);
@@ -318,7 +318,7 @@ fn device_all_runs_on_every_gpu() {
 /// measures every ordered pair from two on.
 fn p2p_copy_matches_the_gpu_count() {
     let plan = plan_named("p2p");
-    let exec = executor_for(plan.kind()).unwrap();
+    let exec = executor_for(plan.kind());
     if let Some(r) = device::cuda_unavailable_reason() {
         assert_eq!(exec.availability(&plan), Availability::Missing(r));
         return;

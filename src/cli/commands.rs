@@ -306,12 +306,7 @@ pub fn list(a: ListArgs) -> i32 {
     let store = BaselineStore::new(a.select.baselines.clone());
     let mut rows = Vec::new();
     for (i, p) in plans.iter().enumerate() {
-        let availability = match exec::executor_for(p.kind()) {
-            Some(e) => e.availability(p),
-            None => {
-                Availability::Missing(format!("kind `{}` not supported by this build", p.kind()))
-            }
-        };
+        let availability = exec::executor_for(p.kind()).availability(p);
         let baseline = match store.load(&hw, &p.suite) {
             Ok(b) => b.is_some_and(|b| b.scenario.contains_key(&p.name)),
             Err(e) => {

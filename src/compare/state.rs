@@ -261,13 +261,10 @@ pub fn all_in_slow_state(
     told
 }
 
-/// Whether a bless can tell a slow state from a run's shape alone: kinds
-/// whose samples repeat one fixed piece of work (a program, a kernel, a
-/// forward pass), so a tight distribution is expected. Round-trip times of
-/// a flood are wide by nature, and an OOM probe's samples are few.
+/// Whether a bless can tell a slow state from a run's shape alone: the
+/// kind's [`KindRules::BLESS_CAN_TELL`](crate::plan::KindRules::BLESS_CAN_TELL).
 pub fn bless_can_tell(kind: crate::plan::Kind) -> bool {
-    use crate::plan::Kind;
-    matches!(kind, Kind::Command | Kind::GpuKernel | Kind::BatchSweep)
+    kind.bless_can_tell()
 }
 
 #[cfg(test)]

@@ -232,24 +232,7 @@ impl<'a> Source<'a> {
 }
 
 /// "did you mean `x`?" for the candidate closest to `got`, when one is close.
-pub(crate) fn did_you_mean<'a>(
-    got: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<String> {
-    closest(got, candidates).map(|c| format!("did you mean `{c}`?"))
-}
-
-pub(crate) fn closest<'a>(
-    got: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<&'a str> {
-    candidates
-        .into_iter()
-        .map(|c| (strsim::jaro_winkler(got, c), c))
-        .filter(|(score, _)| *score >= 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, c)| c)
-}
+pub(crate) use crate::plan::hint::{closest, did_you_mean};
 
 #[cfg(test)]
 mod tests {

@@ -6,12 +6,12 @@
 //! location; only a kind's own keys go through serde (the spec structs in
 //! `plan/` own their fields), and serde's first error is located too.
 
-mod command;
 mod error;
 mod metric_rule;
 mod read;
 mod scenario;
 mod settings;
+mod spec;
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use toml::de::{DeTable, DeValue};
 
-pub use command::placeholders;
+pub use crate::plan::command::placeholders;
 pub use error::{ConfigError, Diagnostic, Related};
 pub use metric_rule::{parse_estimator, parse_quantity, unmatched_rules};
 pub use settings::limits;

@@ -7,15 +7,15 @@ use std::path::Path;
 
 use toml::de::{DeTable, DeValue};
 
-use super::command::{BUILTIN_PLACEHOLDERS, check_command};
 use super::error::{Diag, did_you_mean};
 use super::metric_rule::read_rules;
 use super::read::{self, Value, a_type, entries};
 use super::settings::{Layer, SETTINGS_KEYS};
+use super::spec::{Source, fields_of, read_spec};
 use crate::metric::ChecklistItem;
+use crate::plan::command::BUILTIN_PLACEHOLDERS;
 use crate::plan::{
-    BatchSweepSpec, CommandSpec, DeviceSel, GpuKernelSpec, Kind, KindSpec, OomStressSpec,
-    ParamPoint, ParamValue, ScenarioPlan, SourceLocation, WebsocketFloodSpec,
+    CheckCtx, DeviceSel, Kind, ParamPoint, ParamValue, ScenarioPlan, SourceLocation,
 };
 
 /// Keys every scenario may have, whatever its kind (settings keys come on top).
@@ -128,46 +128,20 @@ pub(crate) fn scenario(
         .chain(SETTINGS_KEYS.iter())
         .copied()
         .collect();
+    let check_ctx = CheckCtx {
+        device,
+        points: &points,
+        params: &param_names,
+    };
+    let src = Source {
+        text: ctx.text,
+        table: t,
+        header: header.clone(),
+    };
     let spec = kind.and_then(|kind| {
-        let r = match kind {
-            Kind::Command => {
-                read::spec::<CommandSpec>(rest, header.clone(), kind.id(), &known_keys)
-                    .and_then(|spec| check_command(ctx.text, t, &spec, &param_names).map(|()| spec))
-                    .map(KindSpec::Command)
-            }
-            Kind::GpuKernel => {
-                read::spec::<GpuKernelSpec>(rest, header.clone(), kind.id(), &known_keys)
-                    .and_then(|s| {
-                        s.validate()
-                            .and_then(|()| s.validate_device(device))
-                            .map(|()| s)
-                            .map_err(|m| Diag::new(header.clone(), m))
-                    })
-                    .map(KindSpec::GpuKernel)
-            }
-            Kind::OomStress => {
-                read::spec::<OomStressSpec>(rest, header.clone(), kind.id(), &known_keys)
-                    .and_then(|s| {
-                        s.validate().map_err(|m| Diag::new(header.clone(), m))?;
-                        s.check(device).map_err(|(key, m)| {
-                            Diag::new(t.get(key).map(|v| v.span()).unwrap_or(header.clone()), m)
-                        })?;
-                        Ok(s)
-                    })
-                    .map(KindSpec::OomStress)
-            }
-            Kind::BatchSweep => {
-                read::spec::<BatchSweepSpec>(rest, header.clone(), kind.id(), &known_keys)
-                    .and_then(|spec| check_batch_sweep(t, &header, spec))
-                    .map(KindSpec::BatchSweep)
-            }
-            Kind::WebsocketFlood => {
-                read::spec::<WebsocketFloodSpec>(rest, header.clone(), kind.id(), &known_keys)
-                    .and_then(|spec| check_websocket(ctx.text, t, &header, spec, &points))
-                    .map(|s| KindSpec::WebsocketFlood(Box::new(s)))
-            }
-        };
-        r.map_err(|d| diags.push(other_kinds_key(d, kind))).ok()
+        read_spec(kind, rest, &src, &known_keys, &check_ctx)
+            .map_err(|d| diags.push(other_kinds_key(d, kind)))
+            .ok()
     });
 
     if diags.len() > before {
@@ -206,20 +180,12 @@ fn other_kinds_key(d: Diag, kind: Kind) -> Diag {
         Some(rest) if !is_typo => rest.split('`').next().unwrap_or(""),
         _ => return d,
     };
-    let owners: Vec<&str> = [
-        (Kind::Command, read::spec_fields::<CommandSpec>()),
-        (Kind::GpuKernel, read::spec_fields::<GpuKernelSpec>()),
-        (Kind::OomStress, read::spec_fields::<OomStressSpec>()),
-        (Kind::BatchSweep, read::spec_fields::<BatchSweepSpec>()),
-        (
-            Kind::WebsocketFlood,
-            read::spec_fields::<WebsocketFloodSpec>(),
-        ),
-    ]
-    .into_iter()
-    .filter(|(k, fields)| *k != kind && fields.contains(&key))
-    .map(|(k, _)| k.id())
-    .collect();
+    let owners: Vec<&str> = Kind::ALL
+        .into_iter()
+        .map(|k| (k, fields_of(k)))
+        .filter(|(k, fields)| *k != kind && fields.contains(&key))
+        .map(|(k, _)| k.id())
+        .collect();
     if owners.is_empty() {
         return d;
     }
@@ -249,90 +215,6 @@ fn kind(t: &DeTable<'_>, header: &Range<usize>) -> Result<Kind, Diag> {
                 .or_else(|| Some(format!("expected one of: {}", ids()))),
         )),
     }
-}
-
-/// The checks of a `batch_sweep` spec that serde cannot do, located at the
-/// offending key (or the scenario header when the key is absent).
-fn check_batch_sweep(
-    t: &DeTable<'_>,
-    header: &Range<usize>,
-    spec: BatchSweepSpec,
-) -> Result<BatchSweepSpec, Diag> {
-    match spec.validate() {
-        Ok(()) => Ok(spec),
-        Err((key, msg)) => {
-            let span = t.get(key).map(|v| v.span()).unwrap_or(header.clone());
-            Err(Diag::new(span, msg))
-        }
-    }
-}
-
-/// The checks of a `websocket_flood` spec that serde cannot do: the target,
-/// sizes and rates at every sweep point, `checks` ids (with a hint), and
-/// placeholders in `url` and `server` (`{port}`, `{neon_perf}`, `{suite_dir}`).
-fn check_websocket(
-    text: &str,
-    t: &DeTable<'_>,
-    header: &Range<usize>,
-    spec: WebsocketFloodSpec,
-    points: &[ParamPoint],
-) -> Result<WebsocketFloodSpec, Diag> {
-    let at = |key: &str| t.get(key).map(|v| v.span()).unwrap_or(header.clone());
-    if let Some(DeValue::Array(items)) = t.get("checks").map(|v| v.get_ref()) {
-        let ids = crate::plan::websocket::wire::CheckKind::ALL.map(|c| c.id());
-        let mut seen = Vec::new();
-        for item in items.iter() {
-            let id = read::string(item, "checks")?;
-            if crate::plan::websocket::wire::CheckKind::from_id(id).is_none() {
-                return Err(
-                    Diag::new(item.span(), format!("unknown check `{id}`")).hint(
-                        did_you_mean(id, ids)
-                            .or_else(|| Some(format!("expected one of: {}", ids.join(", ")))),
-                    ),
-                );
-            }
-            if seen.contains(&id) {
-                return Err(Diag::new(
-                    item.span(),
-                    format!("check `{id}` is listed twice"),
-                ));
-            }
-            seen.push(id);
-        }
-    }
-    spec.validate(points).map_err(|(key, msg)| {
-        Diag::new(
-            if key.is_empty() {
-                header.clone()
-            } else {
-                at(key)
-            },
-            msg,
-        )
-    })?;
-    // Placeholders: `{port}` (a free port picked for `server`), `{neon_perf}`, `{suite_dir}`.
-    let known = ["port", "neon_perf", "suite_dir"];
-    let mut strings: Vec<&Value<'_>> = t.get("url").into_iter().collect();
-    if let Some(DeValue::Table(server)) = t.get("server").map(|s| s.get_ref()) {
-        for key in ["command", "ready", "cwd"] {
-            match server.get(key).map(|v| (v, v.get_ref())) {
-                Some((_, DeValue::Array(a))) => strings.extend(a.iter()),
-                Some((v, _)) => strings.push(v),
-                None => {}
-            }
-        }
-        if let Some(DeValue::Table(env)) = server.get("env").map(|e| e.get_ref()) {
-            strings.extend(entries(env).into_iter().map(|(_, v)| v));
-        }
-    }
-    if let Some((span, name)) = super::command::first_unknown_placeholder(text, &strings, &known) {
-        return Err(Diag::new(span, format!("unknown placeholder `{{{name}}}`")).hint(
-            super::error::closest(&name, known)
-                .map(|c| format!("did you mean `{{{c}}}`?"))
-                .or_else(|| Some("a `websocket_flood` scenario knows `{port}`, `{neon_perf}` and `{suite_dir}`; `params` override keys instead".into())),
-        ));
-    }
-    Ok(spec)
 }
 
 fn read_checklist(v: &Value<'_>) -> Result<Vec<ChecklistItem>, Diag> {

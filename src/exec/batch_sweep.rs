@@ -10,22 +10,22 @@ use std::time::{Duration, Instant};
 use candle_core::Tensor;
 
 use crate::exec::sampler::run_adaptive;
-use crate::exec::{Availability, ExecError, ExecEvent, ExecOutput, Executor, RunCtx};
+use crate::exec::{Availability, ExecError, ExecEvent, ExecOutput, Executes, Executor, RunCtx};
 use crate::metric::{ChecklistItem, Direction, MetricKey, MetricSeries, Unit, default_estimator};
 use crate::model::device::{self, MemReading};
 use crate::model::{Model, Precision, Weights, rel_l2_error};
 use crate::plan::batch_sweep::CompareDType;
-use crate::plan::{BatchSweepSpec, DeviceSel, Kind, KindSpec, ScenarioPlan};
+use crate::plan::{BatchSweepSpec, DeviceSel, KindSpec, ScenarioPlan};
 
 pub use derive::{BatchPoint, Derived};
 
 pub struct BatchSweepExecutor;
 
-impl Executor for BatchSweepExecutor {
-    fn kind(&self) -> Kind {
-        Kind::BatchSweep
-    }
+impl Executes for crate::plan::BatchSweepSpec {
+    const EXECUTOR: &'static dyn Executor = &BatchSweepExecutor;
+}
 
+impl Executor for BatchSweepExecutor {
     fn availability(&self, plan: &ScenarioPlan) -> Availability {
         match device::unavailable(plan.device) {
             None => Availability::Ready,

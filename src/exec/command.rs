@@ -11,20 +11,20 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::exec::sampler::run_adaptive;
-use crate::exec::{Availability, ExecError, ExecEvent, ExecOutput, Executor, RunCtx};
+use crate::exec::{Availability, ExecError, ExecEvent, ExecOutput, Executes, Executor, RunCtx};
 use crate::metric::{Direction, MetricKey, MetricSeries, Unit, default_estimator};
 use crate::plan::command::placeholders;
-use crate::plan::{CommandSpec, Kind, KindSpec, ParamPoint, ScenarioPlan, point_labels};
+use crate::plan::{CommandSpec, KindSpec, ParamPoint, ScenarioPlan, point_labels};
 
 pub use child::{ChildRun, run_child};
 
 pub struct CommandExecutor;
 
-impl Executor for CommandExecutor {
-    fn kind(&self) -> Kind {
-        Kind::Command
-    }
+impl Executes for crate::plan::CommandSpec {
+    const EXECUTOR: &'static dyn Executor = &CommandExecutor;
+}
 
+impl Executor for CommandExecutor {
     fn availability(&self, _plan: &ScenarioPlan) -> Availability {
         Availability::Ready
     }

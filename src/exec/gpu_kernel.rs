@@ -18,12 +18,12 @@ mod builtins;
 mod p2p;
 use crate::exec::gpus::{self, GpuSet};
 use crate::exec::sampler::{SamplingReport, StopReason, run_adaptive};
-use crate::exec::{Availability, ExecError, ExecEvent, ExecOutput, Executor, RunCtx};
+use crate::exec::{Availability, ExecError, ExecEvent, ExecOutput, Executes, Executor, RunCtx};
 use crate::metric::{ChecklistItem, Direction, MetricKey, MetricSeries, Unit, default_estimator};
 use crate::plan::gpu_kernel::expr;
 use crate::plan::gpu_kernel::{ArgSpec, Builtin, Dims, GpuKernelSpec, Init};
 use crate::plan::{
-    DeviceSel, Kind, KindSpec, ParamPoint, ParamValue, Resolved, ScenarioPlan, point_labels,
+    DeviceSel, KindSpec, ParamPoint, ParamValue, Resolved, ScenarioPlan, point_labels,
 };
 use crate::result::Check;
 use builtins::run_builtin_point;
@@ -64,11 +64,11 @@ fn needs_cublas(spec: &GpuKernelSpec) -> bool {
     )
 }
 
-impl Executor for GpuKernelExecutor {
-    fn kind(&self) -> Kind {
-        Kind::GpuKernel
-    }
+impl Executes for crate::plan::GpuKernelSpec {
+    const EXECUTOR: &'static dyn Executor = &GpuKernelExecutor;
+}
 
+impl Executor for GpuKernelExecutor {
     fn availability(&self, plan: &ScenarioPlan) -> Availability {
         let spec = match spec_of(plan) {
             Ok(s) => s,

@@ -1,4 +1,5 @@
-//! Executors: one module per scenario kind, behind one trait. An executor
+//! Executors: one module per scenario kind, behind one trait; each kind's
+//! spec names its executor ([`Executes`]). An executor
 //! measures and returns samples; it never prints and never touches baselines.
 //! Progress goes out as [`ExecEvent`]s through the context.
 
@@ -14,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use crate::metric::MetricSeries;
-use crate::plan::{Kind, Resolved, ScenarioPlan};
+use crate::plan::{Kind, KindRules, Resolved, ScenarioPlan};
 use crate::result::Check;
 
 /// Whether this host can run a scenario.
@@ -101,22 +102,29 @@ pub enum ExecError {
     Unavailable(String),
 }
 
-/// One scenario kind.
-pub trait Executor {
-    fn kind(&self) -> Kind;
+/// How one scenario kind runs.
+pub trait Executor: Sync {
     /// Cheap check of the hardware and libraries the scenario needs.
     fn availability(&self, plan: &ScenarioPlan) -> Availability;
     /// Runs every sweep point of the scenario and measures it.
     fn run(&self, plan: &ScenarioPlan, ctx: &mut RunCtx<'_>) -> Result<ExecOutput, ExecError>;
 }
 
-/// The real executor for a kind.
-pub fn executor_for(kind: Kind) -> Option<Box<dyn Executor>> {
-    match kind {
-        Kind::Command => Some(Box::new(command::CommandExecutor)),
-        Kind::GpuKernel => Some(Box::new(gpu_kernel::GpuKernelExecutor)),
-        Kind::OomStress => Some(Box::new(oom::OomStressExecutor)),
-        Kind::BatchSweep => Some(Box::new(batch_sweep::BatchSweepExecutor)),
-        Kind::WebsocketFlood => Some(Box::new(websocket::WebsocketFloodExecutor)),
-    }
+/// The executor of a kind, implemented by its spec type in the kind's
+/// module here; [`executor_for`] is derived from the kind registry
+/// (`plan::kinds`), so a kind without one does not compile.
+pub trait Executes: KindRules {
+    const EXECUTOR: &'static dyn Executor;
 }
+
+macro_rules! executors {
+    ($($variant:ident $id:literal $spec:ty,)+) => {
+        /// The executor for a kind.
+        pub fn executor_for(kind: Kind) -> &'static dyn Executor {
+            match kind {
+                $(Kind::$variant => <$spec as Executes>::EXECUTOR,)+
+            }
+        }
+    };
+}
+crate::plan::kinds::registry!(executors);

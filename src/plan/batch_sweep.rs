@@ -3,7 +3,17 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::plan::kinds::{CheckCtx, KindRules, SpecError};
 use crate::units::{ByteSize, HumanDuration};
+
+impl KindRules for BatchSweepSpec {
+    const BLESS_CAN_TELL: bool = true;
+    const FRESH_PROCESSES: bool = false;
+
+    fn check(&self, _: &CheckCtx<'_>) -> Result<(), SpecError> {
+        self.validate().map_err(SpecError::from)
+    }
+}
 
 /// Keys of a `batch_sweep` scenario besides the common ones.
 #[derive(Clone, Debug, PartialEq, Deserialize)]

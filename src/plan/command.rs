@@ -6,6 +6,12 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use super::hint::closest;
+use super::kinds::{At, CheckCtx, KindRules, SpecError};
+
+/// Placeholders a command may use besides the params.
+pub const BUILTIN_PLACEHOLDERS: [&str; 2] = ["neon_perf", "suite_dir"];
+
 /// Keys of a `command` scenario besides the common ones.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -27,6 +33,58 @@ pub struct CommandSpec {
     /// (default `wall_time`).
     #[serde(default)]
     pub primary: Option<String>,
+}
+
+impl KindRules for CommandSpec {
+    const BLESS_CAN_TELL: bool = true;
+    const FRESH_PROCESSES: bool = true;
+
+    /// `command` is non-empty, and its placeholders (and those of `env`
+    /// values) name a param or a built-in.
+    fn check(&self, ctx: &CheckCtx<'_>) -> Result<(), SpecError> {
+        if self.command.is_empty() {
+            return Err(SpecError::new(At::Key("command"), "`command` must not be empty")
+                .hint(Some("give the program and its arguments: `command = [\"python\", \"bench.py\", \"--n={n}\"]`".into())));
+        }
+        let known: Vec<&str> = ctx
+            .params
+            .iter()
+            .map(String::as_str)
+            .chain(BUILTIN_PLACEHOLDERS)
+            .collect();
+        let strings = self.command.iter().chain(self.env.values());
+        let Some(name) = first_unknown_placeholder(strings, &known) else {
+            return Ok(());
+        };
+        let listed = known
+            .iter()
+            .map(|k| format!("`{{{k}}}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let hint = closest(name, known.iter().copied())
+            .map(|c| format!("did you mean `{{{c}}}`?"))
+            .unwrap_or_else(|| format!("placeholders are the params and the built-ins: {listed}"));
+        Err(SpecError::new(
+            At::Placeholder {
+                within: &["command", "env"],
+                name: name.to_string(),
+            },
+            format!("unknown placeholder `{{{name}}}`: no param or built-in is called `{name}`"),
+        )
+        .hint(Some(hint)))
+    }
+}
+
+/// The first placeholder in `strings` that is not in `known`.
+pub fn first_unknown_placeholder<'a>(
+    strings: impl IntoIterator<Item = &'a String>,
+    known: &[&str],
+) -> Option<&'a str> {
+    strings
+        .into_iter()
+        .flat_map(|s| placeholders(s))
+        .map(|(_, name)| name)
+        .find(|name| !known.contains(name))
 }
 
 /// `{name}` placeholders in `s`: byte range of each (braces included) and its name.
@@ -51,4 +109,19 @@ pub fn is_ident(s: &str) -> bool {
     c.next()
         .is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
         && c.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholder_scan() {
+        let got: Vec<_> = placeholders("--n={n} {suite_dir}/x {} {'a': 1} {{x}")
+            .into_iter()
+            .map(|(_, n)| n)
+            .collect();
+        assert_eq!(got, ["n", "suite_dir", "x"]);
+        assert!(placeholders("{9x}").is_empty());
+    }
 }

@@ -10,6 +10,18 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use super::DeviceSel;
+use super::kinds::{At, CheckCtx, KindRules, SpecError};
+
+impl KindRules for GpuKernelSpec {
+    const BLESS_CAN_TELL: bool = true;
+    const FRESH_PROCESSES: bool = false;
+
+    fn check(&self, ctx: &CheckCtx<'_>) -> Result<(), SpecError> {
+        self.validate()
+            .and_then(|()| self.validate_device(ctx.device))
+            .map_err(|m| SpecError::new(At::Scenario, m))
+    }
+}
 
 /// An arithmetic expression over sweep parameters (`"12*n"`) or a number
 /// literal; checked for syntax when the suite is read.

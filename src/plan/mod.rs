@@ -4,11 +4,14 @@
 //! Kind-specific settings live in one module per kind (`command.rs`,
 //! `gpu_kernel.rs`, `oom.rs`, `batch_sweep.rs`, `websocket/`); each is a `serde` struct with
 //! `deny_unknown_fields`, so the suite parser reports unknown keys with their
-//! location.
+//! location, and implements [`KindRules`]. `kinds.rs` is the registry of
+//! kinds.
 
 pub mod batch_sweep;
 pub mod command;
 pub mod gpu_kernel;
+pub(crate) mod hint;
+pub mod kinds;
 pub mod oom;
 pub mod partition;
 pub mod websocket;
@@ -26,6 +29,7 @@ use crate::units::HumanDuration;
 pub use batch_sweep::BatchSweepSpec;
 pub use command::CommandSpec;
 pub use gpu_kernel::GpuKernelSpec;
+pub use kinds::{At, CheckCtx, Kind, KindRules, KindSpec, SpecError};
 pub use oom::OomStressSpec;
 pub use partition::Partition;
 pub use websocket::WebsocketFloodSpec;
@@ -59,55 +63,6 @@ pub struct SourceLocation {
 impl fmt::Display for SourceLocation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}:{}", self.file.display(), self.line, self.column)
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    Command,
-    GpuKernel,
-    OomStress,
-    BatchSweep,
-    WebsocketFlood,
-}
-
-impl Kind {
-    pub const ALL: [Kind; 5] = [
-        Kind::Command,
-        Kind::GpuKernel,
-        Kind::OomStress,
-        Kind::BatchSweep,
-        Kind::WebsocketFlood,
-    ];
-
-    pub fn id(self) -> &'static str {
-        match self {
-            Kind::Command => "command",
-            Kind::GpuKernel => "gpu_kernel",
-            Kind::OomStress => "oom_stress",
-            Kind::BatchSweep => "batch_sweep",
-            Kind::WebsocketFlood => "websocket_flood",
-        }
-    }
-
-    pub fn from_id(s: &str) -> Option<Kind> {
-        Self::ALL.into_iter().find(|k| k.id() == s)
-    }
-
-    /// Whether every sample is a fresh process that sets nothing up for the
-    /// next one (`command`): then warm-up only warms what outlives a
-    /// process, and a run right after another of the same program needs
-    /// none. The other kinds set up state in every run (a server, a model,
-    /// a CUDA module) that their warm-up warms.
-    pub fn samples_are_fresh_processes(self) -> bool {
-        matches!(self, Kind::Command)
-    }
-}
-
-impl fmt::Display for Kind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.id())
     }
 }
 
@@ -307,28 +262,6 @@ pub fn point_labels(point: &ParamPoint) -> BTreeMap<String, String> {
         .iter()
         .map(|(k, v)| (k.clone(), v.to_string()))
         .collect()
-}
-
-/// What the executor of a kind needs.
-#[derive(Clone, Debug)]
-pub enum KindSpec {
-    Command(CommandSpec),
-    GpuKernel(GpuKernelSpec),
-    OomStress(OomStressSpec),
-    BatchSweep(BatchSweepSpec),
-    WebsocketFlood(Box<WebsocketFloodSpec>),
-}
-
-impl KindSpec {
-    pub fn kind(&self) -> Kind {
-        match self {
-            KindSpec::Command(_) => Kind::Command,
-            KindSpec::GpuKernel(_) => Kind::GpuKernel,
-            KindSpec::OomStress(_) => Kind::OomStress,
-            KindSpec::BatchSweep(_) => Kind::BatchSweep,
-            KindSpec::WebsocketFlood(_) => Kind::WebsocketFlood,
-        }
-    }
 }
 
 /// One `[[scenario]]`, validated.

@@ -3,7 +3,20 @@
 use serde::Deserialize;
 
 use crate::plan::DeviceSel;
+use crate::plan::kinds::{At, CheckCtx, KindRules, SpecError};
 use crate::units::ByteSize;
+
+impl KindRules for OomStressSpec {
+    /// An out-of-memory probe's samples are few.
+    const BLESS_CAN_TELL: bool = false;
+    const FRESH_PROCESSES: bool = false;
+
+    fn check(&self, ctx: &CheckCtx<'_>) -> Result<(), SpecError> {
+        self.validate()
+            .map_err(|m| SpecError::new(At::Scenario, m))?;
+        self.check_device(ctx.device).map_err(SpecError::from)
+    }
+}
 
 /// How the device is filled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default)]
@@ -76,7 +89,7 @@ impl OomStressSpec {
     /// The combinations serde cannot reject, as (offending key, message), so
     /// the config reader can point at the key. `device` decides which keys
     /// apply: the host stress, or on CUDA the fill stress or the batch search.
-    pub fn check(&self, device: DeviceSel) -> Result<(), (&'static str, String)> {
+    pub fn check_device(&self, device: DeviceSel) -> Result<(), (&'static str, String)> {
         if self.find_max_batch && self.model.is_none() {
             return Err((
                 "find_max_batch",
@@ -186,7 +199,7 @@ mod tests {
     fn find_max_batch_combinations() {
         let spec = |t: &str| toml::from_str::<OomStressSpec>(t).unwrap();
         let model = "find_max_batch = true\nmodel = { arch = \"mlp\", layers = [8, 8] }\n";
-        let key = |t: &str, d: DeviceSel| spec(t).check(d).err().map(|(k, _)| k);
+        let key = |t: &str, d: DeviceSel| spec(t).check_device(d).err().map(|(k, _)| k);
         for d in [DeviceSel::Cpu, DeviceSel::Cuda(0), DeviceSel::Auto] {
             assert_eq!(key(model, d), None, "{d}");
             assert_eq!(key("find_max_batch = true", d), Some("find_max_batch"));

@@ -27,12 +27,7 @@ pub fn execute(
         warnings: Vec::new(),
         wall_time_s: 0.0,
     };
-    let Some(executor) = exec::executor_for(plan.kind()) else {
-        result.outcome = Outcome::Ignored {
-            reason: format!("kind `{}` is not supported by this build", plan.kind()),
-        };
-        return result;
-    };
+    let executor = exec::executor_for(plan.kind());
     if let Availability::Missing(reason) = executor.availability(plan) {
         result.outcome = Outcome::Ignored { reason };
         return result;

@@ -26,10 +26,10 @@ use cudarc::driver::{CudaContext, CudaStream, result, sys};
 
 use crate::device::{self, driver_err, is_oom};
 use crate::exec::gpus::{self, GpuSet};
-use crate::exec::{Availability, ExecError, ExecEvent, ExecOutput, Executor, RunCtx};
+use crate::exec::{Availability, ExecError, ExecEvent, ExecOutput, Executes, Executor, RunCtx};
 use crate::metric::{ChecklistItem, Direction, MetricKey, MetricSeries, Unit};
 use crate::plan::oom::{OomPattern, OomStressSpec};
-use crate::plan::{DeviceSel, Kind, KindSpec, ScenarioPlan};
+use crate::plan::{DeviceSel, KindSpec, ScenarioPlan};
 use crate::result::Check;
 use crate::units::format_bytes;
 
@@ -42,11 +42,11 @@ fn spec_of(plan: &ScenarioPlan) -> Result<&OomStressSpec, String> {
     }
 }
 
-impl Executor for OomStressExecutor {
-    fn kind(&self) -> Kind {
-        Kind::OomStress
-    }
+impl Executes for crate::plan::OomStressSpec {
+    const EXECUTOR: &'static dyn Executor = &OomStressExecutor;
+}
 
+impl Executor for OomStressExecutor {
     fn availability(&self, plan: &ScenarioPlan) -> Availability {
         if plan.device != DeviceSel::Cpu && spec_of(plan).is_ok_and(|s| s.find_max_batch) {
             // Probes run candle on the GPU: the `cuda` feature and a driver.

@@ -19,20 +19,20 @@ mod metrics;
 mod server;
 
 use crate::exec::command::substitute;
-use crate::exec::{Availability, ExecError, ExecOutput, Executor, RunCtx};
+use crate::exec::{Availability, ExecError, ExecOutput, Executes, Executor, RunCtx};
 use crate::plan::websocket::FloodPoint;
-use crate::plan::{Kind, KindSpec, ScenarioPlan, WebsocketFloodSpec};
+use crate::plan::{KindSpec, ScenarioPlan, WebsocketFloodSpec};
 use crate::ws::client::limits::{SPARE, ensure_open_files};
 use flood::flood_points;
 use server::{Served, find_program, server_cwd, start_server, vars};
 
 pub struct WebsocketFloodExecutor;
 
-impl Executor for WebsocketFloodExecutor {
-    fn kind(&self) -> Kind {
-        Kind::WebsocketFlood
-    }
+impl Executes for crate::plan::WebsocketFloodSpec {
+    const EXECUTOR: &'static dyn Executor = &WebsocketFloodExecutor;
+}
 
+impl Executor for WebsocketFloodExecutor {
     fn availability(&self, plan: &ScenarioPlan) -> Availability {
         let KindSpec::WebsocketFlood(spec) = &plan.spec else {
             return Availability::Ready;

@@ -2,9 +2,78 @@
 
 use super::WebsocketFloodSpec;
 use super::target::{Ready, check_url};
+use super::wire::CheckKind;
 use crate::plan::ParamPoint;
+use crate::plan::command::first_unknown_placeholder;
+use crate::plan::hint::{closest, did_you_mean};
+use crate::plan::kinds::{At, CheckCtx, KindRules, SpecError};
+
+/// Placeholders of `url` and `server`.
+const PLACEHOLDERS: [&str; 3] = ["port", "neon_perf", "suite_dir"];
+
+impl KindRules for WebsocketFloodSpec {
+    /// Round-trip times of a flood are wide by nature.
+    const BLESS_CAN_TELL: bool = false;
+    const FRESH_PROCESSES: bool = false;
+
+    /// `checks` ids, the target, sizes and rates at every sweep point, and
+    /// placeholders in `url` and `server` (`{port}`, `{neon_perf}`,
+    /// `{suite_dir}`).
+    fn check(&self, ctx: &CheckCtx<'_>) -> Result<(), SpecError> {
+        self.check_ids()?;
+        self.validate(ctx.points)?;
+        self.check_placeholders()
+    }
+}
 
 impl WebsocketFloodSpec {
+    /// Every `checks` id is known and listed once.
+    fn check_ids(&self) -> Result<(), SpecError> {
+        let ids = CheckKind::ALL.map(|c| c.id());
+        for (i, id) in self.checks.iter().enumerate() {
+            if CheckKind::from_id(id).is_none() {
+                return Err(
+                    SpecError::new(At::Item("checks", i), format!("unknown check `{id}`")).hint(
+                        did_you_mean(id, ids)
+                            .or_else(|| Some(format!("expected one of: {}", ids.join(", ")))),
+                    ),
+                );
+            }
+            if self.checks[..i].contains(id) {
+                return Err(SpecError::new(
+                    At::Item("checks", i),
+                    format!("check `{id}` is listed twice"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_placeholders(&self) -> Result<(), SpecError> {
+        let mut strings: Vec<String> = self.url.iter().cloned().collect();
+        if let Some(server) = &self.server {
+            strings.extend(server.command.iter().cloned());
+            strings.extend(server.ready.iter().cloned());
+            strings.extend(server.cwd.iter().map(|c| c.to_string_lossy().into_owned()));
+            strings.extend(server.env.values().cloned());
+        }
+        let Some(name) = first_unknown_placeholder(&strings, &PLACEHOLDERS) else {
+            return Ok(());
+        };
+        Err(SpecError::new(
+            At::Placeholder {
+                within: &["url", "server.command", "server.ready", "server.cwd", "server.env"],
+                name: name.to_string(),
+            },
+            format!("unknown placeholder `{{{name}}}`"),
+        )
+        .hint(
+            closest(name, PLACEHOLDERS)
+                .map(|c| format!("did you mean `{{{c}}}`?"))
+                .or_else(|| Some("a `websocket_flood` scenario knows `{port}`, `{neon_perf}` and `{suite_dir}`; `params` override keys instead".into())),
+        ))
+    }
+
     /// The checks serde cannot do. Returns the offending key (empty: the
     /// scenario) and why.
     pub fn validate(&self, points: &[ParamPoint]) -> Result<(), (&'static str, String)> {
