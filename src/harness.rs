@@ -86,7 +86,7 @@ fn mode_from_env() -> Mode {
                 .ok()
                 .and_then(|v| v.parse().ok())
                 .filter(|n| (1..=20).contains(n))
-                .unwrap_or(crate::spread::DEFAULT_BLESS_RUNS),
+                .unwrap_or(crate::run::spread::DEFAULT_BLESS_RUNS),
         }
     } else if env_flag("NEON_PERF_SMOKE") {
         Mode::Smoke
@@ -138,7 +138,7 @@ pub fn main(opts: HarnessOptions) -> ExitCode {
         smoke_without_baseline: true,
         fail_on_inconclusive: false,
         confirm_regressions: true,
-        spread_gap: crate::spread::SPREAD_GAP,
+        spread_gap: crate::run::spread::SPREAD_GAP,
         against: None,
     };
     let session = match Session::new(cfg) {

@@ -19,8 +19,8 @@
 
 use neon_perf::compare::{MetricVerdict, PairOrder, Policy, Verdict, compare_paired};
 use neon_perf::metric::{Direction, Estimator, MetricKey, MetricSeries, Unit};
-use neon_perf::paired::{confirm_with_more_pairs, needs_confirmation, next_target};
 use neon_perf::result::ScenarioResult;
+use neon_perf::run::paired::{confirm_with_more_pairs, needs_confirmation, next_target};
 use neon_perf::stats::Rng;
 use std::collections::BTreeMap;
 

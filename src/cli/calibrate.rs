@@ -54,7 +54,7 @@ pub fn calibrate(a: CalibrateArgs) -> i32 {
                 // more often than the gate's runs do (they are a bless and a
                 // pull request apart): spaced like a bless's runs, the
                 // spread measured is the one the gate meets.
-                std::thread::sleep(crate::spread::SPREAD_GAP);
+                std::thread::sleep(crate::run::spread::SPREAD_GAP);
             }
             progress.start(&format!("{} run {}/{runs}", plan.full_name(), i + 1));
             let r = run::execute(plan, &env, &settings, &mut |e| progress.event(&e));

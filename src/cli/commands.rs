@@ -115,7 +115,7 @@ fn execute(
     mode: Mode,
     fail_on_inconclusive: bool,
     confirm_regressions: bool,
-    against: Option<crate::paired::Against>,
+    against: Option<crate::run::paired::Against>,
 ) -> i32 {
     let plans = match select(sel) {
         Ok(p) => p,
@@ -135,7 +135,7 @@ fn execute(
         smoke_without_baseline: false,
         fail_on_inconclusive,
         confirm_regressions,
-        spread_gap: crate::spread::SPREAD_GAP,
+        spread_gap: crate::run::spread::SPREAD_GAP,
         against,
     };
     if let Some(p) = &sel.partition {
@@ -236,7 +236,7 @@ pub fn run(a: RunArgs) -> i32 {
         mode,
         a.fail_on_inconclusive,
         !a.no_confirm,
-        a.against.map(|dir| crate::paired::Against {
+        a.against.map(|dir| crate::run::paired::Against {
             dir,
             pairs: usize::from(a.pairs),
         }),

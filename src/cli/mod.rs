@@ -297,7 +297,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR")]
     pub against: Option<PathBuf>,
     /// Base/head pairs per scenario with --against.
-    #[arg(long, value_name = "N", default_value_t = crate::paired::DEFAULT_PAIRS as u16,
+    #[arg(long, value_name = "N", default_value_t = crate::run::paired::DEFAULT_PAIRS as u16,
           value_parser = clap::value_parser!(u16).range(2..=50))]
     pub pairs: u16,
 }
@@ -320,7 +320,7 @@ pub struct BlessArgs {
     /// spell of a shared machine cannot make them all slow; each goes
     /// through the bless guard (refused when slower than the recorded runs,
     /// replacing them when faster beyond the limit).
-    #[arg(long, default_value_t = crate::spread::DEFAULT_BLESS_RUNS, value_parser = clap::value_parser!(u32).range(1..=20))]
+    #[arg(long, default_value_t = crate::run::spread::DEFAULT_BLESS_RUNS, value_parser = clap::value_parser!(u32).range(1..=20))]
     pub runs: u32,
 }
 

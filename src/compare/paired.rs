@@ -405,7 +405,7 @@ mod tests {
 
     #[test]
     fn confirmation_needs_the_second_pairs_beyond_tolerance() {
-        use crate::paired::confirm_with_more_pairs as confirm;
+        use crate::run::paired::confirm_with_more_pairs as confirm;
         let with_pairs = |verdict, pairs: &[(f64, f64)]| MetricVerdict {
             pairs: pairs.to_vec(),
             ..verdict_of("t", verdict, 0.04)
@@ -449,7 +449,7 @@ mod tests {
 
     #[test]
     fn clean_evidence_needs_no_confirmation() {
-        use crate::paired::needs_confirmation;
+        use crate::run::paired::needs_confirmation;
         let with_pairs = |pairs: &[(f64, f64)]| MetricVerdict {
             pairs: pairs.to_vec(),
             ..verdict_of("t", Verdict::Regressed, 0.05)

@@ -20,22 +20,23 @@ use crate::monitor::{self, Monitor};
 use crate::outcome::{
     RESULTS_FORMAT_VERSION, RunReport, ScenarioReport, Status, exit_code, status_of,
 };
-use crate::paired::{self, Against, BaseTree, DEFAULT_PAIRS, Paired};
 use crate::plan::{ScenarioPlan, Settings, Suite};
 use crate::result::{Check, MonitorSummary, Outcome, ScenarioResult};
-use crate::spread;
 use crate::units::HumanDuration;
 
 mod bless;
 mod confirm;
 mod execute;
 mod finish;
+pub mod paired;
 mod session;
+pub mod spread;
 
 use bless::{bless_extra_runs, choose_bless_runs, execute_spread};
 use confirm::{confirm, regressed_keys, smoke_caps};
 pub use execute::execute;
 use finish::unrecordable;
+use paired::{Against, BaseTree, DEFAULT_PAIRS, Paired};
 
 /// What the run is for.
 #[derive(Clone, Debug, PartialEq)]
