@@ -181,7 +181,7 @@ pub fn main(opts: HarnessOptions) -> ExitCode {
                 "{}",
                 terminal::details(&report, terminal::Style { color: false })
             );
-            let failures = report::files::write_all(&report, &env_outputs());
+            let failures = report::files::write_all(&report, &env_outputs()).failures;
             for f in &failures {
                 eprintln!("error: {f}");
             }

@@ -194,20 +194,11 @@ fn execute(
 /// report's, or 2 when a report could not be written.
 pub(super) fn write_reports(report: &RunReport, out: &OutputArgs) -> i32 {
     let files = out.files();
-    let failures = report::files::write_all(report, &files);
+    let report::files::Written { written, failures } = report::files::write_all(report, &files);
     for f in &failures {
         eprintln!("error: {f}");
     }
-    let written: Vec<String> = files
-        .paths()
-        .into_iter()
-        .filter(|p| {
-            !failures
-                .iter()
-                .any(|f| f.contains(&p.display().to_string()))
-        })
-        .map(|p| p.display().to_string())
-        .collect();
+    let written: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
     if !written.is_empty() {
         println!("reports: {}", written.join(", "));
     }

@@ -3,6 +3,7 @@
 //! this writes them. One file that cannot be written does not stop the
 //! others; each failure is returned to be named.
 
+use std::io;
 use std::path::{Path, PathBuf};
 
 use super::dashboards::{BenchDirection, github_benchmark};
@@ -45,10 +46,42 @@ impl ReportFiles {
     }
 }
 
+/// A report file that could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// The folder of `path` could not be created.
+    #[error("creating {}: {source}", dir.display())]
+    CreateDir {
+        dir: PathBuf,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error("writing {}: {source}", path.display())]
+    Write { path: PathBuf, source: io::Error },
+}
+
+impl WriteError {
+    /// The report file it was for.
+    pub fn path(&self) -> &Path {
+        match self {
+            WriteError::CreateDir { path, .. } | WriteError::Write { path, .. } => path,
+        }
+    }
+}
+
+/// What [`write_all`] did.
+#[derive(Debug, Default)]
+pub struct Written {
+    /// The report files written, in [`ReportFiles::paths`] order.
+    pub written: Vec<PathBuf>,
+    /// The ones that could not be, in the order tried (the step summary too).
+    pub failures: Vec<WriteError>,
+}
+
 /// Writes every report in `files` (creating missing folders), prints the
-/// annotations and appends the step summary when asked. Returns one message per report
-/// that could not be written ("writing PATH: ..."), in the order tried.
-pub fn write_all(report: &RunReport, files: &ReportFiles) -> Vec<String> {
+/// annotations and appends the step summary when asked. A file that cannot
+/// be written does not stop the others.
+pub fn write_all(report: &RunReport, files: &ReportFiles) -> Written {
     type Exporter = fn(&RunReport) -> Vec<u8>;
     let mut failures = Vec::new();
     let exporters: [(&Option<PathBuf>, Exporter); 5] = [
@@ -75,14 +108,26 @@ pub fn write_all(report: &RunReport, files: &ReportFiles) -> Vec<String> {
         failures
             .extend(super::github::append_step_summary(&super::markdown::markdown(report)).err());
     }
-    failures
+    let written = files
+        .paths()
+        .into_iter()
+        .filter(|p| !failures.iter().any(|f: &WriteError| f.path() == p))
+        .collect();
+    Written { written, failures }
 }
 
-fn write(path: &Path, bytes: Vec<u8>) -> Result<(), String> {
+fn write(path: &Path, bytes: Vec<u8>) -> Result<(), WriteError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(|source| WriteError::CreateDir {
+            dir: dir.to_path_buf(),
+            path: path.to_path_buf(),
+            source,
+        })?;
     }
-    std::fs::write(path, bytes).map_err(|e| format!("writing {}: {e}", path.display()))
+    std::fs::write(path, bytes).map_err(|source| WriteError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 #[cfg(test)]
@@ -126,11 +171,28 @@ mod tests {
             annotations: false,
             step_summary: false,
         };
-        let failures = write_all(&empty_report(), &files);
+        let Written { written, failures } = write_all(&empty_report(), &files);
         assert_eq!(failures.len(), 1, "{failures:?}");
         assert!(
-            failures[0].starts_with(&format!("writing {}: ", d.display())),
+            failures[0]
+                .to_string()
+                .starts_with(&format!("writing {}: ", d.display())),
             "{failures:?}"
+        );
+        assert_eq!(failures[0].path(), d);
+        let names: Vec<_> = written
+            .iter()
+            .map(|p| p.strip_prefix(d).unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "r.html",
+                "r.json",
+                "md/r.md",
+                "gb.smaller.json",
+                "gb.bigger.json"
+            ]
         );
         for f in [
             "r.json",

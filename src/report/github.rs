@@ -23,7 +23,7 @@ pub fn print_annotations(report: &RunReport) {
 
 /// Appends the Markdown summary to `$GITHUB_STEP_SUMMARY` when it is set:
 /// the one place both front ends (CLI and harness) do it.
-pub fn append_step_summary(md: &[u8]) -> Result<(), String> {
+pub fn append_step_summary(md: &[u8]) -> Result<(), super::files::WriteError> {
     use std::io::Write;
     let Some(p) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) else {
         return Ok(());
@@ -34,5 +34,5 @@ pub fn append_step_summary(md: &[u8]) -> Result<(), String> {
         .append(true)
         .open(&p)
         .and_then(|mut f| f.write_all(md))
-        .map_err(|e| format!("writing {}: {e}", p.display()))
+        .map_err(|source| super::files::WriteError::Write { path: p, source })
 }

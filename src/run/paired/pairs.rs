@@ -47,103 +47,72 @@ pub fn run_pairs(
         each,
         env,
         execute,
+        tolerance,
+        policy,
         base_runs: Vec::with_capacity(2 * pairs),
         head_runs: Vec::with_capacity(2 * pairs),
     };
-    // More pairs while a gated metric is inconclusive (`next_target`): the
-    // extra pairs cost time only when the answer is unclear (noise, or
-    // pairs set aside for slow spells).
-    let mut target = pairs;
-    let (mut verdicts, mut invalid, mut dropped) = loop {
-        if let Err(stop) = runs.run_to(target, on_event) {
-            return stop;
-        }
-        let (verdicts, invalid, dropped) =
-            judge(head, &runs.base_runs, &runs.head_runs, tolerance, policy);
-        match next_target(target, pairs, &verdicts) {
-            Some(next) => target = next,
-            None => break (verdicts, invalid, dropped),
-        }
+    let (target, mut judged) = match runs.until_decided(pairs, on_event) {
+        Ok(decided) => decided,
+        Err(stop) => return stop,
     };
     let mut confirmation = None;
-    let mut unconfirmed_warning = None;
-    if confirm && verdicts.iter().any(needs_confirmation) {
-        // A second, later set of pairs: a slow spell of the machine that
-        // lined up with the head's runs does not line up again.
-        // If every confirmation pair of a regressed metric had a run in a
-        // slow spell, `pairs` more are run once: a confirmation taken only
-        // from spells says nothing.
-        let first = runs.base_runs.len();
-        let mut pooled;
-        let mut extra = pairs;
-        loop {
-            if let Err(stop) = runs.run_to(first + extra, on_event) {
-                return stop;
+    if confirm && judged.verdicts.iter().any(needs_confirmation) {
+        match runs.confirm(pairs, judged, on_event) {
+            Ok((confirmed, extra)) => {
+                judged = confirmed;
+                confirmation = Some(extra);
             }
-            (pooled, invalid, dropped) =
-                judge(head, &runs.base_runs, &runs.head_runs, tolerance, policy);
-            let starved = pooled.iter().any(|v| {
-                verdicts
-                    .iter()
-                    .any(|f| f.key == v.key && needs_confirmation(f))
-                    && second_estimate(v, first).is_some_and(|(_, kept)| kept == 0)
-            });
-            if !starved || extra >= 2 * pairs {
-                break;
-            }
-            extra += pairs;
-        }
-        confirmation = Some(extra);
-        let confirmed = confirm_with_more_pairs(&verdicts, pooled, first);
-        let unconfirmed: Vec<String> = verdicts
-            .iter()
-            .filter(|v| v.verdict == Verdict::Regressed)
-            .filter(|v| {
-                confirmed
-                    .iter()
-                    .any(|c| c.key == v.key && c.verdict != Verdict::Regressed)
-            })
-            .map(|v| v.key.to_string())
-            .collect();
-        verdicts = confirmed;
-        if !unconfirmed.is_empty() {
-            unconfirmed_warning = Some(format!(
-                "the first pairs regressed on {} but the confirmation pairs did not confirm it \
-                 (interference from the machine, not the code): all pairs pooled are reported",
-                unconfirmed.join(", ")
-            ));
+            Err(stop) => return stop,
         }
     }
     let done = runs.base_runs.len();
     let mut merged = merge_runs(&runs.head_runs, &runs.base_runs);
-    merged.warnings.insert(
-        0,
-        format!(
-            "paired with the base tree: {done} pairs{}{}, B H H B order, each run on 1/{} of the budget",
-            if target > MAX_EXTENSION * pairs {
-                " (extended: the first were inconclusive, and slow spells of the machine took \
-                 most of them)"
-            } else if target > pairs {
-                " (extended: the first were inconclusive)"
-            } else {
-                ""
-            },
-            confirmation.map_or(String::new(), |n| format!(
-                " (the last {n} to confirm a regression)"
-            )),
-            2 * pairs
-        ),
-    );
-    if dropped > 0 && invalid.is_none() {
+    merged
+        .warnings
+        .insert(0, pairing_note(done, target, pairs, confirmation));
+    if judged.dropped > 0 && judged.invalid.is_none() {
         merged.warnings.push(format!(
-            "{dropped} of {done} pairs dropped: a run was invalid"
+            "{} of {done} pairs dropped: a run was invalid",
+            judged.dropped
         ));
     }
-    merged.warnings.extend(unconfirmed_warning);
-    if let Some(why) = invalid {
+    merged.warnings.extend(judged.unconfirmed);
+    if let Some(why) = judged.invalid {
         merged.invalid_reasons.push(why);
     }
-    Paired::Done(Box::new(merged), verdicts)
+    Paired::Done(Box::new(merged), judged.verdicts)
+}
+
+/// The first warning of a paired result: how many pairs, extended or
+/// confirmed, each on what share of the budget.
+fn pairing_note(done: usize, target: usize, pairs: usize, confirmation: Option<usize>) -> String {
+    format!(
+        "paired with the base tree: {done} pairs{}{}, B H H B order, each run on 1/{} of the budget",
+        if target > MAX_EXTENSION * pairs {
+            " (extended: the first were inconclusive, and slow spells of the machine took \
+             most of them)"
+        } else if target > pairs {
+            " (extended: the first were inconclusive)"
+        } else {
+            ""
+        },
+        confirmation.map_or(String::new(), |n| format!(
+            " (the last {n} to confirm a regression)"
+        )),
+        2 * pairs
+    )
+}
+
+/// The verdicts of the pairs so far.
+struct Judged {
+    verdicts: Vec<MetricVerdict>,
+    /// Why the metrics are `invalid` (fewer than two valid pairs).
+    invalid: Option<String>,
+    /// Pairs left out because a run was invalid.
+    dropped: usize,
+    /// The warning when confirmation pairs did not confirm a regression.
+    unconfirmed: Option<String>,
 }
 
 /// The runs of one pairing so far, and what it takes to run more.
@@ -153,6 +122,8 @@ struct Runs<'a> {
     each: Settings,
     env: &'a ExecEnv,
     execute: &'a ExecuteFn,
+    tolerance: f64,
+    policy: &'a Policy,
     /// `each` without any warm-up: a `command` variant's runs after its
     /// first ([`later_runs`]).
     later: Settings,
@@ -161,6 +132,97 @@ struct Runs<'a> {
 }
 
 impl Runs<'_> {
+    /// Runs `pairs` pairs, then more while a gated metric is inconclusive
+    /// ([`next_target`]): the extra pairs cost time only when the answer is
+    /// unclear (noise, or pairs set aside for slow spells). Returns the
+    /// pairs run and their verdicts.
+    fn until_decided(
+        &mut self,
+        pairs: usize,
+        on_event: &mut dyn FnMut(ExecEvent),
+    ) -> Result<(usize, Judged), Paired> {
+        let mut target = pairs;
+        loop {
+            self.run_to(target, on_event)?;
+            let judged = self.judge();
+            match next_target(target, pairs, &judged.verdicts) {
+                Some(next) => target = next,
+                None => return Ok((target, judged)),
+            }
+        }
+    }
+
+    /// A second, later set of pairs for a regression: a slow spell of the
+    /// machine that lined up with the head's runs does not line up again.
+    /// If every confirmation pair of a regressed metric had a run in a slow
+    /// spell, `pairs` more are run once: a confirmation taken only from
+    /// spells says nothing. Returns the verdicts of all pairs pooled, and
+    /// how many confirmation pairs ran.
+    fn confirm(
+        &mut self,
+        pairs: usize,
+        first: Judged,
+        on_event: &mut dyn FnMut(ExecEvent),
+    ) -> Result<(Judged, usize), Paired> {
+        let done = self.base_runs.len();
+        let mut extra = pairs;
+        let pooled = loop {
+            self.run_to(done + extra, on_event)?;
+            let pooled = self.judge();
+            let starved = pooled.verdicts.iter().any(|v| {
+                first
+                    .verdicts
+                    .iter()
+                    .any(|f| f.key == v.key && needs_confirmation(f))
+                    && second_estimate(v, done).is_some_and(|(_, kept)| kept == 0)
+            });
+            if !starved || extra >= 2 * pairs {
+                break pooled;
+            }
+            extra += pairs;
+        };
+        let confirmed = confirm_with_more_pairs(&first.verdicts, pooled.verdicts, done);
+        let unconfirmed: Vec<String> = first
+            .verdicts
+            .iter()
+            .filter(|v| v.verdict == Verdict::Regressed)
+            .filter(|v| {
+                confirmed
+                    .iter()
+                    .any(|c| c.key == v.key && c.verdict != Verdict::Regressed)
+            })
+            .map(|v| v.key.to_string())
+            .collect();
+        let judged = Judged {
+            verdicts: confirmed,
+            unconfirmed: (!unconfirmed.is_empty()).then(|| {
+                format!(
+                    "the first pairs regressed on {} but the confirmation pairs did not confirm it \
+                     (interference from the machine, not the code): all pairs pooled are reported",
+                    unconfirmed.join(", ")
+                )
+            }),
+            ..pooled
+        };
+        Ok((judged, extra))
+    }
+
+    fn judge(&self) -> Judged {
+        let (verdicts, invalid, dropped) = judge(
+            self.head,
+            &self.base_runs,
+            &self.head_runs,
+            self.tolerance,
+            self.policy,
+        );
+        Judged {
+            verdicts,
+            invalid,
+            dropped,
+            unconfirmed: None,
+        }
+    }
+
     /// Runs pairs until there are `target`; `Err` ends the pairing (the
     /// head failed, or the base cannot be used).
     fn run_to(&mut self, target: usize, on_event: &mut dyn FnMut(ExecEvent)) -> Result<(), Paired> {
