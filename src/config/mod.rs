@@ -24,9 +24,9 @@ pub use error::{ConfigError, Diagnostic, Related};
 pub use metric_rule::{parse_estimator, parse_quantity, unmatched_rules};
 pub use settings::limits;
 
-use crate::plan::Suite;
+use crate::plan::{ScenarioPlan, Suite};
 use error::{Diag, did_you_mean};
-use read::{entries, lower_first};
+use read::{Value, entries, lower_first};
 use scenario::{COMMON_KEYS, Ctx, is_slug};
 use settings::{Layer, SETTINGS_KEYS};
 
@@ -143,164 +143,23 @@ pub(crate) fn base_dir(path: &Path) -> PathBuf {
 }
 
 fn parse_inner(path: &Path, text: &str, diags: &mut Vec<Diag>) -> Option<Suite> {
-    let no_scenario = |span: Range<usize>| {
-        Diag::new(span, "empty suite: no [[scenario]]").hint(Some(
-            "add a scenario: `[[scenario]]`, then `name = \"...\"` and `kind = \"command\"`".into(),
-        ))
-    };
     if text.trim().is_empty() {
-        diags.push(no_scenario(0..0));
+        diags.push(no_scenario());
         return None;
     }
     let doc = match DeTable::parse(text) {
         Ok(doc) => doc,
         Err(e) => {
-            let span = e.span().unwrap_or(0..0);
-            let d = if e.message() == "duplicate key" {
-                let key = text.get(span.clone()).unwrap_or("");
-                Diag::new(span, format!("invalid toml: duplicate key `{key}`"))
-                    .hint(Some("a key may appear only once in a table".into()))
-            } else {
-                Diag::new(span, format!("invalid toml: {}", lower_first(e.message())))
-            };
-            diags.push(d);
+            diags.push(invalid_toml(text, &e));
             return None;
         }
     };
-
-    let mut suite_table = None;
-    let mut defaults_table = None;
-    let mut scenarios = Vec::new();
-    let mut scenario_key_span = None;
-    for (k, v) in entries(doc.get_ref()) {
-        let key = k.get_ref().as_ref();
-        match key {
-            "suite" => match read::table(v, "suite") {
-                Ok(t) => suite_table = Some(t),
-                Err(d) => diags.push(d),
-            },
-            "defaults" => match read::table(v, "defaults") {
-                Ok(t) => defaults_table = Some(t),
-                Err(d) => diags.push(d),
-            },
-            "scenario" => {
-                scenario_key_span = Some(k.span());
-                match v.get_ref() {
-                    DeValue::Array(a) => {
-                        for item in a.iter() {
-                            match item.get_ref() {
-                                DeValue::Table(t) => scenarios.push((item.span(), t)),
-                                other => diags.push(Diag::new(
-                                    item.span(),
-                                    format!(
-                                        "expected a table in `scenario`, found {}",
-                                        read::a_type(other)
-                                    ),
-                                )),
-                            }
-                        }
-                    }
-                    other => diags.push(
-                        Diag::new(
-                            v.span(),
-                            format!(
-                                "`scenario` must be an array of tables, found {}",
-                                read::a_type(other)
-                            ),
-                        )
-                        .hint(Some("write `[[scenario]]` (double brackets)".into())),
-                    ),
-                }
-            }
-            _ => diags.push(unknown_top_level(key, k.span())),
-        }
-    }
-
-    // [suite]
-    let mut name = None;
-    if let Some(t) = suite_table {
-        for (k, v) in entries(t) {
-            let key = k.get_ref().as_ref();
-            let r = match key {
-                "name" => read::string(v, key).and_then(|s| {
-                    if is_slug(s) {
-                        name = Some(s.to_string());
-                        Ok(())
-                    } else {
-                        Err(Diag::new(
-                            v.span(),
-                            format!(
-                                "suite name `{s}` is not a slug: use letters, digits, `-` and `_`"
-                            ),
-                        ))
-                    }
-                }),
-                "description" => read::string(v, key).map(|_| ()),
-                _ => Err(
-                    Diag::new(k.span(), format!("unknown key `{key}` in [suite]")).hint(
-                        did_you_mean(key, SUITE_KEYS)
-                            .or_else(|| Some("[suite] takes `name` and `description`".into())),
-                    ),
-                ),
-            };
-            if let Err(d) = r {
-                diags.push(d);
-            }
-        }
-    }
-    let name = match name {
-        Some(n) => n,
-        None => {
-            let stem = path
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            if !is_slug(&stem) && !diags.iter().any(|d| d.message.starts_with("suite name")) {
-                diags.push(
-                    Diag::new(
-                        0..0,
-                        format!("suite name `{stem}` (from the file name) is not a slug"),
-                    )
-                    .hint(Some(
-                        "rename the file, or set `name` under [suite]: letters, digits, `-` and `_`"
-                            .into(),
-                    )),
-                );
-            }
-            stem
-        }
-    };
-
-    // [defaults]
-    let mut defaults = Layer::default();
-    if let Some(t) = defaults_table {
-        for (k, v) in entries(t) {
-            let key = k.get_ref().as_ref();
-            match defaults.read(key, v) {
-                Ok(true) => {}
-                Ok(false) => {
-                    let hint = did_you_mean(key, SETTINGS_KEYS).or_else(|| {
-                        Some(if COMMON_KEYS.contains(&key) {
-                            format!("`{key}` is set per scenario, under [[scenario]]")
-                        } else {
-                            format!("[defaults] takes: {}", SETTINGS_KEYS.join(", "))
-                        })
-                    });
-                    diags.push(
-                        Diag::new(k.span(), format!("unknown key `{key}` in [defaults]"))
-                            .hint(hint),
-                    );
-                }
-                Err(d) => diags.push(d),
-            }
-        }
-        diags.extend(defaults.check_samples(None));
-    }
-
-    // [[scenario]]
-    if scenarios.is_empty() {
-        if scenario_key_span.is_none() {
-            diags.push(no_scenario(0..0));
+    let tables = top_level(doc.get_ref(), diags);
+    let name = suite_name(path, tables.suite, diags);
+    let defaults = read_defaults(tables.defaults, diags);
+    if tables.scenarios.is_empty() {
+        if !tables.has_scenario_key {
+            diags.push(no_scenario());
         }
         return None;
     }
@@ -310,12 +169,192 @@ fn parse_inner(path: &Path, text: &str, diags: &mut Vec<Diag>) -> Option<Suite> 
         suite: &name,
         defaults: &defaults,
     };
-    let mut seen: BTreeMap<&str, Range<usize>> = BTreeMap::new();
+    let plans = read_scenarios(&ctx, tables.scenarios, diags);
+    Some(Suite {
+        name,
+        path: path.to_path_buf(),
+        scenarios: plans,
+    })
+}
+
+fn no_scenario() -> Diag {
+    Diag::new(0..0, "empty suite: no [[scenario]]").hint(Some(
+        "add a scenario: `[[scenario]]`, then `name = \"...\"` and `kind = \"command\"`".into(),
+    ))
+}
+
+fn invalid_toml(text: &str, e: &toml::de::Error) -> Diag {
+    let span = e.span().unwrap_or(0..0);
+    if e.message() == "duplicate key" {
+        let key = text.get(span.clone()).unwrap_or("");
+        Diag::new(span, format!("invalid toml: duplicate key `{key}`"))
+            .hint(Some("a key may appear only once in a table".into()))
+    } else {
+        Diag::new(span, format!("invalid toml: {}", lower_first(e.message())))
+    }
+}
+
+/// The tables of a suite file, before reading them.
+struct Tables<'a, 'de> {
+    suite: Option<&'a DeTable<'de>>,
+    defaults: Option<&'a DeTable<'de>>,
+    /// Each `[[scenario]]` with its header's span.
+    scenarios: Vec<(Range<usize>, &'a DeTable<'de>)>,
+    has_scenario_key: bool,
+}
+
+fn top_level<'a, 'de>(doc: &'a DeTable<'de>, diags: &mut Vec<Diag>) -> Tables<'a, 'de> {
+    let mut tables = Tables {
+        suite: None,
+        defaults: None,
+        scenarios: Vec::new(),
+        has_scenario_key: false,
+    };
+    for (k, v) in entries(doc) {
+        let key = k.get_ref().as_ref();
+        match key {
+            "suite" => match read::table(v, "suite") {
+                Ok(t) => tables.suite = Some(t),
+                Err(d) => diags.push(d),
+            },
+            "defaults" => match read::table(v, "defaults") {
+                Ok(t) => tables.defaults = Some(t),
+                Err(d) => diags.push(d),
+            },
+            "scenario" => {
+                tables.has_scenario_key = true;
+                scenario_tables(v, &mut tables.scenarios, diags);
+            }
+            _ => diags.push(unknown_top_level(key, k.span())),
+        }
+    }
+    tables
+}
+
+/// `[[scenario]]`: an array of tables.
+fn scenario_tables<'a, 'de>(
+    v: &'a Value<'de>,
+    out: &mut Vec<(Range<usize>, &'a DeTable<'de>)>,
+    diags: &mut Vec<Diag>,
+) {
+    let DeValue::Array(a) = v.get_ref() else {
+        diags.push(
+            Diag::new(
+                v.span(),
+                format!(
+                    "`scenario` must be an array of tables, found {}",
+                    read::a_type(v.get_ref())
+                ),
+            )
+            .hint(Some("write `[[scenario]]` (double brackets)".into())),
+        );
+        return;
+    };
+    for item in a.iter() {
+        match item.get_ref() {
+            DeValue::Table(t) => out.push((item.span(), t)),
+            other => diags.push(Diag::new(
+                item.span(),
+                format!(
+                    "expected a table in `scenario`, found {}",
+                    read::a_type(other)
+                ),
+            )),
+        }
+    }
+}
+
+/// `[suite]`'s `name`, else the file's stem.
+fn suite_name(path: &Path, table: Option<&DeTable<'_>>, diags: &mut Vec<Diag>) -> String {
+    let mut name = None;
+    for (k, v) in table.map(entries).unwrap_or_default() {
+        let key = k.get_ref().as_ref();
+        let r = match key {
+            "name" => read::string(v, key).and_then(|s| {
+                if is_slug(s) {
+                    name = Some(s.to_string());
+                    Ok(())
+                } else {
+                    Err(Diag::new(
+                        v.span(),
+                        format!("suite name `{s}` is not a slug: use letters, digits, `-` and `_`"),
+                    ))
+                }
+            }),
+            "description" => read::string(v, key).map(|_| ()),
+            _ => Err(
+                Diag::new(k.span(), format!("unknown key `{key}` in [suite]")).hint(
+                    did_you_mean(key, SUITE_KEYS)
+                        .or_else(|| Some("[suite] takes `name` and `description`".into())),
+                ),
+            ),
+        };
+        if let Err(d) = r {
+            diags.push(d);
+        }
+    }
+    if let Some(n) = name {
+        return n;
+    }
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if !is_slug(&stem) && !diags.iter().any(|d| d.message.starts_with("suite name")) {
+        diags.push(
+            Diag::new(
+                0..0,
+                format!("suite name `{stem}` (from the file name) is not a slug"),
+            )
+            .hint(Some(
+                "rename the file, or set `name` under [suite]: letters, digits, `-` and `_`".into(),
+            )),
+        );
+    }
+    stem
+}
+
+/// `[defaults]`: settings every scenario of the file starts from.
+fn read_defaults(table: Option<&DeTable<'_>>, diags: &mut Vec<Diag>) -> Layer {
+    let mut defaults = Layer::default();
+    let Some(t) = table else {
+        return defaults;
+    };
+    for (k, v) in entries(t) {
+        let key = k.get_ref().as_ref();
+        match defaults.read(key, v) {
+            Ok(true) => {}
+            Ok(false) => {
+                let hint = did_you_mean(key, SETTINGS_KEYS).or_else(|| {
+                    Some(if COMMON_KEYS.contains(&key) {
+                        format!("`{key}` is set per scenario, under [[scenario]]")
+                    } else {
+                        format!("[defaults] takes: {}", SETTINGS_KEYS.join(", "))
+                    })
+                });
+                diags.push(
+                    Diag::new(k.span(), format!("unknown key `{key}` in [defaults]")).hint(hint),
+                );
+            }
+            Err(d) => diags.push(d),
+        }
+    }
+    diags.extend(defaults.check_samples(None));
+    defaults
+}
+
+/// Every `[[scenario]]`, names unique within the suite.
+fn read_scenarios(
+    ctx: &Ctx<'_>,
+    scenarios: Vec<(Range<usize>, &DeTable<'_>)>,
+    diags: &mut Vec<Diag>,
+) -> Vec<ScenarioPlan> {
+    let mut seen: BTreeMap<String, Range<usize>> = BTreeMap::new();
     let mut plans = Vec::new();
     for (header, t) in scenarios {
         if let Ok((n, span)) = scenario::name(t, &header) {
             if let Some(first) = seen.get(n) {
-                let line = text[..first.start].matches('\n').count() + 1;
+                let line = ctx.text[..first.start].matches('\n').count() + 1;
                 diags.push(
                     Diag::new(
                         span.clone(),
@@ -325,18 +364,14 @@ fn parse_inner(path: &Path, text: &str, diags: &mut Vec<Diag>) -> Option<Suite> 
                     .hint(Some("scenario names must be unique within a suite".into())),
                 );
             } else {
-                seen.insert(n, span);
+                seen.insert(n.to_string(), span);
             }
         }
-        if let Some(plan) = scenario::scenario(&ctx, header, t, diags) {
+        if let Some(plan) = scenario::scenario(ctx, header, t, diags) {
             plans.push(plan);
         }
     }
-    Some(Suite {
-        name,
-        path: path.to_path_buf(),
-        scenarios: plans,
-    })
+    plans
 }
 
 fn unknown_top_level(key: &str, span: Range<usize>) -> Diag {

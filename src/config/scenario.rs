@@ -15,7 +15,7 @@ use super::spec::{Source, fields_of, read_spec};
 use crate::metric::ChecklistItem;
 use crate::plan::command::BUILTIN_PLACEHOLDERS;
 use crate::plan::{
-    CheckCtx, DeviceSel, Kind, ParamPoint, ParamValue, ScenarioPlan, SourceLocation,
+    CheckCtx, DeviceSel, Kind, MetricRule, ParamPoint, ParamValue, ScenarioPlan, SourceLocation,
 };
 
 /// Keys every scenario may have, whatever its kind (settings keys come on top).
@@ -83,35 +83,89 @@ pub(crate) fn scenario(
     };
     let kind = kind(t, &header).map_err(|d| diags.push(d)).ok();
 
-    let mut device = DeviceSel::default();
-    let mut checklist = Vec::new();
-    let mut points = vec![ParamPoint::new()];
-    let mut param_names = Vec::new();
-    let mut rules = BTreeMap::new();
-    let mut layer = Layer::default();
-    let mut rest = DeTable::new();
+    let common = common_keys(t, diags);
+    diags.extend(common.layer.check_samples(Some(ctx.defaults)));
+    let known_keys: Vec<&str> = COMMON_KEYS
+        .iter()
+        .chain(SETTINGS_KEYS.iter())
+        .copied()
+        .collect();
+    let check_ctx = CheckCtx {
+        device: common.device,
+        points: &common.points,
+        params: &common.param_names,
+    };
+    let src = Source {
+        text: ctx.text,
+        table: t,
+        header: header.clone(),
+    };
+    let spec = kind.and_then(|kind| {
+        read_spec(kind, common.rest, &src, &known_keys, &check_ctx)
+            .map_err(|d| diags.push(other_kinds_key(d, kind)))
+            .ok()
+    });
+
+    if diags.len() > before {
+        return None;
+    }
+    Some(ScenarioPlan {
+        suite: ctx.suite.to_string(),
+        name: name?,
+        location: location(ctx, &header),
+        base_dir: super::base_dir(ctx.path),
+        device: common.device,
+        checklist: common.checklist,
+        settings: common.layer.settings.or(&ctx.defaults.settings),
+        metric_rules: common.rules,
+        points: common.points,
+        spec: spec?,
+    })
+}
+
+/// The keys every kind shares, read; the kind's own keys are left in `rest`.
+struct Common<'de> {
+    device: DeviceSel,
+    checklist: Vec<ChecklistItem>,
+    points: Vec<ParamPoint>,
+    param_names: Vec<String>,
+    rules: BTreeMap<String, MetricRule>,
+    layer: Layer,
+    rest: DeTable<'de>,
+}
+
+fn common_keys<'de>(t: &DeTable<'de>, diags: &mut Vec<Diag>) -> Common<'de> {
+    let mut c = Common {
+        device: DeviceSel::default(),
+        checklist: Vec::new(),
+        points: vec![ParamPoint::new()],
+        param_names: Vec::new(),
+        rules: BTreeMap::new(),
+        layer: Layer::default(),
+        rest: DeTable::new(),
+    };
     for (k, v) in entries(t) {
         let key = k.get_ref().as_ref();
         let r = match key {
             "name" | "kind" => Ok(()),
             "device" => read::string(v, key).and_then(|s| {
                 DeviceSel::parse(s)
-                    .map(|d| device = d)
+                    .map(|d| c.device = d)
                     .map_err(|e| Diag::new(v.span(), e))
             }),
-            "checklist" => read_checklist(v).map(|c| checklist = c),
+            "checklist" => read_checklist(v).map(|list| c.checklist = list),
             "params" => read_params(v, diags).map(|(names, p)| {
-                param_names = names;
-                points = p;
+                c.param_names = names;
+                c.points = p;
             }),
             "metric" => {
-                rules = read_rules(v, diags);
+                c.rules = read_rules(v, diags);
                 Ok(())
             }
-            _ => match layer.read(key, v) {
+            _ => match c.layer.read(key, v) {
                 Ok(true) => Ok(()),
                 Ok(false) => {
-                    rest.insert(k.clone(), v.clone());
+                    c.rest.insert(k.clone(), v.clone());
                     Ok(())
                 }
                 Err(d) => Err(d),
@@ -121,53 +175,18 @@ pub(crate) fn scenario(
             diags.push(d);
         }
     }
-    diags.extend(layer.check_samples(Some(ctx.defaults)));
+    c
+}
 
-    let known_keys: Vec<&str> = COMMON_KEYS
-        .iter()
-        .chain(SETTINGS_KEYS.iter())
-        .copied()
-        .collect();
-    let check_ctx = CheckCtx {
-        device,
-        points: &points,
-        params: &param_names,
-    };
-    let src = Source {
-        text: ctx.text,
-        table: t,
-        header: header.clone(),
-    };
-    let spec = kind.and_then(|kind| {
-        read_spec(kind, rest, &src, &known_keys, &check_ctx)
-            .map_err(|d| diags.push(other_kinds_key(d, kind)))
-            .ok()
-    });
-
-    if diags.len() > before {
-        return None;
+/// The scenario header's file:line:column (the column in characters).
+fn location(ctx: &Ctx<'_>, header: &Range<usize>) -> SourceLocation {
+    let line = line_of(ctx.text, header.start);
+    let start = ctx.text[..header.start].rfind('\n').map_or(0, |i| i + 1);
+    SourceLocation {
+        file: ctx.path.to_path_buf(),
+        line,
+        column: ctx.text[start..header.start].chars().count() + 1,
     }
-    let (line, column) = {
-        let line = line_of(ctx.text, header.start);
-        let start = ctx.text[..header.start].rfind('\n').map_or(0, |i| i + 1);
-        (line, ctx.text[start..header.start].chars().count() + 1)
-    };
-    Some(ScenarioPlan {
-        suite: ctx.suite.to_string(),
-        name: name?,
-        location: SourceLocation {
-            file: ctx.path.to_path_buf(),
-            line,
-            column,
-        },
-        base_dir: super::base_dir(ctx.path),
-        device,
-        checklist,
-        settings: layer.settings.or(&ctx.defaults.settings),
-        metric_rules: rules,
-        points,
-        spec: spec?,
-    })
 }
 
 /// An unknown key that another kind takes: say so, when no typo hint fits.

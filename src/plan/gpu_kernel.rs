@@ -306,9 +306,92 @@ pub struct GpuKernelSpec {
     pub seed: Option<u64>,
 }
 
+impl ArgSpec {
+    /// A buffer (`len`) or a scalar (`value`), with the keys that apply to it.
+    fn check(&self) -> Result<(), String> {
+        match (&self.len, &self.value) {
+            (Some(_), Some(_)) => {
+                return Err(format!(
+                    "argument `{}`: give `len` (a buffer) or `value` (a scalar), not both",
+                    self.name
+                ));
+            }
+            (None, None) => {
+                return Err(format!(
+                    "argument `{}`: give `len` (a buffer) or `value` (a scalar)",
+                    self.name
+                ));
+            }
+            (None, Some(_)) => {
+                if self.out
+                    || self.inout
+                    || self.init.is_some()
+                    || self.fill.is_some()
+                    || self.file.is_some()
+                {
+                    return Err(format!(
+                        "argument `{}` is a scalar: `out`, `inout`, `init`, `fill` and `file` apply to buffers",
+                        self.name
+                    ));
+                }
+            }
+            (Some(_), None) => {
+                if self.out && self.inout {
+                    return Err(format!(
+                        "argument `{}`: `out` (write-only) and `inout` exclude each other",
+                        self.name
+                    ));
+                }
+                match self.init.unwrap_or_default() {
+                    Init::Constant if self.fill.is_none() => {
+                        return Err(format!(
+                            "argument `{}`: init = \"constant\" needs `fill`",
+                            self.name
+                        ));
+                    }
+                    Init::File if self.file.is_none() => {
+                        return Err(format!(
+                            "argument `{}`: init = \"file\" needs `file`",
+                            self.name
+                        ));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 impl GpuKernelSpec {
     /// Checks what serde cannot: which keys go together.
     pub fn validate(&self) -> Result<(), String> {
+        self.check_kernel()?;
+        let mut names = BTreeSet::new();
+        for a in &self.args {
+            if !names.insert(a.name.as_str()) {
+                return Err(format!("argument `{}` appears twice", a.name));
+            }
+            a.check()?;
+        }
+        if self.reference_entry.is_some() && !self.args.iter().any(|a| a.is_output()) {
+            return Err(
+                "`reference_entry` needs at least one output buffer (`out = true` or `inout = true`)"
+                    .into(),
+            );
+        }
+        for (k, v) in [("rtol", self.rtol), ("atol", self.atol)] {
+            if let Some(v) = v
+                && !(v >= 0.0 && v.is_finite())
+            {
+                return Err(format!("`{k}` must be a finite number ≥ 0, got {v}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Either a builtin or a `source` with its `entry` and launch size.
+    fn check_kernel(&self) -> Result<(), String> {
         match (&self.builtin, &self.source) {
             (Some(_), Some(_)) => {
                 return Err("give either `builtin` or `source`, not both".into());
@@ -353,71 +436,6 @@ impl GpuKernelSpec {
                         "give `threads` (e.g. \"n\") or `grid` so the launch size is known".into(),
                     );
                 }
-            }
-        }
-        let mut names = BTreeSet::new();
-        for a in &self.args {
-            if !names.insert(a.name.as_str()) {
-                return Err(format!("argument `{}` appears twice", a.name));
-            }
-            match (&a.len, &a.value) {
-                (Some(_), Some(_)) => {
-                    return Err(format!(
-                        "argument `{}`: give `len` (a buffer) or `value` (a scalar), not both",
-                        a.name
-                    ));
-                }
-                (None, None) => {
-                    return Err(format!(
-                        "argument `{}`: give `len` (a buffer) or `value` (a scalar)",
-                        a.name
-                    ));
-                }
-                (None, Some(_)) => {
-                    if a.out || a.inout || a.init.is_some() || a.fill.is_some() || a.file.is_some()
-                    {
-                        return Err(format!(
-                            "argument `{}` is a scalar: `out`, `inout`, `init`, `fill` and `file` apply to buffers",
-                            a.name
-                        ));
-                    }
-                }
-                (Some(_), None) => {
-                    if a.out && a.inout {
-                        return Err(format!(
-                            "argument `{}`: `out` (write-only) and `inout` exclude each other",
-                            a.name
-                        ));
-                    }
-                    match a.init.unwrap_or_default() {
-                        Init::Constant if a.fill.is_none() => {
-                            return Err(format!(
-                                "argument `{}`: init = \"constant\" needs `fill`",
-                                a.name
-                            ));
-                        }
-                        Init::File if a.file.is_none() => {
-                            return Err(format!(
-                                "argument `{}`: init = \"file\" needs `file`",
-                                a.name
-                            ));
-                        }
-                        _ => {}
-                    }
-                }
-            }
-        }
-        if self.reference_entry.is_some() && !self.args.iter().any(|a| a.is_output()) {
-            return Err(
-                "`reference_entry` needs at least one output buffer (`out = true` or `inout = true`)"
-                    .into(),
-            );
-        }
-        for (k, v) in [("rtol", self.rtol), ("atol", self.atol)] {
-            if let Some(v) = v
-                && !(v >= 0.0 && v.is_finite())
-            {
-                return Err(format!("`{k}` must be a finite number ≥ 0, got {v}"));
             }
         }
         Ok(())

@@ -77,18 +77,33 @@ impl WebsocketFloodSpec {
     /// The checks serde cannot do. Returns the offending key (empty: the
     /// scenario) and why.
     pub fn validate(&self, points: &[ParamPoint]) -> Result<(), (&'static str, String)> {
+        self.check_target()?;
+        if self.is_builtin() {
+            self.check_builtin()?;
+        } else {
+            self.check_url_target()?;
+        }
+        self.check_amounts()?;
+        for p in points {
+            self.point(p)?;
+        }
+        Ok(())
+    }
+
+    /// Either `target = "builtin"` or `url`.
+    fn check_target(&self) -> Result<(), (&'static str, String)> {
         match (&self.target, &self.url) {
             (Some(_), Some(_)) => {
-                return Err((
+                Err((
                     "url",
                     "give either `target = \"builtin\"` or `url`, not both".into(),
-                ));
+                ))
             }
             (None, None) => {
-                return Err((
+                Err((
                     "",
                     "missing `target = \"builtin\"` (the reference server, started in-process) or `url = \"ws://host:port/\"`".into(),
-                ));
+                ))
             }
             (Some(t), None) if t != "builtin" => {
                 let hint = if t.starts_with("ws://") || t.starts_with("wss://") {
@@ -96,55 +111,70 @@ impl WebsocketFloodSpec {
                 } else {
                     String::new()
                 };
-                return Err((
+                Err((
                     "target",
                     format!("unknown target `{t}`: the only named target is \"builtin\"{hint}"),
-                ));
+                ))
             }
-            _ => {}
+            _ => Ok(()),
         }
-        if self.is_builtin() {
-            if self.server.is_some() {
-                return Err(("server", "`server` starts a server for a `url` target; the builtin target is started by neon-perf itself".into()));
-            }
-            if self.payload.as_ref().is_some_and(|p| p.file.is_some()) {
-                return Err(("payload", "the builtin server takes f32 feature vectors: `payload.file` is for `url` targets".into()));
-            }
-            if self.max_message.is_some() {
+    }
+
+    /// The keys of the builtin target, and none of a `url` target's.
+    fn check_builtin(&self) -> Result<(), (&'static str, String)> {
+        if self.server.is_some() {
+            return Err(("server", "`server` starts a server for a `url` target; the builtin target is started by neon-perf itself".into()));
+        }
+        if self.payload.as_ref().is_some_and(|p| p.file.is_some()) {
+            return Err((
+                "payload",
+                "the builtin server takes f32 feature vectors: `payload.file` is for `url` targets"
+                    .into(),
+            ));
+        }
+        if self.max_message.is_some() {
+            return Err((
+                "max_message",
+                "the builtin server's limit is `builtin.max_message`".into(),
+            ));
+        }
+        if let Some(b) = &self.builtin {
+            if b.max_batch == Some(0) || b.input_dim == Some(0) {
                 return Err((
-                    "max_message",
-                    "the builtin server's limit is `builtin.max_message`".into(),
+                    "builtin",
+                    "`builtin.max_batch` and `builtin.input_dim` must be at least 1".into(),
                 ));
             }
-            if let Some(b) = &self.builtin {
-                if b.max_batch == Some(0) || b.input_dim == Some(0) {
-                    return Err((
-                        "builtin",
-                        "`builtin.max_batch` and `builtin.input_dim` must be at least 1".into(),
-                    ));
-                }
-                if b.hidden.as_ref().is_some_and(|h| h.contains(&0)) {
-                    return Err(("builtin", "`builtin.hidden` widths must be positive".into()));
-                }
-            }
-        } else {
-            if self.builtin.is_some() {
-                return Err(("builtin", "`builtin` configures the reference server of `target = \"builtin\"`; this scenario floods `url`".into()));
-            }
-            let url = self.url.as_deref().unwrap_or("");
-            check_url(url, self.server.is_some()).map_err(|m| ("url", m))?;
-            if let Some(s) = &self.server {
-                if s.command.is_empty() {
-                    return Err(("server", "`server.command` must not be empty".into()));
-                }
-                if let Some(r) = &s.ready {
-                    Ready::parse(r).map_err(|m| ("server", m))?;
-                }
-                if s.timeout.is_some_and(|t| t.0.is_zero()) {
-                    return Err(("server", "`server.timeout` must be positive".into()));
-                }
+            if b.hidden.as_ref().is_some_and(|h| h.contains(&0)) {
+                return Err(("builtin", "`builtin.hidden` widths must be positive".into()));
             }
         }
+        Ok(())
+    }
+
+    /// A `url` target: the url, and the `server` that starts it.
+    fn check_url_target(&self) -> Result<(), (&'static str, String)> {
+        if self.builtin.is_some() {
+            return Err(("builtin", "`builtin` configures the reference server of `target = \"builtin\"`; this scenario floods `url`".into()));
+        }
+        let url = self.url.as_deref().unwrap_or("");
+        check_url(url, self.server.is_some()).map_err(|m| ("url", m))?;
+        if let Some(s) = &self.server {
+            if s.command.is_empty() {
+                return Err(("server", "`server.command` must not be empty".into()));
+            }
+            if let Some(r) = &s.ready {
+                Ready::parse(r).map_err(|m| ("server", m))?;
+            }
+            if s.timeout.is_some_and(|t| t.0.is_zero()) {
+                return Err(("server", "`server.timeout` must be positive".into()));
+            }
+        }
+        Ok(())
+    }
+
+    /// How long, how many, and the client's threads and spin.
+    fn check_amounts(&self) -> Result<(), (&'static str, String)> {
         if self.duration.is_some() && self.messages.is_some() {
             return Err((
                 "messages",
@@ -175,9 +205,6 @@ impl WebsocketFloodSpec {
                     super::MAX_CLIENT_SPIN
                 ),
             ));
-        }
-        for p in points {
-            self.point(p)?;
         }
         Ok(())
     }
