@@ -150,7 +150,7 @@ pub fn probe() -> DoctorReport {
         .ok()
         .map(|(a, b)| format!("{a}.{b}"));
     let nvml = super::nvml();
-    r.nvml_unavailable = nvml.as_ref().err().cloned();
+    r.nvml_unavailable = nvml.as_ref().err().map(ToString::to_string);
     if let Ok(n) = nvml {
         r.driver_version = n.sys_driver_version().ok();
     }

@@ -29,6 +29,41 @@ use crate::baseline::key::GpuKey;
 pub use doctor::{DoctorReport, probe};
 pub use nvrtc::{CompileError, CompileOptions, Ptx, compile_ptx, nvrtc_unavailable_reason};
 
+/// Why the GPU could not be used: the error of the device layer's entry
+/// points ([`gpu_count`], [`context`], [`nvml`], [`gpu_keys`]). Its text is
+/// what users read; callers decide from the variant whether a scenario is
+/// ignored (CUDA is not usable here) or failed (a call went wrong).
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum DeviceError {
+    /// No usable CUDA here: no driver, no GPU, or a driver that does not
+    /// load (the sentence `doctor` shows).
+    #[error("{0}")]
+    NoCuda(String),
+    /// A GPU beyond the ones visible.
+    #[error(
+        "cuda:{ordinal} requested but only {count} GPU(s) are visible (CUDA_VISIBLE_DEVICES={visible})"
+    )]
+    NoSuchGpu {
+        ordinal: usize,
+        count: i32,
+        visible: String,
+    },
+    /// A CUDA driver call failed, or cudarc panicked inside one (a missing
+    /// library or symbol): the call and the driver's words.
+    #[error("{0}")]
+    Driver(String),
+    /// NVML is not there or does not initialise.
+    #[error("{0}")]
+    Nvml(String),
+}
+
+/// For the GPU code that still passes messages along as strings.
+impl From<DeviceError> for String {
+    fn from(e: DeviceError) -> String {
+        e.to_string()
+    }
+}
+
 /// Runs `f`, turning a panic (cudarc's reaction to a missing library or
 /// symbol) into an error message.
 pub(crate) fn guarded<T>(what: &str, f: impl FnOnce() -> T) -> Result<T, String> {
@@ -100,21 +135,25 @@ fn compute_cuda_reason() -> Option<String> {
 
 /// How many GPUs the CUDA driver sees (after `CUDA_VISIBLE_DEVICES`); an
 /// error says why CUDA is unusable.
-pub fn gpu_count() -> Result<usize, String> {
+pub fn gpu_count() -> Result<usize, DeviceError> {
     if let Some(reason) = cuda_unavailable_reason() {
-        return Err(reason);
+        return Err(DeviceError::NoCuda(reason));
     }
-    let n = guarded("cuDeviceGetCount", CudaContext::device_count)?
-        .map_err(|e| driver_err("cuDeviceGetCount", e))?;
-    Ok(n.max(0) as usize)
+    Ok(device_count()?.max(0) as usize)
+}
+
+fn device_count() -> Result<i32, DeviceError> {
+    guarded("cuDeviceGetCount", CudaContext::device_count)
+        .map_err(DeviceError::Driver)?
+        .map_err(|e| DeviceError::Driver(driver_err("cuDeviceGetCount", e)))
 }
 
 /// The primary context of GPU `ordinal`, created once per process and kept:
 /// creating a context costs hundreds of milliseconds and would otherwise be
 /// paid by every scenario.
-pub fn context(ordinal: usize) -> Result<Arc<CudaContext>, String> {
+pub fn context(ordinal: usize) -> Result<Arc<CudaContext>, DeviceError> {
     if let Some(reason) = cuda_unavailable_reason() {
-        return Err(reason);
+        return Err(DeviceError::NoCuda(reason));
     }
     static CTXS: OnceLock<Mutex<BTreeMap<usize, Arc<CudaContext>>>> = OnceLock::new();
     let mut map = CTXS
@@ -123,19 +162,25 @@ pub fn context(ordinal: usize) -> Result<Arc<CudaContext>, String> {
         .unwrap_or_else(|p| p.into_inner());
     if let Some(ctx) = map.get(&ordinal) {
         ctx.bind_to_thread()
-            .map_err(|e| driver_err("cuCtxSetCurrent", e))?;
+            .map_err(|e| DeviceError::Driver(driver_err("cuCtxSetCurrent", e)))?;
         return Ok(ctx.clone());
     }
-    let count = guarded("cuDeviceGetCount", CudaContext::device_count)?
-        .map_err(|e| driver_err("cuDeviceGetCount", e))?;
+    let count = device_count()?;
     if ordinal >= count.max(0) as usize {
-        return Err(format!(
-            "cuda:{ordinal} requested but only {count} GPU(s) are visible (CUDA_VISIBLE_DEVICES={})",
-            std::env::var("CUDA_VISIBLE_DEVICES").unwrap_or_else(|_| "unset".into())
-        ));
+        return Err(DeviceError::NoSuchGpu {
+            ordinal,
+            count,
+            visible: std::env::var("CUDA_VISIBLE_DEVICES").unwrap_or_else(|_| "unset".into()),
+        });
     }
-    let ctx = guarded("creating the CUDA context", || CudaContext::new(ordinal))?
-        .map_err(|e| driver_err(&format!("cuDevicePrimaryCtxRetain (cuda:{ordinal})"), e))?;
+    let ctx = guarded("creating the CUDA context", || CudaContext::new(ordinal))
+        .map_err(DeviceError::Driver)?
+        .map_err(|e| {
+            DeviceError::Driver(driver_err(
+                &format!("cuDevicePrimaryCtxRetain (cuda:{ordinal})"),
+                e,
+            ))
+        })?;
     map.insert(ordinal, ctx.clone());
     Ok(ctx)
 }
@@ -181,13 +226,13 @@ pub fn cuda_driver_version() -> Option<u32> {
 }
 
 /// NVML, initialised once per process; `Err` says why it is unavailable.
-pub fn nvml() -> Result<&'static Nvml, String> {
+pub fn nvml() -> Result<&'static Nvml, DeviceError> {
     static NVML: OnceLock<Result<Nvml, String>> = OnceLock::new();
     NVML.get_or_init(|| {
         guarded("NVML", Nvml::init).and_then(|r| r.map_err(|e| format!("NVML unavailable: {e}")))
     })
     .as_ref()
-    .map_err(|e| e.clone())
+    .map_err(|e| DeviceError::Nvml(e.clone()))
 }
 
 /// "580.65.06" → 580.
@@ -201,11 +246,15 @@ pub fn driver_major(version: &str) -> u32 {
 
 /// The GPU part of the baseline hardware key, one per visible GPU, from NVML
 /// (preferred) or the CUDA driver (MIG unknown → false, power limit → 0).
-pub fn gpu_keys() -> Result<Vec<GpuKey>, String> {
-    match nvml().and_then(nvml_gpu_keys) {
-        Ok(keys) => Ok(keys),
-        Err(nvml_err) => cuda_gpu_keys().map_err(|e| format!("{nvml_err}; and {e}")),
-    }
+pub fn gpu_keys() -> Result<Vec<GpuKey>, DeviceError> {
+    let nvml_err = match nvml() {
+        Ok(nvml) => match nvml_gpu_keys(nvml) {
+            Ok(keys) => return Ok(keys),
+            Err(e) => e,
+        },
+        Err(e) => e.to_string(),
+    };
+    cuda_gpu_keys().map_err(|e| DeviceError::Nvml(format!("{nvml_err}; and {e}")))
 }
 
 fn nvml_gpu_keys(nvml: &Nvml) -> Result<Vec<GpuKey>, String> {
@@ -253,8 +302,7 @@ fn cuda_gpu_keys() -> Result<Vec<GpuKey>, String> {
     if let Some(r) = cuda_unavailable_reason() {
         return Err(r);
     }
-    let count = guarded("cuDeviceGetCount", CudaContext::device_count)?
-        .map_err(|e| driver_err("cuDeviceGetCount", e))?;
+    let count = device_count()?;
     let cuda = cuda_driver_version().unwrap_or(0);
     let mut keys = Vec::new();
     for i in 0..count.max(0) as usize {
@@ -297,7 +345,7 @@ mod tests {
             None => assert!(context(0).is_ok()),
             Some(r) => {
                 assert!(r.contains("CUDA"), "{r}");
-                assert_eq!(context(0).unwrap_err(), r);
+                assert_eq!(context(0).unwrap_err(), DeviceError::NoCuda(r));
                 assert!(gpu_keys().is_err() || nvml().is_ok());
             }
         }

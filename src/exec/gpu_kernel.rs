@@ -83,7 +83,7 @@ impl Executor for GpuKernelExecutor {
         if spec.builtin == Some(Builtin::P2pCopy) {
             let count = match device::gpu_count() {
                 Ok(n) => n,
-                Err(e) => return Availability::Missing(e),
+                Err(e) => return Availability::Missing(e.to_string()),
             };
             if let Some(r) = gpus::p2p_unavailable_reason(count) {
                 return Availability::Missing(r);

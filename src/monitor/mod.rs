@@ -50,7 +50,7 @@ impl Monitor {
             .ok();
 
         let (gpu, gpu_unavailable) = match crate::device::nvml() {
-            Err(reason) => (None, Some(reason)),
+            Err(reason) => (None, Some(reason.to_string())),
             Ok(nvml) => match nvml.device_count() {
                 Err(e) => (None, Some(format!("NVML: nvmlDeviceGetCount failed: {e}"))),
                 Ok(0) => (None, Some("NVML loaded but reports no GPU".into())),
@@ -237,7 +237,7 @@ mod tests {
             Ok(_) => assert!(s.gpu_unavailable.is_none() || s.gpus.is_empty()),
             Err(reason) => {
                 assert!(s.gpus.is_empty());
-                assert_eq!(s.gpu_unavailable, Some(reason));
+                assert_eq!(s.gpu_unavailable, Some(reason.to_string()));
             }
         }
     }

@@ -93,7 +93,11 @@ pub enum SetupError {
     #[error("no scenarios matched {0}")]
     NothingMatched(String),
     #[error("--against: {0}")]
-    Against(String),
+    Against(#[from] paired::BaseTreeError),
+    #[error("--against: paired A/B is a way to gate: it cannot be combined with bless or smoke")]
+    AgainstNotGating,
+    #[error("--against: current directory: {0}")]
+    CurrentDir(std::io::Error),
 }
 
 /// Loads every suite under `paths`; all errors are collected.

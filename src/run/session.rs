@@ -21,14 +21,11 @@ impl Session {
         let base_tree = match &cfg.against {
             None => None,
             Some(_) if !matches!(cfg.mode, Mode::Gate) => {
-                return Err(SetupError::Against(
-                    "paired A/B is a way to gate: it cannot be combined with bless or smoke".into(),
-                ));
+                return Err(SetupError::AgainstNotGating);
             }
             Some(a) => {
-                let cwd = std::env::current_dir()
-                    .map_err(|e| SetupError::Against(format!("current directory: {e}")))?;
-                Some(BaseTree::new(&a.dir, &cwd).map_err(SetupError::Against)?)
+                let cwd = std::env::current_dir().map_err(SetupError::CurrentDir)?;
+                Some(BaseTree::new(&a.dir, &cwd)?)
             }
         };
         Ok(Session {
@@ -159,7 +156,7 @@ impl Session {
         let base = match tree.plan_for(sc.plan) {
             Ok(Some(base)) => base,
             Ok(None) => return PairedStep::Fallback("no base variant (new in this tree)".into()),
-            Err(why) => return PairedStep::Fallback(why),
+            Err(why) => return PairedStep::Fallback(why.to_string()),
         };
         let paired = paired::run_pairs(
             sc.plan,

@@ -7,6 +7,32 @@ use std::path::{Path, PathBuf};
 use crate::config;
 use crate::plan::ScenarioPlan;
 
+/// Why the base tree, or a suite's counterpart in it, cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum BaseTreeError {
+    /// The base tree or the working tree cannot be resolved.
+    #[error("{what} {}: {source}", path.display())]
+    Unreadable {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A head suite file that cannot be resolved.
+    #[error("{}: {source}", path.display())]
+    UnreadableSuite {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("base tree {} is not a directory", .0.display())]
+    NotADirectory(PathBuf),
+    /// A head suite outside the working tree has no counterpart.
+    #[error("suite {} is outside the working tree {}: no base counterpart to pair it with", suite.display(), tree.display())]
+    Outside { suite: PathBuf, tree: PathBuf },
+    /// The base tree's suite exists but does not load (its diagnostics).
+    #[error("the base tree's suite does not load:\n{0}")]
+    SuiteDoesNotLoad(String),
+}
+
 /// Where the base revision lives and how many pairs to run.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Against {
@@ -26,16 +52,24 @@ pub struct BaseTree {
 impl BaseTree {
     /// `head_root` is the working tree the head suites were given from (the
     /// current directory).
-    pub fn new(root: &Path, head_root: &Path) -> Result<BaseTree, String> {
+    pub fn new(root: &Path, head_root: &Path) -> Result<BaseTree, BaseTreeError> {
         let root = root
             .canonicalize()
-            .map_err(|e| format!("base tree {}: {e}", root.display()))?;
+            .map_err(|source| BaseTreeError::Unreadable {
+                what: "base tree",
+                path: root.to_path_buf(),
+                source,
+            })?;
         if !root.is_dir() {
-            return Err(format!("base tree {} is not a directory", root.display()));
+            return Err(BaseTreeError::NotADirectory(root));
         }
         let head_root = head_root
             .canonicalize()
-            .map_err(|e| format!("working tree {}: {e}", head_root.display()))?;
+            .map_err(|source| BaseTreeError::Unreadable {
+                what: "working tree",
+                path: head_root.to_path_buf(),
+                source,
+            })?;
         Ok(BaseTree {
             root,
             head_root,
@@ -49,24 +83,26 @@ impl BaseTree {
 
     /// The base suite file for a head suite file: the same path relative
     /// to each tree's root.
-    pub fn counterpart(&self, head_file: &Path) -> Result<PathBuf, String> {
+    pub fn counterpart(&self, head_file: &Path) -> Result<PathBuf, BaseTreeError> {
         let abs = head_file
             .canonicalize()
-            .map_err(|e| format!("{}: {e}", head_file.display()))?;
-        let rel = abs.strip_prefix(&self.head_root).map_err(|_| {
-            format!(
-                "suite {} is outside the working tree {}: no base counterpart to pair it with",
-                head_file.display(),
-                self.head_root.display()
-            )
-        })?;
+            .map_err(|source| BaseTreeError::UnreadableSuite {
+                path: head_file.to_path_buf(),
+                source,
+            })?;
+        let rel = abs
+            .strip_prefix(&self.head_root)
+            .map_err(|_| BaseTreeError::Outside {
+                suite: head_file.to_path_buf(),
+                tree: self.head_root.clone(),
+            })?;
         Ok(self.root.join(rel))
     }
 
     /// The base variant of `head`: `Ok(None)` when the base suite or the
     /// scenario does not exist there (a new scenario), `Err` when the base
     /// suite exists but does not load.
-    pub fn plan_for(&mut self, head: &ScenarioPlan) -> Result<Option<ScenarioPlan>, String> {
+    pub fn plan_for(&mut self, head: &ScenarioPlan) -> Result<Option<ScenarioPlan>, BaseTreeError> {
         let file = self.counterpart(&head.location.file)?;
         let plans = self.suites.entry(file.clone()).or_insert_with(|| {
             if !file.exists() {
@@ -81,7 +117,7 @@ impl BaseTree {
                 .iter()
                 .find(|p| p.full_name() == head.full_name())
                 .cloned()),
-            Err(e) => Err(format!("the base tree's suite does not load:\n{e}")),
+            Err(e) => Err(BaseTreeError::SuiteDoesNotLoad(e.clone())),
         }
     }
 }

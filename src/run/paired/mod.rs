@@ -19,7 +19,7 @@ use crate::compare::{MetricVerdict, Verdict, spells};
 use crate::plan::Settings;
 use crate::units::HumanDuration;
 
-pub use base::{Against, BaseTree};
+pub use base::{Against, BaseTree, BaseTreeError};
 pub use confirm::{confirm_with_more_pairs, needs_confirmation};
 pub use pairs::{ExecuteFn, Paired, run_pairs};
 pub use undecided::decided_by_baseline;
