@@ -16,7 +16,7 @@ use crate::device::{self, CompileOptions, builtin, driver_err};
 
 mod builtins;
 mod p2p;
-use crate::exec::gpus::{self, GpuSet};
+use crate::exec::gpus::{self, OnGpu};
 use crate::exec::sampler::{SamplingReport, StopReason, run_adaptive};
 use crate::exec::{Availability, ExecError, ExecEvent, ExecOutput, Executes, Executor, RunCtx};
 use crate::metric::{ChecklistItem, Direction, MetricKey, MetricSeries, Unit, default_estimator};
@@ -103,13 +103,7 @@ impl Executor for GpuKernelExecutor {
     }
 
     fn run(&self, plan: &ScenarioPlan, ctx: &mut RunCtx<'_>) -> Result<ExecOutput, ExecError> {
-        let _gpu = device::exclusive();
-        device::guarded("gpu_kernel panicked inside cudarc", || {
-            run_scenario(plan, ctx)
-        })
-        .map_err(device::panic_hint)
-        .and_then(|r| r)
-        .map_err(|e| ExecError::Failed(format!("{}: {e}", plan.full_name())))
+        gpus::guarded_run(plan, "gpu_kernel", || run_scenario(plan, ctx))
     }
 }
 
@@ -121,36 +115,33 @@ fn run_scenario(plan: &ScenarioPlan, rctx: &mut RunCtx<'_>) -> Result<ExecOutput
     if spec.builtin == Some(Builtin::P2pCopy) {
         return p2p::run(plan, spec, rctx);
     }
-    let gpus = gpus::selected(plan.device, "gpu_kernel")?;
     let mut out = ExecOutput::default();
-    let mut names = Vec::new();
-    for (g, &ord) in gpus.ordinals.iter().enumerate() {
-        let name = run_on_gpu(plan, spec, rctx, &gpus, ord, g, &mut out)
-            .map_err(|e| gpus.prefix(ord, &e))?;
-        names.push((ord, name));
-    }
-    out.device = gpus::device_text(&names);
+    gpus::on_each_gpu(plan.device, "gpu_kernel", &mut out, |gpu, out| {
+        run_on_gpu(plan, spec, rctx, gpu, out)
+    })?;
     Ok(out)
 }
 
-/// Every sweep point on GPU `ord` (the `g`-th of `gpus`); returns its name.
+/// Every sweep point on one GPU.
 fn run_on_gpu(
     plan: &ScenarioPlan,
     spec: &GpuKernelSpec,
     rctx: &mut RunCtx<'_>,
-    gpus: &GpuSet,
-    ord: usize,
-    g: usize,
+    gpu: &OnGpu<'_>,
     out: &mut ExecOutput,
-) -> Result<String, String> {
-    let cctx = device::context(ord)?;
-    let stream = cctx.default_stream();
-    let name = cctx.name().map_err(|e| driver_err("cuDeviceGetName", e))?;
+) -> Result<(), String> {
+    let OnGpu {
+        set: gpus,
+        ordinal: ord,
+        index: g,
+        ctx: cctx,
+        stream,
+        labels: gpu_labels,
+    } = gpu;
+    let (ord, g) = (*ord, *g);
     let cache_dir = rctx.env.cache_dir.clone();
-    let mut gpu_labels = BTreeMap::new();
-    gpus.label(ord, &mut gpu_labels);
 
-    let peaks = match device::peaks::device_peaks(&cctx, &cache_dir) {
+    let peaks = match device::peaks::device_peaks(cctx, &cache_dir) {
         Ok(p) => {
             out.metrics.push(MetricSeries::single(
                 MetricKey::new("device_peak_bandwidth").with_labels(gpu_labels.iter()),
@@ -184,7 +175,7 @@ fn run_on_gpu(
     let mut flush =
         if spec.cold {
             let l2 = device::attribute(
-                &cctx,
+                cctx,
                 sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE,
             )?
             .max(0) as usize;
@@ -196,14 +187,14 @@ fn run_on_gpu(
         } else {
             None
         };
-    let timer = EventTimer::new(&cctx)?;
+    let timer = EventTimer::new(cctx)?;
 
     let user = match (&spec.source, &spec.builtin) {
         (Some(src), _) => Some(load_user_kernels(
             spec,
             src,
             &plan.base_dir,
-            &cctx,
+            cctx,
             &cache_dir,
         )?),
         _ => None,
@@ -226,7 +217,7 @@ fn run_on_gpu(
         let settings = rctx.settings.clone();
         let mut env = PointEnv {
             settings: &settings,
-            stream: &stream,
+            stream,
             timer: &timer,
             flush: flush.as_mut(),
             spec,
@@ -236,7 +227,7 @@ fn run_on_gpu(
         let mut on_sample = |count: usize| rctx.event(ExecEvent::Sample { count });
         let mut pm = match (&user, spec.builtin) {
             (Some(k), _) => run_user_point(&mut env, k, &mut on_sample),
-            (None, Some(b)) => run_builtin_point(&mut env, b, &cctx, &cache_dir, &mut on_sample),
+            (None, Some(b)) => run_builtin_point(&mut env, b, cctx, &cache_dir, &mut on_sample),
             (None, None) => Err("no kernel to run".into()),
         }
         .map_err(|e| {
@@ -262,7 +253,7 @@ fn run_on_gpu(
         .map_err(|e| driver_err("cuStreamSynchronize (end of scenario)", e))?;
     cctx.check_err()
         .map_err(|e| driver_err("a deferred CUDA call (recorded while freeing buffers)", e))?;
-    Ok(name)
+    Ok(())
 }
 
 /// What measuring one sweep point produced.

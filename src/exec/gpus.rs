@@ -5,9 +5,13 @@
 //! [`selected`], which asks the driver how many GPUs there are.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use crate::device;
-use crate::plan::DeviceSel;
+use cudarc::driver::{CudaContext, CudaStream};
+
+use crate::device::{self, driver_err};
+use crate::exec::{ExecError, ExecOutput};
+use crate::plan::{DeviceSel, ScenarioPlan};
 
 /// The GPUs a scenario runs on.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -80,6 +84,70 @@ pub fn selected(device: DeviceSel, kind: &str) -> Result<GpuSet, String> {
         _ => 0,
     };
     GpuSet::resolve(device, count, kind)
+}
+
+/// A CUDA executor's run: one GPU scenario at a time
+/// ([`device::exclusive`]), a cudarc panic (a missing library or symbol)
+/// turned into an error with a hint, and the error named by the scenario.
+pub fn guarded_run(
+    plan: &ScenarioPlan,
+    kind: &str,
+    run: impl FnOnce() -> Result<ExecOutput, String>,
+) -> Result<ExecOutput, ExecError> {
+    let _gpu = device::exclusive();
+    device::guarded(&format!("{kind} panicked inside cudarc"), run)
+        .map_err(device::panic_hint)
+        .and_then(|r| r)
+        .map_err(|e| ExecError::Failed(format!("{}: {e}", plan.full_name())))
+}
+
+/// One GPU's turn in [`on_each_gpu`].
+pub struct OnGpu<'a> {
+    pub set: &'a GpuSet,
+    /// Its CUDA ordinal.
+    pub ordinal: usize,
+    /// Its place in the set (0 for the first GPU run).
+    pub index: usize,
+    /// Its primary context, current on this thread, and default stream.
+    pub ctx: Arc<CudaContext>,
+    pub stream: Arc<CudaStream>,
+    /// `gpu=<ordinal>` when results are per GPU, else empty.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Runs `each` on every GPU `device` selects, in index order; an error is
+/// prefixed with its GPU when results are per GPU. Sets `out.device` to
+/// the GPUs run on ([`device_text`]).
+pub fn on_each_gpu(
+    device: DeviceSel,
+    kind: &str,
+    out: &mut ExecOutput,
+    mut each: impl FnMut(&OnGpu<'_>, &mut ExecOutput) -> Result<(), String>,
+) -> Result<(), String> {
+    let set = selected(device, kind)?;
+    let mut names = Vec::new();
+    for (index, &ordinal) in set.ordinals.iter().enumerate() {
+        let name = (|| {
+            let ctx = device::context(ordinal)?;
+            let name = ctx.name().map_err(|e| driver_err("cuDeviceGetName", e))?;
+            let mut labels = BTreeMap::new();
+            set.label(ordinal, &mut labels);
+            let gpu = OnGpu {
+                set: &set,
+                ordinal,
+                index,
+                stream: ctx.default_stream(),
+                ctx,
+                labels,
+            };
+            each(&gpu, out)?;
+            Ok::<_, String>(name)
+        })()
+        .map_err(|e| set.prefix(ordinal, &e))?;
+        names.push((ordinal, name));
+    }
+    out.device = device_text(&names);
+    Ok(())
 }
 
 /// `ExecOutput::device`: "cuda:0 NVIDIA H100 80GB HBM3" for one GPU,

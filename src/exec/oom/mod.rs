@@ -18,14 +18,13 @@ pub use child::child_main;
 pub use memory::memory_returned;
 use memory::{free_mem, settle};
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use cudarc::driver::{CudaContext, CudaStream, result, sys};
 
 use crate::device::{self, driver_err, is_oom};
-use crate::exec::gpus::{self, GpuSet};
+use crate::exec::gpus::{self, OnGpu};
 use crate::exec::{Availability, ExecError, ExecEvent, ExecOutput, Executes, Executor, RunCtx};
 use crate::metric::{ChecklistItem, Direction, MetricKey, MetricSeries, Unit};
 use crate::plan::oom::{OomPattern, OomStressSpec};
@@ -87,13 +86,7 @@ impl Executor for OomStressExecutor {
         {
             return cuda::run_cuda(plan, spec, ctx);
         }
-        let _gpu = device::exclusive();
-        device::guarded("oom_stress panicked inside cudarc", || {
-            run_scenario(plan, ctx)
-        })
-        .map_err(device::panic_hint)
-        .and_then(|r| r)
-        .map_err(|e| ExecError::Failed(format!("{}: {e}", plan.full_name())))
+        gpus::guarded_run(plan, "oom_stress", || run_scenario(plan, ctx))
     }
 }
 
@@ -136,32 +129,29 @@ fn run_scenario(plan: &ScenarioPlan, rctx: &mut RunCtx<'_>) -> Result<ExecOutput
     let spec = spec_of(plan)?;
     spec.validate()
         .map_err(|e| format!("{}: {e}", plan.location))?;
-    let gpus = gpus::selected(plan.device, "oom_stress")?;
     let mut out = ExecOutput::default();
-    let mut names = Vec::new();
-    for (g, &ord) in gpus.ordinals.iter().enumerate() {
-        let name =
-            run_on_gpu(spec, rctx, &gpus, ord, g, &mut out).map_err(|e| gpus.prefix(ord, &e))?;
-        names.push((ord, name));
-    }
-    out.device = gpus::device_text(&names);
+    gpus::on_each_gpu(plan.device, "oom_stress", &mut out, |gpu, out| {
+        run_on_gpu(spec, rctx, gpu, out)
+    })?;
     Ok(out)
 }
 
-/// The stress on GPU `ord` (the `g`-th of `gpus`); returns its name.
+/// The stress on one GPU.
 fn run_on_gpu(
     spec: &OomStressSpec,
     rctx: &mut RunCtx<'_>,
-    gpus: &GpuSet,
-    ord: usize,
-    g: usize,
+    gpu: &OnGpu<'_>,
     out: &mut ExecOutput,
-) -> Result<String, String> {
-    let ctx = device::context(ord)?;
-    let stream = ctx.default_stream();
-    let name = ctx.name().map_err(|e| driver_err("cuDeviceGetName", e))?;
-    let mut labels = BTreeMap::new();
-    gpus.label(ord, &mut labels);
+) -> Result<(), String> {
+    let OnGpu {
+        set: gpus,
+        ordinal: ord,
+        index: g,
+        ctx,
+        stream,
+        labels,
+    } = gpu;
+    let (ord, g) = (*ord, *g);
     rctx.event(ExecEvent::Point {
         index: g,
         total: gpus.ordinals.len(),
@@ -169,8 +159,8 @@ fn run_on_gpu(
     });
     let key = |n: &str| MetricKey::new(n).with_labels(labels.iter());
 
-    settle(&ctx)?;
-    let (free0, total) = free_mem(&ctx)?;
+    settle(ctx)?;
+    let (free0, total) = free_mem(ctx)?;
     let chunk = spec.chunk_bytes() as usize;
     let cap = (spec.fraction() * total as f64) as u64;
     let tolerance = spec.leak_tolerance_bytes();
@@ -205,7 +195,7 @@ fn run_on_gpu(
         .synchronize()
         .map_err(|e| driver_err("cuStreamSynchronize", e))?;
     let peak = held;
-    let (free_at_peak, _) = free_mem(&ctx)?;
+    let (free_at_peak, _) = free_mem(ctx)?;
 
     // Fragment: free every other chunk, then ask for chunks larger than any hole.
     let mut frag_note = String::new();
@@ -244,7 +234,7 @@ fn run_on_gpu(
     // Without a natural OOM (the cap came first), provoke one: a single
     // request larger than what is free must fail cleanly with
     // CUDA_ERROR_OUT_OF_MEMORY and leave the context usable.
-    let (free_now, _) = free_mem(&ctx)?;
+    let (free_now, _) = free_mem(ctx)?;
     let provoked = if natural_oom {
         None
     } else {
@@ -262,11 +252,11 @@ fn run_on_gpu(
     let t1 = Instant::now();
     let n_chunks = chunks.len();
     drop(chunks);
-    settle(&ctx)?;
+    settle(ctx)?;
     let recovery_time = t1.elapsed().as_secs_f64();
-    let (free1, _) = free_mem(&ctx)?;
+    let (free1, _) = free_mem(ctx)?;
     let returned = memory_returned(free0, free1, tolerance);
-    let probe = probe_kernel(&ctx, &stream, &rctx.env.cache_dir);
+    let probe = probe_kernel(ctx, stream, &rctx.env.cache_dir);
 
     out.metrics.push(MetricSeries::single(
         key("peak_allocated"),
@@ -364,7 +354,7 @@ fn run_on_gpu(
     }
     ctx.check_err()
         .map_err(|e| driver_err("a deferred CUDA call (recorded by cudarc)", e))?;
-    Ok(name)
+    Ok(())
 }
 
 /// After recovery: saxpy on 1M elements through the built-in kernel (NVRTC),
