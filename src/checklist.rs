@@ -12,7 +12,9 @@ fn missing_reason(item: ChecklistItem) -> &'static str {
         ChecklistItem::GpuMemory => "no GPU scenario ran on this machine",
         ChecklistItem::CudaSync => "no gpu_kernel scenario with a correctness check ran",
         ChecklistItem::WebsocketBuffers => "no websocket_flood scenario ran",
-        ChecklistItem::Batching => "no batch_sweep scenario ran",
+        ChecklistItem::Batching => {
+            "no batch sweep listing `batching` ran (a `batch_sweep`, or a `command` with `sweep`)"
+        }
         ChecklistItem::MemoryCleanup => "no oom_stress scenario ran",
         ChecklistItem::Monitoring => "no scenario ran",
         ChecklistItem::ErrorHandling => "no scenario exercised an error path (oom_stress)",

@@ -356,7 +356,7 @@ mod tests {
     fn spec_fields_are_probed() {
         assert_eq!(
             spec_fields::<crate::plan::CommandSpec>(),
-            ["command", "shell", "env", "cwd", "primary"]
+            ["command", "shell", "env", "cwd", "primary", "sweep"]
         );
         assert!(spec_fields::<crate::plan::OomStressSpec>().contains(&"memory_fraction"));
     }

@@ -3,8 +3,6 @@
 //! derived: best batch, largest batch under the latency SLO, scaling
 //! efficiency; optionally the same model in other dtypes / quantizations.
 
-mod derive;
-
 use std::time::{Duration, Instant};
 
 use candle_core::Tensor;
@@ -17,7 +15,7 @@ use crate::model::{Model, Precision, Weights, rel_l2_error};
 use crate::plan::batch_sweep::CompareDType;
 use crate::plan::{BatchSweepSpec, DeviceSel, KindSpec, ScenarioPlan};
 
-pub use derive::{BatchPoint, Derived};
+pub use super::sweep::{BatchPoint, Derived, SweepRules};
 
 pub struct BatchSweepExecutor;
 
@@ -254,13 +252,15 @@ fn run_sweep(
             memory: growth,
             // Without a pool high-water mark (or VmHWM), what is in use after the batch.
             memory_peak: m.mem_after.map(|a| a.peak.unwrap_or(a.current)),
+            throughput: None,
         });
         out.metrics.push(m.latency);
         out.metrics.push(m.throughput);
     }
 
-    let derived = Derived::from_points(&points, spec);
-    derived.emit(&mut out.metrics, &points, spec, on_cuda);
+    let rules = SweepRules::from(spec);
+    let derived = Derived::from_points(&points, &rules);
+    derived.emit(&mut out.metrics, &points, &rules, on_cuda);
     let overhead = if wall.is_zero() {
         0.0
     } else {
@@ -275,7 +275,7 @@ fn run_sweep(
     ));
     let batching = plan.checklist.contains(&ChecklistItem::Batching);
     out.checks
-        .extend(derived.checks(&points, spec, on_cuda, batching));
+        .extend(derived.checks(&points, &rules, on_cuda, batching));
 
     if !spec.compare_dtypes.is_empty() {
         compare_dtypes(spec, &w, &model, &batches, ctx, &mut out)?;

@@ -6,6 +6,7 @@
 //! A timeout kills the child's whole process group.
 
 pub mod child;
+mod sweep;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -48,6 +49,9 @@ impl Executor for CommandExecutor {
             let inv = Invocation::build(spec, plan, point, ctx.env.neon_perf_bin.as_path())?;
             let metrics = measure_point(&inv, spec, plan, point, ctx)?;
             out.metrics.extend(metrics);
+        }
+        if let Some(sw) = &spec.sweep {
+            sweep::analyse(plan, sw, &mut out)?;
         }
         Ok(out)
     }

@@ -9,6 +9,7 @@ pub mod gpu_kernel;
 pub mod gpus;
 pub mod oom;
 pub mod sampler;
+pub mod sweep;
 pub mod websocket;
 
 use std::path::PathBuf;

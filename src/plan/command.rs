@@ -1,5 +1,7 @@
 //! `kind = "command"`: the user's own program, run as a child process.
 
+pub mod sweep;
+
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::PathBuf;
@@ -33,6 +35,9 @@ pub struct CommandSpec {
     /// (default `wall_time`).
     #[serde(default)]
     pub primary: Option<String>,
+    /// Analyse the points as a batch sweep of one param.
+    #[serde(default)]
+    pub sweep: Option<sweep::CommandSweep>,
 }
 
 impl KindRules for CommandSpec {
@@ -54,7 +59,10 @@ impl KindRules for CommandSpec {
             .collect();
         let strings = self.command.iter().chain(self.env.values());
         let Some(name) = first_unknown_placeholder(strings, &known) else {
-            return Ok(());
+            return match &self.sweep {
+                Some(sw) => sweep::check(self, sw, ctx),
+                None => Ok(()),
+            };
         };
         let listed = known
             .iter()

@@ -32,31 +32,61 @@ fn value(result: &ScenarioResult, key: &str) -> Option<f64> {
         .filter(|v| v.is_finite())
 }
 
-/// The sweep's points, or `None` for other kinds (a command's `batch`
-/// parameter is no sweep) and sweeps that failed before measuring.
+/// The sweep's points, or `None` for a scenario that is no sweep (a
+/// `batch_sweep`, or a `command` with `sweep`: both report `best_batch`)
+/// or failed before measuring.
 pub fn sweep_data(result: &ScenarioResult) -> Option<Sweep> {
-    if result.kind != Kind::BatchSweep {
-        return None;
-    }
-    let mut pts: Vec<(usize, &MetricSeries)> = result
-        .metrics
-        .iter()
-        .filter(|m| m.key.name == "latency" && m.key.labels.len() == 1 && !m.samples.is_empty())
-        .filter_map(|m| Some((m.key.labels.get("batch")?.parse().ok()?, m)))
-        .collect();
-    if pts.is_empty() {
-        return None;
-    }
-    pts.sort_by_key(|p| p.0);
-    let q = |m: &MetricSeries, q| quantile(&m.samples, q).unwrap_or(f64::NAN);
-    Some(Sweep {
-        batches: pts.iter().map(|p| p.0).collect(),
-        p50: pts.iter().map(|p| q(p.1, 0.5)).collect(),
-        p99: pts.iter().map(|p| q(p.1, 0.99)).collect(),
-        throughput: pts
+    result.metric("best_batch")?;
+    let by_batch = |name: &str| -> Vec<(usize, &MetricSeries)> {
+        let mut pts: Vec<(usize, &MetricSeries)> = result
+            .metrics
             .iter()
-            .map(|(b, m)| median(&m.samples).map_or(f64::NAN, |l| *b as f64 / l))
-            .collect(),
+            .filter(|m| m.key.name == name && m.key.labels.len() == 1 && !m.samples.is_empty())
+            .filter_map(|m| Some((m.key.labels.get("batch")?.parse().ok()?, m)))
+            .collect();
+        pts.sort_by_key(|p| p.0);
+        pts
+    };
+    let q = |m: &MetricSeries, q| quantile(&m.samples, q).unwrap_or(f64::NAN);
+    // Every latency sample when the latency is called `latency` and the
+    // param `batch`; else the derived percentiles.
+    let (batches, p50, p99) = match by_batch("latency") {
+        pts if !pts.is_empty() => (
+            pts.iter().map(|p| p.0).collect::<Vec<_>>(),
+            pts.iter().map(|p| q(p.1, 0.5)).collect::<Vec<_>>(),
+            pts.iter().map(|p| q(p.1, 0.99)).collect::<Vec<_>>(),
+        ),
+        _ => {
+            let p50 = by_batch("latency_p50");
+            let p99 = by_batch("latency_p99");
+            if p50.is_empty() || p50.len() != p99.len() {
+                return None;
+            }
+            (
+                p50.iter().map(|p| p.0).collect(),
+                p50.iter().map(|p| p.1.samples[0]).collect(),
+                p99.iter().map(|p| p.1.samples[0]).collect(),
+            )
+        }
+    };
+    // A printed throughput (a command's), else the batch at the median latency.
+    let printed = by_batch("throughput");
+    let throughput = batches
+        .iter()
+        .zip(&p50)
+        .map(|(b, l)| {
+            printed
+                .iter()
+                .find(|(pb, m)| pb == b && result.kind == Kind::Command && !m.samples.is_empty())
+                .and_then(|(_, m)| median(&m.samples))
+                .unwrap_or(*b as f64 / l)
+        })
+        .collect();
+    Some(Sweep {
+        batches,
+        p50,
+        p99,
+        throughput,
         best_batch: value(result, "best_batch").map(|v| v as usize),
         slo: value(result, "latency_slo"),
         max_batch_under_slo: value(result, "max_batch_under_slo").map(|v| v as usize),

@@ -1,6 +1,9 @@
-//! Figures derived from a sweep's samples (pure, no I/O): percentiles, best
-//! batch, the largest batch under the SLO, scaling efficiency, and the checks
-//! the checklist reads.
+//! Figures derived from a batch sweep's samples (pure, no I/O): percentiles,
+//! best batch, the largest batch under the SLO, scaling efficiency, and the
+//! checks the checklist reads. One implementation for `batch_sweep` (the
+//! built-in models) and a `command` scenario's `sweep` (the team's own).
+
+use std::time::Duration;
 
 use crate::metric::{ChecklistItem, Direction, MetricKey, MetricSeries, Unit};
 use crate::plan::BatchSweepSpec;
@@ -10,6 +13,28 @@ use crate::units::{format_bytes, sig3};
 
 /// Default of `min_batch_speedup`.
 pub const DEFAULT_MIN_BATCH_SPEEDUP: f64 = 1.5;
+
+/// What a sweep is judged by.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SweepRules {
+    /// The p99 latency a batch must stay within to count as "under the SLO".
+    pub latency_slo: Option<Duration>,
+    /// Best throughput over the smallest batch's that the batching check
+    /// needs (default [`DEFAULT_MIN_BATCH_SPEEDUP`]).
+    pub min_batch_speedup: Option<f64>,
+    /// Memory a batch may use, bytes.
+    pub memory_budget: Option<u64>,
+}
+
+impl From<&BatchSweepSpec> for SweepRules {
+    fn from(spec: &BatchSweepSpec) -> Self {
+        SweepRules {
+            latency_slo: spec.latency_slo.map(|d| d.0),
+            min_batch_speedup: spec.min_batch_speedup,
+            memory_budget: spec.memory_budget.map(|b| b.0),
+        }
+    }
+}
 
 /// What one batch size measured.
 #[derive(Clone, Debug, PartialEq)]
@@ -21,12 +46,27 @@ pub struct BatchPoint {
     pub memory: Option<u64>,
     /// Peak memory in use while the batch ran (device pool or host RSS), bytes.
     pub memory_peak: Option<u64>,
+    /// The program's own throughput samples, when it prints them; else
+    /// throughput is the batch over the median latency.
+    pub throughput: Option<Vec<f64>>,
 }
 
 impl BatchPoint {
-    /// Samples per second at the median latency.
+    /// Samples per second: the median of the printed throughput, else the
+    /// batch at the median latency.
     pub fn throughput(&self) -> f64 {
-        median(&self.latency).map_or(0.0, |m| self.batch as f64 / m)
+        match &self.throughput {
+            Some(t) => median(t).unwrap_or(0.0),
+            None => median(&self.latency).map_or(0.0, |m| self.batch as f64 / m),
+        }
+    }
+
+    /// Throughput samples: the printed ones, else the batch over each latency.
+    fn throughput_samples(&self) -> Vec<f64> {
+        match &self.throughput {
+            Some(t) => t.clone(),
+            None => self.latency.iter().map(|l| self.batch as f64 / l).collect(),
+        }
     }
 
     pub fn p(&self, q: f64) -> f64 {
@@ -47,7 +87,7 @@ pub struct Derived {
 
 impl Derived {
     /// `points` is non-empty and ascending in batch.
-    pub fn from_points(points: &[BatchPoint], spec: &BatchSweepSpec) -> Derived {
+    pub fn from_points(points: &[BatchPoint], spec: &SweepRules) -> Derived {
         let thr: Vec<f64> = points.iter().map(BatchPoint::throughput).collect();
         let best = thr
             .iter()
@@ -57,7 +97,7 @@ impl Derived {
         let max_batch_under_slo = spec.latency_slo.map(|slo| {
             points
                 .iter()
-                .filter(|p| p.p(0.99) <= slo.0.as_secs_f64())
+                .filter(|p| p.p(0.99) <= slo.as_secs_f64())
                 .map(|p| p.batch)
                 .max()
                 .unwrap_or(0)
@@ -85,7 +125,7 @@ impl Derived {
         &self,
         m: &mut Vec<MetricSeries>,
         points: &[BatchPoint],
-        spec: &BatchSweepSpec,
+        spec: &SweepRules,
         on_cuda: bool,
     ) {
         let single = MetricSeries::single;
@@ -134,7 +174,7 @@ impl Derived {
                 Direction::HigherIsBetter,
             ),
         );
-        tb.samples = best.latency.iter().map(|l| best.batch as f64 / l).collect();
+        tb.samples = best.throughput_samples();
         m.push(tb);
         if let Some(b) = self.max_batch_under_slo {
             m.push(single(
@@ -150,7 +190,7 @@ impl Derived {
                 MetricKey::new("latency_slo"),
                 Unit::Seconds,
                 Direction::Neither,
-                slo.0.as_secs_f64(),
+                slo.as_secs_f64(),
             ));
         }
     }
@@ -162,7 +202,7 @@ impl Derived {
     pub fn checks(
         &self,
         points: &[BatchPoint],
-        spec: &BatchSweepSpec,
+        spec: &SweepRules,
         on_cuda: bool,
         batching: bool,
     ) -> Vec<Check> {
@@ -202,7 +242,7 @@ impl Derived {
                 Some(ChecklistItem::Batching),
             ));
         }
-        let budget = spec.memory_budget.map(|b| b.0);
+        let budget = spec.memory_budget;
         let mem_of = |p: &BatchPoint| if on_cuda { p.memory_peak } else { p.memory };
         let listed: Vec<String> = points
             .iter()
@@ -256,15 +296,12 @@ impl Derived {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::units::HumanDuration;
-    use std::time::Duration;
 
-    fn spec(slo_ms: Option<u64>) -> BatchSweepSpec {
-        let mut s: BatchSweepSpec =
-            toml::from_str("model = { arch = \"mlp\", layers = [8, 8] }\nbatch_sizes = [1]")
-                .unwrap();
-        s.latency_slo = slo_ms.map(|ms| HumanDuration(Duration::from_millis(ms)));
-        s
+    fn spec(slo_ms: Option<u64>) -> SweepRules {
+        SweepRules {
+            latency_slo: slo_ms.map(Duration::from_millis),
+            ..SweepRules::default()
+        }
     }
 
     fn pt(batch: usize, ms: f64) -> BatchPoint {
@@ -273,6 +310,7 @@ mod tests {
             latency: vec![ms / 1e3; 5],
             memory: Some(1024 * batch as u64),
             memory_peak: Some(4096 * batch as u64),
+            throughput: None,
         }
     }
 
@@ -334,7 +372,7 @@ mod tests {
     fn gpu_memory_check_on_cuda_respects_budget() {
         let pts = [pt(1, 1.0), pt(4, 2.0)];
         let mut s = spec(None);
-        s.memory_budget = Some(crate::units::ByteSize(8192));
+        s.memory_budget = Some(8192);
         let d = Derived::from_points(&pts, &s);
         let c = d.checks(&pts, &s, true, false);
         let gpu = c
