@@ -12,8 +12,16 @@ use crate::metric::{Direction, Estimator, MetricKey, Unit};
 use crate::plan::MetricRule;
 
 /// Keys of a `metric."name{labels}"` rule.
-pub(crate) const RULE_KEYS: [&str; 6] =
-    ["tolerance", "max", "min", "direction", "estimator", "gate"];
+pub(crate) const RULE_KEYS: [&str; 8] = [
+    "tolerance",
+    "max",
+    "min",
+    "direction",
+    "estimator",
+    "gate",
+    "leak",
+    "leak_tolerance",
+];
 
 /// A warning for each rule whose key matches none of the metric keys a
 /// scenario reported: such a rule (a typo like `metric.wal_time`, a label
@@ -135,6 +143,15 @@ fn read_rule(v: &Value<'_>, metric: &str) -> Result<MetricRule, Vec<Diag>> {
                     .map_err(|e| Diag::new(v.span(), e))
             }),
             "gate" => read::boolean(v, key).map(|b| rule.gate = Some(b)),
+            "leak" => read::boolean(v, key).map(|b| rule.leak = Some(b)),
+            "leak_tolerance" => bound(v, key).and_then(|x| {
+                if x >= 0.0 {
+                    rule.leak_tolerance = Some(x);
+                    Ok(())
+                } else {
+                    Err(Diag::new(v.span(), "`leak_tolerance` must not be negative"))
+                }
+            }),
             _ => Err(Diag::new(
                 k.span(),
                 format!("unknown key `{key}` in the rule for metric `{metric}`"),

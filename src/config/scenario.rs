@@ -105,6 +105,18 @@ pub(crate) fn scenario(
             .map_err(|d| diags.push(other_kinds_key(d, kind)))
             .ok()
     });
+    if let Some(kind) = kind
+        && !kind.takes_leak_rules()
+        && let Some(span) = leak_rule_span(t)
+    {
+        diags.push(
+            Diag::new(
+                span,
+                format!("`leak` checks the values a program prints once per iteration: a `{kind}` scenario has none"),
+            )
+            .hint(Some("use it on a `command` scenario's printed metric, e.g. `metric.gpu_allocated = { leak = true }`".into())),
+        );
+    }
 
     if diags.len() > before {
         return None;
@@ -187,6 +199,22 @@ fn location(ctx: &Ctx<'_>, header: &Range<usize>) -> SourceLocation {
         line,
         column: ctx.text[start..header.start].chars().count() + 1,
     }
+}
+
+/// The first `leak = true` under `metric`, if any.
+fn leak_rule_span(t: &DeTable<'_>) -> Option<Range<usize>> {
+    let DeValue::Table(rules) = t.get("metric")?.get_ref() else {
+        return None;
+    };
+    entries(rules)
+        .into_iter()
+        .find_map(|(_, rule)| match rule.get_ref() {
+            DeValue::Table(r) => r
+                .get("leak")
+                .filter(|v| matches!(v.get_ref(), DeValue::Boolean(true)))
+                .map(|v| v.span()),
+            _ => None,
+        })
 }
 
 /// An unknown key that another kind takes: say so, when no typo hint fits.

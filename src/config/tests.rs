@@ -169,6 +169,8 @@ fn one_mistake_each() {
         ("[[scenario]]\nname = \"a\"\nkind = \"command\"\ncommand = [\"x\", \"{batch}\", \"{dtype}\"]\nparams = { batch = [1, 2], dtype = [\"f16\", \"f32\"] }\nsweep = { param = \"batch\" }\n".into(), (6, 9), "`params.dtype` is swept too", Some("give `dtype` one value here, or split the scenario by `dtype`")),
         ("[[scenario]]\nname = \"a\"\nkind = \"command\"\ncommand = [\"x\", \"{batch}\"]\nparams = { batch = [1, 2] }\nsweep = { param = \"batch\", latency_slo = \"0ms\" }\n".into(), (6, 9), "`sweep.latency_slo` must be positive", None),
         ("[[scenario]]\nname = \"a\"\nkind = \"command\"\ncommand = [\"x\", \"{batch}\"]\nparams = { batch = [1, 2] }\nsweep = { parm = \"batch\" }\n".into(), (6, 11), "unknown key `parm`", None),
+        ("[[scenario]]\nname = \"a\"\nkind = \"websocket_flood\"\ntarget = \"builtin\"\nmetric.rtt = { leak = true }\n".into(), (5, 23), "`leak` checks the values a program prints once per iteration: a `websocket_flood` scenario has none", None),
+        (with("metric.rss = { leak = true, leak_tolerance = \"-1KiB\" }"), (5, 46), "`leak_tolerance` must not be negative", None),
         ("[defaults]\nmax_samples = 5\n".to_string() + CMD, (2, 15), "`min_samples` (10, the built-in default) is greater than `max_samples` (5)", None),
         ("[defaults]\ndevice = \"cpu\"\n".to_string() + CMD, (2, 1), "unknown key `device` in [defaults]", Some("`device` is set per scenario, under [[scenario]]")),
         ("max_time = \"1s\"\n".to_string() + CMD, (1, 1), "unknown top-level key `max_time`", None),

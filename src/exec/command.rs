@@ -6,6 +6,7 @@
 //! A timeout kills the child's whole process group.
 
 pub mod child;
+mod leak;
 mod sweep;
 
 use std::collections::BTreeMap;
@@ -16,6 +17,7 @@ use crate::exec::{Availability, ExecError, ExecEvent, ExecOutput, Executes, Exec
 use crate::metric::{Direction, MetricKey, MetricSeries, Unit, default_estimator};
 use crate::plan::command::placeholders;
 use crate::plan::{CommandSpec, KindSpec, ParamPoint, ScenarioPlan, point_labels};
+use crate::result::Check;
 
 pub use child::{ChildRun, run_child};
 
@@ -47,8 +49,9 @@ impl Executor for CommandExecutor {
                 label,
             });
             let inv = Invocation::build(spec, plan, point, ctx.env.neon_perf_bin.as_path())?;
-            let metrics = measure_point(&inv, spec, plan, point, ctx)?;
+            let (metrics, checks) = measure_point(&inv, spec, plan, point, ctx)?;
             out.metrics.extend(metrics);
+            out.checks.extend(checks);
         }
         if let Some(sw) = &spec.sweep {
             sweep::analyse(plan, sw, &mut out)?;
@@ -163,7 +166,7 @@ fn measure_point(
     plan: &ScenarioPlan,
     point: &ParamPoint,
     ctx: &mut RunCtx<'_>,
-) -> Result<Vec<MetricSeries>, ExecError> {
+) -> Result<(Vec<MetricSeries>, Vec<Check>), ExecError> {
     let primary = spec.primary.clone().unwrap_or_else(|| "wall_time".into());
     let primary_key = MetricKey::new(primary.as_str()).with_labels(&point_labels(point));
     let mut settings = ctx.settings.clone();
@@ -211,6 +214,7 @@ fn measure_point(
         series: BTreeMap::new(),
     };
     let mut first_sample = probe_is_sample.then_some(probe);
+    let mut leaks = leak::LeakRuns::default();
     run_adaptive(
         &settings,
         estimator,
@@ -247,6 +251,7 @@ fn measure_point(
             } else {
                 Vec::new()
             };
+            let mut this_run: BTreeMap<MetricKey, (Unit, Vec<f64>)> = BTreeMap::new();
             for m in &run.metrics {
                 let (unit, scale) = Unit::parse_with_scale(m.unit.as_deref().unwrap_or(""));
                 let direction = m.direction.unwrap_or_else(|| unit.default_direction());
@@ -254,13 +259,25 @@ fn measure_point(
                 if m.metric == primary {
                     primary_values.push(v);
                 }
+                let key = MetricKey::new(m.metric.as_str()).with_labels(&col.labels);
+                if leak::LeakRuns::wanted(plan, &key) {
+                    this_run
+                        .entry(key)
+                        .or_insert_with(|| (unit.clone(), Vec::new()))
+                        .1
+                        .push(v);
+                }
                 col.push(&m.metric, unit, direction, v);
             }
+            leaks.record(this_run);
             Ok(primary_values)
         },
         |count| ctx.event(ExecEvent::Sample { count }),
     )?;
-    Ok(col.series.into_values().collect())
+    let (growth, checks) = leaks.finish(plan, &col.labels);
+    let mut metrics: Vec<MetricSeries> = col.series.into_values().collect();
+    metrics.extend(growth);
+    Ok((metrics, checks))
 }
 
 #[cfg(test)]

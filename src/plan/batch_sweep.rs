@@ -9,6 +9,7 @@ use crate::units::{ByteSize, HumanDuration};
 impl KindRules for BatchSweepSpec {
     const BLESS_CAN_TELL: bool = true;
     const FRESH_PROCESSES: bool = false;
+    const LEAK_RULES: bool = false;
 
     fn check(&self, _: &CheckCtx<'_>) -> Result<(), SpecError> {
         self.validate().map_err(SpecError::from)

@@ -43,6 +43,7 @@ pub struct CommandSpec {
 impl KindRules for CommandSpec {
     const BLESS_CAN_TELL: bool = true;
     const FRESH_PROCESSES: bool = true;
+    const LEAK_RULES: bool = true;
 
     /// `command` is non-empty, and its placeholders (and those of `env`
     /// values) name a param or a built-in.

@@ -15,6 +15,7 @@ use super::kinds::{At, CheckCtx, KindRules, SpecError};
 impl KindRules for GpuKernelSpec {
     const BLESS_CAN_TELL: bool = true;
     const FRESH_PROCESSES: bool = false;
+    const LEAK_RULES: bool = false;
 
     fn check(&self, ctx: &CheckCtx<'_>) -> Result<(), SpecError> {
         self.validate()

@@ -49,6 +49,9 @@ pub trait KindRules: DeserializeOwned + Into<KindSpec> {
     /// none. The other kinds set up state in every run (a server, a model,
     /// a CUDA module) that their warm-up warms.
     const FRESH_PROCESSES: bool;
+    /// Whether its metrics include values a program prints once per
+    /// iteration, so a metric rule's `leak = true` can fit them (`command`).
+    const LEAK_RULES: bool;
     /// The checks `serde` cannot do (combinations, ranges, placeholders),
     /// run by the suite parser after deserializing.
     fn check(&self, ctx: &CheckCtx<'_>) -> Result<(), SpecError>;
@@ -140,6 +143,13 @@ macro_rules! define {
             pub fn bless_can_tell(self) -> bool {
                 match self {
                     $(Kind::$variant => <$spec as KindRules>::BLESS_CAN_TELL,)+
+                }
+            }
+
+            /// See [`KindRules::LEAK_RULES`].
+            pub fn takes_leak_rules(self) -> bool {
+                match self {
+                    $(Kind::$variant => <$spec as KindRules>::LEAK_RULES,)+
                 }
             }
 

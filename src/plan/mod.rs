@@ -220,6 +220,11 @@ pub struct MetricRule {
     pub estimator: Option<Estimator>,
     /// `false`: report only, never fail on change (absolute bounds still apply).
     pub gate: Option<bool>,
+    /// Check the values one run of the program prints for growth (a leak).
+    pub leak: Option<bool>,
+    /// Growth per iteration the leak check allows, in the metric's base
+    /// unit (default: 0.1% of the run's first value).
+    pub leak_tolerance: Option<Bound>,
 }
 
 /// One value of a sweep parameter.

@@ -10,6 +10,7 @@ impl KindRules for OomStressSpec {
     /// An out-of-memory probe's samples are few.
     const BLESS_CAN_TELL: bool = false;
     const FRESH_PROCESSES: bool = false;
+    const LEAK_RULES: bool = false;
 
     fn check(&self, ctx: &CheckCtx<'_>) -> Result<(), SpecError> {
         self.validate()

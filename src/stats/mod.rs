@@ -7,6 +7,7 @@
 //! - [`paired`]: Student t interval and sign-flip test of paired log-ratios.
 //! - [`robust`]: MAD, Tukey fences (outliers are flagged, never removed).
 //! - [`reservoir`]: bounded, seeded reservoir sampling for baselines.
+//! - [`trend`]: the least-squares growth of a series and its interval.
 //! - [`rng`]: the seeded PRNG all of the above use.
 
 pub mod bootstrap;
@@ -19,6 +20,7 @@ pub mod reservoir;
 pub mod rng;
 pub mod robust;
 pub mod spells;
+pub mod trend;
 
 pub use bootstrap::{
     BootstrapConfig, RatioCi, bootstrap_quantile_ratio_ci, bootstrap_ratio_ci, z_for,
@@ -29,6 +31,7 @@ pub use reservoir::{Reservoir, reservoir_sample};
 pub use rng::Rng;
 pub use robust::{Fences, OutlierCounts, count_outliers, mad, mad_sigma, tukey_fences};
 pub use spells::{more_often_slow_p, slow_runs};
+pub use trend::{Trend, linear_trend};
 
 /// How a sample set reduces to one number, in the leaf's own terms (the
 /// crate's `Estimator` maps onto it: median = quantile 0.5, min = 0, max = 1).

@@ -15,6 +15,7 @@ impl KindRules for WebsocketFloodSpec {
     /// Round-trip times of a flood are wide by nature.
     const BLESS_CAN_TELL: bool = false;
     const FRESH_PROCESSES: bool = false;
+    const LEAK_RULES: bool = false;
 
     /// `checks` ids, the target, sizes and rates at every sweep point, and
     /// placeholders in `url` and `server` (`{port}`, `{neon_perf}`,
