@@ -7,6 +7,7 @@
 
 pub mod child;
 mod leak;
+pub mod max_batch;
 mod sweep;
 
 use std::collections::BTreeMap;
@@ -36,6 +37,9 @@ impl Executor for CommandExecutor {
         let KindSpec::Command(spec) = &plan.spec else {
             return Err(ExecError::Failed("not a command scenario".into()));
         };
+        if let Some(m) = &spec.find_max_batch {
+            return max_batch::search(plan, spec, m, ctx);
+        }
         let mut out = ExecOutput {
             device: "cpu".into(),
             ..Default::default()
@@ -74,6 +78,8 @@ pub struct Invocation {
     pub argv: Vec<String>,
     pub env: BTreeMap<String, String>,
     pub cwd: PathBuf,
+    /// RLIMIT_DATA set on the child before it starts, bytes.
+    pub mem_limit: Option<u64>,
 }
 
 impl Invocation {
@@ -110,7 +116,12 @@ impl Invocation {
             Some(c) => suite_dir.join(c),
             None => suite_dir,
         };
-        Ok(Invocation { argv, env, cwd })
+        Ok(Invocation {
+            argv,
+            env,
+            cwd,
+            mem_limit: None,
+        })
     }
 }
 

@@ -9,6 +9,7 @@ pub mod gpu_kernel;
 pub mod gpus;
 pub mod oom;
 pub mod sampler;
+pub mod search;
 pub mod sweep;
 pub mod websocket;
 
@@ -98,6 +99,10 @@ pub enum ExecError {
     /// The workload itself failed (non-zero exit, wrong output, CUDA error).
     #[error("{0}")]
     Failed(String),
+    /// The workload ran past its `timeout` and was killed: a failure too,
+    /// told apart so a search can stop on a hang.
+    #[error("{0}")]
+    TimedOut(String),
     /// The scenario cannot run here after all (discovered while starting).
     #[error("{0}")]
     Unavailable(String),

@@ -1,5 +1,6 @@
 //! `kind = "command"`: the user's own program, run as a child process.
 
+pub mod max_batch;
 pub mod sweep;
 
 use std::collections::BTreeMap;
@@ -38,6 +39,10 @@ pub struct CommandSpec {
     /// Analyse the points as a batch sweep of one param.
     #[serde(default)]
     pub sweep: Option<sweep::CommandSweep>,
+    /// Search the largest value of a placeholder whose run fits a memory
+    /// limit, instead of measuring.
+    #[serde(default)]
+    pub find_max_batch: Option<max_batch::CommandMaxBatch>,
 }
 
 impl KindRules for CommandSpec {
@@ -57,9 +62,13 @@ impl KindRules for CommandSpec {
             .iter()
             .map(String::as_str)
             .chain(BUILTIN_PLACEHOLDERS)
+            .chain(self.find_max_batch.as_ref().map(|m| m.param.as_str()))
             .collect();
         let strings = self.command.iter().chain(self.env.values());
         let Some(name) = first_unknown_placeholder(strings, &known) else {
+            if let Some(m) = &self.find_max_batch {
+                max_batch::check(self, m, ctx)?;
+            }
             return match &self.sweep {
                 Some(sw) => sweep::check(self, sw, ctx),
                 None => Ok(()),

@@ -60,7 +60,9 @@ pub fn execute(
                     None => Outcome::Ran,
                 };
             }
-            Err(ExecError::Failed(error)) => result.outcome = Outcome::Failed { error },
+            Err(ExecError::Failed(error) | ExecError::TimedOut(error)) => {
+                result.outcome = Outcome::Failed { error }
+            }
             Err(ExecError::Unavailable(reason)) => result.outcome = Outcome::Ignored { reason },
         }
         if result.invalid_reasons.is_empty() || attempt == 1 {

@@ -119,6 +119,23 @@ pub fn run_child(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
+    if let Some(limit) = inv.mem_limit {
+        let r = libc::rlimit {
+            rlim_cur: limit,
+            rlim_max: limit,
+        };
+        // SAFETY: setrlimit(2) is async-signal-safe; runs in the child
+        // between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::setrlimit(libc::RLIMIT_DATA, &r) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+    }
     let start = Instant::now();
     let mut child = cmd.spawn().map_err(|e| {
         ExecError::Failed(format!(
@@ -178,7 +195,7 @@ pub fn run_child(
 
     let program = &inv.argv.join(" ");
     if timed_out {
-        return Err(ExecError::Failed(format!(
+        return Err(ExecError::TimedOut(format!(
             "`{program}` timed out after {}; killed its process group{}",
             crate::units::format_duration(timeout),
             stderr_section(&stderr_tail)
@@ -286,6 +303,7 @@ mod tests {
 
     fn inv(argv: &[&str]) -> Invocation {
         Invocation {
+            mem_limit: None,
             argv: argv.iter().map(|s| s.to_string()).collect(),
             env: Default::default(),
             cwd: std::env::temp_dir(),

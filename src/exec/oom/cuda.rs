@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 
 use super::memory::memory_returned;
 use crate::device::{self, driver_err};
-use crate::exec::oom::host::{describe_exit, max_true, run_child};
+use crate::exec::oom::host::{describe_exit, run_child};
+use crate::exec::search::max_true;
 use crate::exec::{ExecError, ExecEvent, ExecOutput, RunCtx};
 use crate::plan::batch_sweep::ModelSpec;
 use crate::plan::{DeviceSel, OomStressSpec, ScenarioPlan};

@@ -1,0 +1,107 @@
+//! `find_max_batch` on a `command` scenario (issue #20): the largest batch
+//! a real Python program holds under a memory limit; a failure that is not
+//! out of memory, and a hang, stop the search with the reason.
+
+mod common;
+#[macro_use]
+mod needs;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/max_batch/alloc.py")
+}
+
+fn run(dir: &Path, mode: &str, extra: &str) -> (Output, Value) {
+    let suite = dir.join("mb.toml");
+    std::fs::write(
+        &suite,
+        format!(
+            r#"
+[suite]
+name = "mb"
+
+[[scenario]]
+name = "model"
+kind = "command"
+command = ["python3", "{}", "{{batch}}", "{mode}"]
+find_max_batch = {{ param = "batch", memory_limit = "512MiB", max = 4096 }}
+{extra}
+"#,
+            fixture().display()
+        ),
+    )
+    .unwrap();
+    let json = dir.join("r.json");
+    let o = Command::new(env!("CARGO_BIN_EXE_neon-perf"))
+        .arg("run")
+        .arg(&suite)
+        .arg("--baselines")
+        .arg(dir.join("baselines"))
+        .arg("--json")
+        .arg(&json)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .output()
+        .unwrap();
+    let r = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    (o, r)
+}
+
+fn scenario(r: &Value) -> &Value {
+    &r["scenarios"][0]
+}
+
+fn one_mib_an_item_under_512_mib() {
+    let dir = tempfile::tempdir().unwrap();
+    let (o, r) = run(dir.path(), "alloc", "");
+    let text = common::text(&o);
+    assert_eq!(o.status.code(), Some(0), "{text}");
+    let s = scenario(&r);
+    let max = s["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["key"] == "max_batch")
+        .and_then(|m| m["samples"][0].as_f64())
+        .unwrap_or_else(|| panic!("max_batch in {s:#}"));
+    // 512 MiB less the interpreter's own data: a few hundred 1 MiB items.
+    assert!((250.0..=512.0).contains(&max), "max_batch {max}");
+    let c = &s["checks"][0];
+    assert_eq!(c["passed"], true, "{c:#}");
+    let e = c["evidence"].as_str().unwrap();
+    assert!(e.contains("MemoryError"), "{e}");
+    println!("max_batch = {max}: {e}");
+}
+
+fn another_failure_stops_the_search_with_the_programs_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let (o, r) = run(dir.path(), "crash", "");
+    assert_eq!(o.status.code(), Some(1), "{}", common::text(&o));
+    let outcome = scenario(&r)["outcome"].to_string();
+    assert!(
+        outcome.contains("stopped at batch=8") && outcome.contains("not for lack of memory"),
+        "{outcome}"
+    );
+    assert!(outcome.contains("shapes do not match"), "{outcome}");
+}
+
+fn a_hang_is_a_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let (o, r) = run(dir.path(), "hang", "timeout = \"2s\"");
+    assert_eq!(o.status.code(), Some(1), "{}", common::text(&o));
+    let outcome = scenario(&r)["outcome"].to_string();
+    assert!(
+        outcome.contains("stopped at batch=8") && outcome.contains("timed out after"),
+        "{outcome}"
+    );
+}
+
+trials! {
+    one_mib_an_item_under_512_mib: needs::PYTHON;
+    another_failure_stops_the_search_with_the_programs_words: needs::PYTHON;
+    a_hang_is_a_timeout: needs::PYTHON;
+}
