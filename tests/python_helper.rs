@@ -1,6 +1,7 @@
 //! The Python helper `neon_perf` (python/neon_perf) with the real binary: a
 //! `command` scenario whose Python program calls `neon_perf.emit(...)` gets
-//! its metrics, values and units through `neon-perf run`; bad arguments are
+//! its metrics, values and units through `neon-perf run`, with nothing
+//! installed (neon-perf puts the helper on the child's `PYTHONPATH`); bad arguments are
 //! refused in Python before anything is printed.
 
 mod common;
@@ -55,8 +56,9 @@ fn metrics_emitted_by_the_python_helper_reach_the_results() {
         .arg(tmp.path().join("baselines"))
         .arg("--json")
         .arg(&json)
-        .env("PYTHONPATH", python_source())
-        // No __pycache__ in the source tree.
+        // Nothing installed: neon-perf puts its built-in copy of the
+        // helper on the child's PYTHONPATH.
+        .env_remove("PYTHONPATH")
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .env_remove("GITHUB_STEP_SUMMARY")
         .env_remove("GITHUB_ACTIONS")

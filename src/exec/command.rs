@@ -8,13 +8,16 @@
 pub mod child;
 mod leak;
 pub mod max_batch;
+pub mod python;
 mod sweep;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::exec::sampler::run_adaptive;
-use crate::exec::{Availability, ExecError, ExecEvent, ExecOutput, Executes, Executor, RunCtx};
+use crate::exec::{
+    Availability, ExecEnv, ExecError, ExecEvent, ExecOutput, Executes, Executor, RunCtx,
+};
 use crate::metric::{Direction, MetricKey, MetricSeries, Unit, default_estimator};
 use crate::plan::command::placeholders;
 use crate::plan::{CommandSpec, KindSpec, ParamPoint, ScenarioPlan, point_labels};
@@ -52,7 +55,7 @@ impl Executor for CommandExecutor {
                 total,
                 label,
             });
-            let inv = Invocation::build(spec, plan, point, ctx.env.neon_perf_bin.as_path())?;
+            let inv = Invocation::build(spec, plan, point, ctx.env)?;
             let (metrics, checks) = measure_point(&inv, spec, plan, point, ctx)?;
             out.metrics.extend(metrics);
             out.checks.extend(checks);
@@ -87,8 +90,9 @@ impl Invocation {
         spec: &CommandSpec,
         plan: &ScenarioPlan,
         point: &ParamPoint,
-        neon_perf_bin: &Path,
+        env: &ExecEnv,
     ) -> Result<Invocation, ExecError> {
+        let neon_perf_bin = env.neon_perf_bin.as_path();
         let mut vars: BTreeMap<String, String> = point_labels(point);
         // Absolute: the child runs in the suite's folder (or `cwd`), where a
         // relative `suites/…` would point one level too deep.
@@ -107,18 +111,21 @@ impl Invocation {
         if spec.shell {
             argv = vec!["sh".into(), "-c".into(), argv.join(" ")];
         }
-        let env = spec
+        let mut child_env: BTreeMap<String, String> = spec
             .env
             .iter()
             .map(|(k, v)| Ok((k.clone(), subst(v)?)))
             .collect::<Result<_, ExecError>>()?;
+        let helper = python::helper_dir(&env.cache_dir).map_err(ExecError::Failed)?;
+        let path = python::pythonpath(&helper, child_env.get("PYTHONPATH").map(String::as_str));
+        child_env.insert("PYTHONPATH".into(), path);
         let cwd = match &spec.cwd {
             Some(c) => suite_dir.join(c),
             None => suite_dir,
         };
         Ok(Invocation {
             argv,
-            env,
+            env: child_env,
             cwd,
             mem_limit: None,
         })

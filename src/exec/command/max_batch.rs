@@ -40,7 +40,7 @@ pub fn search(
     let limit = m.limit_bytes();
     let pids = ctx.child_pids.clone();
     let timeout = ctx.settings.timeout;
-    let bin = ctx.env.neon_perf_bin.clone();
+    let env = ctx.env.clone();
     let mut probes = 0usize;
     let mut first_refusal: Option<(usize, String)> = None;
     let started = Instant::now();
@@ -55,7 +55,7 @@ pub fn search(
         point.insert(m.param.clone(), ParamValue::Int(b as i64));
         let inv = Invocation {
             mem_limit: Some(limit),
-            ..Invocation::build(spec, plan, &point, &bin)?
+            ..Invocation::build(spec, plan, &point, &env)?
         };
         let register = |pid| {
             if let Ok(mut p) = pids.lock() {
