@@ -356,7 +356,15 @@ mod tests {
     fn spec_fields_are_probed() {
         assert_eq!(
             spec_fields::<crate::plan::CommandSpec>(),
-            ["command", "shell", "env", "cwd", "primary", "sweep"]
+            [
+                "command",
+                "shell",
+                "env",
+                "cwd",
+                "primary",
+                "sweep",
+                "find_max_batch"
+            ]
         );
         assert!(spec_fields::<crate::plan::OomStressSpec>().contains(&"memory_fraction"));
     }
