@@ -50,6 +50,28 @@ pub const PYTHON: Need = Need {
     probe: python_missing,
 };
 
+/// ONNX Runtime, onnx and numpy in target/onnx-venv (`scripts/onnx-setup.sh`).
+pub const ONNX: Need = Need {
+    require: Some("NEON_PERF_REQUIRE_ONNX"),
+    probe: onnx_missing,
+};
+
+fn onnx_missing() -> Option<String> {
+    let python = root().join("target/onnx-venv/bin/python");
+    if !python.is_file() {
+        return Some(
+            "ONNX Runtime not installed (target/onnx-venv missing): run `bash scripts/onnx-setup.sh`"
+                .into(),
+        );
+    }
+    runs(
+        python.to_str().unwrap_or("python"),
+        &["-c", "import onnxruntime, onnx, numpy"],
+    )
+    .err()
+    .map(|e| format!("target/onnx-venv cannot import onnxruntime, onnx and numpy ({e}): run `bash scripts/onnx-setup.sh`"))
+}
+
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }

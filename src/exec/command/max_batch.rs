@@ -138,13 +138,21 @@ fn report(
 }
 
 /// The line of a failure's text that says it ran out of memory, else its
-/// first line.
-fn first_line_of_oom(text: &str) -> &str {
-    text.lines()
+/// first line: without terminal colours, at most 300 characters.
+fn first_line_of_oom(text: &str) -> String {
+    let line = text
+        .lines()
         .find(|l| is_oom(l, None))
         .or_else(|| text.lines().next())
-        .unwrap_or("")
-        .trim()
+        .unwrap_or("");
+    let plain = Regex::new("\x1b\\[[0-9;]*m")
+        .map(|r| r.replace_all(line, "").into_owned())
+        .unwrap_or_else(|_| line.to_string());
+    let plain = plain.trim();
+    match plain.char_indices().nth(300) {
+        Some((i, _)) => format!("{}…", &plain[..i]),
+        None => plain.to_string(),
+    }
 }
 
 #[cfg(test)]

@@ -12,13 +12,15 @@ use crate::units::parse_size;
 pub const DEFAULT_MAX: u32 = 65536;
 
 /// Output that marks a failed run as out of memory (matched without case):
-/// CUDA, PyTorch, Python, C++ and Rust's own words.
-pub const OOM_WORDS: [&str; 6] = [
+/// CUDA, PyTorch, Python (numpy's `_ArrayMemoryError` too), C++, ONNX
+/// Runtime and Rust's own words.
+pub const OOM_WORDS: [&str; 7] = [
     "cuda out of memory",
     "cuda_error_out_of_memory",
     "memoryerror",
     "std::bad_alloc",
     "out of memory",
+    "failed to allocate memory",
     "memory allocation of",
 ];
 
