@@ -182,7 +182,122 @@ fn the_python_version_is_the_crate_version() {
     assert!(init.contains(&want), "python/neon_perf/__init__.py: {want}");
 }
 
+const TIMED: &str = r#"
+import neon_perf
+neon_perf.time(lambda: sum(range(20000)), name="step", warmup=1, iterations=5)
+with neon_perf.phase("load"):
+    data = bytearray(16 << 20)
+    data[::4096] = b"x" * len(data[::4096])
+neon_perf.check("inputs validated", True, "3 of 3 bad requests refused", "error-handling")
+"#;
+
+/// `neon_perf.time`, `neon_perf.phase` and `neon_perf.check` through
+/// `neon-perf run`: the timed calls, the phase's time and memory, and the
+/// printed check with its checklist item.
+fn the_timer_phases_and_checks_reach_the_results() {
+    let tmp = tempfile::tempdir().unwrap();
+    let suites = tmp.path().join("suites");
+    std::fs::create_dir_all(&suites).unwrap();
+    std::fs::write(suites.join("bench.py"), TIMED).unwrap();
+    std::fs::write(
+        suites.join("helper.toml"),
+        SUITE.replace("primary = \"latency\"", "primary = \"step\""),
+    )
+    .unwrap();
+    let json = tmp.path().join("r.json");
+    let o = Command::new(env!("CARGO_BIN_EXE_neon-perf"))
+        .arg("run")
+        .arg(&suites)
+        .arg("--baselines")
+        .arg(tmp.path().join("baselines"))
+        .arg("--json")
+        .arg(&json)
+        .env_remove("PYTHONPATH")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .current_dir(tmp.path())
+        .output()
+        .expect("neon-perf runs");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let s = &r["scenarios"][0];
+    let metric = |key: &str| {
+        s["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["key"] == key)
+            .unwrap_or_else(|| panic!("metric {key} in {s:#}"))
+            .clone()
+    };
+    let step = metric("step");
+    let runs = metric("wall_time")["samples"].as_array().unwrap().len();
+    assert_eq!(
+        step["samples"].as_array().unwrap().len(),
+        5 * runs,
+        "{step:#}"
+    );
+    assert_eq!(step["unit"], "seconds");
+    assert!(
+        metric("phase_time{phase=load}")["samples"][0]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+    let heap = metric("python_heap_peak{phase=load}")["samples"][0]
+        .as_f64()
+        .unwrap();
+    assert!(heap >= (16 << 20) as f64, "heap peak {heap}");
+    let rss_peak = metric("rss_peak{phase=load}")["samples"][0]
+        .as_f64()
+        .unwrap();
+    assert!(rss_peak >= (16 << 20) as f64, "rss peak {rss_peak}");
+    let c = s["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "inputs validated")
+        .unwrap_or_else(|| panic!("printed check in {s:#}"));
+    assert_eq!(c["passed"], true);
+    assert_eq!(c["item"], "error-handling");
+    assert_eq!(c["evidence"], "3 of 3 bad requests refused");
+}
+
+/// The synchronization check's rule on its own (the CUDA path needs PyTorch
+/// on a GPU): a call that returns in under half its CUDA-event time fails.
+fn the_sync_check_fails_a_call_that_returns_early() {
+    let o = Command::new("python3")
+        .args([
+            "-c",
+            "import neon_perf\n\
+             neon_perf._sync_check('step', 0.00005, 0.004)\n\
+             neon_perf._sync_check('step', 0.0041, 0.004)\n",
+        ])
+        .env("PYTHONPATH", python_source())
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert_eq!(lines[0]["check"], "unsynchronized timing: step");
+    assert_eq!(lines[0]["passed"], false, "{out}");
+    assert_eq!(lines[0]["item"], "cuda-sync");
+    assert!(
+        lines[0]["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("asynchronous")
+    );
+    assert_eq!(lines[1]["passed"], true, "{out}");
+}
+
 trials! {
+    the_timer_phases_and_checks_reach_the_results: needs::PYTHON;
+    the_sync_check_fails_a_call_that_returns_early: needs::PYTHON;
     metrics_emitted_by_the_python_helper_reach_the_results: needs::PYTHON;
     bad_arguments_raise_before_anything_is_printed: needs::PYTHON;
     the_python_version_is_the_crate_version;

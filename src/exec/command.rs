@@ -233,6 +233,7 @@ fn measure_point(
     };
     let mut first_sample = probe_is_sample.then_some(probe);
     let mut leaks = leak::LeakRuns::default();
+    let mut printed_checks: Vec<Check> = Vec::new();
     run_adaptive(
         &settings,
         estimator,
@@ -288,14 +289,33 @@ fn measure_point(
                 col.push(&m.metric, unit, direction, v);
             }
             leaks.record(this_run);
+            keep_checks(&mut printed_checks, run.checks);
             Ok(primary_values)
         },
         |count| ctx.event(ExecEvent::Sample { count }),
     )?;
-    let (growth, checks) = leaks.finish(plan, &col.labels);
+    let (growth, mut checks) = leaks.finish(plan, &col.labels);
     let mut metrics: Vec<MetricSeries> = col.series.into_values().collect();
     metrics.extend(growth);
+    checks.extend(printed_checks.into_iter().map(|mut c| {
+        if !col.labels.is_empty() {
+            c.name = format!("{} ({})", c.name, point_label_text(point));
+        }
+        c
+    }));
     Ok((metrics, checks))
+}
+
+/// The checks a run printed, over the point's measured runs: one per name,
+/// a failure kept over a later pass (it happened), else the latest.
+fn keep_checks(kept: &mut Vec<Check>, run: Vec<Check>) {
+    for c in run {
+        match kept.iter_mut().find(|k| k.name == c.name) {
+            Some(k) if k.passed || !c.passed => *k = c,
+            Some(_) => {}
+            None => kept.push(c),
+        }
+    }
 }
 
 #[cfg(test)]

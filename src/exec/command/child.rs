@@ -12,7 +12,8 @@ use serde::Deserialize;
 
 use super::Invocation;
 use crate::exec::ExecError;
-use crate::metric::Direction;
+use crate::metric::{ChecklistItem, Direction};
+use crate::result::Check;
 
 /// How much of stderr is kept for error messages.
 const STDERR_TAIL_LINES: usize = 20;
@@ -50,6 +51,42 @@ pub struct ChildRun {
     /// Peak resident set size, bytes.
     pub peak_rss: u64,
     pub metrics: Vec<ProgramMetric>,
+    /// Checks it printed (`{"check": …, "passed": …}` lines).
+    pub checks: Vec<Check>,
+}
+
+/// A check line the program printed, as the helper's `neon_perf.check` writes it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProgramCheck {
+    check: String,
+    passed: bool,
+    #[serde(default)]
+    evidence: String,
+    #[serde(default)]
+    item: Option<String>,
+}
+
+/// Parses one stdout line as a check: `Ok(None)` for lines that are not
+/// check objects; an error for one that names a check and is broken.
+pub fn parse_check_line(line: &str) -> Result<Option<Check>, String> {
+    let t = line.trim();
+    if !t.starts_with('{') || !t.contains("\"check\"") {
+        return Ok(None);
+    }
+    let c: ProgramCheck =
+        serde_json::from_str(t).map_err(|e| format!("bad check line `{t}`: {e}"))?;
+    let item = match c.item.as_deref() {
+        None => None,
+        Some(id) => Some(ChecklistItem::from_id(id).ok_or_else(|| {
+            let ids = ChecklistItem::ALL.map(|i| i.id()).join(", ");
+            format!("bad check line `{t}`: unknown checklist item `{id}` (one of: {ids})")
+        })?),
+    };
+    if c.check.trim().is_empty() {
+        return Err(format!("bad check line `{t}`: the check has no name"));
+    }
+    Ok(Some(Check::new(c.check.trim(), c.passed, c.evidence, item)))
 }
 
 /// The metrics every `command` run reports from the OS; a program may not
@@ -150,18 +187,22 @@ pub fn run_child(
     let stderr = child.stderr.take().expect("piped stderr");
     let out_reader = thread::spawn(move || {
         let mut metrics = Vec::new();
+        let mut checks = Vec::new();
         let mut first_error = None;
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
-            match parse_metric_line(&line) {
-                Ok(Some(m)) => metrics.push(m),
-                Ok(None) => {}
-                Err(e) => {
-                    first_error.get_or_insert(e);
+            let parsed = parse_metric_line(&line).and_then(|m| match m {
+                Some(m) => {
+                    metrics.push(m);
+                    Ok(())
                 }
+                None => parse_check_line(&line).map(|c| checks.extend(c)),
+            });
+            if let Err(e) = parsed {
+                first_error.get_or_insert(e);
             }
         }
-        (metrics, first_error)
+        (metrics, checks, first_error)
     });
     let err_reader = thread::spawn(move || {
         let mut buf = Vec::new();
@@ -189,7 +230,7 @@ pub fn run_child(
     // Grandchildren may still hold the pipes open: make sure the group is gone.
     // SAFETY: as above; ESRCH when the group is already empty is fine.
     unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
-    let (metrics, metric_error) = out_reader.join().unwrap_or_default();
+    let (metrics, checks, metric_error) = out_reader.join().unwrap_or_default();
     let stderr_tail = err_reader.join().unwrap_or_default();
     drop(child);
 
@@ -216,6 +257,7 @@ pub fn run_child(
         cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
         peak_rss: (usage.ru_maxrss as u64) * 1024,
         metrics,
+        checks,
     })
 }
 
@@ -275,6 +317,21 @@ mod tests {
         assert_eq!(m.metric, "latency");
         assert_eq!(m.value, 12.5);
         assert_eq!(m.unit.as_deref(), Some("ms"));
+        let c = parse_check_line(
+            r#"{"check": "unsynchronized timing: step", "passed": false, "evidence": "early", "item": "cuda-sync"}"#,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(
+            !c.passed && c.item == Some(ChecklistItem::CudaSync),
+            "{c:?}"
+        );
+        assert_eq!(
+            parse_check_line(r#"{"metric": "x", "value": 1}"#).unwrap(),
+            None
+        );
+        assert!(parse_check_line(r#"{"check": "x", "passed": true, "item": "gpu"}"#).is_err());
+        assert!(parse_check_line(r#"{"check": "x", "passed": "yes"}"#).is_err());
         assert_eq!(parse_metric_line("hello").unwrap(), None);
         assert_eq!(parse_metric_line(r#"{"other": 1}"#).unwrap(), None);
         let d = parse_metric_line(r#"{"metric": "tput", "value": 3, "direction": "higher"}"#)
