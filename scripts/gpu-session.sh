@@ -38,6 +38,21 @@ if [ -x .gpu/neon-perf-cuda ] && [ -f scripts/gpu-models.sh ]; then
     tail -n 60 "$OUT/models.log"
 fi
 
+# 4. The team's own model (issue #20): the PyTorch example through the CLI —
+#    the helper's CUDA-event timing, synchronization check and per-phase CUDA
+#    memory, a command sweep and find_max_batch under RLIMIT_DATA with CUDA
+#    loaded. Never run on a GPU before this script.
+if python3 -c "import torch" 2>/dev/null; then
+    NEON_PERF_CACHE="$OUT/cache" timeout 300 "$NEON_PERF_BIN" run examples/pytorch/pytorch.toml \
+        --baselines "$OUT/pytorch-baselines" --json "$OUT/pytorch.json" > "$OUT/pytorch.log" 2>&1
+    note "pytorch example: exit $?"
+    grep -E 'NO-BASELINE|FAILED|IGNORED|check .* failed|Summary' "$OUT/pytorch.log" | head -n 20
+else
+    note "pytorch example: skipped, python3 cannot import torch"
+fi
+# Profilers for issue #22: which are installed.
+note "profilers: nsys=$(command -v nsys || echo absent) ncu=$(command -v ncu || echo absent)"
+
 (cd "$OUT" && tar czf all.tgz --exclude=all.tgz . 2>/dev/null)
 note "done in $(( $(date +%s) - start ))s"
 echo "================ summary ================"

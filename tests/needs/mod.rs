@@ -72,6 +72,18 @@ fn onnx_missing() -> Option<String> {
     .map(|e| format!("target/onnx-venv cannot import onnxruntime, onnx and numpy ({e}): run `bash scripts/onnx-setup.sh`"))
 }
 
+/// `python3` that can import PyTorch (the GPU machines have it).
+pub const TORCH: Need = Need {
+    require: Some("NEON_PERF_REQUIRE_TORCH"),
+    probe: torch_missing,
+};
+
+fn torch_missing() -> Option<String> {
+    runs("python3", &["-c", "import torch"])
+        .err()
+        .map(|_| "PyTorch not importable by python3 (it is on the GPU machines)".into())
+}
+
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }

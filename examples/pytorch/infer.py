@@ -1,0 +1,54 @@
+#!/usr/bin/env python3
+"""A team's PyTorch inference script, as neon-perf gates it.
+
+An MLP (1024 -> 4096 -> 1024, GELU) with seeded weights (nothing is
+downloaded), in eval mode under ``torch.inference_mode()``, on CUDA when
+there is a GPU, else on the CPU. It reports with the ``neon_perf`` helper,
+which neon-perf puts on the script's PYTHONPATH:
+
+- ``latency`` per batch, timed by ``neon_perf.time`` (CUDA events and a
+  synchronization check on a GPU);
+- ``throughput`` in samples/s;
+- each phase's time and memory with ``neon_perf.phase`` (``load``: the
+  weights to the device; ``infer``: the timed batches), allocated and
+  reserved, current and peak, on CUDA.
+
+    python3 infer.py --batch 8 --iterations 20
+    python3 infer.py --batch 8 --iterations 1 --seq 128    # find_max_batch probes
+"""
+import argparse
+
+import torch
+
+import neon_perf
+
+D_IN, HIDDEN, D_OUT = 1024, 4096, 1024
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--batch", type=int, required=True)
+    p.add_argument("--seq", type=int, default=1, help="tokens per item")
+    p.add_argument("--iterations", type=int, default=20)
+    p.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], default="float32")
+    args = p.parse_args()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = getattr(torch, args.dtype)
+    torch.manual_seed(7)
+    if device.type == "cuda":
+        torch.cuda.init()
+    with neon_perf.phase("load"):
+        model = torch.nn.Sequential(
+            torch.nn.Linear(D_IN, HIDDEN),
+            torch.nn.GELU(),
+            torch.nn.Linear(HIDDEN, D_OUT),
+        ).to(device=device, dtype=dtype).eval()
+    x = torch.randn(args.batch, args.seq, D_IN, device=device, dtype=dtype)
+    with torch.inference_mode(), neon_perf.phase("infer"):
+        times = neon_perf.time(model, x, name="latency", warmup=3, iterations=args.iterations)
+    median = sorted(times)[len(times) // 2]
+    neon_perf.emit("throughput", args.batch / median, "samples/s")
+
+
+if __name__ == "__main__":
+    main()
