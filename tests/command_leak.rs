@@ -7,7 +7,6 @@ mod common;
 mod needs;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::Value;
 
@@ -44,19 +43,7 @@ metric.rss = {rule}
         ),
     )
     .unwrap();
-    let json = dir.join("r.json");
-    let o = Command::new(env!("CARGO_BIN_EXE_neon-perf"))
-        .arg("run")
-        .arg(&suite)
-        .arg("--baselines")
-        .arg(dir.join("baselines"))
-        .arg("--json")
-        .arg(&json)
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env_remove("GITHUB_STEP_SUMMARY")
-        .output()
-        .unwrap();
-    let r: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let (o, r) = common::run_json(&suite, dir, &[]);
     let check = r["scenarios"][0]["checks"]
         .as_array()
         .unwrap()

@@ -7,7 +7,7 @@ mod common;
 mod needs;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
 
@@ -35,20 +35,7 @@ find_max_batch = {{ param = "batch", memory_limit = "512MiB", max = 4096 }}
         ),
     )
     .unwrap();
-    let json = dir.join("r.json");
-    let o = Command::new(env!("CARGO_BIN_EXE_neon-perf"))
-        .arg("run")
-        .arg(&suite)
-        .arg("--baselines")
-        .arg(dir.join("baselines"))
-        .arg("--json")
-        .arg(&json)
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env_remove("GITHUB_STEP_SUMMARY")
-        .output()
-        .unwrap();
-    let r = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
-    (o, r)
+    common::run_json(&suite, dir, &[])
 }
 
 fn scenario(r: &Value) -> &Value {

@@ -93,6 +93,17 @@ impl KindRules for CommandSpec {
     }
 }
 
+impl CommandSpec {
+    /// Whether `{param}` appears in `command` or an `env` value, so its
+    /// value reaches the program.
+    pub fn passes(&self, param: &str) -> bool {
+        self.command
+            .iter()
+            .chain(self.env.values())
+            .any(|s| placeholders(s).iter().any(|(_, n)| *n == param))
+    }
+}
+
 /// The first placeholder in `strings` that is not in `known`.
 pub fn first_unknown_placeholder<'a>(
     strings: impl IntoIterator<Item = &'a String>,

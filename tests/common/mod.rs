@@ -39,6 +39,30 @@ pub fn run_counted(cmd: &str, suite: &Path, dir: &Path, env: &[(&str, String)]) 
     (o, runs)
 }
 
+/// Runs `neon-perf run SUITE --baselines DIR/baselines --json DIR/r.json`
+/// with `env` set (and PYTHONPATH, GITHUB_STEP_SUMMARY removed); returns the
+/// output and the results file (`Null` when none was written).
+pub fn run_json(suite: &Path, dir: &Path, env: &[(&str, &str)]) -> (Output, serde_json::Value) {
+    let json = dir.join("r.json");
+    let o = Command::new(env!("CARGO_BIN_EXE_neon-perf"))
+        .arg("run")
+        .arg(suite)
+        .arg("--baselines")
+        .arg(dir.join("baselines"))
+        .arg("--json")
+        .arg(&json)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env_remove("PYTHONPATH")
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .envs(env.iter().copied())
+        .output()
+        .expect("neon-perf runs");
+    let r = std::fs::read(&json)
+        .map(|b| serde_json::from_slice(&b).expect("results JSON"))
+        .unwrap_or(serde_json::Value::Null);
+    (o, r)
+}
+
 /// The verdict of metric `key` of the first scenario in DIR/r.json.
 pub fn verdict(dir: &Path, key: &str) -> serde_json::Value {
     let v: serde_json::Value =

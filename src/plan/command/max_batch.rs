@@ -5,7 +5,7 @@
 use serde::Deserialize;
 
 use super::super::kinds::{At, CheckCtx, SpecError};
-use super::{CommandSpec, placeholders};
+use super::CommandSpec;
 use crate::units::parse_size;
 
 /// Default upper end of the search.
@@ -74,12 +74,7 @@ pub(super) fn check(
             "remove `params`; `{{{param}}}` in `command` receives each probed value"
         ))));
     }
-    let used = spec
-        .command
-        .iter()
-        .chain(spec.env.values())
-        .any(|s| placeholders(s).iter().any(|(_, n)| *n == param));
-    if !used {
+    if !spec.passes(param) {
         return Err(err(format!(
             "`find_max_batch.param` `{param}` does not reach the program: no `{{{param}}}` in `command` or `env`"
         )));

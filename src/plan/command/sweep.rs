@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::super::ParamValue;
 use super::super::hint::did_you_mean;
 use super::super::kinds::{At, CheckCtx, SpecError};
-use super::{CommandSpec, placeholders};
+use super::CommandSpec;
 use crate::units::HumanDuration;
 
 /// The keys of `sweep`.
@@ -89,12 +89,7 @@ pub(super) fn check(
             None => {}
         }
     }
-    let used = spec
-        .command
-        .iter()
-        .chain(spec.env.values())
-        .any(|s| placeholders(s).iter().any(|(_, n)| *n == param));
-    if !used {
+    if !spec.passes(param) {
         return Err(err(format!(
             "`sweep.param` `{param}` does not reach the program: no `{{{param}}}` in `command` or `env`, so every batch would run the same"
         )));
