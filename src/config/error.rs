@@ -205,19 +205,23 @@ impl Diag {
 }
 
 /// Byte offsets → 1-based line and character column.
-struct Source<'a> {
+/// A suite file's text with its line starts, so that an offset's line and
+/// column cost a binary search, not a count from the start (suite loading
+/// stays linear in the file's size).
+pub(crate) struct Source<'a> {
     text: &'a str,
     line_starts: Vec<usize>,
 }
 
 impl<'a> Source<'a> {
-    fn new(text: &'a str) -> Self {
+    pub(crate) fn new(text: &'a str) -> Self {
         let mut line_starts = vec![0];
         line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
         Source { text, line_starts }
     }
 
-    fn position(&self, offset: usize) -> (usize, usize) {
+    /// 1-based line and column (in characters) of a byte offset.
+    pub(crate) fn position(&self, offset: usize) -> (usize, usize) {
         let offset = offset.min(self.text.len());
         let line = self.line_starts.partition_point(|&s| s <= offset);
         let start = self.line_starts[line - 1];

@@ -163,8 +163,10 @@ fn parse_inner(path: &Path, text: &str, diags: &mut Vec<Diag>) -> Option<Suite> 
         }
         return None;
     }
+    let lines = error::Source::new(text);
     let ctx = Ctx {
         text,
+        lines: &lines,
         path,
         suite: &name,
         defaults: &defaults,
@@ -354,7 +356,7 @@ fn read_scenarios(
     for (header, t) in scenarios {
         if let Ok((n, span)) = scenario::name(t, &header) {
             if let Some(first) = seen.get(n) {
-                let line = ctx.text[..first.start].matches('\n').count() + 1;
+                let (line, _) = ctx.lines.position(first.start);
                 diags.push(
                     Diag::new(
                         span.clone(),

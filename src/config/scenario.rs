@@ -27,6 +27,8 @@ const MAX_POINTS: usize = 100_000;
 /// What a scenario needs from the suite around it.
 pub(crate) struct Ctx<'a> {
     pub text: &'a str,
+    /// `text`'s line starts, for locations.
+    pub lines: &'a super::error::Source<'a>,
     pub path: &'a Path,
     pub suite: &'a str,
     pub defaults: &'a Layer,
@@ -37,10 +39,6 @@ pub(crate) fn is_slug(s: &str) -> bool {
     !s.is_empty()
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-}
-
-fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].matches('\n').count() + 1
 }
 
 /// Reads the scenario's `name`, checking it is a slug.
@@ -192,12 +190,11 @@ fn common_keys<'de>(t: &DeTable<'de>, diags: &mut Vec<Diag>) -> Common<'de> {
 
 /// The scenario header's file:line:column (the column in characters).
 fn location(ctx: &Ctx<'_>, header: &Range<usize>) -> SourceLocation {
-    let line = line_of(ctx.text, header.start);
-    let start = ctx.text[..header.start].rfind('\n').map_or(0, |i| i + 1);
+    let (line, column) = ctx.lines.position(header.start);
     SourceLocation {
         file: ctx.path.to_path_buf(),
         line,
-        column: ctx.text[start..header.start].chars().count() + 1,
+        column,
     }
 }
 

@@ -17,6 +17,11 @@ use crate::result::Check;
 
 /// How much of stderr is kept for error messages.
 const STDERR_TAIL_LINES: usize = 20;
+/// The most bytes of stderr kept while it is drained: whatever the program
+/// prints, only this tail is held in memory.
+const STDERR_TAIL_BYTES: usize = 64 * 1024;
+/// The longest stdout line parsed; a longer one is drained and ignored.
+const MAX_LINE: usize = 1 << 20;
 
 /// A metric line the program printed.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -189,14 +194,21 @@ pub fn run_child(
         let mut metrics = Vec::new();
         let mut checks = Vec::new();
         let mut first_error = None;
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            let parsed = parse_metric_line(&line).and_then(|m| match m {
+        // Bytes, not text: a line that is not valid UTF-8 is one more line
+        // that is not a metric, and reading goes on to the end (stopping
+        // would drop later metrics and leave the program writing into a
+        // closed pipe).
+        let mut lines = ByteLines::new(stdout);
+        while let Some(bytes) = lines.next_line() {
+            let Ok(line) = std::str::from_utf8(bytes) else {
+                continue;
+            };
+            let parsed = parse_metric_line(line).and_then(|m| match m {
                 Some(m) => {
                     metrics.push(m);
                     Ok(())
                 }
-                None => parse_check_line(&line).map(|c| checks.extend(c)),
+                None => parse_check_line(line).map(|c| checks.extend(c)),
             });
             if let Err(e) = parsed {
                 first_error.get_or_insert(e);
@@ -205,9 +217,8 @@ pub fn run_child(
         (metrics, checks, first_error)
     });
     let err_reader = thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = BufReader::new(stderr).read_to_end(&mut buf);
-        tail_lines(&String::from_utf8_lossy(&buf), STDERR_TAIL_LINES)
+        let tail = drain_tail(stderr, STDERR_TAIL_BYTES);
+        tail_lines(&String::from_utf8_lossy(&tail), STDERR_TAIL_LINES)
     });
 
     // The watchdog kills the whole process group if the child outlives the timeout.
@@ -266,6 +277,80 @@ fn stderr_section(tail: &str) -> String {
         String::new()
     } else {
         format!("\n--- last lines of its stderr ---\n{tail}")
+    }
+}
+
+/// Reads `r` to the end, keeping only its last `keep` bytes.
+fn drain_tail(mut r: impl Read, keep: usize) -> Vec<u8> {
+    let mut tail: std::collections::VecDeque<u8> = std::collections::VecDeque::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                tail.extend(&buf[..n]);
+                let over = tail.len().saturating_sub(keep);
+                tail.drain(..over);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    tail.into()
+}
+
+/// Lines of bytes from a reader, read to the end: a line longer than
+/// [`MAX_LINE`] is skipped whole (never held), invalid UTF-8 is the
+/// caller's to judge.
+struct ByteLines<R> {
+    r: BufReader<R>,
+    line: Vec<u8>,
+}
+
+impl<R: Read> ByteLines<R> {
+    fn new(r: R) -> Self {
+        ByteLines {
+            r: BufReader::new(r),
+            line: Vec::new(),
+        }
+    }
+
+    fn next_line(&mut self) -> Option<&[u8]> {
+        loop {
+            self.line.clear();
+            let mut too_long = false;
+            loop {
+                let buf = match self.r.fill_buf() {
+                    Ok(b) => b,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(_) => return None,
+                };
+                if buf.is_empty() {
+                    if self.line.is_empty() && !too_long {
+                        return None;
+                    }
+                    break;
+                }
+                let (chunk, done) = match buf.iter().position(|&b| b == b'\n') {
+                    Some(i) => (&buf[..i], Some(i + 1)),
+                    None => (buf, None),
+                };
+                if !too_long && self.line.len() + chunk.len() <= MAX_LINE {
+                    self.line.extend_from_slice(chunk);
+                } else {
+                    too_long = true;
+                    self.line.clear();
+                }
+                let used = done.unwrap_or(buf.len());
+                self.r.consume(used);
+                if done.is_some() {
+                    break;
+                }
+            }
+            if !too_long {
+                return Some(&self.line);
+            }
+        }
     }
 }
 
@@ -383,6 +468,61 @@ mod tests {
         assert_eq!(run.metrics[0].value, 2.0);
         assert!(run.peak_rss > 0);
         assert!(run.wall > Duration::ZERO);
+    }
+
+    /// #21 finding 4: a line that is not UTF-8, and a line longer than
+    /// any metric line, are ignored; the metric lines after them count.
+    #[test]
+    fn bytes_that_are_not_text_do_not_stop_the_reading() {
+        let run = run_child(
+            &inv(&[
+                "sh",
+                "-c",
+                "printf '\\377\\376 not text\\n'; \
+                 head -c 3000000 /dev/zero | tr '\\0' x; echo; \
+                 seq 1 20000; \
+                 echo '{\"metric\":\"lat\",\"value\":2,\"unit\":\"ms\"}'",
+            ]),
+            Duration::from_secs(30),
+            |_| {},
+        )
+        .unwrap();
+        assert_eq!(run.metrics.len(), 1, "{:?}", run.metrics);
+        assert_eq!(run.metrics[0].metric, "lat");
+    }
+
+    /// #21 finding 6: stderr is drained to the end but only its tail is
+    /// kept, whatever the program prints.
+    #[test]
+    fn a_flood_of_stderr_keeps_only_a_tail() {
+        let e = run_child(
+            &inv(&[
+                "sh",
+                "-c",
+                "head -c 50000000 /dev/zero | tr '\\0' e >&2; echo; echo the last line >&2; exit 3",
+            ]),
+            Duration::from_secs(60),
+            |_| {},
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("the last line"),
+            "{}",
+            &e[e.len().saturating_sub(200)..]
+        );
+        assert!(
+            e.len() < 2 * STDERR_TAIL_BYTES,
+            "{} bytes of error",
+            e.len()
+        );
+    }
+
+    #[test]
+    fn drain_tail_keeps_the_last_bytes() {
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let tail = drain_tail(&data[..], 1000);
+        assert_eq!(tail, &data[data.len() - 1000..]);
     }
 
     #[test]
