@@ -29,16 +29,27 @@ pub(super) fn flood_check(
         )
     };
     let t = &r.totals;
+    // A rate over an empty window is no measurement (it read "1000000000
+    // msg/s" over "0.00 s").
+    let rate = if t.received_in_window == 0 || r.window.is_zero() {
+        "no reply in the window".to_string()
+    } else {
+        format!("{:.0} msg/s", r.msg_rate())
+    };
     let mut evidence = format!(
-        "{} of {} connections up; {} requests sent, {} replies ({} in the {:.2} s window, {:.0} msg/s); {errors} error(s), at most {max_errors} allowed",
+        "{} of {} connections up; {} requests sent, {} replies ({} in the {:.2} s window, {rate}); {errors} error(s), at most {max_errors} allowed",
         r.connected,
         r.connections,
         t.sent_total,
         t.received_total,
         t.received_in_window,
         r.window.as_secs_f64(),
-        r.msg_rate()
     );
+    // No reply at all is no measurement: never a pass, whatever the errors.
+    let answered = t.received_total > 0;
+    if !answered {
+        evidence.push_str("; no request was answered, so nothing was measured");
+    }
     if errors > 0 {
         let kinds: Vec<String> = t
             .errors
@@ -56,7 +67,7 @@ pub(super) fn flood_check(
     }
     Check::new(
         format!("flood{at}: requests answered"),
-        errors <= max_errors,
+        answered && errors <= max_errors,
         evidence,
         None,
     )
@@ -214,5 +225,41 @@ pub(super) fn metrics(
     if let Some(cpu) = client_cpu {
         let msgs = (t.sent_total + t.received_total).max(1) as f64;
         m.push(single(key("client_cpu_per_msg"), Unit::Seconds, cpu / msgs));
+    }
+}
+
+#[cfg(test)]
+mod no_reply_tests {
+    use super::*;
+    use crate::ws::client::record::Recorder;
+    use std::time::Duration;
+
+    /// #21 finding 3: a flood that got no reply (a server announcing a
+    /// 2^63−1-byte frame left 0 sent, 0 replies, 0 errors) is a failed
+    /// check, and its text shows no rate over an empty window.
+    #[test]
+    fn no_reply_is_never_a_pass() {
+        let r = FloodReport {
+            window: Duration::ZERO,
+            slice: Duration::from_millis(100),
+            connections: 4,
+            connected: 4,
+            ramp_time: Duration::ZERO,
+            totals: Recorder::new(16, 1).into_totals(),
+            spin_back_offs: None,
+        };
+        let c = flood_check(&r, 0, &BTreeMap::new());
+        assert!(!c.passed, "{}", c.evidence);
+        assert!(
+            c.evidence.contains("no request was answered"),
+            "{}",
+            c.evidence
+        );
+        assert!(
+            c.evidence.contains("no reply in the window"),
+            "{}",
+            c.evidence
+        );
+        assert!(!c.evidence.contains("msg/s"), "{}", c.evidence);
     }
 }
