@@ -234,7 +234,7 @@ fn signed(worse: f64, direction: Direction) -> f64 {
 /// some gated metric of `keys` (a gap beyond [`STATE_GAP`]); `false` when
 /// no run tells (no such metric, too few samples). With no baseline to
 /// compare with, the gap is judged against zero: for scenario kinds that
-/// repeat one fixed piece of work (see [`bless_can_tell`]).
+/// repeat one fixed piece of work (`Kind::bless_can_tell`).
 pub fn all_in_slow_state(
     runs: &[&ScenarioResult],
     keys: &[(String, Estimator, Direction)],
@@ -259,12 +259,6 @@ pub fn all_in_slow_state(
         }
     }
     told
-}
-
-/// Whether a bless can tell a slow state from a run's shape alone: the
-/// kind's [`KindRules::BLESS_CAN_TELL`](crate::plan::KindRules::BLESS_CAN_TELL).
-pub fn bless_can_tell(kind: crate::plan::Kind) -> bool {
-    kind.bless_can_tell()
 }
 
 #[cfg(test)]

@@ -65,7 +65,7 @@ pub(super) fn bless_extra_runs(
         .iter()
         .map(|g| (g.key.clone(), g.estimator, g.direction))
         .collect();
-    let can_tell_state = compare::state::bless_can_tell(plan.kind());
+    let can_tell_state = plan.kind().bless_can_tell();
     let reason = |all: &[(ScenarioResult, Vec<MetricVerdict>)]| {
         let recordable: Vec<&ScenarioResult> = all
             .iter()

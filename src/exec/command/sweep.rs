@@ -4,7 +4,7 @@
 
 use crate::exec::sweep::{BatchPoint, Derived, SweepRules};
 use crate::exec::{ExecError, ExecOutput};
-use crate::metric::{ChecklistItem, MetricSeries, Unit};
+use crate::metric::{ChecklistItem, Unit};
 use crate::plan::command::sweep::CommandSweep;
 use crate::plan::{ParamValue, ScenarioPlan, point_labels};
 
@@ -70,9 +70,7 @@ pub fn analyse(
         memory_budget: None,
     };
     let derived = Derived::from_points(&points, &rules);
-    let mut derived_metrics: Vec<MetricSeries> = Vec::new();
-    derived.emit(&mut derived_metrics, &points, &rules, false);
-    out.metrics.extend(derived_metrics);
+    derived.emit(&mut out.metrics, &points, &rules, false);
     let batching = plan.checklist.contains(&ChecklistItem::Batching);
     out.checks
         .extend(derived.checks(&points, &rules, false, batching));
