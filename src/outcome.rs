@@ -106,6 +106,10 @@ pub struct RunReport {
     /// make the bless exit [`EXIT_NOT_RECORDED`].
     #[serde(default)]
     pub not_recorded: Vec<String>,
+    /// Set when a SIGINT or SIGTERM cancelled the run: which signal, and
+    /// which scenarios finished. The exit code is then 128 + the signal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancelled: Option<String>,
 }
 
 /// A bless that recorded nothing for a scenario that ran (and nothing

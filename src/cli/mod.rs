@@ -39,7 +39,8 @@ pub mod exit {
                   in baselines/<hardware-key>/, and passes or fails the performance checklist.\n\n\
                   Exit codes: 0 pass, 1 regression or failure, 2 bad input or setup, \
                   3 inconclusive/invalid only (with --fail-on-inconclusive), \
-                  4 a bless that recorded nothing for a scenario that ran."
+                  4 a bless that recorded nothing for a scenario that ran, \
+                  130/143 cancelled by SIGINT/SIGTERM (programs ended, reports of what finished written)."
 )]
 pub struct Cli {
     #[command(subcommand)]

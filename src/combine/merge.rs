@@ -66,7 +66,15 @@ pub fn merge(files: &[ResultsFile], fail_on_inconclusive: bool) -> Result<RunRep
         hardware_dir: hardware.dirname(),
         hardware_key: hardware,
         checklist: checklist::evaluate(&scenarios),
-        exit_code: exit_code(&statuses, fail_on_inconclusive, !not_recorded.is_empty()),
+        // A cancelled shard leaves the run incomplete: the merge keeps its
+        // exit code (128 + the signal), never a pass.
+        exit_code: files
+            .iter()
+            .find(|f| f.report.cancelled.is_some())
+            .map(|f| f.report.exit_code)
+            .unwrap_or_else(|| {
+                exit_code(&statuses, fail_on_inconclusive, !not_recorded.is_empty())
+            }),
         scenarios,
         blessed: files
             .iter()
@@ -74,6 +82,7 @@ pub fn merge(files: &[ResultsFile], fail_on_inconclusive: bool) -> Result<RunRep
             .collect(),
         partition: None,
         not_recorded,
+        cancelled: distinct(|r| r.cancelled.clone()),
     })
 }
 

@@ -7,6 +7,8 @@ use crate::result::Outcome;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
+    /// A SIGINT or SIGTERM stopped the run before it finished.
+    Cancelled,
     /// A regression or a failed scenario.
     Failed,
     /// Only inconclusive or invalid verdicts, with the policy failing them.
@@ -46,7 +48,15 @@ pub fn headline(r: &RunReport) -> Headline {
     let no_baseline = count(&|s| s == Status::NoBaseline);
     let compared = count(&Status::compared);
     let bless = r.mode == "bless";
-    let (kind, title, note) = if r.exit_code == EXIT_NOT_RECORDED {
+    let (kind, title, note) = if let Some(why) = &r.cancelled {
+        (
+            Kind::Cancelled,
+            "cancelled",
+            Some(format!(
+                "{why}; the results are incomplete and gate nothing"
+            )),
+        )
+    } else if r.exit_code == EXIT_NOT_RECORDED {
         (
             Kind::NotRecorded,
             "nothing recorded",

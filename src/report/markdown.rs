@@ -18,6 +18,7 @@ pub fn markdown(report: &RunReport) -> Vec<u8> {
     let mark = match head.kind {
         Kind::Pass | Kind::Blessed => "✅",
         Kind::Failed | Kind::NotRecorded => "❌",
+        Kind::Cancelled => "⛔",
         Kind::Inconclusive => "⚠️",
         Kind::NothingCompared | Kind::NothingRan => "⚪",
     };

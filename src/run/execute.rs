@@ -60,10 +60,16 @@ pub fn execute(
                     None => Outcome::Ran,
                 };
             }
-            Err(ExecError::Failed(error) | ExecError::TimedOut(error)) => {
-                result.outcome = Outcome::Failed { error }
-            }
+            Err(
+                ExecError::Failed(error) | ExecError::TimedOut(error) | ExecError::Cancelled(error),
+            ) => result.outcome = Outcome::Failed { error },
             Err(ExecError::Unavailable(reason)) => result.outcome = Outcome::Ignored { reason },
+        }
+        let cancelled = crate::process::cancel::reason();
+        if let Some(error) = cancelled {
+            // Whatever it measured before the signal, it did not finish.
+            result.outcome = Outcome::Failed { error };
+            break;
         }
         if result.invalid_reasons.is_empty() || attempt == 1 {
             break;

@@ -18,7 +18,7 @@ pub fn page(r: &RunReport) -> String {
     let head = h.title;
     let class = match h.kind {
         Kind::Pass | Kind::Blessed => "pass",
-        Kind::Failed | Kind::NotRecorded => "fail",
+        Kind::Failed | Kind::NotRecorded | Kind::Cancelled => "fail",
         Kind::Inconclusive => "warn",
         Kind::NothingCompared | Kind::NothingRan => "none",
     };
