@@ -135,6 +135,19 @@ fn host_loop(rx: mpsc::Receiver<()>, interval: Duration) -> HostSummary {
     out
 }
 
+/// CPU cores that other processes used over `window` (this process
+/// asleep meanwhile): how busy the machine is before a run is tried again.
+pub fn other_cpu_over(window: Duration) -> Option<f64> {
+    let stat_a = read("/proc/stat")?;
+    let cpus = count_cpus(&stat_a);
+    let a = parse_proc_stat(&stat_a)?;
+    let sa = read("/proc/self/stat").and_then(|s| parse_self_ticks(&s))?;
+    std::thread::sleep(window);
+    let b = read("/proc/stat").and_then(|s| parse_proc_stat(&s))?;
+    let sb = read("/proc/self/stat").and_then(|s| parse_self_ticks(&s))?;
+    Some(other_cores(a, b, sa, sb, cpus))
+}
+
 fn process_name(pid: u32) -> String {
     read(&format!("/proc/{pid}/comm"))
         .map(|s| s.trim().to_string())

@@ -47,15 +47,22 @@ impl Tag {
 
     /// Every live process that carries the tag (this process aside).
     pub fn find(&self) -> Vec<Straggler> {
-        self.scan().0
+        self.scan(None).0
     }
 
     /// What [`Tag::find`] finds, and whether some process could not be
     /// told: one in the middle of `execve` reads as an empty environment
     /// for a moment, like a zombie or a kernel thread does for good.
-    fn scan(&self) -> (Vec<Straggler>, bool) {
+    ///
+    /// With `first`, the pid of the tree's first process, only pids given
+    /// out since are read: its descendants were all started after it, and
+    /// pids are handed out in rising order (wrapping at `pid_max`), so the
+    /// look costs what the tree's own processes cost, not every process on
+    /// the machine.
+    fn scan(&self, first: Option<u32>) -> (Vec<Straggler>, bool) {
         let needle = format!("{TAG_VAR}={}", self.0).into_bytes();
         let me = std::process::id();
+        let since = first.and_then(|f| Some((f, last_pid()?)));
         let Ok(dir) = std::fs::read_dir("/proc") else {
             return (Vec::new(), false);
         };
@@ -69,7 +76,7 @@ impl Tag {
             else {
                 continue;
             };
-            if pid == me {
+            if pid == me || since.is_some_and(|(f, last)| !given_since(pid, f, last)) {
                 continue;
             }
             // A zombie's or another user's environment reads as empty or
@@ -93,9 +100,19 @@ impl Tag {
     /// none forks a new one unseen), looks again until nothing new turns
     /// up, then kills them. Returns the ones it found.
     pub fn end(&self) -> Vec<Straggler> {
+        self.end_from(None)
+    }
+
+    /// [`Tag::end`] for a tree whose first process had pid `first`: only
+    /// the pids given out since are looked at.
+    pub fn end_since(&self, first: u32) -> Vec<Straggler> {
+        self.end_from(Some(first))
+    }
+
+    fn end_from(&self, first: Option<u32>) -> Vec<Straggler> {
         let mut seen: Vec<Straggler> = Vec::new();
         for _ in 0..ROUNDS {
-            let (found, unsure) = self.scan();
+            let (found, unsure) = self.scan(first);
             let fresh: Vec<Straggler> = found
                 .into_iter()
                 .filter(|s| !seen.iter().any(|o| o.pid == s.pid))
@@ -124,6 +141,25 @@ impl Tag {
 impl Default for Tag {
     fn default() -> Self {
         Tag::new()
+    }
+}
+
+/// The pid most recently handed out in this pid namespace.
+fn last_pid() -> Option<u32> {
+    std::fs::read_to_string("/proc/sys/kernel/ns_last_pid")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Whether `pid` was handed out after `first`, up to `last`, the pid
+/// counter having maybe wrapped round in between.
+fn given_since(pid: u32, first: u32, last: u32) -> bool {
+    if last >= first {
+        pid > first && pid <= last
+    } else {
+        pid > first || pid <= last
     }
 }
 
@@ -183,6 +219,18 @@ mod tests {
     use super::*;
     use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};
+
+    #[test]
+    fn pids_given_since_wrap_round() {
+        assert!(given_since(120, 100, 150));
+        assert!(!given_since(100, 100, 150));
+        assert!(!given_since(90, 100, 150));
+        assert!(!given_since(151, 100, 150));
+        // Wrapped at pid_max: from 4,000,000 round to 300.
+        assert!(given_since(4_000_100, 4_000_000, 400));
+        assert!(given_since(350, 4_000_000, 400));
+        assert!(!given_since(500, 4_000_000, 400));
+    }
 
     #[test]
     fn an_entry_matches_only_whole() {

@@ -2,7 +2,7 @@
 //! way by the terminal, Markdown and HTML reports. A run that compared
 //! nothing never reads as a pass: it says so and names the next step.
 
-use crate::outcome::{EXIT_NOT_RECORDED, RunReport, Status};
+use crate::outcome::{EXIT_NOT_MEASURED, EXIT_NOT_RECORDED, RunReport, Status};
 use crate::result::Outcome;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -11,6 +11,8 @@ pub enum Kind {
     Cancelled,
     /// A regression or a failed scenario.
     Failed,
+    /// A gate whose scenario stayed invalid after its retries.
+    NotMeasured,
     /// Only inconclusive or invalid verdicts, with the policy failing them.
     Inconclusive,
     /// A bless that recorded nothing for a scenario that ran.
@@ -64,6 +66,28 @@ pub fn headline(r: &RunReport) -> Headline {
                 "{} ran but recorded no baseline: {}",
                 plural(r.not_recorded.len(), "scenario"),
                 r.not_recorded.join("; ")
+            )),
+        )
+    } else if r.exit_code == EXIT_NOT_MEASURED {
+        let invalid: Vec<String> = r
+            .scenarios
+            .iter()
+            .filter(|s| s.status == Status::Invalid && !s.smoke)
+            .map(|s| {
+                format!(
+                    "{} ({})",
+                    s.result.full_name(),
+                    s.result.invalid_reasons.join("; ")
+                )
+            })
+            .collect();
+        (
+            Kind::NotMeasured,
+            "not measured",
+            Some(format!(
+                "{} stayed invalid after retries while the machine was busy, so the gate cannot say whether it regressed: {}",
+                plural(invalid.len(), "scenario"),
+                invalid.join("; ")
             )),
         )
     } else if r.exit_code != 0 {

@@ -19,7 +19,7 @@ pub fn markdown(report: &RunReport) -> Vec<u8> {
         Kind::Pass | Kind::Blessed => "✅",
         Kind::Failed | Kind::NotRecorded => "❌",
         Kind::Cancelled => "⛔",
-        Kind::Inconclusive => "⚠️",
+        Kind::Inconclusive | Kind::NotMeasured => "⚠️",
         Kind::NothingCompared | Kind::NothingRan => "⚪",
     };
     let _ = writeln!(o, "## {mark} neon-perf: {}\n", head.title);

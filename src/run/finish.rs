@@ -33,10 +33,16 @@ impl Session {
         let checklist = checklist::evaluate(&scenarios);
         let statuses: Vec<Status> = scenarios.iter().map(|s| s.status).collect();
         let exit_code = crate::process::cancel::exit_code().unwrap_or_else(|| {
+            let mode = if matches!(self.cfg.mode, Mode::Bless { .. }) {
+                "bless"
+            } else {
+                "gate"
+            };
             exit_code(
                 &statuses,
                 self.cfg.fail_on_inconclusive,
                 !not_recorded.is_empty(),
+                crate::outcome::not_measured(mode, &scenarios),
             )
         });
         Ok(RunReport {

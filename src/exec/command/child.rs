@@ -125,7 +125,7 @@ fn command(inv: &Invocation, tag: &Tag) -> Command {
 /// that carries its tag, wherever it moved, then its process group (for one
 /// that dropped the tag but stayed in the group). Returns the ones found.
 fn end_tree(pid: u32, tag: &Tag) -> Vec<Straggler> {
-    let found = tag.end();
+    let found = tag.end_since(pid);
     // SAFETY: kill(2) with a negative pid signals the process group we
     // created; ESRCH when it is already empty is fine.
     unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };

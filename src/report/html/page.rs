@@ -19,7 +19,7 @@ pub fn page(r: &RunReport) -> String {
     let class = match h.kind {
         Kind::Pass | Kind::Blessed => "pass",
         Kind::Failed | Kind::NotRecorded | Kind::Cancelled => "fail",
-        Kind::Inconclusive => "warn",
+        Kind::Inconclusive | Kind::NotMeasured => "warn",
         Kind::NothingCompared | Kind::NothingRan => "none",
     };
     let _ = write!(
