@@ -6,6 +6,7 @@
 //! A timeout kills the child's whole process group.
 
 pub mod child;
+pub mod launch;
 mod leak;
 mod leftovers;
 mod lines;
@@ -87,6 +88,9 @@ pub struct Invocation {
     pub cwd: PathBuf,
     /// RLIMIT_DATA set on the child before it starts, bytes.
     pub mem_limit: Option<u64>,
+    /// The run launcher (`launch.rs`) the program is started through, so
+    /// its peak RSS is its own; `None` starts it directly.
+    pub launcher: Option<PathBuf>,
 }
 
 impl Invocation {
@@ -127,11 +131,13 @@ impl Invocation {
             Some(c) => suite_dir.join(c),
             None => suite_dir,
         };
+        let launcher = launch::install(&env.cache_dir).map_err(ExecError::Failed)?;
         Ok(Invocation {
             argv,
             env: child_env,
             cwd,
             mem_limit: None,
+            launcher,
         })
     }
 }

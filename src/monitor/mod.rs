@@ -37,7 +37,9 @@ fn wait(rx: &mpsc::Receiver<()>, d: Duration) -> bool {
 
 impl Monitor {
     /// Starts sampling every `interval` (NVML sampling is clamped to ≥ 10 ms).
-    /// `child_pids` are the processes whose GPU memory counts as ours.
+    /// `child_pids`, and every process of a tree this process started
+    /// (`process::started_here`), are the processes whose GPU memory
+    /// counts as ours.
     pub fn start(interval: Duration, child_pids: Arc<Mutex<Vec<u32>>>) -> Monitor {
         let interval = interval.max(Duration::from_millis(10));
         let mut stop_tx = Vec::new();
@@ -209,7 +211,10 @@ fn gpu_loop(
             if let Ok(procs) = d.running_compute_processes() {
                 let mut mine = 0u64;
                 for p in procs {
-                    if ours.contains(&p.pid) {
+                    // The programs a scenario started count however deep
+                    // their process runs below them (the launcher, a
+                    // shell, a framework's workers): they carry our tag.
+                    if ours.contains(&p.pid) || crate::process::started_here(p.pid) {
                         if let UsedGpuMemory::Used(b) = p.used_gpu_memory {
                             mine += b;
                         }

@@ -6,4 +6,4 @@ pub mod cancel;
 pub mod live;
 pub mod tree;
 
-pub use tree::{Straggler, TAG_VAR, Tag};
+pub use tree::{Straggler, TAG_VAR, Tag, started_here};

@@ -144,6 +144,17 @@ impl Default for Tag {
     }
 }
 
+/// Whether `pid` belongs to the tree of a program this process started
+/// (it carries one of our tags): its GPU memory, say, is the workload's,
+/// however deep below the program it runs (a launcher, `sh -c`, workers).
+pub fn started_here(pid: u32) -> bool {
+    let prefix = format!("{TAG_VAR}={}.", std::process::id()).into_bytes();
+    std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
+        env.split(|&b| b == 0)
+            .any(|e| e.starts_with(&prefix) && e[prefix.len()..].iter().all(u8::is_ascii_digit))
+    })
+}
+
 /// The pid most recently handed out in this pid namespace.
 fn last_pid() -> Option<u32> {
     std::fs::read_to_string("/proc/sys/kernel/ns_last_pid")
@@ -291,6 +302,29 @@ mod tests {
             std::thread::sleep(Duration::from_millis(10));
         }
         assert!(tag.find().is_empty());
+    }
+
+    #[test]
+    fn a_tagged_process_was_started_here() {
+        let tag = Tag::new();
+        let mut ours = Command::new("sleep")
+            .arg("30")
+            .env(TAG_VAR, tag.value())
+            .spawn()
+            .unwrap();
+        let mut theirs = Command::new("sleep")
+            .arg("30")
+            .env(TAG_VAR, "1.1")
+            .spawn()
+            .unwrap();
+        let t0 = Instant::now();
+        while !started_here(ours.id()) {
+            assert!(t0.elapsed() < Duration::from_secs(5), "never seen");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(!started_here(theirs.id()));
+        assert!(!started_here(std::process::id()));
+        let _ = (ours.kill(), theirs.kill(), ours.wait(), theirs.wait());
     }
 
     #[test]

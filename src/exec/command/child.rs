@@ -9,6 +9,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::Invocation;
+use super::launch::{self, Report};
 use super::lines::ProgramMetric;
 use super::output::{Printed, Readers};
 use crate::exec::ExecError;
@@ -30,6 +31,10 @@ pub struct ChildRun {
     pub cpu: Duration,
     /// Peak resident set size, bytes.
     pub peak_rss: u64,
+    /// Whether `peak_rss` is the program's own (started through the
+    /// launcher); otherwise it counts the pages of neon-perf it was forked
+    /// from.
+    pub rss_is_own: bool,
     pub metrics: Vec<ProgramMetric>,
     /// Checks it printed (`{"check": …, "passed": …}` lines).
     pub checks: Vec<Check>,
@@ -49,14 +54,11 @@ pub fn run_child(
         return Err(ExecError::Cancelled(why));
     }
     let tag = Tag::new();
+    let report = inv.launcher.as_deref().map(|l| report_path(l, &tag));
     let start = Instant::now();
-    let mut child = command(inv, &tag).spawn().map_err(|e| {
-        ExecError::Failed(format!(
-            "could not start `{}` (in {}): {e}",
-            inv.argv[0],
-            inv.cwd.display()
-        ))
-    })?;
+    let mut child = command(inv, &tag, report.as_deref())
+        .spawn()
+        .map_err(|e| not_started(inv, e))?;
     let pid = child.id();
     let _live = live::register(Some(pid), &tag);
     on_spawn(pid);
@@ -75,26 +77,89 @@ pub fn run_child(
     if let Some(why) = cancel::reason() {
         return Err(ExecError::Cancelled(why));
     }
-    judge(inv, timeout, timed_out, status, printed).map(|p| {
-        let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, (t.tv_usec as u32) * 1000);
-        ChildRun {
-            wall,
-            cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
-            peak_rss: (usage.ru_maxrss as u64) * 1024,
-            metrics: p.metrics,
-            checks: p.checks,
-            stragglers,
-            output_held_open: p.held_open,
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, (t.tv_usec as u32) * 1000);
+    let mut own = Usage {
+        status,
+        wall,
+        cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
+        peak_rss: (usage.ru_maxrss as u64) * 1024,
+        launched: false,
+    };
+    match report.as_deref().and_then(launch::read_report) {
+        Some(Report::NotStarted(errno)) => {
+            return Err(not_started(inv, std::io::Error::from_raw_os_error(errno)));
         }
+        Some(Report::Ran {
+            status,
+            maxrss_kib,
+            cpu,
+            wall,
+        }) => {
+            own = Usage {
+                status,
+                wall,
+                cpu,
+                peak_rss: maxrss_kib * 1024,
+                launched: true,
+            };
+        }
+        // Started directly, or the launcher was killed (a timeout).
+        None => {}
+    }
+    judge(inv, timeout, timed_out, own.status, printed).map(|p| ChildRun {
+        wall: own.wall,
+        cpu: own.cpu,
+        peak_rss: own.peak_rss,
+        rss_is_own: own.launched,
+        metrics: p.metrics,
+        checks: p.checks,
+        stragglers,
+        output_held_open: p.held_open,
     })
 }
 
-/// The child's command: its own process group, the tree's tag in its
-/// environment, and its memory limit if it has one.
-fn command(inv: &Invocation, tag: &Tag) -> Command {
-    let mut cmd = Command::new(&inv.argv[0]);
-    cmd.args(&inv.argv[1..])
-        .envs(&inv.env)
+/// What `wait4` said of the program: through the launcher, of the program
+/// itself; started directly, of the process neon-perf forked.
+struct Usage {
+    status: i32,
+    wall: Duration,
+    cpu: Duration,
+    peak_rss: u64,
+    launched: bool,
+}
+
+fn not_started(inv: &Invocation, e: std::io::Error) -> ExecError {
+    ExecError::Failed(format!(
+        "could not start `{}` (in {}): {e}",
+        inv.argv[0],
+        inv.cwd.display()
+    ))
+}
+
+/// Where the launcher writes its report for one run: beside it, named by
+/// the run's tag.
+fn report_path(launcher: &std::path::Path, tag: &Tag) -> std::path::PathBuf {
+    let dir = launcher.parent().unwrap_or(std::path::Path::new("."));
+    dir.join(format!("run-{}.wait", tag.value()))
+}
+
+/// The child's command: through the launcher when there is one (writing
+/// its report to `report`), in its own process group, the tree's tag in
+/// its environment, and its memory limit if it has one.
+fn command(inv: &Invocation, tag: &Tag, report: Option<&std::path::Path>) -> Command {
+    let mut cmd = match (&inv.launcher, report) {
+        (Some(launcher), Some(report)) => {
+            let mut c = Command::new(launcher);
+            c.arg(report).args(&inv.argv);
+            c
+        }
+        _ => {
+            let mut c = Command::new(&inv.argv[0]);
+            c.args(&inv.argv[1..]);
+            c
+        }
+    };
+    cmd.envs(&inv.env)
         .env(TAG_VAR, tag.value())
         .current_dir(&inv.cwd)
         .stdin(Stdio::null())
@@ -237,6 +302,7 @@ mod tests {
             argv: argv.iter().map(|s| s.to_string()).collect(),
             env: Default::default(),
             cwd: std::env::temp_dir(),
+            launcher: None,
         }
     }
 
@@ -427,6 +493,70 @@ mod tests {
             1,
             "what was read before the grace is kept"
         );
+    }
+
+    /// #21 finding 9: through the launcher, `peak_rss` is the program's own;
+    /// started directly from this (much larger) process, it counts this
+    /// process's pages.
+    #[test]
+    fn peak_rss_is_the_programs_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut launched = inv(&["dd", "if=/dev/zero", "of=/dev/null", "bs=1M", "count=1"]);
+        launched.launcher = super::launch::install(dir.path()).unwrap();
+        assert!(launched.launcher.is_some(), "this build has a launcher");
+        let own = run_child(&launched, Duration::from_secs(30), |_| {}).unwrap();
+        assert!(own.rss_is_own);
+        assert!(
+            own.peak_rss > 1 << 20 && own.peak_rss < 4 << 20,
+            "{}",
+            own.peak_rss
+        );
+        // The same program started directly reads as this test process.
+        launched.launcher = None;
+        let forked = run_child(&launched, Duration::from_secs(30), |_| {}).unwrap();
+        assert!(!forked.rss_is_own);
+        let me = std::fs::read_to_string("/proc/self/status").unwrap();
+        let me_kib: u64 = me
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap();
+        if me_kib * 1024 > 2 * own.peak_rss {
+            assert!(
+                forked.peak_rss > own.peak_rss,
+                "{} vs {}",
+                forked.peak_rss,
+                own.peak_rss
+            );
+        }
+        // 64 MiB touched: within 5% (and the program's few pages).
+        let mut big = inv(&["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"]);
+        big.launcher = super::launch::install(dir.path()).unwrap();
+        let run = run_child(&big, Duration::from_secs(30), |_| {}).unwrap();
+        let want = 64u64 << 20;
+        assert!(
+            run.peak_rss >= want && run.peak_rss < want + want / 20 + (2 << 20),
+            "{}",
+            run.peak_rss
+        );
+    }
+
+    #[test]
+    fn through_the_launcher_a_missing_program_is_the_same_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut i = inv(&["/no/such/program"]);
+        i.launcher = super::launch::install(dir.path()).unwrap();
+        let err = run_child(&i, Duration::from_secs(5), |_| {})
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("could not start `/no/such/program`"), "{err}");
+        assert!(err.contains("No such file"), "{err}");
+        let mut i = inv(&["sh", "-c", "exit 3"]);
+        i.launcher = super::launch::install(dir.path()).unwrap();
+        let err = run_child(&i, Duration::from_secs(5), |_| {})
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("exited with status 3"), "{err}");
     }
 
     #[test]

@@ -16,6 +16,8 @@ pub(super) struct Leftovers {
     runs_with: usize,
     commands: BTreeMap<String, usize>,
     held_open: usize,
+    /// Runs whose `peak_rss` counts neon-perf's pages (no launcher).
+    rss_not_own: usize,
 }
 
 impl Leftovers {
@@ -29,6 +31,9 @@ impl Leftovers {
         }
         if run.output_held_open {
             self.held_open += 1;
+        }
+        if !run.rss_is_own {
+            self.rss_not_own += 1;
         }
     }
 
@@ -63,6 +68,11 @@ impl Leftovers {
                 self.held_open,
                 self.runs
             ));
+        }
+        if self.rss_not_own > 0 {
+            out.push(
+                "peak_rss counts neon-perf's own pages: this build has no run launcher (it was built without a C compiler), so the program was forked from neon-perf".into(),
+            );
         }
         out
     }
