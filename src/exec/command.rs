@@ -6,6 +6,7 @@
 //! A timeout kills the child's whole process group.
 
 pub mod child;
+pub mod gpu_memory;
 pub mod launch;
 mod leak;
 mod leftovers;
@@ -245,6 +246,7 @@ fn measure_point(
     let probe = run_child(inv, settings.timeout, register.clone())?;
     let mut leftovers = leftovers::Leftovers::default();
     leftovers.record(&probe);
+    let mut gpu = gpu_memory::GpuMemoryRuns::default();
     let probe_is_sample = settings.warmup_runs == 0 && settings.warmup.is_zero();
     settings.warmup_runs = settings.warmup_runs.saturating_sub(1);
     settings.warmup = settings.warmup.saturating_sub(probe_start.elapsed());
@@ -292,6 +294,7 @@ fn measure_point(
             if warmup {
                 return Ok(Vec::new());
             }
+            gpu.record(&run);
             col.push(
                 "wall_time",
                 Unit::Seconds,
@@ -342,15 +345,19 @@ fn measure_point(
         |count| ctx.event(ExecEvent::Sample { count }),
     )?;
     let (growth, mut checks) = leaks.finish(plan, &col.labels);
+    let (gpu_series, gpu_checks, mut warnings) = gpu.finish(plan, &col.labels);
     let mut metrics: Vec<MetricSeries> = col.series.into_values().collect();
     metrics.extend(growth);
+    metrics.extend(gpu_series);
+    checks.extend(gpu_checks);
     checks.extend(printed_checks.into_iter().map(|mut c| {
         if !col.labels.is_empty() {
             c.name = format!("{} ({})", c.name, point_label_text(point));
         }
         c
     }));
-    Ok((metrics, checks, leftovers.warnings(&inv.argv.join(" "))))
+    warnings.extend(leftovers.warnings(&inv.argv.join(" ")));
+    Ok((metrics, checks, warnings))
 }
 
 /// The checks a run printed, over the point's measured runs: one per name,

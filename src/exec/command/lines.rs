@@ -68,7 +68,7 @@ pub fn parse_check_line(line: &str) -> Result<Option<Check>, String> {
 
 /// The metrics every `command` run reports from the OS; a program may not
 /// print its own under these names (they would be mixed into one series).
-pub const RESERVED: [&str; 3] = ["wall_time", "cpu_time", "peak_rss"];
+pub const RESERVED: [&str; 4] = ["wall_time", "cpu_time", "peak_rss", "process_gpu_memory"];
 
 /// Parses one stdout line: `Ok(None)` for lines that are not metric
 /// objects; an error for one that names a metric and is broken.
