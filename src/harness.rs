@@ -243,10 +243,9 @@ fn trial(
             crate::result::Outcome::Ignored { reason } => Some(reason.clone()),
             // Still invalid after its retries: not measured, never a pass
             // (the command line exits 5 for it).
-            _ if report.status == crate::outcome::Status::Invalid && !report.smoke => Some(format!(
-                "not measured: {}",
-                report.result.invalid_reasons.join("; ")
-            )),
+            _ if report.status == crate::outcome::Status::Invalid && !report.smoke => Some(
+                format!("not measured: {}", report.result.invalid_reasons.join("; ")),
+            ),
             _ => None,
         };
         let table = terminal::scenario_table(&report);
