@@ -148,11 +148,24 @@ fn not_started(inv: &Invocation, e: std::io::Error) -> ExecError {
     ))
 }
 
-/// Where the launcher writes its report for one run: beside it, named by
-/// the run's tag.
+/// Where the launcher writes its report for one run, named by the run's
+/// tag: in memory (`/dev/shm`) where there is one, else beside the
+/// launcher (a file on disk costs about 0.3 ms more a run).
 fn report_path(launcher: &std::path::Path, tag: &Tag) -> std::path::PathBuf {
-    let dir = launcher.parent().unwrap_or(std::path::Path::new("."));
-    dir.join(format!("run-{}.wait", tag.value()))
+    static SHM: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let shm = *SHM.get_or_init(|| {
+        let probe =
+            std::path::Path::new("/dev/shm").join(format!("neon-perf-{}", std::process::id()));
+        let ok = std::fs::write(&probe, b"").is_ok();
+        let _ = std::fs::remove_file(&probe);
+        ok
+    });
+    let dir = if shm {
+        std::path::Path::new("/dev/shm")
+    } else {
+        launcher.parent().unwrap_or(std::path::Path::new("."))
+    };
+    dir.join(format!("neon-perf-run-{}.wait", tag.value()))
 }
 
 /// The child's command: through the launcher when there is one (writing
