@@ -213,8 +213,10 @@ max_samples = 3
     let text = common::text(&out);
     assert!(t0.elapsed() < Duration::from_secs(60), "{:?}", t0.elapsed());
     assert_eq!(out.status.code(), Some(0), "{text}");
+    // Named in the runs where the tag found it; a descendant caught before
+    // its `setsid` is ended with the process group instead, unnamed.
     assert!(
-        text.contains("left processes running after it exited in 3 of 3 run(s)"),
+        text.contains("left processes running after it exited in "),
         "{text}"
     );
     // `setsid sleep 300`, or `sleep 300` once setsid has exec'd it.

@@ -48,6 +48,10 @@ pub struct ChildRun {
     pub gpu_memory: Option<Result<TreeGpuMemory, String>>,
 }
 
+/// How long the pipes may take to close once the tree is ended before it
+/// is looked for once more.
+const SETTLE: Duration = Duration::from_millis(50);
+
 /// How often a run's GPU memory is sampled.
 pub const GPU_SAMPLE_INTERVAL: Duration = Duration::from_millis(20);
 
@@ -69,7 +73,7 @@ pub fn run_child(
     let pid = child.id();
     let _live = live::register(Some(pid), &tag);
     on_spawn(pid);
-    let readers = Readers::start(
+    let mut readers = Readers::start(
         child.stdout.take().expect("piped stdout"),
         child.stderr.take().expect("piped stderr"),
     );
@@ -82,8 +86,14 @@ pub fn run_child(
     let wall = start.elapsed();
     let gpu_memory = gpu.map(TreeGpuSampler::stop);
     let timed_out = watchdog.stop();
-    let stragglers = end_tree(pid, &tag);
-    let printed = readers.finish(OUTPUT_GRACE);
+    let mut stragglers = end_tree(pid, &tag);
+    if !readers.wait(SETTLE) {
+        // A descendant caught in the middle of `exec` reads as no tree's
+        // for a moment: look once more before waiting out the grace.
+        stragglers.extend(end_tree(pid, &tag));
+        readers.wait(OUTPUT_GRACE.saturating_sub(SETTLE));
+    }
+    let printed = readers.finish();
     drop(child);
     if let Some(why) = cancel::reason() {
         return Err(ExecError::Cancelled(why));

@@ -42,9 +42,12 @@ enum Item {
     Stderr(String),
 }
 
-/// The two reader threads of one child.
+/// The two reader threads of one child, and what they have sent so far.
 pub(super) struct Readers {
     rx: mpsc::Receiver<Item>,
+    printed: Printed,
+    out_done: bool,
+    err_done: bool,
 }
 
 impl Readers {
@@ -57,17 +60,20 @@ impl Readers {
             let text = tail_lines(&String::from_utf8_lossy(&tail), STDERR_TAIL_LINES);
             let _ = tx.send(Item::Stderr(text));
         });
-        Readers { rx }
+        Readers {
+            rx,
+            printed: Printed::default(),
+            out_done: false,
+            err_done: false,
+        }
     }
 
-    /// Everything read until both pipes closed, or until `grace` has
-    /// passed (then `held_open` is set and the threads are left to end
-    /// when the pipe's last holder does).
-    pub fn finish(self, grace: Duration) -> Printed {
-        let deadline = Instant::now() + grace;
-        let mut p = Printed::default();
-        let (mut out_done, mut err_done) = (false, false);
-        while !(out_done && err_done) {
+    /// Reads until both pipes have closed (`true`) or `wait` has passed
+    /// (`false`: a process still holds one open).
+    pub fn wait(&mut self, wait: Duration) -> bool {
+        let deadline = Instant::now() + wait;
+        let p = &mut self.printed;
+        while !(self.out_done && self.err_done) {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.rx.recv_timeout(left) {
                 Ok(Item::Metric(m)) => p.metrics.push(m),
@@ -75,19 +81,23 @@ impl Readers {
                 Ok(Item::Error(e)) => {
                     p.error.get_or_insert(e);
                 }
-                Ok(Item::StdoutDone) => out_done = true,
+                Ok(Item::StdoutDone) => self.out_done = true,
                 Ok(Item::Stderr(t)) => {
                     p.stderr_tail = t;
-                    err_done = true;
+                    self.err_done = true;
                 }
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    p.held_open = true;
-                    break;
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => return false,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return true,
             }
         }
-        p
+        true
+    }
+
+    /// Everything read; `held_open` set when a pipe had not closed (its
+    /// thread is left to end when the pipe's last holder does).
+    pub fn finish(mut self) -> Printed {
+        self.printed.held_open = !(self.out_done && self.err_done);
+        self.printed
     }
 }
 
