@@ -10,7 +10,7 @@ use crate::plan::Settings;
 use crate::units::HumanDuration;
 
 /// Every key of `plan::Settings`, as written in a suite.
-pub(crate) const SETTINGS_KEYS: [&str; 11] = [
+pub(crate) const SETTINGS_KEYS: [&str; 12] = [
     "warmup",
     "warmup_runs",
     "min_samples",
@@ -22,6 +22,7 @@ pub(crate) const SETTINGS_KEYS: [&str; 11] = [
     "monitor_interval",
     "max_contention",
     "quiet_wait",
+    "output_tail",
 ];
 
 /// One layer of settings as written in the file, with where each key was set.
@@ -42,6 +43,16 @@ impl Layer {
         match name {
             "warmup" => s.warmup = Some(HumanDuration(read::duration(v, name)?)),
             "quiet_wait" => s.quiet_wait = Some(HumanDuration(read::duration(v, name)?)),
+            "output_tail" => {
+                let n = read::size(v, name)?;
+                if !(1024..=(1 << 30)).contains(&n) {
+                    return Err(Diag::new(
+                        span.clone(),
+                        format!("`output_tail` must be between 1KiB and 1GiB, found {n} bytes"),
+                    ));
+                }
+                s.output_tail = Some(n);
+            }
             "max_time" | "timeout" | "monitor_interval" => {
                 let d = read::duration(v, name)?;
                 limits::positive_duration(d).map_err(|l| l.diag(span.clone(), name, None))?;
@@ -276,6 +287,10 @@ mod tests {
             (
                 "max_contention = 0",
                 "`max_contention` must be in (0, 1], found 0",
+            ),
+            (
+                "output_tail = \"10B\"",
+                "`output_tail` must be between 1KiB and 1GiB, found 10 bytes",
             ),
             (
                 "target_rel_ci = 0",

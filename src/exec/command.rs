@@ -60,7 +60,9 @@ impl Executor for CommandExecutor {
                 total,
                 label,
             });
-            let inv = Invocation::build(spec, plan, point, ctx.env)?;
+            let mut inv = Invocation::build(spec, plan, point, ctx.env)?;
+            // The layered settings, the command line's overrides included.
+            inv.output_tail = ctx.settings.output_tail as usize;
             let (metrics, checks, warnings) = measure_point(&inv, spec, plan, point, ctx)?;
             out.metrics.extend(metrics);
             out.checks.extend(checks);
@@ -92,6 +94,8 @@ pub struct Invocation {
     /// The run launcher (`launch.rs`) the program is started through, so
     /// its peak RSS is its own; `None` starts it directly.
     pub launcher: Option<PathBuf>,
+    /// Bytes of stderr kept while it is drained (`output_tail`).
+    pub output_tail: usize,
 }
 
 impl Invocation {
@@ -139,6 +143,7 @@ impl Invocation {
             cwd,
             mem_limit: None,
             launcher,
+            output_tail: plan.settings.resolve().output_tail as usize,
         })
     }
 }

@@ -137,6 +137,9 @@ pub struct Settings {
     /// Before each retry of an invalid run, the longest wait for other
     /// processes to leave the CPU ("0s": retry at once).
     pub quiet_wait: Option<HumanDuration>,
+    /// Bytes of a program's stderr kept while it is drained (the rest is
+    /// read and dropped): memory stays bounded whatever it prints.
+    pub output_tail: Option<u64>,
 }
 
 impl Settings {
@@ -154,6 +157,7 @@ impl Settings {
             monitor_interval: self.monitor_interval.or(lower.monitor_interval),
             max_contention: self.max_contention.or(lower.max_contention),
             quiet_wait: self.quiet_wait.or(lower.quiet_wait),
+            output_tail: self.output_tail.or(lower.output_tail),
         }
     }
 
@@ -175,6 +179,7 @@ impl Settings {
                 .unwrap_or(d.monitor_interval),
             max_contention: self.max_contention.unwrap_or(d.max_contention),
             quiet_wait: self.quiet_wait.map(|h| h.0).unwrap_or(d.quiet_wait),
+            output_tail: self.output_tail.unwrap_or(d.output_tail),
         }
     }
 }
@@ -193,6 +198,7 @@ pub struct Resolved {
     pub monitor_interval: Duration,
     pub max_contention: f64,
     pub quiet_wait: Duration,
+    pub output_tail: u64,
 }
 
 impl Default for Resolved {
@@ -209,6 +215,7 @@ impl Default for Resolved {
             monitor_interval: Duration::from_millis(50),
             max_contention: 0.5,
             quiet_wait: Duration::from_secs(20),
+            output_tail: 64 * 1024,
         }
     }
 }

@@ -76,6 +76,7 @@ pub fn run_child(
     let mut readers = Readers::start(
         child.stdout.take().expect("piped stdout"),
         child.stderr.take().expect("piped stderr"),
+        inv.output_tail,
     );
     let gpu = NvmlProcesses::open()
         .ok()
@@ -338,6 +339,7 @@ mod tests {
             env: Default::default(),
             cwd: std::env::temp_dir(),
             launcher: None,
+            output_tail: 64 * 1024,
         }
     }
 
@@ -400,11 +402,7 @@ mod tests {
             "{}",
             &e[e.len().saturating_sub(200)..]
         );
-        assert!(
-            e.len() < 2 * super::super::output::STDERR_TAIL_BYTES,
-            "{} bytes of error",
-            e.len()
-        );
+        assert!(e.len() < 2 * 64 * 1024, "{} bytes of error", e.len());
     }
 
     #[test]

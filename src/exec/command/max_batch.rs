@@ -40,6 +40,7 @@ pub fn search(
     let limit = m.limit_bytes();
     let pids = ctx.child_pids.clone();
     let timeout = ctx.settings.timeout;
+    let output_tail = ctx.settings.output_tail as usize;
     let env = ctx.env.clone();
     let mut probes = 0usize;
     let mut first_refusal: Option<(usize, String)> = None;
@@ -55,6 +56,7 @@ pub fn search(
         point.insert(m.param.clone(), ParamValue::Int(b as i64));
         let inv = Invocation {
             mem_limit: Some(limit),
+            output_tail,
             ..Invocation::build(spec, plan, &point, &env)?
         };
         let register = |pid| {

@@ -15,9 +15,6 @@ use crate::result::Check;
 
 /// How much of stderr is kept for error messages.
 const STDERR_TAIL_LINES: usize = 20;
-/// The most bytes of stderr kept while it is drained: whatever the program
-/// prints, only this tail is held in memory.
-pub(super) const STDERR_TAIL_BYTES: usize = 64 * 1024;
 /// The longest stdout line parsed; a longer one is drained and ignored.
 const MAX_LINE: usize = 1 << 20;
 
@@ -51,12 +48,14 @@ pub(super) struct Readers {
 }
 
 impl Readers {
-    pub fn start(stdout: ChildStdout, stderr: ChildStderr) -> Readers {
+    /// Starts reading; of stderr only the last `tail` bytes are kept
+    /// (`output_tail`), whatever the program prints.
+    pub fn start(stdout: ChildStdout, stderr: ChildStderr, tail: usize) -> Readers {
         let (tx, rx) = mpsc::channel();
         let out_tx = tx.clone();
         thread::spawn(move || read_stdout(stdout, &out_tx));
         thread::spawn(move || {
-            let tail = drain_tail(stderr, STDERR_TAIL_BYTES);
+            let tail = drain_tail(stderr, tail);
             let text = tail_lines(&String::from_utf8_lossy(&tail), STDERR_TAIL_LINES);
             let _ = tx.send(Item::Stderr(text));
         });
