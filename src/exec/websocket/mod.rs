@@ -16,7 +16,9 @@
 
 mod flood;
 mod metrics;
+mod protocol;
 mod server;
+mod stream_metrics;
 
 use crate::exec::command::substitute;
 use crate::exec::{Availability, ExecError, ExecOutput, Executes, Executor, RunCtx};
