@@ -213,7 +213,8 @@ impl StreamConn<'_> {
         let seq = match self.owner_seq(&seen.owner) {
             Ok(seq) if self.open.get_mut(seq).is_some() => seq,
             Ok(_) => {
-                return self.unmatched("a reply for a request not open (finished or unknown)", text);
+                return self
+                    .unmatched("a reply for a request not open (finished or unknown)", text);
             }
             Err(why) => return self.unmatched(why, text),
         };
