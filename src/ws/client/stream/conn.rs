@@ -238,12 +238,9 @@ impl StreamConn<'_> {
 
     fn reply(&mut self, seq: u64, now: u64, bytes: usize) {
         let s = self.open.get_mut(seq).expect("open");
-        if s.first_ns.is_some() && s.in_window {
-            self.slocal.gaps.push(now.saturating_sub(s.last_ns));
+        if let Some(gap) = s.on_reply(now) {
+            self.slocal.gaps.push(gap);
         }
-        s.first_ns.get_or_insert(now);
-        s.last_ns = now;
-        s.replies += 1;
         let replies = s.replies;
         let slice = self.slice_of(now);
         if slice.is_some() {

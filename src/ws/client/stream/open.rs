@@ -30,6 +30,20 @@ impl Stream {
     }
 }
 
+impl Stream {
+    /// Counts a reply arriving at `now`; the gap since the previous one,
+    /// when there was one and the stream's timings count.
+    #[inline]
+    pub fn on_reply(&mut self, now: u64) -> Option<u64> {
+        let gap =
+            (self.first_ns.is_some() && self.in_window).then(|| now.saturating_sub(self.last_ns));
+        self.first_ns.get_or_insert(now);
+        self.last_ns = now;
+        self.replies += 1;
+        gap
+    }
+}
+
 /// The open streams of one connection.
 #[derive(Default)]
 pub struct Open {
