@@ -11,6 +11,13 @@ mod needs;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use neon_perf::ws::client::stream::{End, Goodput, Matching, Protocol, Request, request};
+use neon_perf::ws::client::{self, FloodConfig, Frame, Load, Payload, Progress, StopAfter};
+use tokio_tungstenite::tungstenite::Message;
 
 use neon_perf::config::parse_suite;
 use neon_perf::exec::ExecEnv;
@@ -34,6 +41,7 @@ trials! {
     an_unset_env_variable_is_a_config_error_naming_it;
     a_bad_pointer_is_a_config_error_at_its_line_and_column;
     an_unknown_template_placeholder_is_located;
+    open_loop_time_to_first_reply_counts_from_the_intended_send_time;
 }
 
 fn root() -> PathBuf {
@@ -399,4 +407,63 @@ fn an_unknown_template_placeholder_is_located() {
     let e = config_error(keys, proto);
     assert!(e.contains("unknown placeholder `{prompt}`"), "{e}");
     assert!(e.contains("ws.toml:8:"), "{e}");
+}
+
+/// Answers each request 20 ms late, one at a time, with two frames: at
+/// 200 requests/s on one connection the server does 50/s, so a queue
+/// builds. Closed loop would see ~20 ms to the first reply; measured from
+/// each request's intended send time, the queueing shows.
+fn open_loop_time_to_first_reply_counts_from_the_intended_send_time() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (s, _) = l.accept().await.unwrap();
+            let mut ws = tokio_tungstenite::accept_async(s).await.unwrap();
+            while let Some(Ok(Message::Text(t))) = ws.next().await {
+                let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                for kind in ["token", "done"] {
+                    let frame = serde_json::json!({ "id": v["id"], "type": kind });
+                    if ws.send(Message::text(frame.to_string())).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        let mut c = FloodConfig::new(
+            format!("ws://{addr}/"),
+            1,
+            Load::Open { rate: 200.0 },
+            Payload::random(Frame::Binary, 64, 64, 0),
+        );
+        c.warmup = Duration::from_millis(50);
+        c.stop = StopAfter::Duration(Duration::from_millis(500));
+        c.drain_timeout = Duration::from_secs(5);
+        c.protocol = Some(Protocol {
+            request: Request::Text(request::compile(r#"{"id":"{id}"}"#, &[])),
+            matching: Matching::Json("/id".into()),
+            end: End::Json("/type".into(), serde_json::json!("done")),
+            skip_empty: None,
+            error: None,
+            units: None,
+            goodput: Goodput::default(),
+        });
+        let r = client::flood(c, Arc::new(Progress::default()))
+            .await
+            .unwrap();
+        let s = r.streams.as_ref().expect("a protocol flood reports streams");
+        let p50 = s.ttfr.all.value_at_quantile(0.5) as f64 * 1e-9;
+        let p99 = s.ttfr.all.value_at_quantile(0.99) as f64 * 1e-9;
+        assert!(p99 > 0.5, "queueing shows in the corrected p99: {p99} s");
+        assert!(p50 > 0.1, "and in the median: {p50} s");
+        let sent = r.totals.sent_in_window;
+        assert!((80..=120).contains(&sent), "the schedule is kept: {sent}");
+        assert_eq!(r.errors(), 0, "{:?}", r.totals.error_examples);
+    });
 }
