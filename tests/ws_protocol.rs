@@ -42,6 +42,8 @@ trials! {
     a_bad_pointer_is_a_config_error_at_its_line_and_column;
     an_unknown_template_placeholder_is_located;
     open_loop_time_to_first_reply_counts_from_the_intended_send_time;
+    requests_come_from_a_file_in_turn: needs::WS_PEERS;
+    params_swept_only_by_the_template_label_the_metrics: needs::WS_PEERS;
 }
 
 fn root() -> PathBuf {
@@ -81,14 +83,18 @@ fn suite_text(keys: &str, protocol: &str) -> String {
 
 fn run(keys: &str, protocol: &str) -> ScenarioResult {
     let dir = tempfile::tempdir().unwrap();
+    run_in(dir.path(), keys, protocol)
+}
+
+fn run_in(dir: &Path, keys: &str, protocol: &str) -> ScenarioResult {
     let text = suite_text(keys, protocol);
-    let path = dir.path().join("ws.toml");
+    let path = dir.join("ws.toml");
     std::fs::write(&path, &text).unwrap();
     let suite = parse_suite(&path, &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
     let plan = &suite.scenarios[0];
     let env = ExecEnv {
         neon_perf_bin: PathBuf::from(env!("CARGO_BIN_EXE_neon-perf")),
-        cache_dir: dir.path().to_path_buf(),
+        cache_dir: dir.to_path_buf(),
     };
     neon_perf::run::execute(plan, &env, &plan.settings, &mut |_| {})
 }
@@ -457,7 +463,10 @@ fn open_loop_time_to_first_reply_counts_from_the_intended_send_time() {
         let r = client::flood(c, Arc::new(Progress::default()))
             .await
             .unwrap();
-        let s = r.streams.as_ref().expect("a protocol flood reports streams");
+        let s = r
+            .streams
+            .as_ref()
+            .expect("a protocol flood reports streams");
         let p50 = s.ttfr.all.value_at_quantile(0.5) as f64 * 1e-9;
         let p99 = s.ttfr.all.value_at_quantile(0.99) as f64 * 1e-9;
         assert!(p99 > 0.5, "queueing shows in the corrected p99: {p99} s");
@@ -466,4 +475,39 @@ fn open_loop_time_to_first_reply_counts_from_the_intended_send_time() {
         assert!((80..=120).contains(&sent), "the schedule is kept: {sent}");
         assert_eq!(r.errors(), 0, "{:?}", r.totals.error_examples);
     });
+}
+
+fn requests_come_from_a_file_in_turn() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines = [2, 4]
+        .map(|n| {
+            format!("{{\"op\":\"generate\",\"id\":\"{{id}}\",\"prompt\":\"x\",\"max_tokens\":{n}}}")
+        })
+        .join("\n");
+    std::fs::write(dir.path().join("requests.jsonl"), lines + "\n").unwrap();
+    let keys = backend(&["--first-delay-ms", "5", "--gap-ms", "1"])
+        + "connections = 2\nduration = \"500ms\"\n";
+    let proto = "request = { file = \"requests.jsonl\" }\n".to_string() + JSON_DONE;
+    let r = run_in(dir.path(), &keys, &proto);
+    assert_clean(&r);
+    let replies = samples(&r, "replies_per_request");
+    let twos = replies.iter().filter(|&&n| n == 2.0).count();
+    let fours = replies.iter().filter(|&&n| n == 4.0).count();
+    assert_eq!(twos + fours, replies.len(), "{replies:?}");
+    assert!(twos.abs_diff(fours) <= 2, "in turn: {twos} and {fours}");
+}
+
+fn params_swept_only_by_the_template_label_the_metrics() {
+    let keys = backend(&["--first-delay-ms", "5", "--gap-ms", "1"])
+        + "connections = 1\nduration = \"300ms\"\nparams = { tokens = [2, 3] }\n";
+    let proto =
+        "request = { text = '{\"op\":\"generate\",\"id\":\"{id}\",\"max_tokens\":{tokens}}' }\n"
+            .to_string()
+            + JSON_DONE;
+    let r = run(&keys, &proto);
+    assert_clean(&r);
+    for n in [2.0, 3.0] {
+        let key = format!("replies_per_request{{tokens={n}}}");
+        assert!(samples(&r, &key).iter().all(|&x| x == n), "{key}");
+    }
 }

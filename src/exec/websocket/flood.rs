@@ -102,10 +102,15 @@ pub(super) async fn flood_points(
         cfg.spin = spec.client_spin();
         cfg.seed = spec.payload.as_ref().and_then(|p| p.seed).unwrap_or(0) ^ index as u64;
         cfg.headers = super::protocol::headers(spec)?;
-        cfg.protocol = spec
-            .protocol
-            .as_ref()
-            .map(|p| super::protocol::protocol(p, point, cfg.seed));
+        cfg.protocol = match &spec.protocol {
+            Some(p) => Some(super::protocol::protocol(
+                p,
+                point,
+                cfg.seed,
+                &plan.base_dir,
+            )?),
+            None => None,
+        };
 
         let sampler = served.pid.map(|pid| {
             MemorySampler::start(

@@ -2,34 +2,51 @@
 //! the request template compiled with the point's params, pointers and
 //! bounds as the engine's types, header values read from the environment.
 
+use std::path::Path;
+
 use crate::exec::ExecError;
-use crate::plan::websocket::{EndSpec, MatchSpec, ProtocolSpec, headers};
+use crate::plan::command::placeholders;
+use crate::plan::websocket::{EndSpec, MatchSpec, ProtocolSpec, TEMPLATE_VARS, headers};
 use crate::plan::{ParamPoint, WebsocketFloodSpec};
-use crate::ws::client::stream::{self, End, Goodput, Matching, Protocol, Request};
+use crate::ws::client::stream::{self, End, Goodput, Matching, Part, Protocol, Request};
 use crate::ws::client::{Frame, Headers, Payload};
 
-/// The engine's protocol at one sweep point.
-pub(super) fn protocol(p: &ProtocolSpec, point: &ParamPoint, seed: u64) -> Protocol {
+/// The engine's protocol at one sweep point; a request file is read
+/// (relative to `base_dir`) and its lines checked.
+pub(super) fn protocol(
+    p: &ProtocolSpec,
+    point: &ParamPoint,
+    seed: u64,
+    base_dir: &Path,
+) -> Result<Protocol, ExecError> {
     let vars: Vec<(String, String)> = point
         .iter()
         .map(|(k, v)| (k.clone(), v.to_string()))
         .collect();
-    let request = match (&p.request.text, p.request.binary) {
-        (Some(t), _) => Request::Text(stream::request::compile(t, &vars)),
-        (None, Some(b)) => Request::Binary(Payload::random(
+    let r = &p.request;
+    let request = match (&r.text, r.binary, &r.file) {
+        (Some(t), _, _) => Request::Text(stream::request::compile(t, &vars)),
+        (None, Some(b), _) => Request::Binary(Payload::random(
             Frame::Binary,
             b.min as usize,
             b.max as usize,
             seed,
         )),
-        (None, None) => Request::Text(Vec::new()), // refused by the plan's checks
+        (None, None, Some(f)) => {
+            let path = base_dir.join(f);
+            let needs_id = matches!(p.matching(), MatchSpec::Json(_));
+            let lines = request_file(&path, &vars, needs_id)
+                .map_err(|e| ExecError::Failed(format!("request file {}: {e}", path.display())))?;
+            Request::lines(lines)
+        }
+        (None, None, None) => Request::Text(Vec::new()), // refused by the plan's checks
     };
     let matching = match p.matching() {
         MatchSpec::Id => Matching::Id,
         MatchSpec::Order => Matching::Order,
         MatchSpec::Json(ptr) => Matching::Json(ptr),
     };
-    Protocol {
+    Ok(Protocol {
         request,
         matching,
         end: end(p.end.as_ref()),
@@ -40,7 +57,39 @@ pub(super) fn protocol(p: &ProtocolSpec, point: &ParamPoint, seed: u64) -> Proto
             time_to_first_reply: p.goodput.and_then(|g| g.time_to_first_reply).map(|d| d.0),
             time_per_reply: p.goodput.and_then(|g| g.time_per_reply).map(|d| d.0),
         },
+    })
+}
+
+/// The templates of a request file: one per non-blank line, each with
+/// known placeholders only (and `{id}` when replies are matched by it).
+fn request_file(
+    path: &Path,
+    vars: &[(String, String)],
+    needs_id: bool,
+) -> Result<Vec<Vec<Part>>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let names: Vec<&str> = placeholders(line).into_iter().map(|(_, n)| n).collect();
+        let known = |n: &&str| TEMPLATE_VARS.contains(n) || vars.iter().any(|(k, _)| k == n);
+        if let Some(bad) = names.iter().find(|n| !known(n)) {
+            return Err(format!("line {}: unknown placeholder `{{{bad}}}`", i + 1));
+        }
+        if needs_id && !names.contains(&"id") {
+            return Err(format!(
+                "line {}: `match.json` matches replies by `{{id}}`, which this line lacks",
+                i + 1
+            ));
+        }
+        out.push(stream::request::compile(line, vars));
     }
+    if out.is_empty() {
+        return Err("no request in it (every line is blank)".into());
+    }
+    Ok(out)
 }
 
 fn end(e: Option<&EndSpec>) -> End {
@@ -76,7 +125,7 @@ mod tests {
         .unwrap();
         let mut pt = ParamPoint::new();
         pt.insert("prompt".into(), ParamValue::Str("hi".into()));
-        let e = protocol(&p, &pt, 0);
+        let e = protocol(&p, &pt, 0, Path::new(".")).unwrap();
         assert_eq!(e.end, End::Count(3));
         assert_eq!(e.matching, Matching::Json("/id".into()));
         let Request::Text(parts) = &e.request else {
@@ -86,5 +135,33 @@ mod tests {
         stream::request::render(parts, 9, 0, 9, &mut s);
         assert_eq!(s, "{\"id\":\"9\",\"p\":\"hi\"}");
         assert!(e.goodput.met(300_000_000, None) && !e.goodput.met(300_000_001, None));
+    }
+
+    #[test]
+    fn request_files_are_checked_line_by_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("r.jsonl");
+        let vars = [("prompt".to_string(), "hi".to_string())];
+        std::fs::write(
+            &f,
+            "{\"id\":\"{id}\",\"p\":\"{prompt}\"}\n\n{\"id\":\"{id}\"}\n",
+        )
+        .unwrap();
+        assert_eq!(request_file(&f, &vars, true).unwrap().len(), 2);
+        std::fs::write(&f, "{\"id\":\"{id}\"}\n{\"x\":1}\n").unwrap();
+        assert!(
+            request_file(&f, &vars, true)
+                .unwrap_err()
+                .starts_with("line 2: ")
+        );
+        std::fs::write(&f, "{\"id\":\"{id}\",\"p\":\"{promt}\"}\n").unwrap();
+        let e = request_file(&f, &vars, false).unwrap_err();
+        assert!(e.contains("line 1: unknown placeholder `{promt}`"), "{e}");
+        std::fs::write(&f, "\n \n").unwrap();
+        assert!(
+            request_file(&f, &vars, false)
+                .unwrap_err()
+                .contains("no request")
+        );
     }
 }

@@ -26,7 +26,7 @@ use wire::CheckKind;
 
 pub use payload::{MessageType, PayloadSpec, SizeSpec};
 pub use protocol::{EndSpec, MatchSpec, ProtocolSpec};
-pub use protocol_rules::pointer_syntax;
+pub use protocol_rules::{TEMPLATE_VARS, pointer_syntax};
 pub use rate::Rate;
 pub use target::{BuiltinSpec, Ready, ServerSpec, Target, host_port};
 

@@ -5,6 +5,7 @@
 //! (`ws::client::stream`) gets these settings translated by the executor.
 
 use std::fmt;
+use std::path::PathBuf;
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor, value::MapAccessDeserializer};
@@ -38,7 +39,7 @@ pub struct ProtocolSpec {
     pub goodput: Option<GoodputSpec>,
 }
 
-/// `request = { text = "<template>" }` or `{ binary = <size> }`.
+/// `request = { text = "<template>" }`, `{ binary = <size> }` or `{ file = "requests.jsonl" }`.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RequestSpec {
@@ -49,6 +50,10 @@ pub struct RequestSpec {
     /// Random seeded bytes of this size (or `{ min, max }`).
     #[serde(default)]
     pub binary: Option<SizeSpec>,
+    /// One text request per line of this file (relative to the suite),
+    /// used in turn; placeholders as in `text`.
+    #[serde(default)]
+    pub file: Option<PathBuf>,
 }
 
 /// `match = "id" | "order" | { json = "/pointer" }`.

@@ -33,11 +33,13 @@ pub fn pointer_syntax(p: &str) -> Option<String> {
 impl ProtocolSpec {
     /// Whether the request template has the placeholder `{name}` (a param
     /// swept only for the template).
+    /// A param used only by a request file's lines is allowed too: the
+    /// file is read later.
     pub fn template_uses(&self, name: &str) -> bool {
-        self.request
-            .text
-            .as_deref()
-            .is_some_and(|t| placeholders(t).iter().any(|(_, n)| *n == name))
+        match &self.request.text {
+            Some(t) => placeholders(t).iter().any(|(_, n)| *n == name),
+            None => self.request.file.is_some(),
+        }
     }
 
     /// Every check; `points` give the params a template may use.
@@ -85,36 +87,36 @@ impl ProtocolSpec {
 
     fn check_request(&self, points: &[ParamPoint]) -> Result<(), SpecError> {
         let r = &self.request;
-        let text = match (&r.text, &r.binary) {
-            (Some(_), Some(_)) => {
+        let given = [r.text.is_some(), r.binary.is_some(), r.file.is_some()];
+        if given.iter().filter(|g| **g).count() != 1 {
+            return Err(key(
+                "protocol.request",
+                "`request` takes exactly one of `text = \"<template>\"`, `binary = <size>` and `file = \"requests.jsonl\"`",
+            ));
+        }
+        if let Some(b) = r.binary {
+            if b.min > b.max || b.max > super::MAX_SIZE {
                 return Err(key(
-                    "protocol.request",
-                    "give either `text` or `binary`, not both",
+                    "protocol.request.binary",
+                    format!("`binary` must be a size up to 64 MiB with min ≤ max, got {b}"),
                 ));
             }
-            (None, None) => {
+            if matches!(self.matching, Some(MatchSpec::Json(_))) {
                 return Err(key(
-                    "protocol.request",
-                    "`request` needs `text = \"<template>\"` or `binary = <size>`",
+                    "protocol.match",
+                    "`match.json` reads the id the server copies from a text request's `{id}`: use `request.text`, or `match = \"order\"` for binary requests",
                 ));
             }
-            (Some(t), None) => t,
-            (None, Some(b)) => {
-                if b.min > b.max || b.max > super::MAX_SIZE {
-                    return Err(key(
-                        "protocol.request.binary",
-                        format!("`binary` must be a size up to 64 MiB with min ≤ max, got {b}"),
-                    ));
-                }
-                if matches!(self.matching, Some(MatchSpec::Json(_))) {
-                    return Err(key(
-                        "protocol.match",
-                        "`match.json` reads the id the server copies from a text request's `{id}`: use `request.text`, or `match = \"order\"` for binary requests",
-                    ));
-                }
-                return Ok(());
-            }
-        };
+            return Ok(());
+        }
+        if r.file.as_ref().is_some_and(|f| f.as_os_str().is_empty()) {
+            return Err(key(
+                "protocol.request.file",
+                "`request.file` must name a file",
+            ));
+        }
+        // A file's lines are checked when it is read, before the flood.
+        let Some(text) = &r.text else { return Ok(()) };
         let params: Vec<&str> = points
             .iter()
             .flat_map(|p| p.keys().map(String::as_str))
@@ -254,7 +256,7 @@ end = { json = "/type", equals = "done" }"#,
             ),
             (
                 "request = { text = 'x', binary = 8 }",
-                "not both",
+                "exactly one of",
                 At::Key("protocol.request"),
             ),
         ];

@@ -4,6 +4,8 @@
 //! the frame starts with neon-perf's id, as without `protocol`.
 
 use std::fmt::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio_tungstenite::tungstenite::Message;
 
@@ -28,6 +30,12 @@ pub enum Part {
 #[derive(Clone, Debug)]
 pub enum Request {
     Text(Vec<Part>),
+    /// One template per line of a file, used in turn over the whole flood
+    /// (`next` is shared by every connection).
+    Lines {
+        lines: Vec<Vec<Part>>,
+        next: Arc<AtomicUsize>,
+    },
     /// Random seeded bodies (8-byte id first, as [`Payload`] builds them).
     Binary(Payload),
 }
@@ -43,19 +51,29 @@ impl Request {
         seq: u64,
         rng: &mut Rng,
     ) -> (Message, usize) {
-        match self {
-            Request::Binary(p) => p.message(id, rng),
-            Request::Text(parts) => {
-                let mut s = String::with_capacity(64);
-                if *matching == Matching::Id {
-                    let mut head = [0u8; TEXT_ID_LEN];
-                    put_text_id(&mut head, id);
-                    s.push_str(std::str::from_utf8(&head).expect("hex digits"));
-                }
-                render(parts, id, conn, seq, &mut s);
-                let len = s.len();
-                (Message::Text(s.into()), len)
+        let parts = match self {
+            Request::Binary(p) => return p.message(id, rng),
+            Request::Text(parts) => parts,
+            Request::Lines { lines, next } => {
+                &lines[next.fetch_add(1, Ordering::Relaxed) % lines.len().max(1)]
             }
+        };
+        let mut s = String::with_capacity(64);
+        if *matching == Matching::Id {
+            let mut head = [0u8; TEXT_ID_LEN];
+            put_text_id(&mut head, id);
+            s.push_str(std::str::from_utf8(&head).expect("hex digits"));
+        }
+        render(parts, id, conn, seq, &mut s);
+        let len = s.len();
+        (Message::Text(s.into()), len)
+    }
+
+    /// Request templates, one per line of a file (at least one).
+    pub fn lines(templates: Vec<Vec<Part>>) -> Request {
+        Request::Lines {
+            lines: templates,
+            next: Arc::new(AtomicUsize::new(0)),
         }
     }
 }
@@ -141,6 +159,18 @@ mod tests {
         );
         let serde_ok: serde_json::Value = serde_json::from_str(&s.replace("{x}", "1")).unwrap();
         assert_eq!(serde_ok["p"], "hi");
+    }
+
+    #[test]
+    fn file_lines_are_used_in_turn() {
+        let r = Request::lines(vec![compile("a{seq}", &[]), compile("b{seq}", &[])]);
+        let texts: Vec<String> = (0..3)
+            .map(|seq| {
+                let (m, _) = r.build(&Matching::Order, seq, 0, seq, &mut Rng::new(1));
+                m.to_text().unwrap().to_string()
+            })
+            .collect();
+        assert_eq!(texts, ["a0", "b1", "a2"]);
     }
 
     #[test]
