@@ -31,10 +31,9 @@ pub fn pointer_syntax(p: &str) -> Option<String> {
 }
 
 impl ProtocolSpec {
-    /// Whether the request template has the placeholder `{name}` (a param
-    /// swept only for the template).
-    /// A param used only by a request file's lines is allowed too: the
-    /// file is read later.
+    /// Whether a param `name` is for the request: the template has
+    /// `{name}`, or the request is a file (read, and its placeholders
+    /// checked, when the scenario starts).
     pub fn template_uses(&self, name: &str) -> bool {
         match &self.request.text {
             Some(t) => placeholders(t).iter().any(|(_, n)| *n == name),
