@@ -4,7 +4,7 @@
 # Python `websockets` client (scripts/ws/stream_client.py), one after the
 # other, each measuring time to first reply and inter-reply gap at STREAMS
 # concurrent streams; after each, the server's own view of the same
-# requests. Prints a Markdown table of the p50s (ms).
+# requests. Prints a Markdown table: p50s (ms), replies/s and the gap's p99.
 #
 #   bash scripts/ws/stream-accuracy.sh          # 20 ms, 5 ms, 8 streams, 5 s each
 #   FIRST_MS=20 GAP_MS=5 STREAMS=8 SECONDS_EACH=5 TOKENS=16 ROUNDS=3 bash scripts/ws/stream-accuracy.sh
@@ -50,15 +50,16 @@ metric() { # results.json, metric key → value in ms
 }
 field() { $PY -c "import json,sys; v=json.loads(sys.argv[1])[sys.argv[2]]; print('%.3f' % v)" "$1" "$2"; }
 
-echo "| round | client | requests | TTFR p50 (client) | TTFR p50 (server) | gap p50 (client) | gap p50 (server) |"
-echo "|---|---|---|---|---|---|---|"
+echo "| round | client | requests | replies/s | TTFR p50 (client) | TTFR p50 (server) | gap p50 (client) | gap p50 (server) | gap p99 (client) |"
+echo "|---|---|---|---|---|---|---|---|---|"
 for round in $(seq 1 "$ROUNDS"); do
   $PY scripts/ws/server_stats.py "$URL" >/dev/null
   "$BIN" run "$OUT/suite.toml" --baselines "$OUT/none" --json "$OUT/neon-$round.json" >"$OUT/neon-$round.log" 2>&1 || true
   s=$($PY scripts/ws/server_stats.py "$URL")
   n=$($PY -c "import json,sys; r=json.load(open(sys.argv[1])); s=r['scenarios'][0]; print(len([x for x in s['metrics'] if x['key']=='stream_time'][0]['samples']))" "$OUT/neon-$round.json")
-  echo "| $round | neon-perf | $n | $(metric "$OUT/neon-$round.json" time_to_first_reply_p50) | $(field "$s" first_reply_p50_ms) | $(metric "$OUT/neon-$round.json" inter_reply_gap_p50) | $(field "$s" gap_p50_ms) |"
+  rps=$($PY -c "import json,sys; r=json.load(open(sys.argv[1])); s=r['scenarios'][0]; print('%.0f' % [x for x in s['metrics'] if x['key']=='msg_rate_overall'][0]['samples'][0])" "$OUT/neon-$round.json")
+  echo "| $round | neon-perf | $n | $rps | $(metric "$OUT/neon-$round.json" time_to_first_reply_p50) | $(field "$s" first_reply_p50_ms) | $(metric "$OUT/neon-$round.json" inter_reply_gap_p50) | $(field "$s" gap_p50_ms) | $(metric "$OUT/neon-$round.json" inter_reply_gap_p99) |"
   c=$($PY scripts/ws/stream_client.py "$URL" "$STREAMS" "$SECONDS_EACH" "$TOKENS")
   s=$($PY scripts/ws/server_stats.py "$URL")
-  echo "| $round | python websockets | $(field "$c" requests | cut -d. -f1) | $(field "$c" ttfr_p50_ms) | $(field "$s" first_reply_p50_ms) | $(field "$c" gap_p50_ms) | $(field "$s" gap_p50_ms) |"
+  echo "| $round | python websockets | $(field "$c" requests | cut -d. -f1) | $(field "$c" replies_per_s | cut -d. -f1) | $(field "$c" ttfr_p50_ms) | $(field "$s" first_reply_p50_ms) | $(field "$c" gap_p50_ms) | $(field "$s" gap_p50_ms) | $(field "$c" gap_p99_ms) |"
 done

@@ -6,7 +6,7 @@ each, every stream timed from the send to its first token
 "done" frame.
 
 Usage: target/ws-venv/bin/python scripts/ws/stream_client.py URL STREAMS SECONDS TOKENS
-Prints one JSON line: counts and p50s in milliseconds.
+Prints one JSON line: counts, replies/s, p50s and the gap's p99 in milliseconds.
 """
 
 import asyncio
@@ -39,9 +39,9 @@ async def one_connection(url, index, deadline, tokens, ttfr, gaps):
                 last = now
 
 
-def p50(xs):
+def pct(xs, q):
     xs = sorted(xs)
-    return xs[len(xs) // 2] * 1e3 if xs else None
+    return xs[min(len(xs) - 1, int(q * len(xs)))] * 1e3 if xs else None
 
 
 async def main(url, streams, seconds, tokens):
@@ -50,7 +50,9 @@ async def main(url, streams, seconds, tokens):
     await asyncio.gather(*(one_connection(url, i, deadline, tokens, ttfr, gaps)
                            for i in range(streams)))
     print(json.dumps({"requests": len(ttfr), "gaps": len(gaps),
-                      "ttfr_p50_ms": p50(ttfr), "gap_p50_ms": p50(gaps)}))
+                      "replies_per_s": (len(ttfr) + len(gaps)) / seconds,
+                      "ttfr_p50_ms": pct(ttfr, 0.5), "gap_p50_ms": pct(gaps, 0.5),
+                      "gap_p99_ms": pct(gaps, 0.99)}))
 
 
 if __name__ == "__main__":
