@@ -7,7 +7,8 @@
 //!
 //! `request` builds request frames, `reply` reads a reply frame (which
 //! request, what it is), `open` keeps a connection's unfinished streams,
-//! `record` collects the timings, `conn` drives one connection.
+//! `record` collects the timings, `conn` drives one connection (and
+//! `conn/track` what each frame does to its stream).
 
 pub mod conn;
 pub mod open;
