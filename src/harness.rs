@@ -98,6 +98,9 @@ fn mode_from_env() -> Mode {
 /// Runs the harness and returns the process exit code.
 pub fn main(opts: HarnessOptions) -> ExitCode {
     let mut args = Arguments::from_args();
+    // Ctrl-C or a cancelled CI job ends the programs the scenarios started
+    // (the trial running then fails, naming the signal).
+    crate::process::cancel::install();
     // Measured scenarios must not run concurrently with each other.
     args.test_threads = Some(1);
 

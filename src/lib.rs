@@ -22,6 +22,7 @@ pub mod model;
 pub mod monitor;
 pub mod outcome;
 pub mod plan;
+pub mod process;
 pub mod report;
 pub mod result;
 pub mod run;

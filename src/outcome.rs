@@ -106,11 +106,19 @@ pub struct RunReport {
     /// make the bless exit [`EXIT_NOT_RECORDED`].
     #[serde(default)]
     pub not_recorded: Vec<String>,
+    /// Set when a SIGINT or SIGTERM cancelled the run: which signal, and
+    /// which scenarios finished. The exit code is then 128 + the signal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancelled: Option<String>,
 }
 
 /// A bless that recorded nothing for a scenario that ran (and nothing
 /// failed or regressed): the baseline a user asked for does not exist.
 pub const EXIT_NOT_RECORDED: i32 = 4;
+
+/// A gate whose scenario stayed invalid (a busy machine, throttling) after
+/// its retries: not measured, so neither a pass nor a regression.
+pub const EXIT_NOT_MEASURED: i32 = 5;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -162,9 +170,16 @@ pub fn status_of(result: &ScenarioResult, verdicts: &[MetricVerdict]) -> Status 
 /// The one exit-code rule, for every front end and every results file:
 /// 1 a regression or failure; 3 only inconclusive/invalid when the policy
 /// says so; [`EXIT_NOT_RECORDED`] a bless that recorded nothing for a
-/// scenario that ran (`not_recorded`); else 0. (2, bad input or setup, is
-/// decided where it happens: before anything runs, or writing a report.)
-pub fn exit_code(statuses: &[Status], fail_on_inconclusive: bool, not_recorded: bool) -> i32 {
+/// scenario that ran (`not_recorded`); [`EXIT_NOT_MEASURED`] a gate whose
+/// scenario stayed invalid after its retries (`not_measured`, see
+/// [`not_measured`]); else 0. (2, bad input or setup, is decided where it
+/// happens: before anything runs, or writing a report; 130/143 a cancel.)
+pub fn exit_code(
+    statuses: &[Status],
+    fail_on_inconclusive: bool,
+    not_recorded: bool,
+    not_measured: bool,
+) -> i32 {
     if statuses.iter().any(|s| s.is_failure()) {
         1
     } else if fail_on_inconclusive
@@ -175,9 +190,21 @@ pub fn exit_code(statuses: &[Status], fail_on_inconclusive: bool, not_recorded: 
         3
     } else if not_recorded {
         EXIT_NOT_RECORDED
+    } else if not_measured {
+        EXIT_NOT_MEASURED
     } else {
         0
     }
+}
+
+/// A gate that could not measure: a scenario (not a smoke one) stayed
+/// invalid after its retries, so its verdict is unknown and the gate must
+/// not read as a pass. A bless says the same through `not_recorded`.
+pub fn not_measured(mode: &str, scenarios: &[ScenarioReport]) -> bool {
+    mode != "bless"
+        && scenarios
+            .iter()
+            .any(|s| s.status == Status::Invalid && !s.smoke)
 }
 
 #[cfg(test)]
@@ -187,26 +214,34 @@ mod tests {
     #[test]
     fn exit_codes() {
         use Status::*;
-        let table: &[(&[Status], bool, bool, i32)] = &[
-            (&[Pass, NoBaseline, Ignored, Improved], true, false, 0),
-            (&[Pass, Regressed], false, false, 1),
-            (&[Failed], false, false, 1),
-            (&[Failed, Inconclusive], true, false, 1),
-            (&[Inconclusive], false, false, 0),
-            (&[Pass, Inconclusive], true, false, 3),
-            (&[Invalid], true, false, 3),
-            (&[Invalid, Regressed], true, false, 1),
-            (&[Pass, Invalid], false, false, 0),
-            (&[], true, false, 0),
-            (&[Pass], false, true, EXIT_NOT_RECORDED),
-            (&[Invalid], true, true, 3),
-            (&[Regressed], false, true, 1),
+        let table: &[(&[Status], bool, bool, bool, i32)] = &[
+            (
+                &[Pass, NoBaseline, Ignored, Improved],
+                true,
+                false,
+                false,
+                0,
+            ),
+            (&[Pass, Regressed], false, false, false, 1),
+            (&[Failed], false, false, false, 1),
+            (&[Failed, Inconclusive], true, false, false, 1),
+            (&[Inconclusive], false, false, false, 0),
+            (&[Pass, Inconclusive], true, false, false, 3),
+            (&[Invalid], true, false, true, 3),
+            (&[Invalid, Regressed], true, false, true, 1),
+            (&[Invalid, Regressed], false, false, true, 1),
+            (&[Pass, Invalid], false, false, true, EXIT_NOT_MEASURED),
+            (&[Invalid], false, false, true, EXIT_NOT_MEASURED),
+            (&[], true, false, false, 0),
+            (&[Pass], false, true, false, EXIT_NOT_RECORDED),
+            (&[Invalid], true, true, false, 3),
+            (&[Regressed], false, true, false, 1),
         ];
-        for (statuses, strict, not_recorded, want) in table {
+        for (statuses, strict, not_recorded, not_measured, want) in table {
             assert_eq!(
-                exit_code(statuses, *strict, *not_recorded),
+                exit_code(statuses, *strict, *not_recorded, *not_measured),
                 *want,
-                "{statuses:?} {strict} {not_recorded}"
+                "{statuses:?} {strict} {not_recorded} {not_measured}"
             );
         }
     }

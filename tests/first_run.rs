@@ -139,13 +139,11 @@ fn a_bless_whose_runs_are_all_refused_exits_4_and_names_the_scenario() {
     );
 }
 
-#[test]
-fn a_bless_whose_runs_are_all_invalid_exits_4() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    // The fixture suite, but no other process may use any CPU while it
-    // measures; two threads of this test spin for the whole bless, and each
-    // run of the program lasts half a second.
+/// The fixture suite, but no other process may use any CPU while it
+/// measures (`max_contention = 0.01`) and an invalid run is tried again at
+/// once (`quiet_wait = "0s"`); two threads of this test spin for the whole
+/// command, and each run of the program lasts half a second.
+fn on_a_busy_machine(d: &Path, cmd: &str, extra: &[&str]) -> Output {
     let strict = d.join("suite");
     std::fs::create_dir(&strict).unwrap();
     let fixture = suite();
@@ -153,9 +151,10 @@ fn a_bless_whose_runs_are_all_invalid_exits_4() {
     // Each run lasts long enough for the host sampler to see the spinners.
     let script = std::fs::read_to_string(src.join("agree.sh")).unwrap();
     std::fs::write(strict.join("agree.sh"), format!("sleep 0.5\n{script}")).unwrap();
-    let toml = std::fs::read_to_string(&fixture)
-        .unwrap()
-        .replace("max_contention = 1.0", "max_contention = 0.01");
+    let toml = std::fs::read_to_string(&fixture).unwrap().replace(
+        "max_contention = 1.0",
+        "max_contention = 0.01\nquiet_wait = \"0s\"",
+    );
     std::fs::write(strict.join("agree.toml"), toml).unwrap();
 
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -169,17 +168,19 @@ fn a_bless_whose_runs_are_all_invalid_exits_4() {
             })
         })
         .collect();
-    let o = neon(
-        "bless",
-        d,
-        &strict.join("agree.toml"),
-        "940",
-        &["--reason", "busy", "--runs", "1"],
-    );
+    let o = neon(cmd, d, &strict.join("agree.toml"), "940", extra);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for s in spinners {
         s.join().unwrap();
     }
+    o
+}
+
+#[test]
+fn a_bless_whose_runs_are_all_invalid_exits_4() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let o = on_a_busy_machine(d, "bless", &["--reason", "busy", "--runs", "1"]);
     let out = text(&o);
     assert_eq!(o.status.code(), Some(4), "{out}");
     assert!(
@@ -187,6 +188,29 @@ fn a_bless_whose_runs_are_all_invalid_exits_4() {
         "{out}"
     );
     assert_eq!(baseline_files(&d.join("baselines")), Vec::<PathBuf>::new());
+}
+
+/// #21 finding 10: a gate whose run stays invalid after its retries is
+/// "not measured", exit 5, never a pass; each retry is said.
+#[test]
+fn a_run_that_stays_invalid_is_not_measured_and_exits_5() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let o = on_a_busy_machine(d, "run", &[]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(5), "{out}");
+    assert!(
+        out.contains("attempt 1 of 3 invalid (other processes used"),
+        "{out}"
+    );
+    assert!(out.contains("attempt 2 of 3 invalid"), "{out}");
+    assert!(
+        out.contains("not measured: 1 scenario stayed invalid"),
+        "{out}"
+    );
+    let results = json(&d.join("target/neon-perf/results.json"));
+    assert_eq!(results["exit_code"], 5);
+    assert_eq!(results["scenarios"][0]["status"], "invalid");
 }
 
 /// Every file under `dir` (none when it does not exist).

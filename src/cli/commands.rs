@@ -158,9 +158,13 @@ fn execute(
     for w in session.warnings() {
         eprintln!("warning: {w}");
     }
+    crate::process::cancel::install();
     let mut progress = Progress::new(plans.len());
     let mut reports = Vec::with_capacity(plans.len());
     for plan in &plans {
+        if crate::process::cancel::requested().is_some() {
+            break;
+        }
         progress.start(&plan.full_name());
         let r = session.run_scenario(plan, &mut |e| progress.event(&e));
         match r {

@@ -28,6 +28,8 @@ pub mod exit {
     pub const INCONCLUSIVE: i32 = 3;
     /// A bless that recorded nothing for a scenario that ran (each named, with why).
     pub const NOT_RECORDED: i32 = crate::outcome::EXIT_NOT_RECORDED;
+    /// A scenario stayed invalid after its retries: not measured.
+    pub const NOT_MEASURED: i32 = crate::outcome::EXIT_NOT_MEASURED;
 }
 
 #[derive(Debug, Parser)]
@@ -39,7 +41,9 @@ pub mod exit {
                   in baselines/<hardware-key>/, and passes or fails the performance checklist.\n\n\
                   Exit codes: 0 pass, 1 regression or failure, 2 bad input or setup, \
                   3 inconclusive/invalid only (with --fail-on-inconclusive), \
-                  4 a bless that recorded nothing for a scenario that ran."
+                  4 a bless that recorded nothing for a scenario that ran, \
+                  5 not measured (a scenario stayed invalid after its retries), \
+                  130/143 cancelled by SIGINT/SIGTERM (programs ended, reports of what finished written)."
 )]
 pub struct Cli {
     #[command(subcommand)]

@@ -10,7 +10,7 @@ use super::{CombineError, ResultsFile, same_hardware};
 use crate::baseline::{BaselineMetric, BaselineScenario};
 use crate::checklist;
 use crate::compare::{self, Policy};
-use crate::outcome::{RunReport, ScenarioReport, Status, exit_code, status_of};
+use crate::outcome::{RunReport, ScenarioReport, Status, exit_code, not_measured, status_of};
 use crate::result::Outcome;
 use crate::stats::rng::hash_str;
 
@@ -76,7 +76,12 @@ pub fn compare_files(
         created: jiff::Timestamp::now().to_string(),
         mode: "compare".into(),
         checklist: checklist::evaluate(&scenarios),
-        exit_code: exit_code(&statuses, fail_on_inconclusive, false),
+        exit_code: exit_code(
+            &statuses,
+            fail_on_inconclusive,
+            false,
+            not_measured("compare", &scenarios),
+        ),
         scenarios,
         blessed: Vec::new(),
         not_recorded: Vec::new(),

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::{CombineError, ResultsFile, same_hardware};
 use crate::checklist;
-use crate::outcome::{RunReport, Status, exit_code};
+use crate::outcome::{RunReport, Status, exit_code, not_measured};
 use crate::plan::Partition;
 
 /// Merges shard results. Refuses different hardware keys, a scenario in two
@@ -57,16 +57,31 @@ pub fn merge(files: &[ResultsFile], fail_on_inconclusive: bool) -> Result<RunRep
         .iter()
         .flat_map(|f| f.report.not_recorded.iter().cloned())
         .collect();
+    let mode = distinct(|r| Some(r.mode.clone())).unwrap_or_default();
+    let not_measured = not_measured(&mode, &scenarios);
     Ok(RunReport {
         format_version: first.format_version,
         tool_version: first.tool_version.clone(),
         created: jiff::Timestamp::now().to_string(),
         git_commit: distinct(|r| r.git_commit.clone()),
-        mode: distinct(|r| Some(r.mode.clone())).unwrap_or_default(),
+        mode,
         hardware_dir: hardware.dirname(),
         hardware_key: hardware,
         checklist: checklist::evaluate(&scenarios),
-        exit_code: exit_code(&statuses, fail_on_inconclusive, !not_recorded.is_empty()),
+        // A cancelled shard leaves the run incomplete: the merge keeps its
+        // exit code (128 + the signal), never a pass.
+        exit_code: files
+            .iter()
+            .find(|f| f.report.cancelled.is_some())
+            .map(|f| f.report.exit_code)
+            .unwrap_or_else(|| {
+                exit_code(
+                    &statuses,
+                    fail_on_inconclusive,
+                    !not_recorded.is_empty(),
+                    not_measured,
+                )
+            }),
         scenarios,
         blessed: files
             .iter()
@@ -74,6 +89,7 @@ pub fn merge(files: &[ResultsFile], fail_on_inconclusive: bool) -> Result<RunRep
             .collect(),
         partition: None,
         not_recorded,
+        cancelled: distinct(|r| r.cancelled.clone()),
     })
 }
 

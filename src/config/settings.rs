@@ -10,7 +10,7 @@ use crate::plan::Settings;
 use crate::units::HumanDuration;
 
 /// Every key of `plan::Settings`, as written in a suite.
-pub(crate) const SETTINGS_KEYS: [&str; 10] = [
+pub(crate) const SETTINGS_KEYS: [&str; 11] = [
     "warmup",
     "warmup_runs",
     "min_samples",
@@ -21,6 +21,7 @@ pub(crate) const SETTINGS_KEYS: [&str; 10] = [
     "timeout",
     "monitor_interval",
     "max_contention",
+    "quiet_wait",
 ];
 
 /// One layer of settings as written in the file, with where each key was set.
@@ -40,6 +41,7 @@ impl Layer {
         let span = v.span();
         match name {
             "warmup" => s.warmup = Some(HumanDuration(read::duration(v, name)?)),
+            "quiet_wait" => s.quiet_wait = Some(HumanDuration(read::duration(v, name)?)),
             "max_time" | "timeout" | "monitor_interval" => {
                 let d = read::duration(v, name)?;
                 limits::positive_duration(d).map_err(|l| l.diag(span.clone(), name, None))?;

@@ -6,8 +6,12 @@
 //! A timeout kills the child's whole process group.
 
 pub mod child;
+pub mod launch;
 mod leak;
+mod leftovers;
+mod lines;
 pub mod max_batch;
+mod output;
 pub mod python;
 mod sweep;
 
@@ -56,9 +60,10 @@ impl Executor for CommandExecutor {
                 label,
             });
             let inv = Invocation::build(spec, plan, point, ctx.env)?;
-            let (metrics, checks) = measure_point(&inv, spec, plan, point, ctx)?;
+            let (metrics, checks, warnings) = measure_point(&inv, spec, plan, point, ctx)?;
             out.metrics.extend(metrics);
             out.checks.extend(checks);
+            out.warnings.extend(warnings);
         }
         if let Some(sw) = &spec.sweep {
             sweep::analyse(plan, sw, &mut out)?;
@@ -83,6 +88,9 @@ pub struct Invocation {
     pub cwd: PathBuf,
     /// RLIMIT_DATA set on the child before it starts, bytes.
     pub mem_limit: Option<u64>,
+    /// The run launcher (`launch.rs`) the program is started through, so
+    /// its peak RSS is its own; `None` starts it directly.
+    pub launcher: Option<PathBuf>,
 }
 
 impl Invocation {
@@ -123,11 +131,13 @@ impl Invocation {
             Some(c) => suite_dir.join(c),
             None => suite_dir,
         };
+        let launcher = launch::install(&env.cache_dir).map_err(ExecError::Failed)?;
         Ok(Invocation {
             argv,
             env: child_env,
             cwd,
             mem_limit: None,
+            launcher,
         })
     }
 }
@@ -178,13 +188,17 @@ impl Collector {
     }
 }
 
+/// A point's series, the checks its runs printed, and warnings about what
+/// the runs left behind.
+type MeasuredPoint = (Vec<MetricSeries>, Vec<Check>, Vec<String>);
+
 fn measure_point(
     inv: &Invocation,
     spec: &CommandSpec,
     plan: &ScenarioPlan,
     point: &ParamPoint,
     ctx: &mut RunCtx<'_>,
-) -> Result<(Vec<MetricSeries>, Vec<Check>), ExecError> {
+) -> Result<MeasuredPoint, ExecError> {
     let primary = spec.primary.clone().unwrap_or_else(|| "wall_time".into());
     let primary_key = MetricKey::new(primary.as_str()).with_labels(&point_labels(point));
     let mut settings = ctx.settings.clone();
@@ -202,6 +216,8 @@ fn measure_point(
     let probe_start = std::time::Instant::now();
     // Registered like every sample's process: it may be one.
     let probe = run_child(inv, settings.timeout, register.clone())?;
+    let mut leftovers = leftovers::Leftovers::default();
+    leftovers.record(&probe);
     let probe_is_sample = settings.warmup_runs == 0 && settings.warmup.is_zero();
     settings.warmup_runs = settings.warmup_runs.saturating_sub(1);
     settings.warmup = settings.warmup.saturating_sub(probe_start.elapsed());
@@ -240,7 +256,11 @@ fn measure_point(
         |warmup| {
             let run = match first_sample.take() {
                 Some(probe) => probe,
-                None => run_child(inv, settings.timeout, register.clone())?,
+                None => {
+                    let run = run_child(inv, settings.timeout, register.clone())?;
+                    leftovers.record(&run);
+                    run
+                }
             };
             if warmup {
                 return Ok(Vec::new());
@@ -303,7 +323,7 @@ fn measure_point(
         }
         c
     }));
-    Ok((metrics, checks))
+    Ok((metrics, checks, leftovers.warnings(&inv.argv.join(" "))))
 }
 
 /// The checks a run printed, over the point's measured runs: one per name,

@@ -106,6 +106,9 @@ pub enum ExecError {
     /// The scenario cannot run here after all (discovered while starting).
     #[error("{0}")]
     Unavailable(String),
+    /// A SIGINT or SIGTERM asked the run to stop; its programs were ended.
+    #[error("{0}")]
+    Cancelled(String),
 }
 
 /// How one scenario kind runs.

@@ -21,6 +21,9 @@ pub enum StopReason {
     TimeBudget,
     /// `max_samples` were taken.
     MaxSamples,
+    /// A SIGINT or SIGTERM asked the run to stop (the scenario is reported
+    /// as cancelled, whatever it measured).
+    Cancelled,
 }
 
 #[derive(Clone, Debug)]
@@ -59,6 +62,15 @@ pub fn run_adaptive<E, V: IntoIterator<Item = f64>>(
     let warm_start = Instant::now();
     let mut warmup_runs = 0usize;
     while warmup_runs < cfg.warmup_runs as usize || warm_start.elapsed() < cfg.warmup {
+        if crate::process::cancel::requested().is_some() {
+            return Ok(report(
+                0,
+                warmup_runs,
+                warm_start,
+                StopReason::Cancelled,
+                f64::INFINITY,
+            ));
+        }
         measure(true)?;
         warmup_runs += 1;
     }
@@ -71,6 +83,15 @@ pub fn run_adaptive<E, V: IntoIterator<Item = f64>>(
     // geometric schedule instead so long runs stay cheap.
     let mut next_check = cfg.min_samples as usize;
     loop {
+        if crate::process::cancel::requested().is_some() {
+            return Ok(report(
+                taken,
+                warmup_runs,
+                start,
+                StopReason::Cancelled,
+                f64::INFINITY,
+            ));
+        }
         primary.extend(measure(false)?);
         taken += 1;
         on_sample(taken);

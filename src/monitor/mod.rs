@@ -37,7 +37,9 @@ fn wait(rx: &mpsc::Receiver<()>, d: Duration) -> bool {
 
 impl Monitor {
     /// Starts sampling every `interval` (NVML sampling is clamped to ≥ 10 ms).
-    /// `child_pids` are the processes whose GPU memory counts as ours.
+    /// `child_pids`, and every process of a tree this process started
+    /// (`process::started_here`), are the processes whose GPU memory
+    /// counts as ours.
     pub fn start(interval: Duration, child_pids: Arc<Mutex<Vec<u32>>>) -> Monitor {
         let interval = interval.max(Duration::from_millis(10));
         let mut stop_tx = Vec::new();
@@ -135,6 +137,19 @@ fn host_loop(rx: mpsc::Receiver<()>, interval: Duration) -> HostSummary {
     out
 }
 
+/// CPU cores that other processes used over `window` (this process
+/// asleep meanwhile): how busy the machine is before a run is tried again.
+pub fn other_cpu_over(window: Duration) -> Option<f64> {
+    let stat_a = read("/proc/stat")?;
+    let cpus = count_cpus(&stat_a);
+    let a = parse_proc_stat(&stat_a)?;
+    let sa = read("/proc/self/stat").and_then(|s| parse_self_ticks(&s))?;
+    std::thread::sleep(window);
+    let b = read("/proc/stat").and_then(|s| parse_proc_stat(&s))?;
+    let sb = read("/proc/self/stat").and_then(|s| parse_self_ticks(&s))?;
+    Some(other_cores(a, b, sa, sb, cpus))
+}
+
 fn process_name(pid: u32) -> String {
     read(&format!("/proc/{pid}/comm"))
         .map(|s| s.trim().to_string())
@@ -196,7 +211,10 @@ fn gpu_loop(
             if let Ok(procs) = d.running_compute_processes() {
                 let mut mine = 0u64;
                 for p in procs {
-                    if ours.contains(&p.pid) {
+                    // The programs a scenario started count however deep
+                    // their process runs below them (the launcher, a
+                    // shell, a framework's workers): they carry our tag.
+                    if ours.contains(&p.pid) || crate::process::started_here(p.pid) {
                         if let UsedGpuMemory::Used(b) = p.used_gpu_memory {
                             mine += b;
                         }

@@ -134,6 +134,9 @@ pub struct Settings {
     /// Share of the CPU cores other processes may use while a CPU scenario
     /// measures before the run is `invalid` (1 turns the check off).
     pub max_contention: Option<f64>,
+    /// Before each retry of an invalid run, the longest wait for other
+    /// processes to leave the CPU ("0s": retry at once).
+    pub quiet_wait: Option<HumanDuration>,
 }
 
 impl Settings {
@@ -150,6 +153,7 @@ impl Settings {
             timeout: self.timeout.or(lower.timeout),
             monitor_interval: self.monitor_interval.or(lower.monitor_interval),
             max_contention: self.max_contention.or(lower.max_contention),
+            quiet_wait: self.quiet_wait.or(lower.quiet_wait),
         }
     }
 
@@ -170,6 +174,7 @@ impl Settings {
                 .map(|h| h.0)
                 .unwrap_or(d.monitor_interval),
             max_contention: self.max_contention.unwrap_or(d.max_contention),
+            quiet_wait: self.quiet_wait.map(|h| h.0).unwrap_or(d.quiet_wait),
         }
     }
 }
@@ -187,6 +192,7 @@ pub struct Resolved {
     pub timeout: Duration,
     pub monitor_interval: Duration,
     pub max_contention: f64,
+    pub quiet_wait: Duration,
 }
 
 impl Default for Resolved {
@@ -202,6 +208,7 @@ impl Default for Resolved {
             timeout: Duration::from_secs(60),
             monitor_interval: Duration::from_millis(50),
             max_contention: 0.5,
+            quiet_wait: Duration::from_secs(20),
         }
     }
 }

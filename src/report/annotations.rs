@@ -182,6 +182,7 @@ mod tests {
             blessed: vec![],
             partition: None,
             not_recorded: Vec::new(),
+            cancelled: None,
         }
     }
 

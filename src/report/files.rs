@@ -153,6 +153,7 @@ mod tests {
             blessed: Vec::new(),
             partition: None,
             not_recorded: Vec::new(),
+            cancelled: None,
         }
     }
 

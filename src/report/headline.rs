@@ -2,13 +2,17 @@
 //! way by the terminal, Markdown and HTML reports. A run that compared
 //! nothing never reads as a pass: it says so and names the next step.
 
-use crate::outcome::{EXIT_NOT_RECORDED, RunReport, Status};
+use crate::outcome::{EXIT_NOT_MEASURED, EXIT_NOT_RECORDED, RunReport, Status};
 use crate::result::Outcome;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
+    /// A SIGINT or SIGTERM stopped the run before it finished.
+    Cancelled,
     /// A regression or a failed scenario.
     Failed,
+    /// A gate whose scenario stayed invalid after its retries.
+    NotMeasured,
     /// Only inconclusive or invalid verdicts, with the policy failing them.
     Inconclusive,
     /// A bless that recorded nothing for a scenario that ran.
@@ -46,7 +50,15 @@ pub fn headline(r: &RunReport) -> Headline {
     let no_baseline = count(&|s| s == Status::NoBaseline);
     let compared = count(&Status::compared);
     let bless = r.mode == "bless";
-    let (kind, title, note) = if r.exit_code == EXIT_NOT_RECORDED {
+    let (kind, title, note) = if let Some(why) = &r.cancelled {
+        (
+            Kind::Cancelled,
+            "cancelled",
+            Some(format!(
+                "{why}; the results are incomplete and gate nothing"
+            )),
+        )
+    } else if r.exit_code == EXIT_NOT_RECORDED {
         (
             Kind::NotRecorded,
             "nothing recorded",
@@ -54,6 +66,28 @@ pub fn headline(r: &RunReport) -> Headline {
                 "{} ran but recorded no baseline: {}",
                 plural(r.not_recorded.len(), "scenario"),
                 r.not_recorded.join("; ")
+            )),
+        )
+    } else if r.exit_code == EXIT_NOT_MEASURED {
+        let invalid: Vec<String> = r
+            .scenarios
+            .iter()
+            .filter(|s| s.status == Status::Invalid && !s.smoke)
+            .map(|s| {
+                format!(
+                    "{} ({})",
+                    s.result.full_name(),
+                    s.result.invalid_reasons.join("; ")
+                )
+            })
+            .collect();
+        (
+            Kind::NotMeasured,
+            "not measured",
+            Some(format!(
+                "{} stayed invalid after retries while the machine was busy, so the gate cannot say whether it regressed: {}",
+                plural(invalid.len(), "scenario"),
+                invalid.join("; ")
             )),
         )
     } else if r.exit_code != 0 {

@@ -18,7 +18,8 @@ pub fn markdown(report: &RunReport) -> Vec<u8> {
     let mark = match head.kind {
         Kind::Pass | Kind::Blessed => "✅",
         Kind::Failed | Kind::NotRecorded => "❌",
-        Kind::Inconclusive => "⚠️",
+        Kind::Cancelled => "⛔",
+        Kind::Inconclusive | Kind::NotMeasured => "⚠️",
         Kind::NothingCompared | Kind::NothingRan => "⚪",
     };
     let _ = writeln!(o, "## {mark} neon-perf: {}\n", head.title);

@@ -29,7 +29,11 @@ pub(super) fn confirm(
     for v in &mut verdicts {
         let key = v.key.to_string();
         let was = first.contains(&key);
-        if v.verdict == Verdict::Regressed {
+        if was && v.verdict == Verdict::Invalid {
+            // Invalid runs neither confirm nor refute: say which they show,
+            // never that the code is cleared.
+            result.warnings.push(invalid_confirmation(v));
+        } else if v.verdict == Verdict::Regressed {
             if was {
                 v.note = Some(match v.note.take() {
                     Some(n) => format!("{n}; {CONFIRMED}"),
@@ -50,6 +54,38 @@ pub(super) fn confirm(
         ));
     }
     (result, verdicts)
+}
+
+/// What an invalid confirmation says of a first run's regression: the
+/// change it measured, and whether that too is beyond the tolerance.
+fn invalid_confirmation(v: &MetricVerdict) -> String {
+    let key = &v.key;
+    let tol = v.tolerance * 100.0;
+    let Some((lo, hi)) = v.ci else {
+        return format!(
+            "a first run regressed on {key}, and the confirmation runs were invalid (see why below) with no interval to judge: not measured, neither confirmed nor cleared"
+        );
+    };
+    // In "worse is positive" terms, as the gate decides.
+    let worse_lo = match v.direction {
+        Direction::HigherIsBetter => -hi,
+        _ => lo,
+    };
+    let shown = format!(
+        "{:+.1}% [{:+.1}%, {:+.1}%]",
+        v.change.unwrap_or(f64::NAN) * 100.0,
+        lo * 100.0,
+        hi * 100.0
+    );
+    if worse_lo > v.tolerance {
+        format!(
+            "a first run regressed on {key}, and the confirmation runs, though invalid (see why below), show it too: {shown}, beyond the {tol:.1}% tolerance; not measured, so not a pass"
+        )
+    } else {
+        format!(
+            "a first run regressed on {key}; the confirmation runs were invalid (see why below) and show {shown} against a {tol:.1}% tolerance: not measured, neither confirmed nor cleared"
+        )
+    }
 }
 
 /// Smoke budget: enough samples to prove the scenario runs and reports.

@@ -3,9 +3,16 @@
 
 use super::*;
 
+/// Attempts of a run that comes out invalid (the first included).
+pub const ATTEMPTS: usize = 3;
+
 /// Runs a scenario's executor inside the monitor window. Never panics on a
 /// failing workload: the failure becomes the outcome. A run the monitor
-/// marks invalid (throttling, low clocks) is retried once.
+/// marks invalid (other processes on the CPU, throttling, low clocks) is
+/// tried again, up to [`ATTEMPTS`] in all, each after waiting up to the
+/// `quiet_wait` setting (default 20 s) for the machine to be quiet; every retry is said in the
+/// scenario's warnings. One still invalid after that is reported invalid
+/// ("not measured"), never as a pass.
 pub fn execute(
     plan: &ScenarioPlan,
     env: &ExecEnv,
@@ -33,49 +40,92 @@ pub fn execute(
         return result;
     }
     let resolved = settings.resolve();
-    for attempt in 0..2 {
-        let pids = Arc::new(Mutex::new(Vec::new()));
-        let monitor = Monitor::start(resolved.monitor_interval, pids.clone());
-        let mut ctx = RunCtx::new(env, resolved.clone(), on_event, pids);
-        let outcome = executor.run(plan, &mut ctx);
-        let summary = monitor.stop();
-        let (mut invalid, mut warnings) = monitor::validity(&summary);
-        let cpu_bound = matches!(&outcome, Ok(out) if out.device == "cpu");
-        let limit = cpu_bound.then_some(resolved.max_contention);
-        host_contention(&summary, limit, &mut invalid, &mut warnings);
-        result.monitor = summary;
-        result.warnings = warnings;
-        match outcome {
-            Ok(out) => {
-                result.device = out.device;
-                result.metrics = out.metrics;
-                result.checks = out.checks;
-                result.warnings.extend(out.warnings);
-                result.invalid_reasons = out.invalid_reasons;
-                result.invalid_reasons.extend(invalid);
-                result.outcome = match result.checks.iter().find(|c| !c.passed) {
-                    Some(c) => Outcome::Failed {
-                        error: format!("check `{}` failed: {}", c.name, c.evidence),
-                    },
-                    None => Outcome::Ran,
-                };
-            }
-            Err(ExecError::Failed(error) | ExecError::TimedOut(error)) => {
-                result.outcome = Outcome::Failed { error }
-            }
-            Err(ExecError::Unavailable(reason)) => result.outcome = Outcome::Ignored { reason },
-        }
-        if result.invalid_reasons.is_empty() || attempt == 1 {
+    let mut retries: Vec<String> = Vec::new();
+    for attempt in 1..=ATTEMPTS {
+        attempt_once(plan, executor, env, &resolved, on_event, &mut result);
+        if let Some(error) = crate::process::cancel::reason() {
+            // Whatever it measured before the signal, it did not finish.
+            result.outcome = Outcome::Failed { error };
             break;
         }
-        result.warnings.push(format!(
-            "first attempt invalid ({}); retried once",
+        if result.invalid_reasons.is_empty() || attempt == ATTEMPTS {
+            break;
+        }
+        let waited = wait_for_quiet(resolved.max_contention, resolved.quiet_wait);
+        retries.push(format!(
+            "attempt {attempt} of {ATTEMPTS} invalid ({}); waited {waited} for the machine to be quiet, then tried again",
             result.invalid_reasons.join("; ")
         ));
     }
+    result.warnings.splice(0..0, retries);
     add_monitoring_check(&mut result);
     result.wall_time_s = start.elapsed().as_secs_f64();
     result
+}
+
+/// One run in the monitor window; its outcome, metrics, checks, validity
+/// and warnings replace the previous attempt's.
+fn attempt_once(
+    plan: &ScenarioPlan,
+    executor: &dyn exec::Executor,
+    env: &ExecEnv,
+    resolved: &crate::plan::Resolved,
+    on_event: &mut dyn FnMut(ExecEvent),
+    result: &mut ScenarioResult,
+) {
+    let pids = Arc::new(Mutex::new(Vec::new()));
+    let monitor = Monitor::start(resolved.monitor_interval, pids.clone());
+    let mut ctx = RunCtx::new(env, resolved.clone(), on_event, pids);
+    let outcome = executor.run(plan, &mut ctx);
+    let summary = monitor.stop();
+    let (mut invalid, mut warnings) = monitor::validity(&summary);
+    let cpu_bound = matches!(&outcome, Ok(out) if out.device == "cpu");
+    let limit = cpu_bound.then_some(resolved.max_contention);
+    host_contention(&summary, limit, &mut invalid, &mut warnings);
+    result.monitor = summary;
+    result.warnings = warnings;
+    result.invalid_reasons = invalid;
+    match outcome {
+        Ok(out) => {
+            result.device = out.device;
+            result.metrics = out.metrics;
+            result.checks = out.checks;
+            result.warnings.extend(out.warnings);
+            result.invalid_reasons.splice(0..0, out.invalid_reasons);
+            result.outcome = match result.checks.iter().find(|c| !c.passed) {
+                Some(c) => Outcome::Failed {
+                    error: format!("check `{}` failed: {}", c.name, c.evidence),
+                },
+                None => Outcome::Ran,
+            };
+        }
+        // A run that did not measure is not retried for the machine's sake.
+        Err(
+            ExecError::Failed(error) | ExecError::TimedOut(error) | ExecError::Cancelled(error),
+        ) => {
+            result.outcome = Outcome::Failed { error };
+            result.invalid_reasons.clear();
+        }
+        Err(ExecError::Unavailable(reason)) => {
+            result.outcome = Outcome::Ignored { reason };
+            result.invalid_reasons.clear();
+        }
+    }
+}
+
+/// Waits until other processes use at most `max_contention` of the cores
+/// over a 1-s window, or `budget` has passed. Returns the time waited, as
+/// text.
+fn wait_for_quiet(max_contention: f64, budget: Duration) -> String {
+    let start = Instant::now();
+    let limit = max_contention * crate::host::cpu_cores() as f64;
+    while start.elapsed() < budget {
+        match monitor::other_cpu_over(Duration::from_secs(1)) {
+            Some(other) if other > limit => {}
+            _ => break,
+        }
+    }
+    crate::units::format_duration(start.elapsed())
 }
 
 /// CPU that other processes took while a scenario measured. On the CPU,

@@ -7,7 +7,14 @@ impl Session {
     /// Blesses (when asked), evaluates the checklist and sets the exit code.
     pub fn finish(mut self, scenarios: Vec<ScenarioReport>) -> Result<RunReport, SetupError> {
         let git_commit = crate::host::git_commit(&self.cfg.baselines_dir.join(".."));
+        let cancelled = crate::process::cancel::requested();
         let (mut blessed, not_recorded) = match self.cfg.mode.clone() {
+            // A cancelled bless records nothing: half a bless is not a
+            // reviewable change.
+            Mode::Bless { .. } if cancelled.is_some() => (
+                vec!["nothing recorded: the bless was cancelled".to_string()],
+                Vec::new(),
+            ),
             Mode::Bless {
                 reason, replace, ..
             } => self.record(&scenarios, &git_commit, &reason, replace)?,
@@ -16,13 +23,28 @@ impl Session {
         for n in &not_recorded {
             blessed.push(format!("not recorded: {n}"));
         }
+        let cancelled = cancelled.map(|sig| {
+            format!(
+                "cancelled by {}: {} scenario(s) ran, the last one cut short",
+                crate::process::cancel::signal_name(sig),
+                scenarios.len()
+            )
+        });
         let checklist = checklist::evaluate(&scenarios);
         let statuses: Vec<Status> = scenarios.iter().map(|s| s.status).collect();
-        let exit_code = exit_code(
-            &statuses,
-            self.cfg.fail_on_inconclusive,
-            !not_recorded.is_empty(),
-        );
+        let exit_code = crate::process::cancel::exit_code().unwrap_or_else(|| {
+            let mode = if matches!(self.cfg.mode, Mode::Bless { .. }) {
+                "bless"
+            } else {
+                "gate"
+            };
+            exit_code(
+                &statuses,
+                self.cfg.fail_on_inconclusive,
+                !not_recorded.is_empty(),
+                crate::outcome::not_measured(mode, &scenarios),
+            )
+        });
         Ok(RunReport {
             format_version: RESULTS_FORMAT_VERSION,
             tool_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -42,6 +64,7 @@ impl Session {
             blessed,
             partition: None,
             not_recorded,
+            cancelled,
         })
     }
 

@@ -198,6 +198,52 @@ mod tests {
         assert_eq!(status_of(&r, &v), Status::Regressed);
     }
 
+    /// #21 finding 10: the confirmation runs were invalid (a busy machine)
+    /// yet showed the first run's +4.7% beyond a 3% tolerance. Never "not
+    /// the code"; the scenario is invalid, which a gate reports as not
+    /// measured (exit 5), never a pass.
+    #[test]
+    fn an_invalid_confirmation_never_clears_the_code() {
+        let first = vec!["a".to_string(), "b".to_string()];
+        let mut shown = verdict("a", Verdict::Invalid);
+        shown.change = Some(0.047);
+        shown.ci = Some((0.040, 0.054));
+        shown.tolerance = 0.03;
+        let mut within = verdict("b", Verdict::Invalid);
+        within.change = Some(0.01);
+        within.ci = Some((-0.01, 0.03));
+        within.tolerance = 0.03;
+        let mut pooled = empty_result();
+        pooled.invalid_reasons = vec!["other processes used 1.01 of 2 CPU cores".into()];
+        let (r, v) = confirm(first, pooled, vec![shown, within]);
+        let all = r.warnings.join("\n");
+        assert!(!all.contains("not the code"), "{all}");
+        assert!(
+            r.warnings[0].contains("show it too: +4.7% [+4.0%, +5.4%], beyond the 3.0% tolerance"),
+            "{all}"
+        );
+        assert!(
+            r.warnings[1].contains("neither confirmed nor cleared"),
+            "{all}"
+        );
+        assert_eq!(status_of(&r, &v), Status::Invalid);
+        let report = ScenarioReport {
+            result: r,
+            status: Status::Invalid,
+            verdicts: v,
+            checklist: vec![],
+            smoke: false,
+            rules: Default::default(),
+            tolerance: 0.03,
+        };
+        let reports = [report];
+        assert!(crate::outcome::not_measured("gate", &reports));
+        assert_eq!(
+            exit_code(&[Status::Invalid], false, false, true),
+            crate::outcome::EXIT_NOT_MEASURED
+        );
+    }
+
     fn bless_run(
         invalid: Option<&str>,
         outcome: Outcome,

@@ -1,51 +1,27 @@
-//! One run of a child process: spawn in its own process group, time it,
-//! read its JSON-line metrics, take its rusage, kill the group on timeout.
+//! One run of a child process: spawn it in its own process group with its
+//! tree's tag, time it, read what it prints, take its rusage, and end its
+//! whole tree when it exits or times out.
 
-use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
-
 use super::Invocation;
+use super::launch::{self, Report};
+use super::lines::ProgramMetric;
+use super::output::{Printed, Readers};
 use crate::exec::ExecError;
-use crate::metric::{ChecklistItem, Direction};
+use crate::process::{Straggler, TAG_VAR, Tag, cancel, live};
 use crate::result::Check;
 
-/// How much of stderr is kept for error messages.
-const STDERR_TAIL_LINES: usize = 20;
-/// The most bytes of stderr kept while it is drained: whatever the program
-/// prints, only this tail is held in memory.
-const STDERR_TAIL_BYTES: usize = 64 * 1024;
-/// The longest stdout line parsed; a longer one is drained and ignored.
-const MAX_LINE: usize = 1 << 20;
+pub use super::lines::{RESERVED, parse_check_line, parse_metric_line};
 
-/// A metric line the program printed.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-pub struct ProgramMetric {
-    pub metric: String,
-    pub value: f64,
-    #[serde(default)]
-    pub unit: Option<String>,
-    #[serde(default, deserialize_with = "direction_word")]
-    pub direction: Option<Direction>,
-}
-
-fn direction_word<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Direction>, D::Error> {
-    let s: Option<String> = Option::deserialize(d)?;
-    match s.as_deref() {
-        None => Ok(None),
-        Some("lower") | Some("lower_is_better") => Ok(Some(Direction::LowerIsBetter)),
-        Some("higher") | Some("higher_is_better") => Ok(Some(Direction::HigherIsBetter)),
-        Some("neither") => Ok(Some(Direction::Neither)),
-        Some(other) => Err(serde::de::Error::custom(format!(
-            "unknown direction `{other}` (use \"lower\", \"higher\" or \"neither\")"
-        ))),
-    }
-}
+/// How long after the child's exit (and the end of its tree) its output is
+/// still read: a pipe held open longer than this, by a process outside the
+/// tree, is given up on, so a run ends within its timeout plus this.
+pub const OUTPUT_GRACE: Duration = Duration::from_secs(2);
 
 /// What one run of the child produced.
 #[derive(Clone, Debug)]
@@ -55,96 +31,17 @@ pub struct ChildRun {
     pub cpu: Duration,
     /// Peak resident set size, bytes.
     pub peak_rss: u64,
+    /// Whether `peak_rss` is the program's own (started through the
+    /// launcher); otherwise it counts the pages of neon-perf it was forked
+    /// from.
+    pub rss_is_own: bool,
     pub metrics: Vec<ProgramMetric>,
     /// Checks it printed (`{"check": …, "passed": …}` lines).
     pub checks: Vec<Check>,
-}
-
-/// A check line the program printed, as the helper's `neon_perf.check` writes it.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ProgramCheck {
-    check: String,
-    passed: bool,
-    #[serde(default)]
-    evidence: String,
-    #[serde(default)]
-    item: Option<String>,
-}
-
-/// Parses one stdout line as a check: `Ok(None)` for lines that are not
-/// check objects; an error for one that names a check and is broken.
-pub fn parse_check_line(line: &str) -> Result<Option<Check>, String> {
-    let t = line.trim();
-    if !t.starts_with('{') || !t.contains("\"check\"") {
-        return Ok(None);
-    }
-    let c: ProgramCheck =
-        serde_json::from_str(t).map_err(|e| format!("bad check line `{t}`: {e}"))?;
-    let item = match c.item.as_deref() {
-        None => None,
-        Some(id) => Some(ChecklistItem::from_id(id).ok_or_else(|| {
-            let ids = ChecklistItem::ALL.map(|i| i.id()).join(", ");
-            format!("bad check line `{t}`: unknown checklist item `{id}` (one of: {ids})")
-        })?),
-    };
-    if c.check.trim().is_empty() {
-        return Err(format!("bad check line `{t}`: the check has no name"));
-    }
-    Ok(Some(Check::new(c.check.trim(), c.passed, c.evidence, item)))
-}
-
-/// The metrics every `command` run reports from the OS; a program may not
-/// print its own under these names (they would be mixed into one series).
-pub const RESERVED: [&str; 3] = ["wall_time", "cpu_time", "peak_rss"];
-
-/// Parses one stdout line: `Ok(None)` for lines that are not metric
-/// objects; an error for one that names a metric and is broken.
-pub fn parse_metric_line(line: &str) -> Result<Option<ProgramMetric>, String> {
-    let t = line.trim();
-    if !t.starts_with('{') {
-        return Ok(None);
-    }
-    let value = match serde_json::from_str::<serde_json::Value>(t) {
-        Ok(v) => v,
-        // Braces in ordinary output are not metric lines; a line that names
-        // a metric and is not valid JSON (cut short, `NaN`, `1e999`) is one
-        // gone wrong, not one to drop in silence.
-        Err(e) if t.contains("\"metric\"") => {
-            return Err(format!("bad metric line `{t}`: not valid JSON ({e})"));
-        }
-        Err(_) => return Ok(None),
-    };
-    if value.get("metric").is_none() {
-        return Ok(None);
-    }
-    let m: ProgramMetric =
-        serde_json::from_value(value).map_err(|e| format!("bad metric line `{t}`: {e}"))?;
-    if m.metric.parse::<crate::metric::MetricKey>().is_err() {
-        return Err(format!(
-            "bad metric line `{t}`: invalid metric name `{}`",
-            m.metric
-        ));
-    }
-    if RESERVED.contains(&m.metric.as_str()) {
-        return Err(format!(
-            "bad metric line `{t}`: `{}` is a metric neon-perf measures itself; print yours under another name",
-            m.metric
-        ));
-    }
-    if !m.value.is_finite() {
-        return Err(format!(
-            "bad metric line `{t}`: value is not a finite number"
-        ));
-    }
-    let unit = crate::metric::Unit::parse_with_scale(m.unit.as_deref().unwrap_or("")).0;
-    if m.value < 0.0 && !unit.may_be_negative() {
-        return Err(format!(
-            "bad metric line `{t}`: a value in `{}` cannot be negative",
-            unit.symbol()
-        ));
-    }
-    Ok(Some(m))
+    /// Descendants still running when it exited; they were ended.
+    pub stragglers: Vec<Straggler>,
+    /// Its output was still held open [`OUTPUT_GRACE`] after it exited.
+    pub output_held_open: bool,
 }
 
 /// Runs the invocation once. `on_spawn` gets the child's pid.
@@ -153,9 +50,117 @@ pub fn run_child(
     timeout: Duration,
     mut on_spawn: impl FnMut(u32),
 ) -> Result<ChildRun, ExecError> {
-    let mut cmd = Command::new(&inv.argv[0]);
-    cmd.args(&inv.argv[1..])
-        .envs(&inv.env)
+    if let Some(why) = cancel::reason() {
+        return Err(ExecError::Cancelled(why));
+    }
+    let tag = Tag::new();
+    let report = inv.launcher.as_deref().map(|l| report_path(l, &tag));
+    let start = Instant::now();
+    let mut child = command(inv, &tag, report.as_deref())
+        .spawn()
+        .map_err(|e| not_started(inv, e))?;
+    let pid = child.id();
+    let _live = live::register(Some(pid), &tag);
+    on_spawn(pid);
+    let readers = Readers::start(
+        child.stdout.take().expect("piped stdout"),
+        child.stderr.take().expect("piped stderr"),
+    );
+    let watchdog = Watchdog::start(pid, timeout);
+    let (status, usage) =
+        wait4(pid).map_err(|e| ExecError::Failed(format!("wait4 failed: {e}")))?;
+    let wall = start.elapsed();
+    let timed_out = watchdog.stop();
+    let stragglers = end_tree(pid, &tag);
+    let printed = readers.finish(OUTPUT_GRACE);
+    drop(child);
+    if let Some(why) = cancel::reason() {
+        return Err(ExecError::Cancelled(why));
+    }
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, (t.tv_usec as u32) * 1000);
+    let mut own = Usage {
+        status,
+        wall,
+        cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
+        peak_rss: (usage.ru_maxrss as u64) * 1024,
+        launched: false,
+    };
+    match report.as_deref().and_then(launch::read_report) {
+        Some(Report::NotStarted(errno)) => {
+            return Err(not_started(inv, std::io::Error::from_raw_os_error(errno)));
+        }
+        Some(Report::Ran {
+            status,
+            maxrss_kib,
+            cpu,
+            wall,
+        }) => {
+            own = Usage {
+                status,
+                wall,
+                cpu,
+                peak_rss: maxrss_kib * 1024,
+                launched: true,
+            };
+        }
+        // Started directly, or the launcher was killed (a timeout).
+        None => {}
+    }
+    judge(inv, timeout, timed_out, own.status, printed).map(|p| ChildRun {
+        wall: own.wall,
+        cpu: own.cpu,
+        peak_rss: own.peak_rss,
+        rss_is_own: own.launched,
+        metrics: p.metrics,
+        checks: p.checks,
+        stragglers,
+        output_held_open: p.held_open,
+    })
+}
+
+/// What `wait4` said of the program: through the launcher, of the program
+/// itself; started directly, of the process neon-perf forked.
+struct Usage {
+    status: i32,
+    wall: Duration,
+    cpu: Duration,
+    peak_rss: u64,
+    launched: bool,
+}
+
+fn not_started(inv: &Invocation, e: std::io::Error) -> ExecError {
+    ExecError::Failed(format!(
+        "could not start `{}` (in {}): {e}",
+        inv.argv[0],
+        inv.cwd.display()
+    ))
+}
+
+/// Where the launcher writes its report for one run: beside it, named by
+/// the run's tag.
+fn report_path(launcher: &std::path::Path, tag: &Tag) -> std::path::PathBuf {
+    let dir = launcher.parent().unwrap_or(std::path::Path::new("."));
+    dir.join(format!("run-{}.wait", tag.value()))
+}
+
+/// The child's command: through the launcher when there is one (writing
+/// its report to `report`), in its own process group, the tree's tag in
+/// its environment, and its memory limit if it has one.
+fn command(inv: &Invocation, tag: &Tag, report: Option<&std::path::Path>) -> Command {
+    let mut cmd = match (&inv.launcher, report) {
+        (Some(launcher), Some(report)) => {
+            let mut c = Command::new(launcher);
+            c.arg(report).args(&inv.argv);
+            c
+        }
+        _ => {
+            let mut c = Command::new(&inv.argv[0]);
+            c.args(&inv.argv[1..]);
+            c
+        }
+    };
+    cmd.envs(&inv.env)
+        .env(TAG_VAR, tag.value())
         .current_dir(&inv.cwd)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -178,98 +183,74 @@ pub fn run_child(
             });
         }
     }
-    let start = Instant::now();
-    let mut child = cmd.spawn().map_err(|e| {
-        ExecError::Failed(format!(
-            "could not start `{}` (in {}): {e}",
-            inv.argv[0],
-            inv.cwd.display()
-        ))
-    })?;
-    let pid = child.id();
-    on_spawn(pid);
-    let stdout = child.stdout.take().expect("piped stdout");
-    let stderr = child.stderr.take().expect("piped stderr");
-    let out_reader = thread::spawn(move || {
-        let mut metrics = Vec::new();
-        let mut checks = Vec::new();
-        let mut first_error = None;
-        // Bytes, not text: a line that is not valid UTF-8 is one more line
-        // that is not a metric, and reading goes on to the end (stopping
-        // would drop later metrics and leave the program writing into a
-        // closed pipe).
-        let mut lines = ByteLines::new(stdout);
-        while let Some(bytes) = lines.next_line() {
-            let Ok(line) = std::str::from_utf8(bytes) else {
-                continue;
-            };
-            let parsed = parse_metric_line(line).and_then(|m| match m {
-                Some(m) => {
-                    metrics.push(m);
-                    Ok(())
-                }
-                None => parse_check_line(line).map(|c| checks.extend(c)),
-            });
-            if let Err(e) = parsed {
-                first_error.get_or_insert(e);
-            }
-        }
-        (metrics, checks, first_error)
-    });
-    let err_reader = thread::spawn(move || {
-        let tail = drain_tail(stderr, STDERR_TAIL_BYTES);
-        tail_lines(&String::from_utf8_lossy(&tail), STDERR_TAIL_LINES)
-    });
+    cmd
+}
 
-    // The watchdog kills the whole process group if the child outlives the timeout.
-    let (done_tx, done_rx) = mpsc::channel::<()>();
-    let watchdog = thread::spawn(move || {
-        if let Err(mpsc::RecvTimeoutError::Timeout) = done_rx.recv_timeout(timeout) {
-            // SAFETY: kill(2) with a negative pid signals the process group we created.
-            unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
-            true
-        } else {
-            false
-        }
-    });
-
-    let (status, usage) =
-        wait4(pid).map_err(|e| ExecError::Failed(format!("wait4 failed: {e}")))?;
-    let wall = start.elapsed();
-    let _ = done_tx.send(());
-    let timed_out = watchdog.join().unwrap_or(false);
-    // Grandchildren may still hold the pipes open: make sure the group is gone.
-    // SAFETY: as above; ESRCH when the group is already empty is fine.
+/// Ends what is left of the child's tree once it has exited: every process
+/// that carries its tag, wherever it moved, then its process group (for one
+/// that dropped the tag but stayed in the group). Returns the ones found.
+fn end_tree(pid: u32, tag: &Tag) -> Vec<Straggler> {
+    let found = tag.end_since(pid);
+    // SAFETY: kill(2) with a negative pid signals the process group we
+    // created; ESRCH when it is already empty is fine.
     unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
-    let (metrics, checks, metric_error) = out_reader.join().unwrap_or_default();
-    let stderr_tail = err_reader.join().unwrap_or_default();
-    drop(child);
+    found
+}
 
+/// Kills the child's process group if it outlives its timeout.
+struct Watchdog {
+    done: mpsc::Sender<()>,
+    thread: thread::JoinHandle<bool>,
+}
+
+impl Watchdog {
+    fn start(pid: u32, timeout: Duration) -> Watchdog {
+        let (done, rx) = mpsc::channel::<()>();
+        let thread = thread::spawn(move || {
+            if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(timeout) {
+                // SAFETY: kill(2) with a negative pid signals the process group we created.
+                unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+                true
+            } else {
+                false
+            }
+        });
+        Watchdog { done, thread }
+    }
+
+    /// Whether it fired.
+    fn stop(self) -> bool {
+        let _ = self.done.send(());
+        self.thread.join().unwrap_or(false)
+    }
+}
+
+/// The run's failure, if it failed: a timeout, a bad exit, a broken line.
+fn judge(
+    inv: &Invocation,
+    timeout: Duration,
+    timed_out: bool,
+    status: i32,
+    printed: Printed,
+) -> Result<Printed, ExecError> {
     let program = &inv.argv.join(" ");
     if timed_out {
         return Err(ExecError::TimedOut(format!(
-            "`{program}` timed out after {}; killed its process group{}",
+            "`{program}` timed out after {}; its whole process tree was killed{}",
             crate::units::format_duration(timeout),
-            stderr_section(&stderr_tail)
+            stderr_section(&printed.stderr_tail)
         )));
     }
     if let Some(reason) = exit_failure(status) {
         return Err(ExecError::Failed(format!(
             "`{program}` {reason}{}",
-            stderr_section(&stderr_tail)
+            stderr_section(&printed.stderr_tail)
         )));
     }
-    if let Some(e) = metric_error {
+    if let Some(e) = &printed.error {
         return Err(ExecError::Failed(format!("`{program}` printed a {e}")));
     }
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, (t.tv_usec as u32) * 1000);
-    Ok(ChildRun {
-        wall,
-        cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
-        peak_rss: (usage.ru_maxrss as u64) * 1024,
-        metrics,
-        checks,
-    })
+    Ok(printed)
 }
 
 fn stderr_section(tail: &str) -> String {
@@ -278,85 +259,6 @@ fn stderr_section(tail: &str) -> String {
     } else {
         format!("\n--- last lines of its stderr ---\n{tail}")
     }
-}
-
-/// Reads `r` to the end, keeping only its last `keep` bytes.
-fn drain_tail(mut r: impl Read, keep: usize) -> Vec<u8> {
-    let mut tail: std::collections::VecDeque<u8> = std::collections::VecDeque::new();
-    let mut buf = [0u8; 8192];
-    loop {
-        match r.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                tail.extend(&buf[..n]);
-                let over = tail.len().saturating_sub(keep);
-                tail.drain(..over);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => break,
-        }
-    }
-    tail.into()
-}
-
-/// Lines of bytes from a reader, read to the end: a line longer than
-/// [`MAX_LINE`] is skipped whole (never held), invalid UTF-8 is the
-/// caller's to judge.
-struct ByteLines<R> {
-    r: BufReader<R>,
-    line: Vec<u8>,
-}
-
-impl<R: Read> ByteLines<R> {
-    fn new(r: R) -> Self {
-        ByteLines {
-            r: BufReader::new(r),
-            line: Vec::new(),
-        }
-    }
-
-    fn next_line(&mut self) -> Option<&[u8]> {
-        loop {
-            self.line.clear();
-            let mut too_long = false;
-            loop {
-                let buf = match self.r.fill_buf() {
-                    Ok(b) => b,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(_) => return None,
-                };
-                if buf.is_empty() {
-                    if self.line.is_empty() && !too_long {
-                        return None;
-                    }
-                    break;
-                }
-                let (chunk, done) = match buf.iter().position(|&b| b == b'\n') {
-                    Some(i) => (&buf[..i], Some(i + 1)),
-                    None => (buf, None),
-                };
-                if !too_long && self.line.len() + chunk.len() <= MAX_LINE {
-                    self.line.extend_from_slice(chunk);
-                } else {
-                    too_long = true;
-                    self.line.clear();
-                }
-                let used = done.unwrap_or(buf.len());
-                self.r.consume(used);
-                if done.is_some() {
-                    break;
-                }
-            }
-            if !too_long {
-                return Some(&self.line);
-            }
-        }
-    }
-}
-
-fn tail_lines(s: &str, n: usize) -> String {
-    let lines: Vec<&str> = s.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 /// `None` for a clean exit, otherwise how the process ended.
@@ -394,61 +296,13 @@ fn wait4(pid: u32) -> std::io::Result<(i32, libc::rusage)> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn metric_lines() {
-        let m = parse_metric_line(r#"{"metric": "latency", "value": 12.5, "unit": "ms"}"#)
-            .unwrap()
-            .unwrap();
-        assert_eq!(m.metric, "latency");
-        assert_eq!(m.value, 12.5);
-        assert_eq!(m.unit.as_deref(), Some("ms"));
-        let c = parse_check_line(
-            r#"{"check": "unsynchronized timing: step", "passed": false, "evidence": "early", "item": "cuda-sync"}"#,
-        )
-        .unwrap()
-        .unwrap();
-        assert!(
-            !c.passed && c.item == Some(ChecklistItem::CudaSync),
-            "{c:?}"
-        );
-        assert_eq!(
-            parse_check_line(r#"{"metric": "x", "value": 1}"#).unwrap(),
-            None
-        );
-        assert!(parse_check_line(r#"{"check": "x", "passed": true, "item": "gpu"}"#).is_err());
-        assert!(parse_check_line(r#"{"check": "x", "passed": "yes"}"#).is_err());
-        assert_eq!(parse_metric_line("hello").unwrap(), None);
-        assert_eq!(parse_metric_line(r#"{"other": 1}"#).unwrap(), None);
-        let d = parse_metric_line(r#"{"metric": "tput", "value": 3, "direction": "higher"}"#)
-            .unwrap()
-            .unwrap();
-        assert_eq!(d.direction, Some(Direction::HigherIsBetter));
-        assert!(parse_metric_line(r#"{"metric": "x", "value": "fast"}"#).is_err());
-        assert!(parse_metric_line(r#"{"metric": "bad name!", "value": 1}"#).is_err());
-        // Broken lines that name a metric are errors, not dropped.
-        for bad in [
-            r#"{"metric": "w", "value": 1.0, "unit": "ms""#,
-            r#"{"metric": "w", "value": NaN}"#,
-            r#"{"metric": "w", "value": 1e999}"#,
-            r#"{"metric": "wall_time", "value": 1.0, "unit": "s"}"#,
-            r#"{"metric": "w", "value": -5, "unit": "ms"}"#,
-        ] {
-            let e = parse_metric_line(bad).unwrap_err();
-            assert!(e.contains("bad metric line"), "{bad}: {e}");
-        }
-        // Braces in other output, and negative values where they can be.
-        assert_eq!(parse_metric_line("{ not json }").unwrap(), None);
-        assert_eq!(parse_metric_line(r#"{"value": 1.0}"#).unwrap(), None);
-        let t = parse_metric_line(r#"{"metric": "t", "value": -3, "unit": "°C"}"#).unwrap();
-        assert_eq!(t.unwrap().value, -3.0);
-    }
-
     fn inv(argv: &[&str]) -> Invocation {
         Invocation {
             mem_limit: None,
             argv: argv.iter().map(|s| s.to_string()).collect(),
             env: Default::default(),
             cwd: std::env::temp_dir(),
+            launcher: None,
         }
     }
 
@@ -512,17 +366,10 @@ mod tests {
             &e[e.len().saturating_sub(200)..]
         );
         assert!(
-            e.len() < 2 * STDERR_TAIL_BYTES,
+            e.len() < 2 * super::super::output::STDERR_TAIL_BYTES,
             "{} bytes of error",
             e.len()
         );
-    }
-
-    #[test]
-    fn drain_tail_keeps_the_last_bytes() {
-        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
-        let tail = drain_tail(&data[..], 1000);
-        assert_eq!(tail, &data[data.len() - 1000..]);
     }
 
     #[test]
@@ -554,6 +401,162 @@ mod tests {
             start.elapsed() < Duration::from_secs(20),
             "tree was not killed"
         );
+    }
+
+    fn gone(pid: u32) -> bool {
+        // A zombie has no environment left: it is gone too.
+        std::fs::read(format!("/proc/{pid}/environ")).map_or(true, |e| e.is_empty())
+    }
+
+    fn pid_in(file: &std::path::Path) -> u32 {
+        let t0 = Instant::now();
+        loop {
+            if let Some(p) = std::fs::read_to_string(file)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+            {
+                return p;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(10), "no pid in {file:?}");
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// #21 finding 1: a descendant in a new session that keeps stdout open
+    /// used to make the run wait for ever (killpg cannot reach it). Now it is
+    /// found by its tag, ended and named; the run ends with its metric.
+    #[test]
+    fn a_detached_descendant_holding_stdout_is_ended_and_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("pid");
+        let script = format!(
+            "setsid sh -c 'echo $$ > {p}; exec sleep 300' & \
+             while [ ! -s {p} ]; do sleep 0.01; done; \
+             echo '{{\"metric\":\"lat\",\"value\":2,\"unit\":\"ms\"}}'",
+            p = pidfile.display()
+        );
+        let start = Instant::now();
+        let run = run_child(
+            &inv(&["sh", "-c", &script]),
+            Duration::from_secs(60),
+            |_| {},
+        )
+        .unwrap();
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{:?}",
+            start.elapsed()
+        );
+        assert_eq!(run.metrics.len(), 1);
+        let pid = pid_in(&pidfile);
+        assert!(
+            run.stragglers
+                .iter()
+                .any(|s| s.pid == pid && s.command.contains("sleep 300")),
+            "{:?}",
+            run.stragglers
+        );
+        assert!(!run.output_held_open);
+        let t0 = Instant::now();
+        while !gone(pid) {
+            assert!(t0.elapsed() < Duration::from_secs(5), "pid {pid} lives on");
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// A descendant that dropped the tag and left the group, holding stdout:
+    /// reading gives up after the grace period, so the run still ends.
+    #[test]
+    fn output_held_by_an_escaped_process_is_given_up_after_the_grace() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("pid");
+        let script = format!(
+            "env -u {TAG_VAR} setsid sh -c 'echo $$ > {p}; exec sleep 300' & \
+             while [ ! -s {p} ]; do sleep 0.01; done; echo '{{\"metric\":\"lat\",\"value\":2}}'",
+            p = pidfile.display()
+        );
+        let start = Instant::now();
+        let run = run_child(
+            &inv(&["sh", "-c", &script]),
+            Duration::from_secs(60),
+            |_| {},
+        )
+        .unwrap();
+        let took = start.elapsed();
+        let pid = pid_in(&pidfile);
+        // SAFETY: ends the test's own escaped sleep.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        assert!(took >= OUTPUT_GRACE && took < OUTPUT_GRACE * 5, "{took:?}");
+        assert!(run.output_held_open);
+        assert_eq!(
+            run.metrics.len(),
+            1,
+            "what was read before the grace is kept"
+        );
+    }
+
+    /// #21 finding 9: through the launcher, `peak_rss` is the program's own;
+    /// started directly from this (much larger) process, it counts this
+    /// process's pages.
+    #[test]
+    fn peak_rss_is_the_programs_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut launched = inv(&["dd", "if=/dev/zero", "of=/dev/null", "bs=1M", "count=1"]);
+        launched.launcher = super::launch::install(dir.path()).unwrap();
+        assert!(launched.launcher.is_some(), "this build has a launcher");
+        let own = run_child(&launched, Duration::from_secs(30), |_| {}).unwrap();
+        assert!(own.rss_is_own);
+        assert!(
+            own.peak_rss > 1 << 20 && own.peak_rss < 4 << 20,
+            "{}",
+            own.peak_rss
+        );
+        // The same program started directly reads as this test process.
+        launched.launcher = None;
+        let forked = run_child(&launched, Duration::from_secs(30), |_| {}).unwrap();
+        assert!(!forked.rss_is_own);
+        let me = std::fs::read_to_string("/proc/self/status").unwrap();
+        let me_kib: u64 = me
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap();
+        if me_kib * 1024 > 2 * own.peak_rss {
+            assert!(
+                forked.peak_rss > own.peak_rss,
+                "{} vs {}",
+                forked.peak_rss,
+                own.peak_rss
+            );
+        }
+        // 64 MiB touched: within 5% (and the program's few pages).
+        let mut big = inv(&["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"]);
+        big.launcher = super::launch::install(dir.path()).unwrap();
+        let run = run_child(&big, Duration::from_secs(30), |_| {}).unwrap();
+        let want = 64u64 << 20;
+        assert!(
+            run.peak_rss >= want && run.peak_rss < want + want / 20 + (2 << 20),
+            "{}",
+            run.peak_rss
+        );
+    }
+
+    #[test]
+    fn through_the_launcher_a_missing_program_is_the_same_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut i = inv(&["/no/such/program"]);
+        i.launcher = super::launch::install(dir.path()).unwrap();
+        let err = run_child(&i, Duration::from_secs(5), |_| {})
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("could not start `/no/such/program`"), "{err}");
+        assert!(err.contains("No such file"), "{err}");
+        let mut i = inv(&["sh", "-c", "exit 3"]);
+        i.launcher = super::launch::install(dir.path()).unwrap();
+        let err = run_child(&i, Duration::from_secs(5), |_| {})
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("exited with status 3"), "{err}");
     }
 
     #[test]

@@ -83,8 +83,10 @@ pub(crate) fn run_child(
     timeout: Duration,
     ctx: &mut RunCtx<'_>,
 ) -> Result<ChildRun, ExecError> {
+    let tag = crate::process::Tag::new();
     let mut cmd = Command::new(bin);
-    cmd.arg("oom-child")
+    cmd.env(crate::process::TAG_VAR, tag.value())
+        .arg("oom-child")
         .args(args)
         .env("MALLOC_ARENA_MAX", "2")
         .env("RUST_BACKTRACE", "0")
@@ -95,6 +97,8 @@ pub(crate) fn run_child(
         ExecError::Failed(format!("cannot start `{} oom-child`: {e}", bin.display()))
     })?;
     let pid = child.id();
+    // A cancel (SIGINT, SIGTERM) ends it through the list of live programs.
+    let _live = crate::process::live::register(None, &tag);
     if let Ok(mut p) = ctx.child_pids.lock() {
         p.push(pid);
     }

@@ -54,6 +54,7 @@ fn report(hardware_dir: &str, scenarios: Vec<ScenarioReport>) -> RunReport {
     RunReport {
         partition: None,
         not_recorded: Vec::new(),
+        cancelled: None,
         format_version: crate::outcome::RESULTS_FORMAT_VERSION,
         tool_version: env!("CARGO_PKG_VERSION").into(),
         created: "2026-11-27T10:00:00Z".into(),

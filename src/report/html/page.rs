@@ -18,8 +18,8 @@ pub fn page(r: &RunReport) -> String {
     let head = h.title;
     let class = match h.kind {
         Kind::Pass | Kind::Blessed => "pass",
-        Kind::Failed | Kind::NotRecorded => "fail",
-        Kind::Inconclusive => "warn",
+        Kind::Failed | Kind::NotRecorded | Kind::Cancelled => "fail",
+        Kind::Inconclusive | Kind::NotMeasured => "warn",
         Kind::NothingCompared | Kind::NothingRan => "none",
     };
     let _ = write!(

@@ -18,6 +18,8 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::Notify;
 
+use crate::process::{TAG_VAR, Tag, live};
+
 /// Lines of output kept for messages.
 const TAIL_LINES: usize = 30;
 /// Characters kept of one line.
@@ -66,6 +68,10 @@ pub struct ServerProcess {
     started: Instant,
     tail: Arc<Mutex<Tail>>,
     exited: Option<ExitStatus>,
+    /// Its tree's tag: what it leaves behind is ended with it, and a cancel
+    /// (SIGINT, SIGTERM) ends it through the list of live programs.
+    tag: Tag,
+    _live: live::Registration,
 }
 
 /// `exit code 1`, `signal 9 (SIGKILL)`.
@@ -115,9 +121,11 @@ impl ServerProcess {
     /// names the command and shows the end of its output.
     pub async fn start(cmd: &ServerCommand) -> Result<ServerProcess, String> {
         let name = cmd.argv.join(" ");
+        let tag = Tag::new();
         let mut c = Command::new(&cmd.argv[0]);
         c.args(&cmd.argv[1..])
             .envs(&cmd.env)
+            .env(TAG_VAR, tag.value())
             .current_dir(&cmd.cwd)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -131,6 +139,7 @@ impl ServerProcess {
             )
         })?;
         let pid = child.id().unwrap_or(0);
+        let live = live::register((pid > 0).then_some(pid), &tag);
         let tail = Arc::new(Mutex::new(Tail::default()));
         let matched = Arc::new((AtomicBool::new(false), Notify::new()));
         let pattern = match &cmd.ready {
@@ -150,6 +159,8 @@ impl ServerProcess {
             started: Instant::now(),
             tail,
             exited: None,
+            tag,
+            _live: live,
         };
         let ready = async {
             match &cmd.ready {
@@ -253,6 +264,10 @@ impl ServerProcess {
             unsafe {
                 libc::kill(-(self.pid as libc::pid_t), sig);
             }
+        }
+        if sig == libc::SIGKILL {
+            // What it started in other groups or sessions goes too.
+            self.tag.end();
         }
     }
 
