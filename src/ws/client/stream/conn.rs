@@ -29,6 +29,9 @@ use crate::ws::client::conn::{CLOSE_TIMEOUT, ConnLoad, ConnPlan, SEQ_BITS, Share
 use crate::ws::client::record::{ErrorKind, Local};
 use crate::ws::client::{Connector, Ws};
 
+/// How long opening a connection again (`end = "close"`) may take.
+const RECONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How a session on one socket ended.
 #[derive(PartialEq)]
 enum Exit {
@@ -92,7 +95,15 @@ pub async fn run(ws: Ws, sh: Arc<Shared>, plan: ConnPlan, connector: Connector) 
         stop_fut: Some(Box::pin(sh.stop_notify.clone().notified_owned())),
     };
     while std::future::poll_fn(|cx| c.poll_io(cx)).await == Exit::Reconnect {
-        match connector.connect().await {
+        if sh.stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let r = tokio::time::timeout(RECONNECT_TIMEOUT, connector.connect()).await;
+        match r.unwrap_or_else(|_| {
+            Err(format!(
+                "no handshake within {RECONNECT_TIMEOUT:?} when opening the connection again"
+            ))
+        }) {
             Ok(ws) => c.reopen(ws),
             Err(e) => {
                 sh.recorder.error(ErrorKind::Connect, 1, || e);
@@ -212,7 +223,9 @@ impl StreamConn<'_> {
 
     #[cold]
     fn server_closed(&mut self, code: u16, how: &str) {
-        if self.proto.end == End::Close && !self.stopping {
+        if self.proto.end == End::Close {
+            // Its way of ending streams, never an error (after the drain
+            // deadline the open streams were already counted incomplete).
             let now = self.sh.now_ns();
             let seqs: Vec<u64> = self.open.iter().map(|(seq, _)| seq).collect();
             for seq in seqs {
