@@ -44,6 +44,8 @@ trials! {
     open_loop_time_to_first_reply_counts_from_the_intended_send_time;
     requests_come_from_a_file_in_turn: needs::WS_PEERS;
     params_swept_only_by_the_template_label_the_metrics: needs::WS_PEERS;
+    empty_replies_are_skipped_and_goodput_applies_its_bounds: needs::WS_PEERS;
+    binary_requests_match_replies_by_order: needs::WS_PEERS;
 }
 
 fn root() -> PathBuf {
@@ -510,4 +512,33 @@ fn params_swept_only_by_the_template_label_the_metrics() {
         let key = format!("replies_per_request{{tokens={n}}}");
         assert!(samples(&r, &key).iter().all(|&x| x == n), "{key}");
     }
+}
+
+fn empty_replies_are_skipped_and_goodput_applies_its_bounds() {
+    // An empty token comes first; a 10 ms bound on the first reply that a
+    // 20 ms server never meets.
+    let keys = backend(&["--empty-first", "--first-delay-ms", "20", "--gap-ms", "2"])
+        + "connections = 2\nduration = \"500ms\"\n";
+    let proto = request("hi", 4)
+        + JSON_DONE
+        + "skip_empty = \"/text\"\ngoodput = { time_to_first_reply = \"10ms\" }\n";
+    let r = run(&keys, &proto);
+    assert_clean(&r);
+    assert!(samples(&r, "replies_per_request").iter().all(|&n| n == 4.0));
+    assert!(samples(&r, "request_rate").iter().sum::<f64>() > 0.0);
+    assert_eq!(samples(&r, "goodput").iter().sum::<f64>(), 0.0);
+    // The same without skip_empty counts the empty token as a reply.
+    let r = run(&keys, &(request("hi", 4) + JSON_DONE));
+    assert!(samples(&r, "replies_per_request").iter().all(|&n| n == 5.0));
+}
+
+fn binary_requests_match_replies_by_order() {
+    // The backend answers a request that is not JSON with one error frame
+    // (no id): one reply per binary request, matched by order.
+    let keys = backend(&[]) + "connections = 2\nin_flight = 1\nduration = \"300ms\"\n";
+    let r = run(&keys, "request = { binary = \"64B\" }\nmatch = \"order\"\n");
+    assert_clean(&r);
+    assert!(samples(&r, "replies_per_request").iter().all(|&n| n == 1.0));
+    assert!(value(&r, "messages{dir=received}") > 10.0);
+    assert_eq!(value(&r, "errors{type=unmatched}"), 0.0);
 }
