@@ -46,7 +46,20 @@ trials! {
     params_swept_only_by_the_template_label_the_metrics: needs::WS_PEERS;
     empty_replies_are_skipped_and_goodput_applies_its_bounds: needs::WS_PEERS;
     binary_requests_match_replies_by_order: needs::WS_PEERS;
+    wss_with_the_suites_own_ca_streams: needs::WS_PEERS, OPENSSL;
+    wss_with_an_unknown_ca_fails_with_the_tls_error: needs::WS_PEERS, OPENSSL;
+    wss_without_verification_runs_and_every_report_warns: needs::WS_PEERS, OPENSSL;
 }
+
+/// `openssl` on PATH, to make the TLS tests' certificates.
+const OPENSSL: needs::Need = needs::Need {
+    require: None,
+    probe: || {
+        needs::runs("openssl", &["version"]).err().map(|e| {
+            format!("openssl does not run ({e}): the wss tests make their certificates with it")
+        })
+    },
+};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -541,4 +554,129 @@ fn binary_requests_match_replies_by_order() {
     assert!(samples(&r, "replies_per_request").iter().all(|&n| n == 1.0));
     assert!(value(&r, "messages{dir=received}") > 10.0);
     assert_eq!(value(&r, "errors{type=unmatched}"), 0.0);
+}
+
+/// A CA (`ca.pem`) and a certificate it signed for 127.0.0.1 (`cert.pem`,
+/// `key.pem`) in `dir`.
+fn make_certs(dir: &Path) {
+    let sh = |args: &[&str]| {
+        let o = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "openssl {args:?}: {}", text(&o));
+    };
+    sh(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=neon-perf test CA",
+    ]);
+    sh(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "cert.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    sh(&[
+        "x509",
+        "-req",
+        "-in",
+        "cert.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "cert.pem",
+        "-days",
+        "1",
+        "-extfile",
+        "ext.cnf",
+    ]);
+}
+
+/// The backend over TLS, and `tls_keys` (e.g. `tls = { ca = "ca.pem" }`).
+fn tls_backend(dir: &Path, tls_keys: &str) -> String {
+    make_certs(dir);
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let flags = [
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+        "--first-delay-ms",
+        "5",
+        "--gap-ms",
+        "1",
+    ];
+    backend(&flags).replace("ws://127.0.0.1", "wss://127.0.0.1")
+        + tls_keys
+        + "connections = 2\nduration = \"300ms\"\n"
+}
+
+fn wss_with_the_suites_own_ca_streams() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = tls_backend(dir.path(), "tls = { ca = \"ca.pem\" }\n");
+    let r = run_in(dir.path(), &keys, &(request("hi", 3) + JSON_DONE));
+    assert_clean(&r);
+    assert!(samples(&r, "replies_per_request").iter().all(|&n| n == 3.0));
+    assert!(
+        r.warnings.iter().all(|w| !w.contains("NOT verified")),
+        "{:?}",
+        r.warnings
+    );
+}
+
+fn wss_with_an_unknown_ca_fails_with_the_tls_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = tls_backend(dir.path(), "");
+    let r = run_in(dir.path(), &keys, &(request("hi", 3) + JSON_DONE));
+    let Outcome::Failed { error } = &r.outcome else {
+        panic!("{:?}", r.outcome)
+    };
+    assert!(
+        error.contains("no connection to wss://127.0.0.1:"),
+        "{error}"
+    );
+    assert!(
+        error.contains("invalid peer certificate: UnknownIssuer"),
+        "{error}"
+    );
+}
+
+fn wss_without_verification_runs_and_every_report_warns() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = tls_backend(dir.path(), "tls = { insecure = true }\n");
+    let r = run_in(dir.path(), &keys, &(request("hi", 3) + JSON_DONE));
+    assert_clean(&r);
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w.contains("TLS certificates were NOT verified")),
+        "{:?}",
+        r.warnings
+    );
 }

@@ -11,6 +11,7 @@ Usage: target/ws-venv/bin/python examples/ws-backend/server.py PORT [options]
   --no-done            no end frame (end streams by count or idleness)
   --close-after-stream close the connection after each stream
   --empty-first        an empty token before the first real one
+  --tls-cert PEM --tls-key PEM  serve wss:// with this certificate chain and key
 Prints "listening on PORT" once ready; stops on SIGTERM.
 """
 
@@ -20,6 +21,7 @@ import functools
 import http
 import os
 import signal
+import ssl
 
 from websockets.asyncio.server import serve
 
@@ -49,6 +51,8 @@ def parse_args():
     p.add_argument("--no-done", action="store_true")
     p.add_argument("--close-after-stream", action="store_true")
     p.add_argument("--empty-first", action="store_true")
+    p.add_argument("--tls-cert")
+    p.add_argument("--tls-key")
     return p.parse_args()
 
 
@@ -68,7 +72,12 @@ async def main():
         loop.add_signal_handler(sig, stop.set_result, None)
     handler = functools.partial(handle, settings=settings, timings=timings)
     auth = functools.partial(check_auth, a.token)
-    async with serve(handler, "127.0.0.1", a.port, compression=None, process_request=auth):
+    tls = None
+    if a.tls_cert:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(a.tls_cert, a.tls_key)
+    async with serve(handler, "127.0.0.1", a.port, compression=None, process_request=auth,
+                     ssl=tls):
         print(f"listening on {a.port}", flush=True)
         await stop
 

@@ -102,6 +102,7 @@ pub(super) async fn flood_points(
         cfg.spin = spec.client_spin();
         cfg.seed = spec.payload.as_ref().and_then(|p| p.seed).unwrap_or(0) ^ index as u64;
         cfg.headers = super::protocol::headers(spec)?;
+        cfg.tls = super::protocol::trust(spec, &plan.base_dir)?;
         cfg.protocol = match &spec.protocol {
             Some(p) => Some(super::protocol::protocol(
                 p,

@@ -110,6 +110,7 @@ async fn run_all(
         device: format!("websocket client ({threads} threads) → {}", served.describe),
         ..Default::default()
     };
+    out.warnings.extend(protocol::insecure_warning(spec));
     let result = flood_points(plan, spec, points, &mut served, ctx, &mut out).await;
     let result = match result {
         Ok(()) => run_checks(spec, &served, &mut out).await,

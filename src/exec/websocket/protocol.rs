@@ -1,6 +1,7 @@
-//! `[scenario.protocol]` and `headers`, translated for the flood engine:
-//! the request template compiled with the point's params, pointers and
-//! bounds as the engine's types, header values read from the environment.
+//! `[scenario.protocol]`, `headers` and `tls`, translated for the flood
+//! engine: the request template compiled with the point's params, pointers
+//! and bounds as the engine's types, header values read from the
+//! environment, the trusted certificates read from their file.
 
 use std::path::Path;
 
@@ -9,6 +10,7 @@ use crate::plan::command::placeholders;
 use crate::plan::websocket::{EndSpec, MatchSpec, ProtocolSpec, TEMPLATE_VARS, headers};
 use crate::plan::{ParamPoint, WebsocketFloodSpec};
 use crate::ws::client::stream::{self, End, Goodput, Matching, Part, Protocol, Request};
+use crate::ws::client::tls::Trust;
 use crate::ws::client::{Frame, Headers, Payload};
 
 /// The engine's protocol at one sweep point; a request file is read
@@ -103,6 +105,37 @@ fn end(e: Option<&EndSpec>) -> End {
             _ => End::First, // refused by the plan's checks
         },
     }
+}
+
+/// Which certificates a `wss://` flood trusts: `tls.ca` read (relative to
+/// `base_dir`), `tls.insecure`, or the webpki roots.
+pub(super) fn trust(spec: &WebsocketFloodSpec, base_dir: &Path) -> Result<Trust, ExecError> {
+    let Some(tls) = &spec.tls else {
+        return Ok(Trust::WebPki);
+    };
+    if tls.insecure == Some(true) {
+        return Ok(Trust::Insecure);
+    }
+    match &tls.ca {
+        Some(ca) => {
+            let path = base_dir.join(ca);
+            std::fs::read(&path).map(Trust::Pem).map_err(|e| {
+                ExecError::Failed(format!("cannot read `tls.ca` {}: {e}", path.display()))
+            })
+        }
+        None => Ok(Trust::WebPki),
+    }
+}
+
+/// What every report says when certificates are not verified.
+pub(super) fn insecure_warning(spec: &WebsocketFloodSpec) -> Option<String> {
+    let insecure = spec.tls.as_ref().is_some_and(|t| t.insecure == Some(true));
+    insecure.then(|| {
+        format!(
+            "TLS certificates were NOT verified (`tls.insecure = true`) for {}: anyone in the middle could have answered",
+            spec.url.as_deref().unwrap_or("the url")
+        )
+    })
 }
 
 /// The handshake headers with `{env:NAME}` read now.

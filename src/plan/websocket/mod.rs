@@ -13,6 +13,7 @@ pub mod protocol;
 mod protocol_rules;
 mod rate;
 mod target;
+pub mod tls;
 mod validate;
 pub mod wire;
 
@@ -94,6 +95,9 @@ pub struct WebsocketFloodSpec {
     /// The server's own protocol: request template, reply matching, streams.
     #[serde(default)]
     pub protocol: Option<ProtocolSpec>,
+    /// Certificates trusted for a `wss://` url.
+    #[serde(default)]
+    pub tls: Option<tls::TlsSpec>,
 }
 
 /// Closed loop (a fixed number in flight per connection) or open loop (a

@@ -25,6 +25,13 @@ impl KindRules for WebsocketFloodSpec {
         self.validate(ctx.points)?;
         self.check_placeholders()?;
         super::headers::check(&self.headers)?;
+        super::tls::check(self.tls.as_ref(), self.url.as_deref())?;
+        if self.url.as_deref().is_some_and(|u| u.starts_with("wss://")) && !self.checks.is_empty() {
+            return Err(SpecError::new(
+                At::Key("checks"),
+                "robustness `checks` speak plain `ws://`: run them against the server's `ws://` port",
+            ));
+        }
         self.check_protocol(ctx.points)
     }
 }
@@ -260,7 +267,7 @@ mod tests {
             ("", "missing `target"),
             ("target = \"builtin\"\nurl = \"ws://a:1/\"", "not both"),
             ("target = \"ws://a:1/\"", "write `url = \"ws://a:1/\"`"),
-            ("url = \"wss://a:1/\"", "TLS"),
+            ("url = \"wss://a/\"", "e.g. \"wss://a:8765/\""),
             ("url = \"ws://a/\"", "give the port"),
             ("url = \"ws://a:{port}/\"", "needs `server"),
             ("url = \"ws://a:1/\"\nin_flight = 2\nrate = 5", "not both"),

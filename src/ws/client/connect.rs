@@ -6,12 +6,14 @@
 use std::fmt;
 use std::net::SocketAddr;
 
+use std::sync::Arc;
+
 use tokio::net::TcpStream;
-use tokio_tungstenite::client_async_with_config;
 use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::{Connector as TlsConnector, client_async_tls_with_config};
 
 use super::Ws;
 use crate::plan::websocket::headers::REDACTED;
@@ -50,6 +52,8 @@ pub struct Connector {
     pub url: String,
     pub config: WebSocketConfig,
     pub headers: Headers,
+    /// `wss://`: the TLS client configuration.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Connector {
@@ -71,7 +75,11 @@ impl Connector {
             .map_err(|e| format!("TCP connect to {}: {e}", self.addr))?;
         tcp.set_nodelay(true)
             .map_err(|e| format!("TCP_NODELAY: {e}"))?;
-        match client_async_with_config(req, tcp, Some(self.config)).await {
+        let tls = match &self.tls {
+            Some(c) => TlsConnector::Rustls(c.clone()),
+            None => TlsConnector::Plain,
+        };
+        match client_async_tls_with_config(req, tcp, Some(self.config), Some(tls)).await {
             Ok((ws, _)) => Ok(ws),
             Err(e) => Err(self.headers.redact(&handshake_error(url, e))),
         }

@@ -21,6 +21,7 @@ pub mod process;
 pub mod record;
 pub mod spin;
 pub mod stream;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -30,9 +31,9 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
-use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub use connect::{Connector, Headers};
 
@@ -41,8 +42,8 @@ pub use payload::{Frame, Payload};
 use record::Recorder;
 pub use record::{ErrorKind, Totals};
 
-/// One client WebSocket.
-pub type Ws = WebSocketStream<TcpStream>;
+/// One client WebSocket (`wss://`: over rustls).
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Closed or open loop, over all connections.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -90,6 +91,8 @@ pub struct FloodConfig {
     pub spin: Duration,
     /// Handshake headers (values redacted in `Debug`).
     pub headers: Headers,
+    /// `wss://` urls: which certificates to trust (default: webpki roots).
+    pub tls: tls::Trust,
     /// The server's own protocol, with streams of replies; `None`:
     /// neon-perf's format, one reply per request.
     pub protocol: Option<stream::Protocol>,
@@ -115,6 +118,7 @@ impl FloodConfig {
             seed: 0,
             spin: Duration::ZERO,
             headers: Headers::default(),
+            tls: tls::Trust::WebPki,
             protocol: None,
         }
     }
@@ -211,12 +215,14 @@ pub async fn resolve(url: &str) -> Result<SocketAddr, String> {
         .into_client_request()
         .map_err(|e| format!("invalid url `{url}`: {e}"))?;
     let uri = req.uri();
-    if uri.scheme_str() != Some("ws") {
-        return Err(format!("`{url}`: only ws:// urls are supported"));
-    }
+    let default_port = match uri.scheme_str() {
+        Some("ws") => 80,
+        Some("wss") => 443,
+        _ => return Err(format!("`{url}`: only ws:// and wss:// urls are supported")),
+    };
     let host = uri.host().ok_or_else(|| format!("`{url}` has no host"))?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    let port = uri.port_u16().unwrap_or(80);
+    let port = uri.port_u16().unwrap_or(default_port);
     tokio::net::lookup_host((host, port))
         .await
         .map_err(|e| format!("cannot resolve `{host}`: {e}"))?
@@ -248,11 +254,13 @@ pub async fn flood(cfg: FloodConfig, progress: Arc<Progress>) -> Result<FloodRep
             .map(|_| stream::StreamRecorder::new(cfg.reservoir, cfg.seed ^ 0x7374_7265)),
     });
     let ws_cfg = ws_config(n, cfg.payload.size_range().1);
+    let secure = cfg.url.starts_with("wss://");
     let connector = Connector {
         addr,
         url: cfg.url.clone(),
         config: ws_cfg,
         headers: cfg.headers.clone(),
+        tls: secure.then(|| tls::client_config(&cfg.tls)).transpose()?,
     };
     let sem = Arc::new(Semaphore::new(cfg.max_connecting.max(1)));
     let attempts_left = Arc::new(AtomicUsize::new(n));
