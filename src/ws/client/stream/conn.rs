@@ -292,9 +292,13 @@ impl StreamConn<'_> {
 
     fn poll_io(&mut self, cx: &mut Context<'_>) -> Poll<Exit> {
         loop {
+            let mut read_any = false;
             loop {
                 match Pin::new(&mut self.ws).poll_next(cx) {
-                    Poll::Ready(Some(Ok(m))) => self.on_message(m),
+                    Poll::Ready(Some(Ok(m))) => {
+                        read_any = true;
+                        self.on_message(m);
+                    }
                     Poll::Ready(Some(Err(e))) => {
                         self.on_error(e);
                         return self.exit();
@@ -306,6 +310,13 @@ impl StreamConn<'_> {
                         return self.exit();
                     }
                     Poll::Pending => break,
+                }
+            }
+            if read_any {
+                // Keeps the runtime polling for the stream's next reply
+                // (`client_spin`, as the plain flood does).
+                if let Some(spin) = &self.sh.spin {
+                    spin.active(self.sh.now_ns());
                 }
             }
             if !self.stopping {
