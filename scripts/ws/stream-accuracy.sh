@@ -9,6 +9,7 @@
 #   bash scripts/ws/stream-accuracy.sh          # 20 ms, 5 ms, 8 streams, 5 s each
 #   FIRST_MS=20 GAP_MS=5 STREAMS=8 SECONDS_EACH=5 TOKENS=16 ROUNDS=3 bash scripts/ws/stream-accuracy.sh
 #
+# CLIENT_SPIN sets neon-perf's `client_spin` (default: its own default).
 # Needs target/ws-venv (bash scripts/ws/setup.sh) and a neon-perf binary
 # (NEON_PERF, default target/release/neon-perf, else target/debug/neon-perf).
 set -euo pipefail
@@ -39,6 +40,7 @@ connections = $STREAMS
 in_flight = 1
 duration = "${SECONDS_EACH}s"
 warmup = "500ms"
+${CLIENT_SPIN:+client_spin = \"$CLIENT_SPIN\"}
 [scenario.protocol]
 request = { text = '{"op":"generate","id":"{id}","prompt":"hi","max_tokens":$TOKENS}' }
 match = { json = "/id" }
