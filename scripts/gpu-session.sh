@@ -47,6 +47,20 @@ if python3 -c "import torch" 2>/dev/null; then
         --baselines "$OUT/pytorch-baselines" --json "$OUT/pytorch.json" > "$OUT/pytorch.log" 2>&1
     note "pytorch example: exit $?"
     grep -E 'NO-BASELINE|FAILED|IGNORED|check .* failed|Summary' "$OUT/pytorch.log" | head -n 20
+    # process_gpu_memory{at=start|peak|end} of each command run (NVML, the
+    # program's process tree by its NEON_PERF_TREE tag): never run on a GPU.
+    python3 - "$OUT/pytorch.json" <<'PY' | tee -a "$OUT/summary.md"
+import json, statistics, sys
+try:
+    r = json.load(open(sys.argv[1]))
+except Exception as e:
+    print(f"process_gpu_memory: no results ({e})"); sys.exit(0)
+rows = [(s["scenario"], m["key"], statistics.median(m["samples"]))
+        for s in r["scenarios"] for m in s["metrics"] if m["key"].startswith("process_gpu_memory")]
+print(f"process_gpu_memory: {len(rows)} series")
+for sc, k, v in rows[:12]:
+    print(f"  {sc} {k} median {v / 2**20:.1f} MiB")
+PY
 else
     note "pytorch example: skipped, python3 cannot import torch"
 fi

@@ -241,6 +241,11 @@ fn trial(
         let failed = report.status.is_failure();
         let ignored = match &report.result.outcome {
             crate::result::Outcome::Ignored { reason } => Some(reason.clone()),
+            // Still invalid after its retries: not measured, never a pass
+            // (the command line exits 5 for it).
+            _ if report.status == crate::outcome::Status::Invalid && !report.smoke => Some(
+                format!("not measured: {}", report.result.invalid_reasons.join("; ")),
+            ),
             _ => None,
         };
         let table = terminal::scenario_table(&report);

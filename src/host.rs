@@ -58,6 +58,15 @@ pub fn git_commit(dir: &Path) -> Option<String> {
     Some(commit)
 }
 
+/// Memory available to a new allocation (`MemAvailable`), bytes.
+pub fn mem_available() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/meminfo").ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|k| k * 1024)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

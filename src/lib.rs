@@ -23,6 +23,7 @@ pub mod monitor;
 pub mod outcome;
 pub mod plan;
 pub mod process;
+pub mod profile;
 pub mod report;
 pub mod result;
 pub mod run;

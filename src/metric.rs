@@ -300,6 +300,48 @@ pub enum Direction {
     Neither,
 }
 
+/// The largest magnitude a metric value may have, in base units: no
+/// measurement is that large (an exaflop is 1e18 FLOP/s), so a larger one
+/// is a unit or scale mistake, and it would not display.
+pub const MAX_MAGNITUDE: f64 = 1e30;
+
+/// The smallest estimate a ratio may be taken against: below it (zero
+/// aside, which compare names as undefined) a ratio is noise in the last
+/// bits of a subnormal number.
+pub const MIN_RATIO_BASE: f64 = 1e-300;
+
+/// What every door (a program's output, a baseline file, a results file)
+/// checks of one value: finite, within [`MAX_MAGNITUDE`], and not negative
+/// in a unit that cannot be, unless the metric has no better direction (a
+/// slope, a difference: `rss_growth` shrinks). The error completes "… is
+/// 1e308, …".
+pub fn check_value(v: f64, unit: &Unit, direction: Direction) -> Result<(), String> {
+    if !v.is_finite() {
+        Err(format!("is {v}, not a finite number"))
+    } else if v.abs() > MAX_MAGNITUDE {
+        Err(format!(
+            "is {v:e}, beyond ±{MAX_MAGNITUDE:e}: no measurement is that large (a unit or scale mistake?)"
+        ))
+    } else if v < 0.0 && !unit.may_be_negative() && direction != Direction::Neither {
+        Err(format!(
+            "is {v}, but a value in `{}` cannot be negative",
+            unit.symbol()
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// A quantile estimator's `q` must lie in [0, 1].
+pub fn check_estimator(e: &Estimator) -> Result<(), String> {
+    match e {
+        Estimator::Quantile(q) if !(0.0..=1.0).contains(q) => {
+            Err(format!("quantile {q} is outside [0, 1]"))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// How a metric's samples reduce to the one number the gate compares.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind", content = "q")]
@@ -567,6 +609,23 @@ mod tests {
         );
         assert_eq!(Unit::parse_with_scale("ms/s").0, Unit::Other("ms/s".into()));
         // Baselines stored `req/s` as plain "per second": still comparable.
+        let lower = Direction::LowerIsBetter;
+        assert!(
+            check_value(1e308, &Unit::Seconds, lower)
+                .unwrap_err()
+                .contains("beyond")
+        );
+        assert!(
+            check_value(-1.0, &Unit::Bytes, lower)
+                .unwrap_err()
+                .contains("cannot be negative")
+        );
+        assert!(check_value(-1.0, &Unit::Bytes, Direction::Neither).is_ok());
+        assert!(check_value(f64::NAN, &Unit::Bytes, lower).is_err());
+        assert!(check_value(-3.0, &Unit::Celsius, lower).is_ok());
+        assert!(check_value(1e18, &Unit::FlopPerSecond, Direction::HigherIsBetter).is_ok());
+        assert!(check_estimator(&Estimator::Quantile(7.0)).is_err());
+        assert!(check_estimator(&Estimator::Quantile(0.05)).is_ok());
         assert!(Unit::PerSecond.same_quantity(&Unit::Rate("req".into())));
         assert!(Unit::Rate("req".into()).same_quantity(&Unit::PerSecond));
         assert!(!Unit::Rate("req".into()).same_quantity(&Unit::Rate("msg".into())));

@@ -509,6 +509,18 @@ fn bad_numbers_are_rejected() {
             "date = \"yesterday\"",
             "not an RFC 3339 timestamp",
         ),
+        // #21 finding 5: meaning, not only form.
+        ("estimate = ", "estimate = 1e308", "beyond ±1e30"),
+        (
+            "estimate = ",
+            "estimate = 5e-324",
+            "too small to take a ratio against",
+        ),
+        (
+            "runs = ",
+            "runs = [0.001, 0.001, 0.001, 0.001, 0.001, 0.001]",
+            "runs has 6 entries; neon-perf keeps at most 5",
+        ),
     ];
     for (prefix, line, want) in cases {
         write_raw(&store, &key(), &edit_line(&good, prefix, line));
@@ -526,6 +538,53 @@ fn bad_numbers_are_rejected() {
             "{line}: {msg}"
         );
     }
+}
+
+/// #21 finding 5: a reservoir beyond the cap (3 million entries were once
+/// loaded, 758 MB), two spellings of one metric, a file far too large, and
+/// a dangling symbolic link are refused, naming the file.
+#[test]
+fn baselines_out_of_proportion_or_dangling_are_refused() {
+    let dir = TempDir::new().unwrap();
+    let store = BaselineStore::new(dir.path());
+    let good = blessed_text(&store);
+    let long: Vec<String> = (0..300).map(|_| "0.001".to_string()).collect();
+    let line = format!("reservoir = [{}]", long.join(", "));
+    write_raw(&store, &key(), &edit_line(&good, "reservoir = ", &line));
+    let msg = store.load(&key(), "inference").unwrap_err().to_string();
+    assert!(
+        msg.contains("reservoir has 300 entries; neon-perf keeps at most 256"),
+        "{msg}"
+    );
+
+    // The blessed metric's table, once more under another spelling of its
+    // key: `wall_time{}` is `wall_time`.
+    let header = "[scenario.a.metric.wall_time]";
+    let start = good.find(header).expect("a wall_time table");
+    let end = good[start + 1..]
+        .find("\n[")
+        .map_or(good.len(), |i| start + 1 + i);
+    let table = good[start..end].replacen(header, "[scenario.a.metric.\"wall_time{}\"]", 1);
+    write_raw(&store, &key(), &format!("{good}\n{table}\n"));
+    let msg = store.load(&key(), "inference").unwrap_err().to_string();
+    assert!(
+        msg.contains(r#"metrics "wall_time" and "wall_time{}" are one metric"#),
+        "{msg}"
+    );
+
+    let path = write_raw(&store, &key(), &good);
+    let big = vec![b'#'; (neon_perf::baseline::store::MAX_BASELINE_BYTES + 1) as usize];
+    fs::write(&path, big).unwrap();
+    let msg = store.load(&key(), "inference").unwrap_err().to_string();
+    assert!(msg.contains("a baseline file is at most"), "{msg}");
+
+    fs::remove_file(&path).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("gone.toml"), &path).unwrap();
+    let msg = store.load(&key(), "inference").unwrap_err().to_string();
+    assert!(
+        msg.contains("symbolic link to") && msg.contains("gone.toml"),
+        "{msg}"
+    );
 }
 
 #[test]

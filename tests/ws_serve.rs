@@ -84,6 +84,30 @@ fn bad_setup_exits_2_with_the_cause() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("`hidden`"));
 
+    // #21 finding 8: a model too large to allocate aborted (exit 134 and a
+    // backtrace); now its size is checked against the memory first.
+    let out = bin()
+        .args(["serve", "--hidden", "1000000,1000000"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("make `hidden` smaller") && err.contains("available"),
+        "{err}"
+    );
+    let out = bin()
+        .args([
+            "serve",
+            "--hidden",
+            "18446744073709551615,18446744073709551615",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("overflows"), "{err}");
+
     let out = bin()
         .args(["serve", "--max-message", "ten"])
         .output()

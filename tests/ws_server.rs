@@ -259,3 +259,33 @@ fn invalid_utf8_text_gets_1007() {
         srv.shutdown().await;
     });
 }
+
+/// #21 finding 6b: idle connections cost about 130 KiB each, so the server
+/// caps them; one more is refused with close 1013 naming the limit, and is
+/// counted.
+#[test]
+fn connections_past_the_cap_are_refused_with_1013() {
+    rt().block_on(async {
+        let cfg = ServeConfig {
+            max_connections: 2,
+            ..small()
+        };
+        let srv = server::start(cfg).await.unwrap();
+        let (_a, _) = connect_async(srv.url()).await.unwrap();
+        let (_b, _) = connect_async(srv.url()).await.unwrap();
+        let (mut c, _) = connect_async(srv.url()).await.unwrap();
+        let msg = tokio::time::timeout(Duration::from_secs(5), c.next())
+            .await
+            .expect("a close within 5 s");
+        match msg {
+            Some(Ok(Message::Close(Some(f)))) => {
+                assert_eq!(f.code, CloseCode::Again);
+                assert!(f.reason.contains("connection limit (2)"), "{}", f.reason);
+            }
+            other => panic!("want close 1013, got {other:?}"),
+        }
+        assert_eq!(srv.stats().refused_full, 1);
+        assert_eq!(srv.stats().connections_open, 2);
+        srv.shutdown().await;
+    });
+}

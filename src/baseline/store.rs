@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     BaselineFile, BaselineMetric, BaselineScenario, FORMAT_VERSION, HardwareKey, Provenance,
 };
-use crate::metric::{Direction, Estimator, MetricSeries, Unit};
+use crate::metric::{Direction, MetricSeries, Unit};
 use crate::result::{Outcome, ScenarioResult};
 use crate::stats::rng::hash_str;
 
@@ -236,9 +236,27 @@ impl BaselineStore {
         suite: &str,
     ) -> Result<Option<BaselineFile>, BaselineError> {
         let path = self.path(key, suite);
-        let text = match fs::read_to_string(&path) {
+        let text = match read_bounded(&path) {
             Ok(t) => t,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return match fs::read_link(&path) {
+                    // A link to nowhere is a broken checkout, not "no baseline".
+                    Ok(target) => Err(BaselineError::Invalid {
+                        path,
+                        what: format!(
+                            "it is a symbolic link to {}, which does not exist",
+                            target.display()
+                        ),
+                    }),
+                    Err(_) => Ok(None),
+                };
+            }
+            Err(e) if e.kind() == io::ErrorKind::FileTooLarge => {
+                return Err(BaselineError::Invalid {
+                    path,
+                    what: e.to_string(),
+                });
+            }
             Err(source) => return Err(BaselineError::Unreadable { path, source }),
         };
         let file = parse(&path, &text)?;
@@ -398,6 +416,24 @@ impl BaselineStore {
     }
 }
 
+/// The largest baseline file read: far beyond what neon-perf writes (256
+/// samples a metric), so a larger one is refused before it is parsed.
+pub const MAX_BASELINE_BYTES: u64 = 64 << 20;
+
+/// The file's text, refused (`FileTooLarge`) beyond [`MAX_BASELINE_BYTES`].
+fn read_bounded(path: &Path) -> io::Result<String> {
+    let len = fs::metadata(path)?.len();
+    if len > MAX_BASELINE_BYTES {
+        return Err(io::Error::new(
+            io::ErrorKind::FileTooLarge,
+            format!(
+                "it is {len} bytes; a baseline file is at most {MAX_BASELINE_BYTES} (neon-perf keeps 256 samples a metric)"
+            ),
+        ));
+    }
+    fs::read_to_string(path)
+}
+
 /// Parses and checks a baseline file's text; `path` is for messages.
 pub fn parse(path: &Path, text: &str) -> Result<BaselineFile, BaselineError> {
     let corrupt = |e: toml::de::Error| {
@@ -485,31 +521,34 @@ fn validate(path: &Path, file: &BaselineFile) -> Result<(), BaselineError> {
             if let Err(e) = mname.parse::<crate::metric::MetricKey>() {
                 return Err(bad(format!("{at}: {e}")));
             }
-            if let Estimator::Quantile(q) = m.estimator {
-                if !(0.0..=1.0).contains(&q) {
-                    return Err(bad(format!(
-                        "{at}.estimator: quantile {q} is outside [0, 1]"
-                    )));
-                }
-            }
-            let may_be_negative = m.unit.may_be_negative();
-            let check = |field: &str, v: f64| -> Result<(), BaselineError> {
-                if !v.is_finite() {
-                    Err(bad(format!("{at}.{field} is {v}, not a finite number")))
-                } else if v < 0.0 && !may_be_negative {
-                    Err(bad(format!(
-                        "{at}.{field} is {v}, but a value in `{}` cannot be negative",
-                        m.unit.symbol()
-                    )))
-                } else {
-                    Ok(())
-                }
+            crate::metric::check_estimator(&m.estimator)
+                .map_err(|e| bad(format!("{at}.estimator: {e}")))?;
+            let check = |field: &str, v: f64| {
+                crate::metric::check_value(v, &m.unit, m.direction)
+                    .map_err(|e| bad(format!("{at}.{field} {e}")))
             };
             check("estimate", m.estimate)?;
+            if m.estimate != 0.0 && m.estimate.abs() < crate::metric::MIN_RATIO_BASE {
+                return Err(bad(format!(
+                    "{at}.estimate is {:e}, too small to take a ratio against (the gate would judge any value against it as noise); bless again, or gate it with an absolute bound",
+                    m.estimate
+                )));
+            }
             if m.runs.is_empty() {
                 return Err(bad(format!(
                     "{at}.runs is empty: it needs at least one run estimate"
                 )));
+            }
+            let caps = [
+                ("runs", m.runs.len(), super::RUNS_KEPT),
+                ("reservoir", m.reservoir.len(), super::RESERVOIR_CAP),
+            ];
+            for (field, len, cap) in caps {
+                if len > cap {
+                    return Err(bad(format!(
+                        "{at}.{field} has {len} entries; neon-perf keeps at most {cap} (was it edited by hand?)"
+                    )));
+                }
             }
             for (i, r) in m.runs.iter().enumerate() {
                 check(&format!("runs[{i}]"), *r)?;
@@ -517,6 +556,24 @@ fn validate(path: &Path, file: &BaselineFile) -> Result<(), BaselineError> {
             for (i, r) in m.reservoir.iter().enumerate() {
                 check(&format!("reservoir[{i}]"), *r)?;
             }
+        }
+        duplicate_keys(sname, s).map_err(bad)?;
+    }
+    Ok(())
+}
+
+/// Two metric names that are one key (labels in another order, spaces):
+/// two entries for one metric, which would be judged twice.
+fn duplicate_keys(sname: &str, s: &BaselineScenario) -> Result<(), String> {
+    let mut seen: BTreeMap<String, &String> = BTreeMap::new();
+    for mname in s.metric.keys() {
+        let Ok(key) = mname.parse::<crate::metric::MetricKey>() else {
+            continue;
+        };
+        if let Some(first) = seen.insert(key.to_string(), mname) {
+            return Err(format!(
+                "scenario.{sname:?}: metrics {first:?} and {mname:?} are one metric, `{key}`, written twice"
+            ));
         }
     }
     Ok(())

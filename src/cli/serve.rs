@@ -33,6 +33,10 @@ pub struct ServeArgs {
     /// Length of a request's f32 feature vector.
     #[arg(long, default_value_t = 256)]
     pub input_dim: usize,
+    /// Connections served at once; one more is refused with close 1013
+    /// ("try again later"). Each idle connection costs about 130 KiB.
+    #[arg(long, default_value_t = crate::plan::websocket::wire::DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
     /// Hidden layer widths of the MLP, comma-separated; the last is the output width.
     #[arg(long, value_delimiter = ',', default_value = "512,256")]
     pub hidden: Vec<usize>,
@@ -53,6 +57,7 @@ impl ServeArgs {
             hidden: self.hidden.clone(),
             seed: self.seed,
             max_in_flight: self.max_in_flight,
+            max_connections: self.max_connections,
         }
     }
 }
@@ -82,7 +87,7 @@ pub fn serve(args: ServeArgs) -> i32 {
         let _ = std::io::stdout().flush();
         eprintln!(
             "model: mlp {} → {} (seed {}); max batch {}, max wait {:?}; \
-             max message {} B, write buffer {} B",
+             max message {} B, write buffer {} B, at most {} connections",
             cfg.input_dim,
             cfg.hidden
                 .iter()
@@ -93,7 +98,8 @@ pub fn serve(args: ServeArgs) -> i32 {
             cfg.max_batch,
             cfg.max_wait,
             cfg.max_message,
-            cfg.write_buffer
+            cfg.write_buffer,
+            cfg.max_connections
         );
         if let Err(e) = wait_for_signal().await {
             eprintln!("error: cannot listen for signals: {e}");

@@ -43,6 +43,9 @@ pub fn compare_files(
     let mut scenarios = Vec::new();
     for s in &new.report.scenarios {
         let name = s.result.full_name();
+        if let Some(o) = olds.get(&name) {
+            same_units(o, s, old, new)?;
+        }
         let base = olds
             .get(&name)
             .filter(|o| o.result.outcome == Outcome::Ran)
@@ -110,6 +113,35 @@ fn missing_from_new(o: &ScenarioReport, old: &ResultsFile, new: &ResultsFile) ->
     s.smoke = false;
     s.status = status_of(&s.result, &s.verdicts);
     s
+}
+
+/// A metric whose unit changed between the two files cannot be judged: a
+/// ratio of milliseconds to bytes means nothing.
+fn same_units(
+    o: &ScenarioReport,
+    s: &ScenarioReport,
+    old: &ResultsFile,
+    new: &ResultsFile,
+) -> Result<(), CombineError> {
+    for m in &s.result.metrics {
+        let Some(om) = o.result.metrics.iter().find(|om| om.key == m.key) else {
+            continue;
+        };
+        if !om.unit.same_quantity(&m.unit) {
+            return Err(CombineError::Invalid {
+                path: new.path.clone(),
+                what: format!(
+                    "scenario `{}`, metric `{}` is in `{}` here but in `{}` in {}: the two cannot be compared",
+                    s.result.full_name(),
+                    m.key,
+                    m.unit.symbol(),
+                    om.unit.symbol(),
+                    old.path.display()
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// One run's metrics as a baseline blessed from that run alone: the same

@@ -57,6 +57,11 @@ pub enum CombineError {
         first: PathBuf,
         other: PathBuf,
     },
+    #[error(
+        "{}: {what}\n  hint: a results file is what `neon-perf run --json` wrote; was it edited?",
+        path.display()
+    )]
+    Invalid { path: PathBuf, what: String },
     #[error("{0}")]
     Shards(String),
     #[error("merge needs at least one results file")]
@@ -124,6 +129,10 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<ResultsFile, CombineError> {
     }
     // Parse the text again (not the Value) so errors carry line and column.
     let mut report: RunReport = serde_json::from_slice(bytes).map_err(corrupt)?;
+    check_meaning(&report).map_err(|what| CombineError::Invalid {
+        path: path.to_path_buf(),
+        what,
+    })?;
     for c in &mut report.checklist {
         c.title = c.item.title();
     }
@@ -156,4 +165,106 @@ pub fn same_hardware(files: &[ResultsFile]) -> Result<&HardwareKey, CombineError
         }
     }
     Ok(&first.report.hardware_key)
+}
+
+/// What the baseline loader checks of its numbers, checked of a results
+/// file's too (the same functions): every sample finite, within range and
+/// of a sign its unit allows; quantile estimators in [0, 1]; no metric
+/// twice in one scenario.
+fn check_meaning(report: &RunReport) -> Result<(), String> {
+    for s in &report.scenarios {
+        let name = s.result.full_name();
+        for (i, m) in s.result.metrics.iter().enumerate() {
+            let at = format!("scenario `{name}`, metric `{}`", m.key);
+            crate::metric::check_estimator(&m.estimator).map_err(|e| format!("{at}: {e}"))?;
+            for (j, v) in m.samples.iter().enumerate() {
+                crate::metric::check_value(*v, &m.unit, m.direction)
+                    .map_err(|e| format!("{at}: sample {j} {e}"))?;
+            }
+            if s.result.metrics[..i].iter().any(|o| o.key == m.key) {
+                return Err(format!("{at} is there twice"));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metric::{Estimator, Unit};
+
+    fn file(report: &RunReport) -> Vec<u8> {
+        serde_json::to_vec(report).unwrap()
+    }
+
+    /// #21 finding 5: `merge` and `compare` read results files through the
+    /// baseline loader's checks: negative times, q = 7 and a metric twice
+    /// are refused, naming the file, the scenario and the metric.
+    #[test]
+    fn results_files_are_checked_for_meaning() {
+        let good = crate::report::html::fixture::synthetic(20);
+        let path = Path::new("r.json");
+        assert!(parse(path, &file(&good)).is_ok());
+        let tamper = |f: &dyn Fn(&mut RunReport)| {
+            let mut r = good.clone();
+            f(&mut r);
+            parse(path, &file(&r)).unwrap_err().to_string()
+        };
+        let first_time = |r: &mut RunReport| -> usize {
+            r.scenarios[0]
+                .result
+                .metrics
+                .iter()
+                .position(|m| m.unit == Unit::Seconds)
+                .unwrap()
+        };
+        let e = tamper(&|r| {
+            let i = first_time(r);
+            r.scenarios[0].result.metrics[i].samples[3] = -0.5;
+        });
+        assert!(
+            e.contains("r.json") && e.contains("sample 3 is -0.5"),
+            "{e}"
+        );
+        assert!(e.contains("cannot be negative"), "{e}");
+        let e = tamper(&|r| {
+            r.scenarios[0].result.metrics[0].estimator = Estimator::Quantile(7.0);
+        });
+        assert!(e.contains("quantile 7 is outside [0, 1]"), "{e}");
+        let e = tamper(&|r| {
+            let m = r.scenarios[0].result.metrics[0].clone();
+            r.scenarios[0].result.metrics.push(m);
+        });
+        assert!(e.contains("is there twice"), "{e}");
+    }
+
+    /// A metric whose unit changed between OLD and NEW is refused by
+    /// `compare`, never judged as a ratio of two quantities.
+    #[test]
+    fn compare_refuses_a_changed_unit() {
+        let old = crate::report::html::fixture::synthetic(20);
+        let mut new = old.clone();
+        let m = &mut new.scenarios[0].result.metrics[0];
+        m.unit = if m.unit == Unit::Bytes {
+            Unit::Seconds
+        } else {
+            Unit::Bytes
+        };
+        let old = ResultsFile {
+            path: "old.json".into(),
+            report: old,
+        };
+        let new = ResultsFile {
+            path: "new.json".into(),
+            report: new,
+        };
+        let e = compare_files(&old, &new, &crate::compare::Policy::default(), false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("cannot be compared") && e.contains("old.json"),
+            "{e}"
+        );
+    }
 }

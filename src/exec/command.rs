@@ -6,6 +6,7 @@
 //! A timeout kills the child's whole process group.
 
 pub mod child;
+pub mod gpu_memory;
 pub mod launch;
 mod leak;
 mod leftovers;
@@ -186,6 +187,33 @@ impl Collector {
             .samples
             .push(value);
     }
+
+    /// A metric the program printed: one unit per metric, or the samples
+    /// of two quantities would be pooled into one distribution.
+    fn push_printed(
+        &mut self,
+        m: &lines::ProgramMetric,
+        unit: Unit,
+        value: f64,
+    ) -> Result<(), String> {
+        let key = MetricKey::new(m.metric.as_str()).with_labels(&self.labels);
+        if let Some(s) = self.series.get(&key)
+            && !s.unit.same_quantity(&unit)
+        {
+            return Err(format!(
+                "printed metric `{}` in two units: first `{}`, then `{}` (in `{{\"metric\": \"{}\", \"value\": {}, \"unit\": \"{}\"}}`); print each quantity under its own name",
+                m.metric,
+                s.unit.symbol(),
+                unit.symbol(),
+                m.metric,
+                m.value,
+                m.unit.as_deref().unwrap_or("")
+            ));
+        }
+        let direction = m.direction.unwrap_or_else(|| unit.default_direction());
+        self.push(&m.metric, unit, direction, value);
+        Ok(())
+    }
 }
 
 /// A point's series, the checks its runs printed, and warnings about what
@@ -218,6 +246,7 @@ fn measure_point(
     let probe = run_child(inv, settings.timeout, register.clone())?;
     let mut leftovers = leftovers::Leftovers::default();
     leftovers.record(&probe);
+    let mut gpu = gpu_memory::GpuMemoryRuns::default();
     let probe_is_sample = settings.warmup_runs == 0 && settings.warmup.is_zero();
     settings.warmup_runs = settings.warmup_runs.saturating_sub(1);
     settings.warmup = settings.warmup.saturating_sub(probe_start.elapsed());
@@ -265,6 +294,7 @@ fn measure_point(
             if warmup {
                 return Ok(Vec::new());
             }
+            gpu.record(&run);
             col.push(
                 "wall_time",
                 Unit::Seconds,
@@ -293,7 +323,6 @@ fn measure_point(
             let mut this_run: BTreeMap<MetricKey, (Unit, Vec<f64>)> = BTreeMap::new();
             for m in &run.metrics {
                 let (unit, scale) = Unit::parse_with_scale(m.unit.as_deref().unwrap_or(""));
-                let direction = m.direction.unwrap_or_else(|| unit.default_direction());
                 let v = m.value * scale;
                 if m.metric == primary {
                     primary_values.push(v);
@@ -306,7 +335,8 @@ fn measure_point(
                         .1
                         .push(v);
                 }
-                col.push(&m.metric, unit, direction, v);
+                col.push_printed(m, unit, v)
+                    .map_err(|e| ExecError::Failed(format!("`{}` {e}", inv.argv.join(" "))))?;
             }
             leaks.record(this_run);
             keep_checks(&mut printed_checks, run.checks);
@@ -315,15 +345,19 @@ fn measure_point(
         |count| ctx.event(ExecEvent::Sample { count }),
     )?;
     let (growth, mut checks) = leaks.finish(plan, &col.labels);
+    let (gpu_series, gpu_checks, mut warnings) = gpu.finish(plan, &col.labels);
     let mut metrics: Vec<MetricSeries> = col.series.into_values().collect();
     metrics.extend(growth);
+    metrics.extend(gpu_series);
+    checks.extend(gpu_checks);
     checks.extend(printed_checks.into_iter().map(|mut c| {
         if !col.labels.is_empty() {
             c.name = format!("{} ({})", c.name, point_label_text(point));
         }
         c
     }));
-    Ok((metrics, checks, leftovers.warnings(&inv.argv.join(" "))))
+    warnings.extend(leftovers.warnings(&inv.argv.join(" ")));
+    Ok((metrics, checks, warnings))
 }
 
 /// The checks a run printed, over the point's measured runs: one per name,
@@ -341,6 +375,26 @@ fn keep_checks(kept: &mut Vec<Check>, run: Vec<Check>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// #21 finding 5: one metric in two units is refused, naming both,
+    /// never pooled into one distribution.
+    #[test]
+    fn a_metric_in_two_units_is_refused() {
+        let mut col = Collector {
+            labels: BTreeMap::new(),
+            series: BTreeMap::new(),
+        };
+        let line = |l: &str| lines::parse_metric_line(l).unwrap().unwrap();
+        let ms = line(r#"{"metric": "lat", "value": 12, "unit": "ms"}"#);
+        let us = line(r#"{"metric": "lat", "value": 900, "unit": "us"}"#);
+        let bytes = line(r#"{"metric": "lat", "value": 4096, "unit": "B"}"#);
+        col.push_printed(&ms, Unit::Seconds, 0.012).unwrap();
+        col.push_printed(&us, Unit::Seconds, 0.0009).unwrap();
+        let e = col.push_printed(&bytes, Unit::Bytes, 4096.0).unwrap_err();
+        assert!(e.contains("in two units: first `s`, then `B`"), "{e}");
+        assert!(e.contains(r#""value": 4096, "unit": "B""#), "{e}");
+        assert_eq!(col.series.values().next().unwrap().samples.len(), 2);
+    }
 
     fn vars() -> BTreeMap<String, String> {
         [("n", "1024"), ("neon_perf", "/bin/np")]

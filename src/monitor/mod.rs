@@ -4,6 +4,7 @@
 //! loads. Summaries and the validity verdict are pure (see [`summary`]).
 
 pub mod summary;
+pub mod tree_gpu;
 
 use std::collections::BTreeSet;
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};

@@ -45,6 +45,12 @@ impl Tag {
         &self.0
     }
 
+    /// Whether process `pid` carries the tag.
+    pub fn carried_by(&self, pid: u32) -> bool {
+        let needle = format!("{TAG_VAR}={}", self.0).into_bytes();
+        std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| carries(&env, &needle))
+    }
+
     /// Every live process that carries the tag (this process aside).
     pub fn find(&self) -> Vec<Straggler> {
         self.scan(None).0

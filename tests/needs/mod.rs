@@ -78,6 +78,16 @@ pub const TORCH: Need = Need {
     probe: torch_missing,
 };
 
+/// `perf record` allowed here (Debian's linux-perf, perf events permitted).
+pub const PERF: Need = Need {
+    require: Some("NEON_PERF_REQUIRE_PERF"),
+    probe: perf_missing,
+};
+
+fn perf_missing() -> Option<String> {
+    neon_perf::profile::Perf::find().err()
+}
+
 fn torch_missing() -> Option<String> {
     runs("python3", &["-c", "import torch"])
         .err()

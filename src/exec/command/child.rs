@@ -13,6 +13,7 @@ use super::launch::{self, Report};
 use super::lines::ProgramMetric;
 use super::output::{Printed, Readers};
 use crate::exec::ExecError;
+use crate::monitor::tree_gpu::{NvmlProcesses, TreeGpuMemory, TreeGpuSampler};
 use crate::process::{Straggler, TAG_VAR, Tag, cancel, live};
 use crate::result::Check;
 
@@ -42,7 +43,13 @@ pub struct ChildRun {
     pub stragglers: Vec<Straggler>,
     /// Its output was still held open [`OUTPUT_GRACE`] after it exited.
     pub output_held_open: bool,
+    /// Its process tree's GPU memory through the run, when NVML is there
+    /// (`Err` when sampling failed part way).
+    pub gpu_memory: Option<Result<TreeGpuMemory, String>>,
 }
+
+/// How often a run's GPU memory is sampled.
+pub const GPU_SAMPLE_INTERVAL: Duration = Duration::from_millis(20);
 
 /// Runs the invocation once. `on_spawn` gets the child's pid.
 pub fn run_child(
@@ -66,10 +73,14 @@ pub fn run_child(
         child.stdout.take().expect("piped stdout"),
         child.stderr.take().expect("piped stderr"),
     );
+    let gpu = NvmlProcesses::open()
+        .ok()
+        .map(|src| TreeGpuSampler::start(src, tag.clone(), GPU_SAMPLE_INTERVAL));
     let watchdog = Watchdog::start(pid, timeout);
     let (status, usage) =
         wait4(pid).map_err(|e| ExecError::Failed(format!("wait4 failed: {e}")))?;
     let wall = start.elapsed();
+    let gpu_memory = gpu.map(TreeGpuSampler::stop);
     let timed_out = watchdog.stop();
     let stragglers = end_tree(pid, &tag);
     let printed = readers.finish(OUTPUT_GRACE);
@@ -115,6 +126,7 @@ pub fn run_child(
         checks: p.checks,
         stragglers,
         output_held_open: p.held_open,
+        gpu_memory,
     })
 }
 

@@ -68,7 +68,7 @@ pub fn parse_check_line(line: &str) -> Result<Option<Check>, String> {
 
 /// The metrics every `command` run reports from the OS; a program may not
 /// print its own under these names (they would be mixed into one series).
-pub const RESERVED: [&str; 3] = ["wall_time", "cpu_time", "peak_rss"];
+pub const RESERVED: [&str; 4] = ["wall_time", "cpu_time", "peak_rss", "process_gpu_memory"];
 
 /// Parses one stdout line: `Ok(None)` for lines that are not metric
 /// objects; an error for one that names a metric and is broken.
@@ -104,17 +104,10 @@ pub fn parse_metric_line(line: &str) -> Result<Option<ProgramMetric>, String> {
             m.metric
         ));
     }
-    if !m.value.is_finite() {
-        return Err(format!(
-            "bad metric line `{t}`: value is not a finite number"
-        ));
-    }
-    let unit = crate::metric::Unit::parse_with_scale(m.unit.as_deref().unwrap_or("")).0;
-    if m.value < 0.0 && !unit.may_be_negative() {
-        return Err(format!(
-            "bad metric line `{t}`: a value in `{}` cannot be negative",
-            unit.symbol()
-        ));
+    let (unit, scale) = crate::metric::Unit::parse_with_scale(m.unit.as_deref().unwrap_or(""));
+    let direction = m.direction.unwrap_or_else(|| unit.default_direction());
+    if let Err(e) = crate::metric::check_value(m.value * scale, &unit, direction) {
+        return Err(format!("bad metric line `{t}`: its value {e}"));
     }
     Ok(Some(m))
 }
@@ -159,6 +152,8 @@ mod tests {
             r#"{"metric": "w", "value": 1.0, "unit": "ms""#,
             r#"{"metric": "w", "value": NaN}"#,
             r#"{"metric": "w", "value": 1e999}"#,
+            // #21 finding 5: accepted before, and shown as "—".
+            r#"{"metric": "w", "value": 1e308}"#,
             r#"{"metric": "wall_time", "value": 1.0, "unit": "s"}"#,
             r#"{"metric": "w", "value": -5, "unit": "ms"}"#,
         ] {

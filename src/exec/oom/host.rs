@@ -140,11 +140,7 @@ pub(crate) fn run_child(
 }
 
 fn mem_available() -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/meminfo").ok()?;
-    s.lines()
-        .find_map(|l| l.strip_prefix("MemAvailable:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map(|k| k * 1024)
+    crate::host::mem_available()
 }
 
 pub(crate) fn describe_exit(r: &ChildRun) -> String {

@@ -68,6 +68,9 @@ impl BuiltinSpec {
                 .as_ref()
                 .map_or(d.hidden, |h| h.iter().map(|&v| v as usize).collect()),
             seed: self.seed.unwrap_or(d.seed),
+            // The flood bounds its own connections (`connections`, plus
+            // the checks'): in-process, the server takes them all.
+            max_connections: super::MAX_CONNECTIONS as usize + 1024,
         }
     }
 }

@@ -90,7 +90,14 @@ pub struct ServeConfig {
     /// Requests of one connection waiting for their forward pass; past it the
     /// server stops reading that connection until replies are queued.
     pub max_in_flight: usize,
+    /// Connections served at once; one more is refused with close 1013
+    /// ("try again later"). Each idle connection costs about 130 KiB.
+    pub max_connections: usize,
 }
+
+/// `neon-perf serve`'s default connection cap: about 1.3 GiB of idle
+/// connections.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 
 impl Default for ServeConfig {
     fn default() -> Self {
@@ -104,6 +111,7 @@ impl Default for ServeConfig {
             hidden: vec![512, 256],
             seed: 0,
             max_in_flight: 256,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
@@ -114,6 +122,18 @@ impl ServeConfig {
         self.hidden.last().copied().unwrap_or(self.input_dim)
     }
 
+    /// Bytes of the model's f32 weights and biases (`None` past `u64`).
+    pub fn model_bytes(&self) -> Option<u64> {
+        let mut fan_in = self.input_dim as u64;
+        let mut params: u64 = 0;
+        for &w in &self.hidden {
+            let w = w as u64;
+            params = params.checked_add(fan_in.checked_mul(w)?.checked_add(w)?)?;
+            fan_in = w;
+        }
+        params.checked_mul(4)
+    }
+
     /// Why this config cannot serve, if it cannot.
     pub fn validate(&self) -> Result<(), String> {
         let zero = [
@@ -122,6 +142,7 @@ impl ServeConfig {
             ("max_in_flight", self.max_in_flight),
             ("max_message", self.max_message),
             ("write_buffer", self.write_buffer),
+            ("max_connections", self.max_connections),
         ];
         if let Some((name, _)) = zero.iter().find(|(_, v)| *v == 0) {
             return Err(format!("`{name}` must be at least 1"));
@@ -129,6 +150,9 @@ impl ServeConfig {
         if self.hidden.is_empty() || self.hidden.contains(&0) {
             return Err("`hidden` needs at least one layer, each at least 1 wide".into());
         }
+        self.model_bytes().ok_or_else(|| {
+            "the model's size overflows: make `input_dim` and `hidden` smaller".to_string()
+        })?;
         let request = BINARY_ID_LEN + 4 * self.input_dim;
         if request > self.max_message {
             return Err(format!(

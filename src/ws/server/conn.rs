@@ -88,6 +88,21 @@ enum End {
 type Sink = SplitSink<WebSocketStream<TcpStream>, Message>;
 type Source = SplitStream<WebSocketStream<TcpStream>>;
 
+/// A connection past `max_connections`: the handshake completes, then a
+/// close 1013 ("try again later") says why, so the client sees the cause
+/// instead of a reset. Bounded by the handshake timeout.
+pub(crate) async fn refuse(tcp: TcpStream, max: usize) {
+    let refuse = async {
+        let mut ws = tokio_tungstenite::accept_async(tcp).await.ok()?;
+        let frame = CloseFrame {
+            code: CloseCode::Again,
+            reason: format!("server at its connection limit ({max}); try again later").into(),
+        };
+        ws.close(Some(frame)).await.ok()
+    };
+    let _ = tokio::time::timeout(HANDSHAKE_TIMEOUT, refuse).await;
+}
+
 pub(crate) async fn serve(tcp: TcpStream, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let cfg = &shared.cfg;
     let ws_cfg = WebSocketConfig::default()

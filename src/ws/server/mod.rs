@@ -70,6 +70,7 @@ pub async fn start(cfg: ServeConfig) -> std::io::Result<ServerHandle> {
     use std::io::{Error, ErrorKind};
     cfg.validate()
         .map_err(|e| Error::new(ErrorKind::InvalidInput, e))?;
+    enough_memory(&cfg)?;
     let model = build_model(&cfg).map_err(|e| Error::other(format!("building the model: {e}")))?;
     let listener = TcpListener::bind(cfg.bind).await?;
     let addr = listener.local_addr()?;
@@ -96,15 +97,45 @@ pub async fn start(cfg: ServeConfig) -> std::io::Result<ServerHandle> {
     })
 }
 
+/// The model's weights must fit in the memory there is, twice over (the
+/// weights, and the tensors built from them), checked before anything is
+/// allocated: an allocation that fails aborts the process.
+fn enough_memory(cfg: &ServeConfig) -> std::io::Result<()> {
+    use std::io::{Error, ErrorKind};
+    let need = cfg.model_bytes().unwrap_or(u64::MAX).saturating_mul(2);
+    let Some(free) = crate::host::mem_available() else {
+        return Ok(());
+    };
+    if need > free {
+        return Err(Error::new(
+            ErrorKind::OutOfMemory,
+            format!(
+                "the model (input_dim {}, hidden {:?}) needs {} for its f32 weights, and the machine has {} available: make `hidden` smaller",
+                cfg.input_dim,
+                cfg.hidden,
+                crate::units::format_bytes((need / 2) as f64),
+                crate::units::format_bytes(free as f64)
+            ),
+        ));
+    }
+    Ok(())
+}
+
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let mut conns = JoinSet::new();
+    let max = shared.cfg.max_connections;
     loop {
         tokio::select! {
             _ = wait_shutdown(&mut stop) => break,
             r = listener.accept() => match r {
                 Ok((tcp, _)) => {
                     let _ = tcp.set_nodelay(true);
-                    conns.spawn(conn::serve(tcp, shared.clone(), stop.clone()));
+                    if conns.len() >= max {
+                        Counters::bump(&shared.stats.refused_full);
+                        tokio::spawn(conn::refuse(tcp, max));
+                    } else {
+                        conns.spawn(conn::serve(tcp, shared.clone(), stop.clone()));
+                    }
                 }
                 // Out of fds or similar: back off instead of spinning.
                 Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,

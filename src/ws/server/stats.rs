@@ -13,6 +13,7 @@ pub(crate) struct Counters {
     pub closed_oversize: AtomicU64,
     pub closed_protocol: AtomicU64,
     pub closed_slow: AtomicU64,
+    pub refused_full: AtomicU64,
 }
 
 /// What the server has done since it started.
@@ -36,6 +37,8 @@ pub struct ServerStats {
     pub closed_protocol: u64,
     /// Connections cut off because their replies passed `write_buffer`.
     pub closed_slow: u64,
+    /// Connections refused with 1013 at `max_connections`.
+    pub refused_full: u64,
 }
 
 impl ServerStats {
@@ -62,6 +65,7 @@ impl Counters {
             closed_oversize: g(&self.closed_oversize),
             closed_protocol: g(&self.closed_protocol),
             closed_slow: g(&self.closed_slow),
+            refused_full: g(&self.refused_full),
         }
     }
 

@@ -1,0 +1,176 @@
+//! Stacks as flame graphs read them: `perf script` output collapsed into
+//! folded lines (`main;slow_part 49`) by inferno, and what changed between
+//! two profiles, function by function, as a share of all samples.
+
+use std::collections::BTreeMap;
+
+use inferno::collapse::Collapse;
+
+/// Folded stacks: each distinct stack and its sample count.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Folded {
+    pub stacks: BTreeMap<String, u64>,
+}
+
+/// One function's share of the samples in the base and the head.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Change {
+    pub function: String,
+    /// Share of samples whose stack holds it (inclusive), 0..=1.
+    pub base: f64,
+    pub head: f64,
+}
+
+impl Change {
+    /// How much hotter it got, in points of share (head − base).
+    pub fn delta(&self) -> f64 {
+        self.head - self.base
+    }
+}
+
+impl Folded {
+    /// Collapses `perf script` output.
+    pub fn from_perf_script(text: &str) -> Result<Folded, String> {
+        let mut out = Vec::new();
+        inferno::collapse::perf::Folder::default()
+            .collapse(text.as_bytes(), &mut out)
+            .map_err(|e| format!("cannot fold the perf script output: {e}"))?;
+        Ok(Folded::parse(&String::from_utf8_lossy(&out)))
+    }
+
+    /// Reads folded lines (`a;b;c 12`); other lines are skipped.
+    pub fn parse(text: &str) -> Folded {
+        let mut stacks = BTreeMap::new();
+        for line in text.lines() {
+            let Some((stack, n)) = line.trim().rsplit_once(' ') else {
+                continue;
+            };
+            if let Ok(n) = n.parse::<u64>() {
+                *stacks.entry(stack.to_string()).or_default() += n;
+            }
+        }
+        Folded { stacks }
+    }
+
+    /// The folded lines, as inferno and flamegraph.pl read them.
+    pub fn text(&self) -> String {
+        self.stacks
+            .iter()
+            .map(|(s, n)| format!("{s} {n}\n"))
+            .collect()
+    }
+
+    pub fn samples(&self) -> u64 {
+        self.stacks.values().sum()
+    }
+
+    /// Each function's inclusive share: the samples whose stack holds it
+    /// (once per stack, however often it recurses) over all samples.
+    pub fn shares(&self) -> BTreeMap<String, f64> {
+        let total = self.samples().max(1) as f64;
+        let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+        for (stack, n) in &self.stacks {
+            let mut seen: Vec<&str> = stack.split(';').collect();
+            seen.sort_unstable();
+            seen.dedup();
+            for f in seen {
+                *counts.entry(f.to_string()).or_default() += n;
+            }
+        }
+        counts
+            .into_iter()
+            .map(|(f, n)| (f, n as f64 / total))
+            .collect()
+    }
+}
+
+/// The `n` functions whose share changed most from `base` to `head`,
+/// listed hotter first, then cooler.
+pub fn top_changes(base: &Folded, head: &Folded, n: usize) -> Vec<Change> {
+    let (b, h) = (base.shares(), head.shares());
+    let mut all: Vec<Change> = b
+        .keys()
+        .chain(h.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .map(|f| Change {
+            function: f.clone(),
+            base: b.get(f).copied().unwrap_or(0.0),
+            head: h.get(f).copied().unwrap_or(0.0),
+        })
+        .filter(|c| c.delta().abs() > 1e-9)
+        .collect();
+    all.sort_by(|x, y| {
+        y.delta()
+            .abs()
+            .total_cmp(&x.delta().abs())
+            .then(x.function.cmp(&y.function))
+    });
+    all.truncate(n);
+    all.sort_by(|x, y| {
+        y.delta()
+            .total_cmp(&x.delta())
+            .then(x.function.cmp(&y.function))
+    });
+    all
+}
+
+/// The changes as lines a person reads on a phone:
+/// `slow_part  50.0% → 70.0%  (+20.0 points)`.
+pub fn change_lines(changes: &[Change]) -> Vec<String> {
+    let width = changes
+        .iter()
+        .map(|c| c.function.len())
+        .max()
+        .unwrap_or(0)
+        .min(60);
+    changes
+        .iter()
+        .map(|c| {
+            format!(
+                "{:<width$}  {:5.1}% → {:5.1}%  ({:+.1} points)",
+                c.function,
+                c.base * 100.0,
+                c.head * 100.0,
+                c.delta() * 100.0
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = include_str!("../../tests/fixtures/profile/base.perf-script");
+    const HEAD: &str = include_str!("../../tests/fixtures/profile/head.perf-script");
+
+    /// Stored `perf script` output of tests/fixtures/profile/work.c, `work 1`
+    /// (base) and `work 2` (head, `slow_part` doing twice the work): the
+    /// fold and the diff name `slow_part` first, whether or not perf events
+    /// are allowed where the tests run.
+    #[test]
+    fn the_doubled_function_comes_first() {
+        let base = Folded::from_perf_script(BASE).unwrap();
+        let head = Folded::from_perf_script(HEAD).unwrap();
+        assert!(base.samples() > 20 && head.samples() > base.samples());
+        assert!(base.text().contains("main;slow_part"), "{}", base.text());
+        let top = top_changes(&base, &head, 5);
+        assert_eq!(top[0].function, "slow_part", "{top:?}");
+        assert!(top[0].delta() > 0.1, "{top:?}");
+        let cooler = top.iter().find(|c| c.function == "steady_part").unwrap();
+        assert!(cooler.delta() < 0.0);
+        let lines = change_lines(&top);
+        assert!(lines[0].starts_with("slow_part"), "{lines:?}");
+    }
+
+    #[test]
+    fn folded_lines_round_trip_and_shares_count_a_stack_once() {
+        let f = Folded::parse("main;a;a 3\nmain;b 1\nnot a line\n");
+        assert_eq!(f.samples(), 4);
+        assert_eq!(Folded::parse(&f.text()), f);
+        let s = f.shares();
+        assert_eq!(s["main"], 1.0);
+        assert_eq!(s["a"], 0.75);
+    }
+}
