@@ -60,10 +60,11 @@ fn read_checked<S: KindRules>(
 
 /// Where a spec's problem is in the file.
 fn locate(e: SpecError, src: &Source<'_, '_>) -> Diag {
-    let key = |k: &str| src.table.get(k);
+    let key = |k: &str| value_at(src.table, k);
     let span = match &e.at {
         At::Scenario => None,
         At::Key(k) => key(k).map(|v| v.span()),
+        At::Within { path, needle } => within_span(src, path, needle),
         At::Item(k, i) => key(k).map(|v| match v.get_ref() {
             DeValue::Array(a) => a.get(*i).map_or(v.span(), |item| item.span()),
             _ => v.span(),
@@ -91,6 +92,33 @@ fn placeholder_span(src: &Source<'_, '_>, within: &[&str], name: &str) -> Option
                 .map(|o| v.span().start + o..v.span().start + o + needle.len())
                 .unwrap_or(v.span())
         })
+}
+
+/// `needle` inside the first string under `path` whose source contains it.
+fn within_span(src: &Source<'_, '_>, path: &str, needle: &str) -> Option<Range<usize>> {
+    let values = strings_at(src.table, path);
+    let hit = values.iter().find_map(|v| {
+        let raw = &src.text[v.span()];
+        raw.find(needle)
+            .map(|o| v.span().start + o..v.span().start + o + needle.len())
+    });
+    hit.or_else(|| value_at(src.table, path).map(|v| v.span()))
+}
+
+/// The value at a `key` or `table.key` path (or the nearest table on it).
+fn value_at<'a, 'de>(table: &'a DeTable<'de>, path: &str) -> Option<&'a Value<'de>> {
+    let mut parts = path.split('.');
+    let mut v = table.get(parts.next()?)?;
+    for part in parts {
+        match v.get_ref() {
+            DeValue::Table(t) => match t.get(part) {
+                Some(next) => v = next,
+                None => return Some(v), // the nearest table that is there
+            },
+            _ => return Some(v),
+        }
+    }
+    Some(v)
 }
 
 /// The values under a `key` or `table.key` path: an array's items, a

@@ -73,7 +73,8 @@ pub struct CheckCtx<'a> {
 pub enum At {
     /// The `[[scenario]]` header.
     Scenario,
-    /// A key's value (the header when the key is absent).
+    /// A key's value (the header when the key is absent); a `table.key`
+    /// path reaches into inline and sub-tables.
     Key(&'static str),
     /// Item `index` of the array under a key.
     Item(&'static str, usize),
@@ -84,6 +85,9 @@ pub enum At {
         within: &'static [&'static str],
         name: String,
     },
+    /// The text `needle` in the first string under the `table.key` path
+    /// that contains it (a table's values in source order).
+    Within { path: &'static str, needle: String },
 }
 
 /// A spec that deserialized but makes no sense.

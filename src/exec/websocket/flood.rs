@@ -80,7 +80,11 @@ pub(super) async fn flood_points(
             total,
             label,
         });
-        let payload = build_payload(plan, spec, fp)?;
+        let payload = match &spec.protocol {
+            // The template replaces the payload; this one is never sent.
+            Some(_) => Payload::random(Frame::Binary, 64, 64, 0),
+            None => build_payload(plan, spec, fp)?,
+        };
         let load = match fp.load {
             PlanLoad::Closed { in_flight } => Load::Closed {
                 in_flight: in_flight as usize,
@@ -97,6 +101,17 @@ pub(super) async fn flood_points(
         cfg.time_limit = ctx.settings.timeout;
         cfg.spin = spec.client_spin();
         cfg.seed = spec.payload.as_ref().and_then(|p| p.seed).unwrap_or(0) ^ index as u64;
+        cfg.headers = super::protocol::headers(spec)?;
+        cfg.tls = super::protocol::trust(spec, &plan.base_dir)?;
+        cfg.protocol = match &spec.protocol {
+            Some(p) => Some(super::protocol::protocol(
+                p,
+                point,
+                cfg.seed,
+                &plan.base_dir,
+            )?),
+            None => None,
+        };
 
         let sampler = served.pid.map(|pid| {
             MemorySampler::start(
@@ -191,6 +206,8 @@ pub(super) async fn flood_points(
             (own_cpu.is_none()).then_some(cpu),
             out,
         );
+        let units = spec.protocol.as_ref().and_then(|p| p.units_name());
+        super::stream_metrics::stream_metrics(&report, units, &labels, &mut out.metrics);
         out.checks
             .push(flood_check(&report, spec.max_errors(), &labels));
     }

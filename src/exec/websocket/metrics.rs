@@ -247,6 +247,7 @@ mod no_reply_tests {
             ramp_time: Duration::ZERO,
             totals: Recorder::new(16, 1).into_totals(),
             spin_back_offs: None,
+            streams: None,
         };
         let c = flood_check(&r, 0, &BTreeMap::new());
         assert!(!c.passed, "{}", c.evidence);

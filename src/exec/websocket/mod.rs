@@ -16,7 +16,9 @@
 
 mod flood;
 mod metrics;
+mod protocol;
 mod server;
+mod stream_metrics;
 
 use crate::exec::command::substitute;
 use crate::exec::{Availability, ExecError, ExecOutput, Executes, Executor, RunCtx};
@@ -108,6 +110,7 @@ async fn run_all(
         device: format!("websocket client ({threads} threads) → {}", served.describe),
         ..Default::default()
     };
+    out.warnings.extend(protocol::insecure_warning(spec));
     let result = flood_points(plan, spec, points, &mut served, ctx, &mut out).await;
     let result = match result {
         Ok(()) => run_checks(spec, &served, &mut out).await,

@@ -6,13 +6,18 @@
 //! (open-loop send rate); `point` resolves one sweep point, `validate` holds
 //! the checks serde cannot do.
 
+pub mod headers;
 mod payload;
 mod point;
+pub mod protocol;
+mod protocol_rules;
 mod rate;
 mod target;
+pub mod tls;
 mod validate;
 pub mod wire;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -21,6 +26,8 @@ use crate::units::{ByteSize, HumanDuration};
 use wire::CheckKind;
 
 pub use payload::{MessageType, PayloadSpec, SizeSpec};
+pub use protocol::{EndSpec, MatchSpec, ProtocolSpec};
+pub use protocol_rules::{TEMPLATE_VARS, pointer_syntax};
 pub use rate::Rate;
 pub use target::{BuiltinSpec, Ready, ServerSpec, Target, host_port};
 
@@ -81,6 +88,16 @@ pub struct WebsocketFloodSpec {
     /// the builtin one, which shares the client's runtime; "0s": never).
     #[serde(default)]
     pub client_spin: Option<HumanDuration>,
+    /// Handshake headers; `{env:NAME}` reads the environment. Values are
+    /// never shown.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// The server's own protocol: request template, reply matching, streams.
+    #[serde(default)]
+    pub protocol: Option<ProtocolSpec>,
+    /// Certificates trusted for a `wss://` url.
+    #[serde(default)]
+    pub tls: Option<tls::TlsSpec>,
 }
 
 /// Closed loop (a fixed number in flight per connection) or open loop (a

@@ -48,6 +48,11 @@ impl WebsocketFloodSpec {
                         _ => return Err(bad("\"binary\" or \"text\"")),
                     })
                 }
+                other
+                    if self
+                        .protocol
+                        .as_ref()
+                        .is_some_and(|p| p.template_uses(other)) => {}
                 other => {
                     return Err((
                         "params",

@@ -120,27 +120,29 @@ impl Ready {
     }
 }
 
-/// `host:port` of a `ws://` url (`{port}` allowed as the port).
+/// `host:port` of a `ws://` or `wss://` url (`{port}` allowed as the port).
 pub fn host_port(url: &str) -> Option<&str> {
-    let rest = url.strip_prefix("ws://")?;
+    let rest = url
+        .strip_prefix("ws://")
+        .or_else(|| url.strip_prefix("wss://"))?;
     let hp = rest.split('/').next()?;
     Some(hp)
 }
 
 pub(super) fn check_url(url: &str, has_server: bool) -> Result<(), String> {
-    if url.starts_with("wss://") {
-        return Err(format!(
-            "`{url}`: TLS (`wss://`) is not supported by this build: flood the server's plain `ws://` port"
-        ));
-    }
     let Some(hp) = host_port(url) else {
         return Err(format!(
-            "invalid url `{url}`: expected \"ws://host:port/path\""
+            "invalid url `{url}`: expected \"ws://host:port/path\" (or \"wss://\")"
         ));
+    };
+    let scheme = if url.starts_with("wss://") {
+        "wss"
+    } else {
+        "ws"
     };
     let Some((host, port)) = hp.rsplit_once(':') else {
         return Err(format!(
-            "invalid url `{url}`: give the port, e.g. \"ws://{hp}:8765/\""
+            "invalid url `{url}`: give the port, e.g. \"{scheme}://{hp}:8765/\""
         ));
     };
     if host.is_empty() {

@@ -23,11 +23,56 @@ impl KindRules for WebsocketFloodSpec {
     fn check(&self, ctx: &CheckCtx<'_>) -> Result<(), SpecError> {
         self.check_ids()?;
         self.validate(ctx.points)?;
-        self.check_placeholders()
+        self.check_placeholders()?;
+        super::headers::check(&self.headers)?;
+        super::tls::check(self.tls.as_ref(), self.url.as_deref())?;
+        if self.url.as_deref().is_some_and(|u| u.starts_with("wss://")) && !self.checks.is_empty() {
+            return Err(SpecError::new(
+                At::Key("checks"),
+                "robustness `checks` speak plain `ws://`: run them against the server's `ws://` port",
+            ));
+        }
+        self.check_protocol(ctx.points)
     }
 }
 
 impl WebsocketFloodSpec {
+    /// `[scenario.protocol]`: its own checks, and that it floods a `url`
+    /// with no `payload` (the request template replaces it).
+    fn check_protocol(&self, points: &[ParamPoint]) -> Result<(), SpecError> {
+        let Some(p) = &self.protocol else {
+            return Ok(());
+        };
+        if self.is_builtin() {
+            return Err(SpecError::new(
+                At::Key("protocol"),
+                "`protocol` describes a server's own protocol: it needs a `url` target (the builtin server speaks neon-perf's format)",
+            ));
+        }
+        if self.payload.is_some() {
+            return Err(SpecError::new(
+                At::Key("payload"),
+                "with `protocol`, requests come from `protocol.request`: remove `payload`",
+            ));
+        }
+        if points
+            .iter()
+            .any(|pt| pt.contains_key("size") || pt.contains_key("message"))
+        {
+            return Err(SpecError::new(
+                At::Key("params"),
+                "with `protocol`, `params` cannot sweep `size` or `message` (the request is `protocol.request`)",
+            ));
+        }
+        if !self.checks.is_empty() {
+            return Err(SpecError::new(
+                At::Key("checks"),
+                "robustness `checks` speak neon-perf's own format: run them in a scenario without `protocol`",
+            ));
+        }
+        p.check(points)
+    }
+
     /// Every `checks` id is known and listed once.
     fn check_ids(&self) -> Result<(), SpecError> {
         let ids = CheckKind::ALL.map(|c| c.id());
@@ -222,7 +267,7 @@ mod tests {
             ("", "missing `target"),
             ("target = \"builtin\"\nurl = \"ws://a:1/\"", "not both"),
             ("target = \"ws://a:1/\"", "write `url = \"ws://a:1/\"`"),
-            ("url = \"wss://a:1/\"", "TLS"),
+            ("url = \"wss://a/\"", "e.g. \"wss://a:8765/\""),
             ("url = \"ws://a/\"", "give the port"),
             ("url = \"ws://a:{port}/\"", "needs `server"),
             ("url = \"ws://a:1/\"\nin_flight = 2\nrate = 5", "not both"),

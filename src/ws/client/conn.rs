@@ -15,11 +15,9 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use futures_util::{Sink, Stream};
-use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio::sync::futures::OwnedNotified;
 use tokio::time::Sleep;
-use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
@@ -54,6 +52,9 @@ pub struct Shared {
     pub payload: Payload,
     /// Keeps the runtime awake between replies ([`super::spin`]).
     pub spin: Option<Arc<super::spin::Spin>>,
+    /// A protocol flood's protocol and stream timings ([`super::stream`]).
+    pub protocol: Option<super::stream::Protocol>,
+    pub streams: Option<super::stream::StreamRecorder>,
 }
 
 impl Shared {
@@ -82,7 +83,7 @@ pub struct ConnPlan {
     pub seed: u64,
 }
 
-type Ws = WebSocketStream<TcpStream>;
+use super::Ws;
 
 struct Conn<'a> {
     ws: Ws,

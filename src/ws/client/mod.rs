@@ -14,11 +14,14 @@
 //! `drain_timeout`) and close with code 1000.
 
 pub mod conn;
+mod connect;
 pub mod limits;
 pub mod payload;
 pub mod process;
 pub mod record;
 pub mod spin;
+pub mod stream;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -30,12 +33,17 @@ use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::{WebSocketStream, client_async_with_config};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub use connect::{Connector, Headers};
 
 use conn::{ConnLoad, ConnPlan, Shared, UNSET};
 pub use payload::{Frame, Payload};
 use record::Recorder;
 pub use record::{ErrorKind, Totals};
+
+/// One client WebSocket (`wss://`: over rustls).
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Closed or open loop, over all connections.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -81,6 +89,13 @@ pub struct FloodConfig {
     /// Poll without sleeping for this long after each reply ([`spin`]);
     /// zero: sleep whenever nothing is ready.
     pub spin: Duration,
+    /// Handshake headers (values redacted in `Debug`).
+    pub headers: Headers,
+    /// `wss://` urls: which certificates to trust (default: webpki roots).
+    pub tls: tls::Trust,
+    /// The server's own protocol, with streams of replies; `None`:
+    /// neon-perf's format, one reply per request.
+    pub protocol: Option<stream::Protocol>,
 }
 
 impl FloodConfig {
@@ -102,6 +117,9 @@ impl FloodConfig {
             reservoir: 20_000,
             seed: 0,
             spin: Duration::ZERO,
+            headers: Headers::default(),
+            tls: tls::Trust::WebPki,
+            protocol: None,
         }
     }
 
@@ -129,6 +147,8 @@ pub struct FloodReport {
     /// With `spin`: how often the client stopped polling because threads
     /// waited for a CPU ([`spin::Spin::backed_off`]).
     pub spin_back_offs: Option<u64>,
+    /// A protocol flood's stream timings.
+    pub streams: Option<stream::StreamTotals>,
 }
 
 impl FloodReport {
@@ -189,37 +209,20 @@ fn ws_config(connections: usize, max_size: usize) -> WebSocketConfig {
         .max_frame_size(None)
 }
 
-async fn connect(
-    addr: SocketAddr,
-    url: &str,
-    config: WebSocketConfig,
-) -> Result<WebSocketStream<TcpStream>, String> {
-    let req = url
-        .into_client_request()
-        .map_err(|e| format!("invalid url `{url}`: {e}"))?;
-    let tcp = TcpStream::connect(addr)
-        .await
-        .map_err(|e| format!("TCP connect to {addr}: {e}"))?;
-    tcp.set_nodelay(true)
-        .map_err(|e| format!("TCP_NODELAY: {e}"))?;
-    let (ws, _) = client_async_with_config(req, tcp, Some(config))
-        .await
-        .map_err(|e| format!("WebSocket handshake with {url}: {e}"))?;
-    Ok(ws)
-}
-
 /// Resolves the url's host and port once for every connection.
 pub async fn resolve(url: &str) -> Result<SocketAddr, String> {
     let req = url
         .into_client_request()
         .map_err(|e| format!("invalid url `{url}`: {e}"))?;
     let uri = req.uri();
-    if uri.scheme_str() != Some("ws") {
-        return Err(format!("`{url}`: only ws:// urls are supported"));
-    }
+    let default_port = match uri.scheme_str() {
+        Some("ws") => 80,
+        Some("wss") => 443,
+        _ => return Err(format!("`{url}`: only ws:// and wss:// urls are supported")),
+    };
     let host = uri.host().ok_or_else(|| format!("`{url}` has no host"))?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    let port = uri.port_u16().unwrap_or(80);
+    let port = uri.port_u16().unwrap_or(default_port);
     tokio::net::lookup_host((host, port))
         .await
         .map_err(|e| format!("cannot resolve `{host}`: {e}"))?
@@ -244,8 +247,21 @@ pub async fn flood(cfg: FloodConfig, progress: Arc<Progress>) -> Result<FloodRep
         recorder: Recorder::new(cfg.reservoir, cfg.seed ^ 0x7274_7473),
         payload: cfg.payload.clone(),
         spin: spin.clone(),
+        protocol: cfg.protocol.clone(),
+        streams: cfg
+            .protocol
+            .as_ref()
+            .map(|_| stream::StreamRecorder::new(cfg.reservoir, cfg.seed ^ 0x7374_7265)),
     });
     let ws_cfg = ws_config(n, cfg.payload.size_range().1);
+    let secure = cfg.url.starts_with("wss://");
+    let connector = Connector {
+        addr,
+        url: cfg.url.clone(),
+        config: ws_cfg,
+        headers: cfg.headers.clone(),
+        tls: secure.then(|| tls::client_config(&cfg.tls)).transpose()?,
+    };
     let sem = Arc::new(Semaphore::new(cfg.max_connecting.max(1)));
     let attempts_left = Arc::new(AtomicUsize::new(n));
     let all_attempted = Arc::new(Notify::new());
@@ -290,12 +306,13 @@ pub async fn flood(cfg: FloodConfig, progress: Arc<Progress>) -> Result<FloodRep
             go.clone(),
         );
         let url = cfg.url.clone();
+        let connector = connector.clone();
         let timeout = cfg.connect_timeout;
         set.spawn(async move {
             tokio::time::sleep_until(start_at.into()).await;
             let permit = sem.acquire_owned().await.expect("never closed");
             let t = Instant::now();
-            let r = tokio::time::timeout(timeout, connect(addr, &url, ws_cfg)).await;
+            let r = tokio::time::timeout(timeout, connector.connect()).await;
             drop(permit);
             let r = match r {
                 Ok(r) => r,
@@ -314,7 +331,11 @@ pub async fn flood(cfg: FloodConfig, progress: Arc<Progress>) -> Result<FloodRep
                     if !go.0.load(Ordering::Acquire) {
                         started.await;
                     }
-                    conn::run(ws, sh, plan).await
+                    if sh.protocol.is_some() {
+                        stream::conn::run(ws, sh, plan, connector).await
+                    } else {
+                        conn::run(ws, sh, plan).await
+                    }
                 }
                 Err(e) => sh.recorder.error(ErrorKind::Connect, 1, || e),
             }
@@ -378,6 +399,7 @@ pub async fn flood(cfg: FloodConfig, progress: Arc<Progress>) -> Result<FloodRep
     let spin_back_offs = spin.map(|s| s.backed_off());
     let sh = Arc::try_unwrap(sh).map_err(|_| "a connection outlived the flood".to_string())?;
     let totals = sh.recorder.into_totals();
+    let streams = sh.streams.map(stream::StreamRecorder::into_totals);
     let window = match cfg.stop {
         StopAfter::Duration(d) => d,
         StopAfter::Messages(_) => {
@@ -392,5 +414,6 @@ pub async fn flood(cfg: FloodConfig, progress: Arc<Progress>) -> Result<FloodRep
         ramp_time,
         totals,
         spin_back_offs,
+        streams,
     })
 }

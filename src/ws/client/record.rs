@@ -37,6 +37,11 @@ pub enum ErrorKind {
     Unmatched,
     /// The connection failed while reading or writing (protocol error, I/O error).
     Protocol,
+    /// A protocol flood's stream got no end (drain deadline, or the
+    /// connection closed mid-stream).
+    Incomplete,
+    /// A protocol flood's `error` frame ended the request.
+    ServerError,
 }
 
 impl ErrorKind {
@@ -48,8 +53,13 @@ impl ErrorKind {
         ErrorKind::Protocol,
     ];
 
+    /// The kinds only a protocol flood reports (`[scenario.protocol]`).
+    pub const STREAM: [ErrorKind; 2] = [ErrorKind::Incomplete, ErrorKind::ServerError];
+
     pub fn id(self) -> &'static str {
         match self {
+            ErrorKind::Incomplete => "incomplete",
+            ErrorKind::ServerError => "server_error",
             ErrorKind::Connect => "connect",
             ErrorKind::Closed => "closed",
             ErrorKind::Lost => "lost",

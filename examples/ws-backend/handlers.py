@@ -1,0 +1,111 @@
+"""The request handler of a streaming backend, shaped like a team's
+handlers.py: a JSON request in, token frames streamed out with the
+request's own id, an end frame with usage, an error frame for a bad
+request. No model: each "token" waits a fixed time, so its timings are
+known (first reply after FIRST_DELAY, then one every GAP).
+
+Request:  {"op": "generate", "id": "<id>", "prompt": "...", "max_tokens": N}
+Replies:  {"id": "<id>", "type": "token", "index": i, "text": "tok3"}   (N of them)
+          {"id": "<id>", "type": "done", "usage": {"output_tokens": N}}
+Errors:   {"id": "<id>", "type": "error", "message": "..."}
+
+Prompts that misbehave on purpose (for neon-perf's tests): "fail" (error
+frame), "never_end" (tokens, no end frame), "close_mid" (two tokens, then
+the connection is closed), "not_json" (one reply that is not JSON first),
+"no_id" (one reply without an id first).
+"""
+
+import asyncio
+import json
+import time
+
+
+class Settings:
+    def __init__(self, first_delay, gap, tokens, ids=True, done=True,
+                 close_after=False, empty_first=False):
+        self.first_delay = first_delay      # seconds to the first token
+        self.gap = gap                      # seconds between tokens
+        self.tokens = tokens                # default max_tokens
+        self.ids = ids                      # replies carry the request's id
+        self.done = done                    # an end frame closes each stream
+        self.close_after = close_after      # close the connection after each stream
+        self.empty_first = empty_first      # an empty token first (a keep-alive)
+
+
+class Timings:
+    """The server's own view: receipt to first send, and send to send."""
+
+    def __init__(self):
+        self.first = []
+        self.gaps = []
+
+    def summary(self):
+        def p50(xs):
+            xs = sorted(xs)
+            return xs[len(xs) // 2] * 1e3 if xs else None
+        return {"requests": len(self.first), "gaps": len(self.gaps),
+                "first_reply_p50_ms": p50(self.first), "gap_p50_ms": p50(self.gaps)}
+
+
+def frame(settings, rid, **fields):
+    if settings.ids:
+        fields = {"id": rid, **fields}
+    return json.dumps(fields)
+
+
+async def generate(ws, req, settings, timings):
+    rid = req.get("id")
+    if req.get("op") != "generate" or req.get("prompt") == "fail":
+        await ws.send(frame(settings, rid, type="error", message="cannot generate"))
+        return
+    prompt = req.get("prompt", "")
+    n = int(req.get("max_tokens", settings.tokens))
+    received = time.perf_counter()
+    await asyncio.sleep(settings.first_delay)
+    if prompt == "not_json":
+        await ws.send("upstream busy, retrying")
+    if prompt == "no_id":
+        await ws.send(json.dumps({"type": "token", "text": "?"}))
+    if settings.empty_first:
+        await ws.send(frame(settings, rid, type="token", index=-1, text=""))
+    last = None
+    for i in range(n):
+        if i > 0:
+            await asyncio.sleep(settings.gap)
+        now = time.perf_counter()
+        await ws.send(frame(settings, rid, type="token", index=i, text=f"tok{i}"))
+        if last is None:
+            timings.first.append(now - received)
+        else:
+            timings.gaps.append(now - last)
+        last = now
+        if prompt == "close_mid" and i == 1:
+            await ws.close(1011, "backend restarting")
+            return
+    if settings.done and prompt != "never_end":
+        await ws.send(frame(settings, rid, type="done", usage={"output_tokens": n}))
+    if settings.close_after:
+        await ws.close()
+
+
+async def handle(ws, settings, timings):
+    """One connection: every request streams in its own task, so streams
+    of one connection interleave."""
+    tasks = set()
+    async for message in ws:
+        try:
+            req = json.loads(message)
+        except ValueError:
+            await ws.send(json.dumps({"type": "error", "message": "request is not JSON"}))
+            continue
+        if req.get("op") == "stats":
+            await ws.send(json.dumps(timings.summary()))
+            if req.get("reset"):
+                timings.first.clear()
+                timings.gaps.clear()
+            continue
+        t = asyncio.create_task(generate(ws, req, settings, timings))
+        tasks.add(t)
+        t.add_done_callback(tasks.discard)
+    for t in list(tasks):
+        t.cancel()

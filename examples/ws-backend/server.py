@@ -1,0 +1,86 @@
+"""A streaming WebSocket backend for neon-perf to flood (see handlers.py).
+
+Usage: target/ws-venv/bin/python examples/ws-backend/server.py PORT [options]
+  --first-delay-ms MS  time to the first token (env BACKEND_FIRST_DELAY_MS, default 20)
+  --gap-ms MS          time between tokens (env BACKEND_GAP_MS, default 5)
+  --tokens N           tokens per request unless it says max_tokens (default 16)
+  --token SECRET       require "Authorization: Bearer SECRET" (env BACKEND_TOKEN);
+                       otherwise 401 with a text body
+  --token-env NAME     the same, with the secret read from the variable NAME
+  --no-ids             replies carry no id (match them by order)
+  --no-done            no end frame (end streams by count or idleness)
+  --close-after-stream close the connection after each stream
+  --empty-first        an empty token before the first real one
+  --tls-cert PEM --tls-key PEM  serve wss:// with this certificate chain and key
+Prints "listening on PORT" once ready; stops on SIGTERM.
+"""
+
+import argparse
+import asyncio
+import functools
+import http
+import os
+import signal
+import ssl
+
+from websockets.asyncio.server import serve
+
+from handlers import Settings, Timings, handle
+
+
+def check_auth(token, connection, request):
+    if token is None:
+        return None
+    got = request.headers.get("Authorization", "")
+    if got == f"Bearer {token}":
+        return None
+    return connection.respond(http.HTTPStatus.UNAUTHORIZED,
+                              f"invalid credentials: {got or 'no Authorization header'}\n")
+
+
+def parse_args():
+    env = os.environ.get
+    p = argparse.ArgumentParser()
+    p.add_argument("port", type=int)
+    p.add_argument("--first-delay-ms", type=float, default=float(env("BACKEND_FIRST_DELAY_MS", 20)))
+    p.add_argument("--gap-ms", type=float, default=float(env("BACKEND_GAP_MS", 5)))
+    p.add_argument("--tokens", type=int, default=16)
+    p.add_argument("--token", default=env("BACKEND_TOKEN"))
+    p.add_argument("--token-env")
+    p.add_argument("--no-ids", action="store_true")
+    p.add_argument("--no-done", action="store_true")
+    p.add_argument("--close-after-stream", action="store_true")
+    p.add_argument("--empty-first", action="store_true")
+    p.add_argument("--tls-cert")
+    p.add_argument("--tls-key")
+    return p.parse_args()
+
+
+async def main():
+    a = parse_args()
+    if a.token_env:
+        a.token = os.environ.get(a.token_env)
+        if not a.token:
+            raise SystemExit(f"--token-env {a.token_env}: the variable is not set")
+    settings = Settings(a.first_delay_ms / 1e3, a.gap_ms / 1e3, a.tokens, ids=not a.no_ids,
+                        done=not a.no_done, close_after=a.close_after_stream,
+                        empty_first=a.empty_first)
+    timings = Timings()
+    loop = asyncio.get_running_loop()
+    stop = loop.create_future()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set_result, None)
+    handler = functools.partial(handle, settings=settings, timings=timings)
+    auth = functools.partial(check_auth, a.token)
+    tls = None
+    if a.tls_cert:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(a.tls_cert, a.tls_key)
+    async with serve(handler, "127.0.0.1", a.port, compression=None, process_request=auth,
+                     ssl=tls):
+        print(f"listening on {a.port}", flush=True)
+        await stop
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,213 @@
+//! Where a protocol flood's stream timings go: each connection batches
+//! finished streams and reply gaps, and merges them under one lock into
+//! HdrHistograms of every value (for `_p50`/`_p90`/`_p99`) and seeded
+//! reservoirs (the gate's samples), plus per-slice counts for the rates.
+
+use std::sync::Mutex;
+
+use hdrhistogram::Histogram;
+
+use super::open::Stream;
+use crate::stats::Reservoir;
+use crate::ws::client::record::{BATCH, ns_histogram};
+
+/// A finished stream, as its connection saw it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Done {
+    /// Timings count (sent inside the window).
+    pub in_window: bool,
+    pub ttfr_ns: Option<u64>,
+    pub stream_ns: u64,
+    pub replies: u32,
+    pub units: Option<f64>,
+    /// Window slice it ended in; `None` outside the window.
+    pub end_slice: Option<u32>,
+    /// Met every `goodput` bound.
+    pub good: bool,
+}
+
+impl Done {
+    /// `(stream_time − ttfr) / (replies − 1)`, with at least two replies.
+    pub fn time_per_reply_ns(&self) -> Option<u64> {
+        let ttfr = self.ttfr_ns?;
+        (self.replies >= 2).then(|| self.stream_ns.saturating_sub(ttfr) / (self.replies as u64 - 1))
+    }
+
+    /// The record of `s` ended at `end_ns`.
+    pub fn of(s: &Stream, end_ns: u64, end_slice: Option<u32>) -> Done {
+        Done {
+            in_window: s.in_window,
+            ttfr_ns: s.first_ns.map(|f| f.saturating_sub(s.sent_ns)),
+            stream_ns: end_ns.saturating_sub(s.sent_ns),
+            replies: s.replies,
+            units: s.units,
+            end_slice,
+            good: false,
+        }
+    }
+}
+
+/// One histogram of every value and a reservoir of samples (seconds).
+pub struct Dist {
+    pub all: Histogram<u64>,
+    pub sample: Reservoir,
+}
+
+impl Dist {
+    fn new(cap: usize, seed: u64) -> Dist {
+        Dist {
+            all: ns_histogram(),
+            sample: Reservoir::new(cap, seed),
+        }
+    }
+
+    fn ns(&mut self, ns: u64) {
+        self.all.saturating_record(ns.max(1));
+        self.sample.push(ns as f64 * 1e-9);
+    }
+}
+
+/// Per window slice: streams ended, good ones, units.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct SliceCounts {
+    pub done: u64,
+    pub good: u64,
+    pub units: f64,
+}
+
+/// Everything a protocol flood measured about its streams.
+pub struct StreamTotals {
+    pub ttfr: Dist,
+    pub gap: Dist,
+    pub tpr: Dist,
+    pub stream: Dist,
+    /// Replies per request, and units per request.
+    pub replies: Reservoir,
+    pub units: Reservoir,
+    pub slices: Vec<SliceCounts>,
+    /// Streams ended in the window, good ones, units of those.
+    pub done_in_window: u64,
+    pub good_in_window: u64,
+    pub units_in_window: f64,
+}
+
+/// A connection's unflushed records.
+#[derive(Default)]
+pub struct StreamLocal {
+    pub done: Vec<Done>,
+    pub gaps: Vec<u64>,
+}
+
+impl StreamLocal {
+    pub fn full(&self) -> bool {
+        self.done.len() >= BATCH || self.gaps.len() >= BATCH
+    }
+}
+
+/// Shared by every connection of a protocol flood.
+pub struct StreamRecorder {
+    totals: Mutex<StreamTotals>,
+}
+
+impl StreamRecorder {
+    pub fn new(reservoir: usize, seed: u64) -> StreamRecorder {
+        let d = |i: u64| Dist::new(reservoir, seed ^ i);
+        StreamRecorder {
+            totals: Mutex::new(StreamTotals {
+                ttfr: d(1),
+                gap: d(2),
+                tpr: d(3),
+                stream: d(4),
+                replies: Reservoir::new(reservoir, seed ^ 5),
+                units: Reservoir::new(reservoir, seed ^ 6),
+                slices: Vec::new(),
+                done_in_window: 0,
+                good_in_window: 0,
+                units_in_window: 0.0,
+            }),
+        }
+    }
+
+    /// Moves a connection's batch into the totals.
+    pub fn flush(&self, local: &mut StreamLocal) {
+        let mut t = self.totals.lock().unwrap_or_else(|p| p.into_inner());
+        for g in local.gaps.drain(..) {
+            t.gap.ns(g);
+        }
+        for d in local.done.drain(..) {
+            t.add(&d);
+        }
+    }
+
+    pub fn into_totals(self) -> StreamTotals {
+        self.totals.into_inner().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl StreamTotals {
+    fn add(&mut self, d: &Done) {
+        if d.in_window {
+            if let Some(f) = d.ttfr_ns {
+                self.ttfr.ns(f);
+            }
+            if let Some(t) = d.time_per_reply_ns() {
+                self.tpr.ns(t);
+            }
+            self.stream.ns(d.stream_ns);
+            self.replies.push(d.replies as f64);
+            if let Some(u) = d.units {
+                self.units.push(u);
+            }
+        }
+        if let Some(s) = d.end_slice {
+            let s = s as usize;
+            if self.slices.len() <= s {
+                self.slices.resize(s + 1, SliceCounts::default());
+            }
+            let units = d.units.unwrap_or(0.0);
+            let c = &mut self.slices[s];
+            c.done += 1;
+            c.good += u64::from(d.good);
+            c.units += units;
+            self.done_in_window += 1;
+            self.good_in_window += u64::from(d.good);
+            self.units_in_window += units;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn streams_merge_into_distributions_and_slices() {
+        let r = StreamRecorder::new(100, 1);
+        let mut l = StreamLocal::default();
+        let mut s = Stream::new(1_000, true);
+        s.first_ns = Some(21_000);
+        s.replies = 5;
+        s.units = Some(5.0);
+        let mut d = Done::of(&s, 41_000, Some(2));
+        d.good = true;
+        assert_eq!(d.time_per_reply_ns(), Some(5_000));
+        l.done.push(d);
+        l.done.push(Done::of(&Stream::new(0, false), 10, None));
+        l.gaps.extend([5_000, 5_000, 5_000, 5_000]);
+        r.flush(&mut l);
+        let t = r.into_totals();
+        assert_eq!(t.ttfr.sample.items(), [20e-6]);
+        assert_eq!(t.stream.sample.items(), [40e-6]);
+        assert_eq!(t.gap.all.len(), 4);
+        assert_eq!(t.replies.items(), [5.0]);
+        assert_eq!(
+            t.slices[2],
+            SliceCounts {
+                done: 1,
+                good: 1,
+                units: 5.0
+            }
+        );
+        assert_eq!((t.done_in_window, t.good_in_window), (1, 1));
+    }
+}
