@@ -45,9 +45,14 @@ impl Tag {
         &self.0
     }
 
+    /// The environment entry that carries it, `NEON_PERF_TREE=<value>`.
+    fn entry(&self) -> Vec<u8> {
+        format!("{TAG_VAR}={}", self.0).into_bytes()
+    }
+
     /// Whether process `pid` carries the tag.
     pub fn carried_by(&self, pid: u32) -> bool {
-        let needle = format!("{TAG_VAR}={}", self.0).into_bytes();
+        let needle = self.entry();
         std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| carries(&env, &needle))
     }
 
@@ -66,7 +71,7 @@ impl Tag {
     /// look costs what the tree's own processes cost, not every process on
     /// the machine.
     fn scan(&self, first: Option<u32>) -> (Vec<Straggler>, bool) {
-        let needle = format!("{TAG_VAR}={}", self.0).into_bytes();
+        let needle = self.entry();
         let me = std::process::id();
         let since = first.and_then(|f| Some((f, last_pid()?)));
         let Ok(dir) = std::fs::read_dir("/proc") else {

@@ -28,18 +28,30 @@ pub enum Report {
 }
 
 /// The launcher in `dir` (written there once, named by its content's hash
-/// so that versions never mix), or `None` when this build has none.
+/// so that versions never mix), or `None` when this build has none. Called
+/// for every point: the hash is taken once, and a path already installed
+/// by this process is returned as it is, as `python::helper_dir` does.
 pub fn install(dir: &Path) -> Result<Option<PathBuf>, String> {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    static INSTALLED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
     if LAUNCHER.is_empty() {
         return Ok(None);
     }
     // Absolute: the program is started in its own `cwd`.
     let dir = &std::path::absolute(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    use sha2::Digest;
-    let hash = sha2::Sha256::digest(LAUNCHER);
-    let hex: String = hash[..6].iter().map(|b| format!("{b:02x}")).collect();
-    let path = dir.join(format!("neon-perf-launch-{hex}"));
+    let name = NAME.get_or_init(|| {
+        use sha2::Digest;
+        let hash = sha2::Sha256::digest(LAUNCHER);
+        let hex: String = hash[..6].iter().map(|b| format!("{b:02x}")).collect();
+        format!("neon-perf-launch-{hex}")
+    });
+    let path = dir.join(name);
+    let mut installed = INSTALLED.lock().unwrap_or_else(|p| p.into_inner());
+    if installed.contains(&path) {
+        return Ok(Some(path));
+    }
     if path.is_file() {
+        installed.push(path.clone());
         return Ok(Some(path));
     }
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
@@ -52,6 +64,7 @@ pub fn install(dir: &Path) -> Result<Option<PathBuf>, String> {
         .map_err(|e| format!("cannot make the launcher executable: {e}"))?;
     tmp.persist(&path)
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    installed.push(path.clone());
     Ok(Some(path))
 }
 

@@ -139,10 +139,6 @@ pub(crate) fn run_child(
     })
 }
 
-fn mem_available() -> Option<u64> {
-    crate::host::mem_available()
-}
-
 pub(crate) fn describe_exit(r: &ChildRun) -> String {
     use std::os::unix::process::ExitStatusExt;
     let how = match r.status {
@@ -173,7 +169,7 @@ pub fn run_host(
     ctx: &mut RunCtx<'_>,
 ) -> Result<ExecOutput, ExecError> {
     let s = HostOomSettings::from_spec(spec).map_err(ExecError::Failed)?;
-    if let Some(avail) = mem_available().filter(|a| s.memory_limit > a / 2) {
+    if let Some(avail) = crate::host::mem_available().filter(|a| s.memory_limit > a / 2) {
         return Err(ExecError::Unavailable(format!(
             "memory_limit {} is more than half of the memory available here ({}): lower it",
             format_bytes(s.memory_limit as f64),
