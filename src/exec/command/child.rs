@@ -67,9 +67,8 @@ pub fn run_child(
     let tag = Tag::new();
     let report = inv.launcher.as_deref().map(|l| report_path(l, &tag));
     let start = Instant::now();
-    let mut child = command(inv, &tag, report.as_deref())
-        .spawn()
-        .map_err(|e| not_started(inv, e))?;
+    let mut child =
+        spawn(command(inv, &tag, report.as_deref())).map_err(|e| not_started(inv, e))?;
     let pid = child.id();
     let _live = live::register(Some(pid), &tag);
     on_spawn(pid);
@@ -149,6 +148,24 @@ struct Usage {
     cpu: Duration,
     peak_rss: u64,
     launched: bool,
+}
+
+/// Spawns, retrying while the program reads as "Text file busy": an
+/// executable just written (the launcher, installed by a run beside this
+/// one) stays busy while any process still holds a descriptor that was
+/// open for writing, such as a child forked by another thread in the
+/// moment before its `exec` closed it (golang/go#22315).
+fn spawn(mut cmd: std::process::Command) -> std::io::Result<std::process::Child> {
+    let mut tries = 0;
+    loop {
+        match cmd.spawn() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 50 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
 }
 
 fn not_started(inv: &Invocation, e: std::io::Error) -> ExecError {
@@ -331,6 +348,27 @@ fn wait4(pid: u32) -> std::io::Result<(i32, libc::rusage)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_program_busy_for_a_moment_is_started_once_it_is_free() {
+        use std::io::Write;
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("prog");
+        let mut f = std::fs::File::create(&path).unwrap();
+        f.write_all(b"#!/bin/sh\nexit 0\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        // Still open for writing: starting it now is "Text file busy".
+        let busy = Command::new(&path).spawn().unwrap_err();
+        assert_eq!(busy.raw_os_error(), Some(libc::ETXTBSY), "{busy}");
+        let closer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(40));
+            drop(f);
+        });
+        let mut child = spawn(Command::new(&path)).expect("started once closed");
+        assert!(child.wait().unwrap().success());
+        closer.join().unwrap();
+    }
 
     fn inv(argv: &[&str]) -> Invocation {
         Invocation {

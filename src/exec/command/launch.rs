@@ -62,6 +62,9 @@ pub fn install(dir: &Path) -> Result<Option<PathBuf>, String> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755))
         .map_err(|e| format!("cannot make the launcher executable: {e}"))?;
+    // Closed before it is named: an executable open for writing cannot be
+    // started ("Text file busy"), and another run may start it at once.
+    let tmp = tmp.into_temp_path();
     tmp.persist(&path)
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     installed.push(path.clone());
