@@ -31,6 +31,8 @@ gate)
   NEON_PERF_MARKDOWN="$REPORTS/gate.md" \
   NEON_PERF_BMF="$REPORTS/gate.bmf.json" \
   NEON_PERF_ANNOTATIONS=github \
+  NEON_PERF_PROFILE=on-regression \
+  NEON_PERF_REPORTS_DIR="$REPORTS/gate" \
     cargo test --release --locked --test perf
   code=$?
   set -e
@@ -52,7 +54,8 @@ paired)
   git worktree prune
   git worktree add --detach "$BASE_DIR" "$base"
   set +e
-  "$bin" run --against "$BASE_DIR" \
+  NEON_PERF_REPORTS_DIR="$REPORTS/paired" \
+  "$bin" run --against "$BASE_DIR" --profile \
     --json "$REPORTS/paired.json" --junit "$REPORTS/paired.junit.xml" \
     --markdown "$REPORTS/paired.md" --annotations github
   code=$?
@@ -76,7 +79,7 @@ comment)
       echo "neon-perf wrote no report: see the job log."
     fi
     if [ -n "${GITHUB_RUN_ID:-}" ]; then
-      echo "<sub>Reports (JSON, JUnit, BMF): artifacts of [run ${GITHUB_RUN_ID}](${GITHUB_SERVER_URL:-https://github.com}/${GITHUB_REPOSITORY:-}/actions/runs/${GITHUB_RUN_ID}).</sub>"
+      echo "<sub>Reports (JSON, JUnit, BMF; profiles of regressed scenarios under gate/profiles and paired/profiles): artifacts of [run ${GITHUB_RUN_ID}](${GITHUB_SERVER_URL:-https://github.com}/${GITHUB_REPOSITORY:-}/actions/runs/${GITHUB_RUN_ID}).</sub>"
     fi
   } >"$REPORTS/comment.md"
   echo "comment body: $REPORTS/comment.md ($(wc -c <"$REPORTS/comment.md") bytes)"

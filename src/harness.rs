@@ -131,7 +131,10 @@ pub fn main(opts: HarnessOptions) -> ExitCode {
 
     let cfg = RunConfig {
         mode: mode_from_env(),
-        overrides: Settings::default(),
+        overrides: Settings {
+            profile: profile_from_env(),
+            ..Settings::default()
+        },
         baselines_dir: opts.baselines.clone(),
         policy: Policy::default(),
         env: ExecEnv {
@@ -143,6 +146,13 @@ pub fn main(opts: HarnessOptions) -> ExitCode {
         confirm_regressions: true,
         spread_gap: crate::run::spread::SPREAD_GAP,
         against: None,
+        // The CLI's reports folder: `NEON_PERF_REPORTS_DIR`, else beside
+        // the cache (`target/neon-perf`).
+        profile_dir: std::env::var_os("NEON_PERF_REPORTS_DIR")
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| opts.cache_dir.clone())
+            .join("profiles"),
     };
     let session = match Session::new(cfg) {
         Ok(s) => s,
@@ -259,6 +269,21 @@ fn trial(
         })
     })
     .with_kind(kind)
+}
+
+/// `NEON_PERF_PROFILE` (`on-regression`, `always`, `off`), as `run
+/// --profile`: an unknown value is said and ignored.
+fn profile_from_env() -> Option<crate::plan::ProfileWhen> {
+    let v = std::env::var("NEON_PERF_PROFILE")
+        .ok()
+        .filter(|v| !v.is_empty())?;
+    let when = crate::plan::ProfileWhen::from_id(v.trim());
+    if when.is_none() {
+        eprintln!(
+            "warning: NEON_PERF_PROFILE={v} is not `on-regression`, `always` or `off`: not profiling"
+        );
+    }
+    when
 }
 
 /// Reports requested through the environment (`NEON_PERF_JSON`, `NEON_PERF_JUNIT`,

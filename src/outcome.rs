@@ -77,6 +77,9 @@ pub struct ScenarioReport {
     pub rules: BTreeMap<String, crate::plan::MetricRule>,
     #[serde(default = "default_tolerance")]
     pub tolerance: f64,
+    /// Its profile, when it was profiled (`profile` setting, `--profile`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<crate::profile::ProfileReport>,
 }
 
 fn default_tolerance() -> f64 {

@@ -6,20 +6,27 @@
 //! (`NEON_PERF_REQUIRE_PERF=1` makes that a failure); the folding and the
 //! diff are covered on stored `perf script` output either way
 //! (`profile::folded` unit tests).
+//!
+//! Through the binary: `run --against BASE --profile` on two trees whose
+//! program is `work 1` and `work 2` profiles the regressed scenario on both
+//! sides and names `slow_part` first in the JSON, the terminal, the
+//! Markdown and the HTML; without perf the profile says why and the verdict
+//! and exit code are those of the run; off by default, nothing is profiled.
 
 #[macro_use]
 mod needs;
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::Command;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use neon_perf::profile::{Perf, Target, change_lines, svg, top_changes};
 
-fn the_doubled_function_is_named_first() {
-    let dir = tempfile::tempdir().unwrap();
-    let bin = dir.path().join("work");
+/// tests/fixtures/profile/work.c compiled into `dir`.
+fn build_work(dir: &Path) -> PathBuf {
+    let bin = dir.join("work");
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/profile/work.c");
     let st = Command::new("cc")
         .args(["-O1", "-g", "-fno-omit-frame-pointer", "-o"])
@@ -28,6 +35,12 @@ fn the_doubled_function_is_named_first() {
         .status()
         .expect("cc runs");
     assert!(st.success());
+    bin
+}
+
+fn the_doubled_function_is_named_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = build_work(dir.path());
     let perf = Perf::find().unwrap();
     let env = BTreeMap::new();
     let profile = |factor: &str| {
@@ -55,6 +68,168 @@ fn the_doubled_function_is_named_first() {
     );
 }
 
+const SUITE: &str = r#"
+[suite]
+name = "prof"
+
+[defaults]
+warmup = "10ms"
+warmup_runs = 0
+min_samples = 2
+max_samples = 4
+max_time = "300ms"
+max_contention = 1.0
+
+[[scenario]]
+name = "work"
+kind = "command"
+command = ["sh", "{suite_dir}/run.sh"]
+primary = "m"
+metric."m" = { tolerance = 0.05 }
+metric."wall_time" = { gate = false }
+metric."cpu_time" = { gate = false }
+metric."peak_rss" = { gate = false }
+"#;
+
+/// A tree whose program runs `work FACTOR` and prints `m` = 4 + FACTOR ms,
+/// so that the head (2) regresses against the base (1) whatever the
+/// machine's speed.
+fn tree(root: &Path, work: &Path, factor: u32) {
+    fs::create_dir_all(root.join("suites")).unwrap();
+    fs::write(root.join("suites/prof.toml"), SUITE).unwrap();
+    fs::write(
+        root.join("suites/run.sh"),
+        format!(
+            "{} {factor}\necho '{{\"metric\": \"m\", \"value\": {}, \"unit\": \"ms\"}}'\n",
+            work.display(),
+            4 + factor
+        ),
+    )
+    .unwrap();
+}
+
+fn neon_perf(head: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_neon-perf"))
+        .current_dir(head)
+        .arg("run")
+        .arg("suites/prof.toml")
+        .args(args)
+        .args(["--json", "r.json", "--markdown", "r.md", "--html", "r.html"])
+        .args(["--baselines", "baselines"])
+        .env("NEON_PERF_REPORTS_DIR", head.join("reports"))
+        .envs(env.iter().copied())
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .output()
+        .expect("neon-perf runs")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn scenario(head: &Path) -> serde_json::Value {
+    let r: serde_json::Value =
+        serde_json::from_slice(&fs::read(head.join("r.json")).unwrap()).unwrap();
+    r["scenarios"][0].clone()
+}
+
+fn a_regression_is_profiled_on_both_sides() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = build_work(dir.path());
+    let (head, base) = (dir.path().join("head"), dir.path().join("base"));
+    tree(&base, &work, 1);
+    tree(&head, &work, 2);
+    let o = neon_perf(
+        &head,
+        &["--pairs", "3", "--against", "../base", "--profile"],
+        &[],
+    );
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    let s = scenario(&head);
+    assert_eq!(s["status"], "regressed", "{s}");
+    let p = &s["profile"];
+    assert_eq!(p["reason"], "regressed", "{p}");
+    assert!(p.get("error").is_none(), "{p}");
+    assert_eq!(p["changes"][0]["function"], "slow_part", "{p}");
+    assert!(p["seconds"].as_f64().unwrap() > 0.0);
+    for side in ["base", "head"] {
+        assert!(p[side]["samples"].as_u64().unwrap() > 50, "{p}");
+        let folded = fs::read_to_string(p[side]["folded"].as_str().unwrap()).unwrap();
+        assert!(folded.contains("slow_part"), "{folded}");
+    }
+    let diff = PathBuf::from(p["differential"].as_str().unwrap());
+    assert!(
+        diff.starts_with(head.join("reports/profiles")),
+        "{}",
+        diff.display()
+    );
+    assert!(fs::read_to_string(&diff).unwrap().contains("slow_part"));
+    // The text names it first, in the terminal and in the Markdown.
+    let after = out.split("what changed, head vs base").nth(1).expect(&out);
+    assert!(
+        after
+            .lines()
+            .nth(1)
+            .unwrap()
+            .trim_start()
+            .starts_with("slow_part"),
+        "{out}"
+    );
+    let md = fs::read_to_string(head.join("r.md")).unwrap();
+    let block = md.split("```text\n").nth(1).expect(&md);
+    assert!(block.starts_with("slow_part"), "{md}");
+    let html = fs::read_to_string(head.join("r.html")).unwrap();
+    assert!(
+        html.contains("data:image/svg+xml;base64,"),
+        "no embedded flame graph"
+    );
+    assert!(html.contains("<code>slow_part</code>"));
+}
+
+fn without_perf_the_profile_says_why_and_the_verdict_stands() {
+    let dir = tempfile::tempdir().unwrap();
+    let head = dir.path().join("head");
+    tree(&head, Path::new("true"), 1);
+    let missing = dir.path().join("no-perf");
+    let o = neon_perf(
+        &head,
+        &["--smoke", "--profile", "always"],
+        &[("NEON_PERF_PERF", missing.to_str().unwrap())],
+    );
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    let s = scenario(&head);
+    assert_eq!(s["status"], "no_baseline", "{s}");
+    let e = s["profile"]["error"].as_str().unwrap();
+    assert!(
+        e.starts_with("profiling unavailable: NEON_PERF_PERF="),
+        "{e}"
+    );
+    assert!(out.contains(e), "{out}");
+    assert!(s["profile"].get("head").is_none());
+}
+
+fn off_by_default_nothing_is_profiled() {
+    let dir = tempfile::tempdir().unwrap();
+    let head = dir.path().join("head");
+    tree(&head, Path::new("true"), 1);
+    // A perf that would fail loudly if it were ever looked for.
+    let o = neon_perf(&head, &["--smoke"], &[("NEON_PERF_PERF", "/no/such/perf")]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let s = scenario(&head);
+    assert!(s.get("profile").is_none(), "{s}");
+    assert!(!text(&o).contains("profil"), "{}", text(&o));
+    assert!(!head.join("reports/profiles").exists());
+}
+
 trials! {
     the_doubled_function_is_named_first: needs::PERF;
+    a_regression_is_profiled_on_both_sides: needs::PERF;
+    without_perf_the_profile_says_why_and_the_verdict_stands;
+    off_by_default_nothing_is_profiled;
 }

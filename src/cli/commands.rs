@@ -137,6 +137,7 @@ fn execute(
         confirm_regressions,
         spread_gap: crate::run::spread::SPREAD_GAP,
         against,
+        profile_dir: reports_dir.join("profiles"),
     };
     if let Some(p) = &sel.partition {
         println!("partition {p}: {} scenario(s) in this shard", plans.len());

@@ -133,6 +133,11 @@ pub struct SamplingArgs {
     /// measures before the run is invalid (overrides suites), in (0, 1]; 1 = never.
     #[arg(long, value_parser = flag::max_contention, allow_negative_numbers = true)]
     pub max_contention: Option<f64>,
+    /// Run a scenario once more under a profiler (overrides suites):
+    /// `on-regression` (what `--profile` alone means), `always` or `off`.
+    /// Profiles go to the reports folder; see docs/profiling.md.
+    #[arg(long, env = "NEON_PERF_PROFILE", value_name = "WHEN", num_args = 0..=1, default_missing_value = "on-regression", value_parser = flag::profile)]
+    pub profile: Option<crate::plan::ProfileWhen>,
 }
 
 /// Parsers of the override flags: the value's type, then its key's range
@@ -158,6 +163,11 @@ mod flag {
 
     pub fn target_rel_ci(s: &str) -> Result<f64, String> {
         limited(limits::target_rel_ci(number(s)?))
+    }
+
+    pub fn profile(s: &str) -> Result<crate::plan::ProfileWhen, String> {
+        crate::plan::ProfileWhen::from_id(s.trim())
+            .ok_or_else(|| format!("expected `on-regression`, `always` or `off`, found `{s}`"))
     }
 
     pub fn max_contention(s: &str) -> Result<f64, String> {
@@ -187,6 +197,7 @@ impl SamplingArgs {
             tolerance: self.tolerance,
             target_rel_ci: self.target_rel_ci,
             max_contention: self.max_contention,
+            profile: self.profile,
             ..Default::default()
         }
     }

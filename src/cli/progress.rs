@@ -54,6 +54,10 @@ impl Progress {
                 self.bar
                     .set_message(format!("{}{}", self.scenario, self.point));
             }
+            ExecEvent::Phase { label } => {
+                self.bar
+                    .set_message(format!("{}{} · {label}", self.scenario, self.point));
+            }
             ExecEvent::Sample { count } => {
                 self.bar
                     .set_message(format!("{}{} · {count} samples", self.scenario, self.point));

@@ -10,7 +10,7 @@ use crate::plan::Settings;
 use crate::units::HumanDuration;
 
 /// Every key of `plan::Settings`, as written in a suite.
-pub(crate) const SETTINGS_KEYS: [&str; 12] = [
+pub(crate) const SETTINGS_KEYS: [&str; 13] = [
     "warmup",
     "warmup_runs",
     "min_samples",
@@ -23,6 +23,7 @@ pub(crate) const SETTINGS_KEYS: [&str; 12] = [
     "max_contention",
     "quiet_wait",
     "output_tail",
+    "profile",
 ];
 
 /// One layer of settings as written in the file, with where each key was set.
@@ -79,6 +80,17 @@ impl Layer {
                 s.target_rel_ci = Some(x);
             }
             "tolerance" => s.tolerance = Some(tolerance(v)?),
+            "profile" => {
+                let w = read::string(v, name)?;
+                s.profile = Some(crate::plan::ProfileWhen::from_id(w).ok_or_else(|| {
+                    Diag::new(
+                        span.clone(),
+                        format!(
+                            "`profile` must be \"off\", \"on-regression\" or \"always\", found \"{w}\""
+                        ),
+                    )
+                })?);
+            }
             "max_contention" => {
                 let x = read::number(v, name)?;
                 limits::max_contention(x).map_err(|l| l.diag(span.clone(), name, Some(x)))?;
@@ -287,6 +299,10 @@ mod tests {
             (
                 "max_contention = 0",
                 "`max_contention` must be in (0, 1], found 0",
+            ),
+            (
+                "profile = \"sometimes\"",
+                "`profile` must be \"off\", \"on-regression\" or \"always\", found \"sometimes\"",
             ),
             (
                 "output_tail = \"10B\"",

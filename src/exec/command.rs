@@ -75,6 +75,31 @@ impl Executor for CommandExecutor {
     }
 }
 
+/// One point's program as a profiler starts it (issue #22): argv,
+/// environment and folder with every placeholder filled, no launcher. A
+/// `find_max_batch` search is a search, not a timing: it is not profiled.
+pub fn program(
+    plan: &ScenarioPlan,
+    point: &ParamPoint,
+    env: &ExecEnv,
+) -> Result<Invocation, ExecError> {
+    let KindSpec::Command(spec) = &plan.spec else {
+        return Err(ExecError::Failed(format!(
+            "`{}` scenarios are not profiled yet: only `command` is",
+            plan.kind().id()
+        )));
+    };
+    if spec.find_max_batch.is_some() {
+        return Err(ExecError::Failed(
+            "a `find_max_batch` search is not profiled: profile a `command` that runs one batch"
+                .into(),
+        ));
+    }
+    let mut inv = Invocation::build(spec, plan, point, env)?;
+    inv.launcher = None;
+    Ok(inv)
+}
+
 fn point_label_text(point: &ParamPoint) -> String {
     point
         .iter()

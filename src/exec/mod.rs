@@ -48,6 +48,8 @@ pub enum ExecEvent {
     },
     /// A measured sample was taken.
     Sample { count: usize },
+    /// Work after the measurement, e.g. "profiling head, run 2".
+    Phase { label: String },
 }
 
 /// What one run of an executor has at hand.

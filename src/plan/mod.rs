@@ -140,6 +140,40 @@ pub struct Settings {
     /// Bytes of a program's stderr kept while it is drained (the rest is
     /// read and dropped): memory stays bounded whatever it prints.
     pub output_tail: Option<u64>,
+    /// When a scenario is run once more under a profiler (issue #22).
+    pub profile: Option<ProfileWhen>,
+}
+
+/// When a scenario is profiled: never (the default; nothing extra runs),
+/// after a verdict of `regressed`, or after every run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProfileWhen {
+    #[default]
+    Off,
+    OnRegression,
+    Always,
+}
+
+impl ProfileWhen {
+    pub const ALL: [ProfileWhen; 3] = [
+        ProfileWhen::Off,
+        ProfileWhen::OnRegression,
+        ProfileWhen::Always,
+    ];
+
+    /// As written in a suite and on the command line.
+    pub fn id(self) -> &'static str {
+        match self {
+            ProfileWhen::Off => "off",
+            ProfileWhen::OnRegression => "on-regression",
+            ProfileWhen::Always => "always",
+        }
+    }
+
+    pub fn from_id(s: &str) -> Option<ProfileWhen> {
+        ProfileWhen::ALL.into_iter().find(|w| w.id() == s)
+    }
 }
 
 impl Settings {
@@ -158,6 +192,7 @@ impl Settings {
             max_contention: self.max_contention.or(lower.max_contention),
             quiet_wait: self.quiet_wait.or(lower.quiet_wait),
             output_tail: self.output_tail.or(lower.output_tail),
+            profile: self.profile.or(lower.profile),
         }
     }
 
@@ -180,6 +215,7 @@ impl Settings {
             max_contention: self.max_contention.unwrap_or(d.max_contention),
             quiet_wait: self.quiet_wait.map(|h| h.0).unwrap_or(d.quiet_wait),
             output_tail: self.output_tail.unwrap_or(d.output_tail),
+            profile: self.profile.unwrap_or(d.profile),
         }
     }
 }
@@ -199,6 +235,7 @@ pub struct Resolved {
     pub max_contention: f64,
     pub quiet_wait: Duration,
     pub output_tail: u64,
+    pub profile: ProfileWhen,
 }
 
 impl Default for Resolved {
@@ -216,6 +253,7 @@ impl Default for Resolved {
             max_contention: 0.5,
             quiet_wait: Duration::from_secs(20),
             output_tail: 64 * 1024,
+            profile: ProfileWhen::Off,
         }
     }
 }

@@ -13,7 +13,7 @@ pub struct Folded {
 }
 
 /// One function's share of the samples in the base and the head.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Change {
     pub function: String,
     /// Share of samples whose stack holds it (inclusive), 0..=1.
@@ -84,8 +84,56 @@ impl Folded {
     }
 }
 
-/// The `n` functions whose share changed most from `base` to `head`,
-/// listed hotter first, then cooler.
+impl Folded {
+    /// The `n` functions with the most self time (the leaf of a stack),
+    /// hottest first, as changes from nothing (`base` 0, `head` the share).
+    pub fn hottest(&self, n: usize) -> Vec<Change> {
+        let total = self.samples().max(1) as f64;
+        let mut own: BTreeMap<&str, u64> = BTreeMap::new();
+        for (stack, k) in &self.stacks {
+            let leaf = stack.rsplit(';').next().unwrap_or(stack);
+            *own.entry(leaf).or_default() += k;
+        }
+        let mut all: Vec<Change> = own
+            .into_iter()
+            .map(|(f, k)| Change {
+                function: f.to_string(),
+                base: 0.0,
+                head: k as f64 / total,
+            })
+            .collect();
+        all.sort_by(|x, y| y.head.total_cmp(&x.head).then(x.function.cmp(&y.function)));
+        all.truncate(n);
+        all
+    }
+
+    /// Merges another recording of the same program into this one.
+    pub fn add(&mut self, other: &Folded) {
+        for (s, n) in &other.stacks {
+            *self.stacks.entry(s.clone()).or_default() += n;
+        }
+    }
+}
+
+/// The hottest functions as lines: `slow_part  59.3% self`.
+pub fn hot_lines(hot: &[Change]) -> Vec<String> {
+    let width = hot
+        .iter()
+        .map(|c| c.function.len())
+        .max()
+        .unwrap_or(0)
+        .min(60);
+    hot.iter()
+        .map(|c| format!("{:<width$}  {:5.1}% self", c.function, c.head * 100.0))
+        .collect()
+}
+
+/// Changes smaller than this share (half a point) are noise: a few samples
+/// in the scheduler or an interrupt.
+pub const MIN_CHANGE: f64 = 0.005;
+
+/// The `n` functions whose share changed most from `base` to `head` (by at
+/// least [`MIN_CHANGE`]), listed hotter first, then cooler.
 pub fn top_changes(base: &Folded, head: &Folded, n: usize) -> Vec<Change> {
     let (b, h) = (base.shares(), head.shares());
     let mut all: Vec<Change> = b
@@ -98,7 +146,7 @@ pub fn top_changes(base: &Folded, head: &Folded, n: usize) -> Vec<Change> {
             base: b.get(f).copied().unwrap_or(0.0),
             head: h.get(f).copied().unwrap_or(0.0),
         })
-        .filter(|c| c.delta().abs() > 1e-9)
+        .filter(|c| c.delta().abs() >= MIN_CHANGE)
         .collect();
     all.sort_by(|x, y| {
         y.delta()
@@ -162,6 +210,16 @@ mod tests {
         assert!(cooler.delta() < 0.0);
         let lines = change_lines(&top);
         assert!(lines[0].starts_with("slow_part"), "{lines:?}");
+    }
+
+    #[test]
+    fn the_hottest_are_by_self_time() {
+        let f = Folded::parse("main;a 3\nmain;b 1\nmain 1\n");
+        let hot = f.hottest(2);
+        assert_eq!(hot[0].function, "a");
+        assert_eq!(hot[0].head, 0.6);
+        assert_eq!(hot[1].function, "b");
+        assert_eq!(hot_lines(&hot)[0], "a   60.0% self");
     }
 
     #[test]

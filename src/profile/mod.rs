@@ -5,7 +5,9 @@
 
 pub mod folded;
 pub mod perf;
+pub mod report;
 pub mod svg;
 
 pub use folded::{Change, Folded, change_lines, top_changes};
 pub use perf::{Perf, Target};
+pub use report::{ProfileReport, Side};

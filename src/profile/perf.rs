@@ -13,6 +13,10 @@ use crate::process::{TAG_VAR, Tag};
 /// fraction of a second, little enough to cost under a few percent.
 pub const FREQUENCY: u32 = 999;
 
+/// Names the `perf` binary to use instead of the one on PATH (Ubuntu's
+/// `/usr/lib/linux-tools/<version>/perf`, say).
+pub const PERF_VAR: &str = "NEON_PERF_PERF";
+
 /// A `perf` that can record here.
 #[derive(Clone, Debug)]
 pub struct Perf {
@@ -28,9 +32,13 @@ pub struct Target<'a> {
 }
 
 impl Perf {
-    /// `perf` on PATH, if a trial recording works; otherwise why not.
+    /// `perf` (`$NEON_PERF_PERF`, else on PATH), if a trial recording
+    /// works; otherwise why not.
     pub fn find() -> Result<Perf, String> {
-        Perf::find_on(std::env::var_os("PATH"))
+        match std::env::var_os(PERF_VAR).filter(|v| !v.is_empty()) {
+            Some(bin) => Perf::trial(PathBuf::from(bin)),
+            None => Perf::find_on(std::env::var_os("PATH")),
+        }
     }
 
     fn find_on(path: Option<std::ffi::OsString>) -> Result<Perf, String> {
@@ -38,6 +46,16 @@ impl Perf {
             "profiling unavailable: `perf` is not installed (Debian: apt install linux-perf)"
                 .to_string()
         })?;
+        Perf::trial(bin)
+    }
+
+    fn trial(bin: PathBuf) -> Result<Perf, String> {
+        if !bin.is_file() {
+            return Err(format!(
+                "profiling unavailable: {PERF_VAR}={} is not a file",
+                bin.display()
+            ));
+        }
         let perf = Perf { bin };
         let dir = tempfile::tempdir().map_err(|e| format!("profiling unavailable: {e}"))?;
         let probe = perf.command_for(&dir.path().join("probe.data"), &["true".to_string()]);
@@ -66,6 +84,9 @@ impl Perf {
         }
         let script = Command::new(&self.bin)
             .arg("script")
+            // Without the period, each sample counts once (inferno weighs a
+            // stack by the period when it is printed).
+            .args(["-F", "-period"])
             .arg("-i")
             .arg(data)
             .stderr(Stdio::null())

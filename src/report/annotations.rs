@@ -176,6 +176,7 @@ mod tests {
                 smoke: false,
                 rules: Default::default(),
                 tolerance: 0.05,
+                profile: None,
             }],
             checklist: vec![],
             exit_code: 0,

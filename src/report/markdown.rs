@@ -79,6 +79,7 @@ pub fn markdown(report: &RunReport) -> Vec<u8> {
             );
         }
     }
+    profiles(&mut o, report);
     let _ = writeln!(o, "\n### Performance checklist\n");
     for c in &report.checklist {
         let mark = match c.state {
@@ -95,6 +96,57 @@ pub fn markdown(report: &RunReport) -> Vec<u8> {
         let _ = writeln!(o, "{mark} **{}** — {}", text(c.title), text(&why));
     }
     o.into_bytes()
+}
+
+/// The profiled scenarios: what changed, as text (pull-request comments
+/// are read on phones), and where the flame graphs are.
+fn profiles(o: &mut String, report: &RunReport) {
+    let profiled: Vec<_> = report
+        .scenarios
+        .iter()
+        .filter_map(|s| s.profile.as_ref().map(|p| (s, p)))
+        .collect();
+    if profiled.is_empty() {
+        return;
+    }
+    let _ = writeln!(o, "\n### Profiles\n");
+    for (s, p) in profiled {
+        let point = if p.point.is_empty() {
+            String::new()
+        } else {
+            format!(" at {}", code(&p.point))
+        };
+        let _ = writeln!(
+            o,
+            "**{}** ({}, {}{point}):",
+            code(&s.result.full_name()),
+            text(&p.profiler),
+            text(&p.reason)
+        );
+        if let Some(e) = &p.error {
+            let _ = writeln!(o, "\n> {}\n", text(e));
+        }
+        let lines = p.lines();
+        if !lines.is_empty() {
+            let body = lines.join("\n");
+            let longest = body.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+            let fence = "`".repeat((longest + 1).max(3));
+            let _ = writeln!(o, "\n{fence}text\n{body}\n{fence}\n");
+        }
+        let file = p
+            .differential
+            .as_ref()
+            .map(|d| ("differential flame graph", d))
+            .or(p.head.as_ref().map(|h| ("flame graph", &h.flame_graph)));
+        if let Some((what, path)) = file {
+            let _ = writeln!(
+                o,
+                "{} {} (with the reports)\n",
+                text(&format!("{what}:")),
+                code(&path.display().to_string())
+            );
+        }
+    }
 }
 
 /// Plain text in a table cell or a list line: HTML-significant characters

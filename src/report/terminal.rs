@@ -179,6 +179,8 @@ pub fn summary(report: &RunReport, style: Style) -> String {
 /// The tables and the checklist: [`summary`] without its closing totals.
 pub fn details(report: &RunReport, style: Style) -> String {
     let mut o = String::new();
+    // A reason profiling failed is given once, however many scenarios hit it.
+    let mut said: Vec<String> = Vec::new();
     for s in report
         .scenarios
         .iter()
@@ -192,6 +194,9 @@ pub fn details(report: &RunReport, style: Style) -> String {
             s.result.location
         );
         o.push_str(&scenario_table(s));
+        if let Some(p) = &s.profile {
+            o.push_str(&profile_text(p, &mut said));
+        }
     }
     let _ = writeln!(o, "\n{}", style.paint("1", "Performance checklist"));
     for c in &report.checklist {
@@ -221,6 +226,58 @@ pub fn details(report: &RunReport, style: Style) -> String {
 /// The closing "Summary: ... exit N" line and the baseline changes. `exit`
 /// is the exit code the process ends with: the report's, or another one
 /// when something after the verdicts failed, which `why` explains.
+/// A scenario's profile: what changed (or the hottest), and the files.
+fn profile_text(p: &crate::profile::ProfileReport, said: &mut Vec<String>) -> String {
+    let mut o = String::new();
+    let side = |s: &Option<crate::profile::Side>, name: &str| {
+        s.as_ref()
+            .map(|s| format!("; {name} {} run(s), {} samples", s.runs, s.samples))
+            .unwrap_or_default()
+    };
+    let point = if p.point.is_empty() {
+        String::new()
+    } else {
+        format!(" at {}", p.point)
+    };
+    let _ = writeln!(
+        o,
+        "  profile ({}, {}{point}{}{}; {} profiling):",
+        p.profiler,
+        p.reason,
+        side(&p.head, "head"),
+        side(&p.base, "base"),
+        crate::units::format_seconds(p.seconds)
+    );
+    if let Some(e) = &p.error {
+        if said.contains(e) {
+            let _ = writeln!(o, "    not recorded (the reason is given above)");
+        } else {
+            let _ = writeln!(o, "    {e}");
+            said.push(e.clone());
+        }
+    }
+    if !p.changes.is_empty() {
+        let _ = writeln!(
+            o,
+            "    {}",
+            if p.is_differential() {
+                "what changed, head vs base (share of samples):"
+            } else {
+                "hottest functions of the head:"
+            }
+        );
+        for l in p.lines() {
+            let _ = writeln!(o, "      {l}");
+        }
+    }
+    if let Some(d) = &p.differential {
+        let _ = writeln!(o, "    differential flame graph: {}", d.display());
+    } else if let Some(h) = &p.head {
+        let _ = writeln!(o, "    flame graph: {}", h.flame_graph.display());
+    }
+    o
+}
+
 pub fn totals(report: &RunReport, exit: i32, why: Option<&str>) -> String {
     let mut o = String::new();
     let count = |st: Status| report.scenarios.iter().filter(|s| s.status == st).count();

@@ -29,6 +29,7 @@ mod confirm;
 mod execute;
 mod finish;
 pub mod paired;
+mod profile;
 mod session;
 pub mod spread;
 
@@ -77,6 +78,9 @@ pub struct RunConfig {
     pub spread_gap: Duration,
     /// Paired A/B against a base tree instead of the stored baselines.
     pub against: Option<Against>,
+    /// Where profiles go (the `profile` setting), normally
+    /// `<reports folder>/profiles`.
+    pub profile_dir: PathBuf,
 }
 
 /// Problems that stop a run before or after measuring (exit code 2).
@@ -134,6 +138,9 @@ pub struct Session {
     /// In bless mode, the runs of each scenario (by full name) to record,
     /// in order: those that were neither invalid nor failed.
     bless_runs: BTreeMap<String, Vec<ScenarioResult>>,
+    /// `perf`, or why it cannot record here: looked for once, and only
+    /// when a scenario is profiled.
+    perf: Option<Result<crate::profile::Perf, String>>,
 }
 
 #[cfg(test)]
@@ -235,6 +242,7 @@ mod tests {
             smoke: false,
             rules: Default::default(),
             tolerance: 0.03,
+            profile: None,
         };
         let reports = [report];
         assert!(crate::outcome::not_measured("gate", &reports));

@@ -36,6 +36,7 @@ impl Session {
             warnings,
             base_tree,
             bless_runs: BTreeMap::new(),
+            perf: None,
         })
     }
 
@@ -79,12 +80,25 @@ impl Session {
     /// the base tree when there is one, else (or for what the pairs leave
     /// undecided) measured here, the bless's runs or a regression's
     /// confirmation added, and the slow-state rule applied.
+    /// Then, when its `profile` setting asks for it, profiles it.
     pub fn run_scenario(
         &mut self,
         plan: &ScenarioPlan,
         on_event: &mut dyn FnMut(ExecEvent),
     ) -> Result<ScenarioReport, SetupError> {
         let sc = self.prepare(plan)?;
+        let settings = sc.settings.clone();
+        let mut report = self.measure_and_judge(sc, on_event)?;
+        self.attach_profile(plan, &settings, &mut report, on_event);
+        Ok(report)
+    }
+
+    fn measure_and_judge(
+        &mut self,
+        sc: Scenario<'_>,
+        on_event: &mut dyn FnMut(ExecEvent),
+    ) -> Result<ScenarioReport, SetupError> {
+        let plan = sc.plan;
         let mut fallback = None;
         let mut undecided = None;
         if sc.gating && self.base_tree.is_some() {
@@ -328,6 +342,7 @@ impl Scenario<'_> {
             smoke: self.smoke,
             rules: self.plan.metric_rules.clone(),
             tolerance: self.tolerance,
+            profile: None,
         }
     }
 }

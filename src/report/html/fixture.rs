@@ -154,6 +154,7 @@ pub fn recorded_h100() -> RunReport {
             smoke: false,
             rules: BTreeMap::new(),
             tolerance: 0.05,
+            profile: None,
         });
     }
     report(H100_DIR.trim_start_matches("baselines/"), scenarios)
@@ -226,6 +227,7 @@ pub fn synthetic(samples: usize) -> RunReport {
         smoke: false,
         rules: BTreeMap::new(),
         tolerance: 0.05,
+        profile: None,
     };
 
     let mut sweep = result("models", "mlp-sweep", Kind::BatchSweep, "cpu");
@@ -259,6 +261,7 @@ pub fn synthetic(samples: usize) -> RunReport {
         smoke: true,
         rules: BTreeMap::new(),
         tolerance: 0.05,
+        profile: None,
     };
 
     let mut ignored = result("gpu", "saxpy", Kind::GpuKernel, "");
@@ -273,6 +276,7 @@ pub fn synthetic(samples: usize) -> RunReport {
         smoke: false,
         rules: BTreeMap::new(),
         tolerance: 0.05,
+        profile: None,
     };
     report("fixture-<host>", vec![cmd, sweep, ignored])
 }

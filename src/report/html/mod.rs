@@ -11,6 +11,7 @@ mod gpu;
 mod latency;
 mod page;
 mod plot;
+mod profile;
 mod sweep;
 mod tables;
 #[cfg(test)]

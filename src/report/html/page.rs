@@ -172,6 +172,9 @@ fn scenario(o: &mut String, i: usize, s: &ScenarioReport, gpu_off: Option<&str>)
     o.push_str(&tables::monitor(&r.monitor, gpu_off));
     o.push_str(&tables::verdicts(&s.verdicts));
     o.push_str(&tables::checks(&r.checks));
+    if let Some(p) = &s.profile {
+        o.push_str(&super::profile::section(p));
+    }
     o.push_str("</section>\n");
 }
 

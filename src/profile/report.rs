@@ -1,0 +1,71 @@
+//! What a scenario's profile adds to its report: where the files are, the
+//! functions that changed most (or, with no base, the hottest), and what
+//! the profiling cost. Profiles never change a verdict.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::folded::Change;
+
+/// The profile attached to one scenario's report.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProfileReport {
+    /// Why it was profiled: `regressed` or `always`.
+    pub reason: String,
+    /// The sweep point profiled (`batch=8`), empty when the scenario has one.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub point: String,
+    /// The profiler (`perf`).
+    pub profiler: String,
+    /// The folder the files are in.
+    pub dir: PathBuf,
+    /// The head (this tree).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head: Option<Side>,
+    /// The base tree's program, in paired mode (`--against`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<Side>,
+    /// The differential flame graph (head drawn, red where hotter than the
+    /// base), when there is a base.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub differential: Option<PathBuf>,
+    /// With a base: the functions whose inclusive share changed most,
+    /// hotter first. Without: the head's hottest functions by self time
+    /// (`base` is 0 in each).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<Change>,
+    /// Seconds spent profiling (not part of the scenario's wall time).
+    pub seconds: f64,
+    /// Why the profile is missing or partial.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One side's recording.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Side {
+    /// Folded stacks (`a;b;c 12`), as inferno and flamegraph.pl read them.
+    pub folded: PathBuf,
+    /// Its flame graph.
+    pub flame_graph: PathBuf,
+    pub samples: u64,
+    /// Runs of the program recorded.
+    pub runs: u32,
+}
+
+impl ProfileReport {
+    /// Whether `changes` compare a base with the head (else: hottest).
+    pub fn is_differential(&self) -> bool {
+        self.base.is_some()
+    }
+
+    /// The lines people read: top changes, or the hottest functions.
+    pub fn lines(&self) -> Vec<String> {
+        if self.is_differential() {
+            super::change_lines(&self.changes)
+        } else {
+            super::folded::hot_lines(&self.changes)
+        }
+    }
+}
