@@ -38,6 +38,14 @@ try {
     const empty = plots.filter((p) => !(p.w > 100 && p.h > 100 && p.texts > 0));
     for (const p of empty) problems.push(`plot not laid out: ${JSON.stringify(p)}`);
     if (plots.length === 0) problems.push('no plots on the page');
+    // Embedded flame graphs (a scenario's profile) must decode and show.
+    const flames = await page.$$eval('img.flame', (els) => els.map((e) => {
+      const r = e.getBoundingClientRect();
+      return { natural: e.naturalWidth, w: r.width, h: r.height };
+    }));
+    for (const f of flames) {
+      if (!(f.natural > 0 && f.w > 100 && f.h > 50)) problems.push(`flame graph not shown: ${JSON.stringify(f)}`);
+    }
     const title = await page.title();
     const base = file.replace(/\.html$/, '');
     await page.screenshot({ path: `${base}.png`, fullPage: true });
@@ -60,7 +68,7 @@ try {
     }
     const kinds = {};
     for (const p of plots) kinds[p.label] = (kinds[p.label] || 0) + 1;
-    console.log(`${file}: "${title}", ${plots.length} plots, ${problems.length} problems`);
+    console.log(`${file}: "${title}", ${plots.length} plots, ${flames.length} flame graph(s), ${problems.length} problems`);
     for (const [k, n] of Object.entries(kinds)) console.log(`  ${n} × ${k}`);
     console.log(`  screenshots: ${base}.png, ${base}-top.png, ${sections.length} section(s) ${base}-s<i>.png, ${figures.length} figure(s) ${base}-f<i>.png`);
     for (const p of problems) console.log(`  PROBLEM ${p}`);

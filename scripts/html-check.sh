@@ -59,5 +59,29 @@ echo "run: exit $rc ($(wc -c <"$OUT/run.html") bytes of HTML)"
 NEON_PERF_HTML_FIXTURE_DIR="$PWD/$OUT" cargo test --quiet --lib \
   report::html::tests::recorded_h100_page_has_timelines_and_comparisons >/dev/null
 
-PLAYWRIGHT_MODULES="$PWD/$OUT/node/node_modules" node scripts/html-check.mjs \
-  "$OUT/run.html" "$OUT/gpu-fixture.html" "$OUT/synthetic.html"
+# A profiled regression (issue #22): tests/fixtures/profile/work.c as the
+# base (`work 1`) and the head (`work 2`), paired, `--profile`; the page
+# embeds the differential flame graph. Skipped where perf cannot record.
+PAGES=("$OUT/run.html" "$OUT/gpu-fixture.html" "$OUT/synthetic.html")
+if command -v perf >/dev/null && perf record -q -o /dev/null -- true 2>/dev/null; then
+  P="$PWD/$OUT/profile-trees" && rm -rf "$P" && mkdir -p "$P/base/suites" "$P/head/suites"
+  cc -O1 -g -fno-omit-frame-pointer -o "$P/work" tests/fixtures/profile/work.c
+  for f in 1 2; do
+    side=$([ "$f" = 1 ] && echo base || echo head)
+    printf '%s\n' '[suite]' 'name = "prof"' '[defaults]' 'warmup_runs = 0' 'min_samples = 2' \
+      'max_time = "300ms"' 'max_contention = 1.0' '[[scenario]]' 'name = "work"' 'kind = "command"' \
+      'command = ["sh", "{suite_dir}/run.sh"]' 'primary = "m"' \
+      'metric."wall_time" = { gate = false }' 'metric."cpu_time" = { gate = false }' \
+      'metric."peak_rss" = { gate = false }' >"$P/$side/suites/prof.toml"
+    printf '%s %s\necho %s\n' "$P/work" "$f" "'{\"metric\": \"m\", \"value\": $((4 + f)), \"unit\": \"ms\"}'" \
+      >"$P/$side/suites/run.sh"
+  done
+  bin_abs=$(realpath "$BIN")
+  (cd "$P/head" && NEON_PERF_REPORTS_DIR="$P/head/reports" "$bin_abs" run suites/prof.toml \
+    --against ../base --pairs 3 --profile --html "$P/../profile.html" --no-color >"$P/../profile.log" 2>&1) || true
+  PAGES+=("$OUT/profile.html")
+else
+  echo "profile page skipped: perf cannot record here" >&2
+fi
+
+PLAYWRIGHT_MODULES="$PWD/$OUT/node/node_modules" node scripts/html-check.mjs "${PAGES[@]}"
