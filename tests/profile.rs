@@ -227,9 +227,52 @@ fn off_by_default_nothing_is_profiled() {
     assert!(!head.join("reports/profiles").exists());
 }
 
+/// A kind that runs inside neon-perf (a model's batch sweep) is profiled as
+/// neon-perf running that one scenario: the model's matrix multiplications
+/// are what it shows, and the profile's own run judges nothing.
+fn a_batch_sweep_is_profiled_through_neon_perf_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let head = dir.path().join("head");
+    fs::create_dir_all(head.join("suites")).unwrap();
+    fs::write(
+        head.join("suites/prof.toml"),
+        r#"
+[suite]
+name = "prof"
+
+[defaults]
+max_time = "300ms"
+max_contention = 1.0
+
+[[scenario]]
+name = "mlp"
+kind = "batch_sweep"
+device = "cpu"
+model = { arch = "mlp", layers = [256, 1024, 256], activation = "gelu", dtype = "f32", seed = 7 }
+batch_sizes = [1, 16]
+"#,
+    )
+    .unwrap();
+    let o = neon_perf(&head, &["--smoke", "--profile", "always"], &[]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    let p = &scenario(&head)["profile"];
+    assert!(p.get("error").is_none(), "{p}");
+    assert!(p["head"]["samples"].as_u64().unwrap() > 50, "{p}");
+    let folded = fs::read_to_string(p["head"]["folded"].as_str().unwrap()).unwrap();
+    assert!(
+        folded.contains("gemm"),
+        "no matrix multiplication in the profile"
+    );
+    assert!(out.contains("hottest functions of the head:"), "{out}");
+    // The profiled run wrote its reports to a scratch folder, not over these.
+    assert!(head.join("target/neon-perf/profile-run/reports").is_dir());
+}
+
 trials! {
     the_doubled_function_is_named_first: needs::PERF;
     a_regression_is_profiled_on_both_sides: needs::PERF;
+    a_batch_sweep_is_profiled_through_neon_perf_itself: needs::PERF;
     without_perf_the_profile_says_why_and_the_verdict_stands;
     off_by_default_nothing_is_profiled;
 }

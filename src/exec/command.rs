@@ -77,17 +77,27 @@ impl Executor for CommandExecutor {
 
 /// One point's program as a profiler starts it (issue #22): argv,
 /// environment and folder with every placeholder filled, no launcher. A
-/// `find_max_batch` search is a search, not a timing: it is not profiled.
+/// `batch_sweep` or a `websocket_flood` runs in neon-perf itself, so its
+/// program is neon-perf running that one scenario (see [`self_run`]). A
+/// `find_max_batch` search is a search, not a timing: it is not profiled,
+/// and GPU kinds need a GPU profiler.
 pub fn program(
     plan: &ScenarioPlan,
     point: &ParamPoint,
     env: &ExecEnv,
+    max_time: std::time::Duration,
 ) -> Result<Invocation, ExecError> {
-    let KindSpec::Command(spec) = &plan.spec else {
-        return Err(ExecError::Failed(format!(
-            "`{}` scenarios are not profiled yet: only `command` is",
-            plan.kind().id()
-        )));
+    let spec = match &plan.spec {
+        KindSpec::Command(spec) => spec,
+        KindSpec::BatchSweep(_) | KindSpec::WebsocketFlood(_) => {
+            return self_run(plan, env, max_time);
+        }
+        _ => {
+            return Err(ExecError::Failed(format!(
+                "`{}` scenarios need a GPU profiler (nsys, ncu), which neon-perf does not drive yet",
+                plan.kind().id()
+            )));
+        }
     };
     if spec.find_max_batch.is_some() {
         return Err(ExecError::Failed(
@@ -98,6 +108,49 @@ pub fn program(
     let mut inv = Invocation::build(spec, plan, point, env)?;
     inv.launcher = None;
     Ok(inv)
+}
+
+/// neon-perf running this one scenario, for a kind that runs in neon-perf
+/// (a model's forward passes, a flood's client; a server the flood starts
+/// is its child, so a profiler that follows children records it too). It
+/// gates against an empty baselines folder (so it samples the full
+/// `max_time`, judges nothing and exits 0), writes its reports to a
+/// scratch folder, not the step summary, and profiles nothing itself.
+fn self_run(
+    plan: &ScenarioPlan,
+    env: &ExecEnv,
+    max_time: std::time::Duration,
+) -> Result<Invocation, ExecError> {
+    let scratch = std::path::absolute(env.cache_dir.join("profile-run"))
+        .map_err(|e| ExecError::Failed(format!("{}: {e}", env.cache_dir.display())))?;
+    let baselines = scratch.join("no-baselines");
+    std::fs::create_dir_all(&baselines)
+        .map_err(|e| ExecError::Failed(format!("cannot create {}: {e}", baselines.display())))?;
+    let cwd = std::env::current_dir()
+        .map_err(|e| ExecError::Failed(format!("current directory: {e}")))?;
+    let mut argv = vec![env.neon_perf_bin.display().to_string(), "run".into()];
+    argv.push(plan.location.file.display().to_string());
+    argv.extend(["--exact", "-f"].map(String::from));
+    argv.push(plan.full_name());
+    argv.extend(["--profile", "off", "--no-color", "--max-time"].map(String::from));
+    argv.push(format!("{}ms", max_time.as_millis().max(1)));
+    argv.push("--baselines".into());
+    argv.push(baselines.display().to_string());
+    let env_vars = BTreeMap::from([
+        (
+            "NEON_PERF_REPORTS_DIR".to_string(),
+            scratch.join("reports").display().to_string(),
+        ),
+        ("GITHUB_STEP_SUMMARY".to_string(), String::new()),
+    ]);
+    Ok(Invocation {
+        argv,
+        env: env_vars,
+        cwd,
+        mem_limit: None,
+        launcher: None,
+        output_tail: 64 * 1024,
+    })
 }
 
 fn point_label_text(point: &ParamPoint) -> String {

@@ -175,8 +175,9 @@ impl Session {
         on_event: &mut dyn FnMut(ExecEvent),
     ) -> Result<(), String> {
         let perf = self.perf.get_or_insert_with(Perf::find).clone()?;
-        let head = exec::command::program(plan, point, &self.cfg.env).map_err(|e| e.to_string())?;
-        let base = self.base_program(plan, point);
+        let head = exec::command::program(plan, point, &self.cfg.env, settings.max_time)
+            .map_err(|e| e.to_string())?;
+        let base = self.base_program(plan, point, settings.max_time);
         let _ = std::fs::remove_dir_all(&out.dir);
         std::fs::create_dir_all(&out.dir)
             .map_err(|e| format!("cannot create {}: {e}", out.dir.display()))?;
@@ -245,6 +246,7 @@ impl Session {
         &mut self,
         plan: &ScenarioPlan,
         point: &ParamPoint,
+        max_time: Duration,
     ) -> Option<Result<Invocation, String>> {
         let tree = self.base_tree.as_mut()?;
         let base = match tree.plan_for(plan) {
@@ -256,7 +258,7 @@ impl Session {
         let Some(p) = base.points.iter().find(|p| point_labels(p) == labels) else {
             return Some(Err(format!("the base has no point {}", label_of(point))));
         };
-        Some(exec::command::program(&base, p, &self.cfg.env).map_err(|e| e.to_string()))
+        Some(exec::command::program(&base, p, &self.cfg.env, max_time).map_err(|e| e.to_string()))
     }
 }
 
