@@ -16,6 +16,10 @@ fn fixture() -> PathBuf {
 }
 
 fn run(dir: &Path, mode: &str, extra: &str) -> (Output, Value) {
+    run_limit(dir, mode, extra, "512MiB")
+}
+
+fn run_limit(dir: &Path, mode: &str, extra: &str, limit: &str) -> (Output, Value) {
     let suite = dir.join("mb.toml");
     std::fs::write(
         &suite,
@@ -28,7 +32,7 @@ name = "mb"
 name = "model"
 kind = "command"
 command = ["python3", "{}", "{{batch}}", "{mode}"]
-find_max_batch = {{ param = "batch", memory_limit = "512MiB", max = 4096 }}
+find_max_batch = {{ param = "batch", memory_limit = "{limit}", max = 4096 }}
 {extra}
 "#,
             fixture().display()
@@ -87,7 +91,36 @@ fn a_hang_is_a_timeout() {
     );
 }
 
+/// `memory_limit = "gpu:0.8"`: without NVML (this machine, CI) the
+/// scenario is ignored with the reason, never run unchecked; with it (a GPU
+/// runner) the program, which holds no GPU memory, fits every probe.
+fn a_gpu_limit_needs_nvml() {
+    let dir = tempfile::tempdir().unwrap();
+    let (o, r) = run_limit(dir.path(), "alloc", "", "gpu:0.8");
+    let text = common::text(&o);
+    assert_eq!(o.status.code(), Some(0), "{text}");
+    let s = scenario(&r);
+    match neon_perf::monitor::tree_gpu::NvmlProcesses::open() {
+        Err(_) => {
+            assert_eq!(s["status"], "ignored", "{s:#}");
+            let why = s["outcome"]["reason"].as_str().unwrap();
+            assert!(
+                why.starts_with(
+                    "`memory_limit = \"gpu:0.8\"` needs NVML's per-process GPU memory: "
+                ),
+                "{why}"
+            );
+        }
+        Ok(_) => {
+            let e = s["checks"][0]["evidence"].as_str().unwrap();
+            assert!(e.contains("of GPU memory (gpu:0.8 of"), "{e}");
+            assert!(e.contains(": 4096 ("), "{e}");
+        }
+    }
+}
+
 trials! {
+    a_gpu_limit_needs_nvml: needs::PYTHON;
     one_mib_an_item_under_512_mib: needs::PYTHON;
     another_failure_stops_the_search_with_the_programs_words: needs::PYTHON;
     a_hang_is_a_timeout: needs::PYTHON;

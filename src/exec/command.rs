@@ -37,8 +37,26 @@ impl Executes for crate::plan::CommandSpec {
 }
 
 impl Executor for CommandExecutor {
-    fn availability(&self, _plan: &ScenarioPlan) -> Availability {
-        Availability::Ready
+    /// Ready, except that a `find_max_batch` under a GPU memory limit
+    /// (`"gpu:0.8"`) needs NVML's per-process samples: without them it is
+    /// ignored with the reason.
+    fn availability(&self, plan: &ScenarioPlan) -> Availability {
+        let KindSpec::Command(spec) = &plan.spec else {
+            return Availability::Ready;
+        };
+        let gpu_limit = spec.find_max_batch.as_ref().filter(|m| {
+            matches!(
+                m.limit(),
+                crate::plan::command::max_batch::MemoryLimit::GpuFraction(_)
+            )
+        });
+        match gpu_limit.map(|m| (m, crate::monitor::tree_gpu::NvmlProcesses::open())) {
+            Some((m, Err(why))) => Availability::Missing(format!(
+                "`memory_limit = \"{}\"` needs NVML's per-process GPU memory: {why}",
+                m.memory_limit
+            )),
+            _ => Availability::Ready,
+        }
     }
 
     fn run(&self, plan: &ScenarioPlan, ctx: &mut RunCtx<'_>) -> Result<ExecOutput, ExecError> {

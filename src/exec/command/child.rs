@@ -25,7 +25,7 @@ pub use super::lines::{RESERVED, parse_check_line, parse_metric_line};
 pub const OUTPUT_GRACE: Duration = Duration::from_secs(2);
 
 /// What one run of the child produced.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct ChildRun {
     pub wall: Duration,
     /// User + system CPU time of the child and the descendants it waited for.

@@ -9,11 +9,11 @@ use std::time::Instant;
 
 use regex::Regex;
 
-use super::{Invocation, run_child};
+use super::{ChildRun, Invocation, run_child};
 use crate::exec::search::max_true;
 use crate::exec::{ExecError, ExecEvent, ExecOutput, RunCtx};
 use crate::metric::{ChecklistItem, Direction, MetricKey, MetricSeries, Unit};
-use crate::plan::command::max_batch::{CommandMaxBatch, OOM_WORDS};
+use crate::plan::command::max_batch::{CommandMaxBatch, MemoryLimit, OOM_WORDS};
 use crate::plan::{CommandSpec, ParamPoint, ParamValue, ScenarioPlan};
 use crate::result::Check;
 use crate::units::format_bytes;
@@ -37,7 +37,11 @@ pub fn search(
         .map(Regex::new)
         .transpose()
         .map_err(|e| ExecError::Failed(format!("`oom_pattern`: {e}")))?;
-    let limit = m.limit_bytes();
+    let limit = m.limit();
+    let gpu = match limit {
+        MemoryLimit::GpuFraction(f) => Some(GpuLimit::open(f).map_err(ExecError::Failed)?),
+        MemoryLimit::Host(_) => None,
+    };
     let pids = ctx.child_pids.clone();
     let timeout = ctx.settings.timeout;
     let output_tail = ctx.settings.output_tail as usize;
@@ -55,7 +59,10 @@ pub fn search(
         let mut point = ParamPoint::new();
         point.insert(m.param.clone(), ParamValue::Int(b as i64));
         let inv = Invocation {
-            mem_limit: Some(limit),
+            mem_limit: match limit {
+                MemoryLimit::Host(b) => Some(b),
+                MemoryLimit::GpuFraction(_) => None,
+            },
             output_tail,
             ..Invocation::build(spec, plan, &point, &env)?
         };
@@ -65,7 +72,15 @@ pub fn search(
             }
         };
         match run_child(&inv, timeout, register) {
-            Ok(_) => Ok(true),
+            Ok(run) => match gpu.as_ref().map(|g| g.over(&run)).transpose()?.flatten() {
+                None => Ok(true),
+                Some(text) => {
+                    if first_refusal.as_ref().is_none_or(|(f, _)| b < *f) {
+                        first_refusal = Some((b, text));
+                    }
+                    Ok(false)
+                }
+            },
             Err(ExecError::Failed(text)) if is_oom(&text, extra.as_ref()) => {
                 if first_refusal.as_ref().is_none_or(|(f, _)| b < *f) {
                     first_refusal = Some((b, text));
@@ -83,12 +98,97 @@ pub fn search(
             Err(e) => Err(e),
         }
     })?;
-    Ok(report(m, limit, best, probes, first_refusal, started))
+    let (limit_text, device) = match &gpu {
+        Some(g) => (
+            g.describe(),
+            "cuda (child process, NVML per-process memory)",
+        ),
+        None => (
+            format!("{} (RLIMIT_DATA)", format_bytes(m_host(limit) as f64)),
+            "cpu (child process under RLIMIT_DATA)",
+        ),
+    };
+    let mut out = report(m, &limit_text, best, probes, first_refusal, started);
+    out.device = device.into();
+    Ok(out)
+}
+
+fn m_host(limit: MemoryLimit) -> u64 {
+    match limit {
+        MemoryLimit::Host(b) => b,
+        MemoryLimit::GpuFraction(_) => 0,
+    }
+}
+
+/// `memory_limit = "gpu:F"`: F of the GPU's memory (the smallest GPU's,
+/// when there are several), checked against the peak of NVML's
+/// per-process samples of the program's tree (every 20 ms: a peak shorter
+/// than that can be missed; a program that runs out of memory on the
+/// device says so in its output, which counts as not fitting too).
+struct GpuLimit {
+    fraction: f64,
+    total: u64,
+    bytes: u64,
+}
+
+impl GpuLimit {
+    fn open(fraction: f64) -> Result<GpuLimit, String> {
+        let nvml = crate::device::nvml().map_err(|e| e.to_string())?;
+        let count = nvml.device_count().map_err(|e| format!("NVML: {e}"))?;
+        let total = (0..count)
+            .map(|i| {
+                nvml.device_by_index(i)
+                    .and_then(|d| d.memory_info())
+                    .map(|m| m.total)
+                    .map_err(|e| format!("NVML: memory of GPU {i}: {e}"))
+            })
+            .collect::<Result<Vec<u64>, String>>()?
+            .into_iter()
+            .min()
+            .ok_or("NVML reports no GPU")?;
+        Ok(GpuLimit::of(fraction, total))
+    }
+
+    fn of(fraction: f64, total: u64) -> GpuLimit {
+        GpuLimit {
+            fraction,
+            total,
+            bytes: (total as f64 * fraction) as u64,
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{} of GPU memory (gpu:{} of {}, NVML per-process samples)",
+            format_bytes(self.bytes as f64),
+            self.fraction,
+            format_bytes(self.total as f64)
+        )
+    }
+
+    /// Why a run that succeeded does not fit: its tree's peak GPU memory
+    /// over the limit; `None` when it fits.
+    fn over(&self, run: &ChildRun) -> Result<Option<String>, ExecError> {
+        match &run.gpu_memory {
+            None => Err(ExecError::Failed(
+                "the program's GPU memory was not sampled (NVML per-process accounting unavailable)".into(),
+            )),
+            Some(Err(e)) => Err(ExecError::Failed(format!(
+                "the program's GPU memory could not be sampled: {e}"
+            ))),
+            Some(Ok(m)) if m.peak > self.bytes => Ok(Some(format!(
+                "its processes used {} of GPU memory at their peak, over the limit {}",
+                format_bytes(m.peak as f64),
+                format_bytes(self.bytes as f64)
+            ))),
+            Some(Ok(_)) => Ok(None),
+        }
+    }
 }
 
 fn report(
     m: &CommandMaxBatch,
-    limit: u64,
+    limit: &str,
     best: usize,
     probes: usize,
     first_refusal: Option<(usize, String)>,
@@ -104,9 +204,8 @@ fn report(
         None => format!("none up to max = {}", m.max()),
     };
     let evidence = format!(
-        "largest {} that fits {} (RLIMIT_DATA): {best} ({probes} probes, one run each{}); {refusal}",
+        "largest {} that fits {limit}: {best} ({probes} probes, one run each{}); {refusal}",
         m.param,
-        format_bytes(limit as f64),
         if best >= m.max() {
             ", capped at `max`"
         } else {
@@ -160,6 +259,37 @@ fn first_line_of_oom(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The decision only (NVML's samples come from a GPU machine): a run
+    /// whose tree peaked over F of the GPU's memory does not fit.
+    #[test]
+    fn a_gpu_limit_is_the_fraction_of_the_smallest_gpu_and_the_peak_decides() {
+        let g = GpuLimit::of(0.8, 80 << 30);
+        assert_eq!(g.bytes, 64 << 30);
+        assert!(
+            g.describe()
+                .starts_with("64.0 GiB of GPU memory (gpu:0.8 of 80.0 GiB"),
+            "{}",
+            g.describe()
+        );
+        let run = |peak: u64| ChildRun {
+            gpu_memory: Some(Ok(crate::monitor::tree_gpu::TreeGpuMemory {
+                start: 0,
+                peak,
+                end: 0,
+                samples: 10,
+            })),
+            ..Default::default()
+        };
+        assert_eq!(g.over(&run(64 << 30)).unwrap(), None);
+        let why = g.over(&run(70 << 30)).unwrap().unwrap();
+        assert!(
+            why.contains("70.0 GiB of GPU memory at their peak, over the limit 64.0 GiB"),
+            "{why}"
+        );
+        let unsampled = ChildRun::default();
+        assert!(g.over(&unsampled).is_err());
+    }
 
     #[test]
     fn out_of_memory_words_of_each_runtime() {

@@ -31,7 +31,8 @@ pub struct CommandMaxBatch {
     /// The placeholder the searched value goes in (not one of `params`).
     pub param: String,
     /// The program's memory limit: a size (`"512MiB"`), enforced on the
-    /// child as RLIMIT_DATA.
+    /// child as RLIMIT_DATA; or `"gpu:F"`, a fraction of the GPU's memory,
+    /// checked against NVML's per-process samples of the program's tree.
     pub memory_limit: String,
     /// Upper end of the search (default 65536).
     #[serde(default)]
@@ -42,10 +43,37 @@ pub struct CommandMaxBatch {
     pub oom_pattern: Option<String>,
 }
 
+/// Where `memory_limit` applies.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum MemoryLimit {
+    /// Bytes of host memory, RLIMIT_DATA on the child.
+    Host(u64),
+    /// A fraction of the GPU's memory (`"gpu:0.8"`, as PyTorch's
+    /// `set_per_process_memory_fraction(0.8)`), from NVML.
+    GpuFraction(f64),
+}
+
+/// `"gpu:F"` → F, when it is a number in (0, 1]; `None` without the prefix.
+fn gpu_fraction(s: &str) -> Option<Result<f64, String>> {
+    let f = s.strip_prefix("gpu:")?;
+    Some(match f.trim().parse::<f64>() {
+        Ok(x) if x > 0.0 && x <= 1.0 => Ok(x),
+        Ok(x) => Err(format!(
+            "the fraction of GPU memory must be in (0, 1], found {x}"
+        )),
+        Err(_) => Err(format!(
+            "expected `gpu:<fraction>` such as `gpu:0.8`, found `{s}`"
+        )),
+    })
+}
+
 impl CommandMaxBatch {
-    /// The limit in bytes (checked by the suite parser).
-    pub fn limit_bytes(&self) -> u64 {
-        parse_size(&self.memory_limit).unwrap_or(u64::MAX)
+    /// The limit (checked by the suite parser).
+    pub fn limit(&self) -> MemoryLimit {
+        match gpu_fraction(&self.memory_limit) {
+            Some(f) => MemoryLimit::GpuFraction(f.unwrap_or(1.0)),
+            None => MemoryLimit::Host(parse_size(&self.memory_limit).unwrap_or(u64::MAX)),
+        }
     }
 
     pub fn max(&self) -> usize {
@@ -79,16 +107,14 @@ pub(super) fn check(
             "`find_max_batch.param` `{param}` does not reach the program: no `{{{param}}}` in `command` or `env`"
         )));
     }
-    if m.memory_limit.starts_with("gpu:") {
-        return Err(err(format!(
-            "`memory_limit = \"{}\"`: a limit on GPU memory is not supported yet (it needs NVML's per-process samples); give a host size such as \"8GiB\"",
-            m.memory_limit
-        )));
-    }
-    match parse_size(&m.memory_limit) {
-        Ok(0) => return Err(err("`find_max_batch.memory_limit` must be positive".into())),
-        Ok(_) => {}
-        Err(e) => return Err(err(format!("`find_max_batch.memory_limit`: {e}"))),
+    if let Some(f) = gpu_fraction(&m.memory_limit) {
+        f.map_err(|e| err(format!("`find_max_batch.memory_limit`: {e}")))?;
+    } else {
+        match parse_size(&m.memory_limit) {
+            Ok(0) => return Err(err("`find_max_batch.memory_limit` must be positive".into())),
+            Ok(_) => {}
+            Err(e) => return Err(err(format!("`find_max_batch.memory_limit`: {e}"))),
+        }
     }
     if m.max == Some(0) {
         return Err(err("`find_max_batch.max` must be at least 1".into()));
