@@ -13,8 +13,11 @@
 //! Markdown and the HTML; without perf the profile says why and the verdict
 //! and exit code are those of the run; off by default, nothing is profiled.
 
+mod common;
 #[macro_use]
 mod needs;
+
+use common::text;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -121,14 +124,6 @@ fn neon_perf(head: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
         .env_remove("GITHUB_STEP_SUMMARY")
         .output()
         .expect("neon-perf runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 fn scenario(head: &Path) -> serde_json::Value {
