@@ -64,8 +64,15 @@ PY
 else
     note "pytorch example: skipped, python3 cannot import torch"
 fi
-# Profilers for issue #22: which are installed.
-note "profilers: nsys=$(command -v nsys || echo absent) ncu=$(command -v ncu || echo absent)"
+# Profilers for issue #22: which are installed, and `--profile always` of
+# one gpu_kernel scenario (perf of its host side; with nsys, the CUDA kernel
+# table and a .nsys-rep). Never run on a GPU before this script.
+note "profilers: nsys=$(command -v nsys || echo absent) ncu=$(command -v ncu || echo absent) perf=$(command -v perf || echo absent)"
+NEON_PERF_REPORTS_DIR="$OUT/profile" NEON_PERF_CACHE="$OUT/cache" timeout 120 "$NEON_PERF_BIN" run suites/gpu.toml \
+    --exact -f gpu::saxpy --smoke --profile always --baselines "$OUT/profile-baselines" \
+    --json "$OUT/profile.json" > "$OUT/profile.log" 2>&1
+note "--profile always of gpu::saxpy: exit $?"
+sed -n '/profile (/,/^$/p' "$OUT/profile.log" | head -n 30 | tee -a "$OUT/summary.md"
 
 (cd "$OUT" && tar czf all.tgz --exclude=all.tgz . 2>/dev/null)
 note "done in $(( $(date +%s) - start ))s"

@@ -151,6 +151,11 @@ fn a_regression_is_profiled_on_both_sides() {
     assert_eq!(p["reason"], "regressed", "{p}");
     assert!(p.get("error").is_none(), "{p}");
     assert_eq!(p["changes"][0]["function"], "slow_part", "{p}");
+    // No GPU here: nsys is not looked for, and nothing is said of it.
+    assert!(
+        p.get("gpu_error").is_none() && p.get("kernels").is_none(),
+        "{p}"
+    );
     assert!(p["seconds"].as_f64().unwrap() > 0.0);
     for side in ["base", "head"] {
         assert!(p[side]["samples"].as_u64().unwrap() > 50, "{p}");

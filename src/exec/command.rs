@@ -95,10 +95,10 @@ impl Executor for CommandExecutor {
 
 /// One point's program as a profiler starts it (issue #22): argv,
 /// environment and folder with every placeholder filled, no launcher. A
-/// `batch_sweep` or a `websocket_flood` runs in neon-perf itself, so its
-/// program is neon-perf running that one scenario (see [`self_run`]). A
-/// `find_max_batch` search is a search, not a timing: it is not profiled,
-/// and GPU kinds need a GPU profiler.
+/// `batch_sweep`, a `websocket_flood` or a `gpu_kernel` runs in neon-perf
+/// itself, so its program is neon-perf running that one scenario (see
+/// [`self_run`]). A `find_max_batch` search and an `oom_stress` are
+/// searches and stress, not timings: they are not profiled.
 pub fn program(
     plan: &ScenarioPlan,
     point: &ParamPoint,
@@ -107,12 +107,12 @@ pub fn program(
 ) -> Result<Invocation, ExecError> {
     let spec = match &plan.spec {
         KindSpec::Command(spec) => spec,
-        KindSpec::BatchSweep(_) | KindSpec::WebsocketFlood(_) => {
+        KindSpec::BatchSweep(_) | KindSpec::WebsocketFlood(_) | KindSpec::GpuKernel(_) => {
             return self_run(plan, env, max_time);
         }
         _ => {
             return Err(ExecError::Failed(format!(
-                "`{}` scenarios need a GPU profiler (nsys, ncu), which neon-perf does not drive yet",
+                "`{}` scenarios are not profiled: a stress test, not a timing",
                 plan.kind().id()
             )));
         }

@@ -59,7 +59,7 @@ impl Perf {
         let perf = Perf { bin };
         let dir = tempfile::tempdir().map_err(|e| format!("profiling unavailable: {e}"))?;
         let probe = perf.command_for(&dir.path().join("probe.data"), &["true".to_string()]);
-        let out = run(probe, Duration::from_secs(20))?;
+        let out = run_tagged(probe, Duration::from_secs(20))?;
         if !out.0 {
             return Err(format!(
                 "profiling unavailable: `perf record` cannot sample here ({}); kernel.perf_event_paranoid is {} (2 or less lets a user profile its own processes; in a container perf_event_open must also be allowed: CAP_PERFMON, or a seccomp profile that permits it)",
@@ -74,7 +74,7 @@ impl Perf {
     pub fn profile(&self, t: &Target<'_>, data: &Path) -> Result<Folded, String> {
         let mut cmd = self.command_for(data, t.argv);
         cmd.envs(t.env).current_dir(t.cwd);
-        let (ok, stderr) = run(cmd, t.timeout)?;
+        let (ok, stderr) = run_tagged(cmd, t.timeout)?;
         if !ok {
             return Err(format!(
                 "`perf record` of `{}` failed: {}",
@@ -110,7 +110,7 @@ impl Perf {
 
 /// Runs `cmd` in its own group with a tree tag, up to `timeout`; whether
 /// it exited 0, and its stderr.
-fn run(mut cmd: Command, timeout: Duration) -> Result<(bool, String), String> {
+pub(super) fn run_tagged(mut cmd: Command, timeout: Duration) -> Result<(bool, String), String> {
     use std::io::Read;
     use std::os::unix::process::CommandExt;
     let tag = Tag::new();
@@ -149,7 +149,7 @@ fn run(mut cmd: Command, timeout: Duration) -> Result<(bool, String), String> {
     }
 }
 
-fn on_path(path: Option<std::ffi::OsString>, name: &str) -> Option<PathBuf> {
+pub(super) fn on_path(path: Option<std::ffi::OsString>, name: &str) -> Option<PathBuf> {
     path.and_then(|p| {
         std::env::split_paths(&p)
             .map(|d| d.join(name))

@@ -35,6 +35,16 @@ pub struct ProfileReport {
     /// (`base` is 0 in each).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub changes: Vec<Change>,
+    /// On a GPU runner with `nsys`: the kernels whose total time changed
+    /// most from base to head (or the head's longest).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kernels: Vec<super::nsys::Kernel>,
+    /// The `.nsys-rep` files (base, head), for Nsight Systems.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nsys_reports: Vec<PathBuf>,
+    /// Why the GPU profile is missing, on a GPU runner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_error: Option<String>,
     /// Seconds spent profiling (not part of the scenario's wall time).
     pub seconds: f64,
     /// Why the profile is missing or partial.
@@ -58,6 +68,11 @@ impl ProfileReport {
     /// Whether `changes` compare a base with the head (else: hottest).
     pub fn is_differential(&self) -> bool {
         self.base.is_some()
+    }
+
+    /// The kernel table as lines, when there is one.
+    pub fn kernel_lines(&self) -> Vec<String> {
+        super::nsys::kernel_lines(&self.kernels, self.nsys_reports.len() > 1)
     }
 
     /// The lines people read: top changes, or the hottest functions.

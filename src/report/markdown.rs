@@ -126,12 +126,16 @@ fn profiles(o: &mut String, report: &RunReport) {
         if let Some(e) = &p.error {
             let _ = writeln!(o, "\n> {}\n", text(e));
         }
-        let lines = p.lines();
-        if !lines.is_empty() {
-            let body = lines.join("\n");
-            let longest = body.split(|c| c != '`').map(str::len).max().unwrap_or(0);
-            let fence = "`".repeat((longest + 1).max(3));
-            let _ = writeln!(o, "\n{fence}text\n{body}\n{fence}\n");
+        if let Some(e) = &p.gpu_error {
+            let _ = writeln!(o, "\n> {}\n", text(e));
+        }
+        for lines in [p.kernel_lines(), p.lines()] {
+            if !lines.is_empty() {
+                let body = lines.join("\n");
+                let longest = body.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+                let fence = "`".repeat((longest + 1).max(3));
+                let _ = writeln!(o, "\n{fence}text\n{body}\n{fence}\n");
+            }
         }
         let file = p
             .differential

@@ -270,6 +270,19 @@ fn profile_text(p: &crate::profile::ProfileReport, said: &mut Vec<String>) -> St
             let _ = writeln!(o, "      {l}");
         }
     }
+    if let Some(e) = &p.gpu_error {
+        let _ = writeln!(o, "    {e}");
+    }
+    let kernels = p.kernel_lines();
+    if !kernels.is_empty() {
+        let _ = writeln!(o, "    CUDA kernels (nsys, total time):");
+        for l in kernels {
+            let _ = writeln!(o, "      {l}");
+        }
+    }
+    for r in &p.nsys_reports {
+        let _ = writeln!(o, "    Nsight Systems report: {}", r.display());
+    }
     if let Some(d) = &p.differential {
         let _ = writeln!(o, "    differential flame graph: {}", d.display());
     } else if let Some(h) = &p.head {

@@ -141,6 +141,8 @@ pub struct Session {
     /// `perf`, or why it cannot record here: looked for once, and only
     /// when a scenario is profiled.
     perf: Option<Result<crate::profile::Perf, String>>,
+    /// `nsys`, or why it cannot: looked for once, on a GPU runner only.
+    nsys: Option<Result<crate::profile::nsys::Nsys, String>>,
 }
 
 #[cfg(test)]

@@ -37,6 +37,7 @@ impl Session {
             base_tree,
             bless_runs: BTreeMap::new(),
             perf: None,
+            nsys: None,
         })
     }
 

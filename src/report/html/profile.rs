@@ -36,9 +36,10 @@ pub fn section(p: &ProfileReport) -> String {
         meta.push(format!("base: {b}"));
     }
     let _ = writeln!(o, "<p class=\"meta\">{}</p>", meta.join(" · "));
-    if let Some(e) = &p.error {
+    for e in p.error.iter().chain(&p.gpu_error) {
         let _ = writeln!(o, "<p class=\"warning\">profile: {}</p>", esc(e));
     }
+    kernels(&mut o, p);
     let picture = p
         .differential
         .as_ref()
@@ -80,6 +81,39 @@ fn embed(o: &mut String, path: &std::path::Path, differential: bool) {
     }
 }
 
+/// The CUDA kernels nsys timed (a GPU runner with Nsight Systems).
+fn kernels(o: &mut String, p: &ProfileReport) {
+    if p.kernels.is_empty() {
+        return;
+    }
+    let with_base = p.nsys_reports.len() > 1;
+    o.push_str("<table>\n<thead><tr><th>CUDA kernel (nsys)</th>");
+    if with_base {
+        o.push_str("<th>base</th>");
+    }
+    o.push_str("<th>head</th><th>launches</th></tr></thead>\n<tbody>\n");
+    for k in &p.kernels {
+        let _ = write!(o, "<tr><td><code>{}</code></td>", esc(&k.name));
+        if with_base {
+            let _ = write!(o, "<td class=\"num\">{}</td>", format_seconds(k.base_s));
+        }
+        let _ = writeln!(
+            o,
+            "<td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+            format_seconds(k.head_s),
+            k.head_instances
+        );
+    }
+    o.push_str("</tbody>\n</table>\n");
+    for r in &p.nsys_reports {
+        let _ = writeln!(
+            o,
+            "<p class=\"note\">Nsight Systems report: <code>{}</code></p>",
+            esc(&r.display().to_string())
+        );
+    }
+}
+
 fn changes(o: &mut String, p: &ProfileReport) {
     if p.changes.is_empty() {
         return;
@@ -113,4 +147,48 @@ fn changes(o: &mut String, p: &ProfileReport) {
         }
     }
     o.push_str("</tbody>\n</table>\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::nsys::Kernel;
+
+    /// A profile from a GPU runner (written here, as nsys's would be read):
+    /// the kernel table, base beside head, and where the reports are; a
+    /// missing flame graph is said, not embedded.
+    #[test]
+    fn a_gpu_profile_shows_its_kernels() {
+        let p = ProfileReport {
+            reason: "regressed".into(),
+            profiler: "perf".into(),
+            nsys_reports: vec!["p/base.nsys-rep".into(), "p/head.nsys-rep".into()],
+            kernels: vec![Kernel {
+                name: "saxpy<float>".into(),
+                base_s: 0.001,
+                head_s: 0.003,
+                head_instances: 10,
+            }],
+            head: Some(crate::profile::Side {
+                folded: "p/head.folded".into(),
+                flame_graph: "/no/such/head.svg".into(),
+                samples: 10,
+                runs: 1,
+            }),
+            ..Default::default()
+        };
+        let html = section(&p);
+        assert!(
+            html.contains("<th>CUDA kernel (nsys)</th><th>base</th><th>head</th>"),
+            "{html}"
+        );
+        assert!(html.contains("<code>saxpy&lt;float&gt;</code>"), "{html}");
+        assert!(html.contains("Nsight Systems report: <code>p/head.nsys-rep</code>"));
+        assert!(
+            html.contains("Not embedded (missing or over 8 MiB)"),
+            "{html}"
+        );
+        let lines = p.kernel_lines();
+        assert_eq!(lines, ["saxpy<float>  1.000 ms → 3.000 ms  (+200%)"]);
+    }
 }

@@ -7,6 +7,8 @@
 
 use std::path::Path;
 
+mod gpu;
+
 use super::*;
 use crate::exec::command::Invocation;
 use crate::plan::{ParamPoint, ProfileWhen, point_labels};
@@ -78,6 +80,22 @@ fn folder_name(full_name: &str, point: &str) -> String {
             }
         })
         .collect()
+}
+
+/// The programs to profile: the base tree's (paired mode) and the head's.
+struct Programs {
+    base: Option<Invocation>,
+    head: Invocation,
+}
+
+impl Programs {
+    /// Base first (when there is one), then head.
+    fn each(&self) -> impl Iterator<Item = (&'static str, &Invocation)> {
+        self.base
+            .iter()
+            .map(|b| ("base", b))
+            .chain(std::iter::once(("head", &self.head)))
+    }
 }
 
 /// One side being recorded.
@@ -174,34 +192,48 @@ impl Session {
         out: &mut ProfileReport,
         on_event: &mut dyn FnMut(ExecEvent),
     ) -> Result<(), String> {
-        let perf = self.perf.get_or_insert_with(Perf::find).clone()?;
         let head = exec::command::program(plan, point, &self.cfg.env, settings.max_time)
             .map_err(|e| e.to_string())?;
-        let base = self.base_program(plan, point, settings.max_time);
+        let base = match self.base_program(plan, point, settings.max_time) {
+            Some(Ok(program)) => Some(program),
+            Some(Err(why)) => {
+                out.error = Some(format!("the base was not profiled: {why}"));
+                None
+            }
+            None => None,
+        };
         let _ = std::fs::remove_dir_all(&out.dir);
         std::fs::create_dir_all(&out.dir)
             .map_err(|e| format!("cannot create {}: {e}", out.dir.display()))?;
-        let mut sides = vec![Recording {
-            name: "head",
-            program: head,
-            folded: Folded::default(),
-            runs: 0,
-            dir: &out.dir,
-        }];
-        match base {
-            Some(Ok(program)) => sides.insert(
-                0,
-                Recording {
-                    name: "base",
-                    program,
-                    folded: Folded::default(),
-                    runs: 0,
-                    dir: &out.dir,
-                },
-            ),
-            Some(Err(why)) => out.error = Some(format!("the base was not profiled: {why}")),
-            None => {}
+        let programs = Programs { base, head };
+        if gpu::here() {
+            if let Err(e) = self.gpu_profile(&programs, settings, out, on_event) {
+                out.gpu_error = Some(e);
+            }
         }
+        self.cpu_profile(plan, &programs, settings, out, on_event)
+    }
+
+    /// `perf` of base (when there is one) and head, in turn.
+    fn cpu_profile(
+        &mut self,
+        plan: &ScenarioPlan,
+        programs: &Programs,
+        settings: &crate::plan::Resolved,
+        out: &mut ProfileReport,
+        on_event: &mut dyn FnMut(ExecEvent),
+    ) -> Result<(), String> {
+        let perf = self.perf.get_or_insert_with(Perf::find).clone()?;
+        let mut sides: Vec<Recording> = programs
+            .each()
+            .map(|(name, program)| Recording {
+                name,
+                program: program.clone(),
+                folded: Folded::default(),
+                runs: 0,
+                dir: &out.dir,
+            })
+            .collect();
         // Base and head in turn, run for run, so both see the same machine.
         let budget = settings.max_time;
         let started = Instant::now();

@@ -1,0 +1,45 @@
+//! On a GPU runner, Nsight Systems beside perf (issue #22): one `nsys
+//! profile --trace cuda` run of each side, the kernels whose total time
+//! changed most (or, with no base, the longest), and the `.nsys-rep` files
+//! kept for the GUI. On a machine without a GPU nothing is tried and
+//! nothing is said; with a GPU and no `nsys`, the report says so.
+//! **Not yet run on a GPU.**
+
+use super::*;
+use crate::profile::nsys::{Nsys, kernel_changes};
+
+/// Whether NVML sees a GPU here.
+pub(super) fn here() -> bool {
+    crate::monitor::tree_gpu::NvmlProcesses::open().is_ok()
+}
+
+impl Session {
+    pub(super) fn gpu_profile(
+        &mut self,
+        programs: &Programs,
+        settings: &crate::plan::Resolved,
+        out: &mut ProfileReport,
+        on_event: &mut dyn FnMut(ExecEvent),
+    ) -> Result<(), String> {
+        let nsys = self.nsys.get_or_insert_with(Nsys::find).clone()?;
+        let mut tables = Vec::new();
+        for (name, p) in programs.each() {
+            on_event(ExecEvent::Phase {
+                label: format!("nsys profile of {name}"),
+            });
+            let base = std::path::absolute(out.dir.join(name))
+                .map_err(|e| format!("{}: {e}", out.dir.display()))?;
+            let target = Target {
+                argv: &p.argv,
+                env: &p.env,
+                cwd: &p.cwd,
+                timeout: settings.timeout,
+            };
+            tables.push(nsys.profile(&target, &base)?);
+            out.nsys_reports.push(base.with_extension("nsys-rep"));
+        }
+        let head = tables.pop().expect("the head");
+        out.kernels = kernel_changes(tables.first().map(Vec::as_slice), &head, TOP);
+        Ok(())
+    }
+}
