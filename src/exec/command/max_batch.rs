@@ -37,10 +37,9 @@ pub fn search(
         .map(Regex::new)
         .transpose()
         .map_err(|e| ExecError::Failed(format!("`oom_pattern`: {e}")))?;
-    let limit = m.limit();
-    let gpu = match limit {
-        MemoryLimit::GpuFraction(f) => Some(GpuLimit::open(f).map_err(ExecError::Failed)?),
-        MemoryLimit::Host(_) => None,
+    let limit = match m.limit() {
+        MemoryLimit::Host(b) => Limit::Host(b),
+        MemoryLimit::GpuFraction(f) => Limit::Gpu(GpuLimit::open(f).map_err(ExecError::Failed)?),
     };
     let pids = ctx.child_pids.clone();
     let timeout = ctx.settings.timeout;
@@ -59,9 +58,9 @@ pub fn search(
         let mut point = ParamPoint::new();
         point.insert(m.param.clone(), ParamValue::Int(b as i64));
         let inv = Invocation {
-            mem_limit: match limit {
-                MemoryLimit::Host(b) => Some(b),
-                MemoryLimit::GpuFraction(_) => None,
+            mem_limit: match &limit {
+                Limit::Host(b) => Some(*b),
+                Limit::Gpu(_) => None,
             },
             output_tail,
             ..Invocation::build(spec, plan, &point, &env)?
@@ -72,7 +71,7 @@ pub fn search(
             }
         };
         match run_child(&inv, timeout, register) {
-            Ok(run) => match gpu.as_ref().map(|g| g.over(&run)).transpose()?.flatten() {
+            Ok(run) => match limit.over(&run)? {
                 None => Ok(true),
                 Some(text) => {
                     if first_refusal.as_ref().is_none_or(|(f, _)| b < *f) {
@@ -98,25 +97,40 @@ pub fn search(
             Err(e) => Err(e),
         }
     })?;
-    let (limit_text, device) = match &gpu {
-        Some(g) => (
-            g.describe(),
-            "cuda (child process, NVML per-process memory)",
-        ),
-        None => (
-            format!("{} (RLIMIT_DATA)", format_bytes(m_host(limit) as f64)),
-            "cpu (child process under RLIMIT_DATA)",
-        ),
-    };
-    let mut out = report(m, &limit_text, best, probes, first_refusal, started);
-    out.device = device.into();
+    let mut out = report(m, &limit.describe(), best, probes, first_refusal, started);
+    out.device = limit.device().into();
     Ok(out)
 }
 
-fn m_host(limit: MemoryLimit) -> u64 {
-    match limit {
-        MemoryLimit::Host(b) => b,
-        MemoryLimit::GpuFraction(_) => 0,
+/// The limit a probe runs under.
+enum Limit {
+    /// RLIMIT_DATA on the program, bytes.
+    Host(u64),
+    Gpu(GpuLimit),
+}
+
+impl Limit {
+    fn describe(&self) -> String {
+        match self {
+            Limit::Host(b) => format!("{} (RLIMIT_DATA)", format_bytes(*b as f64)),
+            Limit::Gpu(g) => g.describe(),
+        }
+    }
+
+    fn device(&self) -> &'static str {
+        match self {
+            Limit::Host(_) => "cpu (child process under RLIMIT_DATA)",
+            Limit::Gpu(_) => "cuda (child process, NVML per-process memory)",
+        }
+    }
+
+    /// Why a run that succeeded does not fit after all (a GPU limit's
+    /// peak); `None` when it fits. Under RLIMIT_DATA a success fits.
+    fn over(&self, run: &ChildRun) -> Result<Option<String>, ExecError> {
+        match self {
+            Limit::Host(_) => Ok(None),
+            Limit::Gpu(g) => g.over(run),
+        }
     }
 }
 
