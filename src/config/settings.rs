@@ -10,7 +10,7 @@ use crate::plan::Settings;
 use crate::units::HumanDuration;
 
 /// Every key of `plan::Settings`, as written in a suite.
-pub(crate) const SETTINGS_KEYS: [&str; 13] = [
+pub(crate) const SETTINGS_KEYS: [&str; 14] = [
     "warmup",
     "warmup_runs",
     "min_samples",
@@ -24,6 +24,7 @@ pub(crate) const SETTINGS_KEYS: [&str; 13] = [
     "quiet_wait",
     "output_tail",
     "profile",
+    "profile_kernels",
 ];
 
 /// One layer of settings as written in the file, with where each key was set.
@@ -80,6 +81,7 @@ impl Layer {
                 s.target_rel_ci = Some(x);
             }
             "tolerance" => s.tolerance = Some(tolerance(v)?),
+            "profile_kernels" => s.profile_kernels = Some(read::boolean(v, name)?),
             "profile" => {
                 let w = read::string(v, name)?;
                 s.profile = Some(crate::plan::ProfileWhen::from_id(w).ok_or_else(|| {

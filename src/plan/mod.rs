@@ -142,6 +142,9 @@ pub struct Settings {
     pub output_tail: Option<u64>,
     /// When a scenario is run once more under a profiler (issue #22).
     pub profile: Option<ProfileWhen>,
+    /// On a GPU runner with Nsight Compute, also profile the scenario's
+    /// kernels with `ncu` when it is profiled (slow: kernels are replayed).
+    pub profile_kernels: Option<bool>,
 }
 
 /// When a scenario is profiled: never (the default; nothing extra runs),
@@ -193,6 +196,7 @@ impl Settings {
             quiet_wait: self.quiet_wait.or(lower.quiet_wait),
             output_tail: self.output_tail.or(lower.output_tail),
             profile: self.profile.or(lower.profile),
+            profile_kernels: self.profile_kernels.or(lower.profile_kernels),
         }
     }
 
@@ -216,6 +220,7 @@ impl Settings {
             quiet_wait: self.quiet_wait.map(|h| h.0).unwrap_or(d.quiet_wait),
             output_tail: self.output_tail.unwrap_or(d.output_tail),
             profile: self.profile.unwrap_or(d.profile),
+            profile_kernels: self.profile_kernels.unwrap_or(d.profile_kernels),
         }
     }
 }
@@ -236,6 +241,7 @@ pub struct Resolved {
     pub quiet_wait: Duration,
     pub output_tail: u64,
     pub profile: ProfileWhen,
+    pub profile_kernels: bool,
 }
 
 impl Default for Resolved {
@@ -254,6 +260,7 @@ impl Default for Resolved {
             quiet_wait: Duration::from_secs(20),
             output_tail: 64 * 1024,
             profile: ProfileWhen::Off,
+            profile_kernels: false,
         }
     }
 }

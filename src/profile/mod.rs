@@ -4,6 +4,7 @@
 //! listed first. This is the engine; the gate's `--profile` uses it.
 
 pub mod folded;
+pub mod ncu;
 pub mod nsys;
 pub mod perf;
 pub mod report;

@@ -145,7 +145,7 @@ pub fn parse_kernel_csv(text: &str) -> Result<Vec<(String, f64, u64)>, String> {
 
 /// One CSV line: fields split at commas outside double quotes, `""` an
 /// escaped quote.
-fn split_csv(line: &str) -> Vec<String> {
+pub(super) fn split_csv(line: &str) -> Vec<String> {
     let (mut out, mut cur, mut quoted) = (Vec::new(), String::new(), false);
     let mut chars = line.chars().peekable();
     while let Some(c) = chars.next() {

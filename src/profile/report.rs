@@ -42,6 +42,13 @@ pub struct ProfileReport {
     /// The `.nsys-rep` files (base, head), for Nsight Systems.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub nsys_reports: Vec<PathBuf>,
+    /// With `profile_kernels = true` and `ncu`: each kernel's achieved % of
+    /// peak compute and memory throughput, base beside head.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kernel_figures: Vec<super::ncu::KernelFigures>,
+    /// The `ncu` CSV files (base, head).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ncu_reports: Vec<PathBuf>,
     /// Why the GPU profile is missing, on a GPU runner.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu_error: Option<String>,
@@ -73,6 +80,11 @@ impl ProfileReport {
     /// The kernel table as lines, when there is one.
     pub fn kernel_lines(&self) -> Vec<String> {
         super::nsys::kernel_lines(&self.kernels, self.nsys_reports.len() > 1)
+    }
+
+    /// The kernels' headline figures (ncu) as lines.
+    pub fn figure_lines(&self) -> Vec<String> {
+        super::ncu::figure_lines(&self.kernel_figures)
     }
 
     /// The lines people read: top changes, or the hottest functions.

@@ -129,7 +129,7 @@ fn profiles(o: &mut String, report: &RunReport) {
         if let Some(e) = &p.gpu_error {
             let _ = writeln!(o, "\n> {}\n", text(e));
         }
-        for lines in [p.kernel_lines(), p.lines()] {
+        for lines in [p.kernel_lines(), p.figure_lines(), p.lines()] {
             if !lines.is_empty() {
                 let body = lines.join("\n");
                 let longest = body.split(|c| c != '`').map(str::len).max().unwrap_or(0);

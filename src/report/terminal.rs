@@ -280,8 +280,15 @@ fn profile_text(p: &crate::profile::ProfileReport, said: &mut Vec<String>) -> St
             let _ = writeln!(o, "      {l}");
         }
     }
-    for r in &p.nsys_reports {
-        let _ = writeln!(o, "    Nsight Systems report: {}", r.display());
+    let figures = p.figure_lines();
+    if !figures.is_empty() {
+        let _ = writeln!(o, "    CUDA kernels (ncu, % of peak):");
+        for l in figures {
+            let _ = writeln!(o, "      {l}");
+        }
+    }
+    for r in p.nsys_reports.iter().chain(&p.ncu_reports) {
+        let _ = writeln!(o, "    Nsight report: {}", r.display());
     }
     if let Some(d) = &p.differential {
         let _ = writeln!(o, "    differential flame graph: {}", d.display());

@@ -40,6 +40,14 @@ pub fn section(p: &ProfileReport) -> String {
         let _ = writeln!(o, "<p class=\"warning\">profile: {}</p>", esc(e));
     }
     kernels(&mut o, p);
+    let figures = p.figure_lines();
+    if !figures.is_empty() {
+        let _ = writeln!(
+            o,
+            "<p class=\"meta\">CUDA kernels (ncu, % of peak):</p>\n<pre>{}</pre>",
+            esc(&figures.join("\n"))
+        );
+    }
     let picture = p
         .differential
         .as_ref()

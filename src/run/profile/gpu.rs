@@ -1,11 +1,13 @@
 //! On a GPU runner, Nsight Systems beside perf (issue #22): one `nsys
 //! profile --trace cuda` run of each side, the kernels whose total time
 //! changed most (or, with no base, the longest), and the `.nsys-rep` files
-//! kept for the GUI. On a machine without a GPU nothing is tried and
+//! kept for the GUI; with `profile_kernels = true`, `ncu`'s headline
+//! figures of each kernel too. On a machine without a GPU nothing is tried and
 //! nothing is said; with a GPU and no `nsys`, the report says so.
 //! **Not yet run on a GPU.**
 
 use super::*;
+use crate::profile::ncu::{Ncu, figures};
 use crate::profile::nsys::{Nsys, kernel_changes};
 
 /// Whether NVML sees a GPU here.
@@ -14,7 +16,31 @@ pub(super) fn here() -> bool {
 }
 
 impl Session {
+    /// nsys, then (`profile_kernels`) ncu; each one's failure is said,
+    /// neither stops the other.
     pub(super) fn gpu_profile(
+        &mut self,
+        programs: &Programs,
+        settings: &crate::plan::Resolved,
+        out: &mut ProfileReport,
+        on_event: &mut dyn FnMut(ExecEvent),
+    ) -> Result<(), String> {
+        let mut errors = Vec::new();
+        errors.extend(
+            self.timeline_profile(programs, settings, out, on_event)
+                .err(),
+        );
+        if settings.profile_kernels {
+            errors.extend(self.kernel_profile(programs, settings, out, on_event).err());
+        }
+        match errors.is_empty() {
+            true => Ok(()),
+            false => Err(errors.join("; ")),
+        }
+    }
+
+    /// `nsys` of one run of each side: the CUDA kernel table.
+    fn timeline_profile(
         &mut self,
         programs: &Programs,
         settings: &crate::plan::Resolved,
@@ -40,6 +66,36 @@ impl Session {
         }
         let head = tables.pop().expect("the head");
         out.kernels = kernel_changes(tables.first().map(Vec::as_slice), &head, TOP);
+        Ok(())
+    }
+
+    /// `profile_kernels = true`: `ncu` of one run of each side.
+    fn kernel_profile(
+        &mut self,
+        programs: &Programs,
+        settings: &crate::plan::Resolved,
+        out: &mut ProfileReport,
+        on_event: &mut dyn FnMut(ExecEvent),
+    ) -> Result<(), String> {
+        let ncu = Ncu::find()?;
+        let mut runs = Vec::new();
+        for (name, p) in programs.each() {
+            on_event(ExecEvent::Phase {
+                label: format!("ncu of {name}"),
+            });
+            let csv = std::path::absolute(out.dir.join(format!("{name}.ncu.csv")))
+                .map_err(|e| format!("{}: {e}", out.dir.display()))?;
+            let target = Target {
+                argv: &p.argv,
+                env: &p.env,
+                cwd: &p.cwd,
+                timeout: settings.timeout,
+            };
+            runs.push(ncu.profile(&target, &csv)?);
+            out.ncu_reports.push(csv);
+        }
+        let head = runs.pop().expect("the head");
+        out.kernel_figures = figures(runs.first(), &head);
         Ok(())
     }
 }
