@@ -178,12 +178,17 @@ pub fn main(opts: HarnessOptions) -> ExitCode {
         return conclusion.exit_code();
     }
 
-    let session = Arc::try_unwrap(session)
+    let mut session = Arc::try_unwrap(session)
         .ok()
         .expect("trials finished")
         .into_inner()
         .expect("session lock");
-    let reports = std::mem::take(&mut *reports.lock().expect("reports lock"));
+    let mut reports = std::mem::take(&mut *reports.lock().expect("reports lock"));
+    // Profiles (`profile`, NEON_PERF_PROFILE) once every trial was measured.
+    for name in session.pending_profiles() {
+        eprintln!("profiling {name}");
+    }
+    session.profile_pending(&mut reports, &mut |_, _| {});
     if reports.is_empty() {
         return conclusion.exit_code();
     }

@@ -181,6 +181,7 @@ fn execute(
         }
     }
     progress.done();
+    profile_pending(&mut session, &mut reports);
     let mut report = match session.finish(reports) {
         Ok(r) => r,
         Err(e) => {
@@ -191,6 +192,31 @@ fn execute(
     report.partition = sel.partition.map(|p| p.to_string());
     print!("{}", terminal::details(&report, style));
     write_reports(&report, output)
+}
+
+/// The profiles the scenarios asked for (`profile`, `--profile`), taken
+/// once every scenario was measured; a line for each as it ends.
+fn profile_pending(session: &mut Session, reports: &mut [crate::outcome::ScenarioReport]) {
+    let pending = session.pending_profiles();
+    if pending.is_empty() {
+        return;
+    }
+    let mut bar = Progress::new(pending.len());
+    let mut current = String::new();
+    session.profile_pending(reports, &mut |name, e| {
+        if name != current {
+            if !current.is_empty() {
+                bar.line(&format!("    PROFILED {current}"));
+            }
+            current = name.to_string();
+            bar.start(&format!("profiling {name}"));
+        }
+        bar.event(&e);
+    });
+    if !current.is_empty() {
+        bar.line(&format!("    PROFILED {current}"));
+    }
+    bar.done();
 }
 
 /// Writes every report asked for (run, bless, merge and compare call it),

@@ -141,6 +141,9 @@ pub struct Session {
     /// `perf`, or why it cannot record here: looked for once, and only
     /// when a scenario is profiled.
     perf: Option<Result<crate::profile::Perf, String>>,
+    /// Scenarios to profile once every scenario was measured, with their
+    /// settings and why (`regressed`, `always`).
+    to_profile: Vec<(ScenarioPlan, Settings, &'static str)>,
     /// `nsys`, or why it cannot: looked for once, on a GPU runner only.
     nsys: Option<Result<crate::profile::nsys::Nsys, String>>,
 }

@@ -38,6 +38,7 @@ impl Session {
             bless_runs: BTreeMap::new(),
             perf: None,
             nsys: None,
+            to_profile: Vec::new(),
         })
     }
 
@@ -81,7 +82,9 @@ impl Session {
     /// the base tree when there is one, else (or for what the pairs leave
     /// undecided) measured here, the bless's runs or a regression's
     /// confirmation added, and the slow-state rule applied.
-    /// Then, when its `profile` setting asks for it, profiles it.
+    /// When its `profile` setting asks for a profile, the scenario is kept
+    /// for [`Session::profile_pending`], which runs after every scenario
+    /// was measured, so that a profile never disturbs a measurement.
     pub fn run_scenario(
         &mut self,
         plan: &ScenarioPlan,
@@ -89,8 +92,8 @@ impl Session {
     ) -> Result<ScenarioReport, SetupError> {
         let sc = self.prepare(plan)?;
         let settings = sc.settings.clone();
-        let mut report = self.measure_and_judge(sc, on_event)?;
-        self.attach_profile(plan, &settings, &mut report, on_event);
+        let report = self.measure_and_judge(sc, on_event)?;
+        self.queue_profile(plan, settings, &report);
         Ok(report)
     }
 

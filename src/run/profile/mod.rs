@@ -150,19 +150,57 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), String> {
 }
 
 impl Session {
-    /// Profiles the scenario when its `profile` setting asks for it, and
-    /// attaches what it found (or why it could not) to the report.
-    pub(super) fn attach_profile(
+    /// Keeps the scenario for [`Session::profile_pending`] when its
+    /// `profile` setting asks for a profile of this report.
+    pub(super) fn queue_profile(
+        &mut self,
+        plan: &ScenarioPlan,
+        settings: Settings,
+        report: &ScenarioReport,
+    ) {
+        if let Some(why) = reason(settings.resolve().profile, &self.cfg.mode, report) {
+            self.to_profile.push((plan.clone(), settings, why));
+        }
+    }
+
+    /// The scenarios waiting for a profile (their full names).
+    pub fn pending_profiles(&self) -> Vec<String> {
+        self.to_profile
+            .iter()
+            .map(|(p, _, _)| p.full_name())
+            .collect()
+    }
+
+    /// Profiles each queued scenario, now that every scenario was
+    /// measured, and attaches what it found (or why it could not) to its
+    /// report. Nothing is profiled after a cancel.
+    pub fn profile_pending(
+        &mut self,
+        reports: &mut [ScenarioReport],
+        on_event: &mut dyn FnMut(&str, ExecEvent),
+    ) {
+        for (plan, settings, why) in std::mem::take(&mut self.to_profile) {
+            if crate::process::cancel::requested().is_some() {
+                return;
+            }
+            let name = plan.full_name();
+            let Some(report) = reports.iter_mut().find(|r| r.result.full_name() == name) else {
+                continue;
+            };
+            let mut events = |e: ExecEvent| on_event(&name, e);
+            report.profile = Some(self.profile_one(&plan, &settings, report, why, &mut events));
+        }
+    }
+
+    fn profile_one(
         &mut self,
         plan: &ScenarioPlan,
         settings: &Settings,
-        report: &mut ScenarioReport,
+        report: &ScenarioReport,
+        reason: &'static str,
         on_event: &mut dyn FnMut(ExecEvent),
-    ) {
+    ) -> ProfileReport {
         let resolved = settings.resolve();
-        let Some(reason) = reason(resolved.profile, &self.cfg.mode, report) else {
-            return;
-        };
         let started = Instant::now();
         let point = &plan.points[point_index(plan, &report.verdicts).min(plan.points.len() - 1)];
         let label = label_of(point);
@@ -174,14 +212,14 @@ impl Session {
             reason: reason.into(),
             point: label,
             profiler: "perf".into(),
-            dir: dir.clone(),
+            dir,
             ..Default::default()
         };
         if let Err(e) = self.profile_into(plan, point, &resolved, &mut out, on_event) {
             out.error = Some(e);
         }
         out.seconds = started.elapsed().as_secs_f64();
-        report.profile = Some(out);
+        out
     }
 
     fn profile_into(
