@@ -70,7 +70,7 @@ fi
 note "profilers: nsys=$(command -v nsys || echo absent) ncu=$(command -v ncu || echo absent) perf=$(command -v perf || echo absent)"
 # A copy of the suite with `profile_kernels = true` (ncu's figures too).
 sed 's/^\[defaults\]$/[defaults]\nprofile_kernels = true/' suites/gpu.toml > suites/gpu-profile.toml
-NEON_PERF_REPORTS_DIR="$OUT/profile" NEON_PERF_CACHE="$OUT/cache" timeout 180 "$NEON_PERF_BIN" run suites/gpu-profile.toml \
+NEON_PERF_REPORTS_DIR="$OUT/profile" NEON_PERF_CACHE="$OUT/cache" timeout 120 "$NEON_PERF_BIN" run suites/gpu-profile.toml \
     --exact -f gpu::saxpy --smoke --profile always --baselines "$OUT/profile-baselines" \
     --json "$OUT/profile.json" > "$OUT/profile.log" 2>&1
 note "--profile always of gpu::saxpy: exit $?"
