@@ -26,12 +26,18 @@ impl KindRules for WebsocketFloodSpec {
         self.check_placeholders()?;
         super::headers::check(&self.headers)?;
         super::tls::check(self.tls.as_ref(), self.url.as_deref())?;
-        if self.url.as_deref().is_some_and(|u| u.starts_with("wss://")) && !self.checks.is_empty() {
-            return Err(SpecError::new(
-                At::Key("checks"),
-                "robustness `checks` speak plain `ws://`: run them against the server's `ws://` port",
-            ));
+        if self.url.as_deref().is_some_and(|u| u.starts_with("wss://")) {
+            if let Some(i) = self.neon_format_check() {
+                return Err(SpecError::new(
+                    At::Item("checks", i),
+                    format!(
+                        "the `{}` check speaks plain `ws://`: run it against the server's `ws://` port (`ping` and `cancel` work over `wss://`)",
+                        self.checks[i]
+                    ),
+                ));
+            }
         }
+        self.check_health()?;
         self.check_protocol(ctx.points)
     }
 }
@@ -64,13 +70,23 @@ impl WebsocketFloodSpec {
                 "with `protocol`, `params` cannot sweep `size` or `message` (the request is `protocol.request`)",
             ));
         }
-        if !self.checks.is_empty() {
+        if let Some(i) = self.neon_format_check() {
             return Err(SpecError::new(
-                At::Key("checks"),
-                "robustness `checks` speak neon-perf's own format: run them in a scenario without `protocol`",
+                At::Item("checks", i),
+                format!(
+                    "the `{}` check speaks neon-perf's own format: run it in a scenario without `protocol` (`ping` and `cancel` speak the protocol)",
+                    self.checks[i]
+                ),
             ));
         }
         p.check(points)
+    }
+
+    /// The first of `checks` that speaks only neon-perf's format over `ws://`.
+    fn neon_format_check(&self) -> Option<usize> {
+        self.checks
+            .iter()
+            .position(|c| CheckKind::from_id(c).is_some_and(|k| !k.any_protocol()))
     }
 
     /// Every `checks` id is known and listed once.
