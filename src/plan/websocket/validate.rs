@@ -49,11 +49,13 @@ impl WebsocketFloodSpec {
         let Some(p) = &self.protocol else {
             return Ok(());
         };
-        if self.is_builtin() {
+        let streams = self.builtin.as_ref().and_then(|b| b.streaming) == Some(true);
+        if self.is_builtin() && !streams {
             return Err(SpecError::new(
                 At::Key("protocol"),
-                "`protocol` describes a server's own protocol: it needs a `url` target (the builtin server speaks neon-perf's format)",
-            ));
+                "`protocol` describes a server's own protocol: the builtin server speaks neon-perf's format unless `builtin.streaming = true`",
+            )
+            .hint(Some("set `builtin = { streaming = true }` for its JSON token streams, or flood a `url`".into())));
         }
         if self.payload.is_some() {
             return Err(SpecError::new(

@@ -117,6 +117,12 @@ pub struct ServeConfig {
     /// Connections served at once; one more is refused with close 1013
     /// ("try again later"). Each idle connection costs about 130 KiB.
     pub max_connections: usize,
+    /// Streaming mode: text `generate` requests are answered with a stream
+    /// of token frames by the decode loop (binary requests as always).
+    pub streaming: bool,
+    /// Streaming mode: one forward pass per decode step over every active
+    /// stream (`true`), or one per stream per step (`false`, to compare).
+    pub continuous_batching: bool,
 }
 
 /// `neon-perf serve`'s default connection cap: about 1.3 GiB of idle
@@ -136,6 +142,8 @@ impl Default for ServeConfig {
             seed: 0,
             max_in_flight: 256,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            streaming: false,
+            continuous_batching: true,
         }
     }
 }
