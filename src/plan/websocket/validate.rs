@@ -212,6 +212,12 @@ impl WebsocketFloodSpec {
             if b.hidden.as_ref().is_some_and(|h| h.contains(&0)) {
                 return Err(("builtin", "`builtin.hidden` widths must be positive".into()));
             }
+            if b.continuous_batching.is_some() && b.streaming != Some(true) {
+                return Err((
+                    "builtin.continuous_batching",
+                    "`continuous_batching` is a setting of the streaming mode: add `streaming = true`".into(),
+                ));
+            }
         }
         Ok(())
     }
@@ -313,6 +319,17 @@ mod tests {
             let e = spec(src).validate(&[ParamPoint::new()]).unwrap_err();
             assert!(e.1.contains(want), "{src}: {e:?}");
         }
+    }
+
+    #[test]
+    fn streaming_settings_need_the_streaming_mode() {
+        let off = spec("target = \"builtin\"\nbuiltin = { continuous_batching = false }");
+        let e = off.validate(&[ParamPoint::new()]).unwrap_err();
+        assert_eq!(e.0, "builtin.continuous_batching");
+        let on = spec(
+            "target = \"builtin\"\nbuiltin = { streaming = true, continuous_batching = false }",
+        );
+        assert!(on.validate(&[ParamPoint::new()]).is_ok());
     }
 
     #[test]
