@@ -31,6 +31,7 @@ trials! {
     the_example_backend_answers_pings_and_cleans_up_cancelled_streams: needs::WS_PEERS;
     a_backend_that_leaks_per_cancelled_stream_fails_the_cancel_check: needs::WS_PEERS;
     ping_and_cancel_work_over_wss: needs::WS_PEERS, OPENSSL;
+    pings_are_not_held_against_connections_the_server_closes: needs::WS_PEERS;
 }
 
 /// `openssl` on PATH, to make the TLS test's certificate.
@@ -345,4 +346,27 @@ fn ping_and_cancel_work_over_wss() {
             "{ streams = 100, tolerance = \"64MiB\" }",
         );
     assert_healthy(&run_in(dir.path(), &keys));
+}
+
+/// `end = "close"`: the server closes each connection after its stream and
+/// neon-perf opens it again; a ping on the closed one is not a miss.
+fn pings_are_not_held_against_connections_the_server_closes() {
+    let flags = [
+        "--first-delay-ms",
+        "5",
+        "--gap-ms",
+        "20",
+        "--close-after-stream",
+    ];
+    let keys = backend(&flags)
+        + "connections = 2\nduration = \"1s\"\nchecks = [\"ping\"]\n\
+           ping = { interval = \"50ms\", timeout = \"1s\" }\n[scenario.protocol]\n\
+           request = { text = '{\"op\":\"generate\",\"id\":\"{id}\",\"prompt\":\"hi\",\"max_tokens\":8}' }\n\
+           match = { json = \"/id\" }\nend = \"close\"\n";
+    let r = run(&keys);
+    let ping = check(&r, "ping");
+    println!("{}", ping.evidence);
+    assert!(ping.passed, "{}", ping.evidence);
+    assert!(value(&r, "pings{result=sent}") >= 4.0);
+    assert!(value(&r, "replies_per_request") >= 8.0);
 }
