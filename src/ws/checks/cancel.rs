@@ -47,7 +47,8 @@ pub struct CancelSetup {
 }
 
 /// The server's memory: RSS of its process tree (this process alone when
-/// the server runs in it), and GPU memory where NVML reports it.
+/// the server runs in it), and, where NVML is there, the GPU memory it
+/// reports for that tree.
 fn memory(pid: Option<u32>) -> (Option<u64>, Option<u64>) {
     let Some(pid) = pid else { return (None, None) };
     let rss = if pid == std::process::id() {
@@ -55,7 +56,12 @@ fn memory(pid: Option<u32>) -> (Option<u64>, Option<u64>) {
     } else {
         tree_rss(pid)
     };
-    (rss, tree_gpu_memory(pid))
+    // With NVML, a server holding no GPU memory holds 0 bytes: a leak that
+    // starts from nothing is still a change.
+    let gpu = crate::device::nvml()
+        .is_ok()
+        .then(|| tree_gpu_memory(pid).unwrap_or(0));
+    (rss, gpu)
 }
 
 /// One cancelled stream: connect, request, first reply, drop.
