@@ -13,6 +13,11 @@ Prompts that misbehave on purpose (for neon-perf's tests): "fail" (error
 frame), "never_end" (tokens, no end frame), "close_mid" (two tokens, then
 the connection is closed), "not_json" (one reply that is not JSON first),
 "no_id" (one reply without an id first).
+
+A client that goes away mid-stream cancels its streams (`handle`'s
+`finally`). With `leak_on_cancel` set, the handler "forgets" that much
+memory per cancelled stream, as a handler that keeps per-request state and
+never drops it would: neon-perf's `cancel` check must catch it.
 """
 
 import asyncio
@@ -22,7 +27,7 @@ import time
 
 class Settings:
     def __init__(self, first_delay, gap, tokens, ids=True, done=True,
-                 close_after=False, empty_first=False):
+                 close_after=False, empty_first=False, leak_on_cancel=0):
         self.first_delay = first_delay      # seconds to the first token
         self.gap = gap                      # seconds between tokens
         self.tokens = tokens                # default max_tokens
@@ -30,6 +35,11 @@ class Settings:
         self.done = done                    # an end frame closes each stream
         self.close_after = close_after      # close the connection after each stream
         self.empty_first = empty_first      # an empty token first (a keep-alive)
+        self.leak_on_cancel = leak_on_cancel  # bytes kept per cancelled stream (a bug)
+
+
+# What a leaking handler never gives back (see Settings.leak_on_cancel).
+LEAKED = []
 
 
 class Timings:
@@ -90,22 +100,27 @@ async def generate(ws, req, settings, timings):
 
 async def handle(ws, settings, timings):
     """One connection: every request streams in its own task, so streams
-    of one connection interleave."""
+    of one connection interleave. When the client goes away, its open
+    streams are cancelled."""
     tasks = set()
-    async for message in ws:
-        try:
-            req = json.loads(message)
-        except ValueError:
-            await ws.send(json.dumps({"type": "error", "message": "request is not JSON"}))
-            continue
-        if req.get("op") == "stats":
-            await ws.send(json.dumps(timings.summary()))
-            if req.get("reset"):
-                timings.first.clear()
-                timings.gaps.clear()
-            continue
-        t = asyncio.create_task(generate(ws, req, settings, timings))
-        tasks.add(t)
-        t.add_done_callback(tasks.discard)
-    for t in list(tasks):
-        t.cancel()
+    try:
+        async for message in ws:
+            try:
+                req = json.loads(message)
+            except ValueError:
+                await ws.send(json.dumps({"type": "error", "message": "request is not JSON"}))
+                continue
+            if req.get("op") == "stats":
+                await ws.send(json.dumps(timings.summary()))
+                if req.get("reset"):
+                    timings.first.clear()
+                    timings.gaps.clear()
+                continue
+            t = asyncio.create_task(generate(ws, req, settings, timings))
+            tasks.add(t)
+            t.add_done_callback(tasks.discard)
+    finally:
+        for t in list(tasks):
+            t.cancel()
+            if settings.leak_on_cancel:
+                LEAKED.append(b"x" * settings.leak_on_cancel)

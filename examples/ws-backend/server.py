@@ -12,6 +12,8 @@ Usage: target/ws-venv/bin/python examples/ws-backend/server.py PORT [options]
   --close-after-stream close the connection after each stream
   --empty-first        an empty token before the first real one
   --tls-cert PEM --tls-key PEM  serve wss:// with this certificate chain and key
+  --leak-kib-per-cancel KIB  a bug on purpose: keep KIB of memory for every
+                       stream its client cancelled (for neon-perf's `cancel` check)
 Prints "listening on PORT" once ready; stops on SIGTERM.
 """
 
@@ -53,6 +55,7 @@ def parse_args():
     p.add_argument("--empty-first", action="store_true")
     p.add_argument("--tls-cert")
     p.add_argument("--tls-key")
+    p.add_argument("--leak-kib-per-cancel", type=int, default=0)
     return p.parse_args()
 
 
@@ -64,7 +67,8 @@ async def main():
             raise SystemExit(f"--token-env {a.token_env}: the variable is not set")
     settings = Settings(a.first_delay_ms / 1e3, a.gap_ms / 1e3, a.tokens, ids=not a.no_ids,
                         done=not a.no_done, close_after=a.close_after_stream,
-                        empty_first=a.empty_first)
+                        empty_first=a.empty_first,
+                        leak_on_cancel=a.leak_kib_per_cancel * 1024)
     timings = Timings()
     loop = asyncio.get_running_loop()
     stop = loop.create_future()

@@ -43,6 +43,14 @@ pub struct ServeArgs {
     /// Seed of the model's random weights.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Answer JSON `generate` requests with a stream of token frames, one
+    /// per decode step (docs/websocket.md, "The reference server streams").
+    #[arg(long)]
+    pub streaming: bool,
+    /// With --streaming: one forward pass per stream per decode step,
+    /// instead of one over all active streams (continuous batching).
+    #[arg(long, requires = "streaming")]
+    pub no_continuous_batching: bool,
 }
 
 impl ServeArgs {
@@ -58,6 +66,8 @@ impl ServeArgs {
             seed: self.seed,
             max_in_flight: self.max_in_flight,
             max_connections: self.max_connections,
+            streaming: self.streaming,
+            continuous_batching: !self.no_continuous_batching,
         }
     }
 }
@@ -101,6 +111,12 @@ pub fn serve(args: ServeArgs) -> i32 {
             cfg.write_buffer,
             cfg.max_connections
         );
+        if cfg.streaming {
+            eprintln!(
+                "streaming: JSON generate requests, continuous batching {}",
+                if cfg.continuous_batching { "on" } else { "off" }
+            );
+        }
         if let Err(e) = wait_for_signal().await {
             eprintln!("error: cannot listen for signals: {e}");
         }

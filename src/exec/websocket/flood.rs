@@ -5,11 +5,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::metrics::{flood_check, metrics};
+use super::metrics::{flood_check, label_suffix, metrics};
 use super::server::{Running, Served};
 use crate::exec::{ExecError, ExecEvent, ExecOutput, RunCtx};
 use crate::plan::websocket::{FloodPoint, Load as PlanLoad, MessageType};
-use crate::plan::{ScenarioPlan, WebsocketFloodSpec, point_labels};
+use crate::plan::{ParamPoint, ScenarioPlan, WebsocketFloodSpec, point_labels};
+use crate::ws::client::ping::PingConfig;
 use crate::ws::client::process::MemorySampler;
 use crate::ws::client::{self, FloodConfig, Frame, Load, Payload, Progress, StopAfter};
 
@@ -60,6 +61,55 @@ fn process_cpu() -> f64 {
     tv(u.ru_utime) + tv(u.ru_stime)
 }
 
+/// The flood of point `index` (`fp`, resolved from `point`) against `url`.
+pub(super) fn flood_config(
+    plan: &ScenarioPlan,
+    spec: &WebsocketFloodSpec,
+    (fp, point): (&FloodPoint, &ParamPoint),
+    index: usize,
+    url: &str,
+    ctx: &RunCtx<'_>,
+) -> Result<FloodConfig, ExecError> {
+    let payload = match &spec.protocol {
+        // The template replaces the payload; this one is never sent.
+        Some(_) => Payload::random(Frame::Binary, 64, 64, 0),
+        None => build_payload(plan, spec, fp)?,
+    };
+    let load = match fp.load {
+        PlanLoad::Closed { in_flight } => Load::Closed {
+            in_flight: in_flight as usize,
+        },
+        PlanLoad::Open { rate } => Load::Open { rate },
+    };
+    let mut cfg = FloodConfig::new(url.to_string(), fp.connections as usize, load, payload);
+    cfg.ramp_up = spec.ramp_up();
+    cfg.warmup = ctx.settings.warmup;
+    cfg.stop = match spec.messages {
+        Some(m) => StopAfter::Messages(m),
+        None => StopAfter::Duration(spec.duration.map_or(ctx.settings.max_time, |d| d.0)),
+    };
+    cfg.time_limit = ctx.settings.timeout;
+    cfg.spin = spec.client_spin();
+    cfg.seed = spec.payload.as_ref().and_then(|p| p.seed).unwrap_or(0) ^ index as u64;
+    cfg.headers = super::protocol::headers(spec)?;
+    cfg.tls = super::protocol::trust(spec, &plan.base_dir)?;
+    cfg.ping = spec.ping_settings().map(|p| PingConfig {
+        interval: p.interval,
+        timeout: p.timeout,
+    });
+    cfg.protocol = match &spec.protocol {
+        Some(p) => Some(super::protocol::protocol(
+            p,
+            point,
+            cfg.seed,
+            &plan.base_dir,
+        )?),
+        None => None,
+    };
+
+    Ok(cfg)
+}
+
 pub(super) async fn flood_points(
     plan: &ScenarioPlan,
     spec: &WebsocketFloodSpec,
@@ -80,38 +130,7 @@ pub(super) async fn flood_points(
             total,
             label,
         });
-        let payload = match &spec.protocol {
-            // The template replaces the payload; this one is never sent.
-            Some(_) => Payload::random(Frame::Binary, 64, 64, 0),
-            None => build_payload(plan, spec, fp)?,
-        };
-        let load = match fp.load {
-            PlanLoad::Closed { in_flight } => Load::Closed {
-                in_flight: in_flight as usize,
-            },
-            PlanLoad::Open { rate } => Load::Open { rate },
-        };
-        let mut cfg = FloodConfig::new(served.url.clone(), fp.connections as usize, load, payload);
-        cfg.ramp_up = spec.ramp_up();
-        cfg.warmup = ctx.settings.warmup;
-        cfg.stop = match spec.messages {
-            Some(m) => StopAfter::Messages(m),
-            None => StopAfter::Duration(spec.duration.map_or(ctx.settings.max_time, |d| d.0)),
-        };
-        cfg.time_limit = ctx.settings.timeout;
-        cfg.spin = spec.client_spin();
-        cfg.seed = spec.payload.as_ref().and_then(|p| p.seed).unwrap_or(0) ^ index as u64;
-        cfg.headers = super::protocol::headers(spec)?;
-        cfg.tls = super::protocol::trust(spec, &plan.base_dir)?;
-        cfg.protocol = match &spec.protocol {
-            Some(p) => Some(super::protocol::protocol(
-                p,
-                point,
-                cfg.seed,
-                &plan.base_dir,
-            )?),
-            None => None,
-        };
+        let cfg = flood_config(plan, spec, (fp, point), index, &served.url, ctx)?;
 
         let sampler = served.pid.map(|pid| {
             MemorySampler::start(
@@ -210,6 +229,11 @@ pub(super) async fn flood_points(
         super::stream_metrics::stream_metrics(&report, units, &labels, &mut out.metrics);
         out.checks
             .push(flood_check(&report, spec.max_errors(), &labels));
+        if let Some(p) = &report.pings {
+            super::ping::ping_metrics(p, &labels, &mut out.metrics);
+            out.checks
+                .push(crate::ws::checks::ping_check(p, &label_suffix(&labels)));
+        }
     }
     Ok(())
 }

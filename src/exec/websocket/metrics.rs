@@ -10,24 +10,22 @@ use crate::result::Check;
 use crate::ws::client::process::MemoryReport;
 use crate::ws::client::{self, FloodReport};
 
+/// " (k=v, k2=v2)" after a check's name, or nothing without labels.
+pub(super) fn label_suffix(labels: &BTreeMap<String, String>) -> String {
+    if labels.is_empty() {
+        return String::new();
+    }
+    let parts: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!(" ({})", parts.join(", "))
+}
+
 pub(super) fn flood_check(
     r: &FloodReport,
     max_errors: u64,
     labels: &BTreeMap<String, String>,
 ) -> Check {
     let errors = r.errors();
-    let at = if labels.is_empty() {
-        String::new()
-    } else {
-        format!(
-            " ({})",
-            labels
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    };
+    let at = label_suffix(labels);
     let t = &r.totals;
     // A rate over an empty window is no measurement (it read "1000000000
     // msg/s" over "0.00 s").
@@ -248,6 +246,7 @@ mod no_reply_tests {
             totals: Recorder::new(16, 1).into_totals(),
             spin_back_offs: None,
             streams: None,
+            pings: None,
         };
         let c = flood_check(&r, 0, &BTreeMap::new());
         assert!(!c.passed, "{}", c.evidence);

@@ -16,6 +16,7 @@
 
 mod flood;
 mod metrics;
+mod ping;
 mod protocol;
 mod server;
 mod stream_metrics;
@@ -113,27 +114,48 @@ async fn run_all(
     out.warnings.extend(protocol::insecure_warning(spec));
     let result = flood_points(plan, spec, points, &mut served, ctx, &mut out).await;
     let result = match result {
-        Ok(()) => run_checks(spec, &served, &mut out).await,
+        Ok(()) => run_checks(plan, spec, points, &served, ctx, &mut out).await,
         Err(e) => Err(e),
     };
     out.warnings.extend(served.stop().await);
     result.map(|()| out)
 }
 
-/// The robustness checks, one [`Check`] each, after the flood.
+/// The robustness checks, one [`Check`] each, after the flood (`ping`
+/// was measured during it). `cancel` uses the last point's client settings.
 async fn run_checks(
+    plan: &ScenarioPlan,
     spec: &WebsocketFloodSpec,
+    points: &[FloodPoint],
     served: &Served,
+    ctx: &RunCtx<'_>,
     out: &mut ExecOutput,
 ) -> Result<(), ExecError> {
-    let target = crate::ws::checks::CheckTarget {
+    use crate::ws::checks::{CheckKind, CheckTarget, run_cancel, run_check};
+    let target = CheckTarget {
         url: served.url.clone(),
         server_pid: served.pid,
         max_message: served.max_message,
     };
-    for kind in spec.check_kinds() {
-        out.checks
-            .push(crate::ws::checks::run_check(kind, &target).await);
+    for kind in spec.check_kinds().into_iter().filter(|k| !k.during_flood()) {
+        let check = match (kind, spec.cancel_settings(), points.last()) {
+            (CheckKind::Cancel, Some(c), Some(fp)) => {
+                let last = (fp, &plan.points[points.len() - 1]);
+                let flood = flood::flood_config(plan, spec, last, 0, &served.url, ctx)?;
+                let connector = crate::ws::client::connector(&flood)
+                    .await
+                    .map_err(ExecError::Failed)?;
+                let setup = crate::ws::checks::CancelSetup {
+                    flood,
+                    connector,
+                    streams: c.streams,
+                    tolerance: c.tolerance,
+                };
+                run_cancel(&target, &setup).await
+            }
+            _ => run_check(kind, &target).await,
+        };
+        out.checks.push(check);
     }
     Ok(())
 }

@@ -7,6 +7,7 @@
 //! the checks serde cannot do.
 
 pub mod headers;
+pub mod health;
 mod payload;
 mod point;
 pub mod protocol;
@@ -25,6 +26,7 @@ use serde::Deserialize;
 use crate::units::{ByteSize, HumanDuration};
 use wire::CheckKind;
 
+pub use health::{CancelSettings, PingSettings};
 pub use payload::{MessageType, PayloadSpec, SizeSpec};
 pub use protocol::{EndSpec, MatchSpec, ProtocolSpec};
 pub use protocol_rules::{TEMPLATE_VARS, pointer_syntax};
@@ -98,6 +100,12 @@ pub struct WebsocketFloodSpec {
     /// Certificates trusted for a `wss://` url.
     #[serde(default)]
     pub tls: Option<tls::TlsSpec>,
+    /// Settings of the `ping` check: `{ interval, timeout }`.
+    #[serde(default)]
+    pub ping: Option<health::PingSpec>,
+    /// Settings of the `cancel` check: `{ streams, tolerance }`.
+    #[serde(default)]
+    pub cancel: Option<health::CancelSpec>,
 }
 
 /// Closed loop (a fixed number in flight per connection) or open loop (a

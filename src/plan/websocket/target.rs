@@ -50,6 +50,12 @@ pub struct BuiltinSpec {
     pub hidden: Option<Vec<u32>>,
     #[serde(default)]
     pub seed: Option<u64>,
+    /// Streams of token frames for JSON `generate` requests.
+    #[serde(default)]
+    pub streaming: Option<bool>,
+    /// Streaming: one forward pass per decode step over all streams.
+    #[serde(default)]
+    pub continuous_batching: Option<bool>,
 }
 
 impl BuiltinSpec {
@@ -71,6 +77,8 @@ impl BuiltinSpec {
             // The flood bounds its own connections (`connections`, plus
             // the checks'): in-process, the server takes them all.
             max_connections: super::MAX_CONNECTIONS as usize + 1024,
+            streaming: self.streaming.unwrap_or(d.streaming),
+            continuous_batching: self.continuous_batching.unwrap_or(d.continuous_batching),
         }
     }
 }

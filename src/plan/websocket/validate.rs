@@ -26,12 +26,18 @@ impl KindRules for WebsocketFloodSpec {
         self.check_placeholders()?;
         super::headers::check(&self.headers)?;
         super::tls::check(self.tls.as_ref(), self.url.as_deref())?;
-        if self.url.as_deref().is_some_and(|u| u.starts_with("wss://")) && !self.checks.is_empty() {
-            return Err(SpecError::new(
-                At::Key("checks"),
-                "robustness `checks` speak plain `ws://`: run them against the server's `ws://` port",
-            ));
+        if self.url.as_deref().is_some_and(|u| u.starts_with("wss://")) {
+            if let Some(i) = self.neon_format_check() {
+                return Err(SpecError::new(
+                    At::Item("checks", i),
+                    format!(
+                        "the `{}` check speaks plain `ws://`: run it against the server's `ws://` port (`ping` and `cancel` work over `wss://`)",
+                        self.checks[i]
+                    ),
+                ));
+            }
         }
+        self.check_health()?;
         self.check_protocol(ctx.points)
     }
 }
@@ -43,11 +49,13 @@ impl WebsocketFloodSpec {
         let Some(p) = &self.protocol else {
             return Ok(());
         };
-        if self.is_builtin() {
+        let streams = self.builtin.as_ref().and_then(|b| b.streaming) == Some(true);
+        if self.is_builtin() && !streams {
             return Err(SpecError::new(
                 At::Key("protocol"),
-                "`protocol` describes a server's own protocol: it needs a `url` target (the builtin server speaks neon-perf's format)",
-            ));
+                "`protocol` describes a server's own protocol: the builtin server speaks neon-perf's format unless `builtin.streaming = true`",
+            )
+            .hint(Some("set `builtin = { streaming = true }` for its JSON token streams, or flood a `url`".into())));
         }
         if self.payload.is_some() {
             return Err(SpecError::new(
@@ -64,13 +72,23 @@ impl WebsocketFloodSpec {
                 "with `protocol`, `params` cannot sweep `size` or `message` (the request is `protocol.request`)",
             ));
         }
-        if !self.checks.is_empty() {
+        if let Some(i) = self.neon_format_check() {
             return Err(SpecError::new(
-                At::Key("checks"),
-                "robustness `checks` speak neon-perf's own format: run them in a scenario without `protocol`",
+                At::Item("checks", i),
+                format!(
+                    "the `{}` check speaks neon-perf's own format: run it in a scenario without `protocol` (`ping` and `cancel` speak the protocol)",
+                    self.checks[i]
+                ),
             ));
         }
         p.check(points)
+    }
+
+    /// The first of `checks` that speaks only neon-perf's format over `ws://`.
+    fn neon_format_check(&self) -> Option<usize> {
+        self.checks
+            .iter()
+            .position(|c| CheckKind::from_id(c).is_some_and(|k| !k.any_protocol()))
     }
 
     /// Every `checks` id is known and listed once.
@@ -194,6 +212,12 @@ impl WebsocketFloodSpec {
             if b.hidden.as_ref().is_some_and(|h| h.contains(&0)) {
                 return Err(("builtin", "`builtin.hidden` widths must be positive".into()));
             }
+            if b.continuous_batching.is_some() && b.streaming != Some(true) {
+                return Err((
+                    "builtin.continuous_batching",
+                    "`continuous_batching` is a setting of the streaming mode: add `streaming = true`".into(),
+                ));
+            }
         }
         Ok(())
     }
@@ -295,6 +319,17 @@ mod tests {
             let e = spec(src).validate(&[ParamPoint::new()]).unwrap_err();
             assert!(e.1.contains(want), "{src}: {e:?}");
         }
+    }
+
+    #[test]
+    fn streaming_settings_need_the_streaming_mode() {
+        let off = spec("target = \"builtin\"\nbuiltin = { continuous_batching = false }");
+        let e = off.validate(&[ParamPoint::new()]).unwrap_err();
+        assert_eq!(e.0, "builtin.continuous_batching");
+        let on = spec(
+            "target = \"builtin\"\nbuiltin = { streaming = true, continuous_batching = false }",
+        );
+        assert!(on.validate(&[ParamPoint::new()]).is_ok());
     }
 
     #[test]

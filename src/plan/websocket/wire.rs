@@ -29,15 +29,23 @@ pub enum CheckKind {
     Malformed,
     /// Opening and closing many connections leaves no fd or memory growth.
     Churn,
+    /// WebSocket pings on every connection during the flood: each answered
+    /// within a timeout (`ping_rtt`).
+    Ping,
+    /// Streams cancelled mid-way (the connection dropped after the first
+    /// reply), many times: the server still serves, its memory returns.
+    Cancel,
 }
 
 impl CheckKind {
-    pub const ALL: [CheckKind; 5] = [
+    pub const ALL: [CheckKind; 7] = [
         CheckKind::Oversize,
         CheckKind::SlowConsumer,
         CheckKind::AbruptDisconnect,
         CheckKind::Malformed,
         CheckKind::Churn,
+        CheckKind::Ping,
+        CheckKind::Cancel,
     ];
 
     /// The name used in suites and reports.
@@ -48,6 +56,8 @@ impl CheckKind {
             CheckKind::AbruptDisconnect => "abrupt_disconnect",
             CheckKind::Malformed => "malformed",
             CheckKind::Churn => "churn",
+            CheckKind::Ping => "ping",
+            CheckKind::Cancel => "cancel",
         }
     }
 
@@ -60,8 +70,22 @@ impl CheckKind {
         match self {
             CheckKind::Oversize | CheckKind::SlowConsumer => ChecklistItem::WebsocketBuffers,
             CheckKind::AbruptDisconnect | CheckKind::Malformed => ChecklistItem::ErrorHandling,
-            CheckKind::Churn => ChecklistItem::MemoryCleanup,
+            CheckKind::Churn | CheckKind::Cancel => ChecklistItem::MemoryCleanup,
+            CheckKind::Ping => ChecklistItem::Monitoring,
         }
+    }
+
+    /// Whether the check speaks the flood's own client (headers, TLS, the
+    /// scenario's `protocol`), so that it works with `protocol` and
+    /// `wss://`; the others speak neon-perf's format over plain `ws://`.
+    pub fn any_protocol(self) -> bool {
+        matches!(self, CheckKind::Ping | CheckKind::Cancel)
+    }
+
+    /// Whether the check is measured during the flood (by every
+    /// connection) rather than run against the server after it.
+    pub fn during_flood(self) -> bool {
+        self == CheckKind::Ping
     }
 }
 
@@ -93,6 +117,12 @@ pub struct ServeConfig {
     /// Connections served at once; one more is refused with close 1013
     /// ("try again later"). Each idle connection costs about 130 KiB.
     pub max_connections: usize,
+    /// Streaming mode: text `generate` requests are answered with a stream
+    /// of token frames by the decode loop (binary requests as always).
+    pub streaming: bool,
+    /// Streaming mode: one forward pass per decode step over every active
+    /// stream (`true`), or one per stream per step (`false`, to compare).
+    pub continuous_batching: bool,
 }
 
 /// `neon-perf serve`'s default connection cap: about 1.3 GiB of idle
@@ -112,6 +142,8 @@ impl Default for ServeConfig {
             seed: 0,
             max_in_flight: 256,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            streaming: false,
+            continuous_batching: true,
         }
     }
 }

@@ -4,18 +4,24 @@
 //! `observe` reads the server's memory and descriptors from `/proc`.
 
 mod abrupt;
+mod cancel;
 mod churn;
 mod malformed;
 pub mod observe;
 mod oversize;
+mod ping;
 pub mod raw;
 mod slow;
 
+use crate::plan::websocket::health::{CANCEL_STREAMS, CANCEL_TOLERANCE};
 use crate::result::Check;
+use crate::ws::client::{self, FloodConfig, Frame, Load, Payload};
 
 pub use crate::plan::websocket::wire::CheckKind;
 
+pub use cancel::CancelSetup;
 pub use oversize::UNKNOWN_LIMIT_PROBE;
+pub use ping::ping_check;
 
 /// The server a check runs against.
 #[derive(Clone, Debug, PartialEq)]
@@ -46,8 +52,53 @@ pub async fn run_check(kind: CheckKind, target: &CheckTarget) -> Check {
                 CheckKind::AbruptDisconnect => abrupt::run(&url, server).await,
                 CheckKind::Malformed => malformed::run(&url).await,
                 CheckKind::Churn => churn::run(&url, server).await,
+                CheckKind::Ping | CheckKind::Cancel => own_format(kind, &url, target).await,
             }
         }
     };
     Check::new(kind.id(), passed, evidence, Some(kind.item()))
+}
+
+/// The `cancel` check against `target`'s server, with the flood's client
+/// settings (headers, TLS, `protocol`); `ws://` and `wss://` alike.
+pub async fn run_cancel(target: &CheckTarget, setup: &CancelSetup) -> Check {
+    let kind = CheckKind::Cancel;
+    let (passed, evidence) = cancel::run(target.server_pid, setup).await;
+    Check::new(kind.id(), passed, evidence, Some(kind.item()))
+}
+
+/// `ping` or `cancel` on their own, in neon-perf's format: feature vectors
+/// of the width the reference server advertises, else 64-byte binary
+/// messages (an echo server); `cancel` with its default settings.
+async fn own_format(kind: CheckKind, url: &raw::WsUrl, target: &CheckTarget) -> (bool, String) {
+    let conn = match raw::connect(url).await {
+        Ok(c) => c,
+        Err(e) => return (false, format!("could not connect: {e}")),
+    };
+    let dim = conn.header(crate::ws::server::INPUT_DIM_HEADER);
+    let payload = match dim.and_then(|d| d.parse().ok()) {
+        Some(dim) => Payload::features(dim, 0),
+        None => Payload::random(Frame::Binary, 64, 64, 0),
+    };
+    drop(conn);
+    let flood = FloodConfig::new(
+        target.url.clone(),
+        1,
+        Load::Closed { in_flight: 1 },
+        payload,
+    );
+    if kind == CheckKind::Ping {
+        return ping::run(flood).await;
+    }
+    let connector = match client::connector(&flood).await {
+        Ok(c) => c,
+        Err(e) => return (false, e),
+    };
+    let setup = CancelSetup {
+        flood,
+        connector,
+        streams: CANCEL_STREAMS,
+        tolerance: CANCEL_TOLERANCE,
+    };
+    cancel::run(target.server_pid, &setup).await
 }

@@ -23,6 +23,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::payload::Payload;
+use super::ping::Pinger;
 use super::record::{ErrorKind, Local, Recorder, Reply};
 use crate::stats::Rng;
 use crate::ws::protocol::{binary_id, text_id};
@@ -55,6 +56,9 @@ pub struct Shared {
     /// A protocol flood's protocol and stream timings ([`super::stream`]).
     pub protocol: Option<super::stream::Protocol>,
     pub streams: Option<super::stream::StreamRecorder>,
+    /// The `ping` check's settings and every connection's pings.
+    pub ping: Option<super::ping::PingConfig>,
+    pub pings: Option<super::ping::PingRecorder>,
 }
 
 impl Shared {
@@ -107,6 +111,7 @@ struct Conn<'a> {
     timer: Pin<Box<Sleep>>,
     timer_armed: bool,
     stop_fut: Option<Pin<Box<OwnedNotified>>>,
+    pinger: Option<Pinger>,
 }
 
 /// Drives a connected socket until the flood is over for it.
@@ -133,6 +138,7 @@ pub async fn run(ws: Ws, sh: Arc<Shared>, plan: ConnPlan) {
         timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
         timer_armed: false,
         stop_fut,
+        pinger: sh.ping.map(|p| Pinger::new(p, plan.index)),
     };
     std::future::poll_fn(|cx| c.poll_io(cx)).await;
     c.finish();
@@ -140,6 +146,9 @@ pub async fn run(ws: Ws, sh: Arc<Shared>, plan: ConnPlan) {
 
 impl Conn<'_> {
     fn finish(&mut self) {
+        if let Some(p) = &mut self.pinger {
+            p.finish(self.sh);
+        }
         if self.pending > 0 {
             let n = self.pending as u64;
             let idx = self.plan.index;
@@ -277,7 +286,12 @@ impl Conn<'_> {
         match m {
             Message::Binary(b) => self.on_reply(binary_id(&b), b.len()),
             Message::Text(t) => self.on_reply(text_id(&t), t.len()),
-            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {
+            Message::Pong(p) => {
+                if let Some(pinger) = &mut self.pinger {
+                    pinger.on_pong(&p, self.sh);
+                }
+            }
+            Message::Ping(_) | Message::Frame(_) => {
                 // tungstenite queued the pong; make sure it goes out.
                 self.dirty = true;
             }
@@ -397,6 +411,18 @@ impl Conn<'_> {
                     Err(e) => {
                         self.on_error(e);
                         return Poll::Ready(());
+                    }
+                }
+            }
+            // 3b. Pings (the `ping` check).
+            if !self.close_sent {
+                if let Some(p) = &mut self.pinger {
+                    match p.poll(cx, &mut self.ws, self.sh) {
+                        Ok(queued) => self.dirty |= queued,
+                        Err(e) => {
+                            self.on_error(e);
+                            return Poll::Ready(());
+                        }
                     }
                 }
             }

@@ -17,6 +17,7 @@ pub mod conn;
 mod connect;
 pub mod limits;
 pub mod payload;
+pub mod ping;
 pub mod process;
 pub mod record;
 pub mod spin;
@@ -96,6 +97,8 @@ pub struct FloodConfig {
     /// The server's own protocol, with streams of replies; `None`:
     /// neon-perf's format, one reply per request.
     pub protocol: Option<stream::Protocol>,
+    /// WebSocket pings on every connection during the window.
+    pub ping: Option<ping::PingConfig>,
 }
 
 impl FloodConfig {
@@ -120,6 +123,7 @@ impl FloodConfig {
             headers: Headers::default(),
             tls: tls::Trust::WebPki,
             protocol: None,
+            ping: None,
         }
     }
 
@@ -149,6 +153,8 @@ pub struct FloodReport {
     pub spin_back_offs: Option<u64>,
     /// A protocol flood's stream timings.
     pub streams: Option<stream::StreamTotals>,
+    /// With `ping`: every connection's pings.
+    pub pings: Option<ping::PingTotals>,
 }
 
 impl FloodReport {
@@ -230,6 +236,25 @@ pub async fn resolve(url: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("`{host}` resolves to no address"))
 }
 
+/// What opens the connections of a flood with `cfg` to `addr`.
+fn connector_to(cfg: &FloodConfig, addr: SocketAddr) -> Result<Connector, String> {
+    let secure = cfg.url.starts_with("wss://");
+    Ok(Connector {
+        addr,
+        url: cfg.url.clone(),
+        config: ws_config(cfg.connections.max(1), cfg.payload.size_range().1),
+        headers: cfg.headers.clone(),
+        tls: secure.then(|| tls::client_config(&cfg.tls)).transpose()?,
+    })
+}
+
+/// What opens one more connection like the flood `cfg`'s (its url
+/// resolved, headers, TLS).
+pub async fn connector(cfg: &FloodConfig) -> Result<Connector, String> {
+    let addr = resolve(&cfg.url).await?;
+    connector_to(cfg, addr)
+}
+
 /// Runs the flood to its end. Dropping the future aborts every connection.
 pub async fn flood(cfg: FloodConfig, progress: Arc<Progress>) -> Result<FloodReport, String> {
     let addr = resolve(&cfg.url).await?;
@@ -252,16 +277,10 @@ pub async fn flood(cfg: FloodConfig, progress: Arc<Progress>) -> Result<FloodRep
             .protocol
             .as_ref()
             .map(|_| stream::StreamRecorder::new(cfg.reservoir, cfg.seed ^ 0x7374_7265)),
+        ping: cfg.ping,
+        pings: cfg.ping.as_ref().map(ping::PingRecorder::new),
     });
-    let ws_cfg = ws_config(n, cfg.payload.size_range().1);
-    let secure = cfg.url.starts_with("wss://");
-    let connector = Connector {
-        addr,
-        url: cfg.url.clone(),
-        config: ws_cfg,
-        headers: cfg.headers.clone(),
-        tls: secure.then(|| tls::client_config(&cfg.tls)).transpose()?,
-    };
+    let connector = connector_to(&cfg, addr)?;
     let sem = Arc::new(Semaphore::new(cfg.max_connecting.max(1)));
     let attempts_left = Arc::new(AtomicUsize::new(n));
     let all_attempted = Arc::new(Notify::new());
@@ -400,6 +419,7 @@ pub async fn flood(cfg: FloodConfig, progress: Arc<Progress>) -> Result<FloodRep
     let sh = Arc::try_unwrap(sh).map_err(|_| "a connection outlived the flood".to_string())?;
     let totals = sh.recorder.into_totals();
     let streams = sh.streams.map(stream::StreamRecorder::into_totals);
+    let pings = sh.pings.map(ping::PingRecorder::into_totals);
     let window = match cfg.stop {
         StopAfter::Duration(d) => d,
         StopAfter::Messages(_) => {
@@ -415,5 +435,6 @@ pub async fn flood(cfg: FloodConfig, progress: Arc<Progress>) -> Result<FloodRep
         totals,
         spin_back_offs,
         streams,
+        pings,
     })
 }

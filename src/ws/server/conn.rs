@@ -21,6 +21,7 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::batcher::Job;
+use super::decoder::StreamJob;
 use super::stats::Counters;
 use super::{ServeConfig, wait_shutdown};
 use crate::ws::protocol;
@@ -40,6 +41,8 @@ pub(crate) struct Shared {
     pub cfg: ServeConfig,
     pub output_dim: usize,
     pub jobs: std::sync::mpsc::Sender<Job>,
+    /// Streaming mode: where `generate` requests go.
+    pub streams: Option<std::sync::mpsc::Sender<StreamJob>>,
     pub stats: Arc<Counters>,
 }
 
@@ -61,6 +64,11 @@ impl ConnOut {
         if now > self.limit {
             self.overflow.notify_one();
         }
+    }
+
+    /// Whether the connection has ended (its writer is gone).
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
     }
 }
 
@@ -243,6 +251,12 @@ async fn read_loop(
                     }
                 }
             }
+            Ok(Message::Text(t)) if shared.streams.is_some() => {
+                Counters::bump(&stats.messages);
+                if !start_stream(&t, shared, out, permits).await {
+                    return End::Shutdown;
+                }
+            }
             Ok(Message::Text(t)) => {
                 Counters::bump(&stats.messages);
                 Counters::bump(&stats.bad_requests);
@@ -264,6 +278,37 @@ async fn read_loop(
         }
     }
     End::PeerClosed
+}
+
+/// Streaming mode: a `generate` request to the decode loop, or an error
+/// frame back. `false`: the server is shutting down.
+async fn start_stream(
+    text: &str,
+    shared: &Shared,
+    out: &Arc<ConnOut>,
+    permits: &Arc<Semaphore>,
+) -> bool {
+    let Some(streams) = &shared.streams else {
+        return false;
+    };
+    let g = match super::generate::parse(text) {
+        Ok(g) => g,
+        Err((id, why)) => {
+            Counters::bump(&shared.stats.bad_requests);
+            out.push(super::decoder::error_frame(&id, &why));
+            return true;
+        }
+    };
+    let Ok(permit) = permits.clone().acquire_owned().await else {
+        return false;
+    };
+    let job = StreamJob {
+        id: g.id,
+        tokens: g.tokens,
+        conn: out.clone(),
+        _permit: permit,
+    };
+    streams.send(job).is_ok()
 }
 
 async fn write_loop(

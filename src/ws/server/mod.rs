@@ -9,6 +9,8 @@
 
 mod batcher;
 mod conn;
+mod decoder;
+mod generate;
 mod stats;
 
 use std::net::SocketAddr;
@@ -35,6 +37,7 @@ pub struct ServerHandle {
     stop: watch::Sender<bool>,
     accept: tokio::task::JoinHandle<()>,
     batcher: std::thread::JoinHandle<()>,
+    decoder: Option<std::thread::JoinHandle<()>>,
 }
 
 impl ServerHandle {
@@ -60,8 +63,12 @@ impl ServerHandle {
         let _ = self.stop.send(true);
         let _ = self.accept.await;
         // Every job sender is gone with the connections: the batcher ends.
-        let batcher = self.batcher;
-        let _ = tokio::task::spawn_blocking(move || batcher.join()).await;
+        let (batcher, decoder) = (self.batcher, self.decoder);
+        let _ = tokio::task::spawn_blocking(move || {
+            let _ = batcher.join();
+            decoder.map(|d| d.join())
+        })
+        .await;
     }
 }
 
@@ -80,11 +87,19 @@ pub async fn start(cfg: ServeConfig) -> std::io::Result<ServerHandle> {
     let batcher = std::thread::Builder::new()
         .name("neon-perf-batcher".into())
         .spawn(move || batcher::run(model, jobs_rx, max_batch, max_wait, s))?;
+    let (streams, decoder) = match cfg.streaming {
+        true => {
+            let (tx, rx) = start_decoder(&cfg, stats.clone())?;
+            (Some(tx), Some(rx))
+        }
+        false => (None, None),
+    };
     let (stop, stop_rx) = watch::channel(false);
     let shared = Arc::new(Shared {
         output_dim: cfg.output_dim(),
         cfg,
         jobs,
+        streams,
         stats: stats.clone(),
     });
     let accept = tokio::spawn(accept_loop(listener, shared, stop_rx));
@@ -94,7 +109,27 @@ pub async fn start(cfg: ServeConfig) -> std::io::Result<ServerHandle> {
         stop,
         accept,
         batcher,
+        decoder,
     })
+}
+
+/// The streaming mode's decode loop on its own thread, with its own copy
+/// of the model.
+fn start_decoder(
+    cfg: &ServeConfig,
+    stats: Arc<Counters>,
+) -> std::io::Result<(
+    std::sync::mpsc::Sender<decoder::StreamJob>,
+    std::thread::JoinHandle<()>,
+)> {
+    let model =
+        build_model(cfg).map_err(|e| std::io::Error::other(format!("building the model: {e}")))?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (dim, batching) = (cfg.input_dim, cfg.continuous_batching);
+    let handle = std::thread::Builder::new()
+        .name("neon-perf-decoder".into())
+        .spawn(move || decoder::run(model, dim, rx, batching, stats))?;
+    Ok((tx, handle))
 }
 
 /// The model's weights must fit in the memory there is, twice over (the

@@ -14,6 +14,10 @@ pub(crate) struct Counters {
     pub closed_protocol: AtomicU64,
     pub closed_slow: AtomicU64,
     pub refused_full: AtomicU64,
+    pub decode_steps: AtomicU64,
+    pub streams_started: AtomicU64,
+    pub streams_done: AtomicU64,
+    pub streams_cancelled: AtomicU64,
 }
 
 /// What the server has done since it started.
@@ -39,6 +43,14 @@ pub struct ServerStats {
     pub closed_slow: u64,
     /// Connections refused with 1013 at `max_connections`.
     pub refused_full: u64,
+    /// Streaming mode: decode steps run (each one forward pass over every
+    /// active stream, or one per stream with batching off).
+    pub decode_steps: u64,
+    /// Streaming mode: streams started, finished, and dropped because their
+    /// connection went away.
+    pub streams_started: u64,
+    pub streams_done: u64,
+    pub streams_cancelled: u64,
 }
 
 impl ServerStats {
@@ -66,6 +78,10 @@ impl Counters {
             closed_protocol: g(&self.closed_protocol),
             closed_slow: g(&self.closed_slow),
             refused_full: g(&self.refused_full),
+            decode_steps: g(&self.decode_steps),
+            streams_started: g(&self.streams_started),
+            streams_done: g(&self.streams_done),
+            streams_cancelled: g(&self.streams_cancelled),
         }
     }
 

@@ -26,6 +26,7 @@ use super::record::{StreamLocal, StreamRecorder};
 use super::{End, Protocol};
 use crate::stats::Rng;
 use crate::ws::client::conn::{CLOSE_TIMEOUT, ConnLoad, ConnPlan, SEQ_BITS, Shared};
+use crate::ws::client::ping::Pinger;
 use crate::ws::client::record::{ErrorKind, Local};
 use crate::ws::client::{Connector, Ws};
 
@@ -63,6 +64,7 @@ struct StreamConn<'a> {
     timer: Pin<Box<Sleep>>,
     close_timer_armed: bool,
     stop_fut: Option<Pin<Box<OwnedNotified>>>,
+    pinger: Option<Pinger>,
 }
 
 /// Drives a connected socket (and, under `end = "close"`, the ones opened
@@ -93,6 +95,7 @@ pub async fn run(ws: Ws, sh: Arc<Shared>, plan: ConnPlan, connector: Connector) 
         timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
         close_timer_armed: false,
         stop_fut: Some(Box::pin(sh.stop_notify.clone().notified_owned())),
+        pinger: sh.ping.map(|p| Pinger::new(p, plan.index)),
     };
     while std::future::poll_fn(|cx| c.poll_io(cx)).await == Exit::Reconnect {
         if sh.stop.load(Ordering::Relaxed) {
@@ -121,9 +124,15 @@ impl StreamConn<'_> {
         self.close_sent = false;
         self.ended_by_server = false;
         self.close_timer_armed = false;
+        if let Some(p) = &mut self.pinger {
+            p.reconnected();
+        }
     }
 
     fn finish(&mut self) {
+        if let Some(p) = &mut self.pinger {
+            p.finish(self.sh);
+        }
         self.incomplete("never ended (the connection closed first)");
         self.sh.recorder.flush(&mut self.local);
         self.rec.flush(&mut self.slocal);
@@ -210,7 +219,12 @@ impl StreamConn<'_> {
                 let seen = self.proto.read_binary(&b);
                 self.on_frame(seen, b.len(), None);
             }
-            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => self.dirty = true,
+            Message::Pong(p) => {
+                if let Some(pinger) = &mut self.pinger {
+                    pinger.on_pong(&p, self.sh);
+                }
+            }
+            Message::Ping(_) | Message::Frame(_) => self.dirty = true,
             Message::Close(frame) => {
                 if !self.close_sent {
                     let code = frame.map_or(1005, |f| u16::from(f.code));
@@ -345,6 +359,10 @@ impl StreamConn<'_> {
                     }
                 }
             }
+            if let Err(e) = self.ping(cx) {
+                self.on_error(e);
+                return self.exit();
+            }
             if let Some(p) = self.close_when_done(cx) {
                 return p;
             }
@@ -363,6 +381,17 @@ impl StreamConn<'_> {
                 None => continue,
             }
         }
+    }
+
+    /// The `ping` check's pings, while the connection is not closing.
+    fn ping(&mut self, cx: &mut Context<'_>) -> Result<(), WsError> {
+        if self.close_sent {
+            return Ok(());
+        }
+        if let Some(p) = &mut self.pinger {
+            self.dirty |= p.poll(cx, &mut self.ws, self.sh)?;
+        }
+        Ok(())
     }
 
     /// Sends the close frame once nothing more will be sent or awaited.
