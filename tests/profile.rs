@@ -171,7 +171,10 @@ fn a_regression_is_profiled_on_both_sides() {
     assert!(fs::read_to_string(&diff).unwrap().contains("slow_part"));
     // Profiled once every scenario was measured: after the verdict's line.
     let verdict = out.find("REGRESSED").expect(&out);
-    assert!(out.find("PROFILED prof::work").expect(&out) > verdict, "{out}");
+    assert!(
+        out.find("PROFILED prof::work").expect(&out) > verdict,
+        "{out}"
+    );
     // The text names it first, in the terminal and in the Markdown.
     let after = out.split("what changed, head vs base").nth(1).expect(&out);
     assert!(

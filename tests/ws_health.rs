@@ -311,6 +311,7 @@ fn report(result: ScenarioResult) -> neon_perf::outcome::ScenarioReport {
         smoke: false,
         rules: Default::default(),
         tolerance: 0.05,
+        profile: None,
     }
 }
 
