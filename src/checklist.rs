@@ -15,7 +15,9 @@ fn missing_reason(item: ChecklistItem) -> &'static str {
         ChecklistItem::Batching => {
             "no batch sweep listing `batching` ran (a `batch_sweep`, or a `command` with `sweep`)"
         }
-        ChecklistItem::MemoryCleanup => "no oom_stress scenario or `leak` check ran",
+        ChecklistItem::MemoryCleanup => {
+            "no oom_stress scenario, `leak` check or WebSocket `cancel` check ran"
+        }
         ChecklistItem::Monitoring => "no scenario ran",
         ChecklistItem::ErrorHandling => "no scenario exercised an error path (oom_stress)",
     }
