@@ -10,6 +10,7 @@
 //! NEON_PERF_REQUIRE_WS_PEERS=1), once with a bug that leaks memory per
 //! cancelled stream.
 
+mod common;
 #[macro_use]
 mod needs;
 
@@ -50,10 +51,6 @@ static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
     ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 fn suite_text(keys: &str) -> String {
@@ -234,20 +231,7 @@ fn ping_and_cancel_are_config_errors_where_they_do_not_belong() {
     parse_suite(Path::new("ws.toml"), &suite_text(&ok)).unwrap();
 }
 
-/// `url` and `server` keys starting the example backend with `flags`.
-fn backend(flags: &[&str]) -> String {
-    let r = root().display().to_string();
-    let mut argv = vec![
-        format!("\"{r}/target/ws-venv/bin/python\""),
-        format!("\"{r}/examples/ws-backend/server.py\""),
-        "\"{port}\"".to_string(),
-    ];
-    argv.extend(flags.iter().map(|f| format!("\"{f}\"")));
-    format!(
-        "url = \"ws://127.0.0.1:{{port}}/ws\"\nserver = {{ command = [{}], ready = \"log:listening on\" }}\n",
-        argv.join(", ")
-    )
-}
+use common::ws_backend as backend;
 
 /// Checks and the example backend's protocol, after the other keys.
 const STREAMS: &str = "connections = 4\nin_flight = 2\nduration = \"1s\"\n\

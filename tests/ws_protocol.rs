@@ -6,6 +6,7 @@
 //! way a stream ends, every way one goes wrong, auth headers, and the gate
 //! on streams. Config errors need no peer.
 
+mod common;
 #[macro_use]
 mod needs;
 
@@ -65,20 +66,7 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// `url` and `server` keys starting the example backend with `flags`.
-fn backend(flags: &[&str]) -> String {
-    let r = root().display().to_string();
-    let mut argv = vec![
-        format!("\"{r}/target/ws-venv/bin/python\""),
-        format!("\"{r}/examples/ws-backend/server.py\""),
-        "\"{port}\"".to_string(),
-    ];
-    argv.extend(flags.iter().map(|f| format!("\"{f}\"")));
-    format!(
-        "url = \"ws://127.0.0.1:{{port}}/ws\"\nserver = {{ command = [{}], ready = \"log:listening on\" }}\n",
-        argv.join(", ")
-    )
-}
+use common::ws_backend as backend;
 
 /// A generate request for `prompt` with `tokens` tokens.
 fn request(prompt: &str, tokens: u32) -> String {

@@ -88,3 +88,20 @@ pub fn recorded_m(dir: &Path, file: &str) -> toml::Value {
     let t: toml::Value = toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     t["scenario"]["emit"]["metric"]["m"].clone()
 }
+
+/// `url` and `server` keys of a `websocket_flood` that starts the example
+/// backend (examples/ws-backend, in the venv `scripts/ws/setup.sh` makes
+/// under target/) with `flags`.
+pub fn ws_backend(flags: &[&str]) -> String {
+    let r = env!("CARGO_MANIFEST_DIR");
+    let mut argv = vec![
+        format!("\"{r}/target/ws-venv/bin/python\""),
+        format!("\"{r}/examples/ws-backend/server.py\""),
+        "\"{port}\"".to_string(),
+    ];
+    argv.extend(flags.iter().map(|f| format!("\"{f}\"")));
+    format!(
+        "url = \"ws://127.0.0.1:{{port}}/ws\"\nserver = {{ command = [{}], ready = \"log:listening on\" }}\n",
+        argv.join(", ")
+    )
+}

@@ -48,22 +48,15 @@ impl Session {
         on_event: &mut dyn FnMut(ExecEvent),
     ) -> Result<(), String> {
         let nsys = self.nsys.get_or_insert_with(Nsys::find).clone()?;
-        let mut tables = Vec::new();
-        for (name, p) in programs.each() {
-            on_event(ExecEvent::Phase {
-                label: format!("nsys profile of {name}"),
-            });
-            let base = std::path::absolute(out.dir.join(name))
-                .map_err(|e| format!("{}: {e}", out.dir.display()))?;
-            let target = Target {
-                argv: &p.argv,
-                env: &p.env,
-                cwd: &p.cwd,
-                timeout: settings.timeout,
-            };
-            tables.push(nsys.profile(&target, &base)?);
-            out.nsys_reports.push(base.with_extension("nsys-rep"));
-        }
+        let (mut tables, files) = each_side(
+            programs,
+            settings,
+            &out.dir,
+            ("nsys", "nsys-rep"),
+            on_event,
+            |t, file| nsys.profile(t, &file.with_extension("")),
+        )?;
+        out.nsys_reports = files;
         let head = tables.pop().expect("the head");
         out.kernels = kernel_changes(tables.first().map(Vec::as_slice), &head, TOP);
         Ok(())
@@ -78,24 +71,47 @@ impl Session {
         on_event: &mut dyn FnMut(ExecEvent),
     ) -> Result<(), String> {
         let ncu = Ncu::find()?;
-        let mut runs = Vec::new();
-        for (name, p) in programs.each() {
-            on_event(ExecEvent::Phase {
-                label: format!("ncu of {name}"),
-            });
-            let csv = std::path::absolute(out.dir.join(format!("{name}.ncu.csv")))
-                .map_err(|e| format!("{}: {e}", out.dir.display()))?;
-            let target = Target {
-                argv: &p.argv,
-                env: &p.env,
-                cwd: &p.cwd,
-                timeout: settings.timeout,
-            };
-            runs.push(ncu.profile(&target, &csv)?);
-            out.ncu_reports.push(csv);
-        }
+        let (mut runs, files) = each_side(
+            programs,
+            settings,
+            &out.dir,
+            ("ncu", "ncu.csv"),
+            on_event,
+            |t, file| ncu.profile(t, file),
+        )?;
+        out.ncu_reports = files;
         let head = runs.pop().expect("the head");
         out.kernel_figures = figures(runs.first(), &head);
         Ok(())
     }
+}
+
+/// One run of each side under `record` (the `tool`), which writes
+/// `<dir>/<side>.<ext>`:
+/// what each returned (base first), and the files.
+fn each_side<T>(
+    programs: &Programs,
+    settings: &crate::plan::Resolved,
+    dir: &Path,
+    (tool, ext): (&str, &str),
+    on_event: &mut dyn FnMut(ExecEvent),
+    mut record: impl FnMut(&Target<'_>, &Path) -> Result<T, String>,
+) -> Result<(Vec<T>, Vec<std::path::PathBuf>), String> {
+    let (mut got, mut files) = (Vec::new(), Vec::new());
+    for (name, p) in programs.each() {
+        on_event(ExecEvent::Phase {
+            label: format!("{tool} of {name}"),
+        });
+        let file = std::path::absolute(dir.join(format!("{name}.{ext}")))
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
+        let target = Target {
+            argv: &p.argv,
+            env: &p.env,
+            cwd: &p.cwd,
+            timeout: settings.timeout,
+        };
+        got.push(record(&target, &file)?);
+        files.push(file);
+    }
+    Ok((got, files))
 }
