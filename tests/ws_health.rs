@@ -15,13 +15,12 @@ mod common;
 mod needs;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use neon_perf::config::parse_suite;
-use neon_perf::exec::ExecEnv;
 use neon_perf::metric::ChecklistItem;
 use neon_perf::result::{Check, Outcome, ScenarioResult};
 
@@ -60,15 +59,7 @@ fn suite_text(keys: &str) -> String {
 fn run_in(dir: &Path, keys: &str) -> ScenarioResult {
     let _one = one_at_a_time();
     let text = suite_text(keys);
-    let path = dir.join("ws.toml");
-    std::fs::write(&path, &text).unwrap();
-    let suite = parse_suite(&path, &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
-    let plan = &suite.scenarios[0];
-    let env = ExecEnv {
-        neon_perf_bin: PathBuf::from(env!("CARGO_BIN_EXE_neon-perf")),
-        cache_dir: dir.to_path_buf(),
-    };
-    neon_perf::run::execute(plan, &env, &plan.settings, &mut |_| {})
+    common::execute_suite_text(dir, &text)
 }
 
 fn run(keys: &str) -> ScenarioResult {

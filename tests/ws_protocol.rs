@@ -91,15 +91,7 @@ fn run(keys: &str, protocol: &str) -> ScenarioResult {
 
 fn run_in(dir: &Path, keys: &str, protocol: &str) -> ScenarioResult {
     let text = suite_text(keys, protocol);
-    let path = dir.join("ws.toml");
-    std::fs::write(&path, &text).unwrap();
-    let suite = parse_suite(&path, &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
-    let plan = &suite.scenarios[0];
-    let env = ExecEnv {
-        neon_perf_bin: PathBuf::from(env!("CARGO_BIN_EXE_neon-perf")),
-        cache_dir: dir.to_path_buf(),
-    };
-    neon_perf::run::execute(plan, &env, &plan.settings, &mut |_| {})
+    common::execute_suite_text(dir, &text)
 }
 
 fn config_error(keys: &str, protocol: &str) -> String {

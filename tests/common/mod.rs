@@ -105,3 +105,19 @@ pub fn ws_backend(flags: &[&str]) -> String {
         argv.join(", ")
     )
 }
+
+/// Writes `text` as `dir/ws.toml`, parses it (panicking with the error and
+/// the text) and runs its first scenario in this process, with `dir` as
+/// the cache.
+pub fn execute_suite_text(dir: &Path, text: &str) -> neon_perf::result::ScenarioResult {
+    let path = dir.join("ws.toml");
+    std::fs::write(&path, text).unwrap();
+    let suite =
+        neon_perf::config::parse_suite(&path, text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let plan = &suite.scenarios[0];
+    let env = neon_perf::exec::ExecEnv {
+        neon_perf_bin: env!("CARGO_BIN_EXE_neon-perf").into(),
+        cache_dir: dir.to_path_buf(),
+    };
+    neon_perf::run::execute(plan, &env, &plan.settings, &mut |_| {})
+}
