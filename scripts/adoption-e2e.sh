@@ -119,7 +119,23 @@ baselines=$(find baselines -name '*.toml' | sort)
 echo "  baselines: $baselines"
 
 step "second run: compared with the baseline"
-again "$work/run2.log" 0 neon-perf run
+# A slow spell of the CI VM between the bless and this run can make the
+# sample's sort look slower (seen once: +27% CPU time a minute after the
+# bless). This step checks the comparison is made, not the statistics
+# (tests/ cover those), so a regression verdict is run again, up to three
+# times, as a person would re-run a job on a noisy runner.
+for try in 1 2 3; do
+  set +e
+  (again "$work/run2.log" 0 neon-perf run)
+  code=$?
+  set -e
+  if [ "$code" = 0 ] || [ "$try" = 3 ] || ! grep -q "regressed" "$work/run2.log"; then
+    [ "$code" = 0 ] || exit "$code"
+    break
+  fi
+  echo "  (try $try: the comparison said regressed; the machine may be slow; again in 10 s)"
+  sleep 10
+done
 lacks "$work/run2.log" "none compared"
 
 step "adoption end to end: ok"
