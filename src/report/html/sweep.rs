@@ -5,7 +5,6 @@ use plotters::prelude::*;
 
 use super::plot::{self, AXIS, Area, FONT, GRID, PlotResult, SLO};
 use crate::metric::MetricSeries;
-use crate::plan::Kind;
 use crate::result::ScenarioResult;
 use crate::stats::{median, quantile};
 use crate::units::format_seconds;
@@ -17,7 +16,9 @@ pub struct Sweep {
     /// Seconds per forward pass, from every sample of `latency{batch=b}`.
     pub p50: Vec<f64>,
     pub p99: Vec<f64>,
-    /// Samples per second at the median latency (as `best_batch` is chosen).
+    /// Per second: the median of `throughput{batch=b}` (a command's printed
+    /// throughput, a batch_sweep's batch over each latency), else the batch
+    /// over the median latency.
     pub throughput: Vec<f64>,
     pub best_batch: Option<usize>,
     /// `latency_slo`, seconds, when the scenario set one.
@@ -69,15 +70,17 @@ pub fn sweep_data(result: &ScenarioResult) -> Option<Sweep> {
             )
         }
     };
-    // A printed throughput (a command's), else the batch at the median latency.
-    let printed = by_batch("throughput");
+    // The median `throughput{batch=b}` (a command's printed one, or a
+    // batch_sweep's batch over each latency), else the batch over the
+    // median latency.
+    let recorded = by_batch("throughput");
     let throughput = batches
         .iter()
         .zip(&p50)
         .map(|(b, l)| {
-            printed
+            recorded
                 .iter()
-                .find(|(pb, m)| pb == b && result.kind == Kind::Command && !m.samples.is_empty())
+                .find(|(pb, _)| pb == b)
                 .and_then(|(_, m)| median(&m.samples))
                 .unwrap_or(*b as f64 / l)
         })
