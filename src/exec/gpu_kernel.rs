@@ -7,26 +7,28 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use cudarc::driver::{CudaContext, CudaFunction, CudaSlice, CudaStream, sys};
+use cudarc::driver::{CudaFunction, CudaSlice, CudaStream, sys};
 
-use crate::device::buffers::{DevBuf, HostData, Scalar, compare};
-use crate::device::launch::{LaunchDims, derive};
+use crate::device::buffers::{DevBuf, HostData, Scalar};
+use crate::device::launch::LaunchDims;
 use crate::device::peaks::{DevicePeaks, EventTimer, cublas_unavailable_reason};
-use crate::device::{self, CompileOptions, builtin, driver_err};
+use crate::device::{self, driver_err};
 
 mod builtins;
 mod p2p;
+mod user;
 use crate::exec::gpus::{self, OnGpu};
 use crate::exec::sampler::{SamplingReport, StopReason, run_adaptive};
 use crate::exec::{Availability, ExecError, ExecEvent, ExecOutput, Executes, Executor, RunCtx};
-use crate::metric::{ChecklistItem, Direction, MetricKey, MetricSeries, Unit, default_estimator};
+use crate::metric::{Direction, MetricKey, MetricSeries, Unit, default_estimator};
 use crate::plan::gpu_kernel::expr;
-use crate::plan::gpu_kernel::{ArgSpec, Builtin, Dims, GpuKernelSpec, Init};
+use crate::plan::gpu_kernel::{Builtin, GpuKernelSpec};
 use crate::plan::{
     DeviceSel, KindSpec, ParamPoint, ParamValue, Resolved, ScenarioPlan, point_labels,
 };
 use crate::result::Check;
 use builtins::run_builtin_point;
+use user::{UserKernels, load_user_kernels, run_user_point};
 
 pub struct GpuKernelExecutor;
 
@@ -130,18 +132,46 @@ fn run_on_gpu(
     gpu: &OnGpu<'_>,
     out: &mut ExecOutput,
 ) -> Result<(), String> {
-    let OnGpu {
-        set: gpus,
-        ordinal: ord,
-        index: g,
-        ctx: cctx,
-        stream,
-        labels: gpu_labels,
-    } = gpu;
-    let (ord, g) = (*ord, *g);
     let cache_dir = rctx.env.cache_dir.clone();
+    let peaks = measure_peaks(gpu, &cache_dir, out);
+    let mut flush = flush_buffer(spec, gpu)?;
+    let timer = EventTimer::new(&gpu.ctx)?;
+    let user = match (&spec.source, &spec.builtin) {
+        (Some(src), _) => Some(load_user_kernels(
+            spec,
+            src,
+            &plan.base_dir,
+            &gpu.ctx,
+            &cache_dir,
+        )?),
+        _ => None,
+    };
+    let on_gpu = GpuEnv {
+        plan,
+        spec,
+        gpu,
+        timer: &timer,
+        user: user.as_ref(),
+        peaks: peaks.as_ref(),
+        cache_dir: &cache_dir,
+    };
+    for (i, point) in plan.points.iter().enumerate() {
+        on_gpu.run_point(i, point, flush.as_mut(), rctx, out)?;
+    }
+    drop(flush);
+    gpu.stream
+        .synchronize()
+        .map_err(|e| driver_err("cuStreamSynchronize (end of scenario)", e))?;
+    gpu.ctx
+        .check_err()
+        .map_err(|e| driver_err("a deferred CUDA call (recorded while freeing buffers)", e))?;
+    Ok(())
+}
 
-    let peaks = match device::peaks::device_peaks(cctx, &cache_dir) {
+/// The device's measured peaks as metrics, or a warning why not.
+fn measure_peaks(gpu: &OnGpu<'_>, cache_dir: &Path, out: &mut ExecOutput) -> Option<DevicePeaks> {
+    let (gpus, ord, gpu_labels) = (gpu.set, gpu.ordinal, &gpu.labels);
+    match device::peaks::device_peaks(&gpu.ctx, cache_dir) {
         Ok(p) => {
             out.metrics.push(MetricSeries::single(
                 MetricKey::new("device_peak_bandwidth").with_labels(gpu_labels.iter()),
@@ -170,64 +200,77 @@ fn run_on_gpu(
             ));
             None
         }
-    };
+    }
+}
 
-    let mut flush =
-        if spec.cold {
-            let l2 = device::attribute(
-                cctx,
-                sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE,
-            )?
-            .max(0) as usize;
-            let bytes = (2 * l2).max(64 << 20);
-            // SAFETY: only ever written (memset) between launches.
-            Some(unsafe { stream.alloc::<u8>(bytes) }.map_err(|e| {
-                driver_err(&format!("cuMemAlloc (L2 flush buffer, {bytes} bytes)"), e)
-            })?)
-        } else {
-            None
-        };
-    let timer = EventTimer::new(cctx)?;
+/// With `cold = true`: a buffer twice the L2 (at least 64 MiB) that is
+/// written between launches, so every launch starts with a cold cache.
+fn flush_buffer(spec: &GpuKernelSpec, gpu: &OnGpu<'_>) -> Result<Option<CudaSlice<u8>>, String> {
+    if !spec.cold {
+        return Ok(None);
+    }
+    let l2 = device::attribute(
+        &gpu.ctx,
+        sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE,
+    )?
+    .max(0) as usize;
+    let bytes = (2 * l2).max(64 << 20);
+    // SAFETY: only ever written (memset) between launches.
+    let buf = unsafe { gpu.stream.alloc::<u8>(bytes) }
+        .map_err(|e| driver_err(&format!("cuMemAlloc (L2 flush buffer, {bytes} bytes)"), e))?;
+    Ok(Some(buf))
+}
 
-    let user = match (&spec.source, &spec.builtin) {
-        (Some(src), _) => Some(load_user_kernels(
-            spec,
-            src,
-            &plan.base_dir,
-            cctx,
-            &cache_dir,
-        )?),
-        _ => None,
-    };
+/// What every point on one GPU shares.
+struct GpuEnv<'a> {
+    plan: &'a ScenarioPlan,
+    spec: &'a GpuKernelSpec,
+    gpu: &'a OnGpu<'a>,
+    timer: &'a EventTimer,
+    user: Option<&'a UserKernels>,
+    peaks: Option<&'a DevicePeaks>,
+    cache_dir: &'a Path,
+}
 
-    let per_gpu = plan.points.len();
-    let total = per_gpu * gpus.ordinals.len();
-    for (i, point) in plan.points.iter().enumerate() {
+impl GpuEnv<'_> {
+    /// Point `i` of the sweep: measured, named for its GPU, recorded.
+    fn run_point(
+        &self,
+        i: usize,
+        point: &ParamPoint,
+        flush: Option<&mut CudaSlice<u8>>,
+        rctx: &mut RunCtx<'_>,
+        out: &mut ExecOutput,
+    ) -> Result<(), String> {
+        let (gpus, ord, spec) = (self.gpu.set, self.gpu.ordinal, self.spec);
         let mut labels = point_labels(point);
         if spec.cold {
             labels.insert("cache".into(), "cold".into());
         }
         gpus.label(ord, &mut labels);
         let label_text = MetricKey::new("").with_labels(labels.iter()).to_string();
+        let per_gpu = self.plan.points.len();
         rctx.event(ExecEvent::Point {
-            index: g * per_gpu + i,
-            total,
+            index: self.gpu.index * per_gpu + i,
+            total: per_gpu * gpus.ordinals.len(),
             label: label_text.clone(),
         });
         let settings = rctx.settings.clone();
         let mut env = PointEnv {
             settings: &settings,
-            stream,
-            timer: &timer,
-            flush: flush.as_mut(),
+            stream: &self.gpu.stream,
+            timer: self.timer,
+            flush,
             spec,
             point,
-            base_dir: &plan.base_dir,
+            base_dir: &self.plan.base_dir,
         };
         let mut on_sample = |count: usize| rctx.event(ExecEvent::Sample { count });
-        let mut pm = match (&user, spec.builtin) {
+        let mut pm = match (self.user, spec.builtin) {
             (Some(k), _) => run_user_point(&mut env, k, &mut on_sample),
-            (None, Some(b)) => run_builtin_point(&mut env, b, cctx, &cache_dir, &mut on_sample),
+            (None, Some(b)) => {
+                run_builtin_point(&mut env, b, &self.gpu.ctx, self.cache_dir, &mut on_sample)
+            }
             (None, None) => Err("no kernel to run".into()),
         }
         .map_err(|e| {
@@ -245,15 +288,9 @@ fn run_on_gpu(
                 *w = gpus.prefix(ord, w);
             }
         }
-        record_point(out, &labels, &label_text, pm, peaks.as_ref(), &settings);
+        record_point(out, &labels, &label_text, pm, self.peaks, &settings);
+        Ok(())
     }
-    drop(flush);
-    stream
-        .synchronize()
-        .map_err(|e| driver_err("cuStreamSynchronize (end of scenario)", e))?;
-    cctx.check_err()
-        .map_err(|e| driver_err("a deferred CUDA call (recorded while freeing buffers)", e))?;
-    Ok(())
 }
 
 /// What measuring one sweep point produced.
@@ -529,242 +566,6 @@ fn download(
 }
 
 // ---------------------------------------------------------------- user kernels
-
-struct UserKernels {
-    file: String,
-    entry: CudaFunction,
-    reference: Option<CudaFunction>,
-}
-
-fn load_user_kernels(
-    spec: &GpuKernelSpec,
-    source: &str,
-    base_dir: &Path,
-    cctx: &Arc<CudaContext>,
-    cache_dir: &Path,
-) -> Result<UserKernels, String> {
-    let path = base_dir.join(source);
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        format!(
-            "cannot read kernel source `{source}` ({}): {e}",
-            path.display()
-        )
-    })?;
-    let opts = CompileOptions {
-        arch: None,
-        options: spec.nvrtc_options.clone(),
-        include_paths: path
-            .parent()
-            .map(|p| vec![p.to_path_buf()])
-            .unwrap_or_default(),
-    };
-    let module = builtin::load_module(cctx, &text, source, &opts, cache_dir)?;
-    let entry_name = spec.entry.as_deref().unwrap_or_default();
-    Ok(UserKernels {
-        file: source.to_string(),
-        entry: builtin::function(&module, entry_name, source)?,
-        reference: spec
-            .reference_entry
-            .as_deref()
-            .map(|r| builtin::function(&module, r, source))
-            .transpose()?,
-    })
-}
-
-fn eval_dims(d: Option<&Dims>, what: &str, point: &ParamPoint) -> Result<Option<Vec<i64>>, String> {
-    d.map(|d| {
-        d.0.iter()
-            .map(|e| expr::eval_int(e.as_str(), point).map_err(|err| format!("`{what}`: {err}")))
-            .collect()
-    })
-    .transpose()
-}
-
-fn host_init(a: &ArgSpec, len: usize, seed: u64, base_dir: &Path) -> Result<HostData, String> {
-    match a.init.unwrap_or_default() {
-        Init::Random => Ok(HostData::random(a.dtype, len, a.seed.unwrap_or(seed))),
-        Init::Constant => Ok(HostData::constant(a.dtype, len, a.fill.unwrap_or(0.0))),
-        Init::File => {
-            let file = a.file.as_deref().unwrap_or_default();
-            let path = base_dir.join(file);
-            let bytes = std::fs::read(&path)
-                .map_err(|e| format!("cannot read `{file}` ({}): {e}", path.display()))?;
-            HostData::from_le_bytes(a.dtype, len, &bytes).map_err(|e| format!("`{file}` {e}"))
-        }
-    }
-}
-
-fn run_user_point(
-    env: &mut PointEnv<'_>,
-    k: &UserKernels,
-    on_sample: &mut dyn FnMut(usize),
-) -> Result<PointMeasure, String> {
-    let spec = env.spec;
-    let point = env.point;
-    let stream = env.stream;
-    let seed = spec.seed.unwrap_or(DEFAULT_SEED);
-    let mut vals = Vec::new();
-    let mut hosts: Vec<Option<HostData>> = Vec::new();
-    let names: Vec<String> = spec.args.iter().map(|a| a.name.clone()).collect();
-    for (ai, a) in spec.args.iter().enumerate() {
-        let ctx = |e: String| format!("argument `{}`: {e}", a.name);
-        if let Some(len) = &a.len {
-            let n = expr::eval_int(len.as_str(), point).map_err(ctx)?;
-            if n < 1 {
-                return Err(ctx(format!(
-                    "len `{len}` = {n}: a buffer needs at least 1 element"
-                )));
-            }
-            let n = n as usize;
-            if a.out {
-                vals.push(ArgVal::Buf(DevBuf::poisoned(stream, a.dtype, n, &a.name)?));
-                hosts.push(None);
-            } else {
-                let h = host_init(a, n, seed.wrapping_add(ai as u64), env.base_dir).map_err(ctx)?;
-                vals.push(ArgVal::Buf(DevBuf::upload(stream, &h, &a.name)?));
-                hosts.push(Some(h));
-            }
-        } else if let Some(v) = &a.value {
-            let x = if a.dtype.is_float() {
-                expr::eval_f64(v.as_str(), point).map_err(ctx)?
-            } else {
-                expr::eval_int(v.as_str(), point).map_err(ctx)? as f64
-            };
-            vals.push(ArgVal::Scalar(Scalar::new(a.dtype, x).map_err(ctx)?));
-            hosts.push(None);
-        }
-    }
-    let threads = eval_dims(spec.threads.as_deref(), "threads", point)?;
-    let block = eval_dims(spec.block.as_deref(), "block", point)?;
-    let grid = eval_dims(spec.grid.as_deref(), "grid", point)?;
-    let shared = match &spec.shared_mem {
-        Some(e) => {
-            expr::eval_int(e.as_str(), point).map_err(|err| format!("`shared_mem`: {err}"))?
-        }
-        None => 0,
-    };
-    let cfg = derive(
-        threads.as_deref(),
-        block.as_deref(),
-        grid.as_deref(),
-        shared,
-    )?;
-    let all: Vec<usize> = (0..vals.len()).collect();
-    let entry = spec.entry.as_deref().unwrap_or_default();
-    let outs: Vec<usize> = spec
-        .args
-        .iter()
-        .enumerate()
-        .filter(|(_, a)| a.is_output())
-        .map(|(i, _)| i)
-        .collect();
-    let write_only: Vec<usize> = spec
-        .args
-        .iter()
-        .enumerate()
-        .filter(|(_, a)| a.out)
-        .map(|(i, _)| i)
-        .collect();
-    let mut warnings = Vec::new();
-
-    // Correctness first, on fresh inputs.
-    poison(stream, &mut vals, &write_only, &names)?;
-    launch(stream, &k.entry, entry, cfg, &vals, &all)?;
-    sync(stream, &format!("kernel `{entry}`"))?;
-    let got = download(stream, &vals, &outs, &names)?;
-    let check = if outs.is_empty() {
-        warnings.push(format!(
-            "`{entry}` has no output buffers (`out = true` or `inout = true`): its results are not checked"
-        ));
-        None
-    } else if let (Some(reference), Some(rname)) = (&k.reference, spec.reference_entry.as_deref()) {
-        restore_inputs(stream, &mut vals, &hosts, &outs, &names)?;
-        poison(stream, &mut vals, &write_only, &names)?;
-        launch(stream, reference, rname, cfg, &vals, &all)?;
-        sync(stream, &format!("reference kernel `{rname}`"))?;
-        let want = download(stream, &vals, &outs, &names)?;
-        let mut passed = true;
-        let mut ev = Vec::new();
-        for (j, &i) in outs.iter().enumerate() {
-            let dt = spec.args[i].dtype;
-            let (rt, at) = dt.default_tolerance();
-            let (rtol, atol) = (spec.rtol.unwrap_or(rt), spec.atol.unwrap_or(at));
-            let r = compare(
-                got[j].len(),
-                |e| got[j].get(e),
-                |e| want[j].get(e),
-                rtol,
-                atol,
-            );
-            passed &= r.passed();
-            ev.push(r.evidence(&names[i], rtol, atol));
-        }
-        Some(Check::new(
-            format!("`{entry}` matches `{rname}` ({})", k.file),
-            passed,
-            format!(
-                "{}; timed with CUDA events, read after cuEventSynchronize",
-                ev.join("; ")
-            ),
-            Some(ChecklistItem::CudaSync),
-        ))
-    } else {
-        let mut passed = true;
-        let mut ev = Vec::new();
-        for (j, &i) in outs.iter().enumerate() {
-            let nan = (0..got[j].len())
-                .filter(|&e| got[j].get(e).is_nan())
-                .count();
-            passed &= nan == 0 && !got[j].is_empty();
-            ev.push(format!(
-                "{}: {} elements, {nan} left NaN after poisoning",
-                names[i],
-                got[j].len()
-            ));
-        }
-        warnings.push(format!(
-            "`{entry}` has no `reference_entry`: only checked that every output element was written"
-        ));
-        Some(Check::new(
-            format!("`{entry}` writes every output element ({})", k.file),
-            passed,
-            ev.join("; "),
-            Some(ChecklistItem::CudaSync),
-        ))
-    };
-    restore_inputs(stream, &mut vals, &hosts, &outs, &names)?;
-    drop(got);
-
-    let (times, report) = env.measure(
-        entry,
-        || launch(stream, &k.entry, entry, cfg, &vals, &all),
-        on_sample,
-    )?;
-    Ok(PointMeasure {
-        times,
-        report,
-        bytes: env.eval_opt(&spec.bytes, "bytes")?,
-        flops: env.eval_opt(&spec.flops, "flops")?,
-        check,
-        warnings,
-    })
-}
-
-/// Puts the initial data back into read-write buffers.
-fn restore_inputs(
-    stream: &Arc<CudaStream>,
-    vals: &mut [ArgVal],
-    hosts: &[Option<HostData>],
-    outs: &[usize],
-    names: &[String],
-) -> Result<(), String> {
-    for &i in outs {
-        if let (ArgVal::Buf(b), Some(h)) = (&mut vals[i], &hosts[i]) {
-            b.write(stream, h, &names[i])?;
-        }
-    }
-    Ok(())
-}
 
 #[cfg(test)]
 mod tests {
