@@ -12,7 +12,7 @@ use super::{
     ArgVal, DEFAULT_SEED, PointEnv, PointMeasure, Step, StepSpec, buf, launch, run_steps, sync,
 };
 use crate::device::buffers::{CompareReport, DevBuf, HostData, Scalar, compare, rel_l2_error};
-use crate::device::launch::derive;
+use crate::device::launch::{LaunchDims, derive};
 use crate::device::peaks::{blas, gemm};
 use crate::device::{self, builtin};
 use crate::metric::ChecklistItem;
@@ -48,6 +48,19 @@ fn exact_check(name: &str, what: &str, r: CompareReport) -> Check {
     )
 }
 
+/// A built-in kernel's point, ready to time: its arguments, its launch
+/// steps, the check of its first run, and its bytes and FLOPs per run.
+struct Prepared {
+    vals: Vec<ArgVal>,
+    steps: Vec<StepSpec<'static>>,
+    check: Check,
+    bytes: f64,
+    flops: Option<f64>,
+}
+
+/// Loads a built-in kernel by name.
+type Load<'m> = &'m dyn Fn(&str) -> Result<CudaFunction, String>;
+
 fn run_builtin_kernel_point(
     env: &mut PointEnv<'_>,
     b: Builtin,
@@ -56,188 +69,22 @@ fn run_builtin_kernel_point(
     on_sample: &mut dyn FnMut(usize),
 ) -> Result<PointMeasure, String> {
     let stream = env.stream;
-    let seed = env.spec.seed.unwrap_or(DEFAULT_SEED);
     let f = |n: &str| builtin::function(module, n, builtin::NAME);
     let id = b.id();
-    let (vals, steps_spec, check, bytes, flops): (
-        Vec<ArgVal>,
-        Vec<StepSpec<'_>>,
-        Check,
-        f64,
-        Option<f64>,
-    );
-    let vals_owned;
-    match b {
-        Builtin::Copy | Builtin::Saxpy => {
-            let n = env.param("n", None)? as usize;
-            let x = HostData::random(Dtype::F32, n, seed);
-            let threads = ((n / 4).max(n % 4)).max(1) as i64;
-            let cfg = derive(Some(&[threads]), Some(&[256]), None, 0)?;
-            if b == Builtin::Copy {
-                vals_owned = vec![
-                    ArgVal::Buf(DevBuf::upload(stream, &x, "x")?),
-                    ArgVal::Buf(DevBuf::poisoned(stream, Dtype::F32, n, "y")?),
-                    ArgVal::Scalar(Scalar::U64(n as u64)),
-                ];
-                launch(
-                    stream,
-                    &f("np_copy_f32")?,
-                    "np_copy_f32",
-                    cfg,
-                    &vals_owned,
-                    &[0, 1, 2],
-                )?;
-                sync(stream, "builtin copy")?;
-                let y = buf(&vals_owned, 1).download(stream, "y")?;
-                check = exact_check(
-                    id,
-                    "y = x",
-                    compare(n, |i| y.get(i), |i| x.get(i), 0.0, 0.0),
-                );
-                steps_spec = vec![("np_copy_f32", cfg, vec![0, 1, 2])];
-                bytes = 8.0 * n as f64;
-                flops = None;
-            } else {
-                let y = HostData::random(Dtype::F32, n, seed.wrapping_add(1));
-                let a = 2.0f32;
-                vals_owned = vec![
-                    ArgVal::Buf(DevBuf::upload(stream, &x, "x")?),
-                    ArgVal::Buf(DevBuf::upload(stream, &y, "y")?),
-                    ArgVal::Buf(DevBuf::poisoned(stream, Dtype::F32, n, "z")?),
-                    ArgVal::Scalar(Scalar::F32(a)),
-                    ArgVal::Scalar(Scalar::U64(n as u64)),
-                ];
-                let idx = vec![0, 1, 2, 3, 4];
-                launch(
-                    stream,
-                    &f("np_saxpy_f32")?,
-                    "np_saxpy_f32",
-                    cfg,
-                    &vals_owned,
-                    &idx,
-                )?;
-                sync(stream, "builtin saxpy")?;
-                let z = buf(&vals_owned, 2).download(stream, "z")?;
-                let (HostData::F32(xv), HostData::F32(yv)) = (&x, &y) else {
-                    unreachable!()
-                };
-                check = exact_check(
-                    id,
-                    "z = fma(a, x, y)",
-                    compare(
-                        n,
-                        |i| z.get(i),
-                        |i| a.mul_add(xv[i], yv[i]) as f64,
-                        0.0,
-                        0.0,
-                    ),
-                );
-                steps_spec = vec![("np_saxpy_f32", cfg, idx)];
-                bytes = 12.0 * n as f64;
-                flops = Some(2.0 * n as f64);
-            }
-        }
-        Builtin::Reduction => {
-            let n = env.param("n", None)? as usize;
-            let x = HostData::random(Dtype::F32, n, seed);
-            let sms = device::attribute(
-                cctx,
-                sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT,
-            )?;
-            let blocks = ((sms.max(1) as usize) * 8).min(n.div_ceil(256)).max(1);
-            let cfg1 = derive(None, Some(&[256]), Some(&[blocks as i64]), 0)?;
-            let cfg2 = derive(None, Some(&[1024]), Some(&[1]), 0)?;
-            vals_owned = vec![
-                ArgVal::Buf(DevBuf::upload(stream, &x, "x")?),
-                ArgVal::Buf(DevBuf::poisoned(stream, Dtype::F32, blocks, "partial")?),
-                ArgVal::Buf(DevBuf::poisoned(stream, Dtype::F32, 1, "sum")?),
-                ArgVal::Scalar(Scalar::U64(n as u64)),
-                ArgVal::Scalar(Scalar::U32(blocks as u32)),
-            ];
-            steps_spec = vec![
-                ("np_reduce_partial", cfg1, vec![0, 1, 3]),
-                ("np_reduce_final", cfg2, vec![1, 2, 4]),
-            ];
-            let fns: Vec<CudaFunction> = steps_spec
-                .iter()
-                .map(|(n, _, _)| f(n))
-                .collect::<Result<_, _>>()?;
-            for ((name, cfg, idx), func) in steps_spec.iter().zip(&fns) {
-                launch(stream, func, name, *cfg, &vals_owned, idx)?;
-            }
-            sync(stream, "builtin reduction")?;
-            let got = buf(&vals_owned, 2).download(stream, "sum")?.get(0);
-            let HostData::F32(xv) = &x else {
-                unreachable!()
-            };
-            let want: f64 = xv.iter().map(|v| *v as f64).sum();
-            let scale: f64 = xv.iter().map(|v| v.abs() as f64).sum();
-            let err = (got - want).abs() / scale.max(f64::MIN_POSITIVE);
-            check = Check::new(
-                format!("builtin {id} sum matches the host"),
-                err <= 1e-5 && got.is_finite(),
-                format!(
-                    "sum of {n} f32: got {got}, host (f64) {want}, |error| / sum|x| = {err:.2e} (limit 1e-5); timed with CUDA events, read after cuEventSynchronize"
-                ),
-                Some(ChecklistItem::CudaSync),
-            );
-            bytes = 4.0 * n as f64;
-            flops = Some(n as f64);
-        }
-        Builtin::Transpose => {
-            let rows = env.param("rows", Some("n"))? as usize;
-            let cols = env.param("cols", Some("n"))? as usize;
-            if rows > i32::MAX as usize || cols > i32::MAX as usize {
-                return Err("transpose rows/cols must fit in a 32-bit int".into());
-            }
-            let x = HostData::random(Dtype::F32, rows * cols, seed);
-            let cfg = derive(
-                Some(&[cols as i64, (rows as i64 + 3) / 4]),
-                Some(&[32, 8]),
-                None,
-                0,
-            )?;
-            vals_owned = vec![
-                ArgVal::Buf(DevBuf::upload(stream, &x, "in")?),
-                ArgVal::Buf(DevBuf::poisoned(stream, Dtype::F32, rows * cols, "out")?),
-                ArgVal::Scalar(Scalar::I32(rows as i32)),
-                ArgVal::Scalar(Scalar::I32(cols as i32)),
-            ];
-            let idx = vec![0, 1, 2, 3];
-            launch(
-                stream,
-                &f("np_transpose_f32")?,
-                "np_transpose_f32",
-                cfg,
-                &vals_owned,
-                &idx,
-            )?;
-            sync(stream, "builtin transpose")?;
-            let o = buf(&vals_owned, 1).download(stream, "out")?;
-            // out[c][r] = in[r][c]
-            check = exact_check(
-                id,
-                "out = in^T",
-                compare(
-                    rows * cols,
-                    |i| o.get(i),
-                    |i| x.get((i % rows) * cols + i / rows),
-                    0.0,
-                    0.0,
-                ),
-            );
-            steps_spec = vec![("np_transpose_f32", cfg, idx)];
-            bytes = 8.0 * (rows * cols) as f64;
-            flops = None;
-        }
+    let p = match b {
+        Builtin::Copy => copy_point(env, &f)?,
+        Builtin::Saxpy => saxpy_point(env, &f)?,
+        Builtin::Reduction => reduction_point(env, &f, cctx)?,
+        Builtin::Transpose => transpose_point(env, &f)?,
         _ => unreachable!("GEMMs run through cuBLAS"),
-    }
-    vals = vals_owned;
-    let fns: Vec<CudaFunction> = steps_spec
+    };
+    let fns: Vec<CudaFunction> = p
+        .steps
         .iter()
         .map(|(n, _, _)| f(n))
         .collect::<Result<_, _>>()?;
-    let steps: Vec<Step<'_>> = steps_spec
+    let steps: Vec<Step<'_>> = p
+        .steps
         .iter()
         .zip(&fns)
         .map(|((name, cfg, idx), func)| Step {
@@ -247,14 +94,202 @@ fn run_builtin_kernel_point(
             args: idx.clone(),
         })
         .collect();
+    let vals = p.vals;
     let (times, report) = env.measure(id, || run_steps(stream, &steps, &vals), on_sample)?;
     Ok(PointMeasure {
         times,
         report,
-        bytes: env.eval_opt(&env.spec.bytes, "bytes")?.or(Some(bytes)),
-        flops: env.eval_opt(&env.spec.flops, "flops")?.or(flops),
-        check: Some(check),
+        bytes: env.eval_opt(&env.spec.bytes, "bytes")?.or(Some(p.bytes)),
+        flops: env.eval_opt(&env.spec.flops, "flops")?.or(p.flops),
+        check: Some(p.check),
         warnings: Vec::new(),
+    })
+}
+
+fn seed(env: &PointEnv<'_>) -> u64 {
+    env.spec.seed.unwrap_or(DEFAULT_SEED)
+}
+
+/// copy and saxpy: one thread per 4 elements, blocks of 256.
+fn elementwise_launch(n: usize) -> Result<LaunchDims, String> {
+    let threads = ((n / 4).max(n % 4)).max(1) as i64;
+    derive(Some(&[threads]), Some(&[256]), None, 0)
+}
+
+/// y = x, checked exactly.
+fn copy_point(env: &PointEnv<'_>, f: Load<'_>) -> Result<Prepared, String> {
+    let stream = env.stream;
+    let n = env.param("n", None)? as usize;
+    let x = HostData::random(Dtype::F32, n, seed(env));
+    let cfg = elementwise_launch(n)?;
+    let vals = vec![
+        ArgVal::Buf(DevBuf::upload(stream, &x, "x")?),
+        ArgVal::Buf(DevBuf::poisoned(stream, Dtype::F32, n, "y")?),
+        ArgVal::Scalar(Scalar::U64(n as u64)),
+    ];
+    launch(stream, &f("np_copy_f32")?, "np_copy_f32", cfg, &vals, &[0, 1, 2])?;
+    sync(stream, "builtin copy")?;
+    let y = buf(&vals, 1).download(stream, "y")?;
+    let check = exact_check(
+        Builtin::Copy.id(),
+        "y = x",
+        compare(n, |i| y.get(i), |i| x.get(i), 0.0, 0.0),
+    );
+    Ok(Prepared {
+        vals,
+        steps: vec![("np_copy_f32", cfg, vec![0, 1, 2])],
+        check,
+        bytes: 8.0 * n as f64,
+        flops: None,
+    })
+}
+
+/// z = a·x + y (one fused multiply-add), checked exactly.
+fn saxpy_point(env: &PointEnv<'_>, f: Load<'_>) -> Result<Prepared, String> {
+    let stream = env.stream;
+    let n = env.param("n", None)? as usize;
+    let seed = seed(env);
+    let x = HostData::random(Dtype::F32, n, seed);
+    let cfg = elementwise_launch(n)?;
+    let y = HostData::random(Dtype::F32, n, seed.wrapping_add(1));
+    let a = 2.0f32;
+    let vals = vec![
+        ArgVal::Buf(DevBuf::upload(stream, &x, "x")?),
+        ArgVal::Buf(DevBuf::upload(stream, &y, "y")?),
+        ArgVal::Buf(DevBuf::poisoned(stream, Dtype::F32, n, "z")?),
+        ArgVal::Scalar(Scalar::F32(a)),
+        ArgVal::Scalar(Scalar::U64(n as u64)),
+    ];
+    let idx = vec![0, 1, 2, 3, 4];
+    launch(stream, &f("np_saxpy_f32")?, "np_saxpy_f32", cfg, &vals, &idx)?;
+    sync(stream, "builtin saxpy")?;
+    let z = buf(&vals, 2).download(stream, "z")?;
+    let (HostData::F32(xv), HostData::F32(yv)) = (&x, &y) else {
+        unreachable!()
+    };
+    let check = exact_check(
+        Builtin::Saxpy.id(),
+        "z = fma(a, x, y)",
+        compare(
+            n,
+            |i| z.get(i),
+            |i| a.mul_add(xv[i], yv[i]) as f64,
+            0.0,
+            0.0,
+        ),
+    );
+    Ok(Prepared {
+        vals,
+        steps: vec![("np_saxpy_f32", cfg, idx)],
+        check,
+        bytes: 12.0 * n as f64,
+        flops: Some(2.0 * n as f64),
+    })
+}
+
+/// The sum of x in two launches (partial sums per block, then one block),
+/// checked against the host's f64 sum.
+fn reduction_point(
+    env: &PointEnv<'_>,
+    f: Load<'_>,
+    cctx: &Arc<CudaContext>,
+) -> Result<Prepared, String> {
+    let stream = env.stream;
+    let n = env.param("n", None)? as usize;
+    let x = HostData::random(Dtype::F32, n, seed(env));
+    let sms = device::attribute(
+        cctx,
+        sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT,
+    )?;
+    let blocks = ((sms.max(1) as usize) * 8).min(n.div_ceil(256)).max(1);
+    let cfg1 = derive(None, Some(&[256]), Some(&[blocks as i64]), 0)?;
+    let cfg2 = derive(None, Some(&[1024]), Some(&[1]), 0)?;
+    let vals = vec![
+        ArgVal::Buf(DevBuf::upload(stream, &x, "x")?),
+        ArgVal::Buf(DevBuf::poisoned(stream, Dtype::F32, blocks, "partial")?),
+        ArgVal::Buf(DevBuf::poisoned(stream, Dtype::F32, 1, "sum")?),
+        ArgVal::Scalar(Scalar::U64(n as u64)),
+        ArgVal::Scalar(Scalar::U32(blocks as u32)),
+    ];
+    let steps: Vec<StepSpec<'static>> = vec![
+        ("np_reduce_partial", cfg1, vec![0, 1, 3]),
+        ("np_reduce_final", cfg2, vec![1, 2, 4]),
+    ];
+    let fns: Vec<CudaFunction> = steps
+        .iter()
+        .map(|(n, _, _)| f(n))
+        .collect::<Result<_, _>>()?;
+    for ((name, cfg, idx), func) in steps.iter().zip(&fns) {
+        launch(stream, func, name, *cfg, &vals, idx)?;
+    }
+    sync(stream, "builtin reduction")?;
+    let got = buf(&vals, 2).download(stream, "sum")?.get(0);
+    let HostData::F32(xv) = &x else {
+        unreachable!()
+    };
+    let want: f64 = xv.iter().map(|v| *v as f64).sum();
+    let scale: f64 = xv.iter().map(|v| v.abs() as f64).sum();
+    let err = (got - want).abs() / scale.max(f64::MIN_POSITIVE);
+    let check = Check::new(
+        format!("builtin {} sum matches the host", Builtin::Reduction.id()),
+        err <= 1e-5 && got.is_finite(),
+        format!(
+            "sum of {n} f32: got {got}, host (f64) {want}, |error| / sum|x| = {err:.2e} (limit 1e-5); timed with CUDA events, read after cuEventSynchronize"
+        ),
+        Some(ChecklistItem::CudaSync),
+    );
+    Ok(Prepared {
+        vals,
+        steps,
+        check,
+        bytes: 4.0 * n as f64,
+        flops: Some(n as f64),
+    })
+}
+
+/// out = inᵀ for a rows × cols matrix, checked exactly.
+fn transpose_point(env: &PointEnv<'_>, f: Load<'_>) -> Result<Prepared, String> {
+    let stream = env.stream;
+    let rows = env.param("rows", Some("n"))? as usize;
+    let cols = env.param("cols", Some("n"))? as usize;
+    if rows > i32::MAX as usize || cols > i32::MAX as usize {
+        return Err("transpose rows/cols must fit in a 32-bit int".into());
+    }
+    let x = HostData::random(Dtype::F32, rows * cols, seed(env));
+    let cfg = derive(
+        Some(&[cols as i64, (rows as i64 + 3) / 4]),
+        Some(&[32, 8]),
+        None,
+        0,
+    )?;
+    let vals = vec![
+        ArgVal::Buf(DevBuf::upload(stream, &x, "in")?),
+        ArgVal::Buf(DevBuf::poisoned(stream, Dtype::F32, rows * cols, "out")?),
+        ArgVal::Scalar(Scalar::I32(rows as i32)),
+        ArgVal::Scalar(Scalar::I32(cols as i32)),
+    ];
+    let idx = vec![0, 1, 2, 3];
+    launch(stream, &f("np_transpose_f32")?, "np_transpose_f32", cfg, &vals, &idx)?;
+    sync(stream, "builtin transpose")?;
+    let o = buf(&vals, 1).download(stream, "out")?;
+    // out[c][r] = in[r][c]
+    let check = exact_check(
+        Builtin::Transpose.id(),
+        "out = in^T",
+        compare(
+            rows * cols,
+            |i| o.get(i),
+            |i| x.get((i % rows) * cols + i / rows),
+            0.0,
+            0.0,
+        ),
+    );
+    Ok(Prepared {
+        vals,
+        steps: vec![("np_transpose_f32", cfg, idx)],
+        check,
+        bytes: 8.0 * (rows * cols) as f64,
+        flops: None,
     })
 }
 

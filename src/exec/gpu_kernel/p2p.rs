@@ -3,9 +3,10 @@
 //! direct peer access enabled where `cuDeviceCanAccessPeer` allows it,
 //! timed with CUDA events on the destination's stream and checked exact.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use cudarc::driver::{CudaContext, DevicePtr, DevicePtrMut, result, sys};
+use cudarc::driver::{CudaContext, CudaStream, DevicePtr, DevicePtrMut, result, sys};
 
 use super::{DEFAULT_SEED, PointEnv, sampling_warning};
 use crate::device::buffers::{DevBuf, HostData, compare};
@@ -15,7 +16,7 @@ use crate::exec::gpus;
 use crate::exec::{ExecEvent, ExecOutput, RunCtx};
 use crate::metric::{ChecklistItem, Direction, MetricKey, MetricSeries, Unit, default_estimator};
 use crate::plan::gpu_kernel::{Dtype, GpuKernelSpec};
-use crate::plan::{ScenarioPlan, point_labels};
+use crate::plan::{ParamPoint, Resolved, ScenarioPlan, point_labels};
 use crate::result::Check;
 
 /// Every ordered pair `(src, dst)` of `count` GPUs with `src != dst`, by source.
@@ -123,146 +124,20 @@ pub(super) fn run(
         device: gpus::device_text(&names),
         ..Default::default()
     };
-    let seed = spec.seed.unwrap_or(DEFAULT_SEED);
     let pairs = pairs(count);
-    let total = plan.points.len() * pairs.len();
-    let settings = rctx.settings.clone();
+    let p2p = P2p {
+        plan,
+        spec,
+        settings: rctx.settings.clone(),
+        ctxs: &ctxs,
+        total: plan.points.len() * pairs.len(),
+    };
     let mut index = 0;
     for point in &plan.points {
-        let point_text = MetricKey::new("")
-            .with_labels(point_labels(point).iter())
-            .to_string();
-        let mut src_data: Option<(usize, HostData, DevBuf)> = None;
-        for &(s, d) in &pairs {
-            let at = |e: String| {
-                let pair = format!("cuda:{s} → cuda:{d}");
-                if point_text.is_empty() {
-                    format!("{pair}: {e}")
-                } else {
-                    format!("{point_text} {pair}: {e}")
-                }
-            };
-            let mut labels = point_labels(point);
-            labels.insert("src".into(), s.to_string());
-            labels.insert("dst".into(), d.to_string());
-            let label_text = MetricKey::new("").with_labels(labels.iter()).to_string();
-            rctx.event(ExecEvent::Point {
-                index,
-                total,
-                label: label_text.clone(),
-            });
+        let mut source: Option<Source> = None;
+        for &pair in &pairs {
+            p2p.run_pair(point, pair, index, &mut source, rctx, &mut out)?;
             index += 1;
-            let (src, dst) = (&ctxs[s], &ctxs[d]);
-            let dst_stream = dst.default_stream();
-            let timer = EventTimer::new(dst).map_err(at)?;
-            let mut env = PointEnv {
-                settings: &settings,
-                stream: &dst_stream,
-                timer: &timer,
-                flush: None,
-                spec,
-                point,
-                base_dir: &plan.base_dir,
-            };
-            let n = env.param("n", None).map_err(at)? as usize;
-            let bytes = env
-                .eval_opt(&spec.bytes, "bytes")
-                .map_err(at)?
-                .unwrap_or(4.0 * n as f64);
-            // One source buffer per source GPU, with its own data, so a copy
-            // from the wrong GPU would not pass the check.
-            if src_data.as_ref().map(|(o, _, _)| *o) != Some(s) {
-                // Free the previous source's buffer before allocating this one.
-                drop(src_data.take());
-                let src_stream = src.default_stream();
-                let h = HostData::random(Dtype::F32, n, seed.wrapping_add(s as u64));
-                let b = DevBuf::upload(&src_stream, &h, "src").map_err(at)?;
-                src_stream
-                    .synchronize()
-                    .map_err(|e| at(driver_err("cuStreamSynchronize (source upload)", e)))?;
-                src_data = Some((s, h, b));
-            }
-            let Some((_, host, DevBuf::F32(src_buf))) = &src_data else {
-                unreachable!("f32 source buffer")
-            };
-            let peer = PeerAccess::enable(dst, src).map_err(at)?;
-            let mut dst_buf = DevBuf::poisoned(&dst_stream, Dtype::F32, n, "dst").map_err(at)?;
-            let DevBuf::F32(dst_slice) = &mut dst_buf else {
-                unreachable!("f32 destination buffer")
-            };
-            let src_stream = src.default_stream();
-            let src_ptr = src_buf.device_ptr(&src_stream).0;
-            let dst_ptr = dst_slice.device_ptr_mut(&dst_stream).0;
-            let nbytes = n * 4;
-            let copy = || {
-                dst.bind_to_thread()
-                    .map_err(|e| driver_err("cuCtxSetCurrent", e))?;
-                // SAFETY: both buffers hold n f32 and outlive the copies,
-                // which complete before the buffers drop (the timer waits
-                // for its end event; the check synchronizes the stream).
-                unsafe {
-                    result::memcpy_peer_async(
-                        dst.cu_ctx(),
-                        dst_ptr,
-                        src.cu_ctx(),
-                        src_ptr,
-                        nbytes,
-                        dst_stream.cu_stream(),
-                    )
-                }
-                .map_err(|e| driver_err(&format!("cuMemcpyPeerAsync ({nbytes} bytes)"), e))
-            };
-            // Correctness first: the destination was poisoned with NaN.
-            copy().map_err(at)?;
-            dst_stream
-                .synchronize()
-                .map_err(|e| at(driver_err("cuStreamSynchronize after the copy", e)))?;
-            let got = dst_buf.download(&dst_stream, "dst").map_err(at)?;
-            let r = compare(n, |i| got.get(i), |i| host.get(i), 0.0, 0.0);
-            drop(got);
-            let check = Check::new(
-                format!("builtin p2p_copy cuda:{s} → cuda:{d} is exact"),
-                r.passed(),
-                format!(
-                    "{}; {}; timed with CUDA events on the destination's stream, read after cuEventSynchronize",
-                    r.evidence("dst = src", 0.0, 0.0),
-                    peer.evidence()
-                ),
-                Some(ChecklistItem::CudaSync),
-            );
-            if let Peer::Staged = peer.peer {
-                out.warnings
-                    .push(format!("cuda:{s} → cuda:{d}: {}", peer.evidence()));
-            }
-            let mut on_sample = |c: usize| rctx.event(ExecEvent::Sample { count: c });
-            let what = format!("cuMemcpyPeerAsync cuda:{s} → cuda:{d}");
-            let (times, report) = env.measure(&what, copy, &mut on_sample).map_err(at)?;
-            dst_stream
-                .synchronize()
-                .map_err(|e| at(driver_err("cuStreamSynchronize (end of pair)", e)))?;
-            drop(dst_buf);
-            drop(peer);
-
-            let key = |name: &str| MetricKey::new(name).with_labels(labels.iter());
-            let mut time = MetricSeries::new(
-                key("time"),
-                Unit::Seconds,
-                Direction::LowerIsBetter,
-                default_estimator(&Unit::Seconds, Direction::LowerIsBetter),
-            );
-            time.samples = times.clone();
-            out.metrics.push(time);
-            let mut bw = MetricSeries::new(
-                key("p2p_bandwidth"),
-                Unit::BytesPerSecond,
-                Direction::HigherIsBetter,
-                default_estimator(&Unit::BytesPerSecond, Direction::HigherIsBetter),
-            );
-            bw.samples = times.iter().map(|t| bytes / t).collect();
-            out.metrics.push(bw);
-            out.checks.push(check);
-            out.warnings
-                .extend(sampling_warning(&report, &label_text, &settings));
         }
     }
     for c in &ctxs {
@@ -272,6 +147,203 @@ pub(super) fn run(
             .map_err(|e| driver_err(&format!("a deferred CUDA call on cuda:{}", c.ordinal()), e))?;
     }
     Ok(out)
+}
+
+/// One source GPU's buffer and the data in it: its own data, so a copy
+/// from the wrong GPU would not pass the check.
+struct Source {
+    ordinal: usize,
+    host: HostData,
+    buf: DevBuf,
+}
+
+/// What every pair shares.
+struct P2p<'a> {
+    plan: &'a ScenarioPlan,
+    spec: &'a GpuKernelSpec,
+    settings: Resolved,
+    ctxs: &'a [Arc<CudaContext>],
+    /// Points × pairs, for progress.
+    total: usize,
+}
+
+impl P2p<'_> {
+    /// One ordered pair at one point: copied once and checked, then timed.
+    fn run_pair(
+        &self,
+        point: &ParamPoint,
+        (s, d): (usize, usize),
+        index: usize,
+        source: &mut Option<Source>,
+        rctx: &mut RunCtx<'_>,
+        out: &mut ExecOutput,
+    ) -> Result<(), String> {
+        let point_text = MetricKey::new("")
+            .with_labels(point_labels(point).iter())
+            .to_string();
+        let at = |e: String| {
+            let pair = format!("cuda:{s} → cuda:{d}");
+            if point_text.is_empty() {
+                format!("{pair}: {e}")
+            } else {
+                format!("{point_text} {pair}: {e}")
+            }
+        };
+        let mut labels = point_labels(point);
+        labels.insert("src".into(), s.to_string());
+        labels.insert("dst".into(), d.to_string());
+        let label_text = MetricKey::new("").with_labels(labels.iter()).to_string();
+        rctx.event(ExecEvent::Point {
+            index,
+            total: self.total,
+            label: label_text.clone(),
+        });
+        let (src, dst) = (&self.ctxs[s], &self.ctxs[d]);
+        let dst_stream = dst.default_stream();
+        let timer = EventTimer::new(dst).map_err(at)?;
+        let mut env = PointEnv {
+            settings: &self.settings,
+            stream: &dst_stream,
+            timer: &timer,
+            flush: None,
+            spec: self.spec,
+            point,
+            base_dir: &self.plan.base_dir,
+        };
+        let n = env.param("n", None).map_err(at)? as usize;
+        let bytes = env
+            .eval_opt(&self.spec.bytes, "bytes")
+            .map_err(at)?
+            .unwrap_or(4.0 * n as f64);
+        let src_data = self.source(source, s, n).map_err(at)?;
+        let Source {
+            host,
+            buf: DevBuf::F32(src_buf),
+            ..
+        } = src_data
+        else {
+            unreachable!("f32 source buffer")
+        };
+        let peer = PeerAccess::enable(dst, src).map_err(at)?;
+        let mut dst_buf = DevBuf::poisoned(&dst_stream, Dtype::F32, n, "dst").map_err(at)?;
+        let DevBuf::F32(dst_slice) = &mut dst_buf else {
+            unreachable!("f32 destination buffer")
+        };
+        let src_stream = src.default_stream();
+        let src_ptr = src_buf.device_ptr(&src_stream).0;
+        let dst_ptr = dst_slice.device_ptr_mut(&dst_stream).0;
+        let nbytes = n * 4;
+        let copy = || {
+            dst.bind_to_thread()
+                .map_err(|e| driver_err("cuCtxSetCurrent", e))?;
+            // SAFETY: both buffers hold n f32 and outlive the copies,
+            // which complete before the buffers drop (the timer waits
+            // for its end event; the check synchronizes the stream).
+            unsafe {
+                result::memcpy_peer_async(
+                    dst.cu_ctx(),
+                    dst_ptr,
+                    src.cu_ctx(),
+                    src_ptr,
+                    nbytes,
+                    dst_stream.cu_stream(),
+                )
+            }
+            .map_err(|e| driver_err(&format!("cuMemcpyPeerAsync ({nbytes} bytes)"), e))
+        };
+        // Correctness first: the destination was poisoned with NaN.
+        copy().map_err(at)?;
+        let check = check_copy(&dst_stream, &dst_buf, host, (s, d), &peer).map_err(at)?;
+        if let Peer::Staged = peer.peer {
+            out.warnings
+                .push(format!("cuda:{s} → cuda:{d}: {}", peer.evidence()));
+        }
+        let mut on_sample = |c: usize| rctx.event(ExecEvent::Sample { count: c });
+        let what = format!("cuMemcpyPeerAsync cuda:{s} → cuda:{d}");
+        let (times, report) = env.measure(&what, copy, &mut on_sample).map_err(at)?;
+        dst_stream
+            .synchronize()
+            .map_err(|e| at(driver_err("cuStreamSynchronize (end of pair)", e)))?;
+        drop(dst_buf);
+        drop(peer);
+        record(out, &labels, &times, bytes);
+        out.checks.push(check);
+        out.warnings
+            .extend(sampling_warning(&report, &label_text, &self.settings));
+        Ok(())
+    }
+
+    /// The source buffer on GPU `s`: the one already there when it is
+    /// `s`'s, else a new one (the previous source's freed first).
+    fn source<'s>(
+        &self,
+        source: &'s mut Option<Source>,
+        s: usize,
+        n: usize,
+    ) -> Result<&'s Source, String> {
+        if source.as_ref().map(|src| src.ordinal) != Some(s) {
+            drop(source.take());
+            let src_stream = self.ctxs[s].default_stream();
+            let seed = self.spec.seed.unwrap_or(DEFAULT_SEED);
+            let host = HostData::random(Dtype::F32, n, seed.wrapping_add(s as u64));
+            let buf = DevBuf::upload(&src_stream, &host, "src")?;
+            src_stream
+                .synchronize()
+                .map_err(|e| driver_err("cuStreamSynchronize (source upload)", e))?;
+            *source = Some(Source {
+                ordinal: s,
+                host,
+                buf,
+            });
+        }
+        Ok(source.as_ref().expect("set above"))
+    }
+}
+
+/// After one copy: the destination holds exactly the source's data.
+fn check_copy(
+    dst_stream: &Arc<CudaStream>,
+    dst_buf: &DevBuf,
+    host: &HostData,
+    (s, d): (usize, usize),
+    peer: &PeerAccess,
+) -> Result<Check, String> {
+    dst_stream
+        .synchronize()
+        .map_err(|e| driver_err("cuStreamSynchronize after the copy", e))?;
+    let got = dst_buf.download(dst_stream, "dst")?;
+    let r = compare(host.len(), |i| got.get(i), |i| host.get(i), 0.0, 0.0);
+    Ok(Check::new(
+        format!("builtin p2p_copy cuda:{s} → cuda:{d} is exact"),
+        r.passed(),
+        format!(
+            "{}; {}; timed with CUDA events on the destination's stream, read after cuEventSynchronize",
+            r.evidence("dst = src", 0.0, 0.0),
+            peer.evidence()
+        ),
+        Some(ChecklistItem::CudaSync),
+    ))
+}
+
+/// A pair's `time` and `p2p_bandwidth` series.
+fn record(out: &mut ExecOutput, labels: &BTreeMap<String, String>, times: &[f64], bytes: f64) {
+    let key = |name: &str| MetricKey::new(name).with_labels(labels.iter());
+    let mut time = MetricSeries::new(
+        key("time"),
+        Unit::Seconds,
+        Direction::LowerIsBetter,
+        default_estimator(&Unit::Seconds, Direction::LowerIsBetter),
+    );
+    time.samples = times.to_vec();
+    out.metrics.push(time);
+    let mut bw = MetricSeries::new(
+        key("p2p_bandwidth"),
+        Unit::BytesPerSecond,
+        Direction::HigherIsBetter,
+        default_estimator(&Unit::BytesPerSecond, Direction::HigherIsBetter),
+    );
+    bw.samples = times.iter().map(|t| bytes / t).collect();
+    out.metrics.push(bw);
 }
 
 #[cfg(test)]
