@@ -176,8 +176,6 @@ pub fn run_host(
             format_bytes(avail as f64)
         )));
     }
-    let bin = ctx.env.neon_perf_bin.clone();
-    let timeout = ctx.settings.timeout;
     let mut out = ExecOutput {
         device: "cpu (child process under RLIMIT_DATA)".into(),
         ..Default::default()
@@ -188,7 +186,44 @@ pub fn run_host(
         total,
         label: format!("pattern={:?}", s.pattern).to_lowercase(),
     });
-    let args = vec![
+    let t = Instant::now();
+    let run = run_child(
+        &ctx.env.neon_perf_bin.clone(),
+        &stress_args(&s),
+        ctx.settings.timeout,
+        ctx,
+    )?;
+    let wall = t.elapsed().as_secs_f64();
+    let Some(r) = last_json::<StressReport>(&run.stdout) else {
+        return Err(ExecError::Failed(format!(
+            "oom-child gave no report ({})",
+            describe_exit(&run)
+        )));
+    };
+    push_stress_metrics(&mut out, &s, &r, wall);
+    push_stress_checks(&mut out, &s, &r, &run);
+    if let Some((model, max)) = &s.find_max_batch {
+        ctx.event(ExecEvent::Point {
+            index: 1,
+            total,
+            label: "find_max_batch".into(),
+        });
+        search_max_batch(plan, &s, (model, *max), &mut out, ctx)?;
+    }
+    Ok(out)
+}
+
+/// The last line of `stdout` that parses as a `T`.
+fn last_json<T: serde::de::DeserializeOwned>(stdout: &str) -> Option<T> {
+    stdout
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+}
+
+/// The `oom-child` arguments of the stress.
+fn stress_args(s: &HostOomSettings) -> Vec<String> {
+    vec![
         "--limit".into(),
         s.memory_limit.to_string(),
         "--pattern".into(),
@@ -198,73 +233,41 @@ pub fn run_host(
         },
         "--chunk".into(),
         s.chunk.to_string(),
-    ];
-    let t = Instant::now();
-    let run = run_child(&bin, &args, timeout, ctx)?;
-    let wall = t.elapsed().as_secs_f64();
-    let clean_exit = run.status.is_some_and(|st| st.success()) && !run.timed_out;
-    let report: Option<StressReport> = run
-        .stdout
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok());
-    let Some(r) = report else {
-        return Err(ExecError::Failed(format!(
-            "oom-child gave no report ({})",
-            describe_exit(&run)
-        )));
+    ]
+}
+
+/// The stress's metrics. One sample each and noisy (allocator, page
+/// cache): reported with direction `Neither`; the checks enforce the limits
+/// that matter.
+fn push_stress_metrics(out: &mut ExecOutput, s: &HostOomSettings, r: &StressReport, wall: f64) {
+    let single = |name: &str, unit: Unit, v: f64| {
+        MetricSeries::single(MetricKey::new(name), unit, Direction::Neither, v)
     };
-    // One sample each and noisy (allocator, page cache): reported with
-    // direction `Neither`; the checks enforce the limits that matter.
-    let single = MetricSeries::single;
     let leak = r.rss_after.saturating_sub(r.rss_start);
     out.metrics.extend([
-        single(
-            MetricKey::new("oom_allocated"),
-            Unit::Bytes,
-            Direction::Neither,
-            r.allocated_bytes as f64,
-        ),
-        single(
-            MetricKey::new("oom_allocations"),
-            Unit::Count,
-            Direction::Neither,
-            r.allocations as f64,
-        ),
-        single(
-            MetricKey::new("oom_alloc_time"),
-            Unit::Seconds,
-            Direction::Neither,
-            r.alloc_seconds,
-        ),
-        single(
-            MetricKey::new("oom_child_wall_time"),
-            Unit::Seconds,
-            Direction::Neither,
-            wall,
-        ),
-        single(
-            MetricKey::new("rss_peak"),
-            Unit::Bytes,
-            Direction::Neither,
-            r.rss_peak as f64,
-        ),
-        single(
-            MetricKey::new("leaked"),
-            Unit::Bytes,
-            Direction::Neither,
-            leak as f64,
-        ),
+        single("oom_allocated", Unit::Bytes, r.allocated_bytes as f64),
+        single("oom_allocations", Unit::Count, r.allocations as f64),
+        single("oom_alloc_time", Unit::Seconds, r.alloc_seconds),
+        single("oom_child_wall_time", Unit::Seconds, wall),
+        single("rss_peak", Unit::Bytes, r.rss_peak as f64),
+        single("leaked", Unit::Bytes, leak as f64),
     ]);
     if s.pattern == OomPattern::Fragment {
         out.metrics.push(single(
-            MetricKey::new("refill_after_fragmentation"),
+            "refill_after_fragmentation",
             Unit::Bytes,
-            Direction::Neither,
             r.refill_bytes as f64,
         ));
     }
-    let mib = |b: u64| format_bytes(b as f64);
+}
+
+fn mib(b: u64) -> String {
+    format_bytes(b as f64)
+}
+
+/// "allocation refused cleanly" and "memory returns".
+fn push_stress_checks(out: &mut ExecOutput, s: &HostOomSettings, r: &StressReport, run: &ChildRun) {
+    let clean_exit = run.status.is_some_and(|st| st.success()) && !run.timed_out;
     out.checks.push(Check::new(
         "allocation refused cleanly at the limit",
         r.refused && clean_exit,
@@ -277,11 +280,12 @@ pub fn run_host(
             if clean_exit {
                 "exited cleanly".to_string()
             } else {
-                describe_exit(&run)
+                describe_exit(run)
             }
         ),
         Some(ChecklistItem::ErrorHandling),
     ));
+    let leak = r.rss_after.saturating_sub(r.rss_start);
     let recovered = leak <= s.leak_tolerance && r.realloc_ok;
     out.checks.push(Check::new(
         "memory returns after out-of-memory",
@@ -298,73 +302,74 @@ pub fn run_host(
         ),
         Some(ChecklistItem::MemoryCleanup),
     ));
+}
 
-    if let Some((model, max)) = &s.find_max_batch {
-        ctx.event(ExecEvent::Point {
-            index: 1,
-            total,
-            label: "find_max_batch".into(),
-        });
-        let json = serde_json::to_string(model)
-            .map_err(|e| ExecError::Failed(format!("model spec: {e}")))?;
-        let base = plan.base_dir.display().to_string();
-        let mut probes = 0usize;
-        let mut last_failure = String::new();
-        let mut fits = |b: usize, ctx: &mut RunCtx<'_>| -> Result<bool, ExecError> {
-            probes += 1;
-            let args = vec![
-                "--limit".into(),
-                s.memory_limit.to_string(),
-                "--model".into(),
-                json.clone(),
-                "--batch".into(),
-                b.to_string(),
-                "--base-dir".into(),
-                base.clone(),
-            ];
-            let run = run_child(&bin, &args, timeout, ctx)?;
-            let rep: Option<ProbeReport> = run
-                .stdout
-                .lines()
-                .rev()
-                .find_map(|l| serde_json::from_str(l).ok());
-            let ok =
-                rep.as_ref().is_some_and(|p| p.fits) && run.status.is_some_and(|s| s.success());
-            if !ok {
-                last_failure = match rep {
-                    Some(p) if !p.error.is_empty() => p.error,
-                    _ => describe_exit(&run),
-                };
-            }
-            Ok(ok)
-        };
-        let t = Instant::now();
-        let best = max_true(*max, |b| fits(b, ctx))?;
-        out.metrics.push(single(
-            MetricKey::new("max_batch"),
-            Unit::Count,
-            Direction::HigherIsBetter,
-            best as f64,
-        ));
-        out.metrics.push(single(
-            MetricKey::new("max_batch_search_time"),
-            Unit::Seconds,
-            Direction::Neither,
-            t.elapsed().as_secs_f64(),
-        ));
-        out.checks.push(Check::new(
-            "largest batch under the memory limit found",
-            best > 0,
-            format!(
-                "largest batch that fits {}: {best} ({probes} probes, one child each{}); the first that does not fit: {}",
-                mib(s.memory_limit),
-                if best >= *max { ", search capped at max_batch" } else { "" },
-                if last_failure.is_empty() { "none up to max_batch".into() } else { last_failure },
-            ),
-            Some(ChecklistItem::ErrorHandling),
-        ));
-    }
-    Ok(out)
+/// `find_max_batch`: the largest batch of `model` (up to `max`) whose
+/// forward pass fits the limit, one child per probe.
+fn search_max_batch(
+    plan: &ScenarioPlan,
+    s: &HostOomSettings,
+    (model, max): (&ModelSpec, usize),
+    out: &mut ExecOutput,
+    ctx: &mut RunCtx<'_>,
+) -> Result<(), ExecError> {
+    let bin = ctx.env.neon_perf_bin.clone();
+    let timeout = ctx.settings.timeout;
+    let json =
+        serde_json::to_string(model).map_err(|e| ExecError::Failed(format!("model spec: {e}")))?;
+    let base = plan.base_dir.display().to_string();
+    let mut probes = 0usize;
+    let mut last_failure = String::new();
+    let mut fits = |b: usize, ctx: &mut RunCtx<'_>| -> Result<bool, ExecError> {
+        probes += 1;
+        let args = vec![
+            "--limit".into(),
+            s.memory_limit.to_string(),
+            "--model".into(),
+            json.clone(),
+            "--batch".into(),
+            b.to_string(),
+            "--base-dir".into(),
+            base.clone(),
+        ];
+        let run = run_child(&bin, &args, timeout, ctx)?;
+        let rep: Option<ProbeReport> = last_json(&run.stdout);
+        let ok = rep.as_ref().is_some_and(|p| p.fits) && run.status.is_some_and(|s| s.success());
+        if !ok {
+            last_failure = match rep {
+                Some(p) if !p.error.is_empty() => p.error,
+                _ => describe_exit(&run),
+            };
+        }
+        Ok(ok)
+    };
+    let t = Instant::now();
+    let best = max_true(max, |b| fits(b, ctx))?;
+    let single = MetricSeries::single;
+    out.metrics.push(single(
+        MetricKey::new("max_batch"),
+        Unit::Count,
+        Direction::HigherIsBetter,
+        best as f64,
+    ));
+    out.metrics.push(single(
+        MetricKey::new("max_batch_search_time"),
+        Unit::Seconds,
+        Direction::Neither,
+        t.elapsed().as_secs_f64(),
+    ));
+    out.checks.push(Check::new(
+        "largest batch under the memory limit found",
+        best > 0,
+        format!(
+            "largest batch that fits {}: {best} ({probes} probes, one child each{}); the first that does not fit: {}",
+            mib(s.memory_limit),
+            if best >= max { ", search capped at max_batch" } else { "" },
+            if last_failure.is_empty() { "none up to max_batch".into() } else { last_failure },
+        ),
+        Some(ChecklistItem::ErrorHandling),
+    ));
+    Ok(())
 }
 
 #[cfg(test)]
