@@ -221,16 +221,18 @@ pub fn run_cuda(
         free_end,
         s.leak_tolerance,
     );
-    Ok(report::report(
-        &s,
-        plan.device,
-        &probes,
-        after.as_ref(),
+    let search = report::Search {
+        s: &s,
+        device: plan.device,
+        probes: &probes,
+        after: after.as_ref(),
         best,
         search_time,
-        (free_start, free_end, total),
-        &v,
-    ))
+        free_start,
+        free_end,
+        total,
+    };
+    Ok(report::report(&search, &v))
 }
 
 #[cfg(test)]

@@ -8,32 +8,63 @@ use crate::plan::DeviceSel;
 use crate::result::Check;
 use crate::units::format_bytes;
 
-#[allow(clippy::too_many_arguments)]
-pub(super) fn report(
-    s: &CudaMaxBatch,
-    device: DeviceSel,
-    probes: &[Probe],
-    after: Option<&Probe>,
-    best: usize,
-    search_time: f64,
-    (free_start, free_end, total): (u64, u64, u64),
-    v: &Verdicts,
-) -> ExecOutput {
-    let mib = |b: u64| format_bytes(b as f64);
-    let single = MetricSeries::single;
+/// What a CUDA `find_max_batch` search saw.
+pub(super) struct Search<'a> {
+    pub s: &'a CudaMaxBatch,
+    pub device: DeviceSel,
+    pub probes: &'a [Probe],
+    /// The fresh child at the best batch after a failed probe.
+    pub after: Option<&'a Probe>,
+    pub best: usize,
+    pub search_time: f64,
+    /// Free device memory before and after the search, and the total.
+    pub free_start: u64,
+    pub free_end: u64,
+    pub total: u64,
+}
+
+fn mib(b: u64) -> String {
+    format_bytes(b as f64)
+}
+
+const NONE_FAILED: &str =
+    "no probe ran out of memory up to max_batch: lower `memory_limit` or raise `max_batch`";
+
+pub(super) fn report(x: &Search<'_>, v: &Verdicts) -> ExecOutput {
     let mut out = ExecOutput {
-        device: format!("{device} (one oom-child per probe)"),
+        device: format!("{} (one oom-child per probe)", x.device),
         ..Default::default()
     };
-    let best_probe = probes.iter().find(|p| p.fits && p.batch == best);
-    let first = probes.iter().find_map(|p| p.report.as_ref());
+    push_metrics(&mut out, x);
+    out.checks.push(found_check(x));
+    let oom_child = x
+        .probes
+        .iter()
+        .find(|p| p.report.as_ref().is_some_and(|r| r.oom) && p.exit.is_none());
+    out.checks.push(clean_oom_check(x, v, oom_child));
+    out.checks.push(returned_check(x, v, oom_child));
+    if x.free_start > 0 && x.total > 0 && !v.device_memory_returned {
+        out.warnings.push(format!(
+            "free device memory did not return within {} (another process on the GPU can cause this)",
+            mib(x.s.leak_tolerance)
+        ));
+    }
+    out
+}
+
+fn best_probe<'a>(x: &Search<'a>) -> Option<&'a Probe> {
+    x.probes.iter().find(|p| p.fits && p.batch == x.best)
+}
+
+fn push_metrics(out: &mut ExecOutput, x: &Search<'_>) {
+    let single = MetricSeries::single;
     out.metrics.push(single(
         MetricKey::new("max_batch"),
         Unit::Count,
         Direction::HigherIsBetter,
-        best as f64,
+        x.best as f64,
     ));
-    if let Some(peak) = best_probe.and_then(|p| p.report.as_ref()?.model_peak) {
+    if let Some(peak) = best_probe(x).and_then(|p| p.report.as_ref()?.model_peak) {
         out.metrics.push(single(
             MetricKey::new("max_batch_memory"),
             Unit::Bytes,
@@ -42,11 +73,11 @@ pub(super) fn report(
         ));
     }
     for (key, v, unit) in [
-        ("max_batch_probes", probes.len() as f64, Unit::Count),
-        ("max_batch_search_time", search_time, Unit::Seconds),
+        ("max_batch_probes", x.probes.len() as f64, Unit::Count),
+        ("max_batch_search_time", x.search_time, Unit::Seconds),
         (
             "leaked",
-            free_start.saturating_sub(free_end) as f64,
+            x.free_start.saturating_sub(x.free_end) as f64,
             Unit::Bytes,
         ),
     ] {
@@ -57,7 +88,8 @@ pub(super) fn report(
     // (module JIT, library loading), later ones show what a cache saves.
     let series = |key: &str, f: fn(&CudaProbeReport) -> f64| {
         let mut m = single(MetricKey::new(key), Unit::Seconds, Direction::Neither, 0.0);
-        m.samples = probes
+        m.samples = x
+            .probes
             .iter()
             .filter_map(|p| p.report.as_ref())
             .map(f)
@@ -76,6 +108,11 @@ pub(super) fn report(
             out.metrics.push(m);
         }
     }
+}
+
+/// "largest batch under the device memory limit found".
+fn found_check(x: &Search<'_>) -> Check {
+    let first = x.probes.iter().find_map(|p| p.report.as_ref());
     let usable = first.map_or("?".to_string(), |r| {
         format!(
             "{} usable of {} free ({} filler; {} total)",
@@ -85,30 +122,32 @@ pub(super) fn report(
             mib(r.total)
         )
     });
-    let first_fail = probes.iter().find(|p| !p.fits);
-    out.checks.push(Check::new(
+    let first_fail = x.probes.iter().find(|p| !p.fits);
+    Check::new(
         "largest batch under the device memory limit found",
-        best > 0,
+        x.best > 0,
         format!(
-            "largest batch that fits {usable}: {best}{} ({} probes, one child each, {search_time:.1} s); the first that does not fit: {}",
-            best_probe
+            "largest batch that fits {usable}: {}{} ({} probes, one child each, {:.1} s); the first that does not fit: {}",
+            x.best,
+            best_probe(x)
                 .and_then(|p| p.report.as_ref()?.model_peak)
                 .map(|b| format!(" using {} of the pool at its peak", mib(b)))
                 .unwrap_or_default(),
-            probes.len(),
+            x.probes.len(),
+            x.search_time,
             match first_fail {
                 Some(p) => format!("batch {}: {}", p.batch, p.failure()),
-                None => format!("none up to max_batch {} (search capped)", s.max_batch),
+                None => format!("none up to max_batch {} (search capped)", x.s.max_batch),
             }
         ),
         Some(ChecklistItem::ErrorHandling),
-    ));
-    let oom_child = probes
-        .iter()
-        .find(|p| p.report.as_ref().is_some_and(|r| r.oom) && p.exit.is_none());
-    let none_failed =
-        "no probe ran out of memory up to max_batch: lower `memory_limit` or raise `max_batch`";
-    out.checks.push(Check::new(
+    )
+}
+
+/// "CUDA out-of-memory was a clean, recoverable error".
+fn clean_oom_check(x: &Search<'_>, v: &Verdicts, oom_child: Option<&Probe>) -> Check {
+    let first_fail = x.probes.iter().find(|p| !p.fits);
+    Check::new(
         "CUDA out-of-memory was a clean, recoverable error",
         v.clean_oom && v.in_process_recovered && v.fresh_child_ok,
         match (oom_child, first_fail) {
@@ -118,9 +157,13 @@ pub(super) fn report(
                     "batch {}: \"{}\", the child exited cleanly; in that process batch 1 then {}; a fresh child at batch {} {}",
                     p.batch,
                     r.error,
-                    if r.retry_ok == Some(true) { "ran" } else { "FAILED" },
-                    best.max(1),
-                    match after {
+                    if r.retry_ok == Some(true) {
+                        "ran"
+                    } else {
+                        "FAILED"
+                    },
+                    x.best.max(1),
+                    match x.after {
                         Some(a) if a.fits => "fit".to_string(),
                         Some(a) => format!("FAILED: {}", a.failure()),
                         None => "was not run".into(),
@@ -132,10 +175,14 @@ pub(super) fn report(
                 p.batch,
                 p.failure()
             ),
-            (None, None) => none_failed.into(),
+            (None, None) => NONE_FAILED.into(),
         },
         Some(ChecklistItem::ErrorHandling),
-    ));
+    )
+}
+
+/// "device memory returned after out-of-memory".
+fn returned_check(x: &Search<'_>, v: &Verdicts, oom_child: Option<&Probe>) -> Check {
     let in_child = oom_child.and_then(|p| p.report.as_ref()).map(|r| {
         format!(
             "in the child: free {} before the failed pass, {} after it (pool trimmed)",
@@ -143,25 +190,18 @@ pub(super) fn report(
             r.free_after_recovery.map_or("?".into(), mib)
         )
     });
-    out.checks.push(Check::new(
+    Check::new(
         "device memory returned after out-of-memory",
         oom_child.is_some() && v.in_process_recovered && v.device_memory_returned,
         format!(
             "{}; on the device after every probe exited: free {} before the search, {} after (tolerance {})",
-            in_child.unwrap_or_else(|| none_failed.into()),
-            mib(free_start),
-            mib(free_end),
-            mib(s.leak_tolerance),
+            in_child.unwrap_or_else(|| NONE_FAILED.into()),
+            mib(x.free_start),
+            mib(x.free_end),
+            mib(x.s.leak_tolerance),
         ),
         Some(ChecklistItem::MemoryCleanup),
-    ));
-    if free_start > 0 && total > 0 && !v.device_memory_returned {
-        out.warnings.push(format!(
-            "free device memory did not return within {} (another process on the GPU can cause this)",
-            mib(s.leak_tolerance)
-        ));
-    }
-    out
+    )
 }
 
 #[cfg(test)]
@@ -178,16 +218,18 @@ mod tests {
         .unwrap();
         let probes: Vec<Probe> = [1, 2, 4].map(|b| probe(b, true, false, false, 0)).to_vec();
         let v = verdicts(&probes, None, 10, 10, 0);
-        let out = report(
-            &s,
-            DeviceSel::Cuda(0),
-            &probes,
-            None,
-            4,
-            0.5,
-            (10, 10, 20),
-            &v,
-        );
+        let search = Search {
+            s: &s,
+            device: DeviceSel::Cuda(0),
+            probes: &probes,
+            after: None,
+            best: 4,
+            search_time: 0.5,
+            free_start: 10,
+            free_end: 10,
+            total: 20,
+        };
+        let out = report(&search, &v);
         let c: Vec<(bool, &str)> = out
             .checks
             .iter()
