@@ -116,31 +116,7 @@ fn so_names(lib: &str) -> Vec<String> {
 /// Probes this machine. Never panics, whatever is missing.
 pub fn probe() -> DoctorReport {
     let mut r = DoctorReport {
-        libraries: vec![
-            find_library(
-                "libcuda",
-                &so_names("cuda"),
-                "CUDA driver: needed for every GPU scenario (comes with the NVIDIA driver)",
-            ),
-            find_library(
-                "libnvrtc",
-                &so_names("nvrtc"),
-                "NVRTC: compiles kernels; install the CUDA toolkit or run scripts/nvrtc.sh",
-            ),
-            find_library(
-                "libcublas",
-                &so_names("cublas"),
-                "cuBLAS: GEMM built-ins and the FLOP/s peak (CUDA toolkit or the nvidia-cublas wheel)",
-            ),
-            find_library(
-                "libnvidia-ml",
-                &[
-                    "libnvidia-ml.so.1".to_string(),
-                    "libnvidia-ml.so".to_string(),
-                ],
-                "NVML: GPU monitoring and the hardware key (comes with the NVIDIA driver)",
-            ),
-        ],
+        libraries: libraries(),
         ..Default::default()
     };
     r.cuda_unavailable = super::cuda_unavailable_reason();
@@ -155,7 +131,6 @@ pub fn probe() -> DoctorReport {
         r.driver_version = n.sys_driver_version().ok();
     }
     let keys = super::gpu_keys().ok();
-
     // GPUs: NVML for clocks and state, the driver for architecture facts.
     let count = match (&nvml, r.cuda_unavailable.is_none()) {
         (Ok(n), _) => n.device_count().unwrap_or(0) as usize,
@@ -173,53 +148,98 @@ pub fn probe() -> DoctorReport {
         if let Ok(n) = &nvml
             && let Ok(d) = n.device_by_index(i as u32)
         {
-            g.name = d.name().unwrap_or_default();
-            if let Ok(m) = d.memory_info() {
-                g.memory_total_bytes = m.total;
-                g.memory_free_bytes = Some(m.free);
-            }
-            g.sm_clock_mhz = d.clock_info(Clock::SM).ok();
-            g.sm_clock_max_mhz = d.max_clock_info(Clock::SM).ok();
-            g.mem_clock_mhz = d.clock_info(Clock::Memory).ok();
-            g.mem_clock_max_mhz = d.max_clock_info(Clock::Memory).ok();
-            g.temperature_c = d.temperature(TemperatureSensor::Gpu).ok();
-            g.power_w = d.power_usage().ok().map(|mw| mw as f64 / 1000.0);
-            g.power_limit_w = d.power_management_limit().ok().map(|mw| mw as f64 / 1000.0);
-            g.throttle_reasons = d
-                .current_throttle_reasons()
-                .map(|t| {
-                    throttle_names(t.bits())
-                        .into_iter()
-                        .map(String::from)
-                        .collect()
-                })
-                .unwrap_or_default();
-            g.ecc = d.is_ecc_enabled().ok().map(|e| e.currently_enabled);
-            g.mig = d.mig_mode().ok().map(|m| m.current == 1);
+            nvml_facts(&mut g, &d);
         }
-        if r.cuda_unavailable.is_none()
-            && let Ok(ctx) = super::context(i)
-        {
-            if g.name.is_empty() {
-                g.name = ctx.name().unwrap_or_default();
-                g.memory_total_bytes = ctx.total_mem().unwrap_or(0) as u64;
-            }
-            let attr = |a| super::attribute(&ctx, a).ok();
-            g.compute_capability = super::compute_capability(&ctx)
-                .ok()
-                .map(|(a, b)| format!("{a}.{b}"));
-            g.sm_count = attr(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
-                .map(|v| v as u32);
-            g.l2_bytes =
-                attr(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE).map(|v| v as u64);
+        if r.cuda_unavailable.is_none() {
+            driver_facts(&mut g, i);
         }
         r.gpus.push(g);
     }
+    r.problems = problems(&r);
+    r
+}
 
+/// The libraries neon-perf loads at run time, found or not.
+fn libraries() -> Vec<LibraryStatus> {
+    vec![
+        find_library(
+            "libcuda",
+            &so_names("cuda"),
+            "CUDA driver: needed for every GPU scenario (comes with the NVIDIA driver)",
+        ),
+        find_library(
+            "libnvrtc",
+            &so_names("nvrtc"),
+            "NVRTC: compiles kernels; install the CUDA toolkit or run scripts/nvrtc.sh",
+        ),
+        find_library(
+            "libcublas",
+            &so_names("cublas"),
+            "cuBLAS: GEMM built-ins and the FLOP/s peak (CUDA toolkit or the nvidia-cublas wheel)",
+        ),
+        find_library(
+            "libnvidia-ml",
+            &[
+                "libnvidia-ml.so.1".to_string(),
+                "libnvidia-ml.so".to_string(),
+            ],
+            "NVML: GPU monitoring and the hardware key (comes with the NVIDIA driver)",
+        ),
+    ]
+}
+
+/// Name, memory, clocks, temperature, power, throttling, ECC and MIG from NVML.
+fn nvml_facts(g: &mut GpuInfo, d: &nvml_wrapper::Device<'_>) {
+    g.name = d.name().unwrap_or_default();
+    if let Ok(m) = d.memory_info() {
+        g.memory_total_bytes = m.total;
+        g.memory_free_bytes = Some(m.free);
+    }
+    g.sm_clock_mhz = d.clock_info(Clock::SM).ok();
+    g.sm_clock_max_mhz = d.max_clock_info(Clock::SM).ok();
+    g.mem_clock_mhz = d.clock_info(Clock::Memory).ok();
+    g.mem_clock_max_mhz = d.max_clock_info(Clock::Memory).ok();
+    g.temperature_c = d.temperature(TemperatureSensor::Gpu).ok();
+    g.power_w = d.power_usage().ok().map(|mw| mw as f64 / 1000.0);
+    g.power_limit_w = d.power_management_limit().ok().map(|mw| mw as f64 / 1000.0);
+    g.throttle_reasons = d
+        .current_throttle_reasons()
+        .map(|t| {
+            throttle_names(t.bits())
+                .into_iter()
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default();
+    g.ecc = d.is_ecc_enabled().ok().map(|e| e.currently_enabled);
+    g.mig = d.mig_mode().ok().map(|m| m.current == 1);
+}
+
+/// Compute capability, SM count and L2 size from the driver (and the name
+/// and memory when NVML gave none).
+fn driver_facts(g: &mut GpuInfo, i: usize) {
+    let Ok(ctx) = super::context(i) else {
+        return;
+    };
+    if g.name.is_empty() {
+        g.name = ctx.name().unwrap_or_default();
+        g.memory_total_bytes = ctx.total_mem().unwrap_or(0) as u64;
+    }
+    let attr = |a| super::attribute(&ctx, a).ok();
+    g.compute_capability = super::compute_capability(&ctx)
+        .ok()
+        .map(|(a, b)| format!("{a}.{b}"));
+    g.sm_count =
+        attr(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT).map(|v| v as u32);
+    g.l2_bytes = attr(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE).map(|v| v as u64);
+}
+
+/// Everything that stops a GPU scenario here, or spoils its measurement.
+fn problems(r: &DoctorReport) -> Vec<String> {
+    let mut problems = Vec::new();
     for l in &r.libraries {
         if !l.found {
-            r.problems
-                .push(format!("{} not found — {}", l.name, l.note));
+            problems.push(format!("{} not found — {}", l.name, l.note));
         }
     }
     for reason in [
@@ -230,46 +250,51 @@ pub fn probe() -> DoctorReport {
     .into_iter()
     .flatten()
     {
-        if !r.problems.iter().any(|p| p == reason) {
-            r.problems.push(reason.clone());
+        if !problems.iter().any(|p| p == reason) {
+            problems.push(reason.clone());
         }
     }
-    if let (Some(drv), Some((maj, _))) = (r.cuda_driver_version, super::nvrtc::nvrtc_version().ok())
+    problems.extend(version_problems(r.cuda_driver_version));
+    for g in &r.gpus {
+        let bad: Vec<&str> = g
+            .throttle_reasons
+            .iter()
+            .map(String::as_str)
+            .filter(|t| INVALIDATING.contains(t))
+            .collect();
+        if !bad.is_empty() {
+            problems.push(format!(
+                "GPU {} is throttled right now: {}",
+                g.index,
+                bad.join(", ")
+            ));
+        }
+    }
+    problems
+}
+
+/// An NVRTC newer than the driver, or a driver older than CUDA 13.0.
+fn version_problems(driver: Option<u32>) -> Vec<String> {
+    let mut problems = Vec::new();
+    if let (Some(drv), Some((maj, _))) = (driver, super::nvrtc::nvrtc_version().ok())
         && (maj as u32) * 1000 > drv
     {
-        r.problems.push(format!(
+        problems.push(format!(
             "NVRTC {maj}.x is newer than the driver's CUDA {}.{}: its PTX will not load (CUDA_ERROR_UNSUPPORTED_PTX_VERSION)",
             drv / 1000,
             drv % 1000 / 10
         ));
     }
-    if let Some(drv) = r.cuda_driver_version
+    if let Some(drv) = driver
         && drv < 13000
     {
-        r.problems.push(format!(
+        problems.push(format!(
             "the driver supports CUDA {}.{}; neon-perf is built against the CUDA 13.0 driver API, so a call missing from this driver fails with a \"Missing symbol\" error",
             drv / 1000,
             drv % 1000 / 10
         ));
     }
-    for g in &r.gpus {
-        let bad: Vec<&String> = g
-            .throttle_reasons
-            .iter()
-            .filter(|t| INVALIDATING.contains(&t.as_str()))
-            .collect();
-        if !bad.is_empty() {
-            r.problems.push(format!(
-                "GPU {} is throttled right now: {}",
-                g.index,
-                bad.iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        }
-    }
-    r
+    problems
 }
 
 fn opt<T: fmt::Display>(v: &Option<T>) -> String {
