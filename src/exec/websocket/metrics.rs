@@ -3,11 +3,13 @@
 
 use std::collections::BTreeMap;
 
+use super::push::Push;
 use crate::exec::ExecOutput;
-use crate::metric::{Direction, MetricKey, MetricSeries, Unit, default_estimator};
+use crate::metric::{Direction, Unit};
 use crate::plan::websocket::{FloodPoint, Load as PlanLoad};
 use crate::result::Check;
 use crate::ws::client::process::MemoryReport;
+use crate::ws::client::record::Totals;
 use crate::ws::client::{self, FloodReport};
 
 /// " (k=v, k2=v2)" after a check's name, or nothing without labels.
@@ -79,150 +81,126 @@ pub(super) fn metrics(
     client_cpu: Option<f64>,
     out: &mut ExecOutput,
 ) {
-    let key = |name: &str| MetricKey::new(name).with_labels(labels);
-    let series = |name: &str, unit: Unit, dir: Direction, samples: Vec<f64>| MetricSeries {
-        key: key(name),
-        estimator: default_estimator(&unit, dir),
-        unit,
-        direction: dir,
-        samples,
-    };
-    let single =
-        |k: MetricKey, unit: Unit, v: f64| MetricSeries::single(k, unit, Direction::Neither, v);
+    let mut p = Push::new(labels, &mut out.metrics);
+    rates(&mut p, r);
+    latencies(&mut p, &r.totals, fp);
+    counts(&mut p, &r.totals);
+    if let Some(mem) = memory.filter(|m| m.samples > 0) {
+        server_memory(&mut p, &mem);
+    }
+    if let Some(n) = r.spin_back_offs {
+        let k = p.key("client_spin_back_offs");
+        p.single(k, Unit::Count, n as f64);
+    }
+    if let Some(cpu) = client_cpu {
+        let t = &r.totals;
+        let msgs = (t.sent_total + t.received_total).max(1) as f64;
+        let k = p.key("client_cpu_per_msg");
+        p.single(k, Unit::Seconds, cpu / msgs);
+    }
+}
+
+/// Messages and bytes per second: per slice (the gate's samples) and
+/// over the whole window.
+fn rates(p: &mut Push<'_>, r: &FloodReport) {
     let t = &r.totals;
     let rates = r.slice_rates();
-    let m = &mut out.metrics;
-    m.push(series(
+    p.series(
         "msg_rate",
         Unit::Rate("msg".into()),
         Direction::HigherIsBetter,
         rates.iter().map(|x| x.0).collect(),
-    ));
-    m.push(series(
+    );
+    p.series(
         "byte_rate",
         Unit::BytesPerSecond,
         Direction::HigherIsBetter,
         rates.iter().map(|x| x.1).collect(),
-    ));
-    m.push(single(
-        key("msg_rate_overall"),
-        Unit::Rate("msg".into()),
-        r.msg_rate(),
-    ));
+    );
+    let k = p.key("msg_rate_overall");
+    p.single(k, Unit::Rate("msg".into()), r.msg_rate());
     let w = r.window.as_secs_f64().max(1e-9);
-    m.push(single(
-        key("byte_rate_overall").with("dir", "received"),
+    let k = p.key("byte_rate_overall").with("dir", "received");
+    p.single(
+        k,
         Unit::BytesPerSecond,
         t.received_bytes_in_window as f64 / w,
-    ));
-    m.push(single(
-        key("byte_rate_overall").with("dir", "sent"),
-        Unit::BytesPerSecond,
-        t.sent_bytes_in_window as f64 / w,
-    ));
+    );
+    let k = p.key("byte_rate_overall").with("dir", "sent");
+    p.single(k, Unit::BytesPerSecond, t.sent_bytes_in_window as f64 / w);
+}
+
+/// RTT, connect time and (open loop) send lag, with their percentiles.
+fn latencies(p: &mut Push<'_>, t: &Totals, fp: &FloodPoint) {
     if !t.rtt_sample.items().is_empty() {
-        m.push(series(
+        p.series(
             "rtt",
             Unit::Seconds,
             Direction::LowerIsBetter,
             t.rtt_sample.items().to_vec(),
-        ));
-        for (name, q) in [
-            ("rtt_p50", 0.5),
-            ("rtt_p90", 0.9),
-            ("rtt_p99", 0.99),
-            ("rtt_p999", 0.999),
-        ] {
-            m.push(single(
-                key(name),
-                Unit::Seconds,
-                t.rtt.value_at_quantile(q) as f64 * 1e-9,
-            ));
-        }
-        m.push(single(
-            key("rtt_max"),
-            Unit::Seconds,
-            t.rtt.max() as f64 * 1e-9,
-        ));
+        );
+        p.quantiles(
+            &t.rtt,
+            &[
+                ("rtt_p50", 0.5),
+                ("rtt_p90", 0.9),
+                ("rtt_p99", 0.99),
+                ("rtt_p999", 0.999),
+            ],
+        );
+        let k = p.key("rtt_max");
+        p.single(k, Unit::Seconds, t.rtt.max() as f64 * 1e-9);
     }
     if !t.connect_s.is_empty() {
-        m.push(series(
+        p.series(
             "connect_time",
             Unit::Seconds,
             Direction::LowerIsBetter,
             t.connect_s.clone(),
-        ));
-        for (name, q) in [("connect_time_p50", 0.5), ("connect_time_p99", 0.99)] {
-            m.push(single(
-                key(name),
-                Unit::Seconds,
-                t.connect.value_at_quantile(q) as f64 * 1e-9,
-            ));
-        }
+        );
+        p.quantiles(
+            &t.connect,
+            &[("connect_time_p50", 0.5), ("connect_time_p99", 0.99)],
+        );
     }
     if matches!(fp.load, PlanLoad::Open { .. }) && !t.send_lag.is_empty() {
-        m.push(single(
-            key("send_lag_p99"),
-            Unit::Seconds,
-            t.send_lag.value_at_quantile(0.99) as f64 * 1e-9,
-        ));
-        m.push(single(
-            key("send_lag_max"),
-            Unit::Seconds,
-            t.send_lag.max() as f64 * 1e-9,
-        ));
+        p.quantiles(&t.send_lag, &[("send_lag_p99", 0.99)]);
+        let k = p.key("send_lag_max");
+        p.single(k, Unit::Seconds, t.send_lag.max() as f64 * 1e-9);
     }
-    m.push(single(
-        key("messages").with("dir", "sent"),
-        Unit::Count,
-        t.sent_in_window as f64,
-    ));
-    m.push(single(
-        key("messages").with("dir", "received"),
-        Unit::Count,
-        t.received_in_window as f64,
-    ));
-    for k in client::ErrorKind::ALL {
-        let n = t.errors.get(&k).copied().unwrap_or(0);
-        m.push(single(
-            key("errors").with("type", k.id()),
-            Unit::Count,
-            n as f64,
-        ));
+}
+
+/// Messages sent and received in the window, errors by type, and the
+/// server's unexpected closes by code.
+fn counts(p: &mut Push<'_>, t: &Totals) {
+    let k = p.key("messages").with("dir", "sent");
+    p.single(k, Unit::Count, t.sent_in_window as f64);
+    let k = p.key("messages").with("dir", "received");
+    p.single(k, Unit::Count, t.received_in_window as f64);
+    for e in client::ErrorKind::ALL {
+        let n = t.errors.get(&e).copied().unwrap_or(0);
+        let k = p.key("errors").with("type", e.id());
+        p.single(k, Unit::Count, n as f64);
     }
     for (code, n) in &t.closes {
-        m.push(single(
-            key("unexpected_closes").with("code", code),
-            Unit::Count,
-            *n as f64,
-        ));
+        let k = p.key("unexpected_closes").with("code", code);
+        p.single(k, Unit::Count, *n as f64);
     }
-    if let Some(mem) = memory.filter(|m| m.samples > 0) {
-        for (at, v) in [
-            ("start", mem.rss_start),
-            ("peak", mem.rss_peak),
-            ("end", mem.rss_end),
-        ] {
-            m.push(single(
-                key("server_rss").with("at", at),
-                Unit::Bytes,
-                v as f64,
-            ));
-        }
-        if let Some(g) = mem.gpu_peak {
-            m.push(single(
-                key("server_gpu_memory").with("at", "peak"),
-                Unit::Bytes,
-                g as f64,
-            ));
-        }
+}
+
+/// A started server's RSS (start, peak, end) and GPU memory peak.
+fn server_memory(p: &mut Push<'_>, mem: &MemoryReport) {
+    for (at, v) in [
+        ("start", mem.rss_start),
+        ("peak", mem.rss_peak),
+        ("end", mem.rss_end),
+    ] {
+        let k = p.key("server_rss").with("at", at);
+        p.single(k, Unit::Bytes, v as f64);
     }
-    if let Some(n) = r.spin_back_offs {
-        m.push(single(key("client_spin_back_offs"), Unit::Count, n as f64));
-    }
-    if let Some(cpu) = client_cpu {
-        let msgs = (t.sent_total + t.received_total).max(1) as f64;
-        m.push(single(key("client_cpu_per_msg"), Unit::Seconds, cpu / msgs));
+    if let Some(g) = mem.gpu_peak {
+        let k = p.key("server_gpu_memory").with("at", "peak");
+        p.single(k, Unit::Bytes, g as f64);
     }
 }
 

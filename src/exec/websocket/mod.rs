@@ -18,6 +18,7 @@ mod flood;
 mod metrics;
 mod ping;
 mod protocol;
+mod push;
 mod server;
 mod stream_metrics;
 

@@ -5,7 +5,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::metric::{Direction, MetricKey, MetricSeries, Unit, default_estimator};
+use super::push::Push;
+use crate::metric::{Direction, MetricSeries, Unit};
 use crate::ws::client::stream::StreamTotals;
 use crate::ws::client::stream::record::Dist;
 use crate::ws::client::{ErrorKind, FloodReport};
@@ -18,14 +19,35 @@ pub(super) fn stream_metrics(
     m: &mut Vec<MetricSeries>,
 ) {
     let Some(s) = &r.streams else { return };
-    let key = |name: &str| MetricKey::new(name).with_labels(labels);
-    let series = |name: &str, unit: Unit, dir: Direction, samples: Vec<f64>| MetricSeries {
-        key: key(name),
-        estimator: default_estimator(&unit, dir),
-        unit,
-        direction: dir,
-        samples,
-    };
+    let mut p = Push::new(labels, m);
+    timings(&mut p, s);
+    if !s.replies.items().is_empty() {
+        p.series(
+            "replies_per_request",
+            Unit::Count,
+            Direction::Neither,
+            s.replies.items().to_vec(),
+        );
+    }
+    if units_name.is_some() && !s.units.items().is_empty() {
+        p.series(
+            "units_per_request",
+            Unit::Count,
+            Direction::Neither,
+            s.units.items().to_vec(),
+        );
+    }
+    rates(&mut p, r, s, units_name);
+    for k in ErrorKind::STREAM {
+        let n = r.totals.errors.get(&k).copied().unwrap_or(0);
+        let key = p.key("errors").with("type", k.id());
+        p.single(key, Unit::Count, n as f64);
+    }
+}
+
+/// Per-request timings as samples, and the percentiles of the first three
+/// from every value.
+fn timings(p: &mut Push<'_>, s: &StreamTotals) {
     for (name, d, pct) in [
         ("time_to_first_reply", &s.ttfr, true),
         ("inter_reply_gap", &s.gap, true),
@@ -35,77 +57,52 @@ pub(super) fn stream_metrics(
         if d.sample.items().is_empty() {
             continue;
         }
-        m.push(series(
+        p.series(
             name,
             Unit::Seconds,
             Direction::LowerIsBetter,
             d.sample.items().to_vec(),
-        ));
+        );
         if pct {
-            percentiles(name, d, &key, m);
+            percentiles(p, name, d);
         }
     }
-    if !s.replies.items().is_empty() {
-        m.push(series(
-            "replies_per_request",
-            Unit::Count,
-            Direction::Neither,
-            s.replies.items().to_vec(),
-        ));
-    }
-    if units_name.is_some() && !s.units.items().is_empty() {
-        m.push(series(
-            "units_per_request",
-            Unit::Count,
-            Direction::Neither,
-            s.units.items().to_vec(),
-        ));
-    }
+}
+
+/// Requests, replies (or units) and good requests per second, per slice.
+fn rates(p: &mut Push<'_>, r: &FloodReport, s: &StreamTotals, units_name: Option<&str>) {
     let rates = slice_rates(r, s);
     let reply_unit = units_name.unwrap_or("reply");
     let reply_rate = |(_, replies, units, _): (f64, f64, f64, f64)| {
         if units_name.is_some() { units } else { replies }
     };
     let higher = Direction::HigherIsBetter;
-    m.push(series(
+    p.series(
         "request_rate",
         Unit::Rate("request".into()),
         higher,
         rates.iter().map(|x| x.0).collect(),
-    ));
-    m.push(series(
+    );
+    p.series(
         "reply_rate",
         Unit::Rate(reply_unit.into()),
         higher,
         rates.iter().map(|&x| reply_rate(x)).collect(),
-    ));
-    m.push(series(
+    );
+    p.series(
         "goodput",
         Unit::Rate("request".into()),
         higher,
         rates.iter().map(|x| x.3).collect(),
-    ));
-    for k in ErrorKind::STREAM {
-        let n = r.totals.errors.get(&k).copied().unwrap_or(0);
-        m.push(MetricSeries::single(
-            key("errors").with("type", k.id()),
-            Unit::Count,
-            Direction::Neither,
-            n as f64,
-        ));
-    }
+    );
 }
 
-fn percentiles(name: &str, d: &Dist, key: &dyn Fn(&str) -> MetricKey, m: &mut Vec<MetricSeries>) {
-    for (suffix, q) in [("p50", 0.5), ("p90", 0.9), ("p99", 0.99)] {
-        let v = d.all.value_at_quantile(q) as f64 * 1e-9;
-        m.push(MetricSeries::single(
-            key(&format!("{name}_{suffix}")),
-            Unit::Seconds,
-            Direction::Neither,
-            v,
-        ));
-    }
+fn percentiles(p: &mut Push<'_>, name: &str, d: &Dist) {
+    let names = ["p50", "p90", "p99"].map(|suffix| format!("{name}_{suffix}"));
+    p.quantiles(
+        &d.all,
+        &[(&names[0], 0.5), (&names[1], 0.9), (&names[2], 0.99)],
+    );
 }
 
 /// Per full slice of the window: (requests, replies, units, good requests)
