@@ -347,39 +347,27 @@ fn measure_point(
     let probe = run_child(inv, settings.timeout, register.clone())?;
     let mut leftovers = leftovers::Leftovers::default();
     leftovers.record(&probe);
-    let mut gpu = gpu_memory::GpuMemoryRuns::default();
     let probe_is_sample = settings.warmup_runs == 0 && settings.warmup.is_zero();
     settings.warmup_runs = settings.warmup_runs.saturating_sub(1);
     settings.warmup = settings.warmup.saturating_sub(probe_start.elapsed());
-    let (unit, direction) = if primary == "wall_time" {
-        (Unit::Seconds, Direction::LowerIsBetter)
-    } else {
-        let m = probe
-            .metrics
-            .iter()
-            .find(|m| m.metric == primary)
-            .ok_or_else(|| {
-                ExecError::Failed(format!(
-                    "primary metric `{primary}` was not printed by `{}` (it printed: {})",
-                    inv.argv.join(" "),
-                    printed_names(&probe)
-                ))
-            })?;
-        let unit = Unit::parse_with_scale(m.unit.as_deref().unwrap_or("")).0;
-        let direction = m.direction.unwrap_or_else(|| unit.default_direction());
-        (unit, direction)
-    };
+    let (unit, direction) = primary_unit(&primary, &probe, inv)?;
     let estimator = plan
         .rule_for(&primary_key)
         .and_then(|r| r.estimator)
         .unwrap_or_else(|| default_estimator(&unit, direction));
-    let mut col = Collector {
-        labels: point_labels(point),
-        series: BTreeMap::new(),
+    let mut runs = PointRuns {
+        plan,
+        inv,
+        primary: &primary,
+        col: Collector {
+            labels: point_labels(point),
+            series: BTreeMap::new(),
+        },
+        gpu: gpu_memory::GpuMemoryRuns::default(),
+        leaks: leak::LeakRuns::default(),
+        printed_checks: Vec::new(),
     };
     let mut first_sample = probe_is_sample.then_some(probe);
-    let mut leaks = leak::LeakRuns::default();
-    let mut printed_checks: Vec<Check> = Vec::new();
     run_adaptive(
         &settings,
         estimator,
@@ -395,70 +383,124 @@ fn measure_point(
             if warmup {
                 return Ok(Vec::new());
             }
-            gpu.record(&run);
-            col.push(
-                "wall_time",
-                Unit::Seconds,
-                Direction::LowerIsBetter,
-                run.wall.as_secs_f64(),
-            );
-            col.push(
-                "cpu_time",
-                Unit::Seconds,
-                Direction::LowerIsBetter,
-                run.cpu.as_secs_f64(),
-            );
-            col.push(
-                "peak_rss",
-                Unit::Bytes,
-                Direction::LowerIsBetter,
-                run.peak_rss as f64,
-            );
-            // Every value of the primary metric this run printed: the gate's
-            // estimator sees them all, so the stopping rule does too.
-            let mut primary_values: Vec<f64> = if primary == "wall_time" {
-                vec![run.wall.as_secs_f64()]
-            } else {
-                Vec::new()
-            };
-            let mut this_run: BTreeMap<MetricKey, (Unit, Vec<f64>)> = BTreeMap::new();
-            for m in &run.metrics {
-                let (unit, scale) = Unit::parse_with_scale(m.unit.as_deref().unwrap_or(""));
-                let v = m.value * scale;
-                if m.metric == primary {
-                    primary_values.push(v);
-                }
-                let key = MetricKey::new(m.metric.as_str()).with_labels(&col.labels);
-                if leak::LeakRuns::wanted(plan, &key) {
-                    this_run
-                        .entry(key)
-                        .or_insert_with(|| (unit.clone(), Vec::new()))
-                        .1
-                        .push(v);
-                }
-                col.push_printed(m, unit, v)
-                    .map_err(|e| ExecError::Failed(format!("`{}` {e}", inv.argv.join(" "))))?;
-            }
-            leaks.record(this_run);
-            keep_checks(&mut printed_checks, run.checks);
-            Ok(primary_values)
+            runs.record(run)
         },
         |count| ctx.event(ExecEvent::Sample { count }),
     )?;
-    let (growth, mut checks) = leaks.finish(plan, &col.labels);
-    let (gpu_series, gpu_checks, mut warnings) = gpu.finish(plan, &col.labels);
-    let mut metrics: Vec<MetricSeries> = col.series.into_values().collect();
-    metrics.extend(growth);
-    metrics.extend(gpu_series);
-    checks.extend(gpu_checks);
-    checks.extend(printed_checks.into_iter().map(|mut c| {
-        if !col.labels.is_empty() {
-            c.name = format!("{} ({})", c.name, point_label_text(point));
-        }
-        c
-    }));
+    let (metrics, checks, mut warnings) = runs.finish(point);
     warnings.extend(leftovers.warnings(&inv.argv.join(" ")));
     Ok((metrics, checks, warnings))
+}
+
+/// The unit and direction of the primary metric: `wall_time`'s, or those
+/// the probe run printed it with.
+fn primary_unit(
+    primary: &str,
+    probe: &ChildRun,
+    inv: &Invocation,
+) -> Result<(Unit, Direction), ExecError> {
+    if primary == "wall_time" {
+        return Ok((Unit::Seconds, Direction::LowerIsBetter));
+    }
+    let m = probe
+        .metrics
+        .iter()
+        .find(|m| m.metric == primary)
+        .ok_or_else(|| {
+            ExecError::Failed(format!(
+                "primary metric `{primary}` was not printed by `{}` (it printed: {})",
+                inv.argv.join(" "),
+                printed_names(probe)
+            ))
+        })?;
+    let unit = Unit::parse_with_scale(m.unit.as_deref().unwrap_or("")).0;
+    let direction = m.direction.unwrap_or_else(|| unit.default_direction());
+    Ok((unit, direction))
+}
+
+/// What a point's measured runs gather.
+struct PointRuns<'a> {
+    plan: &'a ScenarioPlan,
+    inv: &'a Invocation,
+    primary: &'a str,
+    col: Collector,
+    gpu: gpu_memory::GpuMemoryRuns,
+    leaks: leak::LeakRuns,
+    printed_checks: Vec<Check>,
+}
+
+impl PointRuns<'_> {
+    /// One measured run: its series, and every value of the primary metric
+    /// it printed (the gate's estimator sees them all, so the stopping rule
+    /// does too).
+    fn record(&mut self, run: ChildRun) -> Result<Vec<f64>, ExecError> {
+        self.gpu.record(&run);
+        let col = &mut self.col;
+        col.push(
+            "wall_time",
+            Unit::Seconds,
+            Direction::LowerIsBetter,
+            run.wall.as_secs_f64(),
+        );
+        col.push(
+            "cpu_time",
+            Unit::Seconds,
+            Direction::LowerIsBetter,
+            run.cpu.as_secs_f64(),
+        );
+        col.push(
+            "peak_rss",
+            Unit::Bytes,
+            Direction::LowerIsBetter,
+            run.peak_rss as f64,
+        );
+        let mut primary_values: Vec<f64> = if self.primary == "wall_time" {
+            vec![run.wall.as_secs_f64()]
+        } else {
+            Vec::new()
+        };
+        let mut this_run: BTreeMap<MetricKey, (Unit, Vec<f64>)> = BTreeMap::new();
+        for m in &run.metrics {
+            let (unit, scale) = Unit::parse_with_scale(m.unit.as_deref().unwrap_or(""));
+            let v = m.value * scale;
+            if m.metric == self.primary {
+                primary_values.push(v);
+            }
+            let key = MetricKey::new(m.metric.as_str()).with_labels(&col.labels);
+            if leak::LeakRuns::wanted(self.plan, &key) {
+                this_run
+                    .entry(key)
+                    .or_insert_with(|| (unit.clone(), Vec::new()))
+                    .1
+                    .push(v);
+            }
+            col.push_printed(m, unit, v)
+                .map_err(|e| ExecError::Failed(format!("`{}` {e}", self.inv.argv.join(" "))))?;
+        }
+        self.leaks.record(this_run);
+        keep_checks(&mut self.printed_checks, run.checks);
+        Ok(primary_values)
+    }
+
+    /// The point's series (with leak growth and GPU memory), checks and
+    /// warnings.
+    fn finish(self, point: &ParamPoint) -> MeasuredPoint {
+        let labels = &self.col.labels;
+        let (growth, mut checks) = self.leaks.finish(self.plan, labels);
+        let (gpu_series, gpu_checks, warnings) = self.gpu.finish(self.plan, labels);
+        let labelled = !labels.is_empty();
+        let mut metrics: Vec<MetricSeries> = self.col.series.into_values().collect();
+        metrics.extend(growth);
+        metrics.extend(gpu_series);
+        checks.extend(gpu_checks);
+        checks.extend(self.printed_checks.into_iter().map(|mut c| {
+            if labelled {
+                c.name = format!("{} ({})", c.name, point_label_text(point));
+            }
+            c
+        }));
+        (metrics, checks, warnings)
+    }
 }
 
 /// The checks a run printed, over the point's measured runs: one per name,
