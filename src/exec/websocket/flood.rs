@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::metrics::{flood_check, label_suffix, metrics};
 use super::server::{Running, Served};
@@ -11,8 +11,10 @@ use crate::exec::{ExecError, ExecEvent, ExecOutput, RunCtx};
 use crate::plan::websocket::{FloodPoint, Load as PlanLoad, MessageType};
 use crate::plan::{ParamPoint, ScenarioPlan, WebsocketFloodSpec, point_labels};
 use crate::ws::client::ping::PingConfig;
-use crate::ws::client::process::MemorySampler;
-use crate::ws::client::{self, FloodConfig, Frame, Load, Payload, Progress, StopAfter};
+use crate::ws::client::process::{MemoryReport, MemorySampler};
+use crate::ws::client::{
+    self, FloodConfig, FloodReport, Frame, Load, Payload, Progress, StopAfter,
+};
 
 fn build_payload(
     plan: &ScenarioPlan,
@@ -131,78 +133,23 @@ pub(super) async fn flood_points(
             label,
         });
         let cfg = flood_config(plan, spec, (fp, point), index, &served.url, ctx)?;
-
         let sampler = served.pid.map(|pid| {
             MemorySampler::start(
                 pid,
                 ctx.settings.monitor_interval.max(Duration::from_millis(20)),
             )
         });
-        let progress = Arc::new(Progress::default());
         let cpu0 = process_cpu();
-        let t0 = Instant::now();
-        let flood = client::flood(cfg, progress.clone());
-        tokio::pin!(flood);
-        let mut tick = tokio::time::interval(Duration::from_millis(200));
-        let mut reported = 0u64;
-        let report = loop {
-            let died = async {
-                match &mut served.running {
-                    Running::Process(p) => Some(p.exited().await),
-                    _ => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                r = &mut flood => break r.map_err(ExecError::Failed)?,
-                Some(status) = died => {
-                    if let Some(s) = sampler {
-                        s.stop();
-                    }
-                    let Running::Process(p) = &mut served.running else { unreachable!() };
-                    let what = format!(
-                        "during the flood ({} of {} connections up)",
-                        progress.connected.load(Ordering::Relaxed),
-                        fp.connections
-                    );
-                    return Err(ExecError::Failed(p.died(status, &what).await));
-                }
-                _ = tick.tick() => {
-                    let n = progress.slices.load(Ordering::Relaxed);
-                    if n > reported {
-                        reported = n;
-                        ctx.event(ExecEvent::Sample { count: n as usize });
-                    }
-                }
-            }
-        };
-        // Connections dropped all at once may end the flood before the exit
-        // is seen: a server that died is the failure to report.
-        if let Running::Process(p) = &mut served.running {
-            let dropped = report
-                .totals
-                .errors
-                .contains_key(&client::ErrorKind::Closed)
-                || report.totals.errors.contains_key(&client::ErrorKind::Lost);
-            let status = match p.try_exited() {
-                Some(s) => Some(s),
-                None if dropped => tokio::time::timeout(Duration::from_millis(500), p.exited())
-                    .await
-                    .ok(),
-                None => None,
-            };
-            if let Some(status) = status {
+        let report = match drive(cfg, served, fp, ctx).await {
+            Ok(r) => r,
+            Err(e) => {
                 if let Some(s) = sampler {
                     s.stop();
                 }
-                let what = format!(
-                    "during the flood ({} of {} connections up)",
-                    report.connected, fp.connections
-                );
-                return Err(ExecError::Failed(p.died(status, &what).await));
+                return Err(e);
             }
-        }
+        };
         let cpu = process_cpu() - cpu0;
-        let _wall = t0.elapsed();
         let memory = sampler.map(|s| s.stop());
         if report.connected == 0 {
             return Err(ExecError::Failed(format!(
@@ -215,25 +162,96 @@ pub(super) async fn flood_points(
                     .map_or("no error recorded", String::as_str)
             )));
         }
-        let labels = point_labels(point);
-        let own_cpu = matches!(served.running, Running::Builtin(_)).then_some(());
-        metrics(
-            &report,
-            fp,
-            &labels,
-            memory,
-            (own_cpu.is_none()).then_some(cpu),
-            out,
-        );
-        let units = spec.protocol.as_ref().and_then(|p| p.units_name());
-        super::stream_metrics::stream_metrics(&report, units, &labels, &mut out.metrics);
-        out.checks
-            .push(flood_check(&report, spec.max_errors(), &labels));
-        if let Some(p) = &report.pings {
-            super::ping::ping_metrics(p, &labels, &mut out.metrics);
-            out.checks
-                .push(crate::ws::checks::ping_check(p, &label_suffix(&labels)));
-        }
+        let own_cpu = matches!(served.running, Running::Builtin(_));
+        let client_cpu = (!own_cpu).then_some(cpu);
+        record(spec, fp, point, &report, (memory, client_cpu), out);
     }
     Ok(())
+}
+
+/// Runs one point's flood to its end, with progress events, failing when
+/// a started server dies during it (or just after: connections dropped
+/// all at once may end the flood before the exit is seen).
+async fn drive(
+    cfg: FloodConfig,
+    served: &mut Served,
+    fp: &FloodPoint,
+    ctx: &mut RunCtx<'_>,
+) -> Result<FloodReport, ExecError> {
+    let progress = Arc::new(Progress::default());
+    let flood = client::flood(cfg, progress.clone());
+    tokio::pin!(flood);
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    let mut reported = 0u64;
+    let report = loop {
+        let died = async {
+            match &mut served.running {
+                Running::Process(p) => Some(p.exited().await),
+                _ => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            r = &mut flood => break r.map_err(ExecError::Failed)?,
+            Some(status) = died => {
+                let Running::Process(p) = &mut served.running else { unreachable!() };
+                let what = format!(
+                    "during the flood ({} of {} connections up)",
+                    progress.connected.load(Ordering::Relaxed),
+                    fp.connections
+                );
+                return Err(ExecError::Failed(p.died(status, &what).await));
+            }
+            _ = tick.tick() => {
+                let n = progress.slices.load(Ordering::Relaxed);
+                if n > reported {
+                    reported = n;
+                    ctx.event(ExecEvent::Sample { count: n as usize });
+                }
+            }
+        }
+    };
+    if let Running::Process(p) = &mut served.running {
+        let dropped = report
+            .totals
+            .errors
+            .contains_key(&client::ErrorKind::Closed)
+            || report.totals.errors.contains_key(&client::ErrorKind::Lost);
+        let status = match p.try_exited() {
+            Some(s) => Some(s),
+            None if dropped => tokio::time::timeout(Duration::from_millis(500), p.exited())
+                .await
+                .ok(),
+            None => None,
+        };
+        if let Some(status) = status {
+            let what = format!(
+                "during the flood ({} of {} connections up)",
+                report.connected, fp.connections
+            );
+            return Err(ExecError::Failed(p.died(status, &what).await));
+        }
+    }
+    Ok(report)
+}
+
+/// A point's metrics and checks (flood, streams, pings).
+fn record(
+    spec: &WebsocketFloodSpec,
+    fp: &FloodPoint,
+    point: &ParamPoint,
+    report: &FloodReport,
+    (memory, client_cpu): (Option<MemoryReport>, Option<f64>),
+    out: &mut ExecOutput,
+) {
+    let labels = point_labels(point);
+    metrics(report, fp, &labels, memory, client_cpu, out);
+    let units = spec.protocol.as_ref().and_then(|p| p.units_name());
+    super::stream_metrics::stream_metrics(report, units, &labels, &mut out.metrics);
+    out.checks
+        .push(flood_check(report, spec.max_errors(), &labels));
+    if let Some(p) = &report.pings {
+        super::ping::ping_metrics(p, &labels, &mut out.metrics);
+        out.checks
+            .push(crate::ws::checks::ping_check(p, &label_suffix(&labels)));
+    }
 }
