@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use candle_core::Tensor;
+use candle_core::{Device, Tensor};
 
 use crate::exec::sampler::run_adaptive;
 use crate::exec::{Availability, ExecError, ExecEvent, ExecOutput, Executes, Executor, RunCtx};
@@ -176,14 +176,40 @@ fn run_sweep(
         Direction::Neither,
         device_init,
     ));
-    let seed = spec.model.seed();
     let batches = spec.batches();
+    let (w, model) = load(plan, spec, &dev, &mut out)?;
+    first_inferences(&model, batches[0], spec.model.seed(), &mut out)?;
+    let (points, overhead) = sweep(&model, spec, &batches, ctx, &mut out)?;
+    let rules = SweepRules::from(spec);
+    let derived = Derived::from_points(&points, &rules);
+    derived.emit(&mut out.metrics, &points, &rules, on_cuda);
+    // Report-only: the harness's own share of the sampling loops.
+    out.metrics.push(single(
+        MetricKey::new("harness_overhead"),
+        Unit::Percent,
+        Direction::Neither,
+        overhead * 100.0,
+    ));
+    let batching = plan.checklist.contains(&ChecklistItem::Batching);
+    out.checks
+        .extend(derived.checks(&points, &rules, on_cuda, batching));
+    if !spec.compare_dtypes.is_empty() {
+        compare_dtypes(spec, &w, &model, &batches, ctx, &mut out)?;
+    }
+    Ok(out)
+}
 
-    // Load: weights read (or generated) and placed on the device.
+/// Load: weights read (or generated) and placed on the device, timed.
+fn load(
+    plan: &ScenarioPlan,
+    spec: &BatchSweepSpec,
+    dev: &Device,
+    out: &mut ExecOutput,
+) -> Result<(Weights, Model), ExecError> {
     let t = Instant::now();
     let w = load_weights(plan, spec)?;
     let precision = Precision::of_model(spec.model.dtype());
-    let model = Model::build(&spec.model, &w, precision, &dev)
+    let model = Model::build(&spec.model, &w, precision, dev)
         .map_err(model_failed("building the model"))?;
     model.sync().map_err(failed("placing weights"))?;
     let load_time = t.elapsed().as_secs_f64();
@@ -200,28 +226,46 @@ fn run_sweep(
         Direction::LowerIsBetter,
         model.weight_bytes as f64,
     ));
+    Ok((w, model))
+}
 
-    // First inference: cold caches, lazy kernel loading (on CUDA, candle's
-    // PTX modules are JIT-compiled by the driver on first use), allocator
-    // growth. The second pass right after it, at the same batch, is the
-    // model's own cost: the difference is what happens once per process.
-    let x = model
-        .input(batches[0], seed)
-        .map_err(model_failed("input"))?;
+/// First inference: cold caches, lazy kernel loading (on CUDA, candle's
+/// PTX modules are JIT-compiled by the driver on first use), allocator
+/// growth. The second pass right after it, at the same batch, is the
+/// model's own cost: the difference is what happens once per process.
+fn first_inferences(
+    model: &Model,
+    batch: usize,
+    seed: u64,
+    out: &mut ExecOutput,
+) -> Result<(), ExecError> {
+    let x = model.input(batch, seed).map_err(model_failed("input"))?;
     for (name, what) in [
         ("first_inference", "first inference"),
         ("second_inference", "second inference"),
     ] {
         let t = Instant::now();
-        forward_synced(&model, &x).map_err(failed(what))?;
+        forward_synced(model, &x).map_err(failed(what))?;
         out.metrics.push(single(
-            MetricKey::new(name).with("batch", batches[0]),
+            MetricKey::new(name).with("batch", batch),
             Unit::Seconds,
             Direction::Neither,
             t.elapsed().as_secs_f64(),
         ));
     }
+    Ok(())
+}
 
+/// Every batch measured: its points for the sweep analysis, and the
+/// harness's share of the sampling loops' time (0..1).
+fn sweep(
+    model: &Model,
+    spec: &BatchSweepSpec,
+    batches: &[usize],
+    ctx: &mut RunCtx<'_>,
+    out: &mut ExecOutput,
+) -> Result<(Vec<BatchPoint>, f64), ExecError> {
+    let seed = spec.model.seed();
     let mut points = Vec::new();
     let (mut fwd, mut wall) = (Duration::ZERO, Duration::ZERO);
     for (i, &b) in batches.iter().enumerate() {
@@ -233,7 +277,7 @@ fn run_sweep(
         let x = model
             .input(b, seed)
             .map_err(model_failed(format!("batch {b}: input")))?;
-        let m = measure(&model, &x, b, |n| MetricKey::new(n).with("batch", b), ctx)?;
+        let m = measure(model, &x, b, |n| MetricKey::new(n).with("batch", b), ctx)?;
         drop(x);
         fwd += m.forward_time;
         wall += m.loop_time;
@@ -257,30 +301,12 @@ fn run_sweep(
         out.metrics.push(m.latency);
         out.metrics.push(m.throughput);
     }
-
-    let rules = SweepRules::from(spec);
-    let derived = Derived::from_points(&points, &rules);
-    derived.emit(&mut out.metrics, &points, &rules, on_cuda);
     let overhead = if wall.is_zero() {
         0.0
     } else {
         (1.0 - fwd.as_secs_f64() / wall.as_secs_f64()).max(0.0)
     };
-    // Report-only: the harness's own share of the sampling loops.
-    out.metrics.push(single(
-        MetricKey::new("harness_overhead"),
-        Unit::Percent,
-        Direction::Neither,
-        overhead * 100.0,
-    ));
-    let batching = plan.checklist.contains(&ChecklistItem::Batching);
-    out.checks
-        .extend(derived.checks(&points, &rules, on_cuda, batching));
-
-    if !spec.compare_dtypes.is_empty() {
-        compare_dtypes(spec, &w, &model, &batches, ctx, &mut out)?;
-    }
-    Ok(out)
+    Ok((points, overhead))
 }
 
 /// The batch of the dtype comparison: `compare_batch`, else the largest
