@@ -9,12 +9,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::spells::spells;
+use super::spells::{Spells, spells};
 use super::{
     MetricVerdict, PAIRED_REMEDY, PairOrder, Policy, Verdict, bound_violation, decide, estimate,
     rule_for,
 };
-use crate::metric::MetricSeries;
+use crate::metric::{Estimator, MetricSeries};
 use crate::plan::MetricRule;
 use crate::result::ScenarioResult;
 use crate::stats;
@@ -37,32 +37,41 @@ pub fn compare_paired(
         .iter()
         .flat_map(|r| r.metrics.iter().map(|m| m.key.to_string()))
         .collect();
+    let judge = Judge {
+        order,
+        rules,
+        tolerance,
+        invalid,
+        policy,
+    };
     keys.iter()
         .filter_map(|key| {
             let heads: Vec<Option<&MetricSeries>> = head.iter().map(|r| r.metric(key)).collect();
             let bases: Vec<Option<&MetricSeries>> = base.iter().map(|r| r.metric(key)).collect();
             let first = heads.iter().flatten().next()?;
-            Some(paired_metric(
-                first, &bases, &heads, order, rules, tolerance, invalid, policy,
-            ))
+            Some(paired_metric(first, &bases, &heads, &judge))
         })
         .collect()
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What every metric of one paired comparison is judged by.
+struct Judge<'a> {
+    order: &'a [PairOrder],
+    rules: &'a BTreeMap<String, MetricRule>,
+    tolerance: f64,
+    invalid: Option<&'a str>,
+    policy: &'a Policy,
+}
+
 fn paired_metric(
     first: &MetricSeries,
     bases: &[Option<&MetricSeries>],
     heads: &[Option<&MetricSeries>],
-    order: &[PairOrder],
-    rules: &BTreeMap<String, MetricRule>,
-    default_tolerance: f64,
-    invalid: Option<&str>,
-    policy: &Policy,
+    j: &Judge<'_>,
 ) -> MetricVerdict {
-    let rule = rule_for(rules, &first.key);
-    let mut v = MetricVerdict::unjudged(first, rule, default_tolerance);
-    let (direction, estimator, tolerance, gated) = (v.direction, v.estimator, v.tolerance, v.gated);
+    let rule = rule_for(j.rules, &first.key);
+    let mut v = MetricVerdict::unjudged(first, rule, j.tolerance);
+    let estimator = v.estimator;
     let pooled = |side: &[Option<&MetricSeries>]| -> Vec<f64> {
         side.iter()
             .flatten()
@@ -70,8 +79,61 @@ fn paired_metric(
             .collect()
     };
     let current = estimate(&pooled(heads), estimator);
-    let baseline = estimate(&pooled(bases), estimator);
-    let (pairs, placed): (Vec<(f64, f64)>, Vec<PairOrder>) = bases
+    v.current = current.unwrap_or(f64::NAN);
+    v.baseline = estimate(&pooled(bases), estimator);
+    let (pairs, placed) = pairs_of(bases, heads, j.order, estimator);
+    v.pair_order = placed.clone();
+    if let (Some(c), Some(rule)) = (current, rule) {
+        v.bound_violation = bound_violation(c, rule, &first.unit);
+    }
+    v.pairs = pairs.clone();
+    let mut notes = Vec::new();
+    let spells = spells(&pairs, v.direction, v.tolerance);
+    let (pairs, orders): (Vec<(f64, f64)>, Vec<bool>) = pairs
+        .iter()
+        .zip(&placed)
+        .zip(&spells.keep)
+        .filter(|(_, keep)| **keep)
+        .map(|((p, o), _)| (*p, o.head_first))
+        .unzip();
+    v.p_value = stats::sign_flip_p(&pairs);
+    notes.extend(spells.note.clone());
+    let ci = stats::paired_ratio_ci(&pairs, &orders, j.policy.confidence);
+    if let Some(ci) = &ci {
+        describe_ci(&mut v, ci, &mut notes);
+    }
+    v.verdict = if v.bound_violation.is_some() {
+        Verdict::Regressed
+    } else if let Some(why) = j.invalid {
+        notes.push(why.to_string());
+        Verdict::Invalid
+    } else if current.is_none() {
+        notes.push("no finite samples".into());
+        Verdict::Invalid
+    } else if v.baseline.is_none() {
+        notes.push("the base tree's variant does not report this metric".into());
+        Verdict::NoBaseline
+    } else if !v.gated {
+        notes.push("reported only: not gated on change".into());
+        Verdict::Pass
+    } else {
+        by_pairs(&v, ci, &spells, pairs.len(), &mut notes)
+    };
+    if !notes.is_empty() {
+        v.note = Some(notes.join("; "));
+    }
+    v
+}
+
+/// Each pair's (base, head) estimates, where both sides have one, and
+/// where each pair ran (`order[i]`, else number `i`, base first).
+fn pairs_of(
+    bases: &[Option<&MetricSeries>],
+    heads: &[Option<&MetricSeries>],
+    order: &[PairOrder],
+    estimator: Estimator,
+) -> (Vec<(f64, f64)>, Vec<PairOrder>) {
+    bases
         .iter()
         .zip(heads)
         .enumerate()
@@ -91,89 +153,71 @@ fn paired_metric(
                 at,
             ))
         })
-        .unzip();
-    let mut notes = Vec::new();
-    v.current = current.unwrap_or(f64::NAN);
-    v.baseline = baseline;
-    v.pair_order = placed.clone();
-    if let (Some(c), Some(rule)) = (current, rule) {
-        v.bound_violation = bound_violation(c, rule, &first.unit);
-    }
-    v.pairs = pairs.clone();
-    let spells = spells(&pairs, direction, tolerance);
-    let (pairs, orders): (Vec<(f64, f64)>, Vec<bool>) = pairs
-        .iter()
-        .zip(&placed)
-        .zip(&spells.keep)
-        .filter(|(_, keep)| **keep)
-        .map(|((p, o), _)| (*p, o.head_first))
-        .unzip();
-    v.p_value = stats::sign_flip_p(&pairs);
-    notes.extend(spells.note.clone());
-    let ci = stats::paired_ratio_ci(&pairs, &orders, policy.confidence);
-    if let Some(ci) = &ci {
-        v.change = Some(ci.point - 1.0);
-        v.ci = Some((ci.lo - 1.0, ci.hi - 1.0));
+        .unzip()
+}
+
+/// The change and its interval, and notes on the pairs' noise.
+fn describe_ci(v: &mut MetricVerdict, ci: &stats::PairedCi, notes: &mut Vec<String>) {
+    v.change = Some(ci.point - 1.0);
+    v.ci = Some((ci.lo - 1.0, ci.hi - 1.0));
+    notes.push(format!(
+        "paired: {} base/head pairs, one pair's noise ±{:.2}%",
+        ci.n,
+        100.0 * ci.sd
+    ));
+    if ci.clipped > 0 {
         notes.push(format!(
-            "paired: {} base/head pairs, one pair's noise ±{:.2}%",
-            ci.n,
-            100.0 * ci.sd
+            "{} outlying pair(s) clipped (a burst of load during one run)",
+            ci.clipped
         ));
-        if ci.clipped > 0 {
-            notes.push(format!(
-                "{} outlying pair(s) clipped (a burst of load during one run)",
-                ci.clipped
-            ));
-        }
     }
-    v.verdict = if v.bound_violation.is_some() {
-        Verdict::Regressed
-    } else if let Some(why) = invalid {
-        notes.push(why.to_string());
-        Verdict::Invalid
-    } else if current.is_none() {
-        notes.push("no finite samples".into());
-        Verdict::Invalid
-    } else if baseline.is_none() {
-        notes.push("the base tree's variant does not report this metric".into());
-        Verdict::NoBaseline
-    } else if !gated {
-        notes.push("reported only: not gated on change".into());
-        Verdict::Pass
-    } else {
-        let by_interval = |ci: &stats::PairedCi, notes: &mut Vec<String>| {
-            let (lo, hi, point) = (ci.lo, ci.hi, ci.point);
-            decide(lo, hi, point, direction, tolerance, PAIRED_REMEDY, notes)
-        };
-        match ci {
-            Some(_) if spells.too_few => Verdict::Inconclusive,
-            Some(ci) if spells.head_more_often_slow => {
-                let d = by_interval(&ci, &mut notes);
-                if d == Verdict::Regressed {
-                    d
-                } else {
-                    notes.push(
-                        "the head's runs were slow more often than the base's: \
-                         a change that slows only some runs would look like this"
-                            .into(),
-                    );
-                    Verdict::Inconclusive
-                }
-            }
-            Some(ci) => by_interval(&ci, &mut notes),
-            None => {
-                notes.push(format!(
-                    "only {} usable pair(s) (positive estimates on both sides): cannot decide",
-                    pairs.len()
-                ));
+}
+
+/// A gated metric with both sides measured: the verdict of the pairs'
+/// interval, unless too few pairs are left or the head was slow more
+/// often (a change that slows only some runs).
+fn by_pairs(
+    v: &MetricVerdict,
+    ci: Option<stats::PairedCi>,
+    spells: &Spells,
+    usable: usize,
+    notes: &mut Vec<String>,
+) -> Verdict {
+    let by_interval = |ci: &stats::PairedCi, notes: &mut Vec<String>| {
+        let (lo, hi, point) = (ci.lo, ci.hi, ci.point);
+        decide(
+            lo,
+            hi,
+            point,
+            v.direction,
+            v.tolerance,
+            PAIRED_REMEDY,
+            notes,
+        )
+    };
+    match ci {
+        Some(_) if spells.too_few => Verdict::Inconclusive,
+        Some(ci) if spells.head_more_often_slow => {
+            let d = by_interval(&ci, notes);
+            if d == Verdict::Regressed {
+                d
+            } else {
+                notes.push(
+                    "the head's runs were slow more often than the base's: \
+                     a change that slows only some runs would look like this"
+                        .into(),
+                );
                 Verdict::Inconclusive
             }
         }
-    };
-    if !notes.is_empty() {
-        v.note = Some(notes.join("; "));
+        Some(ci) => by_interval(&ci, notes),
+        None => {
+            notes.push(format!(
+                "only {usable} usable pair(s) (positive estimates on both sides): cannot decide"
+            ));
+            Verdict::Inconclusive
+        }
     }
-    v
 }
 
 #[cfg(test)]
