@@ -306,7 +306,6 @@ impl BaselineStore {
         let mut skipped = Vec::new();
         let mut refused = Vec::new();
         let mut superseded = Vec::new();
-
         for r in results
             .iter()
             .filter(|r| r.suite == suite && r.outcome == Outcome::Ran)
@@ -326,62 +325,9 @@ impl BaselineStore {
                     None => {}
                 }
             }
-            let mut metric = BTreeMap::new();
-            let mut metric_changes = Vec::new();
-            for m in &r.metrics {
-                let key_text = m.key.to_string();
-                let old_m = old_s.and_then(|s| s.metric.get(&key_text));
-                let prev = old_m.filter(|_| append);
-                let seed = hash_str(&format!("{}/{}", r.scenario, key_text));
-                let Some(bm) = BaselineMetric::record(prev, m, seed) else {
-                    skipped.push(format!("{}::{}", r.scenario, key_text));
-                    continue;
-                };
-                metric_changes.push(MetricChange {
-                    key: key_text.clone(),
-                    unit: m.unit.clone(),
-                    old: old_m.map(|o| o.estimate),
-                    new: Some(bm.estimate),
-                    runs: bm.runs.len(),
-                });
-                metric.insert(key_text, bm);
-            }
-            if let Some(o) = old_s {
-                for (k, om) in &o.metric {
-                    if !metric.contains_key(k) {
-                        metric_changes.push(MetricChange {
-                            key: k.clone(),
-                            unit: om.unit.clone(),
-                            old: Some(om.estimate),
-                            new: None,
-                            runs: 0,
-                        });
-                    }
-                }
-            }
-            let status = match old_s {
-                None => ScenarioStatus::Added,
-                Some(_) if metric_changes.iter().all(|c| c.old == c.new) => {
-                    ScenarioStatus::Unchanged
-                }
-                Some(_) => ScenarioStatus::Changed,
-            };
-            changes.insert(
-                r.scenario.clone(),
-                ScenarioChange {
-                    scenario: r.scenario.clone(),
-                    status,
-                    metrics: metric_changes,
-                },
-            );
-            scenarios.insert(
-                r.scenario.clone(),
-                BaselineScenario {
-                    commit: provenance.commit.clone(),
-                    date: provenance.date.clone(),
-                    metric,
-                },
-            );
+            let (recorded, change) = record_scenario(r, old_s, append, &provenance, &mut skipped);
+            changes.insert(r.scenario.clone(), change);
+            scenarios.insert(r.scenario.clone(), recorded);
         }
         for name in scenarios.keys() {
             changes
@@ -392,7 +338,6 @@ impl BaselineStore {
                     metrics: Vec::new(),
                 });
         }
-
         let file = BaselineFile {
             format_version: FORMAT_VERSION,
             provenance,
@@ -414,6 +359,67 @@ impl BaselineStore {
             superseded,
         })
     }
+}
+
+/// One scenario's run recorded over its old baseline (its runs kept when
+/// `append`): the new baseline and what changed. A metric with nothing to
+/// record is named in `skipped`.
+fn record_scenario(
+    r: &ScenarioResult,
+    old_s: Option<&BaselineScenario>,
+    append: bool,
+    provenance: &Provenance,
+    skipped: &mut Vec<String>,
+) -> (BaselineScenario, ScenarioChange) {
+    let mut metric = BTreeMap::new();
+    let mut metric_changes = Vec::new();
+    for m in &r.metrics {
+        let key_text = m.key.to_string();
+        let old_m = old_s.and_then(|s| s.metric.get(&key_text));
+        let prev = old_m.filter(|_| append);
+        let seed = hash_str(&format!("{}/{}", r.scenario, key_text));
+        let Some(bm) = BaselineMetric::record(prev, m, seed) else {
+            skipped.push(format!("{}::{}", r.scenario, key_text));
+            continue;
+        };
+        metric_changes.push(MetricChange {
+            key: key_text.clone(),
+            unit: m.unit.clone(),
+            old: old_m.map(|o| o.estimate),
+            new: Some(bm.estimate),
+            runs: bm.runs.len(),
+        });
+        metric.insert(key_text, bm);
+    }
+    if let Some(o) = old_s {
+        for (k, om) in &o.metric {
+            if !metric.contains_key(k) {
+                metric_changes.push(MetricChange {
+                    key: k.clone(),
+                    unit: om.unit.clone(),
+                    old: Some(om.estimate),
+                    new: None,
+                    runs: 0,
+                });
+            }
+        }
+    }
+    let status = match old_s {
+        None => ScenarioStatus::Added,
+        Some(_) if metric_changes.iter().all(|c| c.old == c.new) => ScenarioStatus::Unchanged,
+        Some(_) => ScenarioStatus::Changed,
+    };
+    let change = ScenarioChange {
+        scenario: r.scenario.clone(),
+        status,
+        metrics: metric_changes,
+    };
+    let recorded = BaselineScenario {
+        commit: provenance.commit.clone(),
+        date: provenance.date.clone(),
+        metric,
+    };
+    (recorded, change)
 }
 
 /// The largest baseline file read: far beyond what neon-perf writes (256
