@@ -111,15 +111,9 @@ pub fn main(opts: HarnessOptions) -> ExitCode {
         Err(errors) => return bad_suites(&args, errors),
     };
     let mut plans: Vec<ScenarioPlan> = suites.into_iter().flat_map(|s| s.scenarios).collect();
-    let partition = match std::env::var("NEON_PERF_PARTITION") {
-        Ok(v) if !v.is_empty() => match v.parse::<crate::plan::Partition>() {
-            Ok(p) => Some(p),
-            Err(e) => {
-                eprintln!("error: NEON_PERF_PARTITION: {e}");
-                return ExitCode::from(2);
-            }
-        },
-        _ => None,
+    let partition = match partition_from_env() {
+        Ok(p) => p,
+        Err(code) => return code,
     };
     if let Some(p) = partition {
         let all = plans.len();
@@ -128,8 +122,67 @@ pub fn main(opts: HarnessOptions) -> ExitCode {
             eprintln!("partition {p}: {} of {all} scenario(s)", plans.len());
         }
     }
+    let session = match Session::new(run_config(&opts)) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if !args.list {
+        for w in session.warnings() {
+            eprintln!("warning: {w}");
+        }
+    }
+    let session = Arc::new(Mutex::new(session));
+    let reports: Arc<Mutex<Vec<ScenarioReport>>> = Arc::default();
 
-    let cfg = RunConfig {
+    let trials = plans
+        .into_iter()
+        .map(|plan| trial(plan, session.clone(), reports.clone()))
+        .collect();
+    let conclusion = libtest_mimic::run(&args, trials);
+    if args.list {
+        return conclusion.exit_code();
+    }
+    let mut session = Arc::try_unwrap(session)
+        .ok()
+        .expect("trials finished")
+        .into_inner()
+        .expect("session lock");
+    let mut reports = std::mem::take(&mut *reports.lock().expect("reports lock"));
+    // Profiles (`profile`, NEON_PERF_PROFILE) once every trial was measured.
+    for name in session.pending_profiles() {
+        eprintln!("profiling {name}");
+    }
+    session.profile_pending(&mut reports, &mut |_, _| {});
+    if reports.is_empty() {
+        return conclusion.exit_code();
+    }
+    match finish(session, reports, partition) {
+        Some(code) => code,
+        None => conclusion.exit_code(),
+    }
+}
+
+/// `NEON_PERF_PARTITION`, when set: `Err` is the exit code of a bad one.
+fn partition_from_env() -> Result<Option<crate::plan::Partition>, ExitCode> {
+    match std::env::var("NEON_PERF_PARTITION") {
+        Ok(v) if !v.is_empty() => match v.parse::<crate::plan::Partition>() {
+            Ok(p) => Ok(Some(p)),
+            Err(e) => {
+                eprintln!("error: NEON_PERF_PARTITION: {e}");
+                Err(ExitCode::from(2))
+            }
+        },
+        _ => Ok(None),
+    }
+}
+
+/// The session's settings under `cargo test`: the gate's defaults, the
+/// mode and profiling from the environment.
+fn run_config(opts: &HarnessOptions) -> RunConfig {
+    RunConfig {
         mode: mode_from_env(),
         overrides: Settings {
             profile: profile_from_env(),
@@ -153,72 +206,41 @@ pub fn main(opts: HarnessOptions) -> ExitCode {
             .map(PathBuf::from)
             .unwrap_or_else(|| opts.cache_dir.clone())
             .join("profiles"),
-    };
-    let session = match Session::new(cfg) {
-        Ok(s) => s,
+    }
+}
+
+/// The run's report: the details and totals printed, the report files
+/// written. `Some` overrides the trials' exit code (2 when a report could
+/// not be written or the session failed, 4 when nothing was recorded).
+fn finish(
+    session: Session,
+    reports: Vec<ScenarioReport>,
+    partition: Option<crate::plan::Partition>,
+) -> Option<ExitCode> {
+    let mut report = match session.finish(reports) {
+        Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(2);
+            return Some(ExitCode::from(2));
         }
     };
-    if !args.list {
-        for w in session.warnings() {
-            eprintln!("warning: {w}");
-        }
+    report.partition = partition.map(|p| p.to_string());
+    print!(
+        "{}",
+        terminal::details(&report, terminal::Style { color: false })
+    );
+    let failures = report::files::write_all(&report, &env_outputs()).failures;
+    for f in &failures {
+        eprintln!("error: {f}");
     }
-    let session = Arc::new(Mutex::new(session));
-    let reports: Arc<Mutex<Vec<ScenarioReport>>> = Arc::default();
-
-    let trials = plans
-        .into_iter()
-        .map(|plan| trial(plan, session.clone(), reports.clone()))
-        .collect();
-    let conclusion = libtest_mimic::run(&args, trials);
-    if args.list {
-        return conclusion.exit_code();
+    if !failures.is_empty() {
+        let why = format!("{} report(s) could not be written", failures.len());
+        print!("{}", terminal::totals(&report, 2, Some(&why)));
+        return Some(ExitCode::from(2));
     }
-
-    let mut session = Arc::try_unwrap(session)
-        .ok()
-        .expect("trials finished")
-        .into_inner()
-        .expect("session lock");
-    let mut reports = std::mem::take(&mut *reports.lock().expect("reports lock"));
-    // Profiles (`profile`, NEON_PERF_PROFILE) once every trial was measured.
-    for name in session.pending_profiles() {
-        eprintln!("profiling {name}");
-    }
-    session.profile_pending(&mut reports, &mut |_, _| {});
-    if reports.is_empty() {
-        return conclusion.exit_code();
-    }
-    match session.finish(reports) {
-        Ok(mut report) => {
-            report.partition = partition.map(|p| p.to_string());
-            print!(
-                "{}",
-                terminal::details(&report, terminal::Style { color: false })
-            );
-            let failures = report::files::write_all(&report, &env_outputs()).failures;
-            for f in &failures {
-                eprintln!("error: {f}");
-            }
-            if !failures.is_empty() {
-                let why = format!("{} report(s) could not be written", failures.len());
-                print!("{}", terminal::totals(&report, 2, Some(&why)));
-                return ExitCode::from(2);
-            }
-            print!("{}", terminal::totals(&report, report.exit_code, None));
-            if report.exit_code == crate::outcome::EXIT_NOT_RECORDED {
-                return ExitCode::from(crate::outcome::EXIT_NOT_RECORDED as u8);
-            }
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    }
-    conclusion.exit_code()
+    print!("{}", terminal::totals(&report, report.exit_code, None));
+    (report.exit_code == crate::outcome::EXIT_NOT_RECORDED)
+        .then(|| ExitCode::from(crate::outcome::EXIT_NOT_RECORDED as u8))
 }
 
 /// Each suite-file error as a failing trial named after the file.
