@@ -334,31 +334,10 @@ fn comparison(
         .copied()
         .filter(|x| x.is_finite())
         .collect();
-
-    // The centre and the between-run spread, both under `estimator`.
-    let (centre, run_sd, k) = if b.estimator == estimator {
-        (b.estimate, b.run_log_sd(), b.runs.len().max(1))
-    } else {
-        notes.push(format!(
-            "baseline blessed with estimator {}, compared by {} on its reservoir: re-bless",
-            b.estimator, estimator
-        ));
-        (estimate(&reservoir, estimator)?, None, 1)
-    };
+    let (centre, run_sd, k) = centre_and_spread(b, estimator, &reservoir, notes)?;
     if !centre.is_finite() {
         return None;
     }
-
-    let prior = policy.run_noise_prior;
-    let w = policy.prior_weight.max(0.0);
-    let between_var = match run_sd {
-        Some(s) => (w * prior * prior + (k as f64 - 1.0) * s * s) / (w + k as f64 - 1.0),
-        None => prior * prior,
-    };
-    // The current run is a fresh draw (variance σ²) and the centre averages
-    // k runs (σ²/k).
-    let extra_log_sd = (between_var * (1.0 + 1.0 / k as f64)).sqrt();
-
     let thinned;
     let cur_samples: &[f64] = if finite.len() > policy.max_bootstrap_samples {
         thinned = stats::reservoir_sample(finite, policy.max_bootstrap_samples, seed ^ 0x5eed);
@@ -372,57 +351,94 @@ fn comparison(
         reservoir
     };
     let p_value = stats::mann_whitney_u(cur_samples, &base_samples).map(|m| m.p);
-
-    let ci = if centre > 0.0 && cur >= 0.0 {
-        let how = crate::baseline::reduce_of(estimator);
-        let cfg = BootstrapConfig {
-            resamples: policy.bootstrap_resamples,
-            confidence: policy.confidence,
-            seed,
-            extra_log_sd,
-        };
-        if cur == 0.0 {
-            // A zero estimate has no multiplicative spread to bootstrap.
-            Some(stats::RatioCi {
-                point: 0.0,
-                lo: 0.0,
-                hi: 0.0,
-            })
-        } else {
-            // Only the current run is resampled. The centre's uncertainty
-            // is the between-run term (σ²/k), which already holds each
-            // blessed run's within-run noise; resampling one blessed run's
-            // reservoir as well counted it twice, and a reservoir from a
-            // run partly in a slow spell (bimodal around p5) tripled the
-            // interval (measured: [-3%, +12%] around +8.3%).
-            let fixed = [centre];
-            let ci = match how {
-                stats::Reduce::Quantile(q) => {
-                    stats::bootstrap_quantile_ratio_ci(finite, &fixed, q, &cfg)
-                }
-                stats::Reduce::Mean => stats::bootstrap_ratio_ci(
-                    cur_samples,
-                    &fixed,
-                    |s| stats::reduce_in_place(s, how),
-                    &cfg,
-                ),
-            };
-            ci.map(|ci| ci.recentred(cur / centre))
-        }
-    } else if centre == 0.0 && cur == 0.0 {
-        Some(stats::RatioCi {
-            point: 1.0,
-            lo: 1.0,
-            hi: 1.0,
-        })
-    } else {
-        None
+    let cfg = BootstrapConfig {
+        resamples: policy.bootstrap_resamples,
+        confidence: policy.confidence,
+        seed,
+        extra_log_sd: extra_log_sd(policy, run_sd, k),
     };
+    let ci = ratio_ci(cur, centre, (finite, cur_samples), estimator, &cfg);
     Some(Comparison {
         baseline: centre,
         ci,
         p_value,
     })
+}
+
+/// The baseline's centre and between-run spread (log sd, and how many
+/// runs), both under `estimator`: the blessed ones, or, when it was blessed
+/// with another estimator, the reservoir's (with a note).
+fn centre_and_spread(
+    b: &BaselineMetric,
+    estimator: Estimator,
+    reservoir: &[f64],
+    notes: &mut Vec<String>,
+) -> Option<(f64, Option<f64>, usize)> {
+    if b.estimator == estimator {
+        return Some((b.estimate, b.run_log_sd(), b.runs.len().max(1)));
+    }
+    notes.push(format!(
+        "baseline blessed with estimator {}, compared by {} on its reservoir: re-bless",
+        b.estimator, estimator
+    ));
+    Some((estimate(reservoir, estimator)?, None, 1))
+}
+
+/// The between-run noise a comparison adds (log sd): the run-to-run
+/// variance, its prior pooled with the `k` blessed runs' spread; the current
+/// run is a fresh draw (variance σ²) and the centre averages k runs (σ²/k).
+fn extra_log_sd(policy: &Policy, run_sd: Option<f64>, k: usize) -> f64 {
+    let prior = policy.run_noise_prior;
+    let w = policy.prior_weight.max(0.0);
+    let between_var = match run_sd {
+        Some(s) => (w * prior * prior + (k as f64 - 1.0) * s * s) / (w + k as f64 - 1.0),
+        None => prior * prior,
+    };
+    (between_var * (1.0 + 1.0 / k as f64)).sqrt()
+}
+
+/// The ratio `cur / centre` with its interval; `None` when it is undefined
+/// (a zero or negative estimate). `finite` are the current run's samples,
+/// `cur_samples` the same thinned for the bootstrap.
+fn ratio_ci(
+    cur: f64,
+    centre: f64,
+    (finite, cur_samples): (&[f64], &[f64]),
+    estimator: Estimator,
+    cfg: &BootstrapConfig,
+) -> Option<stats::RatioCi> {
+    let exact = |v: f64| {
+        Some(stats::RatioCi {
+            point: v,
+            lo: v,
+            hi: v,
+        })
+    };
+    if centre == 0.0 && cur == 0.0 {
+        return exact(1.0);
+    }
+    if !(centre > 0.0 && cur >= 0.0) {
+        return None;
+    }
+    if cur == 0.0 {
+        // A zero estimate has no multiplicative spread to bootstrap.
+        return exact(0.0);
+    }
+    // Only the current run is resampled. The centre's uncertainty is the
+    // between-run term (σ²/k), which already holds each blessed run's
+    // within-run noise; resampling one blessed run's reservoir as well
+    // counted it twice, and a reservoir from a run partly in a slow spell
+    // (bimodal around p5) tripled the interval (measured: [-3%, +12%]
+    // around +8.3%).
+    let how = crate::baseline::reduce_of(estimator);
+    let fixed = [centre];
+    let ci = match how {
+        stats::Reduce::Quantile(q) => stats::bootstrap_quantile_ratio_ci(finite, &fixed, q, cfg),
+        stats::Reduce::Mean => {
+            stats::bootstrap_ratio_ci(cur_samples, &fixed, |s| stats::reduce_in_place(s, how), cfg)
+        }
+    };
+    ci.map(|ci| ci.recentred(cur / centre))
 }
 
 /// What to do about a change the interval cannot confirm, per mode.
