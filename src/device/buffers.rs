@@ -6,7 +6,7 @@ use std::sync::Arc;
 use cudarc::driver::{CudaSlice, CudaStream, LaunchArgs, PushKernelArg};
 use half::{bf16, f16};
 
-use super::driver_err;
+use super::{DeviceError, driver_err};
 use crate::plan::gpu_kernel::Dtype;
 
 /// Element data on the host.
@@ -111,14 +111,14 @@ impl HostData {
     }
 
     /// The first `len` little-endian elements of `bytes`.
-    pub fn from_le_bytes(dtype: Dtype, len: usize, bytes: &[u8]) -> Result<HostData, String> {
+    pub fn from_le_bytes(dtype: Dtype, len: usize, bytes: &[u8]) -> Result<HostData, DeviceError> {
         let need = len * dtype.size();
         if bytes.len() < need {
-            return Err(format!(
+            return Err(DeviceError::Invalid(format!(
                 "needs {len} {} elements ({need} bytes) but has {} bytes",
                 dtype.id(),
                 bytes.len()
-            ));
+            )));
         }
         let b = &bytes[..need];
         macro_rules! conv {
@@ -202,15 +202,19 @@ macro_rules! each_buf {
 
 impl DevBuf {
     /// Allocates a device buffer holding `data` (`name` is for messages).
-    pub fn upload(stream: &Arc<CudaStream>, data: &HostData, name: &str) -> Result<DevBuf, String> {
+    pub fn upload(
+        stream: &Arc<CudaStream>,
+        data: &HostData,
+        name: &str,
+    ) -> Result<DevBuf, DeviceError> {
         let ctx = |e| {
-            driver_err(
+            DeviceError::Driver(driver_err(
                 &format!(
                     "cuMemAlloc + cuMemcpyHtoD for buffer `{name}` ({} elements)",
                     data.len()
                 ),
                 e,
-            )
+            ))
         };
         Ok(match data {
             HostData::F32(v) => DevBuf::F32(stream.clone_htod(v).map_err(ctx)?),
@@ -230,15 +234,15 @@ impl DevBuf {
         dtype: Dtype,
         len: usize,
         name: &str,
-    ) -> Result<DevBuf, String> {
+    ) -> Result<DevBuf, DeviceError> {
         let e = |e| {
-            driver_err(
+            DeviceError::Driver(driver_err(
                 &format!(
                     "cuMemAlloc for buffer `{name}` ({len} {} elements)",
                     dtype.id()
                 ),
                 e,
-            )
+            ))
         };
         // SAFETY: poisoned below before anyone reads it.
         let mut b = unsafe {
@@ -263,8 +267,9 @@ impl DevBuf {
         stream: &Arc<CudaStream>,
         data: &HostData,
         name: &str,
-    ) -> Result<(), String> {
-        let e = |e| driver_err(&format!("cuMemcpyHtoD for buffer `{name}`"), e);
+    ) -> Result<(), DeviceError> {
+        let e =
+            |e| DeviceError::Driver(driver_err(&format!("cuMemcpyHtoD for buffer `{name}`"), e));
         match (self, data) {
             (DevBuf::F32(d), HostData::F32(v)) => stream.memcpy_htod(v, d).map_err(e),
             (DevBuf::F64(d), HostData::F64(v)) => stream.memcpy_htod(v, d).map_err(e),
@@ -274,13 +279,16 @@ impl DevBuf {
             (DevBuf::U32(d), HostData::U32(v)) => stream.memcpy_htod(v, d).map_err(e),
             (DevBuf::I64(d), HostData::I64(v)) => stream.memcpy_htod(v, d).map_err(e),
             (DevBuf::U64(d), HostData::U64(v)) => stream.memcpy_htod(v, d).map_err(e),
-            _ => Err(format!("buffer `{name}`: host data of another type")),
+            _ => Err(DeviceError::Invalid(format!(
+                "buffer `{name}`: host data of another type"
+            ))),
         }
     }
 
     /// Copies the buffer back (synchronises the stream).
-    pub fn download(&self, stream: &Arc<CudaStream>, name: &str) -> Result<HostData, String> {
-        let e = |e| driver_err(&format!("cuMemcpyDtoH for buffer `{name}`"), e);
+    pub fn download(&self, stream: &Arc<CudaStream>, name: &str) -> Result<HostData, DeviceError> {
+        let e =
+            |e| DeviceError::Driver(driver_err(&format!("cuMemcpyDtoH for buffer `{name}`"), e));
         Ok(match self {
             DevBuf::F32(d) => HostData::F32(stream.clone_dtoh(d).map_err(e)?),
             DevBuf::F64(d) => HostData::F64(stream.clone_dtoh(d).map_err(e)?),
@@ -295,17 +303,17 @@ impl DevBuf {
 
     /// Fills every byte with 0xFF: NaN for every float type, so an element
     /// the kernel never wrote shows up in the comparison.
-    pub fn poison(&mut self, stream: &Arc<CudaStream>, name: &str) -> Result<(), String> {
+    pub fn poison(&mut self, stream: &Arc<CudaStream>, name: &str) -> Result<(), DeviceError> {
         stream
             .context()
             .bind_to_thread()
-            .map_err(|e| driver_err("cuCtxSetCurrent", e))?;
+            .map_err(|e| DeviceError::Driver(driver_err("cuCtxSetCurrent", e)))?;
         each_buf!(self, s => {
             let bytes = s.num_bytes();
             let (ptr, _rec) = cudarc::driver::DevicePtrMut::device_ptr_mut(s, stream);
             // SAFETY: ptr and bytes describe the buffer we own.
             unsafe { cudarc::driver::result::memset_d8_async(ptr, 0xFF, bytes, stream.cu_stream()) }
-                .map_err(|e| driver_err(&format!("cuMemsetD8Async (poison buffer `{name}`)"), e))
+                .map_err(|e| DeviceError::Driver(driver_err(&format!("cuMemsetD8Async (poison buffer `{name}`)"), e)))
         })
     }
 
@@ -334,10 +342,13 @@ pub enum Scalar {
 
 impl Scalar {
     /// `value` converted to `dtype`; integers must be whole and in range.
-    pub fn new(dtype: Dtype, value: f64) -> Result<Scalar, String> {
+    pub fn new(dtype: Dtype, value: f64) -> Result<Scalar, DeviceError> {
         let int = |lo: f64, hi: f64| {
             if value.fract() != 0.0 || value < lo || value > hi {
-                Err(format!("{value} does not fit in {}", dtype.id()))
+                Err(DeviceError::Invalid(format!(
+                    "{value} does not fit in {}",
+                    dtype.id()
+                )))
             } else {
                 Ok(value)
             }
@@ -495,7 +506,9 @@ mod tests {
             HostData::from_le_bytes(Dtype::F32, 2, &bytes).unwrap(),
             HostData::F32(vec![1.0, -2.5])
         );
-        let err = HostData::from_le_bytes(Dtype::F32, 3, &bytes).unwrap_err();
+        let err = HostData::from_le_bytes(Dtype::F32, 3, &bytes)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("needs 3 f32 elements (12 bytes) but has 8 bytes"),
             "{err}"
@@ -509,6 +522,7 @@ mod tests {
         assert!(
             Scalar::new(Dtype::I32, 1.5)
                 .unwrap_err()
+                .to_string()
                 .contains("does not fit in i32")
         );
         assert!(Scalar::new(Dtype::U32, -1.0).is_err());

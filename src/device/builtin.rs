@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use cudarc::driver::{CudaContext, CudaFunction, CudaModule};
 
-use super::{CompileOptions, compile_ptx, driver_err};
+use super::{CompileOptions, DeviceError, compile_ptx, driver_err};
 
 /// The CUDA source of the built-in kernels.
 pub const SOURCE: &str = include_str!("kernels/builtin.cu");
@@ -27,13 +27,14 @@ pub fn load_module(
     name: &str,
     opts: &CompileOptions,
     cache_dir: &Path,
-) -> Result<Arc<CudaModule>, String> {
+) -> Result<Arc<CudaModule>, DeviceError> {
     // Compile for this context's GPU (not GPU 0's) unless told otherwise.
     let mut opts = opts.clone();
     if opts.arch.is_none() {
         opts.arch = Some(super::arch_for(super::compute_capability(ctx)?));
     }
-    let ptx = compile_ptx(src, name, &opts, cache_dir).map_err(|e| e.to_string())?;
+    let ptx =
+        compile_ptx(src, name, &opts, cache_dir).map_err(|e| DeviceError::Kernel(e.to_string()))?;
     ctx.load_module(ptx.to_cudarc()).map_err(|e| {
         let mut msg = driver_err(
             &format!("cuModuleLoadData ({name}, PTX for {})", ptx.arch),
@@ -45,12 +46,12 @@ pub fn load_module(
                  use the NVRTC of the driver's CUDA version (see `neon-perf doctor`)",
             );
         }
-        msg
+        DeviceError::Kernel(msg)
     })
 }
 
 /// The built-in module for this context, compiled once per process.
-pub fn module(ctx: &Arc<CudaContext>, cache_dir: &Path) -> Result<Arc<CudaModule>, String> {
+pub fn module(ctx: &Arc<CudaContext>, cache_dir: &Path) -> Result<Arc<CudaModule>, DeviceError> {
     static MODS: OnceLock<Mutex<BTreeMap<usize, Arc<CudaModule>>>> = OnceLock::new();
     let mut map = MODS
         .get_or_init(|| Mutex::new(BTreeMap::new()))
@@ -65,12 +66,16 @@ pub fn module(ctx: &Arc<CudaContext>, cache_dir: &Path) -> Result<Arc<CudaModule
 }
 
 /// A function from a loaded module, with a message that says what to check.
-pub fn function(module: &Arc<CudaModule>, name: &str, file: &str) -> Result<CudaFunction, String> {
+pub fn function(
+    module: &Arc<CudaModule>,
+    name: &str,
+    file: &str,
+) -> Result<CudaFunction, DeviceError> {
     module.load_function(name).map_err(|e| {
-        format!(
+        DeviceError::Kernel(format!(
             "{}; is `{name}` in {file} declared `extern \"C\" __global__`?",
             driver_err(&format!("cuModuleGetFunction(`{name}`)"), e)
-        )
+        ))
     })
 }
 

@@ -1,5 +1,7 @@
 //! Launch configurations from evaluated `threads` / `block` / `grid`. Pure.
 
+use super::DeviceError;
+
 /// Grid and block sizes, checked against CUDA's limits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LaunchDims {
@@ -38,6 +40,15 @@ fn pad3(v: &[i64], what: &str) -> Result<[i64; 3], String> {
 /// `grid` wins when given; otherwise grid = ceil(threads / block) per dimension.
 /// `block` defaults to 256 threads in x.
 pub fn derive(
+    threads: Option<&[i64]>,
+    block: Option<&[i64]>,
+    grid: Option<&[i64]>,
+    shared_mem_bytes: i64,
+) -> Result<LaunchDims, DeviceError> {
+    dims(threads, block, grid, shared_mem_bytes).map_err(DeviceError::Invalid)
+}
+
+fn dims(
     threads: Option<&[i64]>,
     block: Option<&[i64]>,
     grid: Option<&[i64]>,
@@ -121,7 +132,7 @@ mod tests {
             (Some(&[1 << 40]), Some(&[1]), None, "2^31-1"),
         ];
         for (t, b, g, want) in cases {
-            let err = derive(t, b, g, 0).unwrap_err();
+            let err = derive(t, b, g, 0).unwrap_err().to_string();
             assert!(err.contains(want), "{err}");
         }
     }

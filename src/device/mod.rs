@@ -30,7 +30,8 @@ pub use doctor::{DoctorReport, probe};
 pub use nvrtc::{CompileError, CompileOptions, Ptx, compile_ptx, nvrtc_unavailable_reason};
 
 /// Why the GPU could not be used: the error of the device layer's entry
-/// points ([`gpu_count`], [`context`], [`nvml`], [`gpu_keys`]). Its text is
+/// points ([`gpu_count`], [`context`], [`nvml`], [`gpu_keys`], and the
+/// buffers, launches, kernels and peaks the executors use). Its text is
 /// what users read; callers decide from the variant whether a scenario is
 /// ignored (CUDA is not usable here) or failed (a call went wrong).
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
@@ -55,6 +56,14 @@ pub enum DeviceError {
     /// NVML is not there or does not initialise.
     #[error("{0}")]
     Nvml(String),
+    /// Kernel source that does not compile or load, or an entry point the
+    /// module lacks (NVRTC's log or the driver's words, with a hint).
+    #[error("{0}")]
+    Kernel(String),
+    /// A value CUDA cannot take: host data of the wrong length or type, a
+    /// scalar out of range, launch dimensions over CUDA's limits.
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// For the GPU code that still passes messages along as strings.
@@ -194,15 +203,15 @@ pub fn exclusive() -> std::sync::MutexGuard<'static, ()> {
 }
 
 /// A device attribute, with the attribute named in the error.
-pub fn attribute(ctx: &CudaContext, attr: sys::CUdevice_attribute) -> Result<i32, String> {
+pub fn attribute(ctx: &CudaContext, attr: sys::CUdevice_attribute) -> Result<i32, DeviceError> {
     ctx.attribute(attr)
-        .map_err(|e| driver_err(&format!("cuDeviceGetAttribute({attr:?})"), e))
+        .map_err(|e| DeviceError::Driver(driver_err(&format!("cuDeviceGetAttribute({attr:?})"), e)))
 }
 
 /// `(major, minor)` compute capability.
-pub fn compute_capability(ctx: &CudaContext) -> Result<(i32, i32), String> {
+pub fn compute_capability(ctx: &CudaContext) -> Result<(i32, i32), DeviceError> {
     ctx.compute_capability()
-        .map_err(|e| driver_err("cuDeviceGetAttribute(COMPUTE_CAPABILITY)", e))
+        .map_err(|e| DeviceError::Driver(driver_err("cuDeviceGetAttribute(COMPUTE_CAPABILITY)", e)))
 }
 
 /// `compute_90` for a 9.0 device: the NVRTC `--gpu-architecture` value.

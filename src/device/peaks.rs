@@ -12,7 +12,7 @@ use cudarc::driver::{
 };
 use half::bf16;
 
-use super::driver_err;
+use super::{DeviceError, driver_err};
 
 /// A start/end pair of CUDA events on one stream.
 pub struct EventTimer {
@@ -21,10 +21,10 @@ pub struct EventTimer {
 }
 
 impl EventTimer {
-    pub fn new(ctx: &Arc<CudaContext>) -> Result<Self, String> {
+    pub fn new(ctx: &Arc<CudaContext>) -> Result<Self, DeviceError> {
         let ev = || {
             ctx.new_event(Some(sys::CUevent_flags::CU_EVENT_DEFAULT))
-                .map_err(|e| driver_err("cuEventCreate", e))
+                .map_err(|e| DeviceError::Driver(driver_err("cuEventCreate", e)))
         };
         Ok(Self {
             start: ev()?,
@@ -36,6 +36,15 @@ impl EventTimer {
     /// Waits for the end event, so asynchronous kernel faults surface here,
     /// named after `what`.
     pub fn time(
+        &self,
+        stream: &CudaStream,
+        what: &str,
+        work: impl FnOnce() -> Result<(), String>,
+    ) -> Result<f64, DeviceError> {
+        self.timed(stream, what, work).map_err(DeviceError::Driver)
+    }
+
+    fn timed(
         &self,
         stream: &CudaStream,
         what: &str,
@@ -86,12 +95,13 @@ fn event_elapsed_ms(start: &CudaEvent, end: &CudaEvent) -> Result<f32, String> {
 }
 
 /// A cuBLAS handle on `stream`, with a clear error when libcublas is missing.
-pub fn blas(stream: &Arc<CudaStream>) -> Result<CudaBlas, String> {
+pub fn blas(stream: &Arc<CudaStream>) -> Result<CudaBlas, DeviceError> {
     if let Some(r) = cublas_unavailable_reason() {
-        return Err(r);
+        return Err(DeviceError::NoCuda(r));
     }
-    super::guarded("cuBLAS", || CudaBlas::new(stream.clone()))?
-        .map_err(|e| format!("cublasCreate failed: {e:?}"))
+    super::guarded("cuBLAS", || CudaBlas::new(stream.clone()))
+        .map_err(DeviceError::Driver)?
+        .map_err(|e| DeviceError::Driver(format!("cublasCreate failed: {e:?}")))
 }
 
 /// `None` when libcublas loads.
@@ -119,12 +129,14 @@ pub fn gemm<T: DeviceRepr>(
     c: &mut CudaSlice<T>,
     one: T,
     zero: T,
-) -> Result<(), String>
+) -> Result<(), DeviceError>
 where
     CudaBlas: Gemm<T>,
 {
     let dim = |v: usize, what: &str| {
-        i32::try_from(v).map_err(|_| format!("GEMM {what} = {v} does not fit cuBLAS's int"))
+        i32::try_from(v).map_err(|_| {
+            DeviceError::Invalid(format!("GEMM {what} = {v} does not fit cuBLAS's int"))
+        })
     };
     let cfg = GemmConfig {
         transa: blas_sys::cublasOperation_t::CUBLAS_OP_N,
@@ -139,8 +151,11 @@ where
         ldc: dim(m, "m")?,
     };
     // SAFETY: the slices hold m*k, k*n and m*n elements (checked by callers).
-    unsafe { blas.gemm(cfg, a, b, c) }
-        .map_err(|e| format!("cublasGemmEx/cublasSgemm ({m}x{n}x{k}) failed: {e:?}"))
+    unsafe { blas.gemm(cfg, a, b, c) }.map_err(|e| {
+        DeviceError::Driver(format!(
+            "cublasGemmEx/cublasSgemm ({m}x{n}x{k}) failed: {e:?}"
+        ))
+    })
 }
 
 /// This device's measured peaks.
@@ -161,7 +176,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// Measured once per process and GPU; later calls return the cached result.
-pub fn device_peaks(ctx: &Arc<CudaContext>, cache_dir: &Path) -> Result<DevicePeaks, String> {
+pub fn device_peaks(ctx: &Arc<CudaContext>, cache_dir: &Path) -> Result<DevicePeaks, DeviceError> {
     static PEAKS: OnceLock<Mutex<BTreeMap<usize, Result<DevicePeaks, String>>>> = OnceLock::new();
     let mut map = PEAKS
         .get_or_init(|| Mutex::new(BTreeMap::new()))
@@ -170,6 +185,7 @@ pub fn device_peaks(ctx: &Arc<CudaContext>, cache_dir: &Path) -> Result<DevicePe
     map.entry(ctx.ordinal())
         .or_insert_with(|| measure_peaks(ctx, cache_dir))
         .clone()
+        .map_err(DeviceError::Driver)
 }
 
 fn measure_peaks(ctx: &Arc<CudaContext>, cache_dir: &Path) -> Result<DevicePeaks, String> {
@@ -281,6 +297,7 @@ fn measure_gemm_peak(
                     bf16::ONE,
                     bf16::ZERO,
                 )
+                .map_err(String::from)
             })?;
             if i >= 3 {
                 times.push(t);
@@ -298,7 +315,7 @@ fn measure_gemm_peak(
         let mut c = a.clone();
         for i in 0..8 {
             let t = timer.time(stream, "peak f32 GEMM", || {
-                gemm(&blas, size, size, size, &a, &b, &mut c, 1.0f32, 0.0f32)
+                gemm(&blas, size, size, size, &a, &b, &mut c, 1.0f32, 0.0f32).map_err(String::from)
             })?;
             if i >= 3 {
                 times.push(t);

@@ -561,7 +561,11 @@ fn download(
     names: &[String],
 ) -> Result<Vec<HostData>, String> {
     idx.iter()
-        .map(|&i| buf(vals, i).download(stream, &names[i]))
+        .map(|&i| {
+            buf(vals, i)
+                .download(stream, &names[i])
+                .map_err(String::from)
+        })
         .collect()
 }
 

@@ -69,7 +69,7 @@ fn run_builtin_kernel_point(
     on_sample: &mut dyn FnMut(usize),
 ) -> Result<PointMeasure, String> {
     let stream = env.stream;
-    let f = |n: &str| builtin::function(module, n, builtin::NAME);
+    let f = |n: &str| builtin::function(module, n, builtin::NAME).map_err(String::from);
     let id = b.id();
     let p = match b {
         Builtin::Copy => copy_point(env, &f)?,
@@ -113,7 +113,7 @@ fn seed(env: &PointEnv<'_>) -> u64 {
 /// copy and saxpy: one thread per 4 elements, blocks of 256.
 fn elementwise_launch(n: usize) -> Result<LaunchDims, String> {
     let threads = ((n / 4).max(n % 4)).max(1) as i64;
-    derive(Some(&[threads]), Some(&[256]), None, 0)
+    derive(Some(&[threads]), Some(&[256]), None, 0).map_err(String::from)
 }
 
 /// y = x, checked exactly.
@@ -127,7 +127,14 @@ fn copy_point(env: &PointEnv<'_>, f: Load<'_>) -> Result<Prepared, String> {
         ArgVal::Buf(DevBuf::poisoned(stream, Dtype::F32, n, "y")?),
         ArgVal::Scalar(Scalar::U64(n as u64)),
     ];
-    launch(stream, &f("np_copy_f32")?, "np_copy_f32", cfg, &vals, &[0, 1, 2])?;
+    launch(
+        stream,
+        &f("np_copy_f32")?,
+        "np_copy_f32",
+        cfg,
+        &vals,
+        &[0, 1, 2],
+    )?;
     sync(stream, "builtin copy")?;
     let y = buf(&vals, 1).download(stream, "y")?;
     let check = exact_check(
@@ -161,7 +168,14 @@ fn saxpy_point(env: &PointEnv<'_>, f: Load<'_>) -> Result<Prepared, String> {
         ArgVal::Scalar(Scalar::U64(n as u64)),
     ];
     let idx = vec![0, 1, 2, 3, 4];
-    launch(stream, &f("np_saxpy_f32")?, "np_saxpy_f32", cfg, &vals, &idx)?;
+    launch(
+        stream,
+        &f("np_saxpy_f32")?,
+        "np_saxpy_f32",
+        cfg,
+        &vals,
+        &idx,
+    )?;
     sync(stream, "builtin saxpy")?;
     let z = buf(&vals, 2).download(stream, "z")?;
     let (HostData::F32(xv), HostData::F32(yv)) = (&x, &y) else {
@@ -269,7 +283,14 @@ fn transpose_point(env: &PointEnv<'_>, f: Load<'_>) -> Result<Prepared, String> 
         ArgVal::Scalar(Scalar::I32(cols as i32)),
     ];
     let idx = vec![0, 1, 2, 3];
-    launch(stream, &f("np_transpose_f32")?, "np_transpose_f32", cfg, &vals, &idx)?;
+    launch(
+        stream,
+        &f("np_transpose_f32")?,
+        "np_transpose_f32",
+        cfg,
+        &vals,
+        &idx,
+    )?;
     sync(stream, "builtin transpose")?;
     let o = buf(&vals, 1).download(stream, "out")?;
     // out[c][r] = in[r][c]
@@ -369,7 +390,8 @@ fn run_gemm_point(
         Some(ChecklistItem::CudaSync),
     );
     let elem = dtype.size() as f64;
-    let (times, report) = env.measure(b.id(), || run(&mut bufs), on_sample)?;
+    let (times, report) =
+        env.measure(b.id(), || run(&mut bufs).map_err(String::from), on_sample)?;
     Ok(PointMeasure {
         times,
         report,

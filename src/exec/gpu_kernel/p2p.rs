@@ -200,7 +200,7 @@ impl P2p<'_> {
         });
         let (src, dst) = (&self.ctxs[s], &self.ctxs[d]);
         let dst_stream = dst.default_stream();
-        let timer = EventTimer::new(dst).map_err(at)?;
+        let timer = EventTimer::new(dst).map_err(|e| at(e.into()))?;
         let mut env = PointEnv {
             settings: &self.settings,
             stream: &dst_stream,
@@ -225,7 +225,8 @@ impl P2p<'_> {
             unreachable!("f32 source buffer")
         };
         let peer = PeerAccess::enable(dst, src).map_err(at)?;
-        let mut dst_buf = DevBuf::poisoned(&dst_stream, Dtype::F32, n, "dst").map_err(at)?;
+        let mut dst_buf =
+            DevBuf::poisoned(&dst_stream, Dtype::F32, n, "dst").map_err(|e| at(e.into()))?;
         let DevBuf::F32(dst_slice) = &mut dst_buf else {
             unreachable!("f32 destination buffer")
         };

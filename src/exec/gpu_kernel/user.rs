@@ -129,7 +129,9 @@ impl Args {
                 } else {
                     expr::eval_int(v.as_str(), point).map_err(ctx)? as f64
                 };
-                vals.push(ArgVal::Scalar(Scalar::new(a.dtype, x).map_err(ctx)?));
+                vals.push(ArgVal::Scalar(
+                    Scalar::new(a.dtype, x).map_err(|e| ctx(e.into()))?,
+                ));
                 hosts.push(None);
             }
         }
@@ -193,6 +195,7 @@ fn launch_dims(spec: &GpuKernelSpec, point: &ParamPoint) -> Result<LaunchDims, S
         grid.as_deref(),
         shared,
     )
+    .map_err(String::from)
 }
 
 /// One point of a suite's kernel: checked on fresh inputs, then timed.

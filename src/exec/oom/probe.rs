@@ -34,7 +34,7 @@ pub(super) fn probe_kernel(
             let f = device::builtin::function(&m, "np_saxpy_f32", device::builtin::NAME)?;
             saxpy(stream, &f, (&dx, &dy), (xv, yv))
         }
-        Err(nvrtc) => copy(stream, &dx, &dy, xv, &nvrtc),
+        Err(nvrtc) => copy(stream, &dx, &dy, xv, &nvrtc.to_string()),
     }
 }
 
