@@ -25,7 +25,7 @@ use super::open::{Open, Stream};
 use super::record::{StreamLocal, StreamRecorder};
 use super::{End, Protocol};
 use crate::stats::Rng;
-use crate::ws::client::conn::{CLOSE_TIMEOUT, ConnLoad, ConnPlan, SEQ_BITS, Shared};
+use crate::ws::client::conn_core::{CLOSE_TIMEOUT, ConnLoad, ConnPlan, SEQ_BITS, Shared};
 use crate::ws::client::ping::Pinger;
 use crate::ws::client::record::{ErrorKind, Local};
 use crate::ws::client::{Connector, Ws};

@@ -4,7 +4,7 @@
 //! idleness or never end (`incomplete`).
 
 use super::StreamConn;
-use crate::ws::client::conn::SEQ_BITS;
+use crate::ws::client::conn_core::SEQ_BITS;
 use crate::ws::client::record::{ErrorKind, Reply};
 use crate::ws::client::stream::End;
 use crate::ws::client::stream::quote;
