@@ -16,6 +16,7 @@
 pub mod conn;
 pub mod conn_core;
 mod connect;
+mod drive;
 pub mod limits;
 pub mod payload;
 pub mod ping;
