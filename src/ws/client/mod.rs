@@ -14,7 +14,9 @@
 //! `drain_timeout`) and close with code 1000.
 
 pub mod conn;
+pub mod conn_core;
 mod connect;
+mod drive;
 pub mod limits;
 pub mod payload;
 pub mod ping;
@@ -38,7 +40,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub use connect::{Connector, Headers};
 
-use conn::{ConnLoad, ConnPlan, Shared, UNSET};
+use conn_core::{ConnLoad, ConnPlan, Shared, UNSET};
 pub use payload::{Frame, Payload};
 use record::Recorder;
 pub use record::{ErrorKind, Totals};
@@ -397,7 +399,7 @@ pub async fn flood(cfg: FloodConfig, progress: Arc<Progress>) -> Result<FloodRep
                 // Give up on outstanding replies; connections close.
                 sh.stop.store(true, Ordering::Relaxed);
                 sh.stop_notify.notify_waiters();
-                let grace = tokio::time::sleep(conn::CLOSE_TIMEOUT + Duration::from_millis(500));
+                let grace = tokio::time::sleep(conn_core::CLOSE_TIMEOUT + Duration::from_millis(500));
                 tokio::pin!(grace);
                 loop {
                     tokio::select! {

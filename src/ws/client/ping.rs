@@ -18,7 +18,7 @@ use tokio::time::Sleep;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::Ws;
-use super::conn::{Shared, UNSET};
+use super::conn_core::{Shared, UNSET};
 
 /// How often and how patiently every connection pings.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -4,7 +4,7 @@
 //! idleness or never end (`incomplete`).
 
 use super::StreamConn;
-use crate::ws::client::conn::SEQ_BITS;
+use crate::ws::client::conn_core::SEQ_BITS;
 use crate::ws::client::record::{ErrorKind, Reply};
 use crate::ws::client::stream::End;
 use crate::ws::client::stream::quote;
@@ -15,7 +15,7 @@ impl StreamConn<'_> {
     /// The open request a frame belongs to.
     fn owner_seq(&self, owner: &Owner) -> Result<u64, &'static str> {
         match owner {
-            Owner::Id(id) if id >> SEQ_BITS == self.plan.index as u64 => {
+            Owner::Id(id) if id >> SEQ_BITS == self.core.plan.index as u64 => {
                 Ok(id & ((1 << SEQ_BITS) - 1))
             }
             Owner::Id(_) => Err("a reply whose id is no request's on this connection"),
@@ -28,11 +28,11 @@ impl StreamConn<'_> {
     }
 
     pub(super) fn on_frame(&mut self, seen: Seen, bytes: usize, text: Option<&str>) {
-        if self.stopping {
+        if self.core.stopping {
             return;
         }
-        let now = self.sh.now_ns();
-        self.local.received_total += 1;
+        let now = self.core.sh.now_ns();
+        self.core.local.received_total += 1;
         let seq = match self.owner_seq(&seen.owner) {
             Ok(seq) if self.open.get_mut(seq).is_some() => seq,
             Ok(_) => {
@@ -51,8 +51,8 @@ impl StreamConn<'_> {
             Role::End => self.end_stream(seq, now),
             Role::Reply => self.reply(seq, now, bytes),
         }
-        if self.local.full() {
-            self.sh.recorder.flush(&mut self.local);
+        if self.core.local.full() {
+            self.core.sh.recorder.flush(&mut self.core.local);
         }
         if self.slocal.full() {
             self.rec.flush(&mut self.slocal);
@@ -67,11 +67,11 @@ impl StreamConn<'_> {
         let replies = s.replies;
         let slice = self.slice_of(now);
         if slice.is_some() {
-            self.local.received_in_window += 1;
-            self.local.received_bytes_in_window += bytes as u64;
-            self.local.last_reply_ns = now;
+            self.core.local.received_in_window += 1;
+            self.core.local.received_bytes_in_window += bytes as u64;
+            self.core.local.last_reply_ns = now;
         }
-        self.local.replies.push(Reply {
+        self.core.local.replies.push(Reply {
             rtt_ns: None,
             slice,
             bytes: bytes as u32,
@@ -94,7 +94,7 @@ impl StreamConn<'_> {
             .ttfr_ns
             .is_some_and(|t| self.proto.goodput.met(t, d.time_per_reply_ns()));
         if d.end_slice.is_some() {
-            self.local.last_reply_ns = self.local.last_reply_ns.max(end_ns);
+            self.core.local.last_reply_ns = self.core.local.last_reply_ns.max(end_ns);
         }
         self.slocal.done.push(d);
     }
@@ -102,18 +102,18 @@ impl StreamConn<'_> {
     #[cold]
     fn server_error(&mut self, seq: u64, text: Option<&str>) {
         self.open.take(seq);
-        let idx = self.plan.index;
+        let idx = self.core.plan.index;
         let frame = text.map_or_else(|| "(binary)".to_string(), quote);
-        self.sh.recorder.error(ErrorKind::ServerError, 1, || {
+        self.core.sh.recorder.error(ErrorKind::ServerError, 1, || {
             format!("connection {idx}: request {seq} ended by an error frame: {frame}")
         });
     }
 
     #[cold]
     fn unmatched(&mut self, why: &str, text: Option<&str>) {
-        let idx = self.plan.index;
+        let idx = self.core.plan.index;
         let frame = text.map_or_else(|| "(binary)".to_string(), quote);
-        self.sh.recorder.error(ErrorKind::Unmatched, 1, || {
+        self.core.sh.recorder.error(ErrorKind::Unmatched, 1, || {
             format!("connection {idx}: {why}: {frame}")
         });
     }
@@ -126,8 +126,8 @@ impl StreamConn<'_> {
         let streams = self.open.drain();
         let n = streams.len() as u64;
         let replies = streams[0].replies;
-        let idx = self.plan.index;
-        self.sh.recorder.error(ErrorKind::Incomplete, n, || {
+        let idx = self.core.plan.index;
+        self.core.sh.recorder.error(ErrorKind::Incomplete, n, || {
             format!("connection {idx}: {n} stream(s) {why}; the oldest had {replies} repl(ies)")
         });
     }
