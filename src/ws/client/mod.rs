@@ -17,6 +17,7 @@ pub mod conn;
 pub mod conn_core;
 mod connect;
 mod drive;
+mod flood;
 pub mod limits;
 pub mod payload;
 pub mod ping;
@@ -27,22 +28,18 @@ pub mod stream;
 pub mod tls;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::time::Duration;
 
 use tokio::net::TcpStream;
-use tokio::sync::{Notify, Semaphore};
-use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub use connect::{Connector, Headers};
+pub use flood::flood;
 
-use conn_core::{ConnLoad, ConnPlan, Shared, UNSET};
 pub use payload::{Frame, Payload};
-use record::Recorder;
 pub use record::{ErrorKind, Totals};
 
 /// One client WebSocket (`wss://`: over rustls).
@@ -255,188 +252,4 @@ fn connector_to(cfg: &FloodConfig, addr: SocketAddr) -> Result<Connector, String
 pub async fn connector(cfg: &FloodConfig) -> Result<Connector, String> {
     let addr = resolve(&cfg.url).await?;
     connector_to(cfg, addr)
-}
-
-/// Runs the flood to its end. Dropping the future aborts every connection.
-pub async fn flood(cfg: FloodConfig, progress: Arc<Progress>) -> Result<FloodReport, String> {
-    let addr = resolve(&cfg.url).await?;
-    let n = cfg.connections.max(1);
-    let slice = cfg.slice();
-    let t0 = Instant::now();
-    let spin = (!cfg.spin.is_zero()).then(|| spin::Spin::new(t0, cfg.spin));
-    let sh = Arc::new(Shared {
-        t0,
-        start_ns: AtomicU64::new(UNSET),
-        end_ns: AtomicU64::new(UNSET),
-        slice_ns: slice.as_nanos().max(1) as u64,
-        stop: AtomicBool::new(false),
-        stop_notify: Arc::new(Notify::new()),
-        recorder: Recorder::new(cfg.reservoir, cfg.seed ^ 0x7274_7473),
-        payload: cfg.payload.clone(),
-        spin: spin.clone(),
-        protocol: cfg.protocol.clone(),
-        streams: cfg
-            .protocol
-            .as_ref()
-            .map(|_| stream::StreamRecorder::new(cfg.reservoir, cfg.seed ^ 0x7374_7265)),
-        ping: cfg.ping,
-        pings: cfg.ping.as_ref().map(ping::PingRecorder::new),
-    });
-    let connector = connector_to(&cfg, addr)?;
-    let sem = Arc::new(Semaphore::new(cfg.max_connecting.max(1)));
-    let attempts_left = Arc::new(AtomicUsize::new(n));
-    let all_attempted = Arc::new(Notify::new());
-    // Connections wait here until every handshake is done: a server busy
-    // with messages would starve the handshakes still queued.
-    let go = Arc::new((AtomicBool::new(false), Notify::new()));
-    let quota = |i: usize| match cfg.stop {
-        StopAfter::Messages(m) => Some(m / n as u64 + u64::from((i as u64) < m % n as u64)),
-        StopAfter::Duration(_) => None,
-    };
-    let mut set = JoinSet::new();
-    for i in 0..n {
-        let load = match cfg.load {
-            Load::Closed { in_flight } => ConnLoad::Closed {
-                k: in_flight.max(1),
-            },
-            Load::Open { rate } => {
-                let interval_ns = n as f64 * 1e9 / rate;
-                ConnLoad::Open {
-                    interval_ns,
-                    phase_ns: interval_ns * i as f64 / n as f64,
-                }
-            }
-        };
-        let plan = ConnPlan {
-            index: i as u32,
-            load,
-            quota: quota(i),
-            seed: crate::stats::rng::splitmix64(&mut (cfg.seed ^ i as u64)),
-        };
-        if plan.quota == Some(0) {
-            attempts_left.fetch_sub(1, Ordering::AcqRel);
-            continue;
-        }
-        let start_at = sh.t0 + cfg.ramp_up.mul_f64(i as f64 / n as f64);
-        let (sh, sem, left, done, progress, go) = (
-            sh.clone(),
-            sem.clone(),
-            attempts_left.clone(),
-            all_attempted.clone(),
-            progress.clone(),
-            go.clone(),
-        );
-        let url = cfg.url.clone();
-        let connector = connector.clone();
-        let timeout = cfg.connect_timeout;
-        set.spawn(async move {
-            tokio::time::sleep_until(start_at.into()).await;
-            let permit = sem.acquire_owned().await.expect("never closed");
-            let t = Instant::now();
-            let r = tokio::time::timeout(timeout, connector.connect()).await;
-            drop(permit);
-            let r = match r {
-                Ok(r) => r,
-                Err(_) => Err(format!("no handshake with {url} within {timeout:?}")),
-            };
-            if r.is_ok() {
-                sh.recorder.connected(t.elapsed().as_nanos() as u64);
-                progress.connected.fetch_add(1, Ordering::Relaxed);
-            }
-            if left.fetch_sub(1, Ordering::AcqRel) == 1 {
-                done.notify_one();
-            }
-            match r {
-                Ok(ws) => {
-                    let started = go.1.notified();
-                    if !go.0.load(Ordering::Acquire) {
-                        started.await;
-                    }
-                    if sh.protocol.is_some() {
-                        stream::conn::run(ws, sh, plan, connector).await
-                    } else {
-                        conn::run(ws, sh, plan).await
-                    }
-                }
-                Err(e) => sh.recorder.error(ErrorKind::Connect, 1, || e),
-            }
-        });
-    }
-    if attempts_left.load(Ordering::Acquire) > 0 {
-        all_attempted.notified().await;
-    }
-    let ramp_time = sh.t0.elapsed();
-    let connected = progress.connected.load(Ordering::Relaxed);
-    let start = sh.now_ns() + cfg.warmup.as_nanos() as u64;
-    sh.start_ns.store(start, Ordering::Relaxed);
-    let deadline = match cfg.stop {
-        StopAfter::Duration(d) => {
-            let end = start + d.as_nanos() as u64;
-            sh.end_ns.store(end, Ordering::Relaxed);
-            sh.t0 + Duration::from_nanos(end) + cfg.drain_timeout
-        }
-        StopAfter::Messages(_) => sh.t0 + Duration::from_nanos(start) + cfg.time_limit,
-    };
-    go.0.store(true, Ordering::Release);
-    go.1.notify_waiters();
-    let spinner = spin.as_ref().map(|s| tokio::spawn(s.clone().run()));
-    // Wait for every connection to finish, reporting progress.
-    let mut tick = tokio::time::interval(Duration::from_millis(100));
-    loop {
-        tokio::select! {
-            r = set.join_next() => {
-                if r.is_none() {
-                    break;
-                }
-            }
-            _ = tick.tick() => {
-                let now = sh.now_ns();
-                if now > start {
-                    progress.slices.store((now - start) / sh.slice_ns, Ordering::Relaxed);
-                }
-            }
-            _ = tokio::time::sleep_until(deadline.into()) => {
-                // Give up on outstanding replies; connections close.
-                sh.stop.store(true, Ordering::Relaxed);
-                sh.stop_notify.notify_waiters();
-                let grace = tokio::time::sleep(conn_core::CLOSE_TIMEOUT + Duration::from_millis(500));
-                tokio::pin!(grace);
-                loop {
-                    tokio::select! {
-                        r = set.join_next() => if r.is_none() { break },
-                        _ = &mut grace => { set.abort_all(); break }
-                    }
-                }
-                while set.join_next().await.is_some() {}
-                break;
-            }
-        }
-    }
-    drop(set);
-    if let (Some(s), Some(task)) = (&spin, spinner) {
-        s.finish();
-        let _ = task.await;
-    }
-    let spin_back_offs = spin.map(|s| s.backed_off());
-    let sh = Arc::try_unwrap(sh).map_err(|_| "a connection outlived the flood".to_string())?;
-    let totals = sh.recorder.into_totals();
-    let streams = sh.streams.map(stream::StreamRecorder::into_totals);
-    let pings = sh.pings.map(ping::PingRecorder::into_totals);
-    let window = match cfg.stop {
-        StopAfter::Duration(d) => d,
-        StopAfter::Messages(_) => {
-            Duration::from_nanos(totals.last_reply_ns.saturating_sub(start).max(1))
-        }
-    };
-    Ok(FloodReport {
-        window,
-        slice,
-        connections: n,
-        connected,
-        ramp_time,
-        totals,
-        spin_back_offs,
-        streams,
-        pings,
-    })
 }
