@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use cudarc::driver::{CudaContext, CudaFunction, CudaSlice, sys};
+use cudarc::driver::{CudaContext, CudaFunction, CudaSlice, CudaStream, sys};
 use half::{bf16, f16};
 
 use super::{
@@ -106,6 +106,20 @@ fn run_builtin_kernel_point(
     })
 }
 
+/// Launches built-in kernel `name` once and waits for it (`what` names it
+/// in an error).
+fn launch_once(
+    stream: &CudaStream,
+    f: Load<'_>,
+    name: &str,
+    cfg: LaunchDims,
+    (vals, idx): (&[ArgVal], &[usize]),
+    what: &str,
+) -> Result<(), String> {
+    launch(stream, &f(name)?, name, cfg, vals, idx)?;
+    sync(stream, what)
+}
+
 fn seed(env: &PointEnv<'_>) -> u64 {
     env.spec.seed.unwrap_or(DEFAULT_SEED)
 }
@@ -127,15 +141,14 @@ fn copy_point(env: &PointEnv<'_>, f: Load<'_>) -> Result<Prepared, String> {
         ArgVal::Buf(DevBuf::poisoned(stream, Dtype::F32, n, "y")?),
         ArgVal::Scalar(Scalar::U64(n as u64)),
     ];
-    launch(
+    launch_once(
         stream,
-        &f("np_copy_f32")?,
+        f,
         "np_copy_f32",
         cfg,
-        &vals,
-        &[0, 1, 2],
+        (&vals, &[0, 1, 2]),
+        "builtin copy",
     )?;
-    sync(stream, "builtin copy")?;
     let y = buf(&vals, 1).download(stream, "y")?;
     let check = exact_check(
         Builtin::Copy.id(),
@@ -168,15 +181,14 @@ fn saxpy_point(env: &PointEnv<'_>, f: Load<'_>) -> Result<Prepared, String> {
         ArgVal::Scalar(Scalar::U64(n as u64)),
     ];
     let idx = vec![0, 1, 2, 3, 4];
-    launch(
+    launch_once(
         stream,
-        &f("np_saxpy_f32")?,
+        f,
         "np_saxpy_f32",
         cfg,
-        &vals,
-        &idx,
+        (&vals, &idx),
+        "builtin saxpy",
     )?;
-    sync(stream, "builtin saxpy")?;
     let z = buf(&vals, 2).download(stream, "z")?;
     let (HostData::F32(xv), HostData::F32(yv)) = (&x, &y) else {
         unreachable!()
@@ -283,15 +295,14 @@ fn transpose_point(env: &PointEnv<'_>, f: Load<'_>) -> Result<Prepared, String> 
         ArgVal::Scalar(Scalar::I32(cols as i32)),
     ];
     let idx = vec![0, 1, 2, 3];
-    launch(
+    launch_once(
         stream,
-        &f("np_transpose_f32")?,
+        f,
         "np_transpose_f32",
         cfg,
-        &vals,
-        &idx,
+        (&vals, &idx),
+        "builtin transpose",
     )?;
-    sync(stream, "builtin transpose")?;
     let o = buf(&vals, 1).download(stream, "out")?;
     // out[c][r] = in[r][c]
     let check = exact_check(
