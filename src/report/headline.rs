@@ -41,16 +41,21 @@ fn plural(n: usize, what: &str) -> String {
 }
 
 pub fn headline(r: &RunReport) -> Headline {
-    let count = |f: &dyn Fn(Status) -> bool| r.scenarios.iter().filter(|s| f(s.status)).count();
-    let ran = r
-        .scenarios
-        .iter()
-        .filter(|s| !matches!(s.result.outcome, Outcome::Ignored { .. }))
-        .count();
-    let no_baseline = count(&|s| s == Status::NoBaseline);
-    let compared = count(&Status::compared);
-    let bless = r.mode == "bless";
-    let (kind, title, note) = if let Some(why) = &r.cancelled {
+    let (kind, title, note) = stopped(r).unwrap_or_else(|| finished(r));
+    Headline { kind, title, note }
+}
+
+/// A headline's kind, title and note.
+type Parts = (Kind, &'static str, Option<String>);
+
+fn count(r: &RunReport, f: &dyn Fn(Status) -> bool) -> usize {
+    r.scenarios.iter().filter(|s| f(s.status)).count()
+}
+
+/// A run that did not end in a verdict the gate accepts: cancelled,
+/// nothing recorded, not measured, failed or inconclusive.
+fn stopped(r: &RunReport) -> Option<Parts> {
+    Some(if let Some(why) = &r.cancelled {
         (
             Kind::Cancelled,
             "cancelled",
@@ -69,34 +74,54 @@ pub fn headline(r: &RunReport) -> Headline {
             )),
         )
     } else if r.exit_code == EXIT_NOT_MEASURED {
-        let invalid: Vec<String> = r
-            .scenarios
-            .iter()
-            .filter(|s| s.status == Status::Invalid && !s.smoke)
-            .map(|s| {
-                format!(
-                    "{} ({})",
-                    s.result.full_name(),
-                    s.result.invalid_reasons.join("; ")
-                )
-            })
-            .collect();
-        (
-            Kind::NotMeasured,
-            "not measured",
-            Some(format!(
-                "{} stayed invalid after retries while the machine was busy, so the gate cannot say whether it regressed: {}",
-                plural(invalid.len(), "scenario"),
-                invalid.join("; ")
-            )),
-        )
+        not_measured(r)
     } else if r.exit_code != 0 {
-        if count(&Status::is_failure) > 0 || r.exit_code != 3 {
+        if count(r, &Status::is_failure) > 0 || r.exit_code != 3 {
             (Kind::Failed, "regressions or failures", None)
         } else {
             (Kind::Inconclusive, "inconclusive", None)
         }
-    } else if ran == 0 {
+    } else {
+        return None;
+    })
+}
+
+/// A gate whose scenarios stayed invalid: which, and why.
+fn not_measured(r: &RunReport) -> Parts {
+    let invalid: Vec<String> = r
+        .scenarios
+        .iter()
+        .filter(|s| s.status == Status::Invalid && !s.smoke)
+        .map(|s| {
+            format!(
+                "{} ({})",
+                s.result.full_name(),
+                s.result.invalid_reasons.join("; ")
+            )
+        })
+        .collect();
+    (
+        Kind::NotMeasured,
+        "not measured",
+        Some(format!(
+            "{} stayed invalid after retries while the machine was busy, so the gate cannot say whether it regressed: {}",
+            plural(invalid.len(), "scenario"),
+            invalid.join("; ")
+        )),
+    )
+}
+
+/// A run that exited 0: nothing ran, baselines recorded, smoke, nothing
+/// compared (and why), or no regressions.
+fn finished(r: &RunReport) -> Parts {
+    let ran = r
+        .scenarios
+        .iter()
+        .filter(|s| !matches!(s.result.outcome, Outcome::Ignored { .. }))
+        .count();
+    let no_baseline = count(r, &|s| s == Status::NoBaseline);
+    let compared = count(r, &Status::compared);
+    if ran == 0 {
         (
             Kind::NothingRan,
             "nothing ran",
@@ -105,7 +130,7 @@ pub fn headline(r: &RunReport) -> Headline {
                 plural(r.scenarios.len(), "scenario")
             )),
         )
-    } else if bless {
+    } else if r.mode == "bless" {
         (Kind::Blessed, "baselines recorded", None)
     } else if r.mode == "smoke" {
         (
@@ -147,8 +172,7 @@ pub fn headline(r: &RunReport) -> Headline {
             )
         });
         (Kind::Pass, "no regressions", note)
-    };
-    Headline { kind, title, note }
+    }
 }
 
 #[cfg(test)]
