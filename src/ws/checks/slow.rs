@@ -40,11 +40,58 @@ pub async fn run(url: &WsUrl, server: Server) -> (bool, String) {
     for _ in 0..per_write {
         batch.extend(raw::frame(raw::OP_BINARY, &msg, true));
     }
-    let batch_len = batch.len();
+    let frame_len = batch.len() / per_write;
     let (mut rd, wr) = conn.into_parts();
     let rss_before = server.rss();
-    let mut rss_peak = rss_before;
     let start = Instant::now();
+    let w = write_without_reading(wr, batch, (&server, rss_before), start).await;
+    let elapsed = start.elapsed().as_secs_f64();
+    let closed = match w.cut {
+        Some(c) => Some(c),
+        // Now read: a server that closed earlier shows it after its queued data.
+        None => match rd.until_close(Duration::from_secs(5)).await.0 {
+            ReadEnd::Timeout => None,
+            end => Some(format!(
+                "had closed it ({}), seen when reading after the window",
+                raw::describe(&end)
+            )),
+        },
+    };
+    let rss_peak = w.rss_peak.max(server.rss());
+    drop(w.wr);
+    let sent = format!(
+        "sent {} messages of {} B ({}) in {elapsed:.1} s without reading \
+         ({reply_len} B replies expected)",
+        w.sent / frame_len,
+        msg.len(),
+        mib(w.sent as f64),
+    );
+    verdict(sent, closed, rss_before, rss_peak)
+}
+
+/// What writing without reading came to.
+struct Written<W> {
+    /// Bytes sent.
+    sent: usize,
+    /// How the server cut the connection off, if it did while writing.
+    cut: Option<String>,
+    /// The server's peak RSS seen while writing.
+    rss_peak: Option<u64>,
+    /// The write half, kept open until the verdict.
+    wr: Arc<tokio::sync::Mutex<W>>,
+}
+
+/// Writes `batch` over and over for [`WINDOW`] (or [`SEND_BUDGET`] bytes),
+/// never reading, and watches the server's RSS (from `rss_before` on).
+async fn write_without_reading<W>(
+    wr: W,
+    batch: Vec<u8>,
+    (server, rss_before): (&Server, Option<u64>),
+    start: Instant,
+) -> Written<W>
+where
+    W: tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let sent = Arc::new(AtomicUsize::new(0));
     let counter = sent.clone();
     // Shared so that aborting the writer does not drop the write half: that
@@ -66,6 +113,7 @@ pub async fn run(url: &WsUrl, server: Server) -> (bool, String) {
         }
         None
     });
+    let mut rss_peak = rss_before;
     let mut cut: Option<String> = None;
     let mut finished = false;
     while start.elapsed() < WINDOW {
@@ -82,34 +130,29 @@ pub async fn run(url: &WsUrl, server: Server) -> (bool, String) {
         rss_peak = rss_peak.max(server.rss());
     }
     writer.abort();
-    let elapsed = start.elapsed().as_secs_f64();
-    let sent = sent.load(Ordering::Relaxed);
-    let messages = sent / (batch_len / per_write);
-    let closed = match cut {
-        Some(c) => Some(c),
-        // Now read: a server that closed earlier shows it after its queued data.
-        None => match rd.until_close(Duration::from_secs(5)).await.0 {
-            ReadEnd::Timeout => None,
-            end => Some(format!(
-                "had closed it ({}), seen when reading after the window",
-                raw::describe(&end)
-            )),
-        },
-    };
-    rss_peak = rss_peak.max(server.rss());
-    drop(wr);
+    Written {
+        sent: sent.load(Ordering::Relaxed),
+        cut,
+        rss_peak,
+        wr,
+    }
+}
+
+/// Passed when the server closed the connection and its memory stayed
+/// within [`MEMORY_BOUND`]; the evidence says what was sent, how it ended
+/// and the memory.
+fn verdict(
+    sent: String,
+    closed: Option<String>,
+    rss_before: Option<u64>,
+    rss_peak: Option<u64>,
+) -> (bool, String) {
     let growth = match (rss_before, rss_peak) {
         (Some(a), Some(b)) => Some(b.saturating_sub(a)),
         _ => None,
     };
     let bounded = growth.is_none_or(|g| g <= MEMORY_BOUND);
-    let mut parts = vec![format!(
-        "sent {messages} messages of {} B ({}) in {elapsed:.1} s without reading \
-         ({} B replies expected)",
-        msg.len(),
-        mib(sent as f64),
-        reply_len
-    )];
+    let mut parts = vec![sent];
     parts.push(match &closed {
         Some(c) => format!("server {c}"),
         None => format!("connection still open after {:.0} s", WINDOW.as_secs_f64()),
