@@ -207,32 +207,19 @@ impl Derived {
         batching: bool,
     ) -> Vec<Check> {
         let mut out = Vec::new();
+        if batching {
+            out.push(self.batching_check(points, spec));
+        }
+        out.extend(memory_check(points, spec.memory_budget, on_cuda));
+        out
+    }
+
+    /// "throughput scales with batch size": the best batch's throughput at
+    /// least `min_batch_speedup` times the smallest's.
+    fn batching_check(&self, points: &[BatchPoint], spec: &SweepRules) -> Check {
         let first = &points[0];
-        let best = &points[self.best];
-        let need = spec.min_batch_speedup.unwrap_or(DEFAULT_MIN_BATCH_SPEEDUP);
-        let per_s = |t: f64| Unit::Rate("samples".into()).format(t);
-        if batching && points.len() >= 2 {
-            let ratio = best.throughput() / first.throughput();
-            let passed = ratio >= need && best.batch > first.batch;
-            let evidence = format!(
-                "throughput {} at batch {} -> {} at batch {} ({}x, needs >= {}x); scaling efficiency at batch {}: {}",
-                per_s(first.throughput()),
-                first.batch,
-                per_s(best.throughput()),
-                best.batch,
-                sig3(ratio),
-                sig3(need),
-                best.batch,
-                sig3(self.efficiency[self.best]),
-            );
-            out.push(Check::new(
-                "throughput scales with batch size",
-                passed,
-                evidence,
-                Some(ChecklistItem::Batching),
-            ));
-        } else if batching {
-            out.push(Check::new(
+        if points.len() < 2 {
+            return Check::new(
                 "throughput scales with batch size",
                 false,
                 format!(
@@ -240,56 +227,83 @@ impl Derived {
                     first.batch
                 ),
                 Some(ChecklistItem::Batching),
-            ));
+            );
         }
-        let budget = spec.memory_budget;
-        let mem_of = |p: &BatchPoint| if on_cuda { p.memory_peak } else { p.memory };
-        let listed: Vec<String> = points
-            .iter()
-            .map(|p| {
-                format!(
-                    "{}: {}",
-                    p.batch,
-                    mem_of(p).map_or("?".into(), |b| format_bytes(b as f64))
-                )
-            })
-            .collect();
-        let all_known = points.iter().all(|p| mem_of(p).is_some());
-        let over: Vec<usize> = points
-            .iter()
-            .filter(|p| matches!((mem_of(p), budget), (Some(m), Some(b)) if m > b))
-            .map(|p| p.batch)
-            .collect();
-        let budget_txt = budget.map_or(String::new(), |b| {
-            format!("; budget {}", format_bytes(b as f64))
-        });
-        if on_cuda {
-            let passed = all_known && over.is_empty();
-            let why = if !all_known {
-                "; the driver did not report memory for every batch".to_string()
-            } else if !over.is_empty() {
-                format!("; over budget at batch {over:?}")
-            } else {
-                String::new()
-            };
-            out.push(Check::new(
-                "device memory per batch measured and within budget",
-                passed,
-                format!(
-                    "peak device memory by batch: {}{budget_txt}{why}",
-                    listed.join(", ")
-                ),
-                Some(ChecklistItem::GpuMemory),
-            ));
-        } else if budget.is_some() {
-            out.push(Check::new(
+        let best = &points[self.best];
+        let need = spec.min_batch_speedup.unwrap_or(DEFAULT_MIN_BATCH_SPEEDUP);
+        let per_s = |t: f64| Unit::Rate("samples".into()).format(t);
+        let ratio = best.throughput() / first.throughput();
+        let passed = ratio >= need && best.batch > first.batch;
+        let evidence = format!(
+            "throughput {} at batch {} -> {} at batch {} ({}x, needs >= {}x); scaling efficiency at batch {}: {}",
+            per_s(first.throughput()),
+            first.batch,
+            per_s(best.throughput()),
+            best.batch,
+            sig3(ratio),
+            sig3(need),
+            best.batch,
+            sig3(self.efficiency[self.best]),
+        );
+        Check::new(
+            "throughput scales with batch size",
+            passed,
+            evidence,
+            Some(ChecklistItem::Batching),
+        )
+    }
+}
+
+/// On CUDA, "device memory per batch measured and within budget"; on the
+/// host, "host memory growth per batch within budget" when a budget is set.
+fn memory_check(points: &[BatchPoint], budget: Option<u64>, on_cuda: bool) -> Option<Check> {
+    let mem_of = |p: &BatchPoint| if on_cuda { p.memory_peak } else { p.memory };
+    let listed: Vec<String> = points
+        .iter()
+        .map(|p| {
+            format!(
+                "{}: {}",
+                p.batch,
+                mem_of(p).map_or("?".into(), |b| format_bytes(b as f64))
+            )
+        })
+        .collect();
+    let all_known = points.iter().all(|p| mem_of(p).is_some());
+    let over: Vec<usize> = points
+        .iter()
+        .filter(|p| matches!((mem_of(p), budget), (Some(m), Some(b)) if m > b))
+        .map(|p| p.batch)
+        .collect();
+    let budget_txt = budget.map_or(String::new(), |b| {
+        format!("; budget {}", format_bytes(b as f64))
+    });
+    if on_cuda {
+        let passed = all_known && over.is_empty();
+        let why = if !all_known {
+            "; the driver did not report memory for every batch".to_string()
+        } else if !over.is_empty() {
+            format!("; over budget at batch {over:?}")
+        } else {
+            String::new()
+        };
+        Some(Check::new(
+            "device memory per batch measured and within budget",
+            passed,
+            format!(
+                "peak device memory by batch: {}{budget_txt}{why}",
+                listed.join(", ")
+            ),
+            Some(ChecklistItem::GpuMemory),
+        ))
+    } else {
+        budget.is_some().then(|| {
+            Check::new(
                 "host memory growth per batch within budget",
                 all_known && over.is_empty(),
                 format!("RSS growth by batch: {}{budget_txt}", listed.join(", ")),
                 None,
-            ));
-        }
-        out
+            )
+        })
     }
 }
 

@@ -87,6 +87,36 @@ fn shared_gpu_off(r: &RunReport) -> Option<String> {
 
 fn scenario(o: &mut String, i: usize, s: &ScenarioReport, gpu_off: Option<&str>) {
     let r = &s.result;
+    heading(o, i, s);
+    match &r.outcome {
+        Outcome::Ignored { reason } => {
+            let _ = writeln!(
+                o,
+                "<p class=\"note\">ignored: {}</p>\n</section>",
+                esc(reason)
+            );
+            return;
+        }
+        Outcome::Failed { error } => {
+            let _ = writeln!(o, "<pre class=\"error\">{}</pre>", esc(error));
+        }
+        Outcome::Ran => {}
+    }
+    notes(o, "invalid", &r.invalid_reasons);
+    notes(o, "warning", &r.warnings);
+    figures(o, s);
+    o.push_str(&tables::monitor(&r.monitor, gpu_off));
+    o.push_str(&tables::verdicts(&s.verdicts));
+    o.push_str(&tables::checks(&r.checks));
+    if let Some(p) = &s.profile {
+        o.push_str(&super::profile::section(p));
+    }
+    o.push_str("</section>\n");
+}
+
+/// The scenario's title, status and where it ran.
+fn heading(o: &mut String, i: usize, s: &ScenarioReport) {
+    let r = &s.result;
     let _ = write!(
         o,
         "<section class=\"scenario\" id=\"s-{i}\">\n<h2>{} <span class=\"{}\">{}</span></h2>\n\
@@ -105,23 +135,12 @@ fn scenario(o: &mut String, i: usize, s: &ScenarioReport, gpu_off: Option<&str>)
         if s.smoke { " · smoke budget" } else { "" },
         esc(&r.location.to_string()),
     );
-    match &r.outcome {
-        Outcome::Ignored { reason } => {
-            let _ = writeln!(
-                o,
-                "<p class=\"note\">ignored: {}</p>\n</section>",
-                esc(reason)
-            );
-            return;
-        }
-        Outcome::Failed { error } => {
-            let _ = writeln!(o, "<pre class=\"error\">{}</pre>", esc(error));
-        }
-        Outcome::Ran => {}
-    }
-    notes(o, "invalid", &r.invalid_reasons);
-    notes(o, "warning", &r.warnings);
+}
 
+/// The plots: changes against the baseline, the batch sweep, latency
+/// distributions and each GPU's NVML timeline, where there is data.
+fn figures(o: &mut String, s: &ScenarioReport) {
+    let r = &s.result;
     let compared = change::compared(&s.verdicts);
     if !compared.is_empty() {
         figure(
@@ -169,13 +188,6 @@ fn scenario(o: &mut String, i: usize, s: &ScenarioReport, gpu_off: Option<&str>)
             );
         }
     }
-    o.push_str(&tables::monitor(&r.monitor, gpu_off));
-    o.push_str(&tables::verdicts(&s.verdicts));
-    o.push_str(&tables::checks(&r.checks));
-    if let Some(p) = &s.profile {
-        o.push_str(&super::profile::section(p));
-    }
-    o.push_str("</section>\n");
 }
 
 fn figure(o: &mut String, svg: &str, caption: &str) {
