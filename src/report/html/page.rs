@@ -155,9 +155,9 @@ fn figures(o: &mut String, s: &ScenarioReport) {
         figure(
             o,
             &sweep::render(&sw),
-            "Latency percentiles of one forward pass and throughput (batch ÷ median \
-             latency) per batch size; dashed red: the latency SLO, dashed green: the \
-             best batch.",
+            "Latency percentiles of one forward pass and median throughput per batch \
+             size (the program's own where it prints one, else batch ÷ latency); dashed \
+             red: the latency SLO, dashed green: the best batch.",
         );
     }
     let dists = latency::distributions(r);
