@@ -189,9 +189,7 @@ impl P2p<'_> {
                 format!("{point_text} {pair}: {e}")
             }
         };
-        let mut labels = point_labels(point);
-        labels.insert("src".into(), s.to_string());
-        labels.insert("dst".into(), d.to_string());
+        let labels = pair_labels(point, (s, d));
         let label_text = MetricKey::new("").with_labels(labels.iter()).to_string();
         rctx.event(ExecEvent::Point {
             index,
@@ -233,25 +231,10 @@ impl P2p<'_> {
         let src_stream = src.default_stream();
         let src_ptr = src_buf.device_ptr(&src_stream).0;
         let dst_ptr = dst_slice.device_ptr_mut(&dst_stream).0;
-        let nbytes = n * 4;
-        let copy = || {
-            dst.bind_to_thread()
-                .map_err(|e| driver_err("cuCtxSetCurrent", e))?;
-            // SAFETY: both buffers hold n f32 and outlive the copies,
-            // which complete before the buffers drop (the timer waits
-            // for its end event; the check synchronizes the stream).
-            unsafe {
-                result::memcpy_peer_async(
-                    dst.cu_ctx(),
-                    dst_ptr,
-                    src.cu_ctx(),
-                    src_ptr,
-                    nbytes,
-                    dst_stream.cu_stream(),
-                )
-            }
-            .map_err(|e| driver_err(&format!("cuMemcpyPeerAsync ({nbytes} bytes)"), e))
-        };
+        // SAFETY: both buffers hold n f32 and outlive the copies, which
+        // complete before the buffers drop (the timer waits for its end
+        // event; the check synchronizes the stream).
+        let copy = || unsafe { peer_copy((dst, dst_ptr), (src, src_ptr), n * 4, &dst_stream) };
         // Correctness first: the destination was poisoned with NaN.
         copy().map_err(at)?;
         let check = check_copy(&dst_stream, &dst_buf, host, (s, d), &peer).map_err(at)?;
@@ -299,6 +282,42 @@ impl P2p<'_> {
         }
         Ok(source.as_ref().expect("set above"))
     }
+}
+
+/// The point's labels and the pair's `src` and `dst`.
+fn pair_labels(point: &ParamPoint, (s, d): (usize, usize)) -> BTreeMap<String, String> {
+    let mut labels = point_labels(point);
+    labels.insert("src".into(), s.to_string());
+    labels.insert("dst".into(), d.to_string());
+    labels
+}
+
+/// `nbytes` from `src_ptr` on `src`'s GPU to `dst_ptr` on `dst`'s,
+/// enqueued on `stream` (the destination's).
+///
+/// # Safety
+/// Both pointers must hold `nbytes` and stay allocated until the copy has
+/// completed on `stream`.
+unsafe fn peer_copy(
+    (dst, dst_ptr): (&Arc<CudaContext>, sys::CUdeviceptr),
+    (src, src_ptr): (&Arc<CudaContext>, sys::CUdeviceptr),
+    nbytes: usize,
+    stream: &Arc<CudaStream>,
+) -> Result<(), String> {
+    dst.bind_to_thread()
+        .map_err(|e| driver_err("cuCtxSetCurrent", e))?;
+    // SAFETY: the caller keeps both buffers alive until the copy is done.
+    unsafe {
+        result::memcpy_peer_async(
+            dst.cu_ctx(),
+            dst_ptr,
+            src.cu_ctx(),
+            src_ptr,
+            nbytes,
+            stream.cu_stream(),
+        )
+    }
+    .map_err(|e| driver_err(&format!("cuMemcpyPeerAsync ({nbytes} bytes)"), e))
 }
 
 /// After one copy: the destination holds exactly the source's data.
