@@ -127,6 +127,11 @@ pub fn format_bytes(bytes: f64) -> String {
     format_bytes_like(bytes, None)
 }
 
+/// [`format_bytes`] of a whole number of bytes.
+pub fn format_byte_count(bytes: u64) -> String {
+    format_bytes(bytes as f64)
+}
+
 /// [`format_bytes`] for a value shown beside `like`: a zero takes `like`'s
 /// scale, "0 MiB" beside "8.18 MiB".
 pub fn format_bytes_like(bytes: f64, like: Option<f64>) -> String {

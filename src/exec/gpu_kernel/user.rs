@@ -219,7 +219,13 @@ pub(super) fn run_user_point(
     } else if let (Some(reference), Some(rname)) = (&k.reference, spec.reference_entry.as_deref()) {
         args.restore_inputs(stream)?;
         let want = args.run_once(stream, (reference, rname, "reference kernel"), cfg)?;
-        Some(reference_check(spec, k, &args, &got, &want))
+        Some(reference_check(
+            spec,
+            (entry, rname),
+            k,
+            &args,
+            (&got, &want),
+        ))
     } else {
         warnings.push(format!(
             "`{entry}` has no `reference_entry`: only checked that every output element was written"
@@ -248,13 +254,11 @@ pub(super) fn run_user_point(
 /// (or the suite's) tolerances.
 fn reference_check(
     spec: &GpuKernelSpec,
+    (entry, rname): (&str, &str),
     k: &UserKernels,
     args: &Args,
-    got: &[HostData],
-    want: &[HostData],
+    (got, want): (&[HostData], &[HostData]),
 ) -> Check {
-    let entry = spec.entry.as_deref().unwrap_or_default();
-    let rname = spec.reference_entry.as_deref().unwrap_or_default();
     let mut passed = true;
     let mut ev = Vec::new();
     for (j, &i) in args.outs.iter().enumerate() {

@@ -23,7 +23,7 @@ use crate::plan::batch_sweep::ModelSpec;
 use crate::plan::oom::OomPattern;
 use crate::plan::{OomStressSpec, ScenarioPlan};
 use crate::result::Check;
-use crate::units::format_bytes;
+use crate::units::{format_byte_count, format_bytes};
 
 pub use child::{OomChildArgs, ProbeReport, StressReport, stress};
 
@@ -261,10 +261,6 @@ fn push_stress_metrics(out: &mut ExecOutput, s: &HostOomSettings, r: &StressRepo
     }
 }
 
-fn mib(b: u64) -> String {
-    format_bytes(b as f64)
-}
-
 /// "allocation refused cleanly" and "memory returns".
 fn push_stress_checks(out: &mut ExecOutput, s: &HostOomSettings, r: &StressReport, run: &ChildRun) {
     let clean_exit = run.status.is_some_and(|st| st.success()) && !run.timed_out;
@@ -274,8 +270,8 @@ fn push_stress_checks(out: &mut ExecOutput, s: &HostOomSettings, r: &StressRepor
         format!(
             "{} allocations, {} allocated under a {} limit before refusal (\"{}\"); child {}",
             r.allocations,
-            mib(r.allocated_bytes),
-            mib(s.memory_limit),
+            format_byte_count(r.allocated_bytes),
+            format_byte_count(s.memory_limit),
             r.refusal,
             if clean_exit {
                 "exited cleanly".to_string()
@@ -292,12 +288,12 @@ fn push_stress_checks(out: &mut ExecOutput, s: &HostOomSettings, r: &StressRepor
         recovered,
         format!(
             "RSS {} before, {} at peak, {} after freeing ({} above start, tolerance {}); a new {} allocation {}",
-            mib(r.rss_start),
-            mib(r.rss_peak),
-            mib(r.rss_after),
-            mib(leak),
-            mib(s.leak_tolerance),
-            mib(s.chunk),
+            format_byte_count(r.rss_start),
+            format_byte_count(r.rss_peak),
+            format_byte_count(r.rss_after),
+            format_byte_count(leak),
+            format_byte_count(s.leak_tolerance),
+            format_byte_count(s.chunk),
             if r.realloc_ok { "succeeded" } else { "failed" }
         ),
         Some(ChecklistItem::MemoryCleanup),
@@ -363,7 +359,7 @@ fn search_max_batch(
         best > 0,
         format!(
             "largest batch that fits {}: {best} ({probes} probes, one child each{}); the first that does not fit: {}",
-            mib(s.memory_limit),
+            format_byte_count(s.memory_limit),
             if best >= max { ", search capped at max_batch" } else { "" },
             if last_failure.is_empty() { "none up to max_batch".into() } else { last_failure },
         ),

@@ -28,7 +28,7 @@ use crate::metric::{ChecklistItem, Direction, MetricKey, MetricSeries, Unit};
 use crate::plan::oom::OomStressSpec;
 use crate::plan::{DeviceSel, KindSpec, ScenarioPlan};
 use crate::result::Check;
-use crate::units::format_bytes;
+use crate::units::format_byte_count;
 
 pub struct OomStressExecutor;
 
@@ -144,10 +144,6 @@ fn push_metrics(out: &mut ExecOutput, gpu: &OnGpu<'_>, s: &Stressed) {
     ));
 }
 
-fn gib(b: u64) -> String {
-    format_bytes(b as f64)
-}
-
 /// The three checks (bounded, returned, clean error) and the warning when
 /// memory did not return.
 fn push_checks(out: &mut ExecOutput, gpu: &OnGpu<'_>, spec: &OomStressSpec, s: &Stressed) {
@@ -163,11 +159,11 @@ fn push_checks(out: &mut ExecOutput, gpu: &OnGpu<'_>, spec: &OomStressSpec, s: &
         s.returned,
         format!(
             "free before {}, after freeing {} allocations {} (difference {}, tolerance {}); recovery took {:.1} ms",
-            gib(s.free0),
+            format_byte_count(s.free0),
             s.n_chunks,
-            gib(s.free1),
-            if s.free1 >= s.free0 { format!("+{}", gib(s.free1 - s.free0)) } else { format!("-{}", gib(s.free0 - s.free1)) },
-            gib(s.tolerance),
+            format_byte_count(s.free1),
+            if s.free1 >= s.free0 { format!("+{}", format_byte_count(s.free1 - s.free0)) } else { format!("-{}", format_byte_count(s.free0 - s.free1)) },
+            format_byte_count(s.tolerance),
             s.recovery_time * 1e3
         ),
         Some(ChecklistItem::MemoryCleanup),
@@ -190,7 +186,7 @@ fn push_checks(out: &mut ExecOutput, gpu: &OnGpu<'_>, spec: &OomStressSpec, s: &
             ord,
             &format!(
                 "free memory did not return within {} (another process on the GPU can cause this; see the monitor)",
-                gib(s.tolerance)
+                format_byte_count(s.tolerance)
             ),
         ));
     }
@@ -199,19 +195,19 @@ fn push_checks(out: &mut ExecOutput, gpu: &OnGpu<'_>, spec: &OomStressSpec, s: &
 fn bounded_evidence(spec: &OomStressSpec, s: &Stressed) -> String {
     format!(
         "allocated {} in {} chunks of {} ({:.1}% of {} total; cap {} = memory_fraction {}); {}; free at peak {}{}",
-        gib(s.peak),
+        format_byte_count(s.peak),
         s.peak / s.chunk,
-        gib(s.chunk),
+        format_byte_count(s.chunk),
         100.0 * s.peak as f64 / s.total as f64,
-        gib(s.total),
-        gib(s.cap),
+        format_byte_count(s.total),
+        format_byte_count(s.cap),
         spec.fraction(),
         if s.natural_oom {
             "stopped by CUDA_ERROR_OUT_OF_MEMORY"
         } else {
             "stopped by the cap"
         },
-        gib(s.free_at_peak),
+        format_byte_count(s.free_at_peak),
         s.frag_note,
     )
 }
@@ -227,16 +223,16 @@ fn oom_evidence(s: &Stressed) -> (bool, String) {
             true,
             format!(
                 "cap reached first; a single cuMemAlloc of {} (> {} free) returned CUDA_ERROR_OUT_OF_MEMORY",
-                gib(ask as u64),
-                gib(s.free_now)
+                format_byte_count(ask as u64),
+                format_byte_count(s.free_now)
             ),
         ),
         Some((ask, false)) => (
             false,
             format!(
                 "cuMemAlloc of {} succeeded although only {} was free: OOM could not be provoked",
-                gib(ask as u64),
-                gib(s.free_now)
+                format_byte_count(ask as u64),
+                format_byte_count(s.free_now)
             ),
         ),
     }

@@ -6,7 +6,7 @@ use crate::exec::ExecOutput;
 use crate::metric::{ChecklistItem, Direction, MetricKey, MetricSeries, Unit};
 use crate::plan::DeviceSel;
 use crate::result::Check;
-use crate::units::format_bytes;
+use crate::units::format_byte_count;
 
 /// What a CUDA `find_max_batch` search saw.
 pub(super) struct Search<'a> {
@@ -21,10 +21,6 @@ pub(super) struct Search<'a> {
     pub free_start: u64,
     pub free_end: u64,
     pub total: u64,
-}
-
-fn mib(b: u64) -> String {
-    format_bytes(b as f64)
 }
 
 const NONE_FAILED: &str =
@@ -46,7 +42,7 @@ pub(super) fn report(x: &Search<'_>, v: &Verdicts) -> ExecOutput {
     if x.free_start > 0 && x.total > 0 && !v.device_memory_returned {
         out.warnings.push(format!(
             "free device memory did not return within {} (another process on the GPU can cause this)",
-            mib(x.s.leak_tolerance)
+            format_byte_count(x.s.leak_tolerance)
         ));
     }
     out
@@ -116,10 +112,10 @@ fn found_check(x: &Search<'_>) -> Check {
     let usable = first.map_or("?".to_string(), |r| {
         format!(
             "{} usable of {} free ({} filler; {} total)",
-            mib(r.usable),
-            mib(r.free_start),
-            mib(r.filler),
-            mib(r.total)
+            format_byte_count(r.usable),
+            format_byte_count(r.free_start),
+            format_byte_count(r.filler),
+            format_byte_count(r.total)
         )
     });
     let first_fail = x.probes.iter().find(|p| !p.fits);
@@ -131,7 +127,7 @@ fn found_check(x: &Search<'_>) -> Check {
             x.best,
             best_probe(x)
                 .and_then(|p| p.report.as_ref()?.model_peak)
-                .map(|b| format!(" using {} of the pool at its peak", mib(b)))
+                .map(|b| format!(" using {} of the pool at its peak", format_byte_count(b)))
                 .unwrap_or_default(),
             x.probes.len(),
             x.search_time,
@@ -186,8 +182,8 @@ fn returned_check(x: &Search<'_>, v: &Verdicts, oom_child: Option<&Probe>) -> Ch
     let in_child = oom_child.and_then(|p| p.report.as_ref()).map(|r| {
         format!(
             "in the child: free {} before the failed pass, {} after it (pool trimmed)",
-            mib(r.free_before_forward),
-            r.free_after_recovery.map_or("?".into(), mib)
+            format_byte_count(r.free_before_forward),
+            r.free_after_recovery.map_or("?".into(), format_byte_count)
         )
     });
     Check::new(
@@ -196,9 +192,9 @@ fn returned_check(x: &Search<'_>, v: &Verdicts, oom_child: Option<&Probe>) -> Ch
         format!(
             "{}; on the device after every probe exited: free {} before the search, {} after (tolerance {})",
             in_child.unwrap_or_else(|| NONE_FAILED.into()),
-            mib(x.free_start),
-            mib(x.free_end),
-            mib(x.s.leak_tolerance),
+            format_byte_count(x.free_start),
+            format_byte_count(x.free_end),
+            format_byte_count(x.s.leak_tolerance),
         ),
         Some(ChecklistItem::MemoryCleanup),
     )
