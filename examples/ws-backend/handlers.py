@@ -50,11 +50,12 @@ class Timings:
         self.gaps = []
 
     def summary(self):
-        def p50(xs):
+        def pct(xs, q):
             xs = sorted(xs)
-            return xs[len(xs) // 2] * 1e3 if xs else None
+            return xs[min(len(xs) - 1, int(q * len(xs)))] * 1e3 if xs else None
         return {"requests": len(self.first), "gaps": len(self.gaps),
-                "first_reply_p50_ms": p50(self.first), "gap_p50_ms": p50(self.gaps)}
+                "first_reply_p50_ms": pct(self.first, 0.5), "gap_p50_ms": pct(self.gaps, 0.5),
+                "gap_p99_ms": pct(self.gaps, 0.99)}
 
 
 def frame(settings, rid, **fields):

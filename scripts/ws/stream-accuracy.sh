@@ -12,7 +12,8 @@
 # CLIENT_SPIN sets neon-perf's `client_spin` (default: its own default).
 # The clients take turns going first (neon-perf first in odd rounds), so
 # neither always meets a server warmed by the other; after the table, a
-# summary line compares the gap p99s round by round.
+# summary line compares the gap p99s round by round, raw and as what each
+# client adds over the server's own gap p99 in the same window.
 # Needs target/ws-venv (bash scripts/ws/setup.sh) and a neon-perf binary
 # (NEON_PERF, default target/release/neon-perf, else target/debug/neon-perf).
 set -euo pipefail
@@ -55,8 +56,8 @@ metric() { # results.json, metric key → value in ms
 }
 field() { $PY -c "import json,sys; v=json.loads(sys.argv[1])[sys.argv[2]]; print('%.3f' % v)" "$1" "$2"; }
 
-echo "| round | client | requests | replies/s | TTFR p50 (client) | TTFR p50 (server) | gap p50 (client) | gap p50 (server) | gap p99 (client) |"
-echo "|---|---|---|---|---|---|---|---|---|"
+echo "| round | client | requests | replies/s | TTFR p50 (client) | TTFR p50 (server) | gap p50 (client) | gap p50 (server) | gap p99 (client) | gap p99 (server) |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
 neon_round() { # round → table row; its gap p99 appended to $OUT/p99-neon
   local round=$1 s n rps
   $PY scripts/ws/server_stats.py "$URL" >/dev/null
@@ -65,17 +66,21 @@ neon_round() { # round → table row; its gap p99 appended to $OUT/p99-neon
   n=$($PY -c "import json,sys; r=json.load(open(sys.argv[1])); s=r['scenarios'][0]; print(len([x for x in s['metrics'] if x['key']=='stream_time'][0]['samples']))" "$OUT/neon-$round.json")
   rps=$($PY -c "import json,sys; r=json.load(open(sys.argv[1])); s=r['scenarios'][0]; print('%.0f' % [x for x in s['metrics'] if x['key']=='msg_rate_overall'][0]['samples'][0])" "$OUT/neon-$round.json")
   metric "$OUT/neon-$round.json" inter_reply_gap_p99 >>"$OUT/p99-neon"
-  echo "| $round | neon-perf | $n | $rps | $(metric "$OUT/neon-$round.json" time_to_first_reply_p50) | $(field "$s" first_reply_p50_ms) | $(metric "$OUT/neon-$round.json" inter_reply_gap_p50) | $(field "$s" gap_p50_ms) | $(metric "$OUT/neon-$round.json" inter_reply_gap_p99) |"
+  field "$s" gap_p99_ms >>"$OUT/p99-server-neon"
+  echo "| $round | neon-perf | $n | $rps | $(metric "$OUT/neon-$round.json" time_to_first_reply_p50) | $(field "$s" first_reply_p50_ms) | $(metric "$OUT/neon-$round.json" inter_reply_gap_p50) | $(field "$s" gap_p50_ms) | $(metric "$OUT/neon-$round.json" inter_reply_gap_p99) | $(field "$s" gap_p99_ms) |"
 }
 python_round() { # round → table row; its gap p99 appended to $OUT/p99-python
   local round=$1 c s
   c=$($PY scripts/ws/stream_client.py "$URL" "$STREAMS" "$SECONDS_EACH" "$TOKENS")
   s=$($PY scripts/ws/server_stats.py "$URL")
   field "$c" gap_p99_ms >>"$OUT/p99-python"
-  echo "| $round | python websockets | $(field "$c" requests | cut -d. -f1) | $(field "$c" replies_per_s | cut -d. -f1) | $(field "$c" ttfr_p50_ms) | $(field "$s" first_reply_p50_ms) | $(field "$c" gap_p50_ms) | $(field "$s" gap_p50_ms) | $(field "$c" gap_p99_ms) |"
+  field "$s" gap_p99_ms >>"$OUT/p99-server-python"
+  echo "| $round | python websockets | $(field "$c" requests | cut -d. -f1) | $(field "$c" replies_per_s | cut -d. -f1) | $(field "$c" ttfr_p50_ms) | $(field "$s" first_reply_p50_ms) | $(field "$c" gap_p50_ms) | $(field "$s" gap_p50_ms) | $(field "$c" gap_p99_ms) | $(field "$s" gap_p99_ms) |"
 }
 : >"$OUT/p99-neon"
 : >"$OUT/p99-python"
+: >"$OUT/p99-server-neon"
+: >"$OUT/p99-server-python"
 for round in $(seq 1 "$ROUNDS"); do
   if [ $((round % 2)) -eq 1 ]; then
     neon_round "$round"; python_round "$round"
@@ -83,12 +88,19 @@ for round in $(seq 1 "$ROUNDS"); do
     python_round "$round"; neon_round "$round"
   fi
 done
-$PY - "$OUT/p99-neon" "$OUT/p99-python" <<'PY'
+$PY - "$OUT/p99-neon" "$OUT/p99-python" "$OUT/p99-server-neon" "$OUT/p99-server-python" <<'PY'
 import statistics, sys
-neon = [float(x) for x in open(sys.argv[1])]
-py = [float(x) for x in open(sys.argv[2])]
+neon, py, srv_neon, srv_py = ([float(x) for x in open(f)] for f in sys.argv[1:5])
 lower = sum(a <= b for a, b in zip(neon, py))
 ratios = [a / b for a, b in zip(neon, py) if b > 0]
 print(f"\ngap p99, neon-perf vs Python client: neon-perf no worse in {lower} of {len(neon)} rounds; "
       f"median ratio {statistics.median(ratios):.2f} (range {min(ratios):.2f}-{max(ratios):.2f})")
+# What each client adds to the server's own gap p99 in the same window: the
+# server's state drifts between the two halves of a round, this does not.
+add_neon = [a - s for a, s in zip(neon, srv_neon)]
+add_py = [b - s for b, s in zip(py, srv_py)]
+fewer = sum(a <= b for a, b in zip(add_neon, add_py))
+print(f"gap p99 added over the server's own (ms): neon-perf median {statistics.median(add_neon):.3f} "
+      f"(range {min(add_neon):.3f} to {max(add_neon):.3f}), Python client median {statistics.median(add_py):.3f} "
+      f"(range {min(add_py):.3f} to {max(add_py):.3f}); neon-perf adds no more in {fewer} of {len(neon)} rounds")
 PY
