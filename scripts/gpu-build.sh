@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds what scripts/gpu-session.sh runs on a GPU host, into .gpu/ (ignored
 # by git; carried by the device tool): the release binary, the executors'
-# GPU test binary, and the `cuda`-feature binary when that build is set up.
+# GPU test binary, the `cuda`-feature binary when that build is set up, and
+# the pure-Python `websockets` for the example backend (.gpu/pylib).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .gpu
@@ -23,6 +24,17 @@ elif [ "${WITH_CUDA_FEATURE:-0}" = 1 ]; then
     #   bash scripts/cuda-toolchain.sh && source target/cuda-toolchain/env.sh
     cargo build --release --features cuda --target-dir target/cuda
     cp target/cuda/release/neon-perf .gpu/neon-perf-cuda
+fi
+# `websockets` for the example backend on the GPU host (no network there):
+# the pure-Python package from scripts/ws/setup.sh's venv (its C speedups
+# are optional and left out; they would not match the host's Python).
+site=$(ls -d target/ws-venv/lib/python3*/site-packages/websockets 2>/dev/null | head -n 1)
+if [ -n "$site" ]; then
+    rm -rf .gpu/pylib && mkdir -p .gpu/pylib
+    cp -r "$site" .gpu/pylib/ && rm -rf .gpu/pylib/websockets/__pycache__ .gpu/pylib/websockets/*/__pycache__
+    rm -f .gpu/pylib/websockets/speedups*.so
+else
+    echo "note: no target/ws-venv (bash scripts/ws/setup.sh): the session's step 3 needs websockets on the host" >&2
 fi
 git rev-parse HEAD > .gpu/COMMIT
 [ -z "$(git status --porcelain --untracked-files=no)" ] || sed -i "s/$/-dirty/" .gpu/COMMIT

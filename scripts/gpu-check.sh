@@ -17,41 +17,9 @@ mkdir -p "$OUT"
 start=$(date +%s)
 note() { echo "[gpu-check +$(( $(date +%s) - start ))s] $*"; }
 
-# Libraries the driver install may lack (NVRTC, cuBLAS): take them from the
-# system, then from PyTorch's nvidia-* wheels, then from scripts/nvrtc.sh's venv.
-have_lib() { ldconfig -p 2>/dev/null | grep -q "$1"; }
-extra=""
-if ! have_lib 'libnvrtc.so' || ! have_lib 'libcublas.so'; then
-    wheel_dirs=$("$PY" - <<'PY' 2>/dev/null
-import glob, os
-dirs = set()
-try:
-    import nvidia
-    for root in list(nvidia.__path__):
-        for pat in ("libnvrtc.so*", "libcublas.so*", "libcublasLt.so*"):
-            for f in glob.glob(os.path.join(root, "**", pat), recursive=True):
-                dirs.add(os.path.dirname(f))
-except Exception:
-    pass
-try:
-    import torch
-    lib = os.path.join(os.path.dirname(torch.__file__), "lib")
-    if glob.glob(os.path.join(lib, "libnvrtc.so*")) or glob.glob(os.path.join(lib, "libcublas.so*")):
-        dirs.add(lib)
-except Exception:
-    pass
-print(":".join(sorted(dirs)))
-PY
-)
-    extra="$wheel_dirs"
-    for d in target/nvrtc-venv/lib/python3*/site-packages/nvidia/*/lib; do
-        [ -d "$d" ] && extra="${extra:+$extra:}$PWD/$d"
-    done
-fi
-if [ -n "$extra" ]; then
-    export LD_LIBRARY_PATH="$extra${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-    note "LD_LIBRARY_PATH += $extra"
-fi
+# NVRTC and cuBLAS where the driver install lacks them (LD_LIBRARY_PATH).
+. "$(dirname "${BASH_SOURCE[0]}")/gpu-libs.sh"
+[ -n "$GPU_LIBS_ADDED" ] && note "LD_LIBRARY_PATH += $GPU_LIBS_ADDED"
 
 { nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,power.limit --format=csv; nvidia-smi; } \
     > "$OUT/nvidia-smi.txt" 2>&1

@@ -3,81 +3,138 @@
 # in one call. Build here first, then carry `.gpu/`:
 #     bash scripts/gpu-build.sh          # release binary + GPU test binaries → .gpu/
 #     OUT=... bash scripts/gpu-session.sh   # on the GPU host
-# Writes under $OUT: summary.md (the table), all.tgz (every log and JSON).
+# Writes under $OUT: session.md (a line per step), every step's log and JSON
+# (gpu-check.sh's table in summary.md),
+# and all.tgz of them.
+#
+# The whole script keeps to BUDGET_S seconds (default 480; the device tool
+# allows 600 s a call): each step's own limit is cut to what is left, and a
+# step with under 20 s left is skipped and says so. Steps run in order of
+# what has never run on a GPU before, so a short session still sees those:
+#   1. cuda_executors       the executors' GPU tests (#18's splits)
+#   2. pytorch example      #20: helper timing/sync/phases, process GPU memory, gpu:F
+#   3. ws backend on a GPU  #19: server_gpu_memory, `cancel`'s GPU half
+#   4. profilers            #22: which are installed, --profile always of gpu::saxpy
+#   5. gpu-check.sh         doctor, bless ×3 + gate of suites/gpu.toml, PyTorch comparison
+#   6. gpu-models.sh        candle on CUDA, find_max_batch on CUDA (needs the cuda build)
 set -u
 OUT="${OUT:-./gpu-out}"
 mkdir -p "$OUT"
+OUT="$(cd "$OUT" && pwd)"
 export OUT
 export NEON_PERF_BIN="${NEON_PERF_BIN:-.gpu/neon-perf}"
+PY="${PYTHON:-python3}"
+BUDGET_S="${BUDGET_S:-480}"
 # The device copy of the tree has no .git: scripts/gpu-build.sh records the commit.
 [ -f .gpu/COMMIT ] && export NEON_PERF_COMMIT="$(cat .gpu/COMMIT)"
+# `websockets` for the example backend, copied by gpu-build.sh (pure Python).
+[ -d .gpu/pylib ] && export PYTHONPATH="$PWD/.gpu/pylib${PYTHONPATH:+:$PYTHONPATH}"
 start=$(date +%s)
-note() { echo "[gpu-session +$(( $(date +%s) - start ))s] $*"; }
+note() { echo "[gpu-session +$(( $(date +%s) - start ))s] $*" | tee -a "$OUT/session.md"; }
+# limit WANT → WANT cut to the budget left (10 s kept for the archive); 0 = skip.
+limit() {
+    local left=$(( BUDGET_S - ($(date +%s) - start) - 10 ))
+    local s=$(( $1 < left ? $1 : left ))
+    [ "$s" -ge 20 ] && echo "$s" || echo 0
+}
 
-note "host: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | head -n 1); $(date -u +%FT%TZ)"
+. scripts/gpu-libs.sh
+note "host: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | head -n 1); $(date -u +%FT%TZ); budget ${BUDGET_S}s"
+[ -n "$GPU_LIBS_ADDED" ] && note "LD_LIBRARY_PATH += $GPU_LIBS_ADDED"
+[ -x "$NEON_PERF_BIN" ] || note "MISSING $NEON_PERF_BIN: run scripts/gpu-build.sh and carry .gpu/"
 
 # 1. The executors' own GPU tests: every gpu.toml scenario at small sizes, checks must pass.
-if [ -x .gpu/cuda_executors ]; then
-    timeout 150 .gpu/cuda_executors --test-threads 1 --nocapture > "$OUT/cuda-tests.log" 2>&1
-    note "cuda_executors tests: exit $? — $(grep -E '^test result' "$OUT/cuda-tests.log" | tr '\n' ' ')"
+t=$(limit 100)
+if [ ! -x .gpu/cuda_executors ]; then
+    note "1 cuda_executors: skipped, .gpu/cuda_executors not built"
+elif [ "$t" = 0 ]; then
+    note "1 cuda_executors: skipped, out of time"
+else
+    timeout "$t" .gpu/cuda_executors --test-threads 1 --nocapture > "$OUT/cuda-tests.log" 2>&1
+    note "1 cuda_executors: exit $? — $(grep -E '^test result' "$OUT/cuda-tests.log" | tr '\n' ' ')"
     grep -E 'FAILED|panicked' "$OUT/cuda-tests.log" | head -n 10
 fi
 
-# 2. doctor, bless + gate of suites/gpu.toml, PyTorch comparison, summary table.
-bash scripts/gpu-check.sh > "$OUT/gpu-check.log" 2>&1
-note "gpu-check.sh: exit $?"
-grep -E '^\[gpu-check' "$OUT/gpu-check.log" | cut -c1-400
+# 2. The team's own model (#20): the PyTorch example through the CLI — the
+#    helper's CUDA-event timing, synchronization check and per-phase CUDA
+#    memory, a command sweep, find_max_batch under RLIMIT_DATA with CUDA
+#    loaded and under `gpu:0.05`, and process_gpu_memory of each run.
+t=$(limit 280)
+if ! "$PY" -c "import torch" 2>/dev/null; then
+    note "2 pytorch example: skipped, $PY cannot import torch"
+elif [ "$t" = 0 ]; then
+    note "2 pytorch example: skipped, out of time"
+else
+    NEON_PERF_CACHE="$OUT/cache" timeout "$t" "$NEON_PERF_BIN" run examples/pytorch/pytorch.toml \
+        --baselines "$OUT/pytorch-baselines" --json "$OUT/pytorch.json" > "$OUT/pytorch.log" 2>&1
+    note "2 pytorch example: exit $? (limit ${t}s)"
+    grep -E 'NO-BASELINE|FAILED|IGNORED|check .* failed|max_batch|Summary' "$OUT/pytorch.log" | head -n 20
+    "$PY" scripts/gpu_session_metrics.py "$OUT/pytorch.json" process_gpu_memory gpu_allocated max_batch \
+        | tee -a "$OUT/session.md"
+fi
 
-# 3. candle models on CUDA, when the `cuda` feature build was carried.
+# 3. A streaming backend holding GPU memory (#19): server_gpu_memory{at=peak}
+#    and the `cancel` check's GPU half, clean (must pass) and leaking 1 MiB
+#    of GPU memory per cancelled stream (its cancel check must fail: exit 1).
+if ! "$PY" -c "import torch, websockets" 2>/dev/null; then
+    note "3 ws backend on a GPU: skipped, $PY cannot import torch and websockets"
+else
+    for sc in gpu-stream gpu-leak; do
+        t=$(limit 60)
+        [ "$t" = 0 ] && { note "3 ws-backend-gpu::$sc: skipped, out of time"; continue; }
+        NEON_PERF_CACHE="$OUT/cache" NEON_PERF_REPORTS_DIR="$OUT/ws-$sc" timeout "$t" "$NEON_PERF_BIN" run \
+            examples/ws-backend/gpu.toml -f "ws-backend-gpu::$sc" --exact \
+            --baselines "$OUT/ws-baselines" --json "$OUT/ws-$sc.json" > "$OUT/ws-$sc.log" 2>&1
+        note "3 ws-backend-gpu::$sc: exit $? (gpu-stream expects 0, gpu-leak 1)"
+        grep -E 'cancel|server_gpu_memory|FAILED' "$OUT/ws-$sc.log" | head -n 6 | cut -c1-600 | tee -a "$OUT/session.md"
+        "$PY" scripts/gpu_session_metrics.py "$OUT/ws-$sc.json" server_gpu_memory server_rss | tee -a "$OUT/session.md"
+    done
+fi
+
+# 4. Profilers (#22): which are installed, and `--profile always` of one
+#    gpu_kernel scenario (perf of its host side; with nsys, the CUDA kernel
+#    table and a .nsys-rep; with ncu and profile_kernels, % of peak).
+note "4 profilers: nsys=$(command -v nsys || echo absent) ncu=$(command -v ncu || echo absent) perf=$(command -v perf || echo absent)"
+t=$(limit 90)
+if [ "$t" = 0 ]; then
+    note "4 --profile always of gpu::saxpy: skipped, out of time"
+else
+    # A copy of the suite with `profile_kernels = true`, under $OUT: kernel
+    # sources made absolute, so nothing is written into suites/.
+    sed -e 's/^\[defaults\]$/[defaults]\nprofile_kernels = true/' \
+        -e "s|^source = \"kernels/|source = \"$PWD/suites/kernels/|" suites/gpu.toml > "$OUT/gpu-profile.toml"
+    NEON_PERF_REPORTS_DIR="$OUT/profile" NEON_PERF_CACHE="$OUT/cache" timeout "$t" "$NEON_PERF_BIN" run "$OUT/gpu-profile.toml" \
+        --exact -f gpu::saxpy --smoke --profile always --baselines "$OUT/profile-baselines" \
+        --json "$OUT/profile.json" > "$OUT/profile.log" 2>&1
+    note "4 --profile always of gpu::saxpy: exit $?"
+    sed -n '/profile (/,/^$/p' "$OUT/profile.log" | head -n 30 | tee -a "$OUT/session.md"
+fi
+
+# 5. doctor, bless ×3 + gate of suites/gpu.toml, PyTorch comparison, summary table.
+t=$(limit 300)
+if [ "$t" = 0 ]; then
+    note "5 gpu-check.sh: skipped, out of time"
+else
+    timeout "$t" bash scripts/gpu-check.sh > "$OUT/gpu-check.log" 2>&1
+    note "5 gpu-check.sh: exit $? (limit ${t}s)"
+    grep -E '^\[gpu-check' "$OUT/gpu-check.log" | cut -c1-400
+fi
+
+# 6. candle models on CUDA and find_max_batch on CUDA, when the `cuda`
+#    feature build was carried.
 if [ -f .gpu/neon-perf-cuda.xz ] && [ ! -x .gpu/neon-perf-cuda ]; then
     xz -dc .gpu/neon-perf-cuda.xz > .gpu/neon-perf-cuda && chmod +x .gpu/neon-perf-cuda
 fi
-if [ -x .gpu/neon-perf-cuda ] && [ -f scripts/gpu-models.sh ]; then
-    NEON_PERF_BIN=.gpu/neon-perf-cuda timeout 420 bash scripts/gpu-models.sh > "$OUT/models.log" 2>&1
-    note "gpu-models.sh: exit $?"
+t=$(limit 420)
+if [ ! -x .gpu/neon-perf-cuda ]; then
+    note "6 gpu-models.sh: skipped, no .gpu/neon-perf-cuda (WITH_CUDA_FEATURE=1 or CUDA_BIN for gpu-build.sh)"
+elif [ "$t" = 0 ]; then
+    note "6 gpu-models.sh: skipped, out of time"
+else
+    NEON_PERF_BIN=.gpu/neon-perf-cuda OUT="$OUT/models" timeout "$t" bash scripts/gpu-models.sh > "$OUT/models.log" 2>&1
+    note "6 gpu-models.sh: exit $? (limit ${t}s)"
     tail -n 60 "$OUT/models.log"
 fi
 
-# 4. The team's own model (issue #20): the PyTorch example through the CLI —
-#    the helper's CUDA-event timing, synchronization check and per-phase CUDA
-#    memory, a command sweep and find_max_batch under RLIMIT_DATA with CUDA
-#    loaded. Never run on a GPU before this script.
-if python3 -c "import torch" 2>/dev/null; then
-    NEON_PERF_CACHE="$OUT/cache" timeout 300 "$NEON_PERF_BIN" run examples/pytorch/pytorch.toml \
-        --baselines "$OUT/pytorch-baselines" --json "$OUT/pytorch.json" > "$OUT/pytorch.log" 2>&1
-    note "pytorch example: exit $?"
-    grep -E 'NO-BASELINE|FAILED|IGNORED|check .* failed|Summary' "$OUT/pytorch.log" | head -n 20
-    # process_gpu_memory{at=start|peak|end} of each command run (NVML, the
-    # program's process tree by its NEON_PERF_TREE tag): never run on a GPU.
-    python3 - "$OUT/pytorch.json" <<'PY' | tee -a "$OUT/summary.md"
-import json, statistics, sys
-try:
-    r = json.load(open(sys.argv[1]))
-except Exception as e:
-    print(f"process_gpu_memory: no results ({e})"); sys.exit(0)
-rows = [(s["scenario"], m["key"], statistics.median(m["samples"]))
-        for s in r["scenarios"] for m in s["metrics"] if m["key"].startswith("process_gpu_memory")]
-print(f"process_gpu_memory: {len(rows)} series")
-for sc, k, v in rows[:12]:
-    print(f"  {sc} {k} median {v / 2**20:.1f} MiB")
-PY
-else
-    note "pytorch example: skipped, python3 cannot import torch"
-fi
-# Profilers for issue #22: which are installed, and `--profile always` of
-# one gpu_kernel scenario (perf of its host side; with nsys, the CUDA kernel
-# table and a .nsys-rep). Never run on a GPU before this script.
-note "profilers: nsys=$(command -v nsys || echo absent) ncu=$(command -v ncu || echo absent) perf=$(command -v perf || echo absent)"
-# A copy of the suite with `profile_kernels = true` (ncu's figures too).
-sed 's/^\[defaults\]$/[defaults]\nprofile_kernels = true/' suites/gpu.toml > suites/gpu-profile.toml
-NEON_PERF_REPORTS_DIR="$OUT/profile" NEON_PERF_CACHE="$OUT/cache" timeout 120 "$NEON_PERF_BIN" run suites/gpu-profile.toml \
-    --exact -f gpu::saxpy --smoke --profile always --baselines "$OUT/profile-baselines" \
-    --json "$OUT/profile.json" > "$OUT/profile.log" 2>&1
-note "--profile always of gpu::saxpy: exit $?"
-rm -f suites/gpu-profile.toml
-sed -n '/profile (/,/^$/p' "$OUT/profile.log" | head -n 30 | tee -a "$OUT/summary.md"
-
-(cd "$OUT" && tar czf all.tgz --exclude=all.tgz . 2>/dev/null)
-note "done in $(( $(date +%s) - start ))s"
-echo "================ summary ================"
-cat "$OUT/summary.md" 2>/dev/null || tail -n 30 "$OUT/gpu-check.log"
+note "done"
+(cd "$OUT" && tar czf all.tgz --exclude=all.tgz --exclude=cache . 2>/dev/null) || true

@@ -219,3 +219,41 @@ fn shipped_model_suites_parse() {
         assert!(s.scenarios.len() >= 2, "{f}");
     }
 }
+
+/// Every suite under examples/ loads, as a team copying one would check
+/// it (with the token the ws-backend suite reads from the environment).
+#[test]
+fn every_example_suite_parses() {
+    let suites = [
+        "examples/onnx/onnx.toml",
+        "examples/pytorch/pytorch.toml",
+        "examples/ws-backend/suite.toml",
+        "examples/ws-backend/gpu.toml",
+        "examples/rust-crate/suites/example.toml",
+    ];
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_neon-perf"))
+        .arg("check")
+        .args(suites)
+        .env("API_TOKEN", "a-test-token")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains(&format!("ok: {} suite(s)", suites.len())),
+        "{text}"
+    );
+    // A new example suite gets a line above.
+    let found = std::process::Command::new("find")
+        .args(["examples", "-name", "*.toml", "-not", "-name", "Cargo.toml"])
+        .output()
+        .unwrap();
+    let mut found: Vec<_> = String::from_utf8_lossy(&found.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    found.sort();
+    let mut listed: Vec<_> = suites.iter().map(|s| s.to_string()).collect();
+    listed.sort();
+    assert_eq!(found, listed);
+}

@@ -2,7 +2,8 @@
 //! reason on the GPU host: the summary is run here on a hand-made fixture
 //! (tests/fixtures/cuda_gpu_check), on JSON produced by the real result
 //! types, on an empty folder and on garbage; the shell script is run end to
-//! end without a GPU, a binary or torch.
+//! end without a GPU, a binary or torch, and scripts/gpu-session.sh end to
+//! end with this build's binary and no GPU.
 
 #[macro_use]
 mod needs;
@@ -213,9 +214,65 @@ fn gpu_check_script_runs_end_to_end_without_gpu_binary_or_torch() {
     assert!(out_dir.path().join("torch.json").exists());
 }
 
+/// scripts/gpu-session.sh (what a lent GPU host runs) on this machine:
+/// every step says what it did or why it was skipped, the whole keeps to
+/// its budget, and nothing is written into the checkout's suites/.
+fn gpu_session(budget_s: u32) -> (String, String) {
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = Command::new("bash")
+        .arg("scripts/gpu-session.sh")
+        .current_dir(root())
+        .env("OUT", out_dir.path())
+        .env("BUDGET_S", budget_s.to_string())
+        .env("NEON_PERF_BIN", env!("CARGO_BIN_EXE_neon-perf"))
+        .env("NEON_PERF_REPORTS_DIR", out_dir.path().join("reports"))
+        .env("NEON_PERF_CACHE", out_dir.path().join("cache"))
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let session = std::fs::read_to_string(out_dir.path().join("session.md")).unwrap();
+    assert!(out_dir.path().join("all.tgz").exists(), "{text}");
+    assert!(!root().join("suites/gpu-profile.toml").exists());
+    (session, text)
+}
+
+fn gpu_session_script_reports_every_step_without_a_gpu() {
+    let (session, text) = gpu_session(300);
+    for step in [
+        "1 cuda_executors: skipped",
+        "2 pytorch example:",
+        "3 ws",
+        "4 profilers: nsys=",
+        "4 --profile always of gpu::saxpy: exit 0",
+        "5 gpu-check.sh: exit 0",
+        "6 gpu-models.sh: skipped",
+        "] done",
+    ] {
+        assert!(session.contains(step), "no `{step}` in\n{session}\n{text}");
+    }
+}
+
+fn gpu_session_script_skips_what_its_budget_does_not_allow() {
+    let (session, text) = gpu_session(25);
+    for step in [
+        "4 --profile always of gpu::saxpy: skipped, out of time",
+        "5 gpu-check.sh: skipped, out of time",
+    ] {
+        assert!(session.contains(step), "no `{step}` in\n{session}\n{text}");
+    }
+}
+
 trials! {
     summary_of_the_hand_made_fixture: needs::PYTHON;
     summary_of_json_from_the_real_result_types: needs::PYTHON;
     summary_survives_missing_and_garbage_input: needs::PYTHON;
     gpu_check_script_runs_end_to_end_without_gpu_binary_or_torch: needs::PYTHON;
+    gpu_session_script_reports_every_step_without_a_gpu: needs::PYTHON;
+    gpu_session_script_skips_what_its_budget_does_not_allow: needs::PYTHON;
 }

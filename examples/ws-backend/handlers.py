@@ -18,6 +18,11 @@ A client that goes away mid-stream cancels its streams (`handle`'s
 `finally`). With `leak_on_cancel` set, the handler "forgets" that much
 memory per cancelled stream, as a handler that keeps per-request state and
 never drops it would: neon-perf's `cancel` check must catch it.
+
+On a GPU (server.py --cuda-mib), `Settings.cuda` is the `torch` module:
+each stream holds its own "KV cache" tensor on the GPU while it runs, and
+the leak keeps GPU tensors instead of host bytes, so the same check is
+evidence about GPU memory (NVML's view of the server's processes).
 """
 
 import asyncio
@@ -27,7 +32,8 @@ import time
 
 class Settings:
     def __init__(self, first_delay, gap, tokens, ids=True, done=True,
-                 close_after=False, empty_first=False, leak_on_cancel=0):
+                 close_after=False, empty_first=False, leak_on_cancel=0,
+                 cuda=None, kv_bytes=0):
         self.first_delay = first_delay      # seconds to the first token
         self.gap = gap                      # seconds between tokens
         self.tokens = tokens                # default max_tokens
@@ -36,6 +42,16 @@ class Settings:
         self.close_after = close_after      # close the connection after each stream
         self.empty_first = empty_first      # an empty token first (a keep-alive)
         self.leak_on_cancel = leak_on_cancel  # bytes kept per cancelled stream (a bug)
+        self.cuda = cuda                    # the torch module when serving on a GPU
+        self.kv_bytes = kv_bytes            # GPU bytes each running stream holds
+
+    def hold(self, nbytes):
+        """`nbytes` of memory: a GPU tensor when serving on a GPU, else host bytes."""
+        if self.cuda is None:
+            return b"x" * nbytes
+        t = self.cuda.empty(nbytes, dtype=self.cuda.uint8, device="cuda")
+        t.fill_(1)
+        return t
 
 
 # What a leaking handler never gives back (see Settings.leak_on_cancel).
@@ -72,6 +88,7 @@ async def generate(ws, req, settings, timings):
     prompt = req.get("prompt", "")
     n = int(req.get("max_tokens", settings.tokens))
     received = time.perf_counter()
+    kv = settings.hold(settings.kv_bytes) if settings.cuda is not None and settings.kv_bytes else None
     await asyncio.sleep(settings.first_delay)
     if prompt == "not_json":
         await ws.send("upstream busy, retrying")
@@ -83,6 +100,8 @@ async def generate(ws, req, settings, timings):
     for i in range(n):
         if i > 0:
             await asyncio.sleep(settings.gap)
+        if kv is not None:
+            kv[i % kv.numel()] = i & 0xFF   # one small GPU write per token
         now = time.perf_counter()
         await ws.send(frame(settings, rid, type="token", index=i, text=f"tok{i}"))
         if last is None:
@@ -124,4 +143,4 @@ async def handle(ws, settings, timings):
         for t in list(tasks):
             t.cancel()
             if settings.leak_on_cancel:
-                LEAKED.append(b"x" * settings.leak_on_cancel)
+                LEAKED.append(settings.hold(settings.leak_on_cancel))

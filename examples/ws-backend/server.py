@@ -14,6 +14,9 @@ Usage: target/ws-venv/bin/python examples/ws-backend/server.py PORT [options]
   --tls-cert PEM --tls-key PEM  serve wss:// with this certificate chain and key
   --leak-kib-per-cancel KIB  a bug on purpose: keep KIB of memory for every
                        stream its client cancelled (for neon-perf's `cancel` check)
+  --cuda-mib MIB       serve on a GPU: hold MIB of "weights" on it (needs PyTorch
+                       with CUDA); the leak above then keeps GPU memory
+  --kv-kib-per-stream KIB  with --cuda-mib: GPU memory each running stream holds
 Prints "listening on PORT" once ready; stops on SIGTERM.
 """
 
@@ -56,7 +59,23 @@ def parse_args():
     p.add_argument("--tls-cert")
     p.add_argument("--tls-key")
     p.add_argument("--leak-kib-per-cancel", type=int, default=0)
+    p.add_argument("--cuda-mib", type=int, default=0)
+    p.add_argument("--kv-kib-per-stream", type=int, default=0)
     return p.parse_args()
+
+
+def on_gpu(mib):
+    """The torch module and MIB of weights on the GPU; exits with the reason
+    when there is no PyTorch or no CUDA device."""
+    try:
+        import torch
+    except ImportError as e:
+        raise SystemExit(f"--cuda-mib needs PyTorch: {e}")
+    if not torch.cuda.is_available():
+        raise SystemExit("--cuda-mib needs a CUDA device: torch.cuda.is_available() is False")
+    weights = torch.ones(mib << 20, dtype=torch.uint8, device="cuda")
+    torch.cuda.synchronize()
+    return torch, weights
 
 
 async def main():
@@ -65,10 +84,12 @@ async def main():
         a.token = os.environ.get(a.token_env)
         if not a.token:
             raise SystemExit(f"--token-env {a.token_env}: the variable is not set")
+    cuda, weights = on_gpu(a.cuda_mib) if a.cuda_mib else (None, None)
     settings = Settings(a.first_delay_ms / 1e3, a.gap_ms / 1e3, a.tokens, ids=not a.no_ids,
                         done=not a.no_done, close_after=a.close_after_stream,
                         empty_first=a.empty_first,
-                        leak_on_cancel=a.leak_kib_per_cancel * 1024)
+                        leak_on_cancel=a.leak_kib_per_cancel * 1024,
+                        cuda=cuda, kv_bytes=a.kv_kib_per_stream * 1024)
     timings = Timings()
     loop = asyncio.get_running_loop()
     stop = loop.create_future()
@@ -84,6 +105,7 @@ async def main():
                      ssl=tls):
         print(f"listening on {a.port}", flush=True)
         await stop
+    del weights
 
 
 if __name__ == "__main__":
