@@ -16,6 +16,8 @@ fn root() -> &'static Path {
 }
 
 fn run_example(filter: &str) -> Value {
+    // One measuring run at a time: beside another it would be "machine busy".
+    let _one = common::one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("r.json");
     let path = format!(

@@ -14,6 +14,8 @@ use std::process::Command;
 use serde_json::Value;
 
 fn run_example(filter: &str) -> Value {
+    // One measuring run at a time: beside another it would be "machine busy".
+    let _one = common::one_at_a_time();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("r.json");

@@ -46,11 +46,7 @@ const OPENSSL: needs::Need = needs::Need {
 
 /// The tests of this file run one at a time: the builtin server's memory
 /// is this process's, which a test running beside it would move.
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
-}
+use common::one_at_a_time;
 
 fn suite_text(keys: &str) -> String {
     format!("[[scenario]]\nname = \"t\"\nkind = \"websocket_flood\"\nwarmup = \"200ms\"\n{keys}")

@@ -121,3 +121,13 @@ pub fn execute_suite_text(dir: &Path, text: &str) -> neon_perf::result::Scenario
     };
     neon_perf::run::execute(plan, &env, &plan.settings, &mut |_| {})
 }
+
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Held by the tests of one file that must not run beside each other: runs
+/// that measure on this 2-core machine (a second one makes the first
+/// invalid as "machine busy"), or the builtin server's memory, which is
+/// this process's.
+pub fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -91,7 +91,7 @@ fn perf_missing() -> Option<String> {
 fn torch_missing() -> Option<String> {
     runs("python3", &["-c", "import torch"])
         .err()
-        .map(|_| "PyTorch not importable by python3 (it is on the GPU machines)".into())
+        .map(|_| "PyTorch not importable by python3 (it is on the GPU machines; here: bash scripts/torch-setup.sh, then PATH=target/torch-venv/bin:$PATH)".into())
 }
 
 fn root() -> &'static Path {

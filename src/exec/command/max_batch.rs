@@ -314,6 +314,11 @@ mod tests {
             "terminate called after throwing an instance of 'std::bad_alloc'",
             "memory allocation of 1048576 bytes failed",
             "onnxruntime: Failed to allocate memory: out of memory",
+            // PyTorch on the CPU under RLIMIT_DATA (seen with torch 2.15).
+            "RuntimeError: [enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: \
+             can't allocate memory: you tried to allocate 2147483648 bytes. Error code 12 \
+             (Cannot allocate memory)",
+            "OSError: [Errno 12] Cannot allocate memory",
         ] {
             assert!(is_oom(text, None), "{text}");
         }

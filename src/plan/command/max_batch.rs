@@ -12,9 +12,10 @@ use crate::units::parse_size;
 pub const DEFAULT_MAX: u32 = 65536;
 
 /// Output that marks a failed run as out of memory (matched without case):
-/// CUDA, PyTorch, Python (numpy's `_ArrayMemoryError` too), C++, ONNX
-/// Runtime and Rust's own words.
-pub const OOM_WORDS: [&str; 7] = [
+/// CUDA, PyTorch (its CPU allocator's "can't allocate memory" too), Python
+/// (numpy's `_ArrayMemoryError` too), C++, ONNX Runtime, Rust's own words
+/// and the C library's `strerror(ENOMEM)`.
+pub const OOM_WORDS: [&str; 9] = [
     "cuda out of memory",
     "cuda_error_out_of_memory",
     "memoryerror",
@@ -22,6 +23,8 @@ pub const OOM_WORDS: [&str; 7] = [
     "out of memory",
     "failed to allocate memory",
     "memory allocation of",
+    "can't allocate memory",
+    "cannot allocate memory",
 ];
 
 /// The keys of `find_max_batch`.

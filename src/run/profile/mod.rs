@@ -202,7 +202,15 @@ impl Session {
     ) -> ProfileReport {
         let resolved = settings.resolve();
         let started = Instant::now();
-        let point = &plan.points[point_index(plan, &report.verdicts).min(plan.points.len() - 1)];
+        let index = point_index(plan, &report.verdicts).min(plan.points.len().saturating_sub(1));
+        let Some(point) = plan.points.get(index) else {
+            return ProfileReport {
+                reason: reason.into(),
+                profiler: "perf".into(),
+                error: Some("the scenario has no point to profile".into()),
+                ..Default::default()
+            };
+        };
         let label = label_of(point);
         let dir = self
             .cfg
