@@ -5,6 +5,7 @@
 //! end without a GPU, a binary or torch, and scripts/gpu-session.sh end to
 //! end with this build's binary and no GPU.
 
+mod common;
 #[macro_use]
 mod needs;
 
@@ -39,12 +40,7 @@ fn summary(dir: &Path) -> (bool, String) {
         .arg(dir)
         .output()
         .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    (out.status.success(), common::text(&out))
 }
 
 fn synthetic_doctor() -> DoctorReport {
@@ -230,11 +226,7 @@ fn gpu_session(budget_s: u32) -> (String, String) {
         .env_remove("GITHUB_STEP_SUMMARY")
         .output()
         .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = common::text(&out);
     assert_eq!(out.status.code(), Some(0), "{text}");
     let session = std::fs::read_to_string(out_dir.path().join("session.md")).unwrap();
     assert!(out_dir.path().join("all.tgz").exists(), "{text}");
