@@ -152,8 +152,10 @@ fn step(model: &Model, active: &mut Vec<Active>, batching: bool, stats: &Counter
         a.job.conn.push(token_frame(&a.job.id, a.produced, token));
         a.produced += 1;
         if a.produced >= a.job.tokens {
-            a.job.conn.push(done_frame(&a.job.id, a.produced));
+            // Counted before the frame goes out: a client that has read
+            // "done" and then asks for the stats finds the stream counted.
             stats.streams_done.fetch_add(1, Ordering::Relaxed);
+            a.job.conn.push(done_frame(&a.job.id, a.produced));
         }
     }
     active.retain(|a| a.produced < a.job.tokens);
