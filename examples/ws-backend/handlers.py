@@ -33,7 +33,7 @@ import time
 class Settings:
     def __init__(self, first_delay, gap, tokens, ids=True, done=True,
                  close_after=False, empty_first=False, leak_on_cancel=0,
-                 cuda=None, kv_bytes=0):
+                 cuda=None, kv_bytes=0, device="cuda"):
         self.first_delay = first_delay      # seconds to the first token
         self.gap = gap                      # seconds between tokens
         self.tokens = tokens                # default max_tokens
@@ -44,12 +44,13 @@ class Settings:
         self.leak_on_cancel = leak_on_cancel  # bytes kept per cancelled stream (a bug)
         self.cuda = cuda                    # the torch module when serving on a GPU
         self.kv_bytes = kv_bytes            # GPU bytes each running stream holds
+        self.device = device                # where those tensors live ("cpu" to test here)
 
     def hold(self, nbytes):
         """`nbytes` of memory: a GPU tensor when serving on a GPU, else host bytes."""
         if self.cuda is None:
             return b"x" * nbytes
-        t = self.cuda.empty(nbytes, dtype=self.cuda.uint8, device="cuda")
+        t = self.cuda.empty(nbytes, dtype=self.cuda.uint8, device=self.device)
         t.fill_(1)
         return t
 

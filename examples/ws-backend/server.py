@@ -17,6 +17,8 @@ Usage: target/ws-venv/bin/python examples/ws-backend/server.py PORT [options]
   --cuda-mib MIB       serve on a GPU: hold MIB of "weights" on it (needs PyTorch
                        with CUDA); the leak above then keeps GPU memory
   --kv-kib-per-stream KIB  with --cuda-mib: GPU memory each running stream holds
+  --torch-device DEV   where --cuda-mib's tensors live (default cuda; cpu runs
+                       the same PyTorch path on a machine without a GPU)
 Prints "listening on PORT" once ready; stops on SIGTERM.
 """
 
@@ -61,20 +63,22 @@ def parse_args():
     p.add_argument("--leak-kib-per-cancel", type=int, default=0)
     p.add_argument("--cuda-mib", type=int, default=0)
     p.add_argument("--kv-kib-per-stream", type=int, default=0)
+    p.add_argument("--torch-device", default="cuda")
     return p.parse_args()
 
 
-def on_gpu(mib):
-    """The torch module and MIB of weights on the GPU; exits with the reason
-    when there is no PyTorch or no CUDA device."""
+def on_gpu(mib, device):
+    """The torch module and MIB of weights on `device`; exits with the
+    reason when there is no PyTorch or no CUDA device."""
     try:
         import torch
     except ImportError as e:
         raise SystemExit(f"--cuda-mib needs PyTorch: {e}")
-    if not torch.cuda.is_available():
+    if device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--cuda-mib needs a CUDA device: torch.cuda.is_available() is False")
-    weights = torch.ones(mib << 20, dtype=torch.uint8, device="cuda")
-    torch.cuda.synchronize()
+    weights = torch.ones(mib << 20, dtype=torch.uint8, device=device)
+    if device == "cuda":
+        torch.cuda.synchronize()
     return torch, weights
 
 
@@ -84,12 +88,13 @@ async def main():
         a.token = os.environ.get(a.token_env)
         if not a.token:
             raise SystemExit(f"--token-env {a.token_env}: the variable is not set")
-    cuda, weights = on_gpu(a.cuda_mib) if a.cuda_mib else (None, None)
+    cuda, weights = on_gpu(a.cuda_mib, a.torch_device) if a.cuda_mib else (None, None)
     settings = Settings(a.first_delay_ms / 1e3, a.gap_ms / 1e3, a.tokens, ids=not a.no_ids,
                         done=not a.no_done, close_after=a.close_after_stream,
                         empty_first=a.empty_first,
                         leak_on_cancel=a.leak_kib_per_cancel * 1024,
-                        cuda=cuda, kv_bytes=a.kv_kib_per_stream * 1024)
+                        cuda=cuda, kv_bytes=a.kv_kib_per_stream * 1024,
+                        device=a.torch_device)
     timings = Timings()
     loop = asyncio.get_running_loop()
     stop = loop.create_future()
