@@ -127,6 +127,10 @@ pub fn parse_ncu_csv(text: &str) -> Result<BTreeMap<String, (f64, f64)>, String>
             Some(MEMORY) => 1,
             _ => continue,
         };
+        // ncu writes "n/a" where a launch has no value for a metric.
+        if c.get(value).is_some_and(|v| v == "n/a") {
+            continue;
+        }
         let (Some(k), Some(v)) = (
             c.get(kernel),
             c.get(value)
@@ -211,6 +215,36 @@ mod tests {
             parse_ncu_csv("==PROF== nothing\n")
                 .unwrap_err()
                 .contains("no kernel")
+        );
+    }
+
+    /// The layout of newer ncu versions, as public captures show it: more
+    /// columns (block and grid size, device, compute capability, the
+    /// rules'), metric rows ending in a comma, rule rows with no metric and
+    /// a description full of commas, kernel names with commas inside
+    /// their quotes, and "n/a" values. Values made up.
+    const NEWER: &str = "==PROF== Connected to process 77 (/usr/bin/python3)\n\
+==PROF== Disconnected from process 77\n\
+\"ID\",\"Process ID\",\"Process Name\",\"Host Name\",\"Kernel Name\",\"Context\",\"Stream\",\"Block Size\",\"Grid Size\",\"Device\",\"CC\",\"Section Name\",\"Metric Name\",\"Metric Unit\",\"Metric Value\",\"Rule Name\",\"Rule Type\",\"Rule Description\",\"Estimated Speedup Type\",\"Estimated Speedup\"\n\
+\"0\",\"77\",\"python3\",\"127.0.0.1\",\"gemv(const float *, float *, int)\",\"1\",\"7\",\"(256, 1, 1)\",\"(64, 1, 1)\",\"0\",\"9.0\",\"GPU Speed Of Light Throughput\",\"Memory Throughput\",\"%\",\"61.50\",\n\
+\"0\",\"77\",\"python3\",\"127.0.0.1\",\"gemv(const float *, float *, int)\",\"1\",\"7\",\"(256, 1, 1)\",\"(64, 1, 1)\",\"0\",\"9.0\",\"GPU Speed Of Light Throughput\",\"Duration\",\"ns\",\"12,480\",\n\
+\"0\",\"77\",\"python3\",\"127.0.0.1\",\"gemv(const float *, float *, int)\",\"1\",\"7\",\"(256, 1, 1)\",\"(64, 1, 1)\",\"0\",\"9.0\",\"GPU Speed Of Light Throughput\",\"Compute (SM) Throughput\",\"%\",\"20.25\",\n\
+\"0\",\"77\",\"python3\",\"127.0.0.1\",\"gemv(const float *, float *, int)\",\"1\",\"7\",\"(256, 1, 1)\",\"(64, 1, 1)\",\"0\",\"9.0\",\"SpeedOfLight\",\"\",\"\",\"\",\"SOLBottleneck\",\"OPT\",\"Memory is busier than compute, by far, so look at the memory workload, first.\",\"\",\"\"\n\
+\"0\",\"77\",\"python3\",\"127.0.0.1\",\"gemv(const float *, float *, int)\",\"1\",\"7\",\"(256, 1, 1)\",\"(64, 1, 1)\",\"0\",\"9.0\",\"Memory Workload Analysis\",\"Mem Busy\",\"%\",\"n/a\",\n\
+\"1\",\"77\",\"python3\",\"127.0.0.1\",\"gemv(const float *, float *, int)\",\"1\",\"7\",\"(256, 1, 1)\",\"(64, 1, 1)\",\"0\",\"9.0\",\"GPU Speed Of Light Throughput\",\"Memory Throughput\",\"%\",\"n/a\",\n\
+\"1\",\"77\",\"python3\",\"127.0.0.1\",\"gemv(const float *, float *, int)\",\"1\",\"7\",\"(256, 1, 1)\",\"(64, 1, 1)\",\"0\",\"9.0\",\"GPU Speed Of Light Throughput\",\"Compute (SM) Throughput\",\"%\",\"19.75\",\n";
+
+    #[test]
+    fn the_newer_layout_with_rules_trailing_commas_and_missing_values_is_read() {
+        let k = parse_ncu_csv(NEWER).unwrap();
+        assert_eq!(k.len(), 1, "{k:?}");
+        assert_eq!(k["gemv(const float *, float *, int)"], (20.0, 61.5));
+        let bad = NEWER.replace("\"19.75\"", "\"fast\"");
+        assert!(
+            parse_ncu_csv(&bad)
+                .unwrap_err()
+                .starts_with("cannot read ncu row"),
+            "{bad}"
         );
     }
 }
