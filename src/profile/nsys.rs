@@ -110,8 +110,9 @@ impl Nsys {
 }
 
 /// The kernel summary's CSV: the header line (the first holding `Name`
-/// and `Total Time (ns)`), then one row per kernel. Lines before the header
-/// (nsys prints what it is processing) are skipped.
+/// and `Total Time (ns)`), then one row per kernel up to the first empty
+/// line. Lines before the header (nsys prints what it is processing and
+/// the report's title) and after the table are skipped.
 pub fn parse_kernel_csv(text: &str) -> Result<Vec<(String, f64, u64)>, String> {
     let mut lines = text
         .lines()
@@ -127,7 +128,7 @@ pub fn parse_kernel_csv(text: &str) -> Result<Vec<(String, f64, u64)>, String> {
     };
     let (total, instances, name) = (col("Total Time (ns)")?, col("Instances")?, col("Name")?);
     let mut out = Vec::new();
-    for line in lines.filter(|l| !l.trim().is_empty()) {
+    for line in lines.take_while(|l| !l.trim().is_empty()) {
         let cells = split_csv(line);
         let num = |i: usize| {
             cells
@@ -251,6 +252,32 @@ mod tests {
                 .unwrap_err()
                 .contains("no CUDA kernel summary")
         );
+    }
+
+    /// What other nsys versions print around the table, as public
+    /// captures show it: the SQLite export and the report's title first,
+    /// numbers unquoted or quoted with thousands separators, and another
+    /// report after an empty line. Values made up.
+    const AROUND: &str = "Generating SQLite file head.sqlite from head.nsys-rep\n\
+** CUDA GPU Kernel Summary (cuda_gpu_kern_sum):\n\
+\"Time (%)\",\"Total Time (ns)\",\"Instances\",\"Avg (ns)\",\"Med (ns)\",\"Min (ns)\",\"Max (ns)\",\"StdDev (ns)\",\"Name\"\n\
+75.0,\"3,000,000\",20,150000.0,150000.0,140000,160000,4000.0,\"void scale<float, (int)4>(float*, float const*, int)\"\n\
+25.0,1000000,20,50000.0,50000.0,48000,52000,900.0,\"saxpy\"\n\
+\n\
+** CUDA API Summary (cuda_api_sum):\n\
+\"Time (%)\",\"Total Time (ns)\",\"Num Calls\",\"Name\"\n\
+\"100.0\",\"9000000\",\"40\",\"cuLaunchKernel\"\n";
+
+    #[test]
+    fn only_the_kernel_table_is_read_from_what_nsys_prints_around_it() {
+        let k = parse_kernel_csv(AROUND).unwrap();
+        assert_eq!(k.len(), 2, "{k:?}");
+        assert_eq!(
+            k[0].0,
+            "void scale<float, (int)4>(float*, float const*, int)"
+        );
+        assert!((k[0].1 - 0.003).abs() < 1e-12);
+        assert_eq!((k[1].0.as_str(), k[1].2), ("saxpy", 20));
     }
 
     #[test]
