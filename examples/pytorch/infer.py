@@ -7,7 +7,7 @@ there is a GPU, else on the CPU. It reports with the ``neon_perf`` helper,
 which neon-perf puts on the script's PYTHONPATH:
 
 - ``latency`` per batch, timed by ``neon_perf.time`` (CUDA events and a
-  synchronization check on a GPU);
+  synchronization check on a GPU; the step synchronizes, so it passes);
 - ``throughput`` in samples/s;
 - each phase's time and memory with ``neon_perf.phase`` (``load``: the
   weights to the device; ``infer``: the timed batches), allocated and
@@ -44,8 +44,20 @@ def main():
             torch.nn.Linear(HIDDEN, D_OUT),
         ).to(device=device, dtype=dtype).eval()
     x = torch.randn(args.batch, args.seq, D_IN, device=device, dtype=dtype)
+
+    def step(batch):
+        """One inference step that waits for its work, as a server step does
+        before it answers: CUDA calls return before the GPU finishes, so
+        without the synchronize the step's host-clock time would be only
+        the launch, and neon_perf.time's check `unsynchronized timing:
+        latency` (cuda-sync) fails."""
+        y = model(batch)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return y
+
     with torch.inference_mode(), neon_perf.phase("infer"):
-        times = neon_perf.time(model, x, name="latency", warmup=3, iterations=args.iterations)
+        times = neon_perf.time(step, x, name="latency", warmup=3, iterations=args.iterations)
     median = sorted(times)[len(times) // 2]
     neon_perf.emit("throughput", args.batch / median, "samples/s")
 
