@@ -170,7 +170,9 @@ fn scale_index(v: f64, n: usize, base: f64, zero: usize, like: Option<f64>) -> u
     let index = |x: f64| {
         let mut m = x.abs();
         let mut i = 0;
-        while i + 1 < n && round3(m) >= base {
+        // `m >= base` too: with base 1024, round3 takes 1024 down to 1020,
+        // and exactly 1 GiB would read "1020 MiB".
+        while i + 1 < n && (m >= base || round3(m) >= base) {
             m /= base;
             i += 1;
         }
@@ -365,6 +367,10 @@ mod tests {
         // A fraction of a byte (a median between two counts) is not "0 B".
         assert_eq!(format_bytes(0.4), "0.400 B");
         assert_eq!(format_bytes(1023.0), "1023 B");
+        // Exactly one unit up is that unit: not "1020 MiB" for 1 GiB.
+        assert_eq!(format_bytes(1024.0), "1.00 KiB");
+        assert_eq!(format_bytes((1u64 << 30) as f64), "1.00 GiB");
+        assert_eq!(format_bytes(1024.5 * 1024.0), "1.00 MiB");
         // Three significant digits below 0.1 too, and no fourth after rounding.
         assert_eq!(sig3(0.0123), "0.0123");
         assert_eq!(sig3(0.5), "0.500");

@@ -20,6 +20,12 @@ fn run(dir: &Path, mode: &str, extra: &str) -> (Output, Value) {
 }
 
 fn run_limit(dir: &Path, mode: &str, extra: &str, limit: &str) -> (Output, Value) {
+    let suite = write_suite(dir, mode, extra, limit);
+    common::run_json(&suite, dir, &[])
+}
+
+/// DIR/mb.toml: one `find_max_batch` scenario of the fixture in `mode`.
+fn write_suite(dir: &Path, mode: &str, extra: &str, limit: &str) -> PathBuf {
     let suite = dir.join("mb.toml");
     std::fs::write(
         &suite,
@@ -39,7 +45,7 @@ find_max_batch = {{ param = "batch", memory_limit = "{limit}", max = 4096 }}
         ),
     )
     .unwrap();
-    common::run_json(&suite, dir, &[])
+    suite
 }
 
 fn scenario(r: &Value) -> &Value {
@@ -119,7 +125,60 @@ fn a_gpu_limit_needs_nvml() {
     }
 }
 
+/// A limit the platform cannot enforce: neon-perf itself runs under a hard
+/// RLIMIT_DATA of 256 MiB (`prlimit`, util-linux), below the scenario's
+/// 512 MiB, and raising it needs CAP_SYS_RESOURCE. The scenario is ignored
+/// with the reason and what to do, not failed as "could not start
+/// `python3`: Operation not permitted". Where the capability is held (a
+/// privileged container), the limit can be raised and the search runs.
+fn a_limit_the_platform_cannot_enforce_is_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = write_suite(dir.path(), "alloc", "", "512MiB");
+    let json = dir.path().join("capped.json");
+    let o = std::process::Command::new("prlimit")
+        .arg("--data=268435456:268435456")
+        .arg(env!("CARGO_BIN_EXE_neon-perf"))
+        .arg("run")
+        .arg(&suite)
+        .arg("--baselines")
+        .arg(dir.path().join("baselines"))
+        .arg("--json")
+        .arg(&json)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .output()
+        .expect("prlimit (util-linux) runs");
+    let text = common::text(&o);
+    assert_eq!(o.status.code(), Some(0), "{text}");
+    let r: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let s = scenario(&r);
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let caps = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .map(|h| u64::from_str_radix(h.trim(), 16).unwrap())
+        .unwrap();
+    if caps & (1 << 24) == 0 {
+        assert_eq!(s["status"], "ignored", "{s:#}");
+        let why = s["outcome"]["reason"].as_str().unwrap();
+        assert!(
+            why.starts_with(
+                "memory_limit 512 MiB cannot be enforced here: this process's hard RLIMIT_DATA is 256 MiB"
+            ),
+            "{why}"
+        );
+        assert!(
+            why.contains("lower `memory_limit` to at most 256 MiB"),
+            "{why}"
+        );
+        assert!(text.contains("cannot be enforced here"), "{text}");
+    } else {
+        assert_eq!(s["outcome"]["status"], "ran", "{s:#}");
+    }
+}
+
 trials! {
+    a_limit_the_platform_cannot_enforce_is_a_reason: needs::PYTHON;
     a_gpu_limit_needs_nvml: needs::PYTHON;
     one_mib_an_item_under_512_mib: needs::PYTHON;
     another_failure_stops_the_search_with_the_programs_words: needs::PYTHON;

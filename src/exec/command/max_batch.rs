@@ -38,7 +38,10 @@ pub fn search(
         .transpose()
         .map_err(|e| ExecError::Failed(format!("`oom_pattern`: {e}")))?;
     let limit = match m.limit() {
-        MemoryLimit::Host(b) => Limit::Host(b),
+        MemoryLimit::Host(b) => {
+            super::rlimit::check_data_limit(b).map_err(ExecError::Unavailable)?;
+            Limit::Host(b)
+        }
         MemoryLimit::GpuFraction(f) => Limit::Gpu(GpuLimit::open(f).map_err(ExecError::Failed)?),
     };
     let pids = ctx.child_pids.clone();
