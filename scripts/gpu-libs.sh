@@ -31,7 +31,9 @@ PY
         [ -d "$d" ] && GPU_LIBS_ADDED="${GPU_LIBS_ADDED:+$GPU_LIBS_ADDED:}$PWD/$d"
     done
 fi
-case ":${LD_LIBRARY_PATH:-}:" in
-    *":$GPU_LIBS_ADDED:"*) ;;   # already there (sourced twice)
-    *) [ -n "$GPU_LIBS_ADDED" ] && export LD_LIBRARY_PATH="$GPU_LIBS_ADDED${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" ;;
-esac
+if [ -n "$GPU_LIBS_ADDED" ]; then
+    case ":${LD_LIBRARY_PATH:-}:" in
+        *":$GPU_LIBS_ADDED:"*) ;;   # already there (sourced twice)
+        *) export LD_LIBRARY_PATH="$GPU_LIBS_ADDED${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" ;;
+    esac
+fi

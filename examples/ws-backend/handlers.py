@@ -19,7 +19,7 @@ A client that goes away mid-stream cancels its streams (`handle`'s
 memory per cancelled stream, as a handler that keeps per-request state and
 never drops it would: neon-perf's `cancel` check must catch it.
 
-On a GPU (server.py --cuda-mib), `Settings.cuda` is the `torch` module:
+On a GPU (server.py --cuda-mib), `Settings.torch` is the `torch` module:
 each stream holds its own "KV cache" tensor on the GPU while it runs, and
 the leak keeps GPU tensors instead of host bytes, so the same check is
 evidence about GPU memory (NVML's view of the server's processes).
@@ -33,7 +33,7 @@ import time
 class Settings:
     def __init__(self, first_delay, gap, tokens, ids=True, done=True,
                  close_after=False, empty_first=False, leak_on_cancel=0,
-                 cuda=None, kv_bytes=0, device="cuda"):
+                 torch=None, kv_bytes=0, device="cuda"):
         self.first_delay = first_delay      # seconds to the first token
         self.gap = gap                      # seconds between tokens
         self.tokens = tokens                # default max_tokens
@@ -42,15 +42,15 @@ class Settings:
         self.close_after = close_after      # close the connection after each stream
         self.empty_first = empty_first      # an empty token first (a keep-alive)
         self.leak_on_cancel = leak_on_cancel  # bytes kept per cancelled stream (a bug)
-        self.cuda = cuda                    # the torch module when serving on a GPU
+        self.torch = torch                  # the torch module when serving on a GPU
         self.kv_bytes = kv_bytes            # GPU bytes each running stream holds
         self.device = device                # where those tensors live ("cpu" to test here)
 
     def hold(self, nbytes):
         """`nbytes` of memory: a GPU tensor when serving on a GPU, else host bytes."""
-        if self.cuda is None:
+        if self.torch is None:
             return b"x" * nbytes
-        t = self.cuda.empty(nbytes, dtype=self.cuda.uint8, device=self.device)
+        t = self.torch.empty(nbytes, dtype=self.torch.uint8, device=self.device)
         t.fill_(1)
         return t
 
@@ -89,7 +89,7 @@ async def generate(ws, req, settings, timings):
     prompt = req.get("prompt", "")
     n = int(req.get("max_tokens", settings.tokens))
     received = time.perf_counter()
-    kv = settings.hold(settings.kv_bytes) if settings.cuda is not None and settings.kv_bytes else None
+    kv = settings.hold(settings.kv_bytes) if settings.torch is not None and settings.kv_bytes else None
     await asyncio.sleep(settings.first_delay)
     if prompt == "not_json":
         await ws.send("upstream busy, retrying")

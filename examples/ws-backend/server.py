@@ -88,12 +88,12 @@ async def main():
         a.token = os.environ.get(a.token_env)
         if not a.token:
             raise SystemExit(f"--token-env {a.token_env}: the variable is not set")
-    cuda, weights = on_gpu(a.cuda_mib, a.torch_device) if a.cuda_mib else (None, None)
+    torch, weights = on_gpu(a.cuda_mib, a.torch_device) if a.cuda_mib else (None, None)
     settings = Settings(a.first_delay_ms / 1e3, a.gap_ms / 1e3, a.tokens, ids=not a.no_ids,
                         done=not a.no_done, close_after=a.close_after_stream,
                         empty_first=a.empty_first,
                         leak_on_cancel=a.leak_kib_per_cancel * 1024,
-                        cuda=cuda, kv_bytes=a.kv_kib_per_stream * 1024,
+                        torch=torch, kv_bytes=a.kv_kib_per_stream * 1024,
                         device=a.torch_device)
     timings = Timings()
     loop = asyncio.get_running_loop()

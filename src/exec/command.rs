@@ -14,7 +14,7 @@ mod lines;
 pub mod max_batch;
 mod output;
 pub mod python;
-mod rlimit;
+pub mod rlimit;
 mod sweep;
 
 use std::collections::BTreeMap;

@@ -43,7 +43,7 @@ fn hard_data_limit() -> Option<u64> {
 }
 
 /// From `CapEff` in /proc/self/status; `false` when it cannot be read.
-fn has_cap_sys_resource() -> bool {
+pub fn has_cap_sys_resource() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| cap_eff(&s))

@@ -202,27 +202,21 @@ impl Session {
     ) -> ProfileReport {
         let resolved = settings.resolve();
         let started = Instant::now();
-        let index = point_index(plan, &report.verdicts).min(plan.points.len().saturating_sub(1));
-        let Some(point) = plan.points.get(index) else {
-            return ProfileReport {
-                reason: reason.into(),
-                profiler: "perf".into(),
-                error: Some("the scenario has no point to profile".into()),
-                ..Default::default()
-            };
-        };
-        let label = label_of(point);
-        let dir = self
-            .cfg
-            .profile_dir
-            .join(folder_name(&plan.full_name(), &label));
         let mut out = ProfileReport {
             reason: reason.into(),
-            point: label,
             profiler: "perf".into(),
-            dir,
             ..Default::default()
         };
+        let index = point_index(plan, &report.verdicts).min(plan.points.len().saturating_sub(1));
+        let Some(point) = plan.points.get(index) else {
+            out.error = Some("the scenario has no point to profile".into());
+            return out;
+        };
+        out.point = label_of(point);
+        out.dir = self
+            .cfg
+            .profile_dir
+            .join(folder_name(&plan.full_name(), &out.point));
         if let Err(e) = self.profile_into(plan, point, &resolved, &mut out, on_event) {
             out.error = Some(e);
         }
