@@ -78,6 +78,50 @@ pub const TORCH: Need = Need {
     probe: torch_missing,
 };
 
+/// The NVML test double (tests/nvml_double/libnvidia-ml.c), built with
+/// `cc`: harness logic of the NVML paths on a machine without a GPU.
+pub const NVML_DOUBLE: Need = Need {
+    require: Some("NEON_PERF_REQUIRE_CC"),
+    probe: nvml_double_missing,
+};
+
+fn nvml_double_missing() -> Option<String> {
+    nvml_double().err()
+}
+
+/// The folder holding the NVML test double as `libnvidia-ml.so.1`, built
+/// once per test binary under the target's tmp folder; put it first on a
+/// child's `LD_LIBRARY_PATH` to make its NVML the double.
+pub fn nvml_double() -> Result<std::path::PathBuf, String> {
+    static BUILT: std::sync::OnceLock<Result<std::path::PathBuf, String>> =
+        std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let src = root().join("tests/nvml_double/libnvidia-ml.c");
+            let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("nvml-double");
+            std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            // Built beside, then renamed into place: test binaries running at
+            // once each build it, and none loads a half-written file.
+            let part = dir.join(format!("libnvidia-ml.so.1.{}", std::process::id()));
+            let out = Command::new("cc")
+                .args(["-shared", "-fPIC", "-O1", "-Wall", "-Werror", "-o"])
+                .arg(&part)
+                .arg(&src)
+                .output()
+                .map_err(|e| format!("no C compiler to build the NVML test double (`cc`: {e})"))?;
+            if !out.status.success() {
+                return Err(format!(
+                    "`cc` could not build the NVML test double: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+            std::fs::rename(&part, dir.join("libnvidia-ml.so.1"))
+                .map_err(|e| format!("{}: {e}", dir.display()))?;
+            Ok(dir)
+        })
+        .clone()
+}
+
 /// `perf record` allowed here (Debian's linux-perf, perf events permitted).
 pub const PERF: Need = Need {
     require: Some("NEON_PERF_REQUIRE_PERF"),
