@@ -9,9 +9,17 @@ use crate::result::Outcome;
 /// Why nothing could tick an item, in words a user can act on.
 fn missing_reason(item: ChecklistItem) -> &'static str {
     match item {
-        ChecklistItem::GpuMemory => "no GPU scenario ran on this machine",
-        ChecklistItem::CudaSync => "no gpu_kernel scenario with a correctness check ran",
-        ChecklistItem::WebsocketBuffers => "no websocket_flood scenario ran",
+        ChecklistItem::GpuMemory => {
+            "no CUDA batch sweep or oom_stress ran here, and no `max` was set on \
+             `process_gpu_memory` or `server_gpu_memory`"
+        }
+        ChecklistItem::CudaSync => {
+            "no gpu_kernel scenario with a correctness check ran, and no program timed CUDA work \
+             with the Python helper"
+        }
+        ChecklistItem::WebsocketBuffers => {
+            "no websocket_flood scenario ran the `oversize` or `slow_consumer` check"
+        }
         ChecklistItem::Batching => {
             "no batch sweep listing `batching` ran (a `batch_sweep`, or a `command` with `sweep`)"
         }
@@ -19,7 +27,10 @@ fn missing_reason(item: ChecklistItem) -> &'static str {
             "no oom_stress scenario, `leak` check or WebSocket `cancel` check ran"
         }
         ChecklistItem::Monitoring => "no scenario ran",
-        ChecklistItem::ErrorHandling => "no scenario exercised an error path (oom_stress)",
+        ChecklistItem::ErrorHandling => {
+            "no scenario exercised an error path (oom_stress, find_max_batch, or a flood's \
+             `abrupt_disconnect` or `malformed` check)"
+        }
     }
 }
 

@@ -20,7 +20,10 @@ use std::process::Output;
 use serde_json::Value;
 
 /// Writes `scenarios` as DIR/g.toml and runs it with the double as NVML.
+/// One at a time: each measures on this 2-core machine, where a second
+/// run beside it would make it wait for the machine to be quiet.
 fn run(dir: &Path, scenarios: &str, env: &[(&str, &str)]) -> (Output, Value) {
+    let _one = common::one_at_a_time();
     let suite = dir.join("g.toml");
     std::fs::write(&suite, format!("[suite]\nname = \"g\"\n{scenarios}")).unwrap();
     let lib = needs::nvml_double().unwrap();
@@ -114,7 +117,7 @@ metric."process_gpu_memory" = {{ max = "150MiB" }}
     assert_eq!(c["passed"], false, "{c:#}");
     assert_eq!(c["item"], "gpu-memory", "{c:#}");
     let e = c["evidence"].as_str().unwrap();
-    assert!(e.contains("over 3 run(s), bound 150 MiB"), "{e}");
+    assert!(e.contains(", bound 150 MiB (over 3 run(s); NVML,"), "{e}");
     assert_eq!(item(&r, "gpu-memory")["state"], "failed");
 }
 
@@ -186,14 +189,104 @@ fn cancel_judges_the_servers_gpu_memory_too() {
         "{e}"
     );
     let dir = tempfile::tempdir().unwrap();
-    let (o, r) = run(dir.path(), &cancel_suite(None, ""), &[]);
+    let bound = "metric.server_gpu_memory = { max = \"1GiB\" }";
+    let (o, r) = run(dir.path(), &cancel_suite(None, bound), &[]);
     let s = scenario(&r);
     let c = check(s, "cancel");
     assert_eq!(c["passed"], true, "{c:#}\n{}", common::text(&o));
     let e = c["evidence"].as_str().unwrap();
     assert!(e.contains("server GPU memory"), "{e}");
+    let peak = samples(s, "server_gpu_memory{at=peak}")[0];
+    assert!(peak > 10.0 * MIB, "{s:#}");
+    let b = check(
+        s,
+        "server GPU memory within bound (server_gpu_memory{at=peak})",
+    );
+    assert_eq!(b["passed"], true, "{b:#}");
+    assert_eq!(b["item"], "gpu-memory", "{b:#}");
+    let e = b["evidence"].as_str().unwrap();
+    assert!(e.contains(", bound 1.00 GiB (NVML, "), "{e}");
+    // Checked, passed, and only not ticked for want of a baseline.
+    assert_eq!(item(&r, "gpu-memory")["state"], "not_compared", "{r:#}");
+}
+
+/// NVML reports host PIDs; in a container with its own PID namespace
+/// (the double's `FAKE_NVML_PID_OFFSET`) no process can be matched. That
+/// is said, never reported as 0 bytes or as a batch that fits.
+fn a_foreign_pid_namespace_is_said_not_taken_for_zero_bytes() {
+    let foreign = [("FAKE_NVML_PID_OFFSET", "1000000")];
+    let dir = tempfile::tempdir().unwrap();
+    let program = "b = bytes([1]) * (64 << 20); import time; time.sleep(0.2)";
+    let (o, r) = run(
+        dir.path(),
+        &format!(
+            r#"
+[[scenario]]
+name = "holds"
+kind = "command"
+command = ["python3", "-c", "{program}"]
+env = {{ FAKE_NVML_GPU = "1" }}
+min_samples = 2
+max_samples = 2
+
+[[scenario]]
+name = "model"
+kind = "command"
+command = ["python3", "{}", "{{batch}}", "hold"]
+env = {{ FAKE_NVML_GPU = "1" }}
+find_max_batch = {{ param = "batch", memory_limit = "gpu:0.5", max = 4096 }}
+"#,
+            alloc_py().display()
+        ),
+        &foreign,
+    );
+    let text = common::text(&o);
+    assert_eq!(o.status.code(), Some(0), "{text}");
+    let holds = scenario(&r);
+    let keys: Vec<&str> = holds["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["key"].as_str().unwrap())
+        .collect();
     assert!(
-        samples(s, "server_gpu_memory{at=peak}")[0] > 10.0 * MIB,
+        !keys.iter().any(|k| k.starts_with("process_gpu_memory")),
+        "{keys:?}"
+    );
+    let w = holds["warnings"].to_string();
+    assert!(
+        w.contains("process_gpu_memory not reported: NVML lists ")
+            && w.contains(
+                " process(es) holding GPU memory whose PIDs do not exist in this PID namespace"
+            ),
+        "{w}"
+    );
+    let model = &r["scenarios"][1];
+    assert_eq!(model["status"], "ignored", "{model:#}");
+    let why = model["outcome"]["reason"].as_str().unwrap();
+    assert!(
+        why.starts_with("`memory_limit = \"gpu:0.5\"` cannot be judged here: NVML lists"),
+        "{why}"
+    );
+    assert!(why.contains("`docker run --pid=host`"), "{why}");
+
+    // A flood's server: no `server_gpu_memory`, and `cancel` says it did not
+    // judge the GPU memory.
+    let dir = tempfile::tempdir().unwrap();
+    let (o, r) = run(dir.path(), &cancel_suite(None, ""), &foreign);
+    let s = scenario(&r);
+    let c = check(s, "cancel");
+    assert_eq!(c["passed"], true, "{c:#}\n{}", common::text(&o));
+    let e = c["evidence"].as_str().unwrap();
+    assert!(
+        e.contains("server GPU memory not judged: NVML lists"),
+        "{e}"
+    );
+    assert!(!e.contains("server GPU memory 0 B"), "{e}");
+    assert!(
+        s["warnings"]
+            .to_string()
+            .contains("server_gpu_memory not reported: NVML lists"),
         "{s:#}"
     );
 }
@@ -202,4 +295,5 @@ trials! {
     a_programs_gpu_memory_is_sampled_at_start_peak_and_end: needs::PYTHON, needs::NVML_DOUBLE;
     a_gpu_fraction_limit_finds_the_largest_batch_that_fits: needs::PYTHON, needs::NVML_DOUBLE;
     cancel_judges_the_servers_gpu_memory_too: needs::WS_PEERS, needs::NVML_DOUBLE;
+    a_foreign_pid_namespace_is_said_not_taken_for_zero_bytes: needs::WS_PEERS, needs::NVML_DOUBLE;
 }

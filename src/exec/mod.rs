@@ -5,6 +5,7 @@
 
 pub mod batch_sweep;
 pub mod command;
+pub mod gpu_bound;
 pub mod gpu_kernel;
 pub mod gpus;
 pub mod oom;

@@ -3,6 +3,7 @@
 //! processes that carry the tree's tag (the program, its workers, whatever
 //! it started). `process_gpu_memory{at=start|peak|end}` of a `command`.
 
+use std::path::Path;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -12,11 +13,37 @@ use nvml_wrapper::enums::device::UsedGpuMemory;
 
 use crate::process::Tag;
 
+/// What NVML's process lists gave in one sample, over every GPU.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Bytes used by the processes accepted as ours.
+    pub ours: u64,
+    /// How many listed processes were accepted as ours.
+    pub matched: usize,
+    /// Listed processes holding GPU memory whose PIDs this PID namespace
+    /// does not have (see [`unattributable`]).
+    pub unseen: usize,
+}
+
+/// Why a tree's GPU memory cannot be told: NVML listed processes holding
+/// GPU memory, none of them the tree's, and `unseen` of them with PIDs
+/// that do not exist here. The NVIDIA driver reports host PIDs, so in a
+/// container with its own PID namespace no process can be matched.
+pub fn unattributable(unseen: usize) -> String {
+    format!(
+        "NVML lists {unseen} process(es) holding GPU memory whose PIDs do not exist in this PID \
+         namespace, and none of the processes measured here: the NVIDIA driver reports host PIDs, \
+         so in a container with its own PID namespace no process can be matched (run it with the \
+         host's, e.g. `docker run --pid=host`); or they are other containers' processes on a \
+         shared GPU and these held none"
+    )
+}
+
 /// Where the per-process figures come from: NVML on a machine with a GPU;
 /// in tests, a test double (harness logic only).
 pub trait ProcessGpuMemory: Send + Sync + 'static {
-    /// Bytes of GPU memory the processes `ours` accepts are using now.
-    fn used(&self, ours: &dyn Fn(u32) -> bool) -> Result<u64, String>;
+    /// GPU memory of the processes `ours` accepts, now.
+    fn used(&self, ours: &dyn Fn(u32) -> bool) -> Result<Usage, String>;
 }
 
 /// NVML's per-process accounting, every GPU.
@@ -38,8 +65,8 @@ impl NvmlProcesses {
 }
 
 impl ProcessGpuMemory for NvmlProcesses {
-    fn used(&self, ours: &dyn Fn(u32) -> bool) -> Result<u64, String> {
-        let mut total = 0u64;
+    fn used(&self, ours: &dyn Fn(u32) -> bool) -> Result<Usage, String> {
+        let mut u = Usage::default();
         for i in 0..self.count {
             let d = self
                 .nvml
@@ -48,13 +75,20 @@ impl ProcessGpuMemory for NvmlProcesses {
             let procs = d
                 .running_compute_processes()
                 .map_err(|e| format!("NVML: compute processes of GPU {i}: {e}"))?;
-            for p in procs.into_iter().filter(|p| ours(p.pid)) {
-                if let UsedGpuMemory::Used(b) = p.used_gpu_memory {
-                    total += b;
+            for p in procs {
+                let bytes = match p.used_gpu_memory {
+                    UsedGpuMemory::Used(b) => b,
+                    UsedGpuMemory::Unavailable => 0,
+                };
+                if ours(p.pid) {
+                    u.ours += bytes;
+                    u.matched += 1;
+                } else if bytes > 0 && !Path::new(&format!("/proc/{}", p.pid)).exists() {
+                    u.unseen += 1;
                 }
             }
         }
-        Ok(total)
+        Ok(u)
     }
 }
 
@@ -66,6 +100,18 @@ pub struct TreeGpuMemory {
     pub peak: u64,
     pub end: u64,
     pub samples: usize,
+    /// The most listed processes of one sample whose PIDs do not exist
+    /// here ([`Usage::unseen`]).
+    pub unseen: usize,
+}
+
+impl TreeGpuMemory {
+    /// Why the run's figures cannot be told: the tree held no GPU memory
+    /// in any sample while processes NVML listed were not to be found here
+    /// (a foreign PID namespace). Such a run is not 0 bytes.
+    pub fn unattributable(&self) -> Option<String> {
+        (self.peak == 0 && self.unseen > 0).then(|| unattributable(self.unseen))
+    }
 }
 
 /// Samples a tree's GPU memory on its own thread until stopped.
@@ -82,7 +128,9 @@ impl TreeGpuSampler {
             let ours = |pid: u32| tag.carried_by(pid);
             let mut m = TreeGpuMemory::default();
             loop {
-                let used = source.used(&ours)?;
+                let u = source.used(&ours)?;
+                let used = u.ours;
+                m.unseen = m.unseen.max(u.unseen);
                 if m.samples == 0 {
                     m.start = used;
                 }
@@ -122,15 +170,39 @@ mod tests {
     }
 
     impl ProcessGpuMemory for ScriptedGpu {
-        fn used(&self, ours: &dyn Fn(u32) -> bool) -> Result<u64, String> {
+        fn used(&self, ours: &dyn Fn(u32) -> bool) -> Result<Usage, String> {
             let mut steps = self.steps.lock().unwrap();
             let step = if steps.len() > 1 {
                 steps.pop_front().unwrap()
             } else {
                 steps.front().cloned().unwrap_or_default()
             };
-            Ok(step.iter().filter(|(p, _)| ours(*p)).map(|(_, b)| b).sum())
+            let mine: Vec<u64> = step
+                .iter()
+                .filter(|(p, _)| ours(*p))
+                .map(|(_, b)| *b)
+                .collect();
+            Ok(Usage {
+                ours: mine.iter().sum(),
+                matched: mine.len(),
+                unseen: step.len() - mine.len(),
+            })
         }
+    }
+
+    #[test]
+    fn a_tree_that_never_matched_beside_foreign_pids_is_not_zero_bytes() {
+        let none = TreeGpuMemory {
+            samples: 5,
+            unseen: 2,
+            ..TreeGpuMemory::default()
+        };
+        let e = none.unattributable().unwrap();
+        assert!(e.starts_with("NVML lists 2 process(es)"), "{e}");
+        assert!(e.contains("`docker run --pid=host`"), "{e}");
+        // Its own memory found, or nothing foreign: the figures stand.
+        assert_eq!(TreeGpuMemory { peak: 1, ..none }.unattributable(), None);
+        assert_eq!(TreeGpuMemory { unseen: 0, ..none }.unattributable(), None);
     }
 
     #[test]

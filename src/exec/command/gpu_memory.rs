@@ -6,7 +6,8 @@
 use std::collections::BTreeMap;
 
 use super::child::ChildRun;
-use crate::metric::{ChecklistItem, Direction, MetricKey, MetricSeries, Unit, default_estimator};
+use crate::exec::gpu_bound::gpu_memory_bound;
+use crate::metric::{Direction, MetricKey, MetricSeries, Unit, default_estimator};
 use crate::monitor::tree_gpu::TreeGpuMemory;
 use crate::plan::ScenarioPlan;
 use crate::result::Check;
@@ -24,13 +25,15 @@ pub(super) struct GpuMemoryRuns {
 
 impl GpuMemoryRuns {
     pub fn record(&mut self, run: &ChildRun) {
-        match &run.gpu_memory {
-            Some(Ok(m)) => self.runs.push(*m),
-            Some(Err(e)) => {
-                self.error.get_or_insert_with(|| e.clone());
-            }
-            None => {}
-        }
+        let why = match &run.gpu_memory {
+            Some(Ok(m)) => match m.unattributable() {
+                None => return self.runs.push(*m),
+                Some(why) => why,
+            },
+            Some(Err(e)) => e.clone(),
+            None => return,
+        };
+        self.error.get_or_insert(why);
     }
 
     /// The three series (none without NVML), the bound's check, and a
@@ -40,9 +43,14 @@ impl GpuMemoryRuns {
         plan: &ScenarioPlan,
         labels: &BTreeMap<String, String>,
     ) -> (Vec<MetricSeries>, Vec<Check>, Vec<String>) {
+        let which = if self.runs.is_empty() {
+            "not reported"
+        } else {
+            "not measured in every run"
+        };
         let warnings = self
             .error
-            .map(|e| vec![format!("{METRIC} not measured in every run: {e}")])
+            .map(|e| vec![format!("{METRIC} {which}: {e}")])
             .unwrap_or_default();
         if self.runs.is_empty() {
             return (Vec::new(), Vec::new(), warnings);
@@ -79,25 +87,19 @@ impl GpuMemoryRuns {
 
 /// With a `max` on the peak, whether every run stayed under it.
 fn bound_check(plan: &ScenarioPlan, peak_key: &MetricKey, runs: &[TreeGpuMemory]) -> Option<Check> {
-    let max = plan.rule_for(peak_key).and_then(|r| r.max)?;
-    let peak = runs.iter().map(|m| m.peak).max().unwrap_or(0) as f64;
+    let peak = runs.iter().map(|m| m.peak).max().unwrap_or(0);
     let samples: usize = runs.iter().map(|m| m.samples).sum();
-    Some(Check::new(
-        format!("process GPU memory within bound ({peak_key})"),
-        peak <= max,
-        format!(
-            "peak {} over {} run(s), bound {} (NVML, {samples} samples of the program's process tree)",
-            Unit::Bytes.format(peak),
-            runs.len(),
-            Unit::Bytes.format(max)
-        ),
-        Some(ChecklistItem::GpuMemory),
-    ))
+    let source = format!(
+        "over {} run(s); NVML, {samples} samples of the program's process tree",
+        runs.len()
+    );
+    gpu_memory_bound(plan, peak_key, peak, "process", &source)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metric::ChecklistItem;
     use std::time::Duration;
 
     fn plan(rule: &str) -> ScenarioPlan {
@@ -128,6 +130,7 @@ mod tests {
             peak,
             end,
             samples: 10,
+            unseen: 0,
         }))
     }
 

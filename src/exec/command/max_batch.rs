@@ -193,6 +193,9 @@ impl GpuLimit {
             Some(Err(e)) => Err(ExecError::Failed(format!(
                 "the program's GPU memory could not be sampled: {e}"
             ))),
+            Some(Ok(m)) if let Some(why) = m.unattributable() => Err(ExecError::Unavailable(
+                format!("`memory_limit = \"gpu:{}\"` cannot be judged here: {why}", self.fraction),
+            )),
             Some(Ok(m)) if m.peak > self.bytes => Ok(Some(format!(
                 "its processes used {} of GPU memory at their peak, over the limit {}",
                 format_bytes(m.peak as f64),
@@ -295,6 +298,7 @@ mod tests {
                 peak,
                 end: 0,
                 samples: 10,
+                unseen: 0,
             })),
             ..Default::default()
         };

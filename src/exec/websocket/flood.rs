@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use super::metrics::{flood_check, label_suffix, metrics};
+use super::metrics::{flood_check, label_suffix, metrics, server_gpu_bound};
 use super::server::{Running, Served};
 use crate::exec::{ExecError, ExecEvent, ExecOutput, RunCtx};
 use crate::plan::websocket::{FloodPoint, Load as PlanLoad, MessageType};
@@ -164,7 +164,7 @@ pub(super) async fn flood_points(
         }
         let own_cpu = matches!(served.running, Running::Builtin(_));
         let client_cpu = (!own_cpu).then_some(cpu);
-        record(spec, fp, point, &report, (memory, client_cpu), out);
+        record((plan, spec), fp, point, &report, (memory, client_cpu), out);
     }
     Ok(())
 }
@@ -234,9 +234,10 @@ async fn drive(
     Ok(report)
 }
 
-/// A point's metrics and checks (flood, streams, pings).
+/// A point's metrics and checks (flood, streams, pings, the server's GPU
+/// memory bound).
 fn record(
-    spec: &WebsocketFloodSpec,
+    (plan, spec): (&ScenarioPlan, &WebsocketFloodSpec),
     fp: &FloodPoint,
     point: &ParamPoint,
     report: &FloodReport,
@@ -244,6 +245,14 @@ fn record(
     out: &mut ExecOutput,
 ) {
     let labels = point_labels(point);
+    out.checks
+        .extend(server_gpu_bound(plan, &labels, memory.as_ref()));
+    if let Some(why) = memory.as_ref().and_then(MemoryReport::gpu_unattributable) {
+        let w = format!("server_gpu_memory not reported: {why}");
+        if !out.warnings.contains(&w) {
+            out.warnings.push(w);
+        }
+    }
     metrics(report, fp, &labels, memory, client_cpu, out);
     let units = spec.protocol.as_ref().and_then(|p| p.units_name());
     super::stream_metrics::stream_metrics(report, units, &labels, &mut out.metrics);

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 
 use super::push::Push;
 use crate::exec::ExecOutput;
-use crate::metric::{Direction, Unit};
+use crate::exec::gpu_bound::gpu_memory_bound;
+use crate::metric::{Direction, MetricKey, Unit};
+use crate::plan::ScenarioPlan;
 use crate::plan::websocket::{FloodPoint, Load as PlanLoad};
 use crate::result::Check;
 use crate::ws::client::process::MemoryReport;
@@ -186,6 +188,23 @@ fn counts(p: &mut Push<'_>, t: &Totals) {
         let k = p.key("unexpected_closes").with("code", code);
         p.single(k, Unit::Count, *n as f64);
     }
+}
+
+/// With a `max` on `server_gpu_memory`, the started server's GPU memory
+/// peak over the point against it (a check for "GPU memory usage
+/// optimized").
+pub(super) fn server_gpu_bound(
+    plan: &ScenarioPlan,
+    labels: &BTreeMap<String, String>,
+    memory: Option<&MemoryReport>,
+) -> Option<Check> {
+    let m = memory.filter(|m| m.samples > 0)?;
+    let peak = m.gpu_peak?;
+    let key = MetricKey::new("server_gpu_memory")
+        .with_labels(labels)
+        .with("at", "peak");
+    let source = format!("NVML, {} samples of the server's process tree", m.samples);
+    gpu_memory_bound(plan, &key, peak, "server", &source)
 }
 
 /// A started server's RSS (start, peak, end) and GPU memory peak.

@@ -57,10 +57,9 @@ fn memory(pid: Option<u32>) -> (Option<u64>, Option<u64>) {
         tree_rss(pid)
     };
     // With NVML, a server holding no GPU memory holds 0 bytes: a leak that
-    // starts from nothing is still a change.
-    let gpu = crate::device::nvml()
-        .is_ok()
-        .then(|| tree_gpu_memory(pid).unwrap_or(0));
+    // starts from nothing is still a change. Memory that cannot be told
+    // (a foreign PID namespace) is not judged: `run` says why.
+    let gpu = tree_gpu_memory(pid).and_then(Result::ok);
     (rss, gpu)
 }
 
@@ -182,6 +181,7 @@ pub async fn run(pid: Option<u32>, setup: &CancelSetup) -> (bool, String) {
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = memory(pid);
+    let gpu_untold = pid.and_then(tree_gpu_memory).and_then(Result::err);
     let (failed, first) = cancel_many(setup, warm, warm + n).await;
     let (after, settled) = settle(pid, before, setup.tolerance).await;
     let mut parts = vec![format!(
@@ -203,6 +203,9 @@ pub async fn run(pid: Option<u32>, setup: &CancelSetup) -> (bool, String) {
     }
     if before.0.is_none() {
         parts.push("server memory not observed (pid unknown): judged on behaviour only".into());
+    }
+    if let Some(why) = gpu_untold {
+        parts.push(format!("server GPU memory not judged: {why}"));
     }
     let served = probe(setup).await;
     parts.push(served.clone().unwrap_or_else(|e| e));

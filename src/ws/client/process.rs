@@ -18,6 +18,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::Notify;
 
+use crate::monitor::tree_gpu::{NvmlProcesses, ProcessGpuMemory, Usage, unattributable};
 use crate::process::{TAG_VAR, Tag, live};
 
 /// Lines of output kept for messages.
@@ -370,28 +371,19 @@ pub fn tree_rss(root: u32) -> Option<u64> {
 }
 
 /// GPU memory NVML attributes to a process and its descendants, summed
-/// over devices; `None` without NVML or when none of them holds any.
-pub fn tree_gpu_memory(root: u32) -> Option<u64> {
-    gpu_memory_of(&process_tree(root))
+/// over devices: `None` without NVML; an error when it cannot be told
+/// ([`unattributable`]).
+pub fn tree_gpu_memory(root: u32) -> Option<Result<u64, String>> {
+    let u = gpu_memory_of(&process_tree(root))?;
+    Some(match u {
+        Ok(u) if u.matched == 0 && u.unseen > 0 => Err(unattributable(u.unseen)),
+        other => other.map(|u| u.ours),
+    })
 }
 
-fn gpu_memory_of(pids: &[u32]) -> Option<u64> {
-    use nvml_wrapper::enums::device::UsedGpuMemory;
-    let nvml = crate::device::nvml().ok()?;
-    let mut total = None;
-    for i in 0..nvml.device_count().ok()? {
-        let Ok(d) = nvml.device_by_index(i) else {
-            continue;
-        };
-        for p in d.running_compute_processes().unwrap_or_default() {
-            if pids.contains(&p.pid) {
-                if let UsedGpuMemory::Used(b) = p.used_gpu_memory {
-                    *total.get_or_insert(0) += b;
-                }
-            }
-        }
-    }
-    total
+fn gpu_memory_of(pids: &[u32]) -> Option<Result<Usage, String>> {
+    let src = NvmlProcesses::open().ok()?;
+    Some(src.used(&|p| pids.contains(&p)))
 }
 
 /// What [`MemorySampler`] saw.
@@ -401,7 +393,18 @@ pub struct MemoryReport {
     pub rss_peak: u64,
     pub rss_end: u64,
     pub gpu_peak: Option<u64>,
+    /// The most processes of one sample that NVML listed holding GPU
+    /// memory with PIDs not to be found here (`tree_gpu::Usage::unseen`).
+    pub gpu_unseen: usize,
     pub samples: usize,
+}
+
+impl MemoryReport {
+    /// Why the server's GPU memory is not reported, when NVML listed only
+    /// processes of a PID namespace that is not this one.
+    pub fn gpu_unattributable(&self) -> Option<String> {
+        (self.gpu_peak.is_none() && self.gpu_unseen > 0).then(|| unattributable(self.gpu_unseen))
+    }
 }
 
 /// Samples a process tree's RSS (and GPU memory) on its own thread.
@@ -438,8 +441,11 @@ impl MemorySampler {
                         r.samples += 1;
                     }
                     if gpu {
-                        if let Some(g) = gpu_memory_of(&tree) {
-                            r.gpu_peak = Some(r.gpu_peak.unwrap_or(0).max(g));
+                        if let Some(Ok(u)) = gpu_memory_of(&tree) {
+                            if u.matched > 0 {
+                                r.gpu_peak = Some(r.gpu_peak.unwrap_or(0).max(u.ours));
+                            }
+                            r.gpu_unseen = r.gpu_unseen.max(u.unseen);
                         }
                     }
                 };
