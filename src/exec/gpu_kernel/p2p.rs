@@ -139,6 +139,7 @@ pub(super) fn run(
             p2p.run_pair(point, pair, index, &mut source, rctx, &mut out)?;
             index += 1;
         }
+        p2p.free_source(&mut source)?;
     }
     for c in &ctxs {
         c.synchronize()
@@ -266,7 +267,7 @@ impl P2p<'_> {
         n: usize,
     ) -> Result<&'s Source, String> {
         if source.as_ref().map(|src| src.ordinal) != Some(s) {
-            drop(source.take());
+            self.free_source(source)?;
             let src_stream = self.ctxs[s].default_stream();
             let seed = self.spec.seed.unwrap_or(DEFAULT_SEED);
             let host = HostData::random(Dtype::F32, n, seed.wrapping_add(s as u64));
@@ -281,6 +282,21 @@ impl P2p<'_> {
             });
         }
         Ok(source.as_ref().expect("set above"))
+    }
+
+    /// Frees the source buffer with its own GPU's context current: cudarc's
+    /// `CudaSlice` drop enqueues `cuMemFreeAsync` on the slice's stream
+    /// handle without binding its context, and a default stream (NULL)
+    /// means the *current* context's, which after a pair is the
+    /// destination's.
+    fn free_source(&self, source: &mut Option<Source>) -> Result<(), String> {
+        if let Some(old) = source.take() {
+            self.ctxs[old.ordinal]
+                .bind_to_thread()
+                .map_err(|e| driver_err("cuCtxSetCurrent", e))?;
+            drop(old);
+        }
+        Ok(())
     }
 }
 
