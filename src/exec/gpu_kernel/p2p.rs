@@ -32,6 +32,10 @@ enum Peer {
     Direct { enabled_here: bool },
     /// `cuDeviceCanAccessPeer` says no: the driver stages through host memory.
     Staged,
+    /// `cuDeviceCanAccessPeer` says yes but `cuCtxEnablePeerAccess` refused
+    /// (too many peers, unsupported): `cuMemcpyPeerAsync` still copies,
+    /// staged by the driver.
+    Refused(sys::CUresult),
 }
 
 /// Lets `dst`'s context read `src`'s memory where the hardware allows it;
@@ -60,6 +64,8 @@ impl PeerAccess {
                 sys::CUresult::CUDA_ERROR_PEER_ACCESS_ALREADY_ENABLED => Peer::Direct {
                     enabled_here: false,
                 },
+                r @ (sys::CUresult::CUDA_ERROR_TOO_MANY_PEERS
+                | sys::CUresult::CUDA_ERROR_PEER_ACCESS_UNSUPPORTED) => Peer::Refused(r),
                 other => {
                     return Err(driver_err(
                         &format!(
@@ -87,6 +93,9 @@ impl PeerAccess {
             Peer::Staged => {
                 "no direct peer access (cuDeviceCanAccessPeer = 0): the driver staged the copy through host memory".into()
             }
+            Peer::Refused(r) => format!(
+                "no direct peer access (cuDeviceCanAccessPeer = 1, but cuCtxEnablePeerAccess: {r:?}): the driver staged the copy through host memory"
+            ),
         }
     }
 }
@@ -239,7 +248,7 @@ impl P2p<'_> {
         // Correctness first: the destination was poisoned with NaN.
         copy().map_err(at)?;
         let check = check_copy(&dst_stream, &dst_buf, host, (s, d), &peer).map_err(at)?;
-        if let Peer::Staged = peer.peer {
+        if matches!(peer.peer, Peer::Staged | Peer::Refused(_)) {
             out.warnings
                 .push(format!("cuda:{s} → cuda:{d}: {}", peer.evidence()));
         }
