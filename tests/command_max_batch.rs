@@ -171,8 +171,57 @@ fn a_limit_the_platform_cannot_enforce_is_a_reason() {
     }
 }
 
+/// The same for a host `oom_stress`: its `oom-child` sets RLIMIT_DATA on
+/// itself, and above the hard limit it inherited (no CAP_SYS_RESOURCE) the
+/// scenario is ignored with the reason, not failed with "setrlimit(…):
+/// Operation not permitted".
+fn a_host_oom_stress_limit_the_platform_cannot_enforce_is_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = dir.path().join("oom.toml");
+    std::fs::write(
+        &suite,
+        "[suite]\nname = \"oom\"\n[[scenario]]\nname = \"host\"\nkind = \"oom_stress\"\n\
+         device = \"cpu\"\nmemory_limit = \"512MiB\"\nchunk = \"16MiB\"\n",
+    )
+    .unwrap();
+    let json = dir.path().join("capped.json");
+    let o = std::process::Command::new("prlimit")
+        .arg("--data=268435456:268435456")
+        .arg(env!("CARGO_BIN_EXE_neon-perf"))
+        .arg("run")
+        .arg(&suite)
+        .arg("--baselines")
+        .arg(dir.path().join("baselines"))
+        .arg("--json")
+        .arg(&json)
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .output()
+        .expect("prlimit (util-linux) runs");
+    let text = common::text(&o);
+    assert_eq!(o.status.code(), Some(0), "{text}");
+    let r: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let s = scenario(&r);
+    if neon_perf::exec::command::rlimit::has_cap_sys_resource() {
+        assert_eq!(s["outcome"]["status"], "ran", "{s:#}");
+        return;
+    }
+    assert_eq!(s["status"], "ignored", "{s:#}");
+    let why = s["outcome"]["reason"].as_str().unwrap();
+    assert!(
+        why.starts_with(
+            "memory_limit 512 MiB cannot be enforced here: the oom-child's RLIMIT_DATA would be"
+        ),
+        "{why}"
+    );
+    assert!(
+        why.contains("above this process's hard RLIMIT_DATA of 256 MiB"),
+        "{why}"
+    );
+}
+
 trials! {
     a_limit_the_platform_cannot_enforce_is_a_reason: needs::PYTHON;
+    a_host_oom_stress_limit_the_platform_cannot_enforce_is_a_reason;
     a_gpu_limit_needs_nvml: needs::PYTHON;
     one_mib_an_item_under_512_mib: needs::PYTHON;
     another_failure_stops_the_search_with_the_programs_words: needs::PYTHON;

@@ -32,7 +32,8 @@ fn decide(limit: u64, hard: Option<u64>, may_raise: bool) -> Result<(), String> 
     }
 }
 
-fn hard_data_limit() -> Option<u64> {
+/// This process's hard RLIMIT_DATA in bytes; `None` when unlimited.
+pub fn hard_data_limit() -> Option<u64> {
     let mut r = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use super::host::OomChildArgs;
-use super::host::child::{limit_self, pattern_of, probe};
+use super::host::child::{LimitError, Unenforceable, limit_self, pattern_of, probe};
 use super::host::stress;
 use crate::plan::batch_sweep::ModelSpec;
 
@@ -36,7 +36,12 @@ pub fn child_main(args: &OomChildArgs) -> i32 {
     }
     let limit = match limit_self(args.limit) {
         Ok(l) => l,
-        Err(e) => {
+        Err(LimitError::Unenforceable(why)) => {
+            let line = Unenforceable { unenforceable: why };
+            println!("{}", serde_json::to_string(&line).unwrap_or_default());
+            return 3;
+        }
+        Err(LimitError::Other(e)) => {
             eprintln!("oom-child: {e}");
             return 2;
         }

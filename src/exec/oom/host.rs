@@ -194,6 +194,7 @@ pub fn run_host(
         ctx,
     )?;
     let wall = t.elapsed().as_secs_f64();
+    unenforceable(&run)?;
     let Some(r) = last_json::<StressReport>(&run.stdout) else {
         return Err(ExecError::Failed(format!(
             "oom-child gave no report ({})",
@@ -211,6 +212,14 @@ pub fn run_host(
         search_max_batch(plan, &s, (model, *max), &mut out, ctx)?;
     }
     Ok(out)
+}
+
+/// `Unavailable` when the child said its limit cannot be enforced here.
+fn unenforceable(run: &ChildRun) -> Result<(), ExecError> {
+    match last_json::<child::Unenforceable>(&run.stdout) {
+        Some(u) => Err(ExecError::Unavailable(u.unenforceable)),
+        None => Ok(()),
+    }
 }
 
 /// The last line of `stdout` that parses as a `T`.
@@ -329,6 +338,7 @@ fn search_max_batch(
             base.clone(),
         ];
         let run = run_child(&bin, &args, timeout, ctx)?;
+        unenforceable(&run)?;
         let rep: Option<ProbeReport> = last_json(&run.stdout);
         let ok = rep.as_ref().is_some_and(|p| p.fits) && run.status.is_some_and(|s| s.success());
         if !ok {

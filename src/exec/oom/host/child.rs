@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::{HostOomSettings, PLANT_LEAK_ENV};
 use crate::plan::batch_sweep::ModelSpec;
 use crate::plan::oom::OomPattern;
+use crate::units::format_byte_count;
 
 /// The hidden `neon-perf oom-child` subcommand's arguments.
 #[derive(Clone, Debug, clap::Args)]
@@ -79,20 +80,53 @@ fn status_kib(field: &str) -> u64 {
         * 1024
 }
 
+/// Why the child could not set its RLIMIT_DATA.
+#[derive(Debug)]
+pub(in crate::exec::oom) enum LimitError {
+    /// Above the hard limit it inherited, with no CAP_SYS_RESOURCE to raise
+    /// it: the platform cannot enforce this `memory_limit` (a reason, not a
+    /// failure).
+    Unenforceable(String),
+    Other(String),
+}
+
+/// What the child prints instead of its report when the limit cannot be
+/// enforced; the parent ignores the scenario with `unenforceable`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Unenforceable {
+    pub unenforceable: String,
+}
+
 /// Lowers this process's RLIMIT_DATA to its current data size + `extra`.
-pub(in crate::exec::oom) fn limit_self(extra: u64) -> Result<u64, String> {
+pub(in crate::exec::oom) fn limit_self(extra: u64) -> Result<u64, LimitError> {
     let data = status_kib("VmData:");
     let lim = data.saturating_add(extra);
+    if let Some(hard) = crate::exec::command::rlimit::hard_data_limit()
+        && lim > hard
+        && !crate::exec::command::rlimit::has_cap_sys_resource()
+    {
+        return Err(LimitError::Unenforceable(format!(
+            "memory_limit {} cannot be enforced here: the oom-child's RLIMIT_DATA would be {} \
+             (its own {} of data plus the limit), above this process's hard RLIMIT_DATA of {} \
+             (`ulimit -Hd`, or the container's limits), and raising it needs CAP_SYS_RESOURCE; \
+             lower `memory_limit` to at most {}, or run with a higher hard limit",
+            format_byte_count(extra),
+            format_byte_count(lim),
+            format_byte_count(data),
+            format_byte_count(hard),
+            format_byte_count(hard.saturating_sub(data)),
+        )));
+    }
     let r = libc::rlimit {
         rlim_cur: lim as libc::rlim_t,
         rlim_max: lim as libc::rlim_t,
     };
     // SAFETY: plain syscall with a valid pointer to a local struct.
     if unsafe { libc::setrlimit(libc::RLIMIT_DATA, &r) } != 0 {
-        return Err(format!(
+        return Err(LimitError::Other(format!(
             "setrlimit(RLIMIT_DATA, {lim}): {}",
             std::io::Error::last_os_error()
-        ));
+        )));
     }
     Ok(lim)
 }
