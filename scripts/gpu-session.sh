@@ -11,6 +11,7 @@
 # allows 600 s a call): each step's own limit is cut to what is left, and a
 # step with under 20 s left is skipped and says so. Steps run in order of
 # what has never run on a GPU before, so a short session still sees those:
+#   0. NVML's PIDs          whether they are this PID namespace's (a few seconds)
 #   1. cuda_executors       the executors' GPU tests (#18's splits)
 #   2. pytorch example      #20: helper timing/sync/phases, process GPU memory, gpu:F
 #   3. ws backend on a GPU  #19: server_gpu_memory, `cancel`'s GPU half
@@ -42,6 +43,20 @@ limit() {
 note "host: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | head -n 1); $(date -u +%FT%TZ); budget ${BUDGET_S}s"
 [ -n "$GPU_LIBS_ADDED" ] && note "LD_LIBRARY_PATH += $GPU_LIBS_ADDED"
 [ -x "$NEON_PERF_BIN" ] || note "MISSING $NEON_PERF_BIN: run scripts/gpu-build.sh and carry .gpu/"
+
+# 0. Whether NVML names processes by the PIDs seen here (the driver reports
+#    host PIDs: in a container with its own PID namespace, process and
+#    server GPU memory cannot be attributed, and neon-perf says so). A
+#    PyTorch process holds 256 MiB; nvidia-smi lists the PIDs it sees.
+if "$PY" -c "import torch; assert torch.cuda.is_available()" 2>/dev/null && command -v nvidia-smi >/dev/null; then
+    "$PY" -c "import os, sys, time, torch; x = torch.empty(256 << 20, dtype=torch.uint8, device='cuda'); torch.cuda.synchronize(); print('pid', os.getpid(), flush=True); time.sleep(6)" \
+        > "$OUT/pid-probe.txt" 2>&1 &
+    probe=$!
+    for _ in $(seq 40); do grep -q '^pid ' "$OUT/pid-probe.txt" && break; sleep 0.5; done
+    apps=$(nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader 2>&1 | tr '\n' ';')
+    wait "$probe"
+    note "0 NVML pids: python's own $(grep -m1 '^pid ' "$OUT/pid-probe.txt" || echo 'pid: none (see pid-probe.txt)'); nvidia-smi lists: ${apps:-none} (a match: NVML's PIDs are this namespace's)"
+fi
 
 # 1. The executors' own GPU tests: every gpu.toml scenario at small sizes, checks must pass.
 t=$(limit 100)

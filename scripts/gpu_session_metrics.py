@@ -1,6 +1,6 @@
 """For scripts/gpu-session.sh: the median of every metric whose key starts
 with one of PREFIXES, per scenario, from a neon-perf results JSON, one line
-each (bytes in MiB), and each scenario's outcome and checks. Never fails:
+each (bytes in MiB), and each scenario's outcome, warnings and checks. Never fails:
 a missing or unreadable file is one line saying so.
 
 Usage: python3 scripts/gpu_session_metrics.py RESULTS.json PREFIX [PREFIX ...]
@@ -27,6 +27,8 @@ def main(path, prefixes):
     for s in r.get("scenarios", []):
         name = f"{s.get('suite')}::{s.get('scenario')}"
         print(f"{name}: {s.get('status')}, outcome {json.dumps(s.get('outcome'))[:200]}")
+        for w in s.get("warnings", [])[:4]:
+            print(f"  warning: {w[:400]}")
         for c in s.get("checks", []):
             mark = "PASS" if c.get("passed") else "FAIL"
             print(f"  check {mark} {c.get('name')}: {c.get('evidence', '')[:500]}")
