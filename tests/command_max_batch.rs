@@ -125,6 +125,28 @@ fn a_gpu_limit_needs_nvml() {
     }
 }
 
+/// `neon-perf run SUITE` under a hard RLIMIT_DATA of 256 MiB (`prlimit`,
+/// util-linux), which must exit 0; its output and results.
+fn run_capped(suite: &Path, dir: &Path) -> (Output, Value) {
+    let json = dir.join("capped.json");
+    let o = std::process::Command::new("prlimit")
+        .arg("--data=268435456:268435456")
+        .arg(env!("CARGO_BIN_EXE_neon-perf"))
+        .arg("run")
+        .arg(suite)
+        .arg("--baselines")
+        .arg(dir.join("baselines"))
+        .arg("--json")
+        .arg(&json)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .output()
+        .expect("prlimit (util-linux) runs");
+    assert_eq!(o.status.code(), Some(0), "{}", common::text(&o));
+    let r = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    (o, r)
+}
+
 /// A limit the platform cannot enforce: neon-perf itself runs under a hard
 /// RLIMIT_DATA of 256 MiB (`prlimit`, util-linux), below the scenario's
 /// 512 MiB, and raising it needs CAP_SYS_RESOURCE. The scenario is ignored
@@ -134,23 +156,8 @@ fn a_gpu_limit_needs_nvml() {
 fn a_limit_the_platform_cannot_enforce_is_a_reason() {
     let dir = tempfile::tempdir().unwrap();
     let suite = write_suite(dir.path(), "alloc", "", "512MiB");
-    let json = dir.path().join("capped.json");
-    let o = std::process::Command::new("prlimit")
-        .arg("--data=268435456:268435456")
-        .arg(env!("CARGO_BIN_EXE_neon-perf"))
-        .arg("run")
-        .arg(&suite)
-        .arg("--baselines")
-        .arg(dir.path().join("baselines"))
-        .arg("--json")
-        .arg(&json)
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env_remove("GITHUB_STEP_SUMMARY")
-        .output()
-        .expect("prlimit (util-linux) runs");
+    let (o, r) = run_capped(&suite, dir.path());
     let text = common::text(&o);
-    assert_eq!(o.status.code(), Some(0), "{text}");
-    let r: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     let s = scenario(&r);
     if !neon_perf::exec::command::rlimit::has_cap_sys_resource() {
         assert_eq!(s["status"], "ignored", "{s:#}");
@@ -184,22 +191,7 @@ fn a_host_oom_stress_limit_the_platform_cannot_enforce_is_a_reason() {
          device = \"cpu\"\nmemory_limit = \"512MiB\"\nchunk = \"16MiB\"\n",
     )
     .unwrap();
-    let json = dir.path().join("capped.json");
-    let o = std::process::Command::new("prlimit")
-        .arg("--data=268435456:268435456")
-        .arg(env!("CARGO_BIN_EXE_neon-perf"))
-        .arg("run")
-        .arg(&suite)
-        .arg("--baselines")
-        .arg(dir.path().join("baselines"))
-        .arg("--json")
-        .arg(&json)
-        .env_remove("GITHUB_STEP_SUMMARY")
-        .output()
-        .expect("prlimit (util-linux) runs");
-    let text = common::text(&o);
-    assert_eq!(o.status.code(), Some(0), "{text}");
-    let r: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let (_, r) = run_capped(&suite, dir.path());
     let s = scenario(&r);
     if neon_perf::exec::command::rlimit::has_cap_sys_resource() {
         assert_eq!(s["outcome"]["status"], "ran", "{s:#}");
