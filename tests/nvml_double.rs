@@ -210,11 +210,13 @@ fn cancel_judges_the_servers_gpu_memory_too() {
     assert_eq!(item(&r, "gpu-memory")["state"], "not_compared", "{r:#}");
 }
 
+/// The double's PIDs as from another PID namespace: each one plus 10⁶.
+const FOREIGN: [(&str, &str); 1] = [("FAKE_NVML_PID_OFFSET", "1000000")];
+
 /// NVML reports host PIDs; in a container with its own PID namespace
 /// (the double's `FAKE_NVML_PID_OFFSET`) no process can be matched. That
 /// is said, never reported as 0 bytes or as a batch that fits.
 fn a_foreign_pid_namespace_is_said_not_taken_for_zero_bytes() {
-    let foreign = [("FAKE_NVML_PID_OFFSET", "1000000")];
     let dir = tempfile::tempdir().unwrap();
     let program = "b = bytes([1]) * (64 << 20); import time; time.sleep(0.2)";
     let (o, r) = run(
@@ -238,7 +240,7 @@ find_max_batch = {{ param = "batch", memory_limit = "gpu:0.5", max = 4096 }}
 "#,
             alloc_py().display()
         ),
-        &foreign,
+        &FOREIGN,
     );
     let text = common::text(&o);
     assert_eq!(o.status.code(), Some(0), "{text}");
@@ -269,11 +271,13 @@ find_max_batch = {{ param = "batch", memory_limit = "gpu:0.5", max = 4096 }}
         "{why}"
     );
     assert!(why.contains("`docker run --pid=host`"), "{why}");
+}
 
-    // A flood's server: no `server_gpu_memory`, and `cancel` says it did not
-    // judge the GPU memory.
+/// The same for a flood's server: no `server_gpu_memory`, and `cancel`
+/// says it did not judge the GPU memory.
+fn a_foreign_pid_namespace_is_said_for_a_server_too() {
     let dir = tempfile::tempdir().unwrap();
-    let (o, r) = run(dir.path(), &cancel_suite(None, ""), &foreign);
+    let (o, r) = run(dir.path(), &cancel_suite(None, ""), &FOREIGN);
     let s = scenario(&r);
     let c = check(s, "cancel");
     assert_eq!(c["passed"], true, "{c:#}\n{}", common::text(&o));
@@ -295,5 +299,6 @@ trials! {
     a_programs_gpu_memory_is_sampled_at_start_peak_and_end: needs::PYTHON, needs::NVML_DOUBLE;
     a_gpu_fraction_limit_finds_the_largest_batch_that_fits: needs::PYTHON, needs::NVML_DOUBLE;
     cancel_judges_the_servers_gpu_memory_too: needs::WS_PEERS, needs::NVML_DOUBLE;
-    a_foreign_pid_namespace_is_said_not_taken_for_zero_bytes: needs::WS_PEERS, needs::NVML_DOUBLE;
+    a_foreign_pid_namespace_is_said_not_taken_for_zero_bytes: needs::PYTHON, needs::NVML_DOUBLE;
+    a_foreign_pid_namespace_is_said_for_a_server_too: needs::WS_PEERS, needs::NVML_DOUBLE;
 }
