@@ -156,6 +156,11 @@ fn run_on_gpu(
         cache_dir: &cache_dir,
     };
     for (i, point) in plan.points.iter().enumerate() {
+        // A SIGINT or SIGTERM: the points left are not started (the run is
+        // reported as cancelled whatever it measured).
+        if crate::process::cancel::requested().is_some() {
+            break;
+        }
         on_gpu.run_point(i, point, flush.as_mut(), rctx, out)?;
     }
     drop(flush);

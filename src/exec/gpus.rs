@@ -127,6 +127,10 @@ pub fn on_each_gpu(
     let set = selected(device, kind)?;
     let mut names = Vec::new();
     for (index, &ordinal) in set.ordinals.iter().enumerate() {
+        // A SIGINT or SIGTERM: the GPUs left are not started.
+        if index > 0 && crate::process::cancel::requested().is_some() {
+            break;
+        }
         let name = (|| {
             let ctx = device::context(ordinal)?;
             let name = ctx.name().map_err(|e| driver_err("cuDeviceGetName", e))?;

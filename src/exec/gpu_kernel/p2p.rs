@@ -145,6 +145,9 @@ pub(super) fn run(
     for point in &plan.points {
         let mut source: Option<Source> = None;
         for &pair in &pairs {
+            if crate::process::cancel::requested().is_some() {
+                break; // a SIGINT or SIGTERM: the pairs left are not started
+            }
             p2p.run_pair(point, pair, index, &mut source, rctx, &mut out)?;
             index += 1;
         }
