@@ -9,6 +9,10 @@
 #   bash scripts/ws/stream-accuracy.sh          # 20 ms, 5 ms, 8 streams, 5 s each
 #   FIRST_MS=20 GAP_MS=5 STREAMS=8 SECONDS_EACH=5 TOKENS=16 ROUNDS=3 bash scripts/ws/stream-accuracy.sh
 #
+# TOGETHER=1 runs the two clients at the same time instead, each with
+# STREAMS streams (the server then serves 2 × STREAMS), so both measure
+# the same server in the same window and its drift cannot favour either;
+# the server's own figures are then over both clients' streams.
 # CLIENT_SPIN sets neon-perf's `client_spin` (default: its own default).
 # The clients take turns going first (neon-perf first in odd rounds), so
 # neither always meets a server warmed by the other; after the table, a
@@ -81,8 +85,29 @@ python_round() { # round → table row; its gap p99 appended to $OUT/p99-python
 : >"$OUT/p99-python"
 : >"$OUT/p99-server-neon"
 : >"$OUT/p99-server-python"
+together_round() { # round → two table rows, both clients in one window
+  local round=$1 s c n rps pyc
+  $PY scripts/ws/server_stats.py "$URL" >/dev/null
+  # The Python client runs over neon-perf's warm-up and window (+0.7 s).
+  $PY scripts/ws/stream_client.py "$URL" "$STREAMS" "$(python3 -c "print($SECONDS_EACH + 0.7)")" "$TOKENS" >"$OUT/py-$round.json" &
+  pyc=$!
+  "$BIN" run "$OUT/suite.toml" --baselines "$OUT/none" --json "$OUT/neon-$round.json" >"$OUT/neon-$round.log" 2>&1 || true
+  wait "$pyc"
+  c=$(cat "$OUT/py-$round.json")
+  s=$($PY scripts/ws/server_stats.py "$URL")
+  n=$($PY -c "import json,sys; r=json.load(open(sys.argv[1])); s=r['scenarios'][0]; print(len([x for x in s['metrics'] if x['key']=='stream_time'][0]['samples']))" "$OUT/neon-$round.json")
+  rps=$($PY -c "import json,sys; r=json.load(open(sys.argv[1])); s=r['scenarios'][0]; print('%.0f' % [x for x in s['metrics'] if x['key']=='msg_rate_overall'][0]['samples'][0])" "$OUT/neon-$round.json")
+  metric "$OUT/neon-$round.json" inter_reply_gap_p99 >>"$OUT/p99-neon"
+  field "$c" gap_p99_ms >>"$OUT/p99-python"
+  field "$s" gap_p99_ms >>"$OUT/p99-server-neon"
+  field "$s" gap_p99_ms >>"$OUT/p99-server-python"
+  echo "| $round | neon-perf (together) | $n | $rps | $(metric "$OUT/neon-$round.json" time_to_first_reply_p50) | $(field "$s" first_reply_p50_ms) | $(metric "$OUT/neon-$round.json" inter_reply_gap_p50) | $(field "$s" gap_p50_ms) | $(metric "$OUT/neon-$round.json" inter_reply_gap_p99) | $(field "$s" gap_p99_ms) |"
+  echo "| $round | python websockets (together) | $(field "$c" requests | cut -d. -f1) | $(field "$c" replies_per_s | cut -d. -f1) | $(field "$c" ttfr_p50_ms) | (same) | $(field "$c" gap_p50_ms) | (same) | $(field "$c" gap_p99_ms) | (same) |"
+}
 for round in $(seq 1 "$ROUNDS"); do
-  if [ $((round % 2)) -eq 1 ]; then
+  if [ "${TOGETHER:-0}" = 1 ]; then
+    together_round "$round"
+  elif [ $((round % 2)) -eq 1 ]; then
     neon_round "$round"; python_round "$round"
   else
     python_round "$round"; neon_round "$round"
