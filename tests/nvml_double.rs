@@ -271,6 +271,21 @@ find_max_batch = {{ param = "batch", memory_limit = "gpu:0.5", max = 4096 }}
         "{why}"
     );
     assert!(why.contains("`docker run --pid=host`"), "{why}");
+
+    // What scripts/gpu-session.sh prints of such a file says it too.
+    let o = std::process::Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/gpu_session_metrics.py"))
+        .arg(dir.path().join("r.json"))
+        .args(["process_gpu_memory", "max_batch"])
+        .output()
+        .unwrap();
+    let summary = common::text(&o);
+    assert!(o.status.success(), "{summary}");
+    assert!(
+        summary.contains("  warning: process_gpu_memory not reported: NVML lists "),
+        "{summary}"
+    );
+    assert!(summary.contains("g::model: ignored"), "{summary}");
 }
 
 /// The same for a flood's server: no `server_gpu_memory`, and `cancel`
