@@ -198,6 +198,11 @@ fn cancel_judges_the_servers_gpu_memory_too() {
     assert!(e.contains("server GPU memory"), "{e}");
     let peak = samples(s, "server_gpu_memory{at=peak}")[0];
     assert!(peak > 10.0 * MIB, "{s:#}");
+    // Start and end of the flood too, as for the server's RSS.
+    for at in ["start", "end"] {
+        let v = samples(s, &format!("server_gpu_memory{{at={at}}}"))[0];
+        assert!(v > 10.0 * MIB && v <= peak, "{at}: {v} against peak {peak}");
+    }
     let b = check(
         s,
         "server GPU memory within bound (server_gpu_memory{at=peak})",

@@ -207,7 +207,8 @@ pub(super) fn server_gpu_bound(
     gpu_memory_bound(plan, &key, peak, "server", &source)
 }
 
-/// A started server's RSS (start, peak, end) and GPU memory peak.
+/// A started server's RSS and, where NVML lists its processes, its GPU
+/// memory (start, peak, end).
 fn server_memory(p: &mut Push<'_>, mem: &MemoryReport) {
     for (at, v) in [
         ("start", mem.rss_start),
@@ -217,9 +218,15 @@ fn server_memory(p: &mut Push<'_>, mem: &MemoryReport) {
         let k = p.key("server_rss").with("at", at);
         p.single(k, Unit::Bytes, v as f64);
     }
-    if let Some(g) = mem.gpu_peak {
-        let k = p.key("server_gpu_memory").with("at", "peak");
-        p.single(k, Unit::Bytes, g as f64);
+    if let Some(peak) = mem.gpu_peak {
+        for (at, v) in [
+            ("start", mem.gpu_start),
+            ("peak", peak),
+            ("end", mem.gpu_end),
+        ] {
+            let k = p.key("server_gpu_memory").with("at", at);
+            p.single(k, Unit::Bytes, v as f64);
+        }
     }
 }
 

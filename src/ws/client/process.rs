@@ -392,7 +392,14 @@ pub struct MemoryReport {
     pub rss_start: u64,
     pub rss_peak: u64,
     pub rss_end: u64,
+    /// The server tree's GPU memory at its largest; `None` when NVML never
+    /// listed one of its processes (a server on the CPU, or no NVML).
     pub gpu_peak: Option<u64>,
+    /// Its GPU memory in the first and the last NVML sample (0 while NVML
+    /// listed none of its processes); meaningful with `gpu_peak`.
+    pub gpu_start: u64,
+    pub gpu_end: u64,
+    pub gpu_samples: usize,
     /// The most processes of one sample that NVML listed holding GPU
     /// memory with PIDs not to be found here (`tree_gpu::Usage::unseen`).
     pub gpu_unseen: usize,
@@ -442,6 +449,11 @@ impl MemorySampler {
                     }
                     if gpu {
                         if let Some(Ok(u)) = gpu_memory_of(&tree) {
+                            if r.gpu_samples == 0 {
+                                r.gpu_start = u.ours;
+                            }
+                            r.gpu_end = u.ours;
+                            r.gpu_samples += 1;
                             if u.matched > 0 {
                                 r.gpu_peak = Some(r.gpu_peak.unwrap_or(0).max(u.ours));
                             }
