@@ -75,6 +75,27 @@ fn alloc_py() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/max_batch/alloc.py")
 }
 
+/// A `command` scenario running `python3 -c PROGRAM` `runs` times on the
+/// double's GPU (its marker in the program's environment), then `extra`.
+fn program_on_gpu(name: &str, program: &str, runs: u32, extra: &str) -> String {
+    format!(
+        "[[scenario]]\nname = \"{name}\"\nkind = \"command\"\n\
+         command = [\"python3\", \"-c\", \"{program}\"]\nenv = {{ FAKE_NVML_GPU = \"1\" }}\n\
+         min_samples = {runs}\nmax_samples = {runs}\n{extra}\n"
+    )
+}
+
+/// `find_max_batch` of tests/fixtures/max_batch/alloc.py (1 MiB per item,
+/// held 0.2 s) under half of the double's 1 GiB.
+fn max_batch_on_gpu() -> String {
+    format!(
+        "[[scenario]]\nname = \"model\"\nkind = \"command\"\n\
+         command = [\"python3\", \"{}\", \"{{batch}}\", \"hold\"]\nenv = {{ FAKE_NVML_GPU = \"1\" }}\n\
+         find_max_batch = {{ param = \"batch\", memory_limit = \"gpu:0.5\", max = 4096 }}\n",
+        alloc_py().display()
+    )
+}
+
 /// A program that grows to 200 MiB, holds it, and frees it: its tree's
 /// GPU memory per run at start, peak and end, and a `max` bound below the
 /// peak is a failed check for the checklist item "GPU memory usage
@@ -82,22 +103,8 @@ fn alloc_py() -> PathBuf {
 fn a_programs_gpu_memory_is_sampled_at_start_peak_and_end() {
     let dir = tempfile::tempdir().unwrap();
     let program = "import time; time.sleep(0.1); b = [bytes([1]) * (1 << 20) for _ in range(200)]; time.sleep(0.2); del b; time.sleep(0.2)";
-    let (o, r) = run(
-        dir.path(),
-        &format!(
-            r#"
-[[scenario]]
-name = "grows"
-kind = "command"
-command = ["python3", "-c", "{program}"]
-env = {{ FAKE_NVML_GPU = "1" }}
-min_samples = 3
-max_samples = 3
-metric."process_gpu_memory" = {{ max = "150MiB" }}
-"#
-        ),
-        &[],
-    );
+    let bound = r#"metric."process_gpu_memory" = { max = "150MiB" }"#;
+    let (o, r) = run(dir.path(), &program_on_gpu("grows", program, 3, bound), &[]);
     let text = common::text(&o);
     assert_eq!(o.status.code(), Some(1), "{text}");
     let s = scenario(&r);
@@ -125,21 +132,7 @@ metric."process_gpu_memory" = {{ max = "150MiB" }}
 /// 1 MiB per item fits up to 512 MiB less the interpreter's own memory.
 fn a_gpu_fraction_limit_finds_the_largest_batch_that_fits() {
     let dir = tempfile::tempdir().unwrap();
-    let (o, r) = run(
-        dir.path(),
-        &format!(
-            r#"
-[[scenario]]
-name = "model"
-kind = "command"
-command = ["python3", "{}", "{{batch}}", "hold"]
-env = {{ FAKE_NVML_GPU = "1" }}
-find_max_batch = {{ param = "batch", memory_limit = "gpu:0.5", max = 4096 }}
-"#,
-            alloc_py().display()
-        ),
-        &[],
-    );
+    let (o, r) = run(dir.path(), &max_batch_on_gpu(), &[]);
     let text = common::text(&o);
     assert_eq!(o.status.code(), Some(0), "{text}");
     let s = scenario(&r);
@@ -224,29 +217,8 @@ const FOREIGN: [(&str, &str); 1] = [("FAKE_NVML_PID_OFFSET", "1000000")];
 fn a_foreign_pid_namespace_is_said_not_taken_for_zero_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let program = "b = bytes([1]) * (64 << 20); import time; time.sleep(0.2)";
-    let (o, r) = run(
-        dir.path(),
-        &format!(
-            r#"
-[[scenario]]
-name = "holds"
-kind = "command"
-command = ["python3", "-c", "{program}"]
-env = {{ FAKE_NVML_GPU = "1" }}
-min_samples = 2
-max_samples = 2
-
-[[scenario]]
-name = "model"
-kind = "command"
-command = ["python3", "{}", "{{batch}}", "hold"]
-env = {{ FAKE_NVML_GPU = "1" }}
-find_max_batch = {{ param = "batch", memory_limit = "gpu:0.5", max = 4096 }}
-"#,
-            alloc_py().display()
-        ),
-        &FOREIGN,
-    );
+    let scenarios = program_on_gpu("holds", program, 2, "") + &max_batch_on_gpu();
+    let (o, r) = run(dir.path(), &scenarios, &FOREIGN);
     let text = common::text(&o);
     assert_eq!(o.status.code(), Some(0), "{text}");
     let holds = scenario(&r);
