@@ -1,7 +1,10 @@
 //! The GPU memory of one started program's process tree, sampled through
 //! its run: NVML's per-process used memory, summed over every GPU, of the
 //! processes that carry the tree's tag (the program, its workers, whatever
-//! it started). `process_gpu_memory{at=start|peak|end}` of a `command`.
+//! it started). `process_gpu_memory{at=start|peak|end}` of a `command`;
+//! [`NvmlProcesses`] also gives a flood's `server_gpu_memory` and
+//! `cancel`'s GPU half (`ws::client::process`). NVML names processes by
+//! host PIDs: [`unattributable`] says so rather than report 0 bytes.
 
 use std::path::Path;
 use std::sync::mpsc;
