@@ -134,22 +134,9 @@ fn a_gpu_limit_needs_nvml() {
 /// `neon-perf run SUITE` under a hard RLIMIT_DATA of 256 MiB (`prlimit`,
 /// util-linux), which must exit 0; its output and results.
 fn run_capped(suite: &Path, dir: &Path) -> (Output, Value) {
-    let json = dir.join("capped.json");
-    let o = std::process::Command::new("prlimit")
-        .arg("--data=268435456:268435456")
-        .arg(env!("CARGO_BIN_EXE_neon-perf"))
-        .arg("run")
-        .arg(suite)
-        .arg("--baselines")
-        .arg(dir.join("baselines"))
-        .arg("--json")
-        .arg(&json)
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env_remove("GITHUB_STEP_SUMMARY")
-        .output()
-        .expect("prlimit (util-linux) runs");
+    let (o, r) =
+        common::run_json_under(&["prlimit", "--data=268435456:268435456"], suite, dir, &[]);
     assert_eq!(o.status.code(), Some(0), "{}", common::text(&o));
-    let r = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     (o, r)
 }
 

@@ -28,6 +28,18 @@ pub struct Usage {
     pub unseen: usize,
 }
 
+impl Usage {
+    /// The bytes of ours, or why they cannot be told: none of ours listed
+    /// while processes of another PID namespace were ([`unattributable`]).
+    pub fn attributed(self) -> Result<u64, String> {
+        if self.matched == 0 && self.unseen > 0 {
+            Err(unattributable(self.unseen))
+        } else {
+            Ok(self.ours)
+        }
+    }
+}
+
 /// Why a tree's GPU memory cannot be told: NVML listed processes holding
 /// GPU memory, none of them the tree's, and `unseen` of them with PIDs
 /// that do not exist here. The NVIDIA driver reports host PIDs, so in a

@@ -43,8 +43,25 @@ pub fn run_counted(cmd: &str, suite: &Path, dir: &Path, env: &[(&str, String)]) 
 /// with `env` set (and PYTHONPATH, GITHUB_STEP_SUMMARY removed); returns the
 /// output and the results file (`Null` when none was written).
 pub fn run_json(suite: &Path, dir: &Path, env: &[(&str, &str)]) -> (Output, serde_json::Value) {
+    run_json_under(&[], suite, dir, env)
+}
+
+/// [`run_json`] with the binary started through `wrapper` (e.g. `prlimit
+/// --data=…`), which must run it and exit with its status.
+pub fn run_json_under(
+    wrapper: &[&str],
+    suite: &Path,
+    dir: &Path,
+    env: &[(&str, &str)],
+) -> (Output, serde_json::Value) {
     let json = dir.join("r.json");
-    let o = Command::new(env!("CARGO_BIN_EXE_neon-perf"))
+    let bin = env!("CARGO_BIN_EXE_neon-perf");
+    let (program, args) = match wrapper.split_first() {
+        Some((w, rest)) => (*w, [rest, &[bin]].concat()),
+        None => (bin, Vec::new()),
+    };
+    let o = Command::new(program)
+        .args(args)
         .arg("run")
         .arg(suite)
         .arg("--baselines")

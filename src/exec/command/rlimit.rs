@@ -16,11 +16,21 @@ pub fn check_data_limit(limit: u64) -> Result<(), String> {
     decide(limit, hard, has_cap_sys_resource())
 }
 
+/// The hard RLIMIT_DATA that setting `limit` bytes would have to exceed,
+/// when this process may not raise it; `None` when `limit` can be set.
+pub fn blocking_hard_limit(limit: u64) -> Option<u64> {
+    blocks(limit, hard_data_limit(), has_cap_sys_resource())
+}
+
 /// The rule, apart from where its inputs come from: `hard` is `None` when
 /// unlimited.
+fn blocks(limit: u64, hard: Option<u64>, may_raise: bool) -> Option<u64> {
+    hard.filter(|&hard| limit > hard && !may_raise)
+}
+
 fn decide(limit: u64, hard: Option<u64>, may_raise: bool) -> Result<(), String> {
-    match hard {
-        Some(hard) if limit > hard && !may_raise => Err(format!(
+    match blocks(limit, hard, may_raise) {
+        Some(hard) => Err(format!(
             "memory_limit {} cannot be enforced here: this process's hard RLIMIT_DATA is {} \
              (`ulimit -Hd`, or the container's limits), and raising it needs CAP_SYS_RESOURCE; \
              lower `memory_limit` to at most {}, or run with a higher hard limit",
@@ -33,7 +43,7 @@ fn decide(limit: u64, hard: Option<u64>, may_raise: bool) -> Result<(), String> 
 }
 
 /// This process's hard RLIMIT_DATA in bytes; `None` when unlimited.
-pub fn hard_data_limit() -> Option<u64> {
+fn hard_data_limit() -> Option<u64> {
     let mut r = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,

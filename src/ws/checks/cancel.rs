@@ -50,7 +50,15 @@ pub struct CancelSetup {
 /// the server runs in it), and, where NVML is there, the GPU memory it
 /// reports for that tree.
 fn memory(pid: Option<u32>) -> (Option<u64>, Option<u64>) {
-    let Some(pid) = pid else { return (None, None) };
+    reading(pid).0
+}
+
+/// [`memory`], and why the GPU memory is not judged when NVML's processes
+/// cannot be told apart from another PID namespace's.
+fn reading(pid: Option<u32>) -> ((Option<u64>, Option<u64>), Option<String>) {
+    let Some(pid) = pid else {
+        return ((None, None), None);
+    };
     let rss = if pid == std::process::id() {
         Server { pid: Some(pid) }.rss()
     } else {
@@ -59,8 +67,11 @@ fn memory(pid: Option<u32>) -> (Option<u64>, Option<u64>) {
     // With NVML, a server holding no GPU memory holds 0 bytes: a leak that
     // starts from nothing is still a change. Memory that cannot be told
     // (a foreign PID namespace) is not judged: `run` says why.
-    let gpu = tree_gpu_memory(pid).and_then(Result::ok);
-    (rss, gpu)
+    match tree_gpu_memory(pid) {
+        Some(Ok(gpu)) => ((rss, Some(gpu)), None),
+        Some(Err(why)) => ((rss, None), Some(why)),
+        None => ((rss, None), None),
+    }
 }
 
 /// One cancelled stream: connect, request, first reply, drop.
@@ -180,8 +191,7 @@ pub async fn run(pid: Option<u32>, setup: &CancelSetup) -> (bool, String) {
         return (false, format!("no warm-up stream could be cancelled: {e}"));
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let before = memory(pid);
-    let gpu_untold = pid.and_then(tree_gpu_memory).and_then(Result::err);
+    let (before, gpu_untold) = reading(pid);
     let (failed, first) = cancel_many(setup, warm, warm + n).await;
     let (after, settled) = settle(pid, before, setup.tolerance).await;
     let mut parts = vec![format!(

@@ -374,11 +374,7 @@ pub fn tree_rss(root: u32) -> Option<u64> {
 /// over devices: `None` without NVML; an error when it cannot be told
 /// ([`unattributable`]).
 pub fn tree_gpu_memory(root: u32) -> Option<Result<u64, String>> {
-    let u = gpu_memory_of(&process_tree(root))?;
-    Some(match u {
-        Ok(u) if u.matched == 0 && u.unseen > 0 => Err(unattributable(u.unseen)),
-        other => other.map(|u| u.ours),
-    })
+    Some(gpu_memory_of(&process_tree(root))?.and_then(Usage::attributed))
 }
 
 fn gpu_memory_of(pids: &[u32]) -> Option<Result<Usage, String>> {

@@ -101,10 +101,7 @@ pub struct Unenforceable {
 pub(in crate::exec::oom) fn limit_self(extra: u64) -> Result<u64, LimitError> {
     let data = status_kib("VmData:");
     let lim = data.saturating_add(extra);
-    if let Some(hard) = crate::exec::command::rlimit::hard_data_limit()
-        && lim > hard
-        && !crate::exec::command::rlimit::has_cap_sys_resource()
-    {
+    if let Some(hard) = crate::exec::command::rlimit::blocking_hard_limit(lim) {
         return Err(LimitError::Unenforceable(format!(
             "memory_limit {} cannot be enforced here: the oom-child's RLIMIT_DATA would be {} \
              (its own {} of data plus the limit), above this process's hard RLIMIT_DATA of {} \
