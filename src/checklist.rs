@@ -10,8 +10,9 @@ use crate::result::Outcome;
 fn missing_reason(item: ChecklistItem) -> &'static str {
     match item {
         ChecklistItem::GpuMemory => {
-            "no CUDA batch sweep or oom_stress ran here, and no `max` was set on \
-             `process_gpu_memory` or `server_gpu_memory`"
+            "no CUDA batch sweep or oom_stress ran here, and no `max` was set on a GPU memory \
+             metric (`process_gpu_memory`, `server_gpu_memory`, or the Python helper's \
+             `gpu_allocated_peak` or `gpu_reserved_peak`)"
         }
         ChecklistItem::CudaSync => {
             "no gpu_kernel scenario with a correctness check ran, and no program timed CUDA work \

@@ -101,6 +101,12 @@ pub struct GpuSummary {
     pub throttle_reasons: Vec<String>,
     /// Other processes seen on the GPU (pid, name).
     pub other_processes: Vec<String>,
+    /// Processes NVML listed holding GPU memory whose PIDs do not exist in
+    /// this PID namespace (a container's: the driver reports host PIDs),
+    /// the most in one sample. With none of ours matched, this process's
+    /// figure is not 0 B but unknown.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub foreign_pid_processes: usize,
     /// The raw readings, for timelines in the HTML report.
     pub timeline: Vec<GpuSample>,
 }
@@ -167,4 +173,8 @@ impl ScenarioResult {
     pub fn metric(&self, key: &str) -> Option<&MetricSeries> {
         self.metrics.iter().find(|m| m.key.to_string() == key)
     }
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }

@@ -236,14 +236,22 @@ fn gpu_session(budget_s: u32) -> (String, String) {
 
 fn gpu_session_script_reports_every_step_without_a_gpu() {
     let (session, text) = gpu_session(300);
+    // Skipped in a fresh clone; where `scripts/gpu-build.sh` filled .gpu/,
+    // its CUDA tests run and are ignored without a GPU.
+    assert!(
+        session.contains("1 cuda_executors: skipped")
+            || session.contains("1 cuda_executors: exit 0"),
+        "{session}\n{text}"
+    );
     for step in [
-        "1 cuda_executors: skipped",
         "2 pytorch example:",
         "3 ws",
         "4 profilers: nsys=",
         "4 --profile always of gpu::saxpy: exit 0",
         "5 gpu-check.sh: exit 0",
-        "6 gpu-models.sh: skipped",
+        // Skipped without a carried `cuda` build in .gpu/; with one, it
+        // says how it ended.
+        "6 gpu-models.sh: ",
         "] done",
     ] {
         assert!(session.contains(step), "no `{step}` in\n{session}\n{text}");

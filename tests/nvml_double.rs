@@ -240,6 +240,15 @@ fn a_foreign_pid_namespace_is_said_not_taken_for_zero_bytes() {
             ),
         "{w}"
     );
+    // The GPU monitor says so too, rather than "this process 0 B" and
+    // "shared with other processes".
+    let gpu = &holds["monitor"]["gpus"][0];
+    assert!(gpu["foreign_pid_processes"].as_u64() >= Some(1), "{gpu:#}");
+    assert!(
+        w.contains("this process's GPU memory is not reported: NVML lists"),
+        "{w}"
+    );
+    assert!(!w.contains("was shared with other processes"), "{w}");
     let model = &r["scenarios"][1];
     assert_eq!(model["status"], "ignored", "{model:#}");
     let why = model["outcome"]["reason"].as_str().unwrap();

@@ -295,7 +295,152 @@ fn the_sync_check_fails_a_call_that_returns_early() {
     assert_eq!(lines[1]["passed"], true, "{out}");
 }
 
+/// A program on the `torch.cuda` test double (tests/torch_double: harness
+/// logic only, no GPU): CUDA starts lazily inside the first phase and
+/// inside nothing else, one timed call only launches 4 ms of "GPU work",
+/// the other waits for it.
+const ON_CUDA: &str = r#"
+import torch, neon_perf
+
+def launch():
+    torch.cuda.double_kernel(0.004)
+
+def launch_and_wait():
+    torch.cuda.double_kernel(0.004)
+    torch.cuda.synchronize()
+
+with neon_perf.phase("load"):
+    weights = torch.cuda.double_alloc(64 << 20)
+with neon_perf.phase("infer"):
+    neon_perf.time(launch, name="async_step", warmup=2, iterations=5)
+    neon_perf.time(launch_and_wait, name="sync_step", warmup=2, iterations=5)
+    scratch = torch.cuda.double_alloc(32 << 20)
+    torch.cuda.double_free(scratch)
+"#;
+
+/// The helper's CUDA paths through `neon-perf run`, on the `torch.cuda`
+/// test double: CUDA-event times of what the "GPU" did, the
+/// synchronization check failing the call that only launches (checklist
+/// item cuda-sync failed), GPU memory per phase with peaks reset at each
+/// phase's start (the `load` phase, where CUDA started, reports host memory
+/// too), and a `max` on a PyTorch peak as a GPU-memory check.
+fn the_cuda_paths_on_a_torch_double() {
+    let tmp = tempfile::tempdir().unwrap();
+    let suites = tmp.path().join("suites");
+    std::fs::create_dir_all(&suites).unwrap();
+    std::fs::write(suites.join("bench.py"), ON_CUDA).unwrap();
+    std::fs::write(
+        suites.join("helper.toml"),
+        SUITE.replace("primary = \"latency\"", "primary = \"sync_step\"")
+            + "metric.\"gpu_allocated_peak\" = { max = \"80MiB\" }\n",
+    )
+    .unwrap();
+    let json = tmp.path().join("r.json");
+    let double = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/torch_double");
+    let o = Command::new(env!("CARGO_BIN_EXE_neon-perf"))
+        .arg("run")
+        .arg(&suites)
+        .arg("--baselines")
+        .arg(tmp.path().join("baselines"))
+        .arg("--json")
+        .arg(&json)
+        .env("PYTHONPATH", &double)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .env_remove("GITHUB_ACTIONS")
+        .current_dir(tmp.path())
+        .output()
+        .expect("neon-perf runs");
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let s = &r["scenarios"][0];
+    let samples = |key: &str| -> Vec<f64> {
+        s["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["key"] == key)
+            .unwrap_or_else(|| panic!("metric {key} in {s:#}"))["samples"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect()
+    };
+    // CUDA-event times: the 4 ms of work, whether or not the call waits.
+    for key in ["async_step", "sync_step"] {
+        for t in samples(key) {
+            assert!((0.0039..0.010).contains(&t), "{key}: {t} s");
+        }
+    }
+    let check = |name: &str| {
+        s["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("check {name} in {s:#}"))
+            .clone()
+    };
+    let early = check("unsynchronized timing: async_step");
+    assert_eq!(
+        (&early["passed"], &early["item"]),
+        (&false.into(), &"cuda-sync".into())
+    );
+    assert!(
+        early["evidence"].as_str().unwrap().contains("asynchronous"),
+        "{early:#}"
+    );
+    assert_eq!(check("unsynchronized timing: sync_step")["passed"], true);
+    let mib = |key: &str| {
+        samples(key)
+            .iter()
+            .map(|b| b / (1 << 20) as f64)
+            .collect::<Vec<_>>()
+    };
+    for (key, want) in [
+        ("gpu_allocated{phase=load}", 64.0),
+        ("gpu_allocated_peak{phase=load}", 64.0),
+        ("gpu_allocated{phase=infer}", 64.0),
+        ("gpu_allocated_peak{phase=infer}", 96.0),
+        ("gpu_reserved_peak{phase=infer}", 96.0),
+    ] {
+        assert!(mib(key).iter().all(|v| *v == want), "{key}: {:?}", mib(key));
+    }
+    assert!(!samples("rss_peak{phase=load}").is_empty());
+    let within = |phase: &str| {
+        check(&format!(
+            "PyTorch GPU memory within bound (gpu_allocated_peak{{phase={phase}}})"
+        ))
+    };
+    assert_eq!(within("load")["passed"], true);
+    let over = within("infer");
+    assert_eq!(
+        (&over["passed"], &over["item"]),
+        (&false.into(), &"gpu-memory".into())
+    );
+    assert!(
+        over["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("max_memory_allocated"),
+        "{over:#}"
+    );
+    let item = |id: &str| {
+        r["checklist"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["item"] == id)
+            .unwrap()["state"]
+            .clone()
+    };
+    assert_eq!(item("cuda-sync"), "failed");
+    assert_eq!(item("gpu-memory"), "failed");
+}
+
 trials! {
+    the_cuda_paths_on_a_torch_double: needs::PYTHON;
     the_timer_phases_and_checks_reach_the_results: needs::PYTHON;
     the_sync_check_fails_a_call_that_returns_early: needs::PYTHON;
     metrics_emitted_by_the_python_helper_reach_the_results: needs::PYTHON;

@@ -167,6 +167,18 @@ fn a_server_that_never_gets_ready_times_out_with_its_output() {
     assert!(error.contains("| starting up"), "{error}");
 }
 
+/// Another process took the free port found for the server before it
+/// bound it (seen in CI as `[Errno 98] ... address already in use`): the
+/// server is started again on another port, and the flood runs.
+fn a_server_whose_port_was_taken_is_started_on_another() {
+    let script = r#"if [ ! -e "$MARK" ]; then : > "$MARK"; echo "OSError: [Errno 98] error while attempting to bind on address: address already in use" >&2; exit 1; fi; exec "$NEON_PERF" serve --bind 127.0.0.1:$PORT"#;
+    let r = run(&format!(
+        "url = \"ws://127.0.0.1:{{port}}/\"\nserver = {{ command = [\"sh\", \"-c\", '{script}'], env = {{ MARK = \"{{suite_dir}}/first-try\", NEON_PERF = \"{{neon_perf}}\", PORT = \"{{port}}\" }}, ready = \"log:listening on\" }}\nconnections = 2\nduration = \"500ms\"\n"
+    ));
+    assert_ran(&r);
+    assert!(value(&r, "messages{dir=received}") > 0.0);
+}
+
 fn a_missing_server_program_ignores_the_scenario() {
     let r = run(
         "url = \"ws://127.0.0.1:{port}/\"\nserver = { command = [\"/nonexistent/target/ws-venv/bin/python\"] }\n",
@@ -416,6 +428,7 @@ trials! {
     a_server_that_dies_mid_flood_fails_the_scenario_with_its_output: needs::WS_PEERS;
     a_server_that_never_gets_ready_times_out_with_its_output;
     a_missing_server_program_ignores_the_scenario;
+    a_server_whose_port_was_taken_is_started_on_another;
     ten_thousand_connections_against_a_local_server: needs::WS_PEERS;
     ?too_many_connections_for_the_hard_limit_say_so;
     engine_counts_close_codes_lost_and_unmatched_replies;

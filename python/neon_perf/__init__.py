@@ -180,7 +180,9 @@ def time(fn, *args, name="latency", warmup=3, iterations=20, **kwargs):
 
     With PyTorch on CUDA, each call is timed with CUDA events around it
     (what the GPU did, however asynchronous the call) and synchronized
-    after. If the calls return on the host clock in under half their
+    after. Whether CUDA is in use is asked after the warm-up, and again
+    after each call timed without it, since PyTorch starts CUDA lazily; a
+    call that started CUDA is timed on the host clock up to a synchronize. If the calls return on the host clock in under half their
     CUDA-event time, the work is asynchronous, and a check
     ``unsynchronized timing: <name>`` fails for the checklist item
     cuda-sync: timing such calls with a host clock and no synchronize
@@ -189,12 +191,14 @@ def time(fn, *args, name="latency", warmup=3, iterations=20, **kwargs):
     if not isinstance(warmup, int) or warmup < 0 or not isinstance(iterations, int) or iterations < 1:
         raise ValueError("neon_perf.time: warmup must be >= 0 and iterations >= 1 (ints)")
     _check_name(name)
-    cuda = _cuda()
     for _ in range(warmup):
         fn(*args, **kwargs)
+    # Asked after the warm-up: PyTorch starts CUDA lazily, often in the
+    # first call.
+    cuda = _cuda()
     if cuda is not None:
         cuda.synchronize()
-    times, host = [], []
+    times, host, timed = [], [], []
     for _ in range(iterations):
         if cuda is not None:
             start, end = cuda.Event(enable_timing=True), cuda.Event(enable_timing=True)
@@ -205,14 +209,18 @@ def time(fn, *args, name="latency", warmup=3, iterations=20, **kwargs):
             end.record()
             end.synchronize()
             elapsed = start.elapsed_time(end) / 1e3
+            timed.append(elapsed)
         else:
             t0 = _time.perf_counter()
             fn(*args, **kwargs)
+            cuda = _cuda()
+            if cuda is not None:  # this call started CUDA: wait for its work
+                cuda.synchronize()
             elapsed = _time.perf_counter() - t0
         times.append(elapsed)
         emit(name, elapsed * 1e3, "ms")
-    if cuda is not None:
-        _sync_check(name, sorted(host)[len(host) // 2], sorted(times)[len(times) // 2])
+    if host:
+        _sync_check(name, sorted(host)[len(host) // 2], sorted(timed)[len(timed) // 2])
     return times
 
 
@@ -270,10 +278,15 @@ class phase:
     - with PyTorch on CUDA: ``gpu_allocated`` and ``gpu_reserved`` at the
       end, and ``gpu_allocated_peak``, ``gpu_reserved_peak`` within the
       phase (the peaks are reset when it starts);
-    - else: ``rss`` at the end and ``rss_peak`` within the phase (VmHWM,
-      reset when it starts; Linux), and ``python_heap`` and
-      ``python_heap_peak`` from ``tracemalloc`` (started for the phase
-      when nothing traces already; it slows allocation-heavy code).
+    - when CUDA was not started at the phase's start: ``rss`` at the end
+      and ``rss_peak`` within the phase (VmHWM, reset when it starts;
+      Linux), and ``python_heap`` and ``python_heap_peak`` from
+      ``tracemalloc`` (started for the phase when nothing traces already;
+      it slows allocation-heavy code).
+
+    A phase in which PyTorch starts CUDA (``model.to("cuda")`` in a
+    ``load`` phase) reports both: the host figures, and the GPU figures
+    with peaks counted from CUDA's start.
     """
 
     def __init__(self, name):
@@ -296,7 +309,9 @@ class phase:
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        cuda = self._cuda
+        # CUDA may have started inside the phase (PyTorch starts it lazily):
+        # its peaks then count from its start, which is within the phase.
+        cuda = self._cuda or _cuda()
         if cuda is not None:
             cuda.synchronize()
         elapsed = _time.perf_counter() - self._t0
@@ -307,7 +322,7 @@ class phase:
             emit(f"gpu_allocated_peak{label}", cuda.max_memory_allocated(), "B")
             emit(f"gpu_reserved{label}", cuda.memory_reserved(), "B")
             emit(f"gpu_reserved_peak{label}", cuda.max_memory_reserved(), "B")
-        else:
+        if self._cuda is None:
             current, peak = tracemalloc.get_traced_memory()
             if self._traced:
                 tracemalloc.stop()

@@ -279,9 +279,17 @@ struct Collector {
     series: BTreeMap<MetricKey, MetricSeries>,
 }
 
+/// The key of a metric named `name` (labels of its own allowed, as a
+/// program prints `phase_time{phase=load}`) at the point with `labels`.
+fn point_key(name: &str, labels: &BTreeMap<String, String>) -> MetricKey {
+    name.parse::<MetricKey>()
+        .unwrap_or_else(|_| MetricKey::new(name))
+        .with_labels(labels)
+}
+
 impl Collector {
     fn push(&mut self, name: &str, unit: Unit, direction: Direction, value: f64) {
-        let key = MetricKey::new(name).with_labels(&self.labels);
+        let key = point_key(name, &self.labels);
         let estimator = default_estimator(&unit, direction);
         self.series
             .entry(key.clone())
@@ -298,7 +306,7 @@ impl Collector {
         unit: Unit,
         value: f64,
     ) -> Result<(), String> {
-        let key = MetricKey::new(m.metric.as_str()).with_labels(&self.labels);
+        let key = point_key(&m.metric, &self.labels);
         if let Some(s) = self.series.get(&key)
             && !s.unit.same_quantity(&unit)
         {
@@ -467,7 +475,7 @@ impl PointRuns<'_> {
             if m.metric == self.primary {
                 primary_values.push(v);
             }
-            let key = MetricKey::new(m.metric.as_str()).with_labels(&col.labels);
+            let key = point_key(&m.metric, &col.labels);
             if leak::LeakRuns::wanted(self.plan, &key) {
                 this_run
                     .entry(key)
@@ -491,6 +499,7 @@ impl PointRuns<'_> {
         let (gpu_series, gpu_checks, warnings) = self.gpu.finish(self.plan, labels);
         let labelled = !labels.is_empty();
         let mut metrics: Vec<MetricSeries> = self.col.series.into_values().collect();
+        checks.extend(gpu_memory::helper_peak_bounds(self.plan, &metrics));
         metrics.extend(growth);
         metrics.extend(gpu_series);
         checks.extend(gpu_checks);
@@ -538,6 +547,22 @@ mod tests {
         assert!(e.contains("in two units: first `s`, then `B`"), "{e}");
         assert!(e.contains(r#""value": 4096, "unit": "B""#), "{e}");
         assert_eq!(col.series.values().next().unwrap().samples.len(), 2);
+    }
+
+    /// A printed name with labels of its own is one key with the point's
+    /// labels added, so that a rule on the bare name (`metric.phase_time`)
+    /// applies to it and its text reads back as the same key.
+    #[test]
+    fn printed_labels_join_the_points_labels() {
+        let point = BTreeMap::from([("batch".to_string(), "8".to_string())]);
+        let k = point_key("phase_time{phase=load}", &point);
+        assert_eq!(k.name, "phase_time");
+        assert_eq!(k.to_string(), "phase_time{batch=8,phase=load}");
+        assert_eq!(k.to_string().parse::<MetricKey>().unwrap(), k);
+        assert_eq!(
+            point_key("wall_time", &point).to_string(),
+            "wall_time{batch=8}"
+        );
     }
 
     fn vars() -> BTreeMap<String, String> {

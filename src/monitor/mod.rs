@@ -197,6 +197,7 @@ fn gpu_loop(
             samples: Vec::new(),
             process_mem_peak_bytes: 0,
             other_processes: BTreeSet::new(),
+            foreign_pid_processes: 0,
         });
         devices.push(d);
     }
@@ -210,7 +211,7 @@ fn gpu_loop(
         for (d, raw) in devices.iter().zip(raws.iter_mut()) {
             raw.samples.push(sample_device(d, t));
             if let Ok(procs) = d.running_compute_processes() {
-                let mut mine = 0u64;
+                let (mut mine, mut foreign) = (0u64, 0usize);
                 for p in procs {
                     // The programs a scenario started count however deep
                     // their process runs below them (the launcher, a
@@ -220,14 +221,22 @@ fn gpu_loop(
                             mine += b;
                         }
                     } else {
+                        let here = std::path::Path::new(&format!("/proc/{}", p.pid)).exists();
+                        let holds = matches!(p.used_gpu_memory, UsedGpuMemory::Used(b) if b > 0);
+                        foreign += usize::from(!here && holds);
                         raw.other_processes.insert(format!(
                             "pid {} ({})",
                             p.pid,
-                            process_name(p.pid)
+                            if here {
+                                process_name(p.pid)
+                            } else {
+                                "not in this PID namespace".into()
+                            }
                         ));
                     }
                 }
                 raw.process_mem_peak_bytes = raw.process_mem_peak_bytes.max(mine);
+                raw.foreign_pid_processes = raw.foreign_pid_processes.max(foreign);
             }
         }
         if wait(&rx, interval) {

@@ -29,6 +29,9 @@ pub struct RawGpu {
     pub process_mem_peak_bytes: u64,
     /// "pid 4242 (python3)" for compute processes that are not ours.
     pub other_processes: BTreeSet<String>,
+    /// The most processes of one sample that held GPU memory under PIDs
+    /// this PID namespace does not have.
+    pub foreign_pid_processes: usize,
 }
 
 fn mean(v: impl Iterator<Item = f64>) -> f64 {
@@ -84,6 +87,7 @@ pub fn summarise_gpu(raw: &RawGpu) -> GpuSummary {
         sm_clock_min_ratio,
         throttle_reasons: reasons.into_iter().collect(),
         other_processes: raw.other_processes.iter().cloned().collect(),
+        foreign_pid_processes: raw.foreign_pid_processes,
         timeline: s.clone(),
     }
 }
@@ -126,7 +130,12 @@ pub fn validity(summary: &MonitorSummary) -> (Vec<String>, Vec<String>) {
                 g.sm_clock_min_ratio * 100.0
             ));
         }
-        if !g.other_processes.is_empty() {
+        if g.process_mem_peak_bytes == 0 && g.foreign_pid_processes > 0 {
+            warnings.push(format!(
+                "{who}: this process's GPU memory is not reported: {}",
+                crate::monitor::tree_gpu::unattributable(g.foreign_pid_processes)
+            ));
+        } else if !g.other_processes.is_empty() {
             warnings.push(format!(
                 "{who} was shared with other processes: {} (in a container NVML reports host PIDs, so one of these may be neon-perf itself)",
                 g.other_processes.join(", ")
@@ -255,7 +264,28 @@ mod tests {
             samples,
             process_mem_peak_bytes: 1 << 30,
             other_processes: BTreeSet::new(),
+            foreign_pid_processes: 0,
         }
+    }
+
+    /// In a container with its own PID namespace, NVML's processes are
+    /// nobody here: this process's figure is said to be unknown, not 0 B,
+    /// and they are not called other processes sharing the GPU.
+    #[test]
+    fn processes_of_another_pid_namespace_are_not_zero_bytes_of_ours() {
+        let mut r = raw(vec![sample(0.0, 50.0, 1980.0, 0)]);
+        r.process_mem_peak_bytes = 0;
+        r.foreign_pid_processes = 1;
+        r.other_processes
+            .insert("pid 91234 (not in this PID namespace)".into());
+        let (_, warnings) = validity(&window(summarise_gpu(&r)));
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with(
+                "GPU 0 (NVIDIA H100 80GB HBM3): this process's GPU memory is not reported: NVML lists 1 process(es)"
+            ),
+            "{warnings:?}"
+        );
     }
 
     fn window(g: GpuSummary) -> MonitorSummary {

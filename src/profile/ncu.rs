@@ -73,7 +73,8 @@ impl Ncu {
         ])
         .arg("--log-file")
         .arg(csv)
-        .arg("--")
+        // No `--` before the program: ncu takes its first bare argument as
+        // the program, and ncu 2022.3 refuses `--` ("option is ambiguous").
         .args(t.argv)
         .envs(t.env)
         .current_dir(t.cwd)
@@ -89,15 +90,45 @@ impl Ncu {
                 stderr.lines().last().unwrap_or("no output")
             ));
         }
-        parse_ncu_csv(&text)
+        parse_ncu_csv(&text).map_err(|e| match said(&text, &stderr) {
+            Some(why) => format!("{e}; ncu said: {why}"),
+            None => e,
+        })
     }
+}
+
+/// What ncu said about why it profiled nothing: its `==ERROR==` notes and
+/// "No kernels were profiled", from its log and its stderr (where it
+/// writes what happens before the log opens), in order, without repeats.
+/// ncu may end one note and start the next on one line.
+fn said(log: &str, stderr: &str) -> Option<String> {
+    let text = format!("{log}\n{stderr}")
+        .replace("==ERROR==", "\n\u{1}E")
+        .replace("==WARNING==", "\n\u{1}W")
+        .replace("==PROF==", "\n\u{1}P");
+    let mut notes: Vec<&str> = Vec::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix('\u{1}') else {
+            continue;
+        };
+        let (kind, note) = rest.split_at(1);
+        let note = note.trim();
+        let wanted = kind == "E" || note.contains("No kernels were profiled");
+        if wanted && !note.is_empty() && !notes.contains(&note) {
+            notes.push(note);
+        }
+    }
+    (!notes.is_empty()).then(|| notes.join("; "))
 }
 
 const COMPUTE: &str = "Compute (SM) Throughput";
 const MEMORY: &str = "Memory Throughput";
 
 /// `ncu --csv` (details page): one row per kernel launch, section and
-/// metric. Lines before the header (`==PROF==` notes) are skipped.
+/// metric. Lines before the header (`==PROF==` notes) are skipped. Only
+/// rows in percent count: the Memory Workload Analysis section has a
+/// `Memory Throughput` of its own in bytes per second, and some versions
+/// print the Speed Of Light one in both units.
 pub fn parse_ncu_csv(text: &str) -> Result<BTreeMap<String, (f64, f64)>, String> {
     let mut lines = text
         .lines()
@@ -118,6 +149,7 @@ pub fn parse_ncu_csv(text: &str) -> Result<BTreeMap<String, (f64, f64)>, String>
         col("Metric Name")?,
         col("Metric Value")?,
     );
+    let unit = col("Metric Unit").ok();
     // Per kernel: sums and counts of each figure over its launches.
     let mut acc: BTreeMap<String, [(f64, u32); 2]> = BTreeMap::new();
     for line in lines.filter(|l| !l.trim().is_empty()) {
@@ -127,6 +159,9 @@ pub fn parse_ncu_csv(text: &str) -> Result<BTreeMap<String, (f64, f64)>, String>
             Some(MEMORY) => 1,
             _ => continue,
         };
+        if unit.is_some_and(|u| c.get(u).is_some_and(|u| u != "%")) {
+            continue;
+        }
         // ncu writes "n/a" where a launch has no value for a metric.
         if c.get(value).is_some_and(|v| v == "n/a") {
             continue;
@@ -234,11 +269,55 @@ mod tests {
 \"1\",\"77\",\"python3\",\"127.0.0.1\",\"gemv(const float *, float *, int)\",\"1\",\"7\",\"(256, 1, 1)\",\"(64, 1, 1)\",\"0\",\"9.0\",\"GPU Speed Of Light Throughput\",\"Memory Throughput\",\"%\",\"n/a\",\n\
 \"1\",\"77\",\"python3\",\"127.0.0.1\",\"gemv(const float *, float *, int)\",\"1\",\"7\",\"(256, 1, 1)\",\"(64, 1, 1)\",\"0\",\"9.0\",\"GPU Speed Of Light Throughput\",\"Compute (SM) Throughput\",\"%\",\"19.75\",\n";
 
+    /// What ncu 2022.3 (Debian's nsight-compute) wrote, run here on a
+    /// machine without a GPU: its log (`--log-file`) holds warnings and
+    /// the application's error, its stderr why. The error names them; two
+    /// notes on one line are told apart.
+    #[test]
+    fn what_ncu_said_is_in_the_error_when_nothing_was_profiled() {
+        let log = "==WARNING== Could not determine user home directory for section deployment.\n\
+==WARNING== See https://docs.nvidia.com/nsight-compute/ProfilingGuide/index.html#faq.\n\
+==ERROR== The application returned an error code (1).\n\
+==WARNING== No kernels were profiled.\n";
+        let stderr = "==ERROR== Nsight Compute failed to connect to the CUDA driver (stub libcuda.so[.1] on path?).\n";
+        let e = parse_ncu_csv(log).unwrap_err();
+        assert!(e.contains("no kernel"), "{e}");
+        assert_eq!(
+            said(log, stderr).unwrap(),
+            "The application returned an error code (1).; No kernels were profiled.; \
+             Nsight Compute failed to connect to the CUDA driver (stub libcuda.so[.1] on path?)."
+        );
+        let one_line = "==WARNING== No kernels were profiled.==ERROR== The application returned an error code (1).\n";
+        assert_eq!(
+            said(one_line, stderr).unwrap(),
+            "No kernels were profiled.; The application returned an error code (1).; \
+             Nsight Compute failed to connect to the CUDA driver (stub libcuda.so[.1] on path?)."
+        );
+        assert_eq!(said("==PROF== Connected to process 4242\n", ""), None);
+    }
+
     #[test]
     fn the_newer_layout_with_rules_trailing_commas_and_missing_values_is_read() {
         let k = parse_ncu_csv(NEWER).unwrap();
         assert_eq!(k.len(), 1, "{k:?}");
         assert_eq!(k["gemv(const float *, float *, int)"], (20.0, 61.5));
+        // A `Memory Throughput` in bytes per second (Memory Workload
+        // Analysis's, or the Speed Of Light one in a second unit, as public
+        // captures show) is not a share of peak and is not averaged in.
+        let row = |section: &str, unit: &str, v: &str| {
+            format!(
+                "\"0\",\"77\",\"python3\",\"127.0.0.1\",\"gemv(const float *, float *, int)\",\"1\",\"7\",\"(256, 1, 1)\",\"(64, 1, 1)\",\"0\",\"9.0\",\"{section}\",\"Memory Throughput\",\"{unit}\",\"{v}\",\n"
+            )
+        };
+        let more = format!(
+            "{NEWER}{}{}",
+            row("Memory Workload Analysis", "byte/s", "412,345,678,912.00"),
+            row("GPU Speed Of Light Throughput", "Gbyte/s", "1,200.00")
+        );
+        assert_eq!(
+            parse_ncu_csv(&more).unwrap()["gemv(const float *, float *, int)"],
+            (20.0, 61.5)
+        );
         let bad = NEWER.replace("\"19.75\"", "\"fast\"");
         assert!(
             parse_ncu_csv(&bad)

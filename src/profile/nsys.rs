@@ -74,7 +74,9 @@ impl Nsys {
             "--output",
         ])
         .arg(base)
-        .arg("--")
+        // No `--` before the program: nsys takes its first bare argument
+        // as the program, and nsys 2022.4 refuses `--` ("option is
+        // ambiguous").
         .args(t.argv)
         .envs(t.env)
         .current_dir(t.cwd)
@@ -102,9 +104,19 @@ impl Nsys {
             ])
             .arg(&rep)
             .stdin(Stdio::null())
-            .stderr(Stdio::null())
             .output()
             .map_err(|e| format!("cannot run `nsys stats`: {e}"))?;
+        if !stats.status.success() {
+            return Err(format!(
+                "`nsys stats` of {} failed ({}): {}",
+                rep.display(),
+                stats.status,
+                String::from_utf8_lossy(&stats.stderr)
+                    .lines()
+                    .rfind(|l| !l.trim().is_empty())
+                    .unwrap_or("no output")
+            ));
+        }
         parse_kernel_csv(&String::from_utf8_lossy(&stats.stdout))
     }
 }
@@ -112,7 +124,8 @@ impl Nsys {
 /// The kernel summary's CSV: the header line (the first holding `Name`
 /// and `Total Time (ns)`), then one row per kernel up to the first empty
 /// line. Lines before the header (nsys prints what it is processing and
-/// the report's title) and after the table are skipped.
+/// the report's title) and after the table are skipped. Rows of one name
+/// are summed: some versions give a row per kernel and grid size.
 pub fn parse_kernel_csv(text: &str) -> Result<Vec<(String, f64, u64)>, String> {
     let mut lines = text
         .lines()
@@ -139,7 +152,13 @@ pub fn parse_kernel_csv(text: &str) -> Result<Vec<(String, f64, u64)>, String> {
         let (Some(t), Some(n), Some(k)) = (num(total), num(instances), cells.get(name)) else {
             return Err(format!("cannot read kernel summary row: {line}"));
         };
-        out.push((k.clone(), t * 1e-9, n as u64));
+        match out.iter_mut().find(|e: &&mut (String, f64, u64)| &e.0 == k) {
+            Some(e) => {
+                e.1 += t * 1e-9;
+                e.2 += n as u64;
+            }
+            None => out.push((k.clone(), t * 1e-9, n as u64)),
+        }
     }
     Ok(out)
 }
@@ -278,6 +297,24 @@ mod tests {
         );
         assert!((k[0].1 - 0.003).abs() < 1e-12);
         assert_eq!((k[1].0.as_str(), k[1].2), ("saxpy", 20));
+    }
+
+    /// nsys 2022.4's `gpukernsum` layout, as public captures describe it:
+    /// grid and block columns before the name (space-separated, padded),
+    /// and so a row per kernel and grid size. Values made up.
+    const BY_GRID: &str = "Time (%),Total Time (ns),Instances,Avg (ns),Med (ns),Min (ns),Max (ns),StdDev (ns),GridXYZ,BlockXYZ,Name\n\
+60.0,3000000,30,100000.0,100000.0,90000,110000,2000.0, 896    1    1,  128    1    1,\"void rowtile<4>(const float *, float *)\"\n\
+30.0,1500000,10,150000.0,150000.0,140000,160000,2000.0, 256    1    1,  128    1    1,\"void rowtile<4>(const float *, float *)\"\n\
+10.0,500000,5,100000.0,100000.0,90000,110000,2000.0,   64    1    1,  256    1    1,saxpy\n";
+
+    #[test]
+    fn rows_of_one_kernel_at_several_grid_sizes_are_summed() {
+        let k = parse_kernel_csv(BY_GRID).unwrap();
+        assert_eq!(k.len(), 2, "{k:?}");
+        assert_eq!(k[0].0, "void rowtile<4>(const float *, float *)");
+        assert!((k[0].1 - 0.0045).abs() < 1e-12, "{k:?}");
+        assert_eq!(k[0].2, 40);
+        assert_eq!((k[1].0.as_str(), k[1].2), ("saxpy", 5));
     }
 
     #[test]

@@ -108,23 +108,26 @@ impl Perf {
     }
 }
 
+/// How much of a profiler's stderr (with the profiled program's, which
+/// shares it) is kept: the end, where tools say why they failed.
+const STDERR_TAIL: usize = 64 * 1024;
+
 /// Runs `cmd` in its own group with a tree tag, up to `timeout`; whether
-/// it exited 0, and its stderr.
+/// it exited 0, and the end of its stderr.
 pub(super) fn run_tagged(mut cmd: Command, timeout: Duration) -> Result<(bool, String), String> {
-    use std::io::Read;
     use std::os::unix::process::CommandExt;
     let tag = Tag::new();
     cmd.env(TAG_VAR, tag.value()).process_group(0);
-    let mut child = cmd.spawn().map_err(|e| format!("cannot start perf: {e}"))?;
+    let mut child = cmd.spawn().map_err(|e| {
+        format!(
+            "cannot start `{}`: {e}",
+            cmd.get_program().to_string_lossy()
+        )
+    })?;
     let _live = crate::process::live::register(Some(child.id()), &tag);
-    let mut err = child.stderr.take();
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        if let Some(e) = err.as_mut() {
-            let _ = e.take(64 * 1024).read_to_string(&mut s);
-        }
-        s
-    });
+    let err = child.stderr.take();
+    let reader =
+        std::thread::spawn(move || err.map(|e| drain_tail(e, STDERR_TAIL)).unwrap_or_default());
     let start = Instant::now();
     let status = loop {
         if let Some(s) = child.try_wait().map_err(|e| e.to_string())? {
@@ -147,6 +150,27 @@ pub(super) fn run_tagged(mut cmd: Command, timeout: Duration) -> Result<(bool, S
         )),
         Some(s) => Ok((s.success(), stderr)),
     }
+}
+
+/// Reads `r` to its end (so that its writer never blocks on a full pipe)
+/// and keeps the last `keep` bytes, as text.
+fn drain_tail(mut r: impl std::io::Read, keep: usize) -> String {
+    let (mut tail, mut buf) = (Vec::new(), [0u8; 8192]);
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                tail.extend_from_slice(&buf[..n]);
+                if tail.len() > 2 * keep {
+                    tail.drain(..tail.len() - keep);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    let from = tail.len().saturating_sub(keep);
+    String::from_utf8_lossy(&tail[from..]).into_owned()
 }
 
 pub(super) fn on_path(path: Option<std::ffi::OsString>, name: &str) -> Option<PathBuf> {
@@ -186,5 +210,31 @@ mod tests {
             "{e}"
         );
         assert!(e.contains("apt install linux-perf"), "{e}");
+    }
+
+    /// A profiled program that writes a lot to stderr (which it shares
+    /// with the profiler) runs to its end: the pipe is drained, and the
+    /// end of what it wrote is kept. Before, reading stopped at 64 KiB and
+    /// the program blocked on the full pipe until the timeout.
+    #[test]
+    fn a_chatty_stderr_neither_blocks_the_run_nor_loses_its_end() {
+        let mut cmd = Command::new("sh");
+        cmd.args([
+            "-c",
+            "i=0; while [ $i -lt 4000 ]; do echo 'a line of warnings, forty bytes long....' >&2; i=$((i+1)); done; echo 'the reason' >&2",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+        let (ok, stderr) = run_tagged(cmd, Duration::from_secs(60)).unwrap();
+        assert!(ok);
+        assert!(
+            stderr.ends_with("the reason\n"),
+            "{}",
+            &stderr[stderr.len() - 80..]
+        );
+        assert!(stderr.len() <= STDERR_TAIL, "{}", stderr.len());
+        let e = run_tagged(Command::new("/nonexistent/nsys"), Duration::from_secs(1)).unwrap_err();
+        assert!(e.starts_with("cannot start `/nonexistent/nsys`: "), "{e}");
     }
 }

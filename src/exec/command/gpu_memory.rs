@@ -96,6 +96,32 @@ fn bound_check(plan: &ScenarioPlan, peak_key: &MetricKey, runs: &[TreeGpuMemory]
     gpu_memory_bound(plan, peak_key, peak, "process", &source)
 }
 
+/// The Python helper's PyTorch peaks (`neon_perf.phase` on CUDA) and where
+/// each comes from.
+const HELPER_PEAKS: [(&str, &str); 2] = [
+    ("gpu_allocated_peak", "torch.cuda.max_memory_allocated"),
+    ("gpu_reserved_peak", "torch.cuda.max_memory_reserved"),
+];
+
+/// A `max` on one of the helper's PyTorch peaks, as a check for "GPU
+/// memory usage optimized" (as on `process_gpu_memory`): the program's own
+/// allocator figures, one per phase.
+pub(super) fn helper_peak_bounds(plan: &ScenarioPlan, series: &[MetricSeries]) -> Vec<Check> {
+    series
+        .iter()
+        .filter(|s| s.unit == Unit::Bytes)
+        .filter_map(|s| {
+            let (_, api) = HELPER_PEAKS.iter().find(|(n, _)| *n == s.key.name)?;
+            let peak = s.samples.iter().copied().fold(0.0, f64::max);
+            let source = format!(
+                "over {} run(s); {api}, printed by neon_perf.phase",
+                s.samples.len()
+            );
+            gpu_memory_bound(plan, &s.key, peak as u64, "PyTorch", &source)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

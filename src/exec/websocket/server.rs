@@ -98,60 +98,96 @@ pub(super) async fn start_server(
         Target::Url {
             url,
             server: Some(server),
-        } => {
-            let port = free_port()
-                .map_err(|e| ExecError::Failed(format!("cannot find a free port: {e}")))?
-                .to_string();
-            let mut v = vars(plan, &port);
-            v.insert(
-                "neon_perf".into(),
-                ctx.env.neon_perf_bin.display().to_string(),
-            );
-            let sub = |s: &str| substitute(s, &v).map_err(ExecError::Failed);
-            let argv = server
-                .command
-                .iter()
-                .map(|a| sub(a))
-                .collect::<Result<Vec<_>, _>>()?;
-            let env = server
-                .env
-                .iter()
-                .map(|(k, val)| Ok((k.clone(), sub(val)?)))
-                .collect::<Result<BTreeMap<_, _>, ExecError>>()?;
-            let url = sub(&url)?;
-            let ready = match spec.ready() {
-                Some(Ready::Tcp(a)) => ReadyCheck::Tcp(sub(&a)?),
-                Some(Ready::Log(r)) => ReadyCheck::Log(
-                    regex::Regex::new(&r).map_err(|e| ExecError::Failed(e.to_string()))?,
-                ),
-                None => ReadyCheck::Tcp(
-                    crate::plan::websocket::host_port(&url)
-                        .unwrap_or_default()
-                        .to_string(),
-                ),
-            };
-            let cmd = ServerCommand {
-                argv,
-                env,
-                cwd: server_cwd(plan, spec, &v),
-                ready,
-                timeout: spec.server_timeout(),
-            };
-            let p = ServerProcess::start(&cmd)
-                .await
-                .map_err(ExecError::Failed)?;
-            if let Ok(mut pids) = ctx.child_pids.lock() {
-                pids.push(p.pid());
-            }
-            Ok(Served {
-                describe: format!("`{}` at {url}", p.name()),
-                url,
-                pid: Some(p.pid()),
-                running: Running::Process(Box::new(p)),
-                max_message: spec.max_message.map(|m| m.0 as usize),
-            })
+        } => start_process_on_a_free_port(plan, spec, &server, &url, ctx).await,
+    }
+}
+
+/// How many ports a started server may be given: another process can take
+/// the free port found for it before it binds.
+const PORT_TRIES: usize = 3;
+
+/// Starts the suite's server on a free port, on another one when it
+/// exited saying its port was taken.
+async fn start_process_on_a_free_port(
+    plan: &ScenarioPlan,
+    spec: &WebsocketFloodSpec,
+    server: &crate::plan::websocket::ServerSpec,
+    url: &str,
+    ctx: &RunCtx<'_>,
+) -> Result<Served, ExecError> {
+    let mut tries = 1;
+    loop {
+        match start_process(plan, spec, server, url, ctx).await {
+            Err(ExecError::Failed(e)) if tries < PORT_TRIES && port_taken(&e) => tries += 1,
+            other => return other,
         }
     }
+}
+
+/// Whether a server's failure to start says its address was in use.
+fn port_taken(error: &str) -> bool {
+    let e = error.to_ascii_lowercase();
+    e.contains("address already in use") || e.contains("eaddrinuse")
+}
+
+async fn start_process(
+    plan: &ScenarioPlan,
+    spec: &WebsocketFloodSpec,
+    server: &crate::plan::websocket::ServerSpec,
+    url: &str,
+    ctx: &RunCtx<'_>,
+) -> Result<Served, ExecError> {
+    let port = free_port()
+        .map_err(|e| ExecError::Failed(format!("cannot find a free port: {e}")))?
+        .to_string();
+    let mut v = vars(plan, &port);
+    v.insert(
+        "neon_perf".into(),
+        ctx.env.neon_perf_bin.display().to_string(),
+    );
+    let sub = |s: &str| substitute(s, &v).map_err(ExecError::Failed);
+    let argv = server
+        .command
+        .iter()
+        .map(|a| sub(a))
+        .collect::<Result<Vec<_>, _>>()?;
+    let env = server
+        .env
+        .iter()
+        .map(|(k, val)| Ok((k.clone(), sub(val)?)))
+        .collect::<Result<BTreeMap<_, _>, ExecError>>()?;
+    let url = sub(url)?;
+    let ready = match spec.ready() {
+        Some(Ready::Tcp(a)) => ReadyCheck::Tcp(sub(&a)?),
+        Some(Ready::Log(r)) => {
+            ReadyCheck::Log(regex::Regex::new(&r).map_err(|e| ExecError::Failed(e.to_string()))?)
+        }
+        None => ReadyCheck::Tcp(
+            crate::plan::websocket::host_port(&url)
+                .unwrap_or_default()
+                .to_string(),
+        ),
+    };
+    let cmd = ServerCommand {
+        argv,
+        env,
+        cwd: server_cwd(plan, spec, &v),
+        ready,
+        timeout: spec.server_timeout(),
+    };
+    let p = ServerProcess::start(&cmd)
+        .await
+        .map_err(ExecError::Failed)?;
+    if let Ok(mut pids) = ctx.child_pids.lock() {
+        pids.push(p.pid());
+    }
+    Ok(Served {
+        describe: format!("`{}` at {url}", p.name()),
+        url,
+        pid: Some(p.pid()),
+        running: Running::Process(Box::new(p)),
+        max_message: spec.max_message.map(|m| m.0 as usize),
+    })
 }
 
 impl Served {

@@ -142,6 +142,7 @@ pub fn recorded_h100() -> RunReport {
             sm_clock_min_ratio: 0.977,
             throttle_reasons: vec!["software power cap".into()],
             other_processes: vec![],
+            foreign_pid_processes: 0,
             timeline,
         }];
         let verdicts =

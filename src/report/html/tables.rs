@@ -90,6 +90,11 @@ pub fn monitor(m: &MonitorSummary, said: Option<&str>) -> String {
         let _ = writeln!(o, "<p class=\"meta\">GPU monitoring off: {}</p>", esc(why));
     }
     for g in &m.gpus {
+        let mine = if g.process_mem_peak_bytes == 0 && g.foreign_pid_processes > 0 {
+            "not attributable: NVML's PIDs are of another PID namespace".to_string()
+        } else {
+            format_bytes(g.process_mem_peak_bytes as f64)
+        };
         let _ = write!(
             o,
             "<p class=\"meta\">GPU {} {}: {} samples · SM util mean {}% max {}% · \
@@ -102,7 +107,7 @@ pub fn monitor(m: &MonitorSummary, said: Option<&str>) -> String {
             sig3(g.sm_util_max),
             format_bytes(g.mem_used_peak_bytes as f64),
             format_bytes(g.mem_total_bytes as f64),
-            format_bytes(g.process_mem_peak_bytes as f64),
+            esc(&mine),
             sig3(g.power_mean_w),
             sig3(g.power_max_w),
             sig3(g.temp_max_c),
@@ -206,4 +211,36 @@ pub fn checks(cs: &[Check]) -> String {
 /// The CSS classes of a status badge.
 pub fn status_class(s: Status) -> String {
     format!("status st-{}", s.label().to_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::result::GpuSummary;
+
+    /// NVML's PIDs from another PID namespace: this process's GPU memory
+    /// is said to be unknown, not shown as 0 B.
+    #[test]
+    fn this_process_is_not_shown_as_zero_bytes_under_a_foreign_pid_namespace() {
+        let gpu = |foreign| GpuSummary {
+            name: "g".into(),
+            foreign_pid_processes: foreign,
+            ..Default::default()
+        };
+        let page = |g| {
+            monitor(
+                &MonitorSummary {
+                    gpus: vec![g],
+                    ..Default::default()
+                },
+                None,
+            )
+        };
+        let foreign = page(gpu(1));
+        assert!(
+            foreign.contains("(this process not attributable: NVML"),
+            "{foreign}"
+        );
+        assert!(page(gpu(0)).contains("(this process 0 B)"));
+    }
 }
