@@ -41,6 +41,11 @@ impl Nsys {
                 "GPU profiling unavailable: `nsys` (Nsight Systems) is not installed".to_string()
             })?,
         };
+        Nsys::at(bin)
+    }
+
+    /// The `nsys` at `bin`, if it answers `--version`.
+    pub fn at(bin: PathBuf) -> Result<Nsys, String> {
         let out = Command::new(&bin)
             .arg("--version")
             .stdin(Stdio::null())
@@ -65,10 +70,17 @@ impl Nsys {
     /// times (seconds) and instances, by name.
     pub fn profile(&self, t: &Target<'_>, base: &Path) -> Result<Vec<(String, f64, u64)>, String> {
         let mut cmd = Command::new(&self.bin);
+        // CPU sampling off: perf samples the CPU already, and with it on
+        // Debian's nsys 2022.4 hung in 3 of 12 runs on the 2-core VM
+        // (none in 46 with it off).
         cmd.args([
             "profile",
             "--trace",
             "cuda",
+            "--sample",
+            "none",
+            "--cpuctxsw",
+            "none",
             "--force-overwrite",
             "true",
             "--output",
@@ -92,33 +104,69 @@ impl Nsys {
                 stderr.lines().last().unwrap_or("no output")
             ));
         }
-        let stats = Command::new(&self.bin)
-            .args([
-                "stats",
-                "--report",
-                "cuda_gpu_kern_sum",
-                "--format",
-                "csv",
-                "--output",
-                "-",
-            ])
-            .arg(&rep)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("cannot run `nsys stats`: {e}"))?;
-        if !stats.status.success() {
-            return Err(format!(
-                "`nsys stats` of {} failed ({}): {}",
-                rep.display(),
-                stats.status,
-                String::from_utf8_lossy(&stats.stderr)
-                    .lines()
-                    .rfind(|l| !l.trim().is_empty())
-                    .unwrap_or("no output")
-            ));
-        }
-        parse_kernel_csv(&String::from_utf8_lossy(&stats.stdout))
+        self.kernel_summary(&rep)
     }
+
+    /// The kernel summary of a report, under the name this nsys knows it
+    /// by (`cuda_gpu_kern_sum` since 2023; `gpukernsum` before, where the
+    /// new name is "could not be found" and the exit status is still 0).
+    fn kernel_summary(&self, rep: &Path) -> Result<Vec<(String, f64, u64)>, String> {
+        let mut unknown = Vec::new();
+        for report in KERNEL_REPORTS {
+            let stats = Command::new(&self.bin)
+                .args([
+                    "stats", "--report", report, "--format", "csv", "--output", "-",
+                ])
+                .arg(rep)
+                .stdin(Stdio::null())
+                .output()
+                .map_err(|e| format!("cannot run `nsys stats`: {e}"))?;
+            let (out, err) = (
+                String::from_utf8_lossy(&stats.stdout),
+                String::from_utf8_lossy(&stats.stderr),
+            );
+            if err.contains(&format!("Report '{report}' could not be found")) {
+                unknown.push(report);
+                continue;
+            }
+            if !stats.status.success() {
+                return Err(format!(
+                    "`nsys stats` of {} failed ({}): {}",
+                    rep.display(),
+                    stats.status,
+                    said(&out, &err).unwrap_or_else(|| "no output".into())
+                ));
+            }
+            return parse_kernel_csv(&out).map_err(|e| match said(&out, &err) {
+                Some(why) => format!("{e}; nsys said: {why}"),
+                None => e,
+            });
+        }
+        Err(format!(
+            "`nsys stats` ({}) knows no kernel summary report: neither `{}`",
+            self.version,
+            unknown.join("` nor `")
+        ))
+    }
+}
+
+/// The kernel summary's report names, newest first.
+const KERNEL_REPORTS: [&str; 2] = ["cuda_gpu_kern_sum", "gpukernsum"];
+
+/// What `nsys stats` said besides the table: its `ERROR`, `WARNING` and
+/// `SKIPPED` lines (stderr also holds progress bars, redrawn with `\r`).
+fn said(stdout: &str, stderr: &str) -> Option<String> {
+    let notes: Vec<&str> = stdout
+        .split(['\n', '\r'])
+        .chain(stderr.split(['\n', '\r']))
+        .map(str::trim)
+        .filter(|l| {
+            ["ERROR", "WARNING", "SKIPPED"]
+                .iter()
+                .any(|p| l.starts_with(p))
+        })
+        .collect();
+    (!notes.is_empty()).then(|| notes.join("; "))
 }
 
 /// The kernel summary's CSV: the header line (the first holding `Name`
@@ -306,6 +354,32 @@ mod tests {
 60.0,3000000,30,100000.0,100000.0,90000,110000,2000.0, 896    1    1,  128    1    1,\"void rowtile<4>(const float *, float *)\"\n\
 30.0,1500000,10,150000.0,150000.0,140000,160000,2000.0, 256    1    1,  128    1    1,\"void rowtile<4>(const float *, float *)\"\n\
 10.0,500000,5,100000.0,100000.0,90000,110000,2000.0,   64    1    1,  256    1    1,saxpy\n";
+
+    /// What nsys 2022.4.2 (Debian's nsight-systems) printed, run here on
+    /// a program with no CUDA: for the report's new name an error on
+    /// stderr and exit status 0; for the old name a note that there is no
+    /// kernel data.
+    #[test]
+    fn what_nsys_stats_said_is_kept() {
+        let new_name = "Exporting 5707 events: [1%    ]\rExporting 5707 events: [100%]\n\
+ERROR: Report 'cuda_gpu_kern_sum' could not be found.\n\n";
+        assert_eq!(
+            said(
+                "Processing [nx.sqlite] with [cuda_gpu_kern_sum]... \n",
+                new_name
+            )
+            .unwrap(),
+            "ERROR: Report 'cuda_gpu_kern_sum' could not be found."
+        );
+        let old_name = "Processing [/tmp/nx.sqlite] with [/opt/nsys/host-linux-x64/reports/gpukernsum.py]... \n\
+SKIPPED: /tmp/nx.sqlite does not contain CUDA kernel data.\n\n";
+        assert!(parse_kernel_csv(old_name).is_err());
+        assert_eq!(
+            said(old_name, "").unwrap(),
+            "SKIPPED: /tmp/nx.sqlite does not contain CUDA kernel data."
+        );
+        assert_eq!(said("Processing...\n", ""), None);
+    }
 
     #[test]
     fn rows_of_one_kernel_at_several_grid_sizes_are_summed() {

@@ -132,6 +132,34 @@ fn perf_missing() -> Option<String> {
     neon_perf::profile::Perf::find().err()
 }
 
+/// A real Nsight Systems CLI: `$NEON_PERF_NSYS`, else Debian's nsys
+/// 2022.4 under target/nsys (`scripts/nsys-setup.sh`). It runs without a
+/// GPU; its reports then hold no kernels.
+pub const NSYS: Need = Need {
+    require: Some("NEON_PERF_REQUIRE_NSYS"),
+    probe: nsys_missing,
+};
+
+/// The `nsys` the NSYS need found.
+pub fn nsys() -> Result<neon_perf::profile::nsys::Nsys, String> {
+    let bin = std::env::var_os(neon_perf::profile::nsys::NSYS_VAR)
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root().join("target/nsys/nsys"));
+    if !bin.exists() {
+        return Err(format!(
+            "no nsys at {} (bash scripts/nsys-setup.sh puts Debian's there; or set {})",
+            bin.display(),
+            neon_perf::profile::nsys::NSYS_VAR
+        ));
+    }
+    neon_perf::profile::nsys::Nsys::at(bin)
+}
+
+fn nsys_missing() -> Option<String> {
+    nsys().err()
+}
+
 fn torch_missing() -> Option<String> {
     runs("python3", &["-c", "import torch"])
         .err()
