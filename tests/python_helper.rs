@@ -9,12 +9,72 @@ mod common;
 mod needs;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
+
+use serde_json::Value;
 
 use common::text;
 
 fn python_source() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("python")
+}
+
+/// `neon-perf run` of a suite (`suite`) whose one scenario runs `program`
+/// (suites/bench.py), with `PYTHONPATH` set to `pythonpath` or unset:
+/// nothing installed, so neon-perf's own copy of the helper is the one
+/// found. The output and the JSON results.
+fn run_program(program: &str, suite: &str, pythonpath: Option<&Path>) -> (Output, Value) {
+    let tmp = tempfile::tempdir().unwrap();
+    let suites = tmp.path().join("suites");
+    std::fs::create_dir_all(&suites).unwrap();
+    std::fs::write(suites.join("bench.py"), program).unwrap();
+    std::fs::write(suites.join("helper.toml"), suite).unwrap();
+    let json = tmp.path().join("r.json");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_neon-perf"));
+    cmd.arg("run")
+        .arg(&suites)
+        .arg("--baselines")
+        .arg(tmp.path().join("baselines"))
+        .arg("--json")
+        .arg(&json)
+        .env_remove("PYTHONPATH")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .env_remove("GITHUB_ACTIONS")
+        .current_dir(tmp.path());
+    if let Some(p) = pythonpath {
+        cmd.env("PYTHONPATH", p);
+    }
+    let o = cmd.output().expect("neon-perf runs");
+    let r = std::fs::read(&json)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_else(|| panic!("no results: {}", text(&o)));
+    (o, r)
+}
+
+/// The first scenario's metric `key` in results `r`.
+fn metric(r: &Value, key: &str) -> Value {
+    let s = &r["scenarios"][0];
+    s["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["key"] == key)
+        .unwrap_or_else(|| panic!("metric {key} in {s:#}"))
+        .clone()
+}
+
+/// The first scenario's check `name` in results `r`.
+fn check(r: &Value, name: &str) -> Value {
+    let s = &r["scenarios"][0];
+    s["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("check {name} in {s:#}"))
+        .clone()
 }
 
 const PROGRAM: &str = r#"
@@ -42,43 +102,11 @@ primary = "latency"
 "#;
 
 fn metrics_emitted_by_the_python_helper_reach_the_results() {
-    let tmp = tempfile::tempdir().unwrap();
-    let suites = tmp.path().join("suites");
-    std::fs::create_dir_all(&suites).unwrap();
-    std::fs::write(suites.join("bench.py"), PROGRAM).unwrap();
-    std::fs::write(suites.join("helper.toml"), SUITE).unwrap();
-    let json = tmp.path().join("r.json");
-
-    let o = Command::new(env!("CARGO_BIN_EXE_neon-perf"))
-        .arg("run")
-        .arg(&suites)
-        .arg("--baselines")
-        .arg(tmp.path().join("baselines"))
-        .arg("--json")
-        .arg(&json)
-        // Nothing installed: neon-perf puts its built-in copy of the
-        // helper on the child's PYTHONPATH.
-        .env_remove("PYTHONPATH")
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env_remove("GITHUB_STEP_SUMMARY")
-        .env_remove("GITHUB_ACTIONS")
-        .current_dir(tmp.path())
-        .output()
-        .expect("neon-perf runs");
+    let (o, r) = run_program(PROGRAM, SUITE, None);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-
-    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     let scenario = &r["scenarios"][0];
     assert_eq!(scenario["outcome"]["status"], "ran", "{scenario:#}");
-    let metric = |key: &str| {
-        scenario["metrics"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["key"] == key)
-            .unwrap_or_else(|| panic!("metric {key} in {scenario:#}"))
-            .clone()
-    };
+    let metric = |key: &str| metric(&r, key);
     // Values arrive in base units, every sample as emitted.
     for (key, unit, direction, value) in [
         (
@@ -195,41 +223,10 @@ neon_perf.check("inputs validated", True, "3 of 3 bad requests refused", "error-
 /// `neon-perf run`: the timed calls, the phase's time and memory, and the
 /// printed check with its checklist item.
 fn the_timer_phases_and_checks_reach_the_results() {
-    let tmp = tempfile::tempdir().unwrap();
-    let suites = tmp.path().join("suites");
-    std::fs::create_dir_all(&suites).unwrap();
-    std::fs::write(suites.join("bench.py"), TIMED).unwrap();
-    std::fs::write(
-        suites.join("helper.toml"),
-        SUITE.replace("primary = \"latency\"", "primary = \"step\""),
-    )
-    .unwrap();
-    let json = tmp.path().join("r.json");
-    let o = Command::new(env!("CARGO_BIN_EXE_neon-perf"))
-        .arg("run")
-        .arg(&suites)
-        .arg("--baselines")
-        .arg(tmp.path().join("baselines"))
-        .arg("--json")
-        .arg(&json)
-        .env_remove("PYTHONPATH")
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env_remove("GITHUB_STEP_SUMMARY")
-        .current_dir(tmp.path())
-        .output()
-        .expect("neon-perf runs");
+    let suite = SUITE.replace("primary = \"latency\"", "primary = \"step\"");
+    let (o, r) = run_program(TIMED, &suite, None);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
-    let s = &r["scenarios"][0];
-    let metric = |key: &str| {
-        s["metrics"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["key"] == key)
-            .unwrap_or_else(|| panic!("metric {key} in {s:#}"))
-            .clone()
-    };
+    let metric = |key: &str| metric(&r, key);
     let step = metric("step");
     let runs = metric("wall_time")["samples"].as_array().unwrap().len();
     assert_eq!(
@@ -252,12 +249,7 @@ fn the_timer_phases_and_checks_reach_the_results() {
         .as_f64()
         .unwrap();
     assert!(rss_peak >= (16 << 20) as f64, "rss peak {rss_peak}");
-    let c = s["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "inputs validated")
-        .unwrap_or_else(|| panic!("printed check in {s:#}"));
+    let c = check(&r, "inputs validated");
     assert_eq!(c["passed"], true);
     assert_eq!(c["item"], "error-handling");
     assert_eq!(c["evidence"], "3 of 3 bad requests refused");
@@ -325,42 +317,13 @@ with neon_perf.phase("infer"):
 /// phase's start (the `load` phase, where CUDA started, reports host memory
 /// too), and a `max` on a PyTorch peak as a GPU-memory check.
 fn the_cuda_paths_on_a_torch_double() {
-    let tmp = tempfile::tempdir().unwrap();
-    let suites = tmp.path().join("suites");
-    std::fs::create_dir_all(&suites).unwrap();
-    std::fs::write(suites.join("bench.py"), ON_CUDA).unwrap();
-    std::fs::write(
-        suites.join("helper.toml"),
-        SUITE.replace("primary = \"latency\"", "primary = \"sync_step\"")
-            + "metric.\"gpu_allocated_peak\" = { max = \"80MiB\" }\n",
-    )
-    .unwrap();
-    let json = tmp.path().join("r.json");
+    let suite = SUITE.replace("primary = \"latency\"", "primary = \"sync_step\"")
+        + "metric.\"gpu_allocated_peak\" = { max = \"80MiB\" }\n";
     let double = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/torch_double");
-    let o = Command::new(env!("CARGO_BIN_EXE_neon-perf"))
-        .arg("run")
-        .arg(&suites)
-        .arg("--baselines")
-        .arg(tmp.path().join("baselines"))
-        .arg("--json")
-        .arg(&json)
-        .env("PYTHONPATH", &double)
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env_remove("GITHUB_STEP_SUMMARY")
-        .env_remove("GITHUB_ACTIONS")
-        .current_dir(tmp.path())
-        .output()
-        .expect("neon-perf runs");
+    let (o, r) = run_program(ON_CUDA, &suite, Some(&double));
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
-    let s = &r["scenarios"][0];
     let samples = |key: &str| -> Vec<f64> {
-        s["metrics"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["key"] == key)
-            .unwrap_or_else(|| panic!("metric {key} in {s:#}"))["samples"]
+        metric(&r, key)["samples"]
             .as_array()
             .unwrap()
             .iter()
@@ -373,15 +336,7 @@ fn the_cuda_paths_on_a_torch_double() {
             assert!((0.0039..0.010).contains(&t), "{key}: {t} s");
         }
     }
-    let check = |name: &str| {
-        s["checks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["name"] == name)
-            .unwrap_or_else(|| panic!("check {name} in {s:#}"))
-            .clone()
-    };
+    let check = |name: &str| check(&r, name);
     let early = check("unsynchronized timing: async_step");
     assert_eq!(
         (&early["passed"], &early["item"]),

@@ -213,10 +213,11 @@ def time(fn, *args, name="latency", warmup=3, iterations=20, **kwargs):
         else:
             t0 = _time.perf_counter()
             fn(*args, **kwargs)
+            elapsed = _time.perf_counter() - t0
             cuda = _cuda()
             if cuda is not None:  # this call started CUDA: wait for its work
                 cuda.synchronize()
-            elapsed = _time.perf_counter() - t0
+                elapsed = _time.perf_counter() - t0
         times.append(elapsed)
         emit(name, elapsed * 1e3, "ms")
     if host:
