@@ -127,8 +127,9 @@ const MEMORY: &str = "Memory Throughput";
 /// `ncu --csv` (details page): one row per kernel launch, section and
 /// metric. Lines before the header (`==PROF==` notes) are skipped. Only
 /// rows in percent count: the Memory Workload Analysis section has a
-/// `Memory Throughput` of its own in bytes per second, and some versions
-/// print the Speed Of Light one in both units.
+/// `Memory Throughput` of its own in bytes per second
+/// (`dram__bytes.sum.per_second` in ncu's MemoryWorkloadAnalysis.section;
+/// the Speed Of Light one is `…pct_of_peak_sustained_elapsed`).
 pub fn parse_ncu_csv(text: &str) -> Result<BTreeMap<String, (f64, f64)>, String> {
     let mut lines = text
         .lines()
