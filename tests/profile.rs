@@ -220,6 +220,45 @@ fn without_perf_the_profile_says_why_and_the_verdict_stands() {
     assert!(s["profile"].get("head").is_none());
 }
 
+/// The GPU half of `--profile` through the binary: the NVML test double
+/// (harness logic only) makes this machine look like a GPU runner, so the
+/// real nsys is run on the scenario's program beside perf, and what it
+/// said (no kernels: the program has none) reaches the JSON and the
+/// terminal; the verdict is the run's; no nsys agent is left behind.
+fn on_a_gpu_runner_nsys_runs_beside_perf_and_what_it_said_is_reported() {
+    let nsys = needs::nsys().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let head = dir.path().join("head");
+    tree(&head, Path::new("true"), 1);
+    let nvml = needs::nvml_double().unwrap();
+    let bin = nsys.bin().display().to_string();
+    let o = neon_perf(
+        &head,
+        &["--smoke", "--profile", "always"],
+        &[
+            ("LD_LIBRARY_PATH", nvml.to_str().unwrap()),
+            ("NEON_PERF_NSYS", &bin),
+        ],
+    );
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    let s = scenario(&head);
+    assert_eq!(s["status"], "no_baseline", "{s}");
+    let e = s["profile"]["gpu_error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{s:#}"));
+    assert!(
+        e.contains("nsys said: ") && e.contains("CUDA kernel data"),
+        "{e}"
+    );
+    assert!(out.contains(e), "{out}");
+    assert_eq!(s["profile"]["profiler"], "perf + nsys");
+    assert!(
+        head.join("reports/profiles/prof__work/head.nsys-rep")
+            .is_file()
+    );
+}
+
 fn off_by_default_nothing_is_profiled() {
     let dir = tempfile::tempdir().unwrap();
     let head = dir.path().join("head");
@@ -340,6 +379,7 @@ fn a_real_nsys_profiles_and_says_why_there_are_no_kernels() {
 
 trials! {
     a_real_nsys_profiles_and_says_why_there_are_no_kernels: needs::NSYS;
+    on_a_gpu_runner_nsys_runs_beside_perf_and_what_it_said_is_reported: needs::NSYS, needs::NVML_DOUBLE;
     the_doubled_function_is_named_first: needs::PERF;
     a_regression_is_profiled_on_both_sides: needs::PERF;
     a_batch_sweep_is_profiled_through_neon_perf_itself: needs::PERF;

@@ -44,6 +44,11 @@ impl Nsys {
         Nsys::at(bin)
     }
 
+    /// Where this nsys is.
+    pub fn bin(&self) -> &Path {
+        &self.bin
+    }
+
     /// The `nsys` at `bin`, if it answers `--version`.
     pub fn at(bin: PathBuf) -> Result<Nsys, String> {
         let out = Command::new(&bin)

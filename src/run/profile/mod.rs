@@ -247,6 +247,11 @@ impl Session {
             .map_err(|e| format!("cannot create {}: {e}", out.dir.display()))?;
         let programs = Programs { base, head };
         if gpu::here() {
+            out.profiler = match settings.profile_kernels {
+                true => "perf + nsys + ncu",
+                false => "perf + nsys",
+            }
+            .into();
             if let Err(e) = self.gpu_profile(&programs, settings, out, on_event) {
                 out.gpu_error = Some(e);
             }
