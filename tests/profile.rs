@@ -253,6 +253,9 @@ fn on_a_gpu_runner_nsys_runs_beside_perf_and_what_it_said_is_reported() {
     );
     assert!(out.contains(e), "{out}");
     assert_eq!(s["profile"]["profiler"], "perf + nsys");
+    // The report is listed though its summary had no kernels.
+    let kept = s["profile"]["nsys_reports"].to_string();
+    assert!(kept.contains("head.nsys-rep"), "{s:#}");
     assert!(
         head.join("reports/profiles/prof__work/head.nsys-rep")
             .is_file()

@@ -48,15 +48,16 @@ impl Session {
         on_event: &mut dyn FnMut(ExecEvent),
     ) -> Result<(), String> {
         let nsys = self.nsys.get_or_insert_with(Nsys::find).clone()?;
-        let (mut tables, files) = each_side(
+        let recorded = each_side(
             programs,
             settings,
             &out.dir,
             ("nsys", "nsys-rep"),
             on_event,
             |t, file| nsys.profile(t, &file.with_extension("")),
-        )?;
-        out.nsys_reports = files;
+        );
+        out.nsys_reports = written(programs, &out.dir, "nsys-rep");
+        let mut tables = recorded?;
         let head = tables.pop().expect("the head");
         out.kernels = kernel_changes(tables.first().map(Vec::as_slice), &head, TOP);
         Ok(())
@@ -71,24 +72,35 @@ impl Session {
         on_event: &mut dyn FnMut(ExecEvent),
     ) -> Result<(), String> {
         let ncu = Ncu::find()?;
-        let (mut runs, files) = each_side(
+        let recorded = each_side(
             programs,
             settings,
             &out.dir,
             ("ncu", "ncu.csv"),
             on_event,
             |t, file| ncu.profile(t, file),
-        )?;
-        out.ncu_reports = files;
+        );
+        out.ncu_reports = written(programs, &out.dir, "ncu.csv");
+        let mut runs = recorded?;
         let head = runs.pop().expect("the head");
         out.kernel_figures = figures(runs.first(), &head);
         Ok(())
     }
 }
 
+/// The files `<dir>/<side>.<ext>` the tool wrote, base first: kept and
+/// listed even when reading them failed (an `.nsys-rep` opens in the GUI;
+/// ncu's log holds its errors).
+fn written(programs: &Programs, dir: &Path, ext: &str) -> Vec<std::path::PathBuf> {
+    programs
+        .each()
+        .filter_map(|(name, _)| std::path::absolute(dir.join(format!("{name}.{ext}"))).ok())
+        .filter(|f| f.is_file())
+        .collect()
+}
+
 /// One run of each side under `record` (the `tool`), which writes
-/// `<dir>/<side>.<ext>`:
-/// what each returned (base first), and the files.
+/// `<dir>/<side>.<ext>`: what each returned, base first.
 fn each_side<T>(
     programs: &Programs,
     settings: &crate::plan::Resolved,
@@ -96,8 +108,8 @@ fn each_side<T>(
     (tool, ext): (&str, &str),
     on_event: &mut dyn FnMut(ExecEvent),
     mut record: impl FnMut(&Target<'_>, &Path) -> Result<T, String>,
-) -> Result<(Vec<T>, Vec<std::path::PathBuf>), String> {
-    let (mut got, mut files) = (Vec::new(), Vec::new());
+) -> Result<Vec<T>, String> {
+    let mut got = Vec::new();
     for (name, p) in programs.each() {
         on_event(ExecEvent::Phase {
             label: format!("{tool} of {name}"),
@@ -111,7 +123,6 @@ fn each_side<T>(
             timeout: settings.timeout,
         };
         got.push(record(&target, &file)?);
-        files.push(file);
     }
-    Ok((got, files))
+    Ok(got)
 }
