@@ -182,7 +182,8 @@ def time(fn, *args, name="latency", warmup=3, iterations=20, **kwargs):
     (what the GPU did, however asynchronous the call) and synchronized
     after. Whether CUDA is in use is asked after the warm-up, and again
     after each call timed without it, since PyTorch starts CUDA lazily; a
-    call that started CUDA is timed on the host clock up to a synchronize. If the calls return on the host clock in under half their
+    call that started CUDA is timed on the host clock up to a synchronize.
+    If the calls return on the host clock in under half their
     CUDA-event time, the work is asynchronous, and a check
     ``unsynchronized timing: <name>`` fails for the checklist item
     cuda-sync: timing such calls with a host clock and no synchronize

@@ -221,7 +221,7 @@ fn gpu_loop(
                             mine += b;
                         }
                     } else {
-                        let here = std::path::Path::new(&format!("/proc/{}", p.pid)).exists();
+                        let here = tree_gpu::pid_here(p.pid);
                         let holds = matches!(p.used_gpu_memory, UsedGpuMemory::Used(b) if b > 0);
                         foreign += usize::from(!here && holds);
                         raw.other_processes.insert(format!(

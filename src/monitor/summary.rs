@@ -92,6 +92,12 @@ pub fn summarise_gpu(raw: &RawGpu) -> GpuSummary {
     }
 }
 
+/// Why this process's GPU memory on `g` is unknown rather than its
+/// figure (NVML's PIDs of another namespace; `tree_gpu::untold`).
+pub fn untold_here(g: &GpuSummary) -> Option<String> {
+    crate::monitor::tree_gpu::untold(g.process_mem_peak_bytes > 0, g.foreign_pid_processes)
+}
+
 /// `(invalid reasons, warnings)` for a monitored window:
 /// - thermal or hardware slowdown while busy → invalid;
 /// - sustained SM clock under 75% of the maximum while busy → invalid;
@@ -130,10 +136,9 @@ pub fn validity(summary: &MonitorSummary) -> (Vec<String>, Vec<String>) {
                 g.sm_clock_min_ratio * 100.0
             ));
         }
-        if g.process_mem_peak_bytes == 0 && g.foreign_pid_processes > 0 {
+        if let Some(why) = untold_here(g) {
             warnings.push(format!(
-                "{who}: this process's GPU memory is not reported: {}",
-                crate::monitor::tree_gpu::unattributable(g.foreign_pid_processes)
+                "{who}: this process's GPU memory is not reported: {why}"
             ));
         } else if !g.other_processes.is_empty() {
             warnings.push(format!(

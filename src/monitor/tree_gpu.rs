@@ -54,6 +54,18 @@ pub fn unattributable(unseen: usize) -> String {
     )
 }
 
+/// The rule over a window of samples: none of ours held GPU memory
+/// (`held` false) while `unseen` listed processes had PIDs that do not
+/// exist here; then the figure is not 0 bytes but unknown, and why.
+pub fn untold(held: bool, unseen: usize) -> Option<String> {
+    (!held && unseen > 0).then(|| unattributable(unseen))
+}
+
+/// Whether a PID NVML listed exists in this PID namespace.
+pub fn pid_here(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
 /// Where the per-process figures come from: NVML on a machine with a GPU;
 /// in tests, a test double (harness logic only).
 pub trait ProcessGpuMemory: Send + Sync + 'static {
@@ -98,7 +110,7 @@ impl ProcessGpuMemory for NvmlProcesses {
                 if ours(p.pid) {
                     u.ours += bytes;
                     u.matched += 1;
-                } else if bytes > 0 && !Path::new(&format!("/proc/{}", p.pid)).exists() {
+                } else if bytes > 0 && !pid_here(p.pid) {
                     u.unseen += 1;
                 }
             }
@@ -125,7 +137,7 @@ impl TreeGpuMemory {
     /// in any sample while processes NVML listed were not to be found here
     /// (a foreign PID namespace). Such a run is not 0 bytes.
     pub fn unattributable(&self) -> Option<String> {
-        (self.peak == 0 && self.unseen > 0).then(|| unattributable(self.unseen))
+        untold(self.peak > 0, self.unseen)
     }
 }
 

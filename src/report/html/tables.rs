@@ -90,7 +90,7 @@ pub fn monitor(m: &MonitorSummary, said: Option<&str>) -> String {
         let _ = writeln!(o, "<p class=\"meta\">GPU monitoring off: {}</p>", esc(why));
     }
     for g in &m.gpus {
-        let mine = if g.process_mem_peak_bytes == 0 && g.foreign_pid_processes > 0 {
+        let mine = if crate::monitor::summary::untold_here(g).is_some() {
             "not attributable: NVML's PIDs are of another PID namespace".to_string()
         } else {
             format_bytes(g.process_mem_peak_bytes as f64)

@@ -18,7 +18,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::Notify;
 
-use crate::monitor::tree_gpu::{NvmlProcesses, ProcessGpuMemory, Usage, unattributable};
+use crate::monitor::tree_gpu::{NvmlProcesses, ProcessGpuMemory, Usage, untold};
 use crate::process::{TAG_VAR, Tag, live};
 
 /// Lines of output kept for messages.
@@ -372,7 +372,7 @@ pub fn tree_rss(root: u32) -> Option<u64> {
 
 /// GPU memory NVML attributes to a process and its descendants, summed
 /// over devices: `None` without NVML; an error when it cannot be told
-/// ([`unattributable`]).
+/// ([`crate::monitor::tree_gpu::unattributable`]).
 pub fn tree_gpu_memory(root: u32) -> Option<Result<u64, String>> {
     Some(gpu_memory_of(&process_tree(root))?.and_then(Usage::attributed))
 }
@@ -406,7 +406,7 @@ impl MemoryReport {
     /// Why the server's GPU memory is not reported, when NVML listed only
     /// processes of a PID namespace that is not this one.
     pub fn gpu_unattributable(&self) -> Option<String> {
-        (self.gpu_peak.is_none() && self.gpu_unseen > 0).then(|| unattributable(self.gpu_unseen))
+        untold(self.gpu_peak.is_some(), self.gpu_unseen)
     }
 }
 
