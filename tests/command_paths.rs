@@ -126,3 +126,40 @@ fn the_probe_run_is_warm_up_unless_there_is_none() {
         [1.0, 2.0, 3.0]
     );
 }
+
+/// `env = { NAME = "{env:VAR}-{n}" }`: the program sees neon-perf's `VAR`
+/// (a token, a path) under its own name, with placeholders filled in too.
+#[test]
+fn env_values_read_neon_perfs_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(
+        dir.path().join("env.toml"),
+        r#"
+[[scenario]]
+name = "reads"
+kind = "command"
+command = ["sh", "-c", "echo \"{\\\"metric\\\": \\\"m\\\", \\\"value\\\": $MODEL_SEED, \\\"unit\\\": \\\"ms\\\"}\""]
+env = { MODEL_SEED = "{env:NEON_PERF_TEST_SEED}{n}" }
+params = { n = [7] }
+primary = "m"
+"#,
+    )
+    .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_neon-perf"))
+        .current_dir(dir.path())
+        .args(["run", "--smoke", "env.toml", "--baselines", "b"])
+        .args(["--json", "r.json"])
+        .env("NEON_PERF_TEST_SEED", "4")
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{text}");
+    let r: serde_json::Value =
+        serde_json::from_slice(&fs::read(dir.path().join("r.json")).unwrap()).unwrap();
+    let m = r["scenarios"][0]["metrics"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["key"] == "m{n=7}"))
+        .unwrap_or_else(|| panic!("no m{{n=7}}: {text}"));
+    assert_eq!(m["samples"][0], 0.047, "{m}");
+}

@@ -23,6 +23,7 @@ const CASES: &[(&str, usize)] = &[
     ("bad_duration", 5),
     ("bad_metric_name", 5),
     ("bad_scenario_name", 2),
+    ("command_env_unset_variable", 5),
     ("bad_size", 5),
     ("duplicate_key", 5),
     ("duplicate_scenario_names", 7),
@@ -52,6 +53,7 @@ const CASES: &[(&str, usize)] = &[
     ("ws_payload_size_typo", 5),
     ("ws_port_without_server", 4),
     ("ws_rate_and_in_flight", 6),
+    ("ws_server_env_unset_variable", 5),
     ("ws_unknown_check", 5),
 ];
 

@@ -27,6 +27,7 @@ evidence about GPU memory (NVML's view of the server's processes).
 
 import asyncio
 import json
+import os
 import time
 
 
@@ -45,6 +46,20 @@ class Settings:
         self.torch = torch                  # the torch module when serving on a GPU
         self.kv_bytes = kv_bytes            # GPU bytes each running stream holds
         self.device = device                # where those tensors live ("cpu" to test here)
+
+    @classmethod
+    def from_env(cls):
+        """Settings and the required bearer token (None: no auth) from the
+        environment, for servers started by a framework's own command line
+        (app_fastapi.py, app_aiohttp.py): BACKEND_FIRST_DELAY_MS (20),
+        BACKEND_GAP_MS (5), BACKEND_TOKENS (16), BACKEND_TOKEN,
+        BACKEND_LEAK_KIB_PER_CANCEL (0)."""
+        env = os.environ.get
+        settings = cls(float(env("BACKEND_FIRST_DELAY_MS", 20)) / 1e3,
+                       float(env("BACKEND_GAP_MS", 5)) / 1e3,
+                       int(env("BACKEND_TOKENS", 16)),
+                       leak_on_cancel=int(env("BACKEND_LEAK_KIB_PER_CANCEL", 0)) * 1024)
+        return settings, env("BACKEND_TOKEN") or None
 
     def hold(self, nbytes):
         """`nbytes` of memory: a GPU tensor when serving on a GPU, else host bytes."""

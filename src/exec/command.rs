@@ -26,6 +26,7 @@ use crate::exec::{
 };
 use crate::metric::{Direction, MetricKey, MetricSeries, Unit, default_estimator};
 use crate::plan::command::placeholders;
+use crate::plan::env_ref;
 use crate::plan::{CommandSpec, KindSpec, ParamPoint, ScenarioPlan, point_labels};
 use crate::result::Check;
 
@@ -224,7 +225,10 @@ impl Invocation {
         let mut child_env: BTreeMap<String, String> = spec
             .env
             .iter()
-            .map(|(k, v)| Ok((k.clone(), subst(v)?)))
+            .map(|(k, v)| {
+                let v = env_ref::expand_now(&format!("`env.{k}`"), &subst(v)?);
+                Ok((k.clone(), v.map_err(ExecError::Failed)?))
+            })
             .collect::<Result<_, ExecError>>()?;
         let helper = python::helper_dir(&env.cache_dir).map_err(ExecError::Failed)?;
         let path = python::pythonpath(&helper, child_env.get("PYTHONPATH").map(String::as_str));

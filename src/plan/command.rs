@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use super::env_ref;
 use super::hint::closest;
 use super::kinds::{At, CheckCtx, KindRules, SpecError};
 
@@ -26,7 +27,8 @@ pub struct CommandSpec {
     /// Run `command` (joined by spaces) through `sh -c`.
     #[serde(default)]
     pub shell: bool,
-    /// Extra environment variables (values are substituted like argv).
+    /// Extra environment variables (values are substituted like argv;
+    /// `{env:NAME}` reads neon-perf's environment).
     #[serde(default)]
     pub env: BTreeMap<String, String>,
     /// Working directory, relative to the suite file's folder.
@@ -50,8 +52,9 @@ impl KindRules for CommandSpec {
     const FRESH_PROCESSES: bool = true;
     const LEAK_RULES: bool = true;
 
-    /// `command` is non-empty, and its placeholders (and those of `env`
-    /// values) name a param or a built-in.
+    /// `command` is non-empty, its placeholders (and those of `env`
+    /// values) name a param or a built-in, and every `{env:NAME}` in `env`
+    /// is set.
     fn check(&self, ctx: &CheckCtx<'_>) -> Result<(), SpecError> {
         if self.command.is_empty() {
             return Err(SpecError::new(At::Key("command"), "`command` must not be empty")
@@ -64,6 +67,7 @@ impl KindRules for CommandSpec {
             .chain(BUILTIN_PLACEHOLDERS)
             .chain(self.find_max_batch.as_ref().map(|m| m.param.as_str()))
             .collect();
+        env_ref::check_set("env", &self.env, |k| format!("`env.{k}`"))?;
         let strings = self.command.iter().chain(self.env.values());
         let Some(name) = first_unknown_placeholder(strings, &known) else {
             if let Some(m) = &self.find_max_batch {

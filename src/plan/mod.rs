@@ -9,6 +9,7 @@
 
 pub mod batch_sweep;
 pub mod command;
+pub mod env_ref;
 pub mod gpu_kernel;
 pub(crate) mod hint;
 pub mod kinds;

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::exec::command::substitute;
 use crate::exec::{ExecError, RunCtx};
+use crate::plan::env_ref;
 use crate::plan::websocket::{Ready, Target};
 use crate::plan::{ScenarioPlan, WebsocketFloodSpec};
 use crate::ws::client::process::{ReadyCheck, ServerCommand, ServerProcess, free_port};
@@ -154,7 +155,10 @@ async fn start_process(
     let env = server
         .env
         .iter()
-        .map(|(k, val)| Ok((k.clone(), sub(val)?)))
+        .map(|(k, val)| {
+            let val = env_ref::expand_now(&format!("`server.env.{k}`"), &sub(val)?);
+            Ok((k.clone(), val.map_err(ExecError::Failed)?))
+        })
         .collect::<Result<BTreeMap<_, _>, ExecError>>()?;
     let url = sub(url)?;
     let ready = match spec.ready() {

@@ -22,7 +22,8 @@ pub struct ServerSpec {
     /// How long the server may take to become ready (default 30s).
     #[serde(default)]
     pub timeout: Option<HumanDuration>,
-    /// Extra environment variables (placeholders substituted).
+    /// Extra environment variables (placeholders substituted; `{env:NAME}`
+    /// reads neon-perf's environment).
     #[serde(default)]
     pub env: BTreeMap<String, String>,
     /// Working directory, relative to the suite file's folder.

@@ -5,6 +5,7 @@ use super::target::{Ready, check_url};
 use super::wire::CheckKind;
 use crate::plan::ParamPoint;
 use crate::plan::command::first_unknown_placeholder;
+use crate::plan::env_ref;
 use crate::plan::hint::{closest, did_you_mean};
 use crate::plan::kinds::{At, CheckCtx, KindRules, SpecError};
 
@@ -25,6 +26,9 @@ impl KindRules for WebsocketFloodSpec {
         self.validate(ctx.points)?;
         self.check_placeholders()?;
         super::headers::check(&self.headers)?;
+        if let Some(server) = &self.server {
+            env_ref::check_set("server.env", &server.env, |k| format!("`server.env.{k}`"))?;
+        }
         super::tls::check(self.tls.as_ref(), self.url.as_deref())?;
         if self.url.as_deref().is_some_and(|u| u.starts_with("wss://")) {
             if let Some(i) = self.neon_format_check() {

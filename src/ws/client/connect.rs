@@ -9,13 +9,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{Connector as TlsConnector, client_async_tls_with_config};
 
 use super::Ws;
+use super::refusal::{Spare, handshake_error};
 use crate::plan::websocket::headers::REDACTED;
 
 /// Handshake headers, name and value.
@@ -79,28 +79,12 @@ impl Connector {
             Some(c) => TlsConnector::Rustls(c.clone()),
             None => TlsConnector::Plain,
         };
+        let spare = self.tls.is_none().then(|| Spare::of(&tcp)).flatten();
         match client_async_tls_with_config(req, tcp, Some(self.config), Some(tls)).await {
             Ok((ws, _)) => Ok(ws),
-            Err(e) => Err(self.headers.redact(&handshake_error(url, e))),
+            Err(e) => Err(self.headers.redact(&handshake_error(url, e, spare).await)),
         }
     }
-}
-
-/// A failed handshake in words; a refusal with its status and body.
-fn handshake_error(url: &str, e: WsError) -> String {
-    let WsError::Http(resp) = e else {
-        return format!("WebSocket handshake with {url}: {e}");
-    };
-    let body = resp
-        .body()
-        .as_deref()
-        .map(|b| String::from_utf8_lossy(b).trim().to_string())
-        .filter(|b| !b.is_empty())
-        .map_or_else(|| "no body".to_string(), |b| super::stream::quote(&b));
-    format!(
-        "WebSocket handshake with {url} refused: HTTP {} ({body})",
-        resp.status()
-    )
 }
 
 #[cfg(test)]

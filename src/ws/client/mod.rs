@@ -23,6 +23,7 @@ pub mod payload;
 pub mod ping;
 pub mod process;
 pub mod record;
+mod refusal;
 pub mod spin;
 pub mod stream;
 pub mod tls;

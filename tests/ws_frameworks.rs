@@ -1,0 +1,174 @@
+//! The shipped examples/ws-backend/frameworks.toml end to end: the example
+//! handlers behind the web frameworks teams serve models with, each started
+//! by its own command line — FastAPI on uvicorn (its `websockets` and its
+//! `wsproto` implementation) and aiohttp, from scripts/ws/setup.sh's venv
+//! (ignored with the reason without it, unless
+//! NEON_PERF_REQUIRE_WS_PEERS=1). Streams are matched and timed, a leaking
+//! handler fails `cancel` in each, and a refused handshake quotes the body
+//! each framework sent, with the secret redacted.
+
+mod common;
+#[macro_use]
+mod needs;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+trials! {
+    each_framework_streams_through_the_protocol_table: FRAMEWORKS;
+    a_handler_that_keeps_cancelled_streams_fails_cancel_in_each_framework: FRAMEWORKS;
+    a_refusal_quotes_the_body_each_framework_sent_with_the_secret_redacted: FRAMEWORKS;
+}
+
+/// The frameworks in target/ws-venv (`bash scripts/ws/setup.sh`).
+const FRAMEWORKS: needs::Need = needs::Need {
+    require: Some("NEON_PERF_REQUIRE_WS_PEERS"),
+    probe: || {
+        let python = root().join("target/ws-venv/bin/python");
+        needs::runs(
+            python.to_str().unwrap_or("python"),
+            &["-c", "import fastapi, uvicorn, wsproto, aiohttp"],
+        )
+        .err()
+        .map(|e| {
+            format!("target/ws-venv cannot import fastapi, uvicorn, wsproto and aiohttp ({e}): run `bash scripts/ws/setup.sh`")
+        })
+    },
+};
+
+const SCENARIOS: [&str; 3] = ["fastapi-uvicorn", "fastapi-uvicorn-wsproto", "aiohttp"];
+const TOKEN: &str = "server-s3cret-token";
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn suite() -> PathBuf {
+    root().join("examples/ws-backend/frameworks.toml")
+}
+
+/// Each scenario of the results, by name, in [`SCENARIOS`]' order.
+fn scenarios(r: &Value) -> Vec<&Value> {
+    SCENARIOS
+        .iter()
+        .map(|name| {
+            r["scenarios"]
+                .as_array()
+                .and_then(|s| s.iter().find(|s| s["scenario"] == *name))
+                .unwrap_or_else(|| panic!("no scenario {name} in {r:#}"))
+        })
+        .collect()
+}
+
+/// The first sample of metric `key`.
+fn value(s: &Value, key: &str) -> f64 {
+    s["metrics"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["key"] == key))
+        .and_then(|m| m["samples"][0].as_f64())
+        .unwrap_or_else(|| panic!("no metric {key} in {}", s["scenario"]))
+}
+
+fn check<'a>(s: &'a Value, name: &str) -> &'a Value {
+    s["checks"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == name))
+        .unwrap_or_else(|| panic!("no check {name} in {}: {:#}", s["scenario"], s["checks"]))
+}
+
+fn each_framework_streams_through_the_protocol_table() {
+    let _one = common::one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let (o, r) = common::run_json(&suite(), dir.path(), &[("API_TOKEN", TOKEN)]);
+    let text = common::text(&o);
+    assert_eq!(o.status.code(), Some(0), "{text}");
+    for s in scenarios(&r) {
+        let name = &s["scenario"];
+        assert_eq!(s["outcome"]["status"], "ran", "{name}: {text}");
+        // 16 tokens per request, all counted, none lost or unclaimed.
+        assert_eq!(value(s, "replies_per_request"), 16.0, "{name}");
+        assert_eq!(value(s, "units_per_request"), 16.0, "{name}");
+        for e in ["incomplete", "server_error", "unmatched", "closed", "lost"] {
+            assert_eq!(value(s, &format!("errors{{type={e}}}")), 0.0, "{name} {e}");
+        }
+        // The handler waits 20 ms for the first token and 5 ms between
+        // tokens: no measured time can be shorter.
+        let ttfr = value(s, "time_to_first_reply_p50");
+        assert!(ttfr >= 0.020, "{name}: time_to_first_reply p50 {ttfr}");
+        let gap = value(s, "inter_reply_gap_p50");
+        assert!(gap >= 0.0045, "{name}: inter_reply_gap p50 {gap}");
+        for c in ["ping", "cancel"] {
+            assert_eq!(check(s, c)["passed"], true, "{name}: {:#}", check(s, c));
+        }
+    }
+    // The token reached the server through `server.env` (else every
+    // handshake is refused) and never reaches a report.
+    assert!(!text.contains(TOKEN) && !r.to_string().contains(TOKEN));
+}
+
+fn a_handler_that_keeps_cancelled_streams_fails_cancel_in_each_framework() {
+    let _one = common::one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("API_TOKEN", TOKEN),
+        ("BACKEND_LEAK_KIB_PER_CANCEL", "1024"),
+    ];
+    let (o, r) = common::run_json(&suite(), dir.path(), &env);
+    let text = common::text(&o);
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    for s in scenarios(&r) {
+        let cancel = check(s, "cancel");
+        let evidence = cancel["evidence"].as_str().unwrap();
+        assert_eq!(cancel["passed"], false, "{}: {evidence}", s["scenario"]);
+        assert!(evidence.contains("not back within it"), "{evidence}");
+        assert_eq!(cancel["item"], "memory-cleanup");
+        assert_eq!(s["status"], "failed");
+    }
+    let cleanup = r["checklist"]
+        .as_array()
+        .and_then(|c| c.iter().find(|i| i["item"] == "memory-cleanup"))
+        .unwrap();
+    assert_eq!(cleanup["state"], "failed", "{cleanup:#}");
+}
+
+/// The shipped suite with the client sending `CLIENT_TOKEN`, which the
+/// servers (expecting `API_TOKEN`) refuse.
+fn refused_suite(dir: &Path) -> PathBuf {
+    let examples = root().join("examples/ws-backend");
+    let text = std::fs::read_to_string(suite())
+        .unwrap()
+        .replace("{suite_dir}", examples.to_str().unwrap())
+        .replace(
+            "headers = { Authorization = \"Bearer {env:API_TOKEN}\" }",
+            "headers = { Authorization = \"Bearer {env:CLIENT_TOKEN}\" }",
+        );
+    assert!(text.contains("{env:CLIENT_TOKEN}"));
+    let path = dir.join("refused.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn a_refusal_quotes_the_body_each_framework_sent_with_the_secret_redacted() {
+    let _one = common::one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let client = "client-s3cret-token";
+    let suite = refused_suite(dir.path());
+    let env = [("API_TOKEN", TOKEN), ("CLIENT_TOKEN", client)];
+    let (o, r) = common::run_json(&suite, dir.path(), &env);
+    let text = common::text(&o);
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    for s in scenarios(&r) {
+        let error = s["outcome"]["error"].as_str().unwrap_or_default();
+        // uvicorn writes a denial response's body after its headers, so
+        // the body is read from the socket after the refusal.
+        assert!(
+            error.contains("refused: HTTP 401 Unauthorized (\"invalid credentials: <redacted>\")"),
+            "{}: {error}",
+            s["scenario"]
+        );
+    }
+    for secret in [client, TOKEN] {
+        assert!(!text.contains(secret) && !r.to_string().contains(secret));
+    }
+}
