@@ -341,11 +341,13 @@ fn headers_reach_the_server_without_protocol_too() {
     assert!(value(&r, "errors{type=unmatched}") > 0.0);
 }
 
-fn neon(dir: &Path, args: &[&str], first_delay_ms: u32) -> Output {
+/// neon-perf with the example backend's first-reply delay and gap (ms).
+fn neon(dir: &Path, args: &[&str], (first_delay_ms, gap_ms): (u32, f64)) -> Output {
     Command::new(env!("CARGO_BIN_EXE_neon-perf"))
         .args(args)
         .env("API_TOKEN", "gate-token")
         .env("BACKEND_FIRST_DELAY_MS", first_delay_ms.to_string())
+        .env("BACKEND_GAP_MS", gap_ms.to_string())
         .env_remove("GITHUB_STEP_SUMMARY")
         .env_remove("GITHUB_ACTIONS")
         .env_remove("NEON_PERF_PARTITION")
@@ -369,18 +371,36 @@ fn the_gate_passes_unchanged_streams_and_fails_a_slower_first_reply() {
     let suite = root().join("examples/ws-backend/suite.toml");
     let (suite, base) = (suite.to_str().unwrap(), base.to_str().unwrap());
     let d = dir.path();
-    let bless = neon(d, &["bless", suite, "--baselines", base, "--runs", "1"], 20);
+    let bless = neon(
+        d,
+        &["bless", suite, "--baselines", base, "--runs", "1"],
+        (20, 5.0),
+    );
     assert_eq!(bless.status.code(), Some(0), "{}", text(&bless));
-    let same = neon(d, &["run", suite, "--baselines", base], 20);
+    let same = neon(d, &["run", suite, "--baselines", base], (20, 5.0));
     assert_eq!(same.status.code(), Some(0), "{}", text(&same));
-    let slower = neon(d, &["run", suite, "--baselines", base], 30);
-    let t = text(&slower);
-    assert_eq!(slower.status.code(), Some(1), "{t}");
-    let line = t
-        .lines()
-        .find(|l| l.trim_start().starts_with("time_to_first_reply "))
-        .unwrap_or_else(|| panic!("{t}"));
-    assert!(line.contains("regressed"), "{line}");
+    let slower = neon(d, &["run", suite, "--baselines", base], (30, 5.0));
+    assert_regressed(&slower, &["time_to_first_reply"]);
+    // 16 tokens 7.5 ms apart instead of 5: each stream takes 132 ms
+    // instead of 95, so a quarter fewer requests and tokens per second.
+    let slower_tokens = neon(d, &["run", suite, "--baselines", base], (20, 7.5));
+    assert_regressed(
+        &slower_tokens,
+        &["inter_reply_gap", "request_rate", "reply_rate"],
+    );
+}
+
+/// The run exited 1 with each of `metrics` regressed.
+fn assert_regressed(o: &Output, metrics: &[&str]) {
+    let t = text(o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    for m in metrics {
+        let line = t
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{m} ")))
+            .unwrap_or_else(|| panic!("no {m} in {t}"));
+        assert!(line.contains("regressed"), "{line}");
+    }
 }
 
 fn an_unset_env_variable_is_a_config_error_naming_it() {

@@ -12,7 +12,7 @@ import sys
 
 from aiohttp import WSMsgType, web
 
-from handlers import Settings, Timings, handle
+from handlers import Settings, Timings, handle, refusal
 
 settings, token = Settings.from_env()
 timings = Timings()
@@ -39,9 +39,9 @@ class Socket:
 
 
 async def stream(request):
-    got = request.headers.get("Authorization", "")
-    if token is not None and got != f"Bearer {token}":
-        raise web.HTTPUnauthorized(text=f"invalid credentials: {got or 'no Authorization header'}\n")
+    body = refusal(token, request.headers.get("Authorization", ""))
+    if body is not None:
+        raise web.HTTPUnauthorized(text=body)
     ws = web.WebSocketResponse()
     await ws.prepare(request)
     await handle(Socket(ws), settings, timings)

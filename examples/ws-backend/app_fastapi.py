@@ -12,7 +12,7 @@ supports ASGI's denial response (uvicorn does), else 403.
 from fastapi import FastAPI, WebSocket
 from fastapi.responses import PlainTextResponse
 
-from handlers import Settings, Timings, handle
+from handlers import Settings, Timings, handle, refusal
 
 app = FastAPI()
 settings, token = Settings.from_env()
@@ -37,9 +37,8 @@ class Socket:
 
 @app.websocket("/ws")
 async def stream(ws: WebSocket):
-    got = ws.headers.get("authorization", "")
-    if token is not None and got != f"Bearer {token}":
-        body = f"invalid credentials: {got or 'no Authorization header'}\n"
+    body = refusal(token, ws.headers.get("authorization", ""))
+    if body is not None:
         await ws.send_denial_response(PlainTextResponse(body, status_code=401))
         return
     await ws.accept()

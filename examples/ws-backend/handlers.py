@@ -70,6 +70,14 @@ class Settings:
         return t
 
 
+def refusal(token, got):
+    """The body of a 401 for the Authorization header `got` (`""` when
+    absent), or None when it carries the bearer `token` or none is needed."""
+    if token is None or got == f"Bearer {token}":
+        return None
+    return f"invalid credentials: {got or 'no Authorization header'}\n"
+
+
 # What a leaking handler never gives back (see Settings.leak_on_cancel).
 LEAKED = []
 

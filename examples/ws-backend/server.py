@@ -32,17 +32,12 @@ import ssl
 
 from websockets.asyncio.server import serve
 
-from handlers import Settings, Timings, handle
+from handlers import Settings, Timings, handle, refusal
 
 
 def check_auth(token, connection, request):
-    if token is None:
-        return None
-    got = request.headers.get("Authorization", "")
-    if got == f"Bearer {token}":
-        return None
-    return connection.respond(http.HTTPStatus.UNAUTHORIZED,
-                              f"invalid credentials: {got or 'no Authorization header'}\n")
+    body = refusal(token, request.headers.get("Authorization", ""))
+    return None if body is None else connection.respond(http.HTTPStatus.UNAUTHORIZED, body)
 
 
 def parse_args():

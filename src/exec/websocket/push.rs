@@ -1,7 +1,7 @@
 //! Pushes one flood point's metrics: every key carries the point's labels,
 //! a series of samples gets its unit's default estimator, a single value
-//! is only reported (direction `Neither`), and HdrHistogram quantiles (ns)
-//! become single values in seconds.
+//! is only reported (direction `Neither`) unless it is a run's rate, and
+//! HdrHistogram quantiles (ns) become single values in seconds.
 
 use std::collections::BTreeMap;
 
@@ -33,6 +33,17 @@ impl<'a> Push<'a> {
             direction: dir,
             samples,
         });
+    }
+
+    /// One rate for the whole run, gated (higher is better) between runs.
+    pub(super) fn rate(&mut self, name: &str, unit: Unit, v: f64) {
+        let key = self.key(name);
+        self.m.push(MetricSeries::single(
+            key,
+            unit,
+            Direction::HigherIsBetter,
+            v,
+        ));
     }
 
     /// One value, reported (direction `Neither`).

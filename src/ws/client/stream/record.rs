@@ -1,7 +1,7 @@
 //! Where a protocol flood's stream timings go: each connection batches
 //! finished streams and reply gaps, and merges them under one lock into
 //! HdrHistograms of every value (for `_p50`/`_p90`/`_p99`) and seeded
-//! reservoirs (the gate's samples), plus per-slice counts for the rates.
+//! reservoirs (the gate's samples), plus the window's counts for the rates.
 
 use std::sync::Mutex;
 
@@ -20,8 +20,8 @@ pub struct Done {
     pub stream_ns: u64,
     pub replies: u32,
     pub units: Option<f64>,
-    /// Window slice it ended in; `None` outside the window.
-    pub end_slice: Option<u32>,
+    /// It ended inside the window (counts towards the rates).
+    pub ended_in_window: bool,
     /// Met every `goodput` bound.
     pub good: bool,
 }
@@ -34,14 +34,14 @@ impl Done {
     }
 
     /// The record of `s` ended at `end_ns`.
-    pub fn of(s: &Stream, end_ns: u64, end_slice: Option<u32>) -> Done {
+    pub fn of(s: &Stream, end_ns: u64, ended_in_window: bool) -> Done {
         Done {
             in_window: s.in_window,
             ttfr_ns: s.first_ns.map(|f| f.saturating_sub(s.sent_ns)),
             stream_ns: end_ns.saturating_sub(s.sent_ns),
             replies: s.replies,
             units: s.units,
-            end_slice,
+            ended_in_window,
             good: false,
         }
     }
@@ -67,14 +67,6 @@ impl Dist {
     }
 }
 
-/// Per window slice: streams ended, good ones, units.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct SliceCounts {
-    pub done: u64,
-    pub good: u64,
-    pub units: f64,
-}
-
 /// Everything a protocol flood measured about its streams.
 pub struct StreamTotals {
     pub ttfr: Dist,
@@ -84,7 +76,6 @@ pub struct StreamTotals {
     /// Replies per request, and units per request.
     pub replies: Reservoir,
     pub units: Reservoir,
-    pub slices: Vec<SliceCounts>,
     /// Streams ended in the window, good ones, units of those.
     pub done_in_window: u64,
     pub good_in_window: u64,
@@ -120,7 +111,6 @@ impl StreamRecorder {
                 stream: d(4),
                 replies: Reservoir::new(reservoir, seed ^ 5),
                 units: Reservoir::new(reservoir, seed ^ 6),
-                slices: Vec::new(),
                 done_in_window: 0,
                 good_in_window: 0,
                 units_in_window: 0.0,
@@ -159,19 +149,10 @@ impl StreamTotals {
                 self.units.push(u);
             }
         }
-        if let Some(s) = d.end_slice {
-            let s = s as usize;
-            if self.slices.len() <= s {
-                self.slices.resize(s + 1, SliceCounts::default());
-            }
-            let units = d.units.unwrap_or(0.0);
-            let c = &mut self.slices[s];
-            c.done += 1;
-            c.good += u64::from(d.good);
-            c.units += units;
+        if d.ended_in_window {
             self.done_in_window += 1;
             self.good_in_window += u64::from(d.good);
-            self.units_in_window += units;
+            self.units_in_window += d.units.unwrap_or(0.0);
         }
     }
 }
@@ -181,18 +162,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn streams_merge_into_distributions_and_slices() {
+    fn streams_merge_into_distributions_and_window_counts() {
         let r = StreamRecorder::new(100, 1);
         let mut l = StreamLocal::default();
         let mut s = Stream::new(1_000, true);
         s.first_ns = Some(21_000);
         s.replies = 5;
         s.units = Some(5.0);
-        let mut d = Done::of(&s, 41_000, Some(2));
+        let mut d = Done::of(&s, 41_000, true);
         d.good = true;
         assert_eq!(d.time_per_reply_ns(), Some(5_000));
         l.done.push(d);
-        l.done.push(Done::of(&Stream::new(0, false), 10, None));
+        l.done.push(Done::of(&Stream::new(0, false), 10, false));
         l.gaps.extend([5_000, 5_000, 5_000, 5_000]);
         r.flush(&mut l);
         let t = r.into_totals();
@@ -200,14 +181,7 @@ mod tests {
         assert_eq!(t.stream.sample.items(), [40e-6]);
         assert_eq!(t.gap.all.len(), 4);
         assert_eq!(t.replies.items(), [5.0]);
-        assert_eq!(
-            t.slices[2],
-            SliceCounts {
-                done: 1,
-                good: 1,
-                units: 5.0
-            }
-        );
         assert_eq!((t.done_in_window, t.good_in_window), (1, 1));
+        assert_eq!(t.units_in_window, 5.0);
     }
 }

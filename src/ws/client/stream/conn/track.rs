@@ -89,11 +89,11 @@ impl StreamConn<'_> {
     /// Ends `seq`'s stream as complete at `end_ns`.
     pub(super) fn end_stream(&mut self, seq: u64, end_ns: u64) {
         let Some(s) = self.open.take(seq) else { return };
-        let mut d = Done::of(&s, end_ns, self.slice_of(end_ns));
+        let mut d = Done::of(&s, end_ns, self.slice_of(end_ns).is_some());
         d.good = d
             .ttfr_ns
             .is_some_and(|t| self.proto.goodput.met(t, d.time_per_reply_ns()));
-        if d.end_slice.is_some() {
+        if d.ended_in_window {
             self.core.local.last_reply_ns = self.core.local.last_reply_ns.max(end_ns);
         }
         self.slocal.done.push(d);
