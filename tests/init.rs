@@ -198,7 +198,13 @@ fn the_commented_out_scenarios_check_once_uncommented() {
     }
     assert_eq!(blocks, 2, "a `command` shape and a `websocket_flood` shape");
     std::fs::write(&suite, uncommented).unwrap();
-    let o = bin().arg("check").arg(suite).output().unwrap();
+    // The streaming shape's bearer token comes from the environment.
+    let o = bin()
+        .arg("check")
+        .arg(suite)
+        .env("API_TOKEN", "a-token")
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(
         text(&o).contains("1 suite(s), 3 scenario(s)"),
