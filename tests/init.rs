@@ -2,6 +2,8 @@
 //! starter suite checks and runs as written, that it never overwrites, and
 //! that `--action` reaches the workflow.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -177,25 +179,8 @@ fn the_commented_out_scenarios_check_once_uncommented() {
     let tmp = tempfile::tempdir().unwrap();
     assert_eq!(init(tmp.path(), &[]).status.code(), Some(0));
     let suite = tmp.path().join(FILES[0]);
-    let mut uncommented = String::new();
-    let mut blocks = 0;
-    let mut inside = false;
-    for line in std::fs::read_to_string(&suite).unwrap().lines() {
-        if line == "# [[scenario]]" {
-            inside = true;
-            blocks += 1;
-        } else if line.is_empty() {
-            inside = false;
-        }
-        let line = if inside {
-            line.strip_prefix("# ")
-                .unwrap_or_else(|| panic!("`# ` in `{line}`"))
-        } else {
-            line
-        };
-        uncommented.push_str(line);
-        uncommented.push('\n');
-    }
+    let (uncommented, blocks) =
+        common::uncomment_starter(&std::fs::read_to_string(&suite).unwrap());
     assert_eq!(blocks, 2, "a `command` shape and a `websocket_flood` shape");
     std::fs::write(&suite, uncommented).unwrap();
     // The streaming shape's bearer token comes from the environment.

@@ -5,7 +5,9 @@
 //! (ignored with the reason without it, unless
 //! NEON_PERF_REQUIRE_WS_PEERS=1). Streams are matched and timed, a leaking
 //! handler fails `cancel` in each, and a refused handshake quotes the body
-//! each framework sent, with the secret redacted.
+//! each framework sent, with the secret redacted. And `neon-perf init`'s
+//! commented shapes, uncommented, run a team's Python benchmark and flood
+//! its FastAPI app.
 
 mod common;
 #[macro_use]
@@ -19,6 +21,7 @@ trials! {
     each_framework_streams_through_the_protocol_table: FRAMEWORKS;
     a_handler_that_keeps_cancelled_streams_fails_cancel_in_each_framework: FRAMEWORKS;
     a_refusal_quotes_the_body_each_framework_sent_with_the_secret_redacted: FRAMEWORKS;
+    the_init_starters_shapes_run_a_python_benchmark_and_flood_a_fastapi_app: FRAMEWORKS;
 }
 
 /// The frameworks in target/ws-venv (`bash scripts/ws/setup.sh`).
@@ -170,5 +173,72 @@ fn a_refusal_quotes_the_body_each_framework_sent_with_the_secret_redacted() {
     }
     for secret in [client, TOKEN] {
         assert!(!text.contains(secret) && !r.to_string().contains(secret));
+    }
+}
+
+/// A team's benchmark for the starter's `command` shape: times its work
+/// and prints it with the Python helper neon-perf puts on PYTHONPATH.
+const BENCH_PY: &str = r#"import sys, time
+import neon_perf
+
+batch = int(sys.argv[sys.argv.index("--batch") + 1])
+start = time.perf_counter()
+sum(i * i for i in range(20000 * batch))
+neon_perf.emit("latency", (time.perf_counter() - start) * 1e3, "ms")
+"#;
+
+/// `neon-perf init` in a fresh folder, both commented shapes uncommented
+/// as the starter's comments say, the team's files beside the suite (a
+/// benchmark, and the example's FastAPI app as `app.py`), `python3` being
+/// target/ws-venv's as in a team's environment: every scenario runs.
+fn the_init_starters_shapes_run_a_python_benchmark_and_flood_a_fastapi_app() {
+    let _one = common::one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path();
+    let neon = || {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_neon-perf"));
+        c.current_dir(repo).env_remove("GITHUB_STEP_SUMMARY");
+        c
+    };
+    let o = neon().args(["init", "."]).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", common::text(&o));
+    let suites = repo.join("suites");
+    let starter = std::fs::read_to_string(suites.join("perf.toml")).unwrap();
+    let (uncommented, blocks) = common::uncomment_starter(&starter);
+    assert_eq!(blocks, 2);
+    std::fs::write(suites.join("perf.toml"), uncommented).unwrap();
+    std::fs::write(suites.join("bench.py"), BENCH_PY).unwrap();
+    let example = root().join("examples/ws-backend");
+    std::fs::copy(example.join("app_fastapi.py"), suites.join("app.py")).unwrap();
+    std::fs::copy(example.join("handlers.py"), suites.join("handlers.py")).unwrap();
+    let venv_bin = root().join("target/ws-venv/bin");
+    let path = format!("{}:{}", venv_bin.display(), std::env::var("PATH").unwrap());
+    let o = neon()
+        .args(["run", "--smoke", "--json", "r.json"])
+        .env("PATH", path)
+        .env("API_TOKEN", TOKEN)
+        .env("BACKEND_TOKEN", TOKEN)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .unwrap();
+    let text = common::text(&o);
+    assert_eq!(o.status.code(), Some(0), "{text}");
+    let r: Value = serde_json::from_slice(&std::fs::read(repo.join("r.json")).unwrap()).unwrap();
+    let scenario = |name: &str| {
+        r["scenarios"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["scenario"] == name))
+            .unwrap_or_else(|| panic!("no {name}: {text}"))
+            .clone()
+    };
+    for name in ["sort", "bench", "llm-stream"] {
+        assert_eq!(scenario(name)["outcome"]["status"], "ran", "{name}: {text}");
+    }
+    assert!(value(&scenario("bench"), "latency{batch=8}") > 0.0);
+    let stream = scenario("llm-stream");
+    assert_eq!(value(&stream, "replies_per_request"), 64.0);
+    assert!(value(&stream, "reply_rate") > 0.0);
+    for c in ["ping", "cancel"] {
+        assert_eq!(check(&stream, c)["passed"], true, "{:#}", check(&stream, c));
     }
 }

@@ -148,3 +148,30 @@ static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 pub fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
     ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+/// The starter suite `neon-perf init` writes, with its commented-out
+/// shapes (a `# [[scenario]]` line and the lines after it up to a blank
+/// line) uncommented, as its comments tell a team to do; and how many
+/// shapes there were.
+pub fn uncomment_starter(text: &str) -> (String, usize) {
+    let mut out = String::new();
+    let mut blocks = 0;
+    let mut inside = false;
+    for line in text.lines() {
+        if line == "# [[scenario]]" {
+            inside = true;
+            blocks += 1;
+        } else if line.is_empty() {
+            inside = false;
+        }
+        let line = if inside {
+            line.strip_prefix("# ")
+                .unwrap_or_else(|| panic!("`# ` in `{line}`"))
+        } else {
+            line
+        };
+        out.push_str(line);
+        out.push('\n');
+    }
+    (out, blocks)
+}
