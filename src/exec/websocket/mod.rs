@@ -23,7 +23,7 @@ mod server;
 mod stream_metrics;
 
 use crate::exec::command::substitute;
-use crate::exec::{Availability, ExecError, ExecOutput, Executes, Executor, RunCtx};
+use crate::exec::{Availability, ExecError, ExecEvent, ExecOutput, Executes, Executor, RunCtx};
 use crate::plan::websocket::FloodPoint;
 use crate::plan::{KindSpec, ScenarioPlan, WebsocketFloodSpec};
 use crate::ws::client::limits::{SPARE, ensure_open_files};
@@ -129,7 +129,7 @@ async fn run_checks(
     spec: &WebsocketFloodSpec,
     points: &[FloodPoint],
     served: &Served,
-    ctx: &RunCtx<'_>,
+    ctx: &mut RunCtx<'_>,
     out: &mut ExecOutput,
 ) -> Result<(), ExecError> {
     use crate::ws::checks::{CheckKind, CheckTarget, run_cancel, run_check};
@@ -139,6 +139,9 @@ async fn run_checks(
         max_message: served.max_message,
     };
     for kind in spec.check_kinds().into_iter().filter(|k| !k.during_flood()) {
+        ctx.event(ExecEvent::Phase {
+            label: format!("`{}` check", kind.id()),
+        });
         let check = match (kind, spec.cancel_settings(), points.last()) {
             (CheckKind::Cancel, Some(c), Some(fp)) => {
                 let last = (fp, &plan.points[points.len() - 1]);
