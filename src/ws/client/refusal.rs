@@ -77,3 +77,69 @@ pub async fn handshake_error(url: &str, e: WsError, spare: Option<Spare>) -> Str
         resp.status()
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use crate::ws::client::connect::{Connector, Headers};
+
+    /// A server that reads the handshake and answers with `head`, then
+    /// (after `pause`) `body`, then keeps the connection open for 2 s.
+    async fn refuse(head: &'static str, body: &'static str, pause: u64) -> Connector {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf).await;
+            s.write_all(head.as_bytes()).await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+            s.write_all(body.as_bytes()).await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        });
+        Connector {
+            addr,
+            url: format!("ws://{addr}/ws"),
+            config: Default::default(),
+            headers: Headers(vec![("Authorization".into(), "Bearer s3cr3t-token".into())]),
+            tls: None,
+        }
+    }
+
+    /// uvicorn's shape: the body in a second write after the headers.
+    #[tokio::test]
+    async fn a_body_written_after_the_headers_is_quoted() {
+        let c = refuse(
+            "HTTP/1.1 401 Unauthorized\r\ncontent-length: 41\r\n\r\n",
+            "invalid credentials: Bearer s3cr3t-token\n",
+            50,
+        )
+        .await;
+        let e = c.connect().await.err().unwrap();
+        assert!(
+            e.ends_with("refused: HTTP 401 Unauthorized (\"invalid credentials: <redacted>\")"),
+            "{e}"
+        );
+    }
+
+    /// A body that never comes holds the connection up to BODY_WAIT, not
+    /// until the server closes it (2 s here): a run always ends.
+    #[tokio::test]
+    async fn a_body_that_never_comes_costs_at_most_the_wait() {
+        let c = refuse(
+            "HTTP/1.1 403 Forbidden\r\ncontent-length: 100\r\n\r\n",
+            "",
+            0,
+        )
+        .await;
+        let start = Instant::now();
+        let e = c.connect().await.err().unwrap();
+        let took = start.elapsed();
+        assert!(e.ends_with("refused: HTTP 403 Forbidden (no body)"), "{e}");
+        assert!(took < std::time::Duration::from_millis(1500), "{took:?}");
+    }
+}
