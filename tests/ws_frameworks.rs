@@ -22,6 +22,7 @@ trials! {
     a_handler_that_keeps_cancelled_streams_fails_cancel_in_each_framework: FRAMEWORKS;
     a_refusal_quotes_the_body_each_framework_sent_with_the_secret_redacted: FRAMEWORKS;
     the_init_starters_shapes_run_a_python_benchmark_and_flood_a_fastapi_app: FRAMEWORKS;
+    uvicorns_keepalive_pings_are_answered_on_idle_connections: FRAMEWORKS;
 }
 
 /// The frameworks in target/ws-venv (`bash scripts/ws/setup.sh`).
@@ -241,4 +242,47 @@ fn the_init_starters_shapes_run_a_python_benchmark_and_flood_a_fastapi_app() {
     for c in ["ping", "cancel"] {
         assert_eq!(check(&stream, c)["passed"], true, "{:#}", check(&stream, c));
     }
+}
+
+/// uvicorn pings every connection (every 20 s by default) and closes one
+/// whose pong is late. At 0.5 s and 0.5 s, over 4 s of an open-loop flood
+/// slow enough that connections sit idle between requests, and with no
+/// `ping` check of neon-perf's own writing to the sockets, no connection
+/// is closed: the client answers the server's pings while it waits.
+fn uvicorns_keepalive_pings_are_answered_on_idle_connections() {
+    let _one = common::one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let examples = root().join("examples/ws-backend");
+    let python = root().join("target/ws-venv/bin/python");
+    let suite = format!(
+        r#"[[scenario]]
+name = "keepalive"
+kind = "websocket_flood"
+url = "ws://127.0.0.1:{{port}}/ws"
+server = {{ command = ["{python}", "-m", "uvicorn", "app_fastapi:app", "--app-dir", "{examples}", "--port", "{{port}}", "--ws-ping-interval", "0.5", "--ws-ping-timeout", "0.5"], ready = "log:Uvicorn running on" }}
+connections = 8
+rate = "2/s"
+duration = "4s"
+warmup = "0s"
+
+[scenario.protocol]
+request = {{ text = '{{"op":"generate","id":"{{id}}","max_tokens":4}}' }}
+match = {{ json = "/id" }}
+end = {{ json = "/type", equals = "done" }}
+"#,
+        python = python.display(),
+        examples = examples.display(),
+    );
+    let path = dir.path().join("keepalive.toml");
+    std::fs::write(&path, suite).unwrap();
+    let (o, r) = common::run_json(&path, dir.path(), &[]);
+    let text = common::text(&o);
+    assert_eq!(o.status.code(), Some(0), "{text}");
+    let s = &r["scenarios"][0];
+    assert_eq!(s["outcome"]["status"], "ran", "{text}");
+    for e in ["closed", "lost", "incomplete"] {
+        assert_eq!(value(s, &format!("errors{{type={e}}}")), 0.0, "{e}: {text}");
+    }
+    // Connections were idle most of the time: 2 requests/s over 8 of them.
+    assert!(value(s, "request_rate") < 4.0, "{text}");
 }
