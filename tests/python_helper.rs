@@ -55,26 +55,12 @@ fn run_program(program: &str, suite: &str, pythonpath: Option<&Path>) -> (Output
 
 /// The first scenario's metric `key` in results `r`.
 fn metric(r: &Value, key: &str) -> Value {
-    let s = &r["scenarios"][0];
-    s["metrics"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["key"] == key)
-        .unwrap_or_else(|| panic!("metric {key} in {s:#}"))
-        .clone()
+    common::entry(&r["scenarios"][0]["metrics"], "key", key).clone()
 }
 
 /// The first scenario's check `name` in results `r`.
 fn check(r: &Value, name: &str) -> Value {
-    let s = &r["scenarios"][0];
-    s["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == name)
-        .unwrap_or_else(|| panic!("check {name} in {s:#}"))
-        .clone()
+    common::entry(&r["scenarios"][0]["checks"], "name", name).clone()
 }
 
 const PROGRAM: &str = r#"

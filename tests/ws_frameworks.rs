@@ -56,29 +56,20 @@ fn suite() -> PathBuf {
 fn scenarios(r: &Value) -> Vec<&Value> {
     SCENARIOS
         .iter()
-        .map(|name| {
-            r["scenarios"]
-                .as_array()
-                .and_then(|s| s.iter().find(|s| s["scenario"] == *name))
-                .unwrap_or_else(|| panic!("no scenario {name} in {r:#}"))
-        })
+        .map(|name| common::entry(&r["scenarios"], "scenario", name))
         .collect()
 }
 
 /// The first sample of metric `key`.
 fn value(s: &Value, key: &str) -> f64 {
-    s["metrics"]
-        .as_array()
-        .and_then(|m| m.iter().find(|m| m["key"] == key))
-        .and_then(|m| m["samples"][0].as_f64())
-        .unwrap_or_else(|| panic!("no metric {key} in {}", s["scenario"]))
+    let m = common::entry(&s["metrics"], "key", key);
+    m["samples"][0]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no sample of {key} in {}", s["scenario"]))
 }
 
 fn check<'a>(s: &'a Value, name: &str) -> &'a Value {
-    s["checks"]
-        .as_array()
-        .and_then(|c| c.iter().find(|c| c["name"] == name))
-        .unwrap_or_else(|| panic!("no check {name} in {}: {:#}", s["scenario"], s["checks"]))
+    common::entry(&s["checks"], "name", name)
 }
 
 fn each_framework_streams_through_the_protocol_table() {
@@ -129,10 +120,7 @@ fn a_handler_that_keeps_cancelled_streams_fails_cancel_in_each_framework() {
         assert_eq!(cancel["item"], "memory-cleanup");
         assert_eq!(s["status"], "failed");
     }
-    let cleanup = r["checklist"]
-        .as_array()
-        .and_then(|c| c.iter().find(|i| i["item"] == "memory-cleanup"))
-        .unwrap();
+    let cleanup = common::entry(&r["checklist"], "item", "memory-cleanup");
     assert_eq!(cleanup["state"], "failed", "{cleanup:#}");
 }
 
@@ -225,13 +213,7 @@ fn the_init_starters_shapes_run_a_python_benchmark_and_flood_a_fastapi_app() {
     let text = common::text(&o);
     assert_eq!(o.status.code(), Some(0), "{text}");
     let r: Value = serde_json::from_slice(&std::fs::read(repo.join("r.json")).unwrap()).unwrap();
-    let scenario = |name: &str| {
-        r["scenarios"]
-            .as_array()
-            .and_then(|s| s.iter().find(|s| s["scenario"] == name))
-            .unwrap_or_else(|| panic!("no {name}: {text}"))
-            .clone()
-    };
+    let scenario = |name: &str| common::entry(&r["scenarios"], "scenario", name).clone();
     for name in ["sort", "bench", "llm-stream"] {
         assert_eq!(scenario(name)["outcome"]["status"], "ran", "{name}: {text}");
     }

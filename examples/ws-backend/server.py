@@ -3,7 +3,8 @@
 Usage: target/ws-venv/bin/python examples/ws-backend/server.py PORT [options]
   --first-delay-ms MS  time to the first token (env BACKEND_FIRST_DELAY_MS, default 20)
   --gap-ms MS          time between tokens (env BACKEND_GAP_MS, default 5)
-  --tokens N           tokens per request unless it says max_tokens (default 16)
+  --tokens N           tokens per request unless it says max_tokens (env
+                       BACKEND_TOKENS, default 16)
   --token SECRET       require "Authorization: Bearer SECRET" (env BACKEND_TOKEN);
                        otherwise 401 with a text body
   --token-env NAME     the same, with the secret read from the variable NAME
@@ -12,7 +13,7 @@ Usage: target/ws-venv/bin/python examples/ws-backend/server.py PORT [options]
   --close-after-stream close the connection after each stream
   --empty-first        an empty token before the first real one
   --tls-cert PEM --tls-key PEM  serve wss:// with this certificate chain and key
-  --leak-kib-per-cancel KIB  a bug on purpose: keep KIB of memory for every
+  --leak-kib-per-cancel KIB  (env BACKEND_LEAK_KIB_PER_CANCEL) a bug on purpose: keep KIB of memory for every
                        stream its client cancelled (for neon-perf's `cancel` check)
   --cuda-mib MIB       serve on a GPU: hold MIB of "weights" on it (needs PyTorch
                        with CUDA); the leak above then keeps GPU memory
@@ -41,13 +42,14 @@ def check_auth(token, connection, request):
 
 
 def parse_args():
-    env = os.environ.get
+    # Defaults from the environment, as the framework apps read it.
+    d, token = Settings.from_env()
     p = argparse.ArgumentParser()
     p.add_argument("port", type=int)
-    p.add_argument("--first-delay-ms", type=float, default=float(env("BACKEND_FIRST_DELAY_MS", 20)))
-    p.add_argument("--gap-ms", type=float, default=float(env("BACKEND_GAP_MS", 5)))
-    p.add_argument("--tokens", type=int, default=16)
-    p.add_argument("--token", default=env("BACKEND_TOKEN"))
+    p.add_argument("--first-delay-ms", type=float, default=d.first_delay * 1e3)
+    p.add_argument("--gap-ms", type=float, default=d.gap * 1e3)
+    p.add_argument("--tokens", type=int, default=d.tokens)
+    p.add_argument("--token", default=token)
     p.add_argument("--token-env")
     p.add_argument("--no-ids", action="store_true")
     p.add_argument("--no-done", action="store_true")
@@ -55,7 +57,7 @@ def parse_args():
     p.add_argument("--empty-first", action="store_true")
     p.add_argument("--tls-cert")
     p.add_argument("--tls-key")
-    p.add_argument("--leak-kib-per-cancel", type=int, default=0)
+    p.add_argument("--leak-kib-per-cancel", type=int, default=d.leak_on_cancel // 1024)
     p.add_argument("--cuda-mib", type=int, default=0)
     p.add_argument("--kv-kib-per-stream", type=int, default=0)
     p.add_argument("--torch-device", default="cuda")

@@ -102,19 +102,14 @@ fn estimate_and_extreme(
         (Estimator::Quantile(q), Direction::HigherIsBetter) if q >= 0.75 => false,
         _ => return None,
     };
-    let finite: Vec<f64> = samples.iter().copied().filter(|x| x.is_finite()).collect();
+    let mut finite: Vec<f64> = samples.iter().copied().filter(|x| x.is_finite()).collect();
     if finite.len() < MIN_SAMPLES {
         return None;
     }
     let est = estimate(&finite, estimator)?;
-    let mut sorted = finite;
-    sorted.sort_by(f64::total_cmp);
-    let k = rank.min(sorted.len()) - 1;
-    let ext = if low {
-        sorted[k]
-    } else {
-        sorted[sorted.len() - 1 - k]
-    };
+    let k = rank.clamp(1, finite.len()) - 1;
+    let at = if low { k } else { finite.len() - 1 - k };
+    let ext = *finite.select_nth_unstable_by(at, f64::total_cmp).1;
     (est > 0.0 && ext > 0.0).then_some((est, ext))
 }
 

@@ -84,13 +84,16 @@ pub fn run_json_under(
 pub fn verdict(dir: &Path, key: &str) -> serde_json::Value {
     let v: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("r.json")).unwrap()).unwrap();
-    v["scenarios"][0]["verdicts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["key"] == key)
-        .unwrap_or_else(|| panic!("metric {key}"))
-        .clone()
+    entry(&v["scenarios"][0]["verdicts"], "key", key).clone()
+}
+
+/// The item of the results array `list` whose `field` is `value` (a
+/// scenario by `scenario`, a metric or verdict by `key`, a check by
+/// `name`); panics naming what is missing and what is there.
+pub fn entry<'a>(list: &'a serde_json::Value, field: &str, value: &str) -> &'a serde_json::Value {
+    list.as_array()
+        .and_then(|items| items.iter().find(|x| x[field] == value))
+        .unwrap_or_else(|| panic!("no {field} {value} in {list:#}"))
 }
 
 /// Metric `m` of scenario `emit` as recorded in DIR/baselines/<key>/`file`.
