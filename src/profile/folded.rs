@@ -193,7 +193,8 @@ mod tests {
     const BASE: &str = include_str!("../../tests/fixtures/profile/base.perf-script");
     const HEAD: &str = include_str!("../../tests/fixtures/profile/head.perf-script");
 
-    /// Stored `perf script` output of tests/fixtures/profile/work.c, `work 1`
+    /// Stored `perf script` output of tests/fixtures/profile/work.c (its
+    /// earlier version, the two parts one after the other), `work 1`
     /// (base) and `work 2` (head, `slow_part` doing twice the work): the
     /// fold and the diff name `slow_part` first, whether or not perf events
     /// are allowed where the tests run.
