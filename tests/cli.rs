@@ -198,7 +198,7 @@ fn no_suite_file_is_bad_input() {
 }
 
 #[test]
-fn a_rule_matching_no_metric_is_a_warning_with_a_hint() {
+fn a_rule_matching_no_metric_or_gating_nothing_is_a_warning_with_a_hint() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("r.json");
     let o = run(
@@ -217,6 +217,11 @@ fn a_rule_matching_no_metric_is_a_warning_with_a_hint() {
     assert!(out.contains(typo), "{out}");
     assert!(out.contains("metric rule `m{batch=1}`"), "{out}");
     assert!(!out.contains("rule `peak_rss`"), "a matching rule: {out}");
+    let ungated = "warning: metric rule `n` says `gate = true`, but `n` is reported with \
+                   direction `neither`, so a change never fails it: add `direction = \"lower\"` \
+                   or `direction = \"higher\"` to gate it";
+    assert!(out.contains(ungated), "{out}");
+    assert!(!out.contains("rule `m` says"), "a gated metric: {out}");
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     let warnings = v["scenarios"][0]["warnings"].as_array().unwrap();
     let rules: Vec<&str> = warnings
@@ -224,7 +229,7 @@ fn a_rule_matching_no_metric_is_a_warning_with_a_hint() {
         .filter_map(|w| w.as_str())
         .filter(|w| w.starts_with("metric rule"))
         .collect();
-    assert_eq!(rules.len(), 2, "{warnings:?}");
+    assert_eq!(rules.len(), 3, "{warnings:?}");
 }
 
 #[test]

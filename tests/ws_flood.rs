@@ -17,6 +17,7 @@ use futures_util::{SinkExt, StreamExt};
 use libtest_mimic::Completion;
 use neon_perf::config::parse_suite;
 use neon_perf::exec::ExecEnv;
+use neon_perf::metric::Direction;
 use neon_perf::result::{Outcome, ScenarioResult};
 use neon_perf::ws::client::{self, FloodConfig, Frame, Load, Payload, Progress, StopAfter};
 use tokio_tungstenite::tungstenite::Message;
@@ -101,6 +102,14 @@ fn echo_servers_closed_loop_binary_ranged_and_text() {
             assert_eq!(r.metric("connect_time").unwrap().samples.len(), 4, "{what}");
             assert!(value(&r, "server_rss{at=peak}") > 1e6, "{what}");
             assert!(r.metric("msg_rate").unwrap().samples.len() >= 10, "{what}");
+            // A plain flood gates its rates and connect times.
+            for (k, d) in [
+                ("msg_rate", Direction::HigherIsBetter),
+                ("byte_rate", Direction::HigherIsBetter),
+                ("connect_time", Direction::LowerIsBetter),
+            ] {
+                assert_eq!(r.metric(k).unwrap().direction, d, "{what}: {k}");
+            }
             assert!(r.device.contains("127.0.0.1"), "{}", r.device);
             // An external server: the client polls between replies by default.
             assert!(r.metric("client_spin_back_offs").is_some(), "{what}");

@@ -22,6 +22,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use neon_perf::config::parse_suite;
 use neon_perf::exec::ExecEnv;
+use neon_perf::metric::{Direction, Estimator};
 use neon_perf::result::{Outcome, ScenarioResult};
 
 trials! {
@@ -158,6 +159,22 @@ fn streams_report_their_timings_units_and_goodput() {
     for e in ["incomplete", "server_error", "unmatched"] {
         assert_eq!(value(&r, &format!("errors{{type={e}}}")), 0.0, "{e}");
     }
+    // Frames per second and connect times are only reported in a protocol
+    // flood (docs/websocket.md, "Stream metrics"), with the estimator a
+    // rule's `direction` would gate them on.
+    for (k, estimator) in [
+        ("msg_rate", Estimator::Quantile(0.95)),
+        ("byte_rate", Estimator::Quantile(0.95)),
+        ("connect_time", Estimator::Quantile(0.05)),
+    ] {
+        let m = r.metric(k).unwrap();
+        assert_eq!(m.direction, Direction::Neither, "{k}");
+        assert_eq!(m.estimator, estimator, "{k}");
+    }
+    assert_eq!(
+        r.metric("time_to_first_reply").unwrap().direction,
+        Direction::LowerIsBetter
+    );
 }
 
 fn interleaved_streams_on_one_connection_match_by_json_id() {

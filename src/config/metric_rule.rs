@@ -8,7 +8,7 @@ use toml::de::DeValue;
 
 use super::error::{Diag, did_you_mean};
 use super::read::{self, Value, a_type, entries};
-use crate::metric::{Direction, Estimator, MetricKey, Unit};
+use crate::metric::{Direction, Estimator, MetricKey, MetricSeries, Unit};
 use crate::plan::MetricRule;
 
 /// Keys of a `metric."name{labels}"` rule.
@@ -57,6 +57,34 @@ pub fn unmatched_rules<'a>(
             format!(
                 "metric rule `{r}` matches no metric this scenario reported, so it is not enforced: {why}"
             )
+        })
+        .collect()
+}
+
+/// A warning for each rule that says `gate = true` without a `direction`
+/// where every metric it matches is reported with direction `neither`
+/// (one value per run, `connect_time` in a protocol flood, `ping_rtt`):
+/// such a metric is never gated on change, so the rule would do nothing
+/// and the suite would read as if it did.
+pub fn ungated_rules(
+    rules: &BTreeMap<String, MetricRule>,
+    reported: &[MetricSeries],
+) -> Vec<String> {
+    rules
+        .iter()
+        .filter(|(_, rule)| rule.gate == Some(true) && rule.direction.is_none())
+        .filter_map(|(r, _)| {
+            let matched: Vec<&MetricSeries> = reported
+                .iter()
+                .filter(|m| m.key.name == *r || m.key.to_string() == *r)
+                .collect();
+            let neither = !matched.is_empty()
+                && matched.iter().all(|m| m.direction == Direction::Neither);
+            neither.then(|| {
+                format!(
+                    "metric rule `{r}` says `gate = true`, but `{r}` is reported with direction `neither`, so a change never fails it: add `direction = \"lower\"` or `direction = \"higher\"` to gate it"
+                )
+            })
         })
         .collect()
 }
@@ -283,6 +311,46 @@ mod tests {
         }
         let rules = ["m".to_string()];
         assert!(unmatched_rules(&rules, &[])[0].ends_with("it reported no metrics"));
+    }
+
+    #[test]
+    fn gate_true_on_a_metric_only_reported_says_how_to_gate_it() {
+        let series = |k: &str, d| MetricSeries::single(k.parse().unwrap(), Unit::Seconds, d, 1.0);
+        let reported = [
+            series("connect_time", Direction::Neither),
+            series("rtt", Direction::LowerIsBetter),
+            series("x{a=1}", Direction::Neither),
+            series("x{a=2}", Direction::LowerIsBetter),
+        ];
+        let rule = |gate, direction| MetricRule {
+            gate,
+            direction,
+            ..MetricRule::default()
+        };
+        let cases = [
+            ("connect_time", rule(Some(true), None), true),
+            (
+                "connect_time",
+                rule(Some(true), Some(Direction::LowerIsBetter)),
+                false,
+            ),
+            ("connect_time", rule(Some(false), None), false),
+            ("connect_time", rule(None, None), false),
+            ("rtt", rule(Some(true), None), false),
+            ("x{a=1}", rule(Some(true), None), true),
+            // One of the metrics it matches is gated: the rule does something.
+            ("x", rule(Some(true), None), false),
+            ("absent", rule(Some(true), None), false),
+        ];
+        for (key, r, warns) in cases {
+            let rules = BTreeMap::from([(key.to_string(), r)]);
+            let got = ungated_rules(&rules, &reported);
+            assert_eq!(got.len(), usize::from(warns), "{key}: {got:?}");
+            if warns {
+                assert!(got[0].contains("direction `neither`"), "{}", got[0]);
+                assert!(got[0].contains("add `direction = \"lower\"`"), "{}", got[0]);
+            }
+        }
     }
 
     #[test]

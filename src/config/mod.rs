@@ -21,7 +21,7 @@ use toml::de::{DeTable, DeValue};
 
 pub use crate::plan::command::placeholders;
 pub use error::{ConfigError, Diagnostic, Related};
-pub use metric_rule::{parse_estimator, parse_quantity, unmatched_rules};
+pub use metric_rule::{parse_estimator, parse_quantity, ungated_rules, unmatched_rules};
 pub use settings::limits;
 
 use crate::plan::{ScenarioPlan, Suite};

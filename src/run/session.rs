@@ -331,12 +331,15 @@ impl Scenario<'_> {
     }
 
     /// The scenario's report. A rule no reported metric matches (a typo) is
-    /// never enforced: say so, with a did-you-mean from what was reported.
+    /// never enforced: say so, with a did-you-mean from what was reported;
+    /// so is `gate = true` on a metric only reported: say how to gate it.
     fn report(&self, mut result: ScenarioResult, verdicts: Vec<MetricVerdict>) -> ScenarioReport {
         if matches!(result.outcome, Outcome::Ran) {
             let keys: Vec<_> = result.metrics.iter().map(|m| m.key.clone()).collect();
             let unmatched = config::unmatched_rules(self.plan.metric_rules.keys(), &keys);
             result.warnings.extend(unmatched);
+            let ungated = config::ungated_rules(&self.plan.metric_rules, &result.metrics);
+            result.warnings.extend(ungated);
         }
         ScenarioReport {
             status: status_of(&result, &verdicts),

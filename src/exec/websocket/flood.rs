@@ -253,7 +253,8 @@ fn record(
             out.warnings.push(w);
         }
     }
-    metrics(report, fp, &labels, memory, client_cpu, out);
+    let streams = spec.protocol.is_some();
+    metrics(report, (fp, streams), &labels, memory, client_cpu, out);
     let units = spec.protocol.as_ref().and_then(|p| p.units_name());
     super::stream_metrics::stream_metrics(report, units, &labels, &mut out.metrics);
     out.checks

@@ -75,17 +75,24 @@ pub(super) fn flood_check(
     )
 }
 
+/// The flood's own metrics. In a protocol flood (`streams`), `msg_rate`,
+/// `byte_rate` and `connect_time` are only reported: the stream metrics
+/// are what its gate is for, frames per second follow how a server
+/// splits its replies, and unchanged reruns against a streaming server
+/// moved these three past any tolerance (a rule's `direction` gates them
+/// again).
 pub(super) fn metrics(
     r: &FloodReport,
-    fp: &FloodPoint,
+    (fp, streams): (&FloodPoint, bool),
     labels: &BTreeMap<String, String>,
     memory: Option<MemoryReport>,
     client_cpu: Option<f64>,
     out: &mut ExecOutput,
 ) {
     let mut p = Push::new(labels, &mut out.metrics);
-    rates(&mut p, r);
-    latencies(&mut p, &r.totals, fp);
+    let gated = !streams;
+    rates(&mut p, r, gated);
+    latencies(&mut p, &r.totals, fp, gated);
     counts(&mut p, &r.totals);
     if let Some(mem) = memory.filter(|m| m.samples > 0) {
         server_memory(&mut p, &mem);
@@ -102,23 +109,25 @@ pub(super) fn metrics(
     }
 }
 
-/// Messages and bytes per second: per slice (the gate's samples) and
-/// over the whole window.
-fn rates(p: &mut Push<'_>, r: &FloodReport) {
+/// Samples of `name`: gated in `dir`, or only reported.
+fn samples(p: &mut Push<'_>, gated: bool, (name, unit, dir): (&str, Unit, Direction), v: Vec<f64>) {
+    if gated {
+        p.series(name, unit, dir, v);
+    } else {
+        p.reported(name, unit, dir, v);
+    }
+}
+
+/// Messages and bytes per second: per slice (the gate's samples, when
+/// `gated`) and over the whole window.
+fn rates(p: &mut Push<'_>, r: &FloodReport, gated: bool) {
     let t = &r.totals;
     let rates = r.slice_rates();
-    p.series(
-        "msg_rate",
-        Unit::Rate("msg".into()),
-        Direction::HigherIsBetter,
-        rates.iter().map(|x| x.0).collect(),
-    );
-    p.series(
-        "byte_rate",
-        Unit::BytesPerSecond,
-        Direction::HigherIsBetter,
-        rates.iter().map(|x| x.1).collect(),
-    );
+    let up = Direction::HigherIsBetter;
+    let msg = ("msg_rate", Unit::Rate("msg".into()), up);
+    samples(p, gated, msg, rates.iter().map(|x| x.0).collect());
+    let bytes = ("byte_rate", Unit::BytesPerSecond, up);
+    samples(p, gated, bytes, rates.iter().map(|x| x.1).collect());
     let k = p.key("msg_rate_overall");
     p.single(k, Unit::Rate("msg".into()), r.msg_rate());
     let w = r.window.as_secs_f64().max(1e-9);
@@ -132,8 +141,9 @@ fn rates(p: &mut Push<'_>, r: &FloodReport) {
     p.single(k, Unit::BytesPerSecond, t.sent_bytes_in_window as f64 / w);
 }
 
-/// RTT, connect time and (open loop) send lag, with their percentiles.
-fn latencies(p: &mut Push<'_>, t: &Totals, fp: &FloodPoint) {
+/// RTT, connect time (gated when `gated`) and (open loop) send lag, with
+/// their percentiles.
+fn latencies(p: &mut Push<'_>, t: &Totals, fp: &FloodPoint, gated: bool) {
     if !t.rtt_sample.items().is_empty() {
         p.series(
             "rtt",
@@ -154,12 +164,8 @@ fn latencies(p: &mut Push<'_>, t: &Totals, fp: &FloodPoint) {
         p.single(k, Unit::Seconds, t.rtt.max() as f64 * 1e-9);
     }
     if !t.connect_s.is_empty() {
-        p.series(
-            "connect_time",
-            Unit::Seconds,
-            Direction::LowerIsBetter,
-            t.connect_s.clone(),
-        );
+        let connect = ("connect_time", Unit::Seconds, Direction::LowerIsBetter);
+        samples(p, gated, connect, t.connect_s.clone());
         p.quantiles(
             &t.connect,
             &[("connect_time_p50", 0.5), ("connect_time_p99", 0.99)],

@@ -35,6 +35,19 @@ impl<'a> Push<'a> {
         });
     }
 
+    /// Samples only reported (direction `Neither`), with the estimator of
+    /// `dir`, the direction a rule's `direction` would gate them in.
+    pub(super) fn reported(&mut self, name: &str, unit: Unit, dir: Direction, samples: Vec<f64>) {
+        let key = self.key(name);
+        self.m.push(MetricSeries {
+            key,
+            estimator: default_estimator(&unit, dir),
+            unit,
+            direction: Direction::Neither,
+            samples,
+        });
+    }
+
     /// One rate for the whole run, gated (higher is better) between runs.
     pub(super) fn rate(&mut self, name: &str, unit: Unit, v: f64) {
         let key = self.key(name);
