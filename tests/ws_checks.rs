@@ -45,11 +45,7 @@ fn the_reference_server_passes_every_check() {
     rt().block_on(async {
         let cfg = ServeConfig::default();
         let srv = server::start(cfg.clone()).await.unwrap();
-        let target = CheckTarget {
-            url: srv.url(),
-            server_pid: Some(std::process::id()),
-            max_message: Some(cfg.max_message),
-        };
+        let target = CheckTarget::new(srv.url(), Some(std::process::id()), Some(cfg.max_message));
         let checks = run_all(&target).await;
         for c in &checks {
             assert!(c.passed, "{}: {}", c.name, c.evidence);
@@ -75,11 +71,7 @@ fn the_reference_server_passes_every_check() {
 fn oversize_without_a_known_limit_probes_past_ten_mib() {
     rt().block_on(async {
         let srv = server::start(ServeConfig::default()).await.unwrap();
-        let target = CheckTarget {
-            url: srv.url(),
-            server_pid: None,
-            max_message: None,
-        };
+        let target = CheckTarget::new(srv.url(), None, None);
         let c = run_check(CheckKind::Oversize, &target).await;
         assert!(c.passed, "{}", c.evidence);
         assert!(
@@ -100,11 +92,7 @@ fn oversize_without_a_known_limit_probes_past_ten_mib() {
 
 fn a_bad_url_is_a_failed_check_not_a_panic() {
     rt().block_on(async {
-        let target = CheckTarget {
-            url: "http://127.0.0.1:1/".into(),
-            server_pid: None,
-            max_message: None,
-        };
+        let target = CheckTarget::new("http://127.0.0.1:1/", None, None);
         let c = run_check(CheckKind::Malformed, &target).await;
         assert!(!c.passed && c.evidence.contains("ws://"), "{}", c.evidence);
     });
@@ -165,11 +153,11 @@ fn node() -> EchoServer {
 }
 
 fn target(s: &EchoServer, max_message: Option<usize>) -> CheckTarget {
-    CheckTarget {
-        url: format!("ws://127.0.0.1:{}/", s.port),
-        server_pid: Some(s.child.id()),
+    CheckTarget::new(
+        format!("ws://127.0.0.1:{}/", s.port),
+        Some(s.child.id()),
         max_message,
-    }
+    )
 }
 
 fn python_websockets_server() {

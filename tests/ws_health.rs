@@ -199,11 +199,6 @@ fn ping_and_cancel_are_config_errors_where_they_do_not_belong() {
             "must be between 1 and 100000",
         ),
         (
-            format!("url = \"ws://a:1/\"\nchecks = [\"ping\", \"churn\"]\n{protocol}"),
-            "ws.toml:6:19",
-            "the `churn` check speaks neon-perf's own format",
-        ),
-        (
             "url = \"wss://a:1/\"\nchecks = [\"cancel\", \"oversize\"]\n".to_string(),
             "ws.toml:6:21",
             "the `oversize` check speaks plain `ws://`",
@@ -213,8 +208,9 @@ fn ping_and_cancel_are_config_errors_where_they_do_not_belong() {
         let e = config_error(&keys);
         assert!(e.contains(at) && e.contains(want), "{keys}\n{e}");
     }
-    // Both speak a server's own protocol.
-    let ok = format!("url = \"ws://a:1/\"\nchecks = [\"ping\", \"cancel\"]\n{protocol}");
+    // Every check speaks a server's own protocol.
+    let all = "[\"ping\", \"cancel\", \"oversize\", \"slow_consumer\", \"abrupt_disconnect\", \"malformed\", \"churn\"]";
+    let ok = format!("url = \"ws://a:1/\"\nchecks = {all}\n{protocol}");
     parse_suite(Path::new("ws.toml"), &suite_text(&ok)).unwrap();
 }
 

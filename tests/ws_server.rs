@@ -250,7 +250,7 @@ fn invalid_utf8_text_gets_1007() {
     rt().block_on(async {
         let srv = server::start(small()).await.unwrap();
         let url = raw::parse_url(&srv.url()).unwrap();
-        let (mut rd, mut wr) = raw::connect(&url).await.unwrap().into_parts();
+        let (mut rd, mut wr) = raw::connect(&url, &[]).await.unwrap().into_parts();
         wr.write_all(&raw::frame(raw::OP_TEXT, &[0xff, 0xfe, 0xfd], true))
             .await
             .unwrap();

@@ -123,7 +123,8 @@ async fn run_all(
 }
 
 /// The robustness checks, one [`Check`] each, after the flood (`ping`
-/// was measured during it). `cancel` uses the last point's client settings.
+/// was measured during it). They speak with the last point's client
+/// settings: its headers, and its protocol where they send requests.
 async fn run_checks(
     plan: &ScenarioPlan,
     spec: &WebsocketFloodSpec,
@@ -133,24 +134,34 @@ async fn run_checks(
     out: &mut ExecOutput,
 ) -> Result<(), ExecError> {
     use crate::ws::checks::{CheckKind, CheckTarget, run_cancel, run_check};
+    let kinds: Vec<CheckKind> = spec
+        .check_kinds()
+        .into_iter()
+        .filter(|k| !k.during_flood())
+        .collect();
+    let Some(fp) = points.last().filter(|_| !kinds.is_empty()) else {
+        return Ok(());
+    };
+    let last = (fp, &plan.points[points.len() - 1]);
+    let flood = flood::flood_config(plan, spec, last, 0, &served.url, ctx)?;
     let target = CheckTarget {
         url: served.url.clone(),
         server_pid: served.pid,
         max_message: served.max_message,
+        headers: flood.headers.clone(),
+        protocol: flood.protocol.clone(),
     };
-    for kind in spec.check_kinds().into_iter().filter(|k| !k.during_flood()) {
+    for kind in kinds {
         ctx.event(ExecEvent::Phase {
             label: format!("`{}` check", kind.id()),
         });
-        let check = match (kind, spec.cancel_settings(), points.last()) {
-            (CheckKind::Cancel, Some(c), Some(fp)) => {
-                let last = (fp, &plan.points[points.len() - 1]);
-                let flood = flood::flood_config(plan, spec, last, 0, &served.url, ctx)?;
+        let check = match (kind, spec.cancel_settings()) {
+            (CheckKind::Cancel, Some(c)) => {
                 let connector = crate::ws::client::connector(&flood)
                     .await
                     .map_err(ExecError::Failed)?;
                 let setup = crate::ws::checks::CancelSetup {
-                    flood,
+                    flood: flood.clone(),
                     connector,
                     streams: c.streams,
                     tolerance: c.tolerance,

@@ -31,7 +31,7 @@ impl KindRules for WebsocketFloodSpec {
         }
         super::tls::check(self.tls.as_ref(), self.url.as_deref())?;
         if self.url.as_deref().is_some_and(|u| u.starts_with("wss://")) {
-            if let Some(i) = self.neon_format_check() {
+            if let Some(i) = self.plain_ws_check() {
                 return Err(SpecError::new(
                     At::Item("checks", i),
                     format!(
@@ -76,23 +76,14 @@ impl WebsocketFloodSpec {
                 "with `protocol`, `params` cannot sweep `size` or `message` (the request is `protocol.request`)",
             ));
         }
-        if let Some(i) = self.neon_format_check() {
-            return Err(SpecError::new(
-                At::Item("checks", i),
-                format!(
-                    "the `{}` check speaks neon-perf's own format: run it in a scenario without `protocol` (`ping` and `cancel` speak the protocol)",
-                    self.checks[i]
-                ),
-            ));
-        }
         p.check(points)
     }
 
-    /// The first of `checks` that speaks only neon-perf's format over `ws://`.
-    fn neon_format_check(&self) -> Option<usize> {
+    /// The first of `checks` that speaks only plain `ws://`.
+    fn plain_ws_check(&self) -> Option<usize> {
         self.checks
             .iter()
-            .position(|c| CheckKind::from_id(c).is_some_and(|k| !k.any_protocol()))
+            .position(|c| CheckKind::from_id(c).is_some_and(|k| !k.over_tls()))
     }
 
     /// Every `checks` id is known and listed once.

@@ -75,10 +75,11 @@ impl CheckKind {
         }
     }
 
-    /// Whether the check speaks the flood's own client (headers, TLS, the
-    /// scenario's `protocol`), so that it works with `protocol` and
-    /// `wss://`; the others speak neon-perf's format over plain `ws://`.
-    pub fn any_protocol(self) -> bool {
+    /// Whether the check speaks the flood's own client, TLS included, so
+    /// that it works over `wss://`; the others write frames by hand over
+    /// plain `ws://` (with the flood's headers, and its `protocol`'s
+    /// requests where they send any).
+    pub fn over_tls(self) -> bool {
         matches!(self, CheckKind::Ping | CheckKind::Cancel)
     }
 

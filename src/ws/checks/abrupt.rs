@@ -8,18 +8,19 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::observe::Server;
-use super::raw::{self, WsUrl};
+use super::peer::Peer;
+use super::raw;
 
 /// Connections dropped mid-frame.
 pub const MID_FRAME: usize = 16;
 /// Connections dropped mid-handshake.
 pub const MID_HANDSHAKE: usize = 4;
 
-pub async fn run(url: &WsUrl, server: Server) -> (bool, String) {
+pub async fn run(peer: &Peer, server: Server) -> (bool, String) {
     let fds_before = server.fds();
     let mut dropped = 0;
     for i in 0..MID_FRAME {
-        let conn = match raw::connect(url).await {
+        let conn = match peer.connect().await {
             Ok(c) => c,
             Err(e) => return (false, format!("could not connect: {e}")),
         };
@@ -37,13 +38,13 @@ pub async fn run(url: &WsUrl, server: Server) -> (bool, String) {
         drop(tcp);
     }
     for _ in 0..MID_HANDSHAKE {
-        if let Ok(mut tcp) = TcpStream::connect(&url.authority).await {
-            let req = raw::handshake_request(url);
+        if let Ok(mut tcp) = TcpStream::connect(&peer.url.authority).await {
+            let req = peer.handshake_request();
             let _ = tcp.write_all(&req.as_bytes()[..req.len() / 2]).await;
         }
     }
     let alive = server.alive();
-    let served = raw::probe(url).await;
+    let served = peer.probe().await;
     let fds_after = match fds_before {
         Some(b) => server.fds_settle(b, Duration::from_secs(5)).await,
         None => None,

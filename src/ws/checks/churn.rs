@@ -1,12 +1,14 @@
-//! `churn`: open and close many connections, each with one request and a
-//! clean close; the server's descriptors and memory must not grow.
+//! `churn`: open and close many connections, each with one request (its
+//! whole stream under a protocol) and a clean close; the server's
+//! descriptors and memory must not grow.
 
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 
 use super::observe::{Server, rss_change};
-use super::raw::{self, OP_BINARY, ReadEnd, WsUrl};
+use super::peer::Peer;
+use super::raw;
 
 /// Connections opened before measuring (pools, caches and lazy statics fill).
 pub const WARMUP: usize = 50;
@@ -18,16 +20,14 @@ const CONCURRENCY: usize = 8;
 /// noise); a leak of 16 KiB a connection passes it.
 pub const MEMORY_SLACK: u64 = 8 << 20;
 
-/// One connection: handshake, one request, its reply, a clean close.
-async fn one(url: &WsUrl, id: u64) -> Result<(), String> {
-    let conn = raw::connect(url).await?;
-    let msg = raw::frame(OP_BINARY, &conn.request(id), true);
+/// One connection: handshake, one request, its reply (its whole stream
+/// under a protocol), a clean close.
+async fn one(peer: &Peer, id: u64) -> Result<(), String> {
+    let conn = peer.connect().await?;
+    let msg = peer.request(&conn, id);
     let (mut rd, mut wr) = conn.into_parts();
     wr.write_all(&msg).await.map_err(|e| e.to_string())?;
-    match rd.read(Duration::from_secs(5)).await {
-        ReadEnd::Frame(f) if f.opcode != raw::OP_CLOSE => {}
-        end => return Err(raw::describe(&end)),
-    }
+    peer.answer(&mut rd, Duration::from_secs(5)).await?;
     wr.write_all(&raw::close_frame(1000))
         .await
         .map_err(|e| e.to_string())?;
@@ -36,7 +36,7 @@ async fn one(url: &WsUrl, id: u64) -> Result<(), String> {
 }
 
 /// Runs `n` connections, [`CONCURRENCY`] at a time; returns failures and the first error.
-async fn many(url: &WsUrl, n: usize) -> (usize, Option<String>) {
+async fn many(peer: &Peer, n: usize) -> (usize, Option<String>) {
     let mut set = tokio::task::JoinSet::new();
     let (mut failed, mut first) = (0, None);
     for i in 0..n {
@@ -46,8 +46,8 @@ async fn many(url: &WsUrl, n: usize) -> (usize, Option<String>) {
             failed += 1;
             first.get_or_insert(e);
         }
-        let url = url.clone();
-        set.spawn(async move { one(&url, i as u64).await });
+        let peer = peer.clone();
+        set.spawn(async move { one(&peer, i as u64).await });
     }
     while let Some(r) = set.join_next().await {
         if let Ok(Err(e)) = r {
@@ -58,8 +58,8 @@ async fn many(url: &WsUrl, n: usize) -> (usize, Option<String>) {
     (failed, first)
 }
 
-pub async fn run(url: &WsUrl, server: Server) -> (bool, String) {
-    let (failed, first) = many(url, WARMUP).await;
+pub async fn run(peer: &Peer, server: Server) -> (bool, String) {
+    let (failed, first) = many(peer, WARMUP).await;
     if failed == WARMUP {
         return (
             false,
@@ -73,7 +73,7 @@ pub async fn run(url: &WsUrl, server: Server) -> (bool, String) {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let fds_before = server.fds();
     let rss_before = server.rss();
-    let (failed, first) = many(url, CONNECTIONS).await;
+    let (failed, first) = many(peer, CONNECTIONS).await;
     let fds_after = match fds_before {
         Some(b) => server.fds_settle(b, Duration::from_secs(5)).await,
         None => None,

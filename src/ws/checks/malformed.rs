@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 
-use super::raw::{self, WsUrl};
+use super::peer::Peer;
+use super::raw;
 
 /// The invalid frames sent, each on its own connection.
 fn cases() -> [(&'static str, Vec<u8>); 2] {
@@ -18,11 +19,11 @@ fn cases() -> [(&'static str, Vec<u8>); 2] {
     ]
 }
 
-pub async fn run(url: &WsUrl) -> (bool, String) {
+pub async fn run(peer: &Peer) -> (bool, String) {
     let mut passed = true;
     let mut parts = Vec::new();
     for (name, bytes) in cases() {
-        let conn = match raw::connect(url).await {
+        let conn = match peer.connect().await {
             Ok(c) => c,
             Err(e) => return (false, format!("could not connect: {e}")),
         };
@@ -34,7 +35,7 @@ pub async fn run(url: &WsUrl) -> (bool, String) {
         passed &= raw::close_code(&end) == Some(1002);
         parts.push(format!("{name} → {}", raw::describe(&end)));
     }
-    match raw::probe(url).await {
+    match peer.probe().await {
         Ok(()) => parts.push("a new connection was then served".into()),
         Err(e) => {
             passed = false;

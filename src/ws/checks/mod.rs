@@ -9,13 +9,15 @@ mod churn;
 mod malformed;
 pub mod observe;
 mod oversize;
+pub mod peer;
 mod ping;
 pub mod raw;
 mod slow;
 
 use crate::plan::websocket::health::{CANCEL_STREAMS, CANCEL_TOLERANCE};
 use crate::result::Check;
-use crate::ws::client::{self, FloodConfig, Frame, Load, Payload};
+use crate::ws::client::stream::Protocol;
+use crate::ws::client::{self, FloodConfig, Frame, Headers, Load, Payload};
 
 pub use crate::plan::websocket::wire::CheckKind;
 
@@ -24,7 +26,7 @@ pub use oversize::UNKNOWN_LIMIT_PROBE;
 pub use ping::ping_check;
 
 /// The server a check runs against.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct CheckTarget {
     /// `ws://host:port/path`.
     pub url: String,
@@ -35,6 +37,28 @@ pub struct CheckTarget {
     /// The server's message size limit, when known; otherwise `oversize`
     /// probes with [`UNKNOWN_LIMIT_PROBE`] bytes.
     pub max_message: Option<usize>,
+    /// The flood's handshake headers (a bearer token), sent by every check.
+    pub headers: Headers,
+    /// The flood's protocol: the checks that send requests send its
+    /// requests and read its streams; `None`: neon-perf's format.
+    pub protocol: Option<Protocol>,
+}
+
+impl CheckTarget {
+    /// A server spoken to in neon-perf's format, with no headers.
+    pub fn new(
+        url: impl Into<String>,
+        server_pid: Option<u32>,
+        max_message: Option<usize>,
+    ) -> Self {
+        CheckTarget {
+            url: url.into(),
+            server_pid,
+            max_message,
+            headers: Headers::default(),
+            protocol: None,
+        }
+    }
 }
 
 /// Runs one check against `target`. Never panics on a misbehaving server:
@@ -46,13 +70,18 @@ pub async fn run_check(kind: CheckKind, target: &CheckTarget) -> Check {
             let server = observe::Server {
                 pid: target.server_pid,
             };
+            let peer = peer::Peer {
+                url,
+                headers: target.headers.clone(),
+                protocol: target.protocol.clone(),
+            };
             match kind {
-                CheckKind::Oversize => oversize::run(&url, target.max_message).await,
-                CheckKind::SlowConsumer => slow::run(&url, server).await,
-                CheckKind::AbruptDisconnect => abrupt::run(&url, server).await,
-                CheckKind::Malformed => malformed::run(&url).await,
-                CheckKind::Churn => churn::run(&url, server).await,
-                CheckKind::Ping | CheckKind::Cancel => own_format(kind, &url, target).await,
+                CheckKind::Oversize => oversize::run(&peer, target.max_message).await,
+                CheckKind::SlowConsumer => slow::run(&peer, server).await,
+                CheckKind::AbruptDisconnect => abrupt::run(&peer, server).await,
+                CheckKind::Malformed => malformed::run(&peer).await,
+                CheckKind::Churn => churn::run(&peer, server).await,
+                CheckKind::Ping | CheckKind::Cancel => own_format(kind, &peer, target).await,
             }
         }
     };
@@ -70,8 +99,8 @@ pub async fn run_cancel(target: &CheckTarget, setup: &CancelSetup) -> Check {
 /// `ping` or `cancel` on their own, in neon-perf's format: feature vectors
 /// of the width the reference server advertises, else 64-byte binary
 /// messages (an echo server); `cancel` with its default settings.
-async fn own_format(kind: CheckKind, url: &raw::WsUrl, target: &CheckTarget) -> (bool, String) {
-    let conn = match raw::connect(url).await {
+async fn own_format(kind: CheckKind, peer: &peer::Peer, target: &CheckTarget) -> (bool, String) {
+    let conn = match peer.connect().await {
         Ok(c) => c,
         Err(e) => return (false, format!("could not connect: {e}")),
     };

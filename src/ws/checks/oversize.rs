@@ -6,14 +6,15 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 
 use super::observe::mib;
-use super::raw::{self, OP_BINARY, ReadEnd, WsUrl};
+use super::peer::Peer;
+use super::raw::{self, OP_BINARY, OP_TEXT, ReadEnd};
 
 /// Probe size when the server's limit is unknown: over the 10 MiB of the
 /// reference server and the 1 MiB of Python `websockets`, under the 100 MiB
 /// of Node `ws` (which then answers it, and the check says so).
 pub const UNKNOWN_LIMIT_PROBE: usize = 16 << 20;
 
-pub async fn run(url: &WsUrl, max_message: Option<usize>) -> (bool, String) {
+pub async fn run(peer: &Peer, max_message: Option<usize>) -> (bool, String) {
     let size = match max_message {
         Some(m) => m + (1 << 20),
         None => UNKNOWN_LIMIT_PROBE,
@@ -22,16 +23,23 @@ pub async fn run(url: &WsUrl, max_message: Option<usize>) -> (bool, String) {
         Some(m) => format!("{} message (limit {})", mib(size as f64), mib(m as f64)),
         None => format!("{} message (server limit not given)", mib(size as f64)),
     };
-    let conn = match raw::connect(url).await {
+    let conn = match peer.connect().await {
         Ok(c) => c,
         Err(e) => return (false, format!("could not connect: {e}")),
     };
     let (mut rd, mut wr) = conn.into_parts();
+    // A server whose requests are text gets a text message (of NULs, valid
+    // UTF-8): the frame type its handlers read.
+    let opcode = if peer.speaks_text() {
+        OP_TEXT
+    } else {
+        OP_BINARY
+    };
     // Write the message while reading: a server that refuses it early
     // answers before we are done sending.
     let writer = tokio::spawn(async move {
         let mut written = 0usize;
-        let header = raw::frame_header(OP_BINARY, size as u64, Some(raw::MASK));
+        let header = raw::frame_header(opcode, size as u64, Some(raw::MASK));
         if wr.write_all(&header).await.is_err() {
             return (written, wr);
         }
@@ -81,7 +89,7 @@ pub async fn run(url: &WsUrl, max_message: Option<usize>) -> (bool, String) {
         _ if frames > 0 => (false, "answered it: the message was accepted".to_string()),
         _ => (false, raw::describe(&end)),
     };
-    let after = match raw::probe(url).await {
+    let after = match peer.probe().await {
         Ok(()) => "a new connection was then served".to_string(),
         Err(e) => format!("a new connection then failed: {e}"),
     };

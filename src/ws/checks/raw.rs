@@ -102,13 +102,14 @@ impl RawConn {
     }
 }
 
-/// Opens a TCP connection and does the WebSocket handshake by hand.
-pub async fn connect(url: &WsUrl) -> Result<RawConn, String> {
+/// Opens a TCP connection and does the WebSocket handshake by hand, with
+/// `headers` (a bearer token) besides its own.
+pub async fn connect(url: &WsUrl, headers: &[(String, String)]) -> Result<RawConn, String> {
     let mut tcp = TcpStream::connect(&url.authority)
         .await
         .map_err(|e| format!("connect {}: {e}", url.authority))?;
     let _ = tcp.set_nodelay(true);
-    tcp.write_all(handshake_request(url).as_bytes())
+    tcp.write_all(handshake_request(url, headers).as_bytes())
         .await
         .map_err(|e| format!("handshake write: {e}"))?;
     let mut buf = Vec::with_capacity(1024);
@@ -146,13 +147,18 @@ pub async fn connect(url: &WsUrl) -> Result<RawConn, String> {
     })
 }
 
-/// The first half of a handshake, for checks that drop a connection there.
-pub fn handshake_request(url: &WsUrl) -> String {
-    format!(
+/// A handshake request with `headers` besides its own.
+pub fn handshake_request(url: &WsUrl, headers: &[(String, String)]) -> String {
+    let mut h = format!(
         "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n",
         url.path, url.authority
-    )
+    );
+    for (k, v) in headers {
+        h.push_str(&format!("{k}: {v}\r\n"));
+    }
+    h.push_str("\r\n");
+    h
 }
 
 /// A frame header: FIN, `opcode`, payload length `len`, and the mask key
@@ -343,26 +349,6 @@ pub fn close_code(end: &ReadEnd) -> Option<u16> {
         ReadEnd::Frame(f) => f.close_code().map(|(c, _)| c),
         _ => None,
     }
-}
-
-/// Whether a fresh connection still gets an answer: handshake, one request,
-/// its reply. `Err` says what went wrong.
-pub async fn probe(url: &WsUrl) -> Result<(), String> {
-    let conn = tokio::time::timeout(Duration::from_secs(5), connect(url))
-        .await
-        .map_err(|_| "handshake timed out".to_string())??;
-    let msg = frame(OP_BINARY, &conn.request(1), true);
-    let (mut rd, mut wr) = conn.into_parts();
-    wr.write_all(&msg)
-        .await
-        .map_err(|e| format!("write: {e}"))?;
-    let got = match rd.read(Duration::from_secs(5)).await {
-        ReadEnd::Frame(f) if f.opcode == OP_BINARY || f.opcode == OP_TEXT => Ok(()),
-        end => Err(format!("request not answered: {}", describe(&end))),
-    };
-    let _ = wr.write_all(&close_frame(1000)).await;
-    let _ = rd.until_close(Duration::from_secs(2)).await;
-    got
 }
 
 #[cfg(test)]

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 
 use super::observe::{Server, mib, rss_change};
-use super::raw::{self, ReadEnd, WsUrl};
+use super::peer::Peer;
+use super::raw::{self, RawConn, ReadEnd};
 
 /// How long the client keeps sending without reading.
 pub const WINDOW: Duration = Duration::from_secs(10);
@@ -20,31 +21,16 @@ pub const MEMORY_BOUND: u64 = 64 << 20;
 /// requests of its advertised input width).
 const ECHO_MESSAGE: usize = 64 << 10;
 
-pub async fn run(url: &WsUrl, server: Server) -> (bool, String) {
-    let conn = match raw::connect(url).await {
+pub async fn run(peer: &Peer, server: Server) -> (bool, String) {
+    let conn = match peer.connect().await {
         Ok(c) => c,
         Err(e) => return (false, format!("could not connect: {e}")),
     };
-    let mut msg = conn.request(0);
-    if conn.header(crate::ws::server::INPUT_DIM_HEADER).is_none() {
-        msg.resize(ECHO_MESSAGE, 0x5a);
-    }
-    let reply_len = if msg.len() == ECHO_MESSAGE {
-        ECHO_MESSAGE
-    } else {
-        conn.reply_len()
-    };
-    // Several frames per write: fewer syscalls, same bytes.
-    let per_write = (256 << 10) / msg.len() + 1;
-    let mut batch = Vec::new();
-    for _ in 0..per_write {
-        batch.extend(raw::frame(raw::OP_BINARY, &msg, true));
-    }
-    let frame_len = batch.len() / per_write;
+    let (next, what) = requests(peer, &conn);
     let (mut rd, wr) = conn.into_parts();
     let rss_before = server.rss();
     let start = Instant::now();
-    let w = write_without_reading(wr, batch, (&server, rss_before), start).await;
+    let w = write_without_reading(wr, next, (&server, rss_before), start).await;
     let elapsed = start.elapsed().as_secs_f64();
     let closed = match w.cut {
         Some(c) => Some(c),
@@ -59,20 +45,72 @@ pub async fn run(url: &WsUrl, server: Server) -> (bool, String) {
     };
     let rss_peak = w.rss_peak.max(server.rss());
     drop(w.wr);
-    let sent = format!(
-        "sent {} messages of {} B ({}) in {elapsed:.1} s without reading \
-         ({reply_len} B replies expected)",
-        w.sent / frame_len,
-        msg.len(),
+    let mut sent = format!(
+        "sent {} {what} ({}) in {elapsed:.1} s without reading",
+        w.messages,
         mib(w.sent as f64),
     );
+    if w.stopped_at_bound {
+        sent.push_str(", then stopped: the server's memory had grown past the bound");
+    }
     verdict(sent, closed, rss_before, rss_peak)
 }
+
+/// What the client sends: batches of frames (several per write: fewer
+/// syscalls, same bytes), and how the evidence names them. Under a
+/// protocol, its requests, each with a new id: every one asks for a
+/// stream the client never reads. Else the reference server's requests
+/// of its advertised width, or 64 KiB messages to an echo server.
+fn requests(peer: &Peer, conn: &RawConn) -> (Batches, String) {
+    if peer.protocol.is_some() {
+        let (p, mut id) = (peer.clone(), 0u64);
+        let next = move || {
+            let mut batch = Vec::with_capacity(256 << 10);
+            let mut n = 0;
+            while batch.len() < 256 << 10 {
+                id += 1;
+                batch.extend(p.protocol_request(id).expect("a protocol"));
+                n += 1;
+            }
+            (batch, n)
+        };
+        return (
+            Box::new(next),
+            "requests of the protocol, streams expected".into(),
+        );
+    }
+    let mut msg = conn.request(0);
+    if conn.header(crate::ws::server::INPUT_DIM_HEADER).is_none() {
+        msg.resize(ECHO_MESSAGE, 0x5a);
+    }
+    let reply_len = if msg.len() == ECHO_MESSAGE {
+        ECHO_MESSAGE
+    } else {
+        conn.reply_len()
+    };
+    let per_write = (256 << 10) / msg.len() + 1;
+    let mut batch = Vec::new();
+    for _ in 0..per_write {
+        batch.extend(raw::frame(raw::OP_BINARY, &msg, true));
+    }
+    let what = format!(
+        "messages of {} B ({reply_len} B replies expected)",
+        msg.len()
+    );
+    (Box::new(move || (batch.clone(), per_write)), what)
+}
+
+/// The next write: bytes of whole frames, and how many frames.
+type Batches = Box<dyn FnMut() -> (Vec<u8>, usize) + Send>;
 
 /// What writing without reading came to.
 struct Written<W> {
     /// Bytes sent.
     sent: usize,
+    /// Frames sent.
+    messages: usize,
+    /// Sending stopped early: the server had grown past the bound.
+    stopped_at_bound: bool,
     /// How the server cut the connection off, if it did while writing.
     cut: Option<String>,
     /// The server's peak RSS seen while writing.
@@ -81,11 +119,14 @@ struct Written<W> {
     wr: Arc<tokio::sync::Mutex<W>>,
 }
 
-/// Writes `batch` over and over for [`WINDOW`] (or [`SEND_BUDGET`] bytes),
-/// never reading, and watches the server's RSS (from `rss_before` on).
+/// Writes the batches `next` gives for [`WINDOW`] (or [`SEND_BUDGET`]
+/// bytes), never reading, and watches the server's RSS (from `rss_before`
+/// on). Once the server has grown past [`MEMORY_BOUND`] the verdict is in:
+/// sending stops there, so a server that queues without limit is not
+/// driven into the machine's memory.
 async fn write_without_reading<W>(
     wr: W,
-    batch: Vec<u8>,
+    mut next: Batches,
     (server, rss_before): (&Server, Option<u64>),
     start: Instant,
 ) -> Written<W>
@@ -93,7 +134,8 @@ where
     W: tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let sent = Arc::new(AtomicUsize::new(0));
-    let counter = sent.clone();
+    let messages = Arc::new(AtomicUsize::new(0));
+    let (counter, frames) = (sent.clone(), messages.clone());
     // Shared so that aborting the writer does not drop the write half: that
     // would send a FIN, and the server's reaction to it is not what is judged.
     let wr = Arc::new(tokio::sync::Mutex::new(wr));
@@ -103,6 +145,7 @@ where
     let mut writer = tokio::spawn(async move {
         let mut wr = task_wr.lock().await;
         while counter.load(Ordering::Relaxed) < SEND_BUDGET {
+            let (batch, n) = next();
             if let Err(e) = wr.write_all(&batch).await {
                 return Some(format!(
                     "cut it off after {:.1} s ({e})",
@@ -110,13 +153,19 @@ where
                 ));
             }
             counter.fetch_add(batch.len(), Ordering::Relaxed);
+            frames.fetch_add(n, Ordering::Relaxed);
         }
         None
     });
     let mut rss_peak = rss_before;
     let mut cut: Option<String> = None;
     let mut finished = false;
-    while start.elapsed() < WINDOW {
+    let over = |peak: Option<u64>| {
+        rss_before
+            .zip(peak)
+            .is_some_and(|(a, b)| b.saturating_sub(a) > MEMORY_BOUND)
+    };
+    while start.elapsed() < WINDOW && !over(rss_peak) {
         tokio::select! {
             r = &mut writer, if !finished => {
                 finished = true;
@@ -132,6 +181,8 @@ where
     writer.abort();
     Written {
         sent: sent.load(Ordering::Relaxed),
+        messages: messages.load(Ordering::Relaxed),
+        stopped_at_bound: cut.is_none() && over(rss_peak),
         cut,
         rss_peak,
         wr,
