@@ -5,7 +5,9 @@
 //! (ignored with the reason without it, unless
 //! NEON_PERF_REQUIRE_WS_PEERS=1). Streams are matched and timed, a leaking
 //! handler fails `cancel` in each, and a refused handshake quotes the body
-//! each framework sent, with the secret redacted. And `neon-perf init`'s
+//! each framework sent, with the secret redacted. examples/ws-backend/
+//! buffers.toml runs the WebSocket-buffer and error-handling checks against
+//! the same apps, in their protocol. And `neon-perf init`'s
 //! commented shapes, uncommented, run a team's Python benchmark and flood
 //! its FastAPI app.
 
@@ -23,6 +25,8 @@ trials! {
     a_refusal_quotes_the_body_each_framework_sent_with_the_secret_redacted: FRAMEWORKS;
     the_init_starters_shapes_run_a_python_benchmark_and_flood_a_fastapi_app: FRAMEWORKS;
     uvicorns_keepalive_pings_are_answered_on_idle_connections: FRAMEWORKS;
+    hardened_apps_pass_the_buffer_checks_but_aiohttp_accepts_an_unmasked_frame: FRAMEWORKS;
+    without_a_stream_cap_a_client_that_never_reads_grows_each_server_past_the_bound: FRAMEWORKS;
 }
 
 /// The frameworks in target/ws-venv (`bash scripts/ws/setup.sh`).
@@ -267,4 +271,88 @@ end = {{ json = "/type", equals = "done" }}
     }
     // Connections were idle most of the time: 2 requests/s over 8 of them.
     assert!(value(s, "request_rate") < 4.0, "{text}");
+}
+
+fn buffers_suite() -> PathBuf {
+    root().join("examples/ws-backend/buffers.toml")
+}
+
+fn hardened_apps_pass_the_buffer_checks_but_aiohttp_accepts_an_unmasked_frame() {
+    let _one = common::one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let (o, r) = common::run_json(&buffers_suite(), dir.path(), &[("API_TOKEN", TOKEN)]);
+    let text = common::text(&o);
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    for s in scenarios(&r) {
+        let name = s["scenario"].as_str().unwrap();
+        let evidence = |c: &str| check(s, c)["evidence"].as_str().unwrap().to_string();
+        for c in ["oversize", "slow_consumer", "abrupt_disconnect", "churn"] {
+            assert_eq!(check(s, c)["passed"], true, "{name} {c}: {}", evidence(c));
+        }
+        // Over the limit each app was given: refused with 1009.
+        assert!(evidence("oversize").contains("close 1009"), "{name}");
+        // A client that sends its requests and never reads asks for more
+        // than 64 streams at once: the handlers close it.
+        let slow = evidence("slow_consumer");
+        assert!(slow.contains("requests of the protocol"), "{name}: {slow}");
+        assert!(
+            slow.contains("close 1008 (more than 64 streams in flight)"),
+            "{name}: {slow}"
+        );
+        // Churn's connections each read a whole stream in the protocol.
+        assert!(evidence("churn").contains(
+            "500 connections opened and closed (8 at a time, after 50 warm-up), 0 failed"
+        ));
+        let malformed = check(s, "malformed");
+        if name == "aiohttp" {
+            // aiohttp 3.14.5 hands an unmasked client frame to the app
+            // (RFC 6455 §5.1: the server MUST close the connection).
+            let e = evidence("malformed");
+            assert_eq!(malformed["passed"], false, "{e}");
+            assert!(
+                e.contains("unmasked client frame → accepted: answered with 1 frame(s)"),
+                "{e}"
+            );
+            assert!(e.contains("reserved opcode 0x3 → close 1002"), "{e}");
+        } else {
+            assert_eq!(malformed["passed"], true, "{name}: {malformed:#}");
+        }
+    }
+    let item = |id: &str| common::entry(&r["checklist"], "item", id)["state"].clone();
+    assert_eq!(item("error-handling"), "failed");
+    assert_ne!(item("websocket-buffers"), "failed");
+    assert!(!text.contains(TOKEN) && !r.to_string().contains(TOKEN));
+}
+
+fn without_a_stream_cap_a_client_that_never_reads_grows_each_server_past_the_bound() {
+    let _one = common::one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let examples = root().join("examples/ws-backend");
+    let checks = "checks = [\"oversize\", \"slow_consumer\", \"abrupt_disconnect\", \"malformed\", \"churn\"]";
+    let text = std::fs::read_to_string(buffers_suite())
+        .unwrap()
+        .replace("{suite_dir}", examples.to_str().unwrap())
+        .replace(
+            "BACKEND_MAX_STREAMS = \"64\"",
+            "BACKEND_MAX_STREAMS = \"0\"",
+        )
+        .replace(checks, "checks = [\"slow_consumer\"]");
+    assert_eq!(text.matches("checks = [\"slow_consumer\"]").count(), 3);
+    let suite = dir.path().join("uncapped.toml");
+    std::fs::write(&suite, text).unwrap();
+    let (o, r) = common::run_json(&suite, dir.path(), &[("API_TOKEN", TOKEN)]);
+    assert_eq!(o.status.code(), Some(1), "{}", common::text(&o));
+    for s in scenarios(&r) {
+        let slow = check(s, "slow_consumer");
+        let e = slow["evidence"].as_str().unwrap();
+        // Every request starts a stream task: memory grows with them, and
+        // the check stops sending once it is past the bound.
+        assert_eq!(slow["passed"], false, "{}: {e}", s["scenario"]);
+        assert!(
+            e.contains("then stopped: the server's memory had grown past the bound"),
+            "{e}"
+        );
+        assert!(e.contains(": over the 64 MiB bound"), "{e}");
+        assert_eq!(slow["item"], "websocket-buffers");
+    }
 }

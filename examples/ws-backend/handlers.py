@@ -34,7 +34,7 @@ import time
 class Settings:
     def __init__(self, first_delay, gap, tokens, ids=True, done=True,
                  close_after=False, empty_first=False, leak_on_cancel=0,
-                 torch=None, kv_bytes=0, device="cuda"):
+                 torch=None, kv_bytes=0, device="cuda", max_streams=0):
         self.first_delay = first_delay      # seconds to the first token
         self.gap = gap                      # seconds between tokens
         self.tokens = tokens                # default max_tokens
@@ -46,6 +46,7 @@ class Settings:
         self.torch = torch                  # the torch module when serving on a GPU
         self.kv_bytes = kv_bytes            # GPU bytes each running stream holds
         self.device = device                # where those tensors live ("cpu" to test here)
+        self.max_streams = max_streams      # streams in flight per connection (0: no cap)
 
     @classmethod
     def from_env(cls):
@@ -53,12 +54,13 @@ class Settings:
         environment, for servers started by a framework's own command line
         (app_fastapi.py, app_aiohttp.py): BACKEND_FIRST_DELAY_MS (20),
         BACKEND_GAP_MS (5), BACKEND_TOKENS (16), BACKEND_TOKEN,
-        BACKEND_LEAK_KIB_PER_CANCEL (0)."""
+        BACKEND_LEAK_KIB_PER_CANCEL (0), BACKEND_MAX_STREAMS (0)."""
         env = os.environ.get
         settings = cls(float(env("BACKEND_FIRST_DELAY_MS", 20)) / 1e3,
                        float(env("BACKEND_GAP_MS", 5)) / 1e3,
                        int(env("BACKEND_TOKENS", 16)),
-                       leak_on_cancel=int(env("BACKEND_LEAK_KIB_PER_CANCEL", 0)) * 1024)
+                       leak_on_cancel=int(env("BACKEND_LEAK_KIB_PER_CANCEL", 0)) * 1024,
+                       max_streams=int(env("BACKEND_MAX_STREAMS", 0)))
         return settings, env("BACKEND_TOKEN") or None
 
     def hold(self, nbytes):
@@ -145,7 +147,9 @@ async def generate(ws, req, settings, timings):
 async def handle(ws, settings, timings):
     """One connection: every request streams in its own task, so streams
     of one connection interleave. When the client goes away, its open
-    streams are cancelled."""
+    streams are cancelled. With `max_streams`, a client that asks for more
+    streams at once (one that sends and never reads, say) is closed with
+    1008, so one connection cannot hold the server's memory."""
     tasks = set()
     try:
         async for message in ws:
@@ -160,6 +164,9 @@ async def handle(ws, settings, timings):
                     timings.first.clear()
                     timings.gaps.clear()
                 continue
+            if settings.max_streams and len(tasks) >= settings.max_streams:
+                await ws.close(1008, f"more than {settings.max_streams} streams in flight")
+                break
             t = asyncio.create_task(generate(ws, req, settings, timings))
             tasks.add(t)
             t.add_done_callback(tasks.discard)
