@@ -229,6 +229,7 @@ fn every_example_suite_parses() {
         "examples/pytorch/pytorch.toml",
         "examples/ws-backend/suite.toml",
         "examples/ws-backend/frameworks.toml",
+        "examples/ws-backend/buffers.toml",
         "examples/ws-backend/gpu.toml",
         "examples/rust-crate/suites/example.toml",
     ];

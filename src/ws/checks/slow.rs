@@ -38,7 +38,7 @@ pub async fn run(peer: &Peer, server: Server) -> (bool, String) {
         None => match rd.until_close(Duration::from_secs(5)).await.0 {
             ReadEnd::Timeout => None,
             end => Some(format!(
-                "had closed it ({}), seen when reading after the window",
+                "had closed it ({}), seen when reading after sending",
                 raw::describe(&end)
             )),
         },
@@ -53,6 +53,7 @@ pub async fn run(peer: &Peer, server: Server) -> (bool, String) {
     if w.stopped_at_bound {
         sent.push_str(", then stopped: the server's memory had grown past the bound");
     }
+    let closed = closed.ok_or_else(|| start.elapsed().as_secs_f64());
     verdict(sent, closed, rss_before, rss_peak)
 }
 
@@ -189,12 +190,13 @@ where
     }
 }
 
-/// Passed when the server closed the connection and its memory stayed
-/// within [`MEMORY_BOUND`]; the evidence says what was sent, how it ended
-/// and the memory.
+/// Passed when the server closed the connection (`closed`: how, else the
+/// seconds it was seen open) and its memory stayed within
+/// [`MEMORY_BOUND`]; the evidence says what was sent, how it ended and the
+/// memory.
 fn verdict(
     sent: String,
-    closed: Option<String>,
+    closed: Result<String, f64>,
     rss_before: Option<u64>,
     rss_peak: Option<u64>,
 ) -> (bool, String) {
@@ -205,8 +207,8 @@ fn verdict(
     let bounded = growth.is_none_or(|g| g <= MEMORY_BOUND);
     let mut parts = vec![sent];
     parts.push(match &closed {
-        Some(c) => format!("server {c}"),
-        None => format!("connection still open after {:.0} s", WINDOW.as_secs_f64()),
+        Ok(c) => format!("server {c}"),
+        Err(open) => format!("connection still open after {open:.0} s"),
     });
     parts.push(format!(
         "peak {}{}",
@@ -220,5 +222,5 @@ fn verdict(
     if growth.is_none() {
         parts.push("judged on behaviour only".into());
     }
-    (closed.is_some() && bounded, parts.join("; "))
+    (closed.is_ok() && bounded, parts.join("; "))
 }
