@@ -26,7 +26,7 @@ pub async fn run(peer: &Peer, server: Server) -> (bool, String) {
         Ok(c) => c,
         Err(e) => return (false, format!("could not connect: {e}")),
     };
-    let (next, what) = requests(peer, &conn);
+    let (next, (what, expected)) = requests(peer, &conn);
     let (mut rd, wr) = conn.into_parts();
     let rss_before = server.rss();
     let start = Instant::now();
@@ -46,7 +46,7 @@ pub async fn run(peer: &Peer, server: Server) -> (bool, String) {
     let rss_peak = w.rss_peak.max(server.rss());
     drop(w.wr);
     let mut sent = format!(
-        "sent {} {what} ({}) in {elapsed:.1} s without reading",
+        "sent {} {what} ({}) in {elapsed:.1} s without reading ({expected})",
         w.messages,
         mib(w.sent as f64),
     );
@@ -58,11 +58,11 @@ pub async fn run(peer: &Peer, server: Server) -> (bool, String) {
 }
 
 /// What the client sends: batches of frames (several per write: fewer
-/// syscalls, same bytes), and how the evidence names them. Under a
-/// protocol, its requests, each with a new id: every one asks for a
-/// stream the client never reads. Else the reference server's requests
-/// of its advertised width, or 64 KiB messages to an echo server.
-fn requests(peer: &Peer, conn: &RawConn) -> (Batches, String) {
+/// syscalls, same bytes), how the evidence names them and what they ask
+/// for. Under a protocol, its requests, each with a new id: every one asks
+/// for a stream the client never reads. Else the reference server's
+/// requests of its advertised width, or 64 KiB messages to an echo server.
+fn requests(peer: &Peer, conn: &RawConn) -> (Batches, (String, String)) {
     if peer.protocol.is_some() {
         let (p, mut id) = (peer.clone(), 0u64);
         let next = move || {
@@ -75,10 +75,11 @@ fn requests(peer: &Peer, conn: &RawConn) -> (Batches, String) {
             }
             (batch, n)
         };
-        return (
-            Box::new(next),
-            "requests of the protocol, streams expected".into(),
+        let what = (
+            "requests of the protocol".to_string(),
+            "a stream expected for each".to_string(),
         );
+        return (Box::new(next), what);
     }
     let mut msg = conn.request(0);
     if conn.header(crate::ws::server::INPUT_DIM_HEADER).is_none() {
@@ -94,9 +95,9 @@ fn requests(peer: &Peer, conn: &RawConn) -> (Batches, String) {
     for _ in 0..per_write {
         batch.extend(raw::frame(raw::OP_BINARY, &msg, true));
     }
-    let what = format!(
-        "messages of {} B ({reply_len} B replies expected)",
-        msg.len()
+    let what = (
+        format!("messages of {} B", msg.len()),
+        format!("{reply_len} B replies expected"),
     );
     (Box::new(move || (batch.clone(), per_write)), what)
 }
