@@ -38,7 +38,7 @@ pub fn unmatched_rules<'a>(
     candidates.dedup();
     rules
         .into_iter()
-        .filter(|r| !reported.iter().any(|k| k.name == **r) && !full.contains(r))
+        .filter(|r| !reported.iter().any(|k| rule_matches(r, k)))
         .map(|r| {
             let why = if reported.is_empty() {
                 "it reported no metrics".to_string()
@@ -61,6 +61,12 @@ pub fn unmatched_rules<'a>(
         .collect()
 }
 
+/// Whether the rule keyed `rule` applies to `key`, as the gate looks
+/// rules up: the whole `name{labels}`, or the bare name.
+fn rule_matches(rule: &str, key: &MetricKey) -> bool {
+    key.name == rule || key.to_string() == rule
+}
+
 /// A warning for each rule that says `gate = true` without a `direction`
 /// where every metric it matches is reported with direction `neither`
 /// (one value per run, `connect_time` in a protocol flood, `ping_rtt`):
@@ -76,7 +82,7 @@ pub fn ungated_rules(
         .filter_map(|(r, _)| {
             let matched: Vec<&MetricSeries> = reported
                 .iter()
-                .filter(|m| m.key.name == *r || m.key.to_string() == *r)
+                .filter(|m| rule_matches(r, &m.key))
                 .collect();
             let neither = !matched.is_empty()
                 && matched.iter().all(|m| m.direction == Direction::Neither);

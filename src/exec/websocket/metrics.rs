@@ -109,15 +109,6 @@ pub(super) fn metrics(
     }
 }
 
-/// Samples of `name`: gated in `dir`, or only reported.
-fn samples(p: &mut Push<'_>, gated: bool, (name, unit, dir): (&str, Unit, Direction), v: Vec<f64>) {
-    if gated {
-        p.series(name, unit, dir, v);
-    } else {
-        p.reported(name, unit, dir, v);
-    }
-}
-
 /// Messages and bytes per second: per slice (the gate's samples, when
 /// `gated`) and over the whole window.
 fn rates(p: &mut Push<'_>, r: &FloodReport, gated: bool) {
@@ -125,9 +116,9 @@ fn rates(p: &mut Push<'_>, r: &FloodReport, gated: bool) {
     let rates = r.slice_rates();
     let up = Direction::HigherIsBetter;
     let msg = ("msg_rate", Unit::Rate("msg".into()), up);
-    samples(p, gated, msg, rates.iter().map(|x| x.0).collect());
+    p.series_gated(gated, msg, rates.iter().map(|x| x.0).collect());
     let bytes = ("byte_rate", Unit::BytesPerSecond, up);
-    samples(p, gated, bytes, rates.iter().map(|x| x.1).collect());
+    p.series_gated(gated, bytes, rates.iter().map(|x| x.1).collect());
     let k = p.key("msg_rate_overall");
     p.single(k, Unit::Rate("msg".into()), r.msg_rate());
     let w = r.window.as_secs_f64().max(1e-9);
@@ -165,7 +156,7 @@ fn latencies(p: &mut Push<'_>, t: &Totals, fp: &FloodPoint, gated: bool) {
     }
     if !t.connect_s.is_empty() {
         let connect = ("connect_time", Unit::Seconds, Direction::LowerIsBetter);
-        samples(p, gated, connect, t.connect_s.clone());
+        p.series_gated(gated, connect, t.connect_s.clone());
         p.quantiles(
             &t.connect,
             &[("connect_time_p50", 0.5), ("connect_time_p99", 0.99)],

@@ -25,24 +25,24 @@ impl<'a> Push<'a> {
 
     /// Samples the gate compares.
     pub(super) fn series(&mut self, name: &str, unit: Unit, dir: Direction, samples: Vec<f64>) {
-        self.samples(name, unit, (dir, dir), samples);
+        self.series_gated(true, (name, unit, dir), samples);
     }
 
-    /// Samples only reported (direction `Neither`), with the estimator of
-    /// `dir`, the direction a rule's `direction` would gate them in.
-    pub(super) fn reported(&mut self, name: &str, unit: Unit, dir: Direction, samples: Vec<f64>) {
-        self.samples(name, unit, (Direction::Neither, dir), samples);
-    }
-
-    /// Samples of `name` with `direction`, and the estimator of `gated_in`.
-    fn samples(&mut self, name: &str, unit: Unit, dirs: (Direction, Direction), samples: Vec<f64>) {
-        let (direction, gated_in) = dirs;
+    /// Samples of `name`: gated in `dir`, or (not `gated`) only reported,
+    /// direction `Neither`, with the estimator a rule's `direction` would
+    /// gate them on.
+    pub(super) fn series_gated(
+        &mut self,
+        gated: bool,
+        (name, unit, dir): (&str, Unit, Direction),
+        samples: Vec<f64>,
+    ) {
         let key = self.key(name);
         self.m.push(MetricSeries {
             key,
-            estimator: default_estimator(&unit, gated_in),
+            estimator: default_estimator(&unit, dir),
             unit,
-            direction,
+            direction: if gated { dir } else { Direction::Neither },
             samples,
         });
     }

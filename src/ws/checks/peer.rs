@@ -12,7 +12,7 @@ use super::raw::{self, FrameReader, OP_BINARY, OP_CLOSE, OP_TEXT, RawConn, ReadE
 use crate::stats::Rng;
 use crate::ws::client::Headers;
 use crate::ws::client::stream::reply::Role;
-use crate::ws::client::stream::{End, Protocol, quote};
+use crate::ws::client::stream::{End, Protocol, Request, quote};
 
 /// A server the checks talk to.
 #[derive(Clone, Debug)]
@@ -71,7 +71,7 @@ impl Peer {
     pub fn speaks_text(&self) -> bool {
         self.protocol
             .as_ref()
-            .is_some_and(|p| !matches!(p.request, crate::ws::client::stream::Request::Binary(_)))
+            .is_some_and(|p| !matches!(p.request, Request::Binary(_)))
     }
 
     /// Reads the answer to one request, within `limit`: its reply in
@@ -160,7 +160,7 @@ impl Peer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ws::client::stream::{Goodput, Matching, Request, request};
+    use crate::ws::client::stream::{Goodput, Matching, request};
 
     fn protocol(end: End) -> Protocol {
         Protocol {

@@ -33,11 +33,11 @@ pub async fn run(peer: &Peer, server: Server) -> (bool, String) {
     let w = write_without_reading(wr, next, (&server, rss_before), start).await;
     let elapsed = start.elapsed().as_secs_f64();
     let closed = match w.cut {
-        Some(c) => Some(c),
+        Some(c) => Ok(c),
         // Now read: a server that closed earlier shows it after its queued data.
         None => match rd.until_close(Duration::from_secs(5)).await.0 {
-            ReadEnd::Timeout => None,
-            end => Some(format!(
+            ReadEnd::Timeout => Err(start.elapsed().as_secs_f64()),
+            end => Ok(format!(
                 "had closed it ({}), seen when reading after sending",
                 raw::describe(&end)
             )),
@@ -53,7 +53,6 @@ pub async fn run(peer: &Peer, server: Server) -> (bool, String) {
     if w.stopped_at_bound {
         sent.push_str(", then stopped: the server's memory had grown past the bound");
     }
-    let closed = closed.ok_or_else(|| start.elapsed().as_secs_f64());
     verdict(sent, closed, rss_before, rss_peak)
 }
 
@@ -73,7 +72,7 @@ fn requests(peer: &Peer, conn: &RawConn) -> (Batches, (String, String)) {
                 batch.extend(p.protocol_request(id).expect("a protocol"));
                 n += 1;
             }
-            (batch, n)
+            (Arc::new(batch), n)
         };
         let what = (
             "requests of the protocol".to_string(),
@@ -99,11 +98,13 @@ fn requests(peer: &Peer, conn: &RawConn) -> (Batches, (String, String)) {
         format!("messages of {} B", msg.len()),
         format!("{reply_len} B replies expected"),
     );
+    let batch = Arc::new(batch);
     (Box::new(move || (batch.clone(), per_write)), what)
 }
 
-/// The next write: bytes of whole frames, and how many frames.
-type Batches = Box<dyn FnMut() -> (Vec<u8>, usize) + Send>;
+/// The next write: bytes of whole frames (shared, when every write is the
+/// same), and how many frames.
+type Batches = Box<dyn FnMut() -> (Arc<Vec<u8>>, usize) + Send>;
 
 /// What writing without reading came to.
 struct Written<W> {
