@@ -230,6 +230,7 @@ fn every_example_suite_parses() {
         "examples/ws-backend/suite.toml",
         "examples/ws-backend/frameworks.toml",
         "examples/ws-backend/buffers.toml",
+        "examples/ws-backend/media.toml",
         "examples/ws-backend/gpu.toml",
         "examples/rust-crate/suites/example.toml",
     ];

@@ -7,7 +7,8 @@
 //! handler fails `cancel` in each, and a refused handshake quotes the body
 //! each framework sent, with the secret redacted. examples/ws-backend/
 //! buffers.toml runs the WebSocket-buffer and error-handling checks against
-//! the same apps, in their protocol. And `neon-perf init`'s
+//! the same apps, in their protocol; media.toml streams audio and video as
+//! binary frames through them and gates on real-time playback. And `neon-perf init`'s
 //! commented shapes, uncommented, run a team's Python benchmark and flood
 //! its FastAPI app.
 
@@ -27,6 +28,7 @@ trials! {
     uvicorns_keepalive_pings_are_answered_on_idle_connections: FRAMEWORKS;
     hardened_apps_pass_the_buffer_checks_but_aiohttp_accepts_an_unmasked_frame: FRAMEWORKS;
     without_a_stream_cap_a_client_that_never_reads_grows_each_server_past_the_bound: FRAMEWORKS;
+    audio_and_video_stream_as_binary_frames_and_a_stalling_stream_fails_the_gate: FRAMEWORKS;
 }
 
 /// The frameworks in target/ws-venv (`bash scripts/ws/setup.sh`).
@@ -355,4 +357,82 @@ fn without_a_stream_cap_a_client_that_never_reads_grows_each_server_past_the_bou
         assert!(e.contains(": over the 64 MiB bound"), "{e}");
         assert_eq!(slow["item"], "websocket-buffers");
     }
+}
+
+/// `neon-perf ARGS` with `env` set, in `dir`.
+fn neon(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_neon-perf"))
+        .args(args)
+        .envs(env.iter().copied())
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .env_remove("GITHUB_ACTIONS")
+        .env_remove("NEON_PERF_PARTITION")
+        .env_remove("NEON_PERF_BASELINES")
+        .current_dir(dir)
+        .output()
+        .expect("neon-perf runs")
+}
+
+fn audio_and_video_stream_as_binary_frames_and_a_stalling_stream_fails_the_gate() {
+    let _one = common::one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let suite = root().join("examples/ws-backend/media.toml");
+    let (suite, d) = (suite.to_str().unwrap(), dir.path());
+    let json = |name: &str| -> Value {
+        serde_json::from_slice(&std::fs::read(d.join(name)).unwrap()).unwrap()
+    };
+    let run = |verb: &str, out: &str, env: &[(&str, &str)]| {
+        let mut args = vec![verb, suite, "--baselines", "baselines", "--json", out];
+        if verb == "bless" {
+            args.extend(["--runs", "1"]);
+        }
+        neon(d, &args, &[[("API_TOKEN", TOKEN)].as_slice(), env].concat())
+    };
+    let bless = run("bless", "bless.json", &[]);
+    assert_eq!(bless.status.code(), Some(0), "{}", common::text(&bless));
+    let r = json("bless.json");
+    // tts-audio: 50 chunks of 20 ms PCM (1 s of audio); video-frames: 30
+    // frames of 128 KiB (0.999 s of video). Binary frames carry no id:
+    // matched by order, the JSON end frame ends each stream.
+    for (name, chunks, seconds, unit) in [
+        ("tts-audio", 50.0, 1.0, "audio_s"),
+        ("video-frames", 30.0, 0.999, "video_s"),
+    ] {
+        let s = common::entry(&r["scenarios"], "scenario", name);
+        assert_eq!(value(s, "replies_per_request"), chunks, "{name}");
+        assert!(
+            (value(s, "units_per_request") - seconds).abs() < 1e-9,
+            "{name}"
+        );
+        for e in ["incomplete", "server_error", "unmatched", "closed", "lost"] {
+            assert_eq!(value(s, &format!("errors{{type={e}}}")), 0.0, "{name} {e}");
+        }
+        let rate = common::entry(&s["metrics"], "key", "reply_rate");
+        assert_eq!(rate["unit"]["rate"], unit, "{rate:#}");
+        // One chunk every 5 ms, faster than real time: every stream good.
+        assert!(value(s, "inter_reply_gap_p50") >= 0.0045, "{name}");
+        assert_eq!(value(s, "goodput"), value(s, "request_rate"), "{name}");
+    }
+    // An unchanged rerun passes: streams of 280 ms against a 2 s window
+    // count by their share inside it, not as whole streams ended there.
+    let same = run("run", "same.json", &[]);
+    assert_eq!(same.status.code(), Some(0), "{}", common::text(&same));
+    // A chunk every 25 ms: the audio (20 ms chunks) stalls, so no stream
+    // is good; the video (33 ms frames) still plays in real time, but
+    // slower than blessed. Both regress.
+    let slow = run("run", "slow.json", &[("BACKEND_GAP_MS", "25")]);
+    assert_eq!(slow.status.code(), Some(1), "{}", common::text(&slow));
+    let r = json("slow.json");
+    for name in ["tts-audio", "video-frames"] {
+        let s = common::entry(&r["scenarios"], "scenario", name);
+        for m in ["inter_reply_gap", "request_rate", "goodput"] {
+            let v = common::entry(&s["verdicts"], "key", m);
+            assert_eq!(v["verdict"], "regressed", "{name} {m}: {v:#}");
+        }
+    }
+    let audio = common::entry(&r["scenarios"], "scenario", "tts-audio");
+    assert_eq!(value(audio, "goodput"), 0.0);
+    let video = common::entry(&r["scenarios"], "scenario", "video-frames");
+    assert_eq!(value(video, "goodput"), value(video, "request_rate"));
+    assert!(!common::text(&slow).contains(TOKEN));
 }

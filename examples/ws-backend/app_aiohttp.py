@@ -24,8 +24,11 @@ class Socket:
     def __init__(self, ws):
         self.ws = ws
 
-    async def send(self, text):
-        await self.ws.send_str(text)
+    async def send(self, data):
+        if isinstance(data, bytes):
+            await self.ws.send_bytes(data)
+        else:
+            await self.ws.send_str(data)
 
     async def close(self, code=1000, reason=""):
         await self.ws.close(code=code, message=reason.encode())

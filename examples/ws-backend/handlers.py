@@ -9,6 +9,13 @@ Replies:  {"id": "<id>", "type": "token", "index": i, "text": "tok3"}   (N of th
           {"id": "<id>", "type": "done", "usage": {"output_tokens": N}}
 Errors:   {"id": "<id>", "type": "error", "message": "..."}
 
+Media (audio or video as binary frames, which carry no id):
+Request:  {"op": "media", "id": "<id>", "chunks": N, "chunk_bytes": B, "chunk_ms": M}
+Replies:  N binary frames of B bytes, each M ms of audio or video (640
+          bytes of 16-bit PCM at 16 kHz mono is 20 ms), the first after
+          FIRST_DELAY, then one every GAP
+          {"id": "<id>", "type": "done", "usage": {"chunks": N, "seconds": N * M / 1000}}
+
 Prompts that misbehave on purpose (for neon-perf's tests): "fail" (error
 frame), "never_end" (tokens, no end frame), "close_mid" (two tokens, then
 the connection is closed), "not_json" (one reply that is not JSON first),
@@ -27,6 +34,7 @@ evidence about GPU memory (NVML's view of the server's processes).
 
 import asyncio
 import json
+import math
 import os
 import time
 
@@ -106,8 +114,38 @@ def frame(settings, rid, **fields):
     return json.dumps(fields)
 
 
+async def media(ws, req, settings, timings):
+    """An audio or video stream: `chunks` binary frames, then an end frame
+    with the media's length. The bytes are a tone, so they are not all
+    alike (as compressed frames are not)."""
+    rid = req.get("id")
+    n = int(req.get("chunks", settings.tokens))
+    size = int(req.get("chunk_bytes", 640)) & ~1
+    chunk_ms = float(req.get("chunk_ms", 20))
+    chunk = b"".join(int(8000 * math.sin(i / 8)).to_bytes(2, "little", signed=True)
+                     for i in range(size // 2))
+    received = time.perf_counter()
+    await asyncio.sleep(settings.first_delay)
+    last = None
+    for i in range(n):
+        if i > 0:
+            await asyncio.sleep(settings.gap)
+        now = time.perf_counter()
+        await ws.send(chunk)
+        if last is None:
+            timings.first.append(now - received)
+        else:
+            timings.gaps.append(now - last)
+        last = now
+    usage = {"chunks": n, "seconds": n * chunk_ms / 1e3}
+    await ws.send(frame(settings, rid, type="done", usage=usage))
+
+
 async def generate(ws, req, settings, timings):
     rid = req.get("id")
+    if req.get("op") == "media":
+        await media(ws, req, settings, timings)
+        return
     if req.get("op") != "generate" or req.get("prompt") == "fail":
         await ws.send(frame(settings, rid, type="error", message="cannot generate"))
         return

@@ -76,19 +76,21 @@ fn timings(p: &mut Push<'_>, s: &StreamTotals) {
 /// of slices measures how bursts fall on slice edges, not throughput
 /// (examples/ws-backend/suite.toml: a p95 of 400 requests/s in 6 runs of
 /// 6, where 144 completed per second; an unchanged rerun of
-/// frameworks.toml read 800 against a blessed 400). Gated between runs
-/// like any single value.
+/// frameworks.toml read 800 against a blessed 400). Each stream counts by
+/// the share of its lifetime inside the window (`record::share_in`), so
+/// long streams do not make the count jump by one per connection. Gated
+/// between runs like any single value.
 fn rates(p: &mut Push<'_>, r: &FloodReport, s: &StreamTotals, units_name: Option<&str>) {
     let w = r.window.as_secs_f64().max(1e-9);
     let replies = match units_name {
-        Some(_) => s.units_in_window,
+        Some(_) => s.units_share,
         None => r.totals.received_in_window as f64,
     };
     let reply_unit = Unit::Rate(units_name.unwrap_or("reply").into());
     let request = || Unit::Rate("request".into());
-    p.rate("request_rate", request(), s.done_in_window as f64 / w);
+    p.rate("request_rate", request(), s.done_share / w);
     p.rate("reply_rate", reply_unit, replies / w);
-    p.rate("goodput", request(), s.good_in_window as f64 / w);
+    p.rate("goodput", request(), s.good_share / w);
 }
 
 fn percentiles(p: &mut Push<'_>, name: &str, d: &Dist) {

@@ -89,7 +89,7 @@ impl StreamConn<'_> {
     /// Ends `seq`'s stream as complete at `end_ns`.
     pub(super) fn end_stream(&mut self, seq: u64, end_ns: u64) {
         let Some(s) = self.open.take(seq) else { return };
-        let mut d = Done::of(&s, end_ns, self.slice_of(end_ns).is_some());
+        let mut d = Done::of(&s, end_ns, self.core.window());
         d.good = d
             .ttfr_ns
             .is_some_and(|t| self.proto.goodput.met(t, d.time_per_reply_ns()));
