@@ -359,20 +359,6 @@ fn without_a_stream_cap_a_client_that_never_reads_grows_each_server_past_the_bou
     }
 }
 
-/// `neon-perf ARGS` with `env` set, in `dir`.
-fn neon(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_neon-perf"))
-        .args(args)
-        .envs(env.iter().copied())
-        .env_remove("GITHUB_STEP_SUMMARY")
-        .env_remove("GITHUB_ACTIONS")
-        .env_remove("NEON_PERF_PARTITION")
-        .env_remove("NEON_PERF_BASELINES")
-        .current_dir(dir)
-        .output()
-        .expect("neon-perf runs")
-}
-
 fn audio_and_video_stream_as_binary_frames_and_a_stalling_stream_fails_the_gate() {
     let _one = common::one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
@@ -386,7 +372,7 @@ fn audio_and_video_stream_as_binary_frames_and_a_stalling_stream_fails_the_gate(
         if verb == "bless" {
             args.extend(["--runs", "1"]);
         }
-        neon(d, &args, &[[("API_TOKEN", TOKEN)].as_slice(), env].concat())
+        common::neon_in(d, &args, &[[("API_TOKEN", TOKEN)].as_slice(), env].concat())
     };
     let bless = run("bless", "bless.json", &[]);
     assert_eq!(bless.status.code(), Some(0), "{}", common::text(&bless));

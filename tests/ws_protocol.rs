@@ -360,18 +360,13 @@ fn headers_reach_the_server_without_protocol_too() {
 
 /// neon-perf with the example backend's first-reply delay and gap (ms).
 fn neon(dir: &Path, args: &[&str], (first_delay_ms, gap_ms): (u32, f64)) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_neon-perf"))
-        .args(args)
-        .env("API_TOKEN", "gate-token")
-        .env("BACKEND_FIRST_DELAY_MS", first_delay_ms.to_string())
-        .env("BACKEND_GAP_MS", gap_ms.to_string())
-        .env_remove("GITHUB_STEP_SUMMARY")
-        .env_remove("GITHUB_ACTIONS")
-        .env_remove("NEON_PERF_PARTITION")
-        .env_remove("NEON_PERF_BASELINES")
-        .current_dir(dir)
-        .output()
-        .expect("neon-perf runs")
+    let (first, gap) = (first_delay_ms.to_string(), gap_ms.to_string());
+    let env = [
+        ("API_TOKEN", "gate-token"),
+        ("BACKEND_FIRST_DELAY_MS", first.as_str()),
+        ("BACKEND_GAP_MS", gap.as_str()),
+    ];
+    common::neon_in(dir, args, &env)
 }
 
 fn text(o: &Output) -> String {

@@ -80,6 +80,21 @@ pub fn run_json_under(
     (o, r)
 }
 
+/// `neon-perf ARGS` in `dir` with `env` set, outside any CI (no GitHub
+/// output, partition or baselines folder from this process's environment).
+pub fn neon_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_neon-perf"))
+        .args(args)
+        .envs(env.iter().copied())
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .env_remove("GITHUB_ACTIONS")
+        .env_remove("NEON_PERF_PARTITION")
+        .env_remove("NEON_PERF_BASELINES")
+        .current_dir(dir)
+        .output()
+        .expect("neon-perf runs")
+}
+
 /// The verdict of metric `key` of the first scenario in DIR/r.json.
 pub fn verdict(dir: &Path, key: &str) -> serde_json::Value {
     let v: serde_json::Value =
