@@ -3,9 +3,13 @@
 # (e.g. a lent H100). Run from the repo root after copying the release binary
 # to target/release/neon-perf:
 #     OUT=./gpu-out scripts/gpu-check.sh
-# Writes doctor.txt/json, gpu.json, torch.json, logs and summary.md under $OUT,
-# and prints the summary table last. Every step has its own time limit (total
-# at most 6 minutes) and a failing step never stops the next one: no `set -e`.
+# Blesses suites/gpu.toml three times into $OUT/baselines, then gates against
+# that baseline. Writes doctor.txt/json, gpu.json (the first bless),
+# bless-2/3.json, gate.json, torch.json, logs and summary.md under $OUT, and
+# prints the summary table last. Every step has its own time limit (doctor
+# 2 x 20 s, bless 3 x 120 s, gate 150 s, torch 100 s, summary 20 s: at most
+# 670 s in all; the 60 s fallback runs only when there is no gpu.json within
+# the first 150 s) and a failing step never stops the next one: no `set -e`.
 set -u
 
 OUT="${OUT:-./gpu-out}"
