@@ -113,6 +113,7 @@ async fn run_all(
         ..Default::default()
     };
     out.warnings.extend(protocol::insecure_warning(spec));
+    out.warnings.extend(protocol::order_warning(spec, points));
     let result = flood_points(plan, spec, points, &mut served, ctx, &mut out).await;
     let result = match result {
         Ok(()) => run_checks(plan, spec, points, &served, ctx, &mut out).await,

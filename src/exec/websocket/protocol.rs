@@ -8,6 +8,7 @@ use std::path::Path;
 use crate::exec::ExecError;
 use crate::plan::command::placeholders;
 use crate::plan::websocket::{EndSpec, MatchSpec, ProtocolSpec, TEMPLATE_VARS, headers};
+use crate::plan::websocket::{FloodPoint, Load};
 use crate::plan::{ParamPoint, WebsocketFloodSpec};
 use crate::ws::client::stream::{self, End, Goodput, Matching, Part, Protocol, Request};
 use crate::ws::client::tls::Trust;
@@ -138,6 +139,26 @@ pub(super) fn insecure_warning(spec: &WebsocketFloodSpec) -> Option<String> {
     })
 }
 
+/// What every report says when replies are matched by order while a
+/// connection may have several requests open (`in_flight` above 1, or an
+/// open-loop `rate`): right for a server that answers a connection's
+/// requests one after another, wrong for one that streams them at once.
+pub(super) fn order_warning(spec: &WebsocketFloodSpec, points: &[FloodPoint]) -> Option<String> {
+    let order = spec
+        .protocol
+        .as_ref()
+        .is_some_and(|p| p.matching() == MatchSpec::Order);
+    let open = points.iter().find_map(|p| match p.load {
+        Load::Closed { in_flight } if in_flight > 1 => Some(format!("`in_flight = {in_flight}`")),
+        Load::Open { .. } => Some("an open-loop `rate`".to_string()),
+        Load::Closed { .. } => None,
+    });
+    let open = open.filter(|_| order)?;
+    Some(format!(
+        "replies are matched by order (`match = \"order\"`) with {open}, so a connection may have several requests open: each reply goes to the oldest, which is right only if the server answers a connection's requests one after another. A server that streams them at once has its replies counted to the wrong request (time_to_first_reply then reads about a whole stream too long): use `in_flight = 1`, or match replies by a JSON field"
+    ))
+}
+
 /// The handshake headers with `{env:NAME}` read now.
 pub(super) fn headers(spec: &WebsocketFloodSpec) -> Result<Headers, ExecError> {
     headers::resolve(&spec.headers)
@@ -168,6 +189,35 @@ mod tests {
         stream::request::render(parts, 9, 0, 9, &mut s);
         assert_eq!(s, "{\"id\":\"9\",\"p\":\"hi\"}");
         assert!(e.goodput.met(300_000_000, None) && !e.goodput.met(300_000_001, None));
+    }
+
+    #[test]
+    fn order_with_several_requests_open_per_connection_warns() {
+        let spec = |m: &str| -> WebsocketFloodSpec {
+            toml::from_str(&format!(
+                "url = \"ws://x/\"\n[protocol]\nrequest = {{ text = 'x' }}\nmatch = {m}\nend = {{ count = 2 }}"
+            ))
+            .unwrap()
+        };
+        let point = |load| FloodPoint {
+            connections: 8,
+            load,
+            message: crate::plan::websocket::MessageType::Text,
+            size: None,
+        };
+        let one = point(Load::Closed { in_flight: 1 });
+        let two = point(Load::Closed { in_flight: 2 });
+        let open = point(Load::Open { rate: 20.0 });
+        let order = spec("\"order\"");
+        assert_eq!(order_warning(&order, std::slice::from_ref(&one)), None);
+        let w = order_warning(&order, &[one.clone(), two]).unwrap();
+        assert!(
+            w.contains("with `in_flight = 2`") && w.contains("use `in_flight = 1`"),
+            "{w}"
+        );
+        let w = order_warning(&order, std::slice::from_ref(&open)).unwrap();
+        assert!(w.contains("with an open-loop `rate`"), "{w}");
+        assert_eq!(order_warning(&spec("{ json = \"/id\" }"), &[open]), None);
     }
 
     #[test]

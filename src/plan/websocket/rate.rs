@@ -1,4 +1,5 @@
-//! The open-loop send rate, `rate = "20000msg/s"`.
+//! The open-loop send rate, `rate = "20000msg/s"` (or `"50req/s"`: with
+//! a `protocol`, each message is a request).
 
 use std::fmt;
 
@@ -21,10 +22,10 @@ pub(super) fn parse_rate(s: &str) -> Result<f64, String> {
         )
     })?;
     match unit.trim() {
-        "" | "/s" | "msg/s" | "1/s" => Ok(v),
-        "k/s" | "kmsg/s" => Ok(v * 1e3),
+        "" | "/s" | "msg/s" | "1/s" | "req/s" | "request/s" => Ok(v),
+        "k/s" | "kmsg/s" | "kreq/s" => Ok(v * 1e3),
         other => Err(format!(
-            "invalid rate `{s}`: unknown unit `{other}` (use msg/s, /s or k/s)"
+            "invalid rate `{s}`: unknown unit `{other}` (use /s, msg/s, req/s or k/s)"
         )),
     }
 }
@@ -51,5 +52,24 @@ impl<'de> Deserialize<'de> for Rate {
             }
         }
         d.deserialize_any(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_rate;
+
+    #[test]
+    fn messages_or_requests_per_second() {
+        assert_eq!(parse_rate("20000msg/s"), Ok(20000.0));
+        assert_eq!(parse_rate("50req/s"), Ok(50.0));
+        assert_eq!(parse_rate("1.5kreq/s"), Ok(1500.0));
+        assert_eq!(parse_rate("2k/s"), Ok(2000.0));
+        assert_eq!(parse_rate("40"), Ok(40.0));
+        let e = parse_rate("5 tok/s").unwrap_err();
+        assert!(
+            e.contains("unknown unit `tok/s` (use /s, msg/s, req/s or k/s)"),
+            "{e}"
+        );
     }
 }

@@ -84,7 +84,9 @@ impl Protocol {
         let owner = match self.matching {
             Matching::Id => id_owner(binary_id(bytes)),
             Matching::Order => Owner::Oldest,
-            Matching::Json(_) => Owner::Unmatched("a binary reply under `match.json`"),
+            Matching::Json(_) => Owner::Unmatched(
+                "a binary reply under `match.json` (binary frames carry no JSON field: with one stream per connection, `match = \"order\"` matches them)",
+            ),
         };
         Seen {
             owner,
