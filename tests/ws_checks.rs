@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 
 use neon_perf::result::Check;
 use neon_perf::ws::checks::{CheckKind, CheckTarget, run_check};
+use neon_perf::ws::client::Headers;
 use neon_perf::ws::server::{self, ServeConfig};
 
 fn rt() -> tokio::runtime::Runtime {
@@ -224,4 +225,32 @@ trials! {
     a_bad_url_is_a_failed_check_not_a_panic;
     python_websockets_server: needs::WS_PEERS;
     node_ws_server: needs::WS_PEERS;
+    ping_on_its_own_sends_the_targets_headers: needs::WS_PEERS;
+}
+
+/// The example streaming backend (examples/ws-backend/server.py), wanting
+/// `Authorization: Bearer <token>`.
+fn backend_with_token(token: &str) -> EchoServer {
+    let mut c = Command::new("target/ws-venv/bin/python");
+    c.args(["examples/ws-backend/server.py", "--token", token]);
+    spawn_echo(c, "target/ws-venv/bin/python")
+}
+
+fn ping_on_its_own_sends_the_targets_headers() {
+    let s = backend_with_token("check-s3cret");
+    rt().block_on(async {
+        let mut t = target(&s, None);
+        let refused = run_check(CheckKind::Ping, &t).await;
+        assert!(!refused.passed, "{}", refused.evidence);
+        assert!(
+            refused.evidence.starts_with("could not connect: ")
+                && refused.evidence.contains("401 Unauthorized"),
+            "{}",
+            refused.evidence
+        );
+        t.headers = Headers(vec![("Authorization".into(), "Bearer check-s3cret".into())]);
+        let c = run_check(CheckKind::Ping, &t).await;
+        assert!(c.passed, "{}", c.evidence);
+        assert!(c.evidence.contains("answered in time"), "{}", c.evidence);
+    });
 }

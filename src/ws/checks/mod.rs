@@ -96,9 +96,10 @@ pub async fn run_cancel(target: &CheckTarget, setup: &CancelSetup) -> Check {
     Check::new(kind.id(), passed, evidence, Some(kind.item()))
 }
 
-/// `ping` or `cancel` on their own, in neon-perf's format: feature vectors
+/// `ping` or `cancel` on their own, with the target's headers: in its
+/// protocol when it has one, else in neon-perf's format (feature vectors
 /// of the width the reference server advertises, else 64-byte binary
-/// messages (an echo server); `cancel` with its default settings.
+/// messages: an echo server); `cancel` with its default settings.
 async fn own_format(kind: CheckKind, peer: &peer::Peer, target: &CheckTarget) -> (bool, String) {
     let conn = match peer.connect().await {
         Ok(c) => c,
@@ -110,12 +111,14 @@ async fn own_format(kind: CheckKind, peer: &peer::Peer, target: &CheckTarget) ->
         None => Payload::random(Frame::Binary, 64, 64, 0),
     };
     drop(conn);
-    let flood = FloodConfig::new(
+    let mut flood = FloodConfig::new(
         target.url.clone(),
         1,
         Load::Closed { in_flight: 1 },
         payload,
     );
+    flood.headers = target.headers.clone();
+    flood.protocol = target.protocol.clone();
     if kind == CheckKind::Ping {
         return ping::run(flood).await;
     }

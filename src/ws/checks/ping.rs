@@ -87,6 +87,13 @@ pub async fn run(mut flood: FloodConfig) -> (bool, String) {
     flood.warmup = Duration::from_millis(200);
     flood.ping = Some(ON_ITS_OWN);
     match client::flood(flood, Default::default()).await {
+        Ok(r) if r.connected == 0 => {
+            let why = r.totals.error_examples.first().cloned();
+            (
+                false,
+                format!("could not connect: {}", why.unwrap_or_default()),
+            )
+        }
         Ok(r) => {
             let c = ping_check(&r.pings.unwrap_or_default(), "");
             (c.passed, c.evidence)
