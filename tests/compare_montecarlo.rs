@@ -282,19 +282,14 @@ fn gate_stays_quiet_on_hostile_model() {
 /// for docs/gate-design.md (with p10 beside it for comparison).
 #[test]
 fn median_estimator_is_the_wrong_choice() {
-    let mut med_total = 0;
+    let (mut med_total, mut q10_total) = (0, 0);
     for blessed in [1, 3] {
         let (_, _, t) = sweep(&SHARED_2CORE, Estimator::Median, blessed, 1.0, 0.05, 2000);
         med_total += t;
         sweep(&SHARED_2CORE, Estimator::Median, blessed, 1.05, 0.03, 2000);
-        sweep(
-            &SHARED_2CORE,
-            Estimator::Quantile(0.1),
-            blessed,
-            1.0,
-            0.05,
-            2000,
-        );
+        let q10 = Estimator::Quantile(0.1);
+        let (_, _, t) = sweep(&SHARED_2CORE, q10, blessed, 1.0, 0.05, 2000);
+        q10_total += t;
         sweep(
             &SHARED_2CORE,
             Estimator::Quantile(0.1),
@@ -304,17 +299,23 @@ fn median_estimator_is_the_wrong_choice() {
             2000,
         );
     }
-    println!("median A/A regressed total: {med_total}");
+    println!("A/A regressed in all: median {med_total}, p10 {q10_total}");
     assert!(
-        med_total > 5,
-        "the median should be visibly worse than the low quantile"
+        med_total > 5 && med_total > 2 * q10_total,
+        "the median ({med_total} false alarms) should be visibly worse than the low quantile ({q10_total})"
     );
 }
 
-/// The design sweep behind the defaults (run with `--ignored --nocapture`).
+/// The design sweep behind the defaults (run with `--ignored --nocapture`):
+/// the default prior meets the two hard targets (at most 1 false alarm in
+/// 20 per world, a 10% slowdown caught 19 times in 20) for both estimators,
+/// both machine models and 1, 3 or 5 blessed runs, and the largest prior
+/// tried does not; the printed rows of a 5% slowdown at 3% tolerance tell
+/// the rest apart.
 #[test]
 #[ignore]
 fn explore_design_space() {
+    let mut largest_prior_missed = false;
     for m in [SHARED_2CORE, HOSTILE] {
         for prior in [0.003, 0.004, 0.005, 0.01] {
             let policy = Policy {
@@ -323,11 +324,21 @@ fn explore_design_space() {
             };
             for est in [Estimator::Quantile(0.05), Estimator::Quantile(0.1)] {
                 for blessed in [1, 3, 5] {
-                    sweep_with(&m, est, blessed, 1.0, 0.03, 2000, &policy, 10);
-                    sweep_with(&m, est, blessed, 1.10, 0.05, 2000, &policy, 10);
+                    let (_, aa, _) = sweep_with(&m, est, blessed, 1.0, 0.03, 2000, &policy, 10);
+                    let (lo10, _, _) = sweep_with(&m, est, blessed, 1.10, 0.05, 2000, &policy, 10);
                     sweep_with(&m, est, blessed, 1.05, 0.03, 2000, &policy, 10);
+                    let met = aa <= 1 && lo10 >= 19;
+                    let at = format!("{} {est} prior {prior} blessed {blessed}", m.name);
+                    if prior == Policy::default().run_noise_prior {
+                        assert!(met, "{at}: A/A {aa}/20, 10% slowdown caught {lo10}/20");
+                    }
+                    largest_prior_missed |= prior == 0.01 && !met;
                 }
             }
         }
     }
+    assert!(
+        largest_prior_missed,
+        "prior 0.01 met every target: the default could be larger"
+    );
 }

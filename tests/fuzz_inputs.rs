@@ -64,6 +64,20 @@ fn mutate(seed: &str, edits: &[Edit]) -> Vec<u8> {
     b
 }
 
+/// A metric line is refused saying so, or read with a valid name and a
+/// finite value, or is not a metric line at all.
+fn check_metric_line(t: &str) -> Result<(), TestCaseError> {
+    match neon_perf::exec::command::child::parse_metric_line(t) {
+        Err(e) => prop_assert!(e.starts_with("bad metric line `"), "{e}"),
+        Ok(Some(m)) => {
+            prop_assert!(m.metric.parse::<neon_perf::metric::MetricKey>().is_ok());
+            prop_assert!(m.value.is_finite(), "{}", m.value);
+        }
+        Ok(None) => {}
+    }
+    Ok(())
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -99,16 +113,26 @@ proptest! {
         edits in prop::collection::vec(edit(), 0..6),
     ) {
         let t = text(&mutate(METRIC_LINES[which], &edits));
-        let _ = neon_perf::exec::command::child::parse_metric_line(&t);
-        let _ = neon_perf::exec::command::child::parse_check_line(&t);
+        check_metric_line(&t)?;
+        match neon_perf::exec::command::child::parse_check_line(&t) {
+            Err(e) => prop_assert!(e.starts_with("bad check line `"), "{e}"),
+            Ok(Some(c)) => prop_assert!(!c.name.trim().is_empty()),
+            Ok(None) => {}
+        }
     }
 
     #[test]
     fn arbitrary_bytes_are_refused_with_a_message(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
         let t = text(&bytes);
-        let _ = neon_perf::config::parse_suite(Path::new("s.toml"), &t);
-        let _ = neon_perf::baseline::store::parse(Path::new("b.toml"), &t);
-        let _ = neon_perf::combine::parse(Path::new("r.json"), &bytes);
-        let _ = neon_perf::exec::command::child::parse_metric_line(&t);
+        if let Err(e) = neon_perf::config::parse_suite(Path::new("s.toml"), &t) {
+            prop_assert!(!e.to_string().is_empty());
+        }
+        if let Err(e) = neon_perf::baseline::store::parse(Path::new("b.toml"), &t) {
+            prop_assert!(e.to_string().contains("b.toml"), "{e}");
+        }
+        if let Err(e) = neon_perf::combine::parse(Path::new("r.json"), &bytes) {
+            prop_assert!(e.to_string().contains("r.json"), "{e}");
+        }
+        check_metric_line(&t)?;
     }
 }

@@ -211,7 +211,11 @@ fn streams_end_by_count() {
     let proto = request("hi", 4) + "match = { json = \"/id\" }\nend = { count = 4 }\n";
     let r = run(&keys, &proto);
     assert_clean(&r);
-    assert!(samples(&r, "replies_per_request").iter().all(|&n| n == 4.0));
+    let replies = samples(&r, "replies_per_request");
+    assert!(
+        !replies.is_empty() && replies.iter().all(|&n| n == 4.0),
+        "{replies:?}"
+    );
 }
 
 fn streams_end_when_idle() {
@@ -535,7 +539,11 @@ fn params_swept_only_by_the_template_label_the_metrics() {
     assert_clean(&r);
     for n in [2.0, 3.0] {
         let key = format!("replies_per_request{{tokens={n}}}");
-        assert!(samples(&r, &key).iter().all(|&x| x == n), "{key}");
+        let replies = samples(&r, &key);
+        assert!(
+            !replies.is_empty() && replies.iter().all(|&x| x == n),
+            "{key}: {replies:?}"
+        );
     }
 }
 
@@ -549,7 +557,11 @@ fn empty_replies_are_skipped_and_goodput_applies_its_bounds() {
         + "skip_empty = \"/text\"\ngoodput = { time_to_first_reply = \"10ms\" }\n";
     let r = run(&keys, &proto);
     assert_clean(&r);
-    assert!(samples(&r, "replies_per_request").iter().all(|&n| n == 4.0));
+    let replies = samples(&r, "replies_per_request");
+    assert!(
+        !replies.is_empty() && replies.iter().all(|&n| n == 4.0),
+        "{replies:?}"
+    );
     assert!(samples(&r, "request_rate").iter().sum::<f64>() > 0.0);
     assert_eq!(samples(&r, "goodput").iter().sum::<f64>(), 0.0);
     // The same without skip_empty counts the empty token as a reply.

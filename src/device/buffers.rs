@@ -9,6 +9,10 @@ use half::{bf16, f16};
 use super::{DeviceError, driver_err};
 use crate::plan::gpu_kernel::Dtype;
 
+/// The byte a poisoned buffer is filled with: every float type made of it
+/// is NaN, so an element a kernel never wrote shows up in a comparison.
+pub const POISON_BYTE: u8 = 0xFF;
+
 /// Element data on the host.
 #[derive(Clone, Debug, PartialEq)]
 pub enum HostData {
@@ -228,7 +232,7 @@ impl DevBuf {
         })
     }
 
-    /// A device buffer of `len` elements, filled with 0xFF bytes (NaN for floats).
+    /// A device buffer of `len` elements, filled with [`POISON_BYTE`] (NaN for floats).
     pub fn poisoned(
         stream: &Arc<CudaStream>,
         dtype: Dtype,
@@ -301,7 +305,7 @@ impl DevBuf {
         })
     }
 
-    /// Fills every byte with 0xFF: NaN for every float type, so an element
+    /// Fills every byte with [`POISON_BYTE`]: NaN for every float type, so an element
     /// the kernel never wrote shows up in the comparison.
     pub fn poison(&mut self, stream: &Arc<CudaStream>, name: &str) -> Result<(), DeviceError> {
         stream
@@ -312,7 +316,7 @@ impl DevBuf {
             let bytes = s.num_bytes();
             let (ptr, _rec) = cudarc::driver::DevicePtrMut::device_ptr_mut(s, stream);
             // SAFETY: ptr and bytes describe the buffer we own.
-            unsafe { cudarc::driver::result::memset_d8_async(ptr, 0xFF, bytes, stream.cu_stream()) }
+            unsafe { cudarc::driver::result::memset_d8_async(ptr, POISON_BYTE, bytes, stream.cu_stream()) }
                 .map_err(|e| DeviceError::Driver(driver_err(&format!("cuMemsetD8Async (poison buffer `{name}`)"), e)))
         })
     }
@@ -563,10 +567,11 @@ mod tests {
 
     #[test]
     fn poison_bytes_are_nan_in_every_float_type() {
-        assert!(f32::from_bits(0xFFFF_FFFF).is_nan());
-        assert!(f64::from_bits(u64::MAX).is_nan());
-        assert!(f16::from_bits(0xFFFF).is_nan());
-        assert!(bf16::from_bits(0xFFFF).is_nan());
+        let b = POISON_BYTE;
+        assert!(f32::from_ne_bytes([b; 4]).is_nan());
+        assert!(f64::from_ne_bytes([b; 8]).is_nan());
+        assert!(f16::from_ne_bytes([b; 2]).is_nan());
+        assert!(bf16::from_ne_bytes([b; 2]).is_nan());
     }
 
     #[test]
