@@ -114,6 +114,33 @@ def frame(settings, rid, **fields):
     return json.dumps(fields)
 
 
+class Pace:
+    """One stream's schedule: the first reply FIRST_DELAY after the request,
+    then one every GAP; each reply's send time goes into the server's own
+    timings (receipt to first send, send to send)."""
+
+    def __init__(self, settings, timings):
+        self.settings = settings
+        self.timings = timings
+        self.received = time.perf_counter()
+        self.last = None
+
+    async def start(self):
+        await asyncio.sleep(self.settings.first_delay)
+
+    async def gap(self, i):
+        if i > 0:
+            await asyncio.sleep(self.settings.gap)
+
+    def sending(self):
+        now = time.perf_counter()
+        if self.last is None:
+            self.timings.first.append(now - self.received)
+        else:
+            self.timings.gaps.append(now - self.last)
+        self.last = now
+
+
 async def media(ws, req, settings, timings):
     """An audio or video stream: `chunks` binary frames, then an end frame
     with the media's length. The bytes are a tone, so they are not all
@@ -124,19 +151,12 @@ async def media(ws, req, settings, timings):
     chunk_ms = float(req.get("chunk_ms", 20))
     chunk = b"".join(int(8000 * math.sin(i / 8)).to_bytes(2, "little", signed=True)
                      for i in range(size // 2))
-    received = time.perf_counter()
-    await asyncio.sleep(settings.first_delay)
-    last = None
+    pace = Pace(settings, timings)
+    await pace.start()
     for i in range(n):
-        if i > 0:
-            await asyncio.sleep(settings.gap)
-        now = time.perf_counter()
+        await pace.gap(i)
+        pace.sending()
         await ws.send(chunk)
-        if last is None:
-            timings.first.append(now - received)
-        else:
-            timings.gaps.append(now - last)
-        last = now
     usage = {"chunks": n, "seconds": n * chunk_ms / 1e3}
     await ws.send(frame(settings, rid, type="done", usage=usage))
 
@@ -151,28 +171,21 @@ async def generate(ws, req, settings, timings):
         return
     prompt = req.get("prompt", "")
     n = int(req.get("max_tokens", settings.tokens))
-    received = time.perf_counter()
+    pace = Pace(settings, timings)
     kv = settings.hold(settings.kv_bytes) if settings.torch is not None and settings.kv_bytes else None
-    await asyncio.sleep(settings.first_delay)
+    await pace.start()
     if prompt == "not_json":
         await ws.send("upstream busy, retrying")
     if prompt == "no_id":
         await ws.send(json.dumps({"type": "token", "text": "?"}))
     if settings.empty_first:
         await ws.send(frame(settings, rid, type="token", index=-1, text=""))
-    last = None
     for i in range(n):
-        if i > 0:
-            await asyncio.sleep(settings.gap)
+        await pace.gap(i)
         if kv is not None:
             kv[i % kv.numel()] = i & 0xFF   # one small GPU write per token
-        now = time.perf_counter()
+        pace.sending()
         await ws.send(frame(settings, rid, type="token", index=i, text=f"tok{i}"))
-        if last is None:
-            timings.first.append(now - received)
-        else:
-            timings.gaps.append(now - last)
-        last = now
         if prompt == "close_mid" and i == 1:
             await ws.close(1011, "backend restarting")
             return
