@@ -221,13 +221,7 @@ impl Unit {
                 "FLOP/s", "kFLOP/s", "MFLOP/s", "GFLOP/s", "TFLOP/s", "PFLOP/s",
             ]),
             Unit::PerSecond => scaled(&["/s", "k/s", "M/s", "G/s"]),
-            Unit::Rate(name) => {
-                let units: Vec<String> = RATE_PREFIXES
-                    .iter()
-                    .map(|(p, _)| format!("{p}{name}/s"))
-                    .collect();
-                scaled(&units.iter().map(String::as_str).collect::<Vec<_>>())
-            }
+            Unit::Rate(name) => format_rate(v, name, like),
             Unit::Percent => format!("{}%", sig3(v)),
             Unit::Ratio => format!("{}x", sig3(v)),
             Unit::Count => sig3(v),
@@ -264,6 +258,21 @@ impl Unit {
 const RATE_NAMES: [&str; 6] = ["msg", "ops", "req", "samples", "items", "tokens"];
 /// The prefixes a rate is shown with, and read back: "1.23 kreq/s".
 const RATE_PREFIXES: [(&str, f64); 4] = [("", 1.0), ("k", 1e3), ("M", 1e6), ("G", 1e9)];
+
+/// A rate in `name`s per second. A name of letters takes its prefix
+/// ("1.23 kreq/s", "2.40 kframes/s"); any other name, one a suite chose
+/// (`units.name = "audio_s"`), keeps it on the number, where it cannot
+/// read as part of the name ("1.23k audio_s/s", not "1.23 kaudio_s/s").
+fn format_rate(v: f64, name: &str, like: Option<f64>) -> String {
+    let prefixes = RATE_PREFIXES.map(|(p, _)| p);
+    if name.chars().all(|c| c.is_ascii_alphabetic()) {
+        let units = prefixes.map(|p| format!("{p}{name}/s"));
+        format_scaled(v, &units.each_ref().map(String::as_str), 1000.0, 0, like)
+    } else {
+        let number = format_scaled(v, &prefixes, 1000.0, 0, like);
+        format!("{} {name}/s", number.replace(' ', ""))
+    }
+}
 
 /// A rate and its factor to events per second: "req/s" → (`Rate("req")`,
 /// 1), "kreq/s" → 1000, "k/s" → (`PerSecond`, 1000).
@@ -602,6 +611,11 @@ mod tests {
             assert_eq!(u.default_direction(), Direction::HigherIsBetter);
         }
         assert_eq!(Unit::Rate("frames".into()).format(2400.0), "2.40 kframes/s");
+        let audio = Unit::Rate("audio_s".into());
+        assert_eq!(audio.format(28.4), "28.4 audio_s/s");
+        assert_eq!(audio.format(2400.0), "2.40k audio_s/s");
+        assert_eq!(audio.format_like(0.0, Some(2400.0)), "0k audio_s/s");
+        assert_eq!(audio.format(f64::NAN), NO_VALUE);
         // Not a word: a unit neon-perf does not know, shown as written.
         assert_eq!(
             Unit::parse_with_scale("MiB/h").0,
