@@ -28,7 +28,9 @@ fi
 # `websockets` for the example backend on the GPU host (no network there):
 # the pure-Python package from scripts/ws/setup.sh's venv (its C speedups
 # are optional and left out; they would not match the host's Python).
-site=$(ls -d target/ws-venv/lib/python3*/site-packages/websockets 2>/dev/null | head -n 1)
+# (`|| true`: without the venv, `ls` fails, and under `set -e` the script
+# would end here, silently, before the strip below.)
+site=$(ls -d target/ws-venv/lib/python3*/site-packages/websockets 2>/dev/null | head -n 1 || true)
 if [ -n "$site" ]; then
     rm -rf .gpu/pylib && mkdir -p .gpu/pylib
     cp -r "$site" .gpu/pylib/ && rm -rf .gpu/pylib/websockets/__pycache__ .gpu/pylib/websockets/*/__pycache__

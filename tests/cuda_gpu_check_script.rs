@@ -214,22 +214,42 @@ fn gpu_check_script_runs_end_to_end_without_gpu_binary_or_torch() {
 /// every step says what it did or why it was skipped, the whole keeps to
 /// its budget, and nothing is written into the checkout's suites/.
 fn gpu_session(budget_s: u32) -> (String, String) {
-    let out_dir = tempfile::tempdir().unwrap();
+    let (out_dir, work) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let out = Command::new("bash")
         .arg("scripts/gpu-session.sh")
         .current_dir(root())
         .env("OUT", out_dir.path())
+        .env("GPU_WORK", work.path().join("w"))
         .env("BUDGET_S", budget_s.to_string())
         .env("NEON_PERF_BIN", env!("CARGO_BIN_EXE_neon-perf"))
-        .env("NEON_PERF_REPORTS_DIR", out_dir.path().join("reports"))
-        .env("NEON_PERF_CACHE", out_dir.path().join("cache"))
+        .env("NEON_PERF_REPORTS_DIR", work.path().join("reports"))
+        .env("NEON_PERF_CACHE", work.path().join("cache"))
         .env_remove("GITHUB_STEP_SUMMARY")
         .output()
         .unwrap();
     let text = common::text(&out);
     assert_eq!(out.status.code(), Some(0), "{text}");
     let session = std::fs::read_to_string(out_dir.path().join("session.md")).unwrap();
-    assert!(out_dir.path().join("all.tgz").exists(), "{text}");
+    // The device tool brings back at most 8 files from $OUT: the session
+    // lines, the archive of the work folder, and the summaries.
+    let back: Vec<_> = std::fs::read_dir(out_dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(
+        back.len() <= 8 && back.contains(&"all.tgz".into()),
+        "{back:?}"
+    );
+    let listing = Command::new("tar")
+        .arg("tzf")
+        .arg(out_dir.path().join("all.tgz"))
+        .output()
+        .unwrap();
+    assert!(
+        common::text(&listing).contains("./session.md"),
+        "{}",
+        common::text(&listing)
+    );
     assert!(!root().join("suites/gpu-profile.toml").exists());
     (session, text)
 }
@@ -248,10 +268,10 @@ fn gpu_session_script_reports_every_step_without_a_gpu() {
         "3 ws",
         "4 profilers: nsys=",
         "4 --profile always of gpu::saxpy: exit 0",
-        "5 gpu-check.sh: exit 0",
         // Skipped without a carried `cuda` build in .gpu/; with one, it
         // says how it ended.
-        "6 gpu-models.sh: ",
+        "5 gpu-models.sh: ",
+        "6 gpu-check.sh: exit 0",
         "] done",
     ] {
         assert!(session.contains(step), "no `{step}` in\n{session}\n{text}");
@@ -262,7 +282,7 @@ fn gpu_session_script_skips_what_its_budget_does_not_allow() {
     let (session, text) = gpu_session(25);
     for step in [
         "4 --profile always of gpu::saxpy: skipped, out of time",
-        "5 gpu-check.sh: skipped, out of time",
+        "6 gpu-check.sh: skipped, out of time",
     ] {
         assert!(session.contains(step), "no `{step}` in\n{session}\n{text}");
     }

@@ -296,10 +296,39 @@ fn a_foreign_pid_namespace_is_said_for_a_server_too() {
     );
 }
 
+/// A driver that lists the processes but withholds their memory
+/// (NVML_VALUE_NOT_AVAILABLE): unknown, never 0 bytes that fit any limit.
+fn memory_nvml_withholds_is_unknown_not_zero_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = "b = bytes([1]) * (64 << 20); import time; time.sleep(0.2)";
+    let scenarios = program_on_gpu("holds", program, 2, "") + &max_batch_on_gpu();
+    let (o, r) = run(dir.path(), &scenarios, &[("FAKE_NVML_MEMORY_NA", "1")]);
+    let text = common::text(&o);
+    assert_eq!(o.status.code(), Some(0), "{text}");
+    let holds = scenario(&r);
+    let m = holds["metrics"].to_string();
+    assert!(!m.contains("process_gpu_memory"), "{m}");
+    let w = holds["warnings"].to_string();
+    assert!(
+        w.contains("process_gpu_memory not reported: NVML lists ")
+            && w.contains(" of the processes measured here without a figure for their GPU memory"),
+        "{w}"
+    );
+    let model = &r["scenarios"][1];
+    assert_eq!(model["status"], "ignored", "{model:#}");
+    let why = model["outcome"]["reason"].as_str().unwrap();
+    assert!(
+        why.starts_with("`memory_limit = \"gpu:0.5\"` cannot be judged here: NVML lists")
+            && why.contains("NVML_VALUE_NOT_AVAILABLE"),
+        "{why}"
+    );
+}
+
 trials! {
     a_programs_gpu_memory_is_sampled_at_start_peak_and_end: needs::PYTHON, needs::NVML_DOUBLE;
     a_gpu_fraction_limit_finds_the_largest_batch_that_fits: needs::PYTHON, needs::NVML_DOUBLE;
     cancel_judges_the_servers_gpu_memory_too: needs::WS_PEERS, needs::NVML_DOUBLE;
     a_foreign_pid_namespace_is_said_not_taken_for_zero_bytes: needs::PYTHON, needs::NVML_DOUBLE;
     a_foreign_pid_namespace_is_said_for_a_server_too: needs::WS_PEERS, needs::NVML_DOUBLE;
+    memory_nvml_withholds_is_unknown_not_zero_bytes: needs::PYTHON, needs::NVML_DOUBLE;
 }

@@ -15,8 +15,14 @@ which neon-perf puts on the script's PYTHONPATH:
 
     python3 infer.py --batch 8 --iterations 20
     python3 infer.py --batch 8 --iterations 1 --seq 128    # find_max_batch probes
+
+``--device cuda`` (or ``INFER_DEVICE=cuda`` in the environment) makes a
+missing or broken CUDA an error instead of a quiet run on the CPU: a GPU
+runner's gate should fail, not measure the CPU and call it the model.
 """
 import argparse
+import os
+import sys
 
 import torch
 
@@ -31,8 +37,14 @@ def main():
     p.add_argument("--seq", type=int, default=1, help="tokens per item")
     p.add_argument("--iterations", type=int, default=20)
     p.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], default="float32")
+    p.add_argument(
+        "--device",
+        choices=["auto", "cuda", "cpu"],
+        default=os.environ.get("INFER_DEVICE", "auto"),
+        help="auto: CUDA when there is a GPU, else the CPU (default; INFER_DEVICE sets it)",
+    )
     args = p.parse_args()
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = pick_device(args.device)
     dtype = getattr(torch, args.dtype)
     torch.manual_seed(7)
     # CUDA starts inside this phase (PyTorch starts it lazily), so the phase
@@ -60,6 +72,20 @@ def main():
         times = neon_perf.time(step, x, name="latency", warmup=3, iterations=args.iterations)
     median = sorted(times)[len(times) // 2]
     neon_perf.emit("throughput", args.batch / median, "samples/s")
+
+
+def pick_device(wanted):
+    """The device to run on; exits with the reason when CUDA was asked for
+    and PyTorch cannot use it."""
+    if wanted == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if wanted == "cuda" and not torch.cuda.is_available():
+        sys.exit(
+            f"infer.py: --device cuda, but torch.cuda.is_available() is False "
+            f"(torch {torch.__version__}, built for CUDA {torch.version.cuda}): "
+            "no GPU, no driver, or CUDA failed to start"
+        )
+    return torch.device(wanted)
 
 
 if __name__ == "__main__":

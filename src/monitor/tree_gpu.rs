@@ -4,7 +4,9 @@
 //! it started). `process_gpu_memory{at=start|peak|end}` of a `command`;
 //! [`NvmlProcesses`] also gives a flood's `server_gpu_memory` and
 //! `cancel`'s GPU half (`ws::client::process`). NVML names processes by
-//! host PIDs: [`unattributable`] says so rather than report 0 bytes.
+//! host PIDs: [`unattributable`] says so rather than report 0 bytes, and
+//! a process listed without a figure (NVML_VALUE_NOT_AVAILABLE) makes the
+//! tree's memory unknown too ([`withheld`]), not 0.
 
 use std::path::Path;
 use std::sync::mpsc;
@@ -26,13 +28,18 @@ pub struct Usage {
     /// Listed processes holding GPU memory whose PIDs this PID namespace
     /// does not have (see [`unattributable`]).
     pub unseen: usize,
+    /// Of the processes accepted as ours, how many NVML listed without a
+    /// figure for their memory (see [`withheld`]).
+    pub withheld: usize,
 }
 
 impl Usage {
     /// The bytes of ours, or why they cannot be told: none of ours listed
     /// while processes of another PID namespace were ([`unattributable`]).
     pub fn attributed(self) -> Result<u64, String> {
-        if self.matched == 0 && self.unseen > 0 {
+        if self.withheld > 0 {
+            Err(withheld(self.withheld))
+        } else if self.matched == 0 && self.unseen > 0 {
             Err(unattributable(self.unseen))
         } else {
             Ok(self.ours)
@@ -51,6 +58,19 @@ pub fn unattributable(unseen: usize) -> String {
          so in a container with its own PID namespace no process can be matched (run it with the \
          host's, e.g. `docker run --pid=host`); or they are other containers' processes on a \
          shared GPU and these held none"
+    )
+}
+
+/// Why a tree's GPU memory cannot be told: NVML listed `n` of its
+/// processes but gave no figure for their memory. Counting them as 0 bytes
+/// would pass any bound and any `gpu:F` limit.
+pub fn withheld(n: usize) -> String {
+    format!(
+        "NVML lists {n} of the processes measured here without a figure for their GPU memory \
+         (NVML_VALUE_NOT_AVAILABLE: the driver withholds per-process memory on this host, e.g. \
+         under vGPU, MIG without the privileges to read it, or Windows WDDM), so it is unknown, \
+         not 0 bytes; `nvidia-smi --query-compute-apps=pid,used_memory --format=csv` shows \
+         [N/A] there too"
     )
 }
 
@@ -104,13 +124,14 @@ impl ProcessGpuMemory for NvmlProcesses {
                 .map_err(|e| format!("NVML: compute processes of GPU {i}: {e}"))?;
             for p in procs {
                 let bytes = match p.used_gpu_memory {
-                    UsedGpuMemory::Used(b) => b,
-                    UsedGpuMemory::Unavailable => 0,
+                    UsedGpuMemory::Used(b) => Some(b),
+                    UsedGpuMemory::Unavailable => None,
                 };
                 if ours(p.pid) {
-                    u.ours += bytes;
+                    u.ours += bytes.unwrap_or(0);
                     u.matched += 1;
-                } else if bytes > 0 && !pid_here(p.pid) {
+                    u.withheld += usize::from(bytes.is_none());
+                } else if bytes.is_some_and(|b| b > 0) && !pid_here(p.pid) {
                     u.unseen += 1;
                 }
             }
@@ -119,8 +140,10 @@ impl ProcessGpuMemory for NvmlProcesses {
     }
 }
 
-/// A tree's GPU memory over one run: the first sample, the largest, the
-/// last.
+/// A tree's GPU memory over one run: the first sample, the largest, and
+/// the last sample that still listed one of its processes (a program's
+/// CUDA context goes away as it exits, so a sample taken while it exits
+/// would read 0 in some runs and the held memory in others).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TreeGpuMemory {
     pub start: u64,
@@ -130,6 +153,11 @@ pub struct TreeGpuMemory {
     /// The most listed processes of one sample whose PIDs do not exist
     /// here ([`Usage::unseen`]).
     pub unseen: usize,
+    /// The most of ours listed without a figure in one sample
+    /// ([`Usage::withheld`]).
+    pub withheld: usize,
+    /// Samples NVML failed to give (skipped; the first error is kept).
+    pub failed: usize,
 }
 
 impl TreeGpuMemory {
@@ -137,7 +165,23 @@ impl TreeGpuMemory {
     /// in any sample while processes NVML listed were not to be found here
     /// (a foreign PID namespace). Such a run is not 0 bytes.
     pub fn unattributable(&self) -> Option<String> {
+        if self.withheld > 0 {
+            return Some(withheld(self.withheld));
+        }
         untold(self.peak > 0, self.unseen)
+    }
+
+    fn add(&mut self, u: Usage) {
+        self.unseen = self.unseen.max(u.unseen);
+        self.withheld = self.withheld.max(u.withheld);
+        if self.samples == 0 {
+            self.start = u.ours;
+        }
+        self.peak = self.peak.max(u.ours);
+        if u.matched > 0 {
+            self.end = u.ours;
+        }
+        self.samples += 1;
     }
 }
 
@@ -149,26 +193,30 @@ pub struct TreeGpuSampler {
 
 impl TreeGpuSampler {
     /// Starts sampling the processes that carry `tag`, every `interval`.
+    /// A sample NVML fails to give is skipped; only a run with no sample
+    /// at all is an error (the first one's).
     pub fn start(source: impl ProcessGpuMemory, tag: Tag, interval: Duration) -> TreeGpuSampler {
         let (stop, rx) = mpsc::channel();
         let thread = std::thread::spawn(move || {
             let ours = |pid: u32| tag.carried_by(pid);
             let mut m = TreeGpuMemory::default();
+            let mut first_error = None;
             loop {
-                let u = source.used(&ours)?;
-                let used = u.ours;
-                m.unseen = m.unseen.max(u.unseen);
-                if m.samples == 0 {
-                    m.start = used;
+                match source.used(&ours) {
+                    Ok(u) => m.add(u),
+                    Err(e) => {
+                        m.failed += 1;
+                        first_error.get_or_insert(e);
+                    }
                 }
-                m.peak = m.peak.max(used);
-                m.end = used;
-                m.samples += 1;
                 if !matches!(
                     rx.recv_timeout(interval),
                     Err(mpsc::RecvTimeoutError::Timeout)
                 ) {
-                    return Ok(m);
+                    return match first_error {
+                        Some(e) if m.samples == 0 => Err(e),
+                        _ => Ok(m),
+                    };
                 }
             }
         });
@@ -213,6 +261,7 @@ mod tests {
                 ours: mine.iter().sum(),
                 matched: mine.len(),
                 unseen: step.len() - mine.len(),
+                withheld: 0,
             })
         }
     }

@@ -66,6 +66,11 @@ impl Ncu {
             "MemoryWorkloadAnalysis",
         ])
         .args([
+            // Clocks as the gate measured them: ncu's default locks them to
+            // base for the run, and a run cut short by the timeout (killed)
+            // cannot unlock them, which would slow every scenario after it.
+            "--clock-control",
+            "none",
             "--target-processes",
             "all",
             "--launch-count",

@@ -14,6 +14,9 @@
  *     stand in for CUDA allocations.
  *   - FAKE_NVML_PID_OFFSET=N reports every such pid plus N, as NVML does
  *     in a container that does not share the host's PID namespace.
+ *   - FAKE_NVML_MEMORY_NA=1 lists them without a figure for their memory
+ *     (NVML_VALUE_NOT_AVAILABLE), as a driver that withholds per-process
+ *     memory does (vGPU, WDDM).
  * Only the calls neon-perf makes are here; any other symbol is missing,
  * which nvml-wrapper reports as an error, as for an older driver.
  */
@@ -102,7 +105,7 @@ static unsigned int gpu_processes(unsigned int index, nvmlProcessInfo_t *out, un
     while ((e = readdir(d)) && n < cap) {
         if (!isdigit((unsigned char)e->d_name[0]) || !is_gpu_process(e->d_name)) continue;
         out[n].pid = (unsigned int)(strtoul(e->d_name, NULL, 10) + offset);
-        out[n].usedGpuMemory = rss_bytes(e->d_name);
+        out[n].usedGpuMemory = env_ul("FAKE_NVML_MEMORY_NA", 0) ? ~0ULL : rss_bytes(e->d_name);
         out[n].gpuInstanceId = out[n].computeInstanceId = 0xFFFFFFFFu;
         n++;
     }
@@ -114,7 +117,8 @@ static unsigned long long used_bytes(unsigned int index) {
     nvmlProcessInfo_t procs[MAX_PROCS];
     unsigned int n = gpu_processes(index, procs, MAX_PROCS);
     unsigned long long used = 0;
-    for (unsigned int i = 0; i < n; i++) used += procs[i].usedGpuMemory;
+    for (unsigned int i = 0; i < n; i++)
+        if (procs[i].usedGpuMemory != ~0ULL) used += procs[i].usedGpuMemory;
     return used > total_bytes() ? total_bytes() : used;
 }
 

@@ -157,6 +157,7 @@ mod tests {
             end,
             samples: 10,
             unseen: 0,
+            ..Default::default()
         }))
     }
 

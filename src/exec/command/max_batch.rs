@@ -299,6 +299,7 @@ mod tests {
                 end: 0,
                 samples: 10,
                 unseen: 0,
+                ..Default::default()
             })),
             ..Default::default()
         };
@@ -326,6 +327,7 @@ mod tests {
              can't allocate memory: you tried to allocate 2147483648 bytes. Error code 12 \
              (Cannot allocate memory)",
             "OSError: [Errno 12] Cannot allocate memory",
+            "RuntimeError: CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`",
         ] {
             assert!(is_oom(text, None), "{text}");
         }

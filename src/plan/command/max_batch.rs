@@ -13,9 +13,10 @@ pub const DEFAULT_MAX: u32 = 65536;
 
 /// Output that marks a failed run as out of memory (matched without case):
 /// CUDA, PyTorch (its CPU allocator's "can't allocate memory" too), Python
-/// (numpy's `_ArrayMemoryError` too), C++, ONNX Runtime, Rust's own words
-/// and the C library's `strerror(ENOMEM)`.
-pub const OOM_WORDS: [&str; 9] = [
+/// (numpy's `_ArrayMemoryError` too), C++, ONNX Runtime, Rust's own words,
+/// the C library's `strerror(ENOMEM)`, and cuBLAS failing to allocate its
+/// workspace (`CUBLAS_STATUS_ALLOC_FAILED`, which PyTorch raises as is).
+pub const OOM_WORDS: [&str; 10] = [
     "cuda out of memory",
     "cuda_error_out_of_memory",
     "memoryerror",
@@ -25,6 +26,7 @@ pub const OOM_WORDS: [&str; 9] = [
     "memory allocation of",
     "can't allocate memory",
     "cannot allocate memory",
+    "cublas_status_alloc_failed",
 ];
 
 /// The keys of `find_max_batch`.

@@ -18,7 +18,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::Notify;
 
-use crate::monitor::tree_gpu::{NvmlProcesses, ProcessGpuMemory, Usage, untold};
+use crate::monitor::tree_gpu::{NvmlProcesses, ProcessGpuMemory, Usage, untold, withheld};
 use crate::process::{TAG_VAR, Tag, live};
 
 /// Lines of output kept for messages.
@@ -399,13 +399,20 @@ pub struct MemoryReport {
     /// The most processes of one sample that NVML listed holding GPU
     /// memory with PIDs not to be found here (`tree_gpu::Usage::unseen`).
     pub gpu_unseen: usize,
+    /// The most of its processes NVML listed in one sample without a
+    /// figure for their memory (`tree_gpu::Usage::withheld`).
+    pub gpu_withheld: usize,
     pub samples: usize,
 }
 
 impl MemoryReport {
-    /// Why the server's GPU memory is not reported, when NVML listed only
-    /// processes of a PID namespace that is not this one.
+    /// Why the server's GPU memory is not reported: NVML listed only
+    /// processes of a PID namespace that is not this one, or listed the
+    /// server's without a figure.
     pub fn gpu_unattributable(&self) -> Option<String> {
+        if self.gpu_withheld > 0 {
+            return Some(withheld(self.gpu_withheld));
+        }
         untold(self.gpu_peak.is_some(), self.gpu_unseen)
     }
 }
@@ -454,6 +461,7 @@ impl MemorySampler {
                                 r.gpu_peak = Some(r.gpu_peak.unwrap_or(0).max(u.ours));
                             }
                             r.gpu_unseen = r.gpu_unseen.max(u.unseen);
+                            r.gpu_withheld = r.gpu_withheld.max(u.withheld);
                         }
                     }
                 };
