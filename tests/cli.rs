@@ -464,3 +464,46 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// A scenario ignored for a piece this runner lacks (here its server
+/// program) passes nothing where it has a baseline on this hardware: it
+/// was measured here before, and a runner that lost the piece must not
+/// turn the gate green. Without a baseline, ignored with the reason.
+#[test]
+fn a_missing_server_fails_where_a_baseline_expects_it_and_is_ignored_elsewhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = dir.path().join("s.toml");
+    let write = |program: &str| {
+        std::fs::write(
+            &suite,
+            format!(
+                "[suite]\nname = \"s\"\n[[scenario]]\nname = \"flood\"\nkind = \"websocket_flood\"\n\
+                 url = \"ws://127.0.0.1:{{port}}/\"\n\
+                 server = {{ command = [\"{program}\", \"serve\", \"--bind\", \"127.0.0.1:{{port}}\"], ready = \"log:listening on\" }}\n\
+                 connections = 2\nduration = \"300ms\"\nwarmup = \"0s\"\nmax_time = \"2s\"\n"
+            ),
+        )
+        .unwrap()
+    };
+    let s = suite.to_str().unwrap();
+    let base = dir.path().join("baselines");
+    let none = dir.path().join("none");
+    write("/nonexistent/team-server");
+    let o = run(&["run", s], &none);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("IGNORED"), "{}", text(&o));
+
+    write("{neon_perf}");
+    let o = run(&["bless", s, "--runs", "1", "--reason", "t"], &base);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    write("/nonexistent/team-server");
+    let o = run(&["run", s], &base);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("the server program `/nonexistent/team-server` was not found; this scenario has a baseline on this hardware")
+            && out.contains("delete its `[scenario.flood]` tables from ")
+            && out.contains("/s.toml"),
+        "{out}"
+    );
+}

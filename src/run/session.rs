@@ -154,6 +154,7 @@ impl Session {
         };
         Ok(Scenario {
             plan,
+            baseline_file: self.store.path(&self.hardware, &plan.suite),
             tolerance: settings.resolve().tolerance,
             settings,
             gating,
@@ -312,9 +313,32 @@ struct Scenario<'p> {
     smoke: bool,
     policy: Policy,
     baseline: Option<BaselineScenario>,
+    /// Where this hardware's baseline of the suite lives (named in errors).
+    baseline_file: std::path::PathBuf,
 }
 
 impl Scenario<'_> {
+    /// A scenario ignored for something this runner lacks (its server
+    /// program, a driver) is a failure where it has a baseline on this
+    /// hardware: it was measured here before, so the gate would go green
+    /// on a runner that lost a piece. Without a baseline, ignored stands
+    /// (an optional piece a fresh clone lacks).
+    fn fail_what_it_cannot_skip(&self, result: &mut ScenarioResult) {
+        if let (true, Some(_), Outcome::Ignored { reason }) =
+            (self.gating, &self.baseline, &result.outcome)
+        {
+            result.outcome = Outcome::Failed {
+                error: format!(
+                    "{reason}; this scenario has a baseline on this hardware, so the gate \
+                     cannot pass it unmeasured: install what is missing, or, if it no longer \
+                     runs here, delete its `[scenario.{}]` tables from {}",
+                    self.plan.name,
+                    self.baseline_file.display()
+                ),
+            };
+        }
+    }
+
     /// The run's verdicts against the baseline (none for a run that did not
     /// run).
     fn judge(&self, result: &ScenarioResult) -> Vec<MetricVerdict> {
@@ -334,6 +358,7 @@ impl Scenario<'_> {
     /// never enforced: say so, with a did-you-mean from what was reported;
     /// so is `gate = true` on a metric only reported: say how to gate it.
     fn report(&self, mut result: ScenarioResult, verdicts: Vec<MetricVerdict>) -> ScenarioReport {
+        self.fail_what_it_cannot_skip(&mut result);
         if matches!(result.outcome, Outcome::Ran) {
             let keys: Vec<_> = result.metrics.iter().map(|m| m.key.clone()).collect();
             let unmatched = config::unmatched_rules(self.plan.metric_rules.keys(), &keys);
