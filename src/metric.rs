@@ -224,7 +224,7 @@ impl Unit {
             Unit::Rate(name) => format_rate(v, name, like),
             Unit::Percent => format!("{}%", sig3(v)),
             Unit::Ratio => format!("{}x", sig3(v)),
-            Unit::Count => sig3(v),
+            Unit::Count => format_count(v),
             Unit::Watts => format!("{} W", sig3(v)),
             Unit::Celsius => format!("{} °C", sig3(v)),
             Unit::Hertz => scaled(&["Hz", "kHz", "MHz", "GHz"]),
@@ -258,6 +258,17 @@ impl Unit {
 const RATE_NAMES: [&str; 6] = ["msg", "ops", "req", "samples", "items", "tokens"];
 /// The prefixes a rate is shown with, and read back: "1.23 kreq/s".
 const RATE_PREFIXES: [(&str, f64); 4] = [("", 1.0), ("k", 1e3), ("M", 1e6), ("G", 1e9)];
+
+/// A count: a whole number as it is ("32768" batches, not "32800"; "64",
+/// not "64.0"), anything else (a median of counts, a mean) to three
+/// significant digits.
+fn format_count(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{v:.0}")
+    } else {
+        sig3(v)
+    }
+}
 
 /// A rate in `name`s per second. A name of letters takes its prefix
 /// ("1.23 kreq/s", "2.40 kframes/s"); any other name, one a suite chose
@@ -611,6 +622,11 @@ mod tests {
             assert_eq!(u.default_direction(), Direction::HigherIsBetter);
         }
         assert_eq!(Unit::Rate("frames".into()).format(2400.0), "2.40 kframes/s");
+        assert_eq!(Unit::Count.format(32768.0), "32768");
+        assert_eq!(Unit::Count.format(64.0), "64");
+        assert_eq!(Unit::Count.format(1.0), "1");
+        assert_eq!(Unit::Count.format(2.5), "2.50");
+        assert_eq!(Unit::Count.format(17163.5), "17200");
         let audio = Unit::Rate("audio_s".into());
         assert_eq!(audio.format(28.4), "28.4 audio_s/s");
         assert_eq!(audio.format(2400.0), "2.40k audio_s/s");

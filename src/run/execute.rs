@@ -146,8 +146,13 @@ fn host_contention(
     let text = format!(
         "other processes used {other:.2} of {cores:.0} CPU cores while this scenario measured"
     );
-    if limit.is_some_and(|l| other > l * cores) {
-        invalid.push(format!("{text}: its CPU timings cannot be trusted"));
+    if let Some(l) = limit.filter(|l| other > l * cores) {
+        invalid.push(format!(
+            "{text}: its CPU timings cannot be trusted (limit {:.2}, `max_contention = {l}`; on \
+             a runner shared on purpose, `--max-contention 1` or the setting turns the check off, \
+             and noise goes into the timings)",
+            l * cores
+        ));
     } else if other >= 0.25 {
         warnings.push(text);
     }
