@@ -476,9 +476,11 @@ fn decide(
         // pass (measured: 5 of 20 real +5% changes against a 3% tolerance
         // ended here and were waved through as `pass`).
         notes.push(format!(
-            "{:.1}% worse, beyond the {:.1}% tolerance but not significantly: {remedy}",
+            "{:.1}% worse, beyond the {:.1}% tolerance, but its interval reaches {:.1}%, within \
+             it: {remedy}",
             worse_point * 100.0,
-            tol * 100.0
+            tol * 100.0,
+            worse_lo * 100.0
         ));
         Verdict::Inconclusive
     } else {

@@ -79,6 +79,7 @@ pub fn markdown(report: &RunReport) -> Vec<u8> {
             );
         }
     }
+    inconclusive(&mut o, report);
     profiles(&mut o, report);
     let _ = writeln!(o, "\n### Performance checklist\n");
     for c in &report.checklist {
@@ -96,6 +97,21 @@ pub fn markdown(report: &RunReport) -> Vec<u8> {
         let _ = writeln!(o, "{mark} **{}** — {}", text(c.title), text(&why));
     }
     o.into_bytes()
+}
+
+/// Why each `inconclusive` verdict could not be decided, under the table.
+fn inconclusive(o: &mut String, report: &RunReport) {
+    let mut head = false;
+    for s in &report.scenarios {
+        for (key, why) in crate::report::inconclusive_notes(s) {
+            if !head {
+                let _ = writeln!(o, "\n### Why inconclusive\n");
+                head = true;
+            }
+            let name = code(&s.result.full_name());
+            let _ = writeln!(o, "- {name} {}: {}", code(&key), text(why));
+        }
+    }
 }
 
 /// The profiled scenarios: what changed, as text (pull-request comments

@@ -29,6 +29,17 @@ pub fn bound_text(v: &MetricVerdict, bound: &str) -> String {
     format!("{} is {bound}", v.unit.format(v.current))
 }
 
+/// The `inconclusive` verdicts of a scenario that say why (the key, the
+/// note): shown under its table, since the verdict alone does not say
+/// what to do.
+pub fn inconclusive_notes(s: &crate::outcome::ScenarioReport) -> Vec<(String, &str)> {
+    s.verdicts
+        .iter()
+        .filter(|v| v.verdict == crate::compare::Verdict::Inconclusive)
+        .filter_map(|v| Some((v.key.to_string(), v.note.as_deref()?)))
+        .collect()
+}
+
 /// The baseline and current cells of a verdict's row: a dash where there
 /// is no value, and a zero in the scale of the other side ("0 ms" beside
 /// "12.3 ms").

@@ -106,6 +106,9 @@ pub fn scenario_table(s: &ScenarioReport) -> String {
     if !s.verdicts.is_empty() {
         out.push_str(&verdict_table(s));
     }
+    for (key, why) in super::inconclusive_notes(s) {
+        let _ = writeln!(out, "  {key} inconclusive: {why}");
+    }
     for c in s.result.checks.iter() {
         let _ = writeln!(
             out,
