@@ -188,6 +188,22 @@ fn a_server_whose_port_was_taken_is_started_on_another() {
     assert!(value(&r, "messages{dir=received}") > 0.0);
 }
 
+/// `ready = "log:…"` matched a line the server prints before it listens:
+/// every connection is refused, and the error says why and what to do.
+fn a_ready_line_printed_before_listening_says_so() {
+    let script = r#"echo "listening on"; sleep 5; exec "$NEON_PERF" serve --bind 127.0.0.1:$PORT"#;
+    let r = run(&format!(
+        "url = \"ws://127.0.0.1:{{port}}/\"\nserver = {{ command = [\"sh\", \"-c\", '{script}'], env = {{ NEON_PERF = \"{{neon_perf}}\", PORT = \"{{port}}\" }}, ready = \"log:listening on\" }}\nconnections = 2\nduration = \"300ms\"\n"
+    ));
+    let Outcome::Failed { error } = &r.outcome else {
+        panic!("{:?}", r.outcome);
+    };
+    assert!(
+        error.contains("refused") && error.contains("nothing listened on the port yet"),
+        "{error}"
+    );
+}
+
 fn a_missing_server_program_ignores_the_scenario() {
     let r = run(
         "url = \"ws://127.0.0.1:{port}/\"\nserver = { command = [\"/nonexistent/target/ws-venv/bin/python\"] }\n",
@@ -436,6 +452,7 @@ trials! {
     message_count_mode_sends_exactly_that_many: needs::WS_PEERS;
     a_server_that_dies_mid_flood_fails_the_scenario_with_its_output: needs::WS_PEERS;
     a_server_that_never_gets_ready_times_out_with_its_output;
+    a_ready_line_printed_before_listening_says_so;
     a_missing_server_program_ignores_the_scenario;
     a_server_whose_port_was_taken_is_started_on_another;
     ten_thousand_connections_against_a_local_server: needs::WS_PEERS;

@@ -50,7 +50,14 @@ pub fn scenario_line(s: &ScenarioReport, style: Style) -> String {
             let _ = write!(line, ": {reason}");
         }
         Outcome::Failed { error } => {
-            let _ = write!(line, "\n{}", indent(error, "               "));
+            // Where it is, since no table follows a failure (its header
+            // names the place for a scenario that ran).
+            let _ = write!(
+                line,
+                " ({})\n{}",
+                r.location,
+                indent(error, "               ")
+            );
         }
         Outcome::Ran => {
             let regressed: Vec<String> = s

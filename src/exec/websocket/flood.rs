@@ -152,14 +152,15 @@ pub(super) async fn flood_points(
         let cpu = process_cpu() - cpu0;
         let memory = sampler.map(|s| s.stop());
         if report.connected == 0 {
+            let first = report
+                .totals
+                .error_examples
+                .first()
+                .map_or("no error recorded", String::as_str);
             return Err(ExecError::Failed(format!(
-                "no connection to {} succeeded: {}",
+                "no connection to {} succeeded: {first}{}",
                 served.url,
-                report
-                    .totals
-                    .error_examples
-                    .first()
-                    .map_or("no error recorded", String::as_str)
+                ready_too_early(spec, first)
             )));
         }
         let own_cpu = matches!(served.running, Running::Builtin(_));
@@ -167,6 +168,19 @@ pub(super) async fn flood_points(
         record((plan, spec), fp, point, &report, (memory, client_cpu), out);
     }
     Ok(())
+}
+
+/// A hint when every connection was refused by a server started with a
+/// `ready = "log:…"` line: the line came before the server listened.
+fn ready_too_early(spec: &WebsocketFloodSpec, first_error: &str) -> String {
+    match spec.server.as_ref().and_then(|s| s.ready.as_deref()) {
+        Some(r) if r.starts_with("log:") && first_error.contains("refused") => format!(
+            " (the server printed a line matching `ready = \"{r}\"`, but nothing listened on \
+             the port yet: match a line it prints once it listens, such as uvicorn's \
+             \"Uvicorn running on\", or leave `ready` out to wait until the port accepts)"
+        ),
+        _ => String::new(),
+    }
 }
 
 /// Runs one point's flood to its end, with progress events, failing when

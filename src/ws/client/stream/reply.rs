@@ -68,9 +68,18 @@ impl Protocol {
                 units: None,
             };
         };
+        let role = self.role(&v);
+        // A server that could not read a request often cannot echo its id
+        // (`"request_id": null`): an error frame no request claims fails
+        // the connection's oldest open one, rather than leave it to the
+        // drain deadline and count the error as an unmatched reply.
+        let owner = match (role, owner) {
+            (Role::Error, Owner::Unmatched(_)) => Owner::Oldest,
+            (_, o) => o,
+        };
         Seen {
             owner,
-            role: self.role(&v),
+            role,
             units: self
                 .units
                 .as_deref()
@@ -169,6 +178,10 @@ mod tests {
         assert!(matches!(r("not json").owner, Owner::Unmatched(w) if w.contains("not JSON")));
         assert!(matches!(r(r#"{"x":1}"#).owner, Owner::Unmatched(w) if w.contains("field")));
         assert!(matches!(r(r#"{"id":"abc"}"#).owner, Owner::Unmatched(_)));
+        // An error frame without the request's id fails the oldest open one.
+        for e in [r#"{"id":null,"type":"error"}"#, r#"{"type":"error"}"#] {
+            assert_eq!((r(e).owner, r(e).role), (Owner::Oldest, Role::Error));
+        }
         assert!(matches!(
             p.read_binary(b"12345678").owner,
             Owner::Unmatched(_)
