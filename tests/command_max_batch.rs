@@ -71,7 +71,35 @@ fn one_mib_an_item_under_512_mib() {
     assert_eq!(c["passed"], true, "{c:#}");
     let e = c["evidence"].as_str().unwrap();
     assert!(e.contains("MemoryError"), "{e}");
+    // It met its out of memory and said so: evidence for error handling.
+    assert_eq!(c["item"], "error-handling", "{c:#}");
     println!("max_batch = {max}: {e}");
+}
+
+/// Every probe fits up to `max`: nothing ran out of memory, so the search
+/// is no evidence for "error handling properly implemented".
+fn a_search_capped_at_max_is_no_evidence_of_error_handling() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = write_suite(dir.path(), "alloc", "", "512MiB");
+    let text = std::fs::read_to_string(&suite).unwrap();
+    std::fs::write(&suite, text.replace("max = 4096", "max = 16")).unwrap();
+    let (o, r) = common::run_json(&suite, dir.path(), &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", common::text(&o));
+    let c = &scenario(&r)["checks"][0];
+    assert_eq!(c["passed"], true, "{c:#}");
+    assert!(
+        c["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("none up to max = 16"),
+        "{c:#}"
+    );
+    assert!(c["item"].is_null(), "{c:#}");
+    assert_ne!(
+        common::entry(&r["checklist"], "item", "error-handling")["state"],
+        "ticked",
+        "{r:#}"
+    );
 }
 
 fn another_failure_stops_the_search_with_the_programs_words() {
@@ -209,6 +237,7 @@ trials! {
     a_host_oom_stress_limit_the_platform_cannot_enforce_is_a_reason;
     a_gpu_limit_needs_nvml: needs::PYTHON;
     one_mib_an_item_under_512_mib: needs::PYTHON;
+    a_search_capped_at_max_is_no_evidence_of_error_handling: needs::PYTHON;
     another_failure_stops_the_search_with_the_programs_words: needs::PYTHON;
     a_hang_is_a_timeout: needs::PYTHON;
 }
