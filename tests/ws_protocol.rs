@@ -156,6 +156,12 @@ fn streams_report_their_timings_units_and_goodput() {
         goodput > 0.0 && (goodput - requests).abs() < 1e-9,
         "{goodput} {requests}"
     );
+    // Every stream met its bound: nothing to say about goodput.
+    assert!(
+        !r.warnings.iter().any(|w| w.starts_with("goodput")),
+        "{:?}",
+        r.warnings
+    );
     for e in ["incomplete", "server_error", "unmatched"] {
         assert_eq!(value(&r, &format!("errors{{type={e}}}")), 0.0, "{e}");
     }
@@ -564,6 +570,22 @@ fn empty_replies_are_skipped_and_goodput_applies_its_bounds() {
     );
     assert!(samples(&r, "request_rate").iter().sum::<f64>() > 0.0);
     assert_eq!(samples(&r, "goodput").iter().sum::<f64>(), 0.0);
+    // Which bound they missed, said.
+    let w = r.warnings.join("\n");
+    assert!(
+        w.contains(" streams sent in the window missed a bound: ")
+            && w.contains(" over time_to_first_reply = 10.0 ms"),
+        "{w}"
+    );
+    let judged = w.split(" of ").nth(1).and_then(|t| t.split(' ').next());
+    assert!(
+        w.contains(&format!(
+            "goodput: {} of {}",
+            judged.unwrap(),
+            judged.unwrap()
+        )),
+        "{w}"
+    );
     // The same without skip_empty counts the empty token as a reply.
     let r = run(&keys, &(request("hi", 4) + JSON_DONE));
     assert!(samples(&r, "replies_per_request").iter().all(|&n| n == 5.0));

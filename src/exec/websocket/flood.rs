@@ -271,6 +271,10 @@ fn record(
     metrics(report, (fp, streams), &labels, memory, client_cpu, out);
     let units = spec.protocol.as_ref().and_then(|p| p.units_name());
     super::stream_metrics::stream_metrics(report, units, &labels, &mut out.metrics);
+    let goodput = spec.protocol.as_ref().and_then(|p| p.goodput);
+    if let Some(w) = super::stream_metrics::goodput_misses(report, goodput, &labels) {
+        out.warnings.push(w);
+    }
     out.checks
         .push(flood_check(report, spec.max_errors(), &labels));
     if let Some(p) = &report.pings {

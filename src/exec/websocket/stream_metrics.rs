@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 
 use super::push::Push;
 use crate::metric::{Direction, MetricSeries, Unit};
+use crate::plan::websocket::protocol::GoodputSpec;
+use crate::units::format_duration;
 use crate::ws::client::stream::StreamTotals;
 use crate::ws::client::stream::record::Dist;
 use crate::ws::client::{ErrorKind, FloodReport};
@@ -43,6 +45,48 @@ pub(super) fn stream_metrics(
         let key = p.key("errors").with("type", k.id());
         p.single(key, Unit::Count, n as f64);
     }
+}
+
+/// Which `goodput` bound the streams that missed one missed, when some
+/// did: a `goodput` that fell says what fell with it ("0 request/s" alone
+/// does not say whether the first reply or the pace was late).
+pub(super) fn goodput_misses(
+    r: &FloodReport,
+    goodput: Option<GoodputSpec>,
+    labels: &BTreeMap<String, String>,
+) -> Option<String> {
+    let (s, g) = (r.streams.as_ref()?, goodput?);
+    let bounds = [
+        ("time_to_first_reply", g.time_to_first_reply),
+        ("time_per_reply", g.time_per_reply),
+    ];
+    let parts: Vec<String> = bounds
+        .iter()
+        .zip(s.missed)
+        .filter_map(|((name, bound), n)| {
+            let b = (*bound)?;
+            (n > 0).then(|| format!("{n} over {name} = {}", format_duration(b.0)))
+        })
+        .collect();
+    if parts.is_empty() {
+        return None;
+    }
+    let at = labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    Some(format!(
+        "goodput{}: {} of {} streams sent in the window missed a bound: {}",
+        if at.is_empty() {
+            String::new()
+        } else {
+            format!("{{{at}}}")
+        },
+        s.missed_any,
+        s.judged,
+        parts.join(", ")
+    ))
 }
 
 /// Per-request timings as samples, and the percentiles of the first three

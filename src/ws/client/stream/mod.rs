@@ -58,8 +58,17 @@ pub struct Goodput {
 impl Goodput {
     /// Whether a stream with these timings (ns) meets every bound.
     pub fn met(&self, ttfr_ns: u64, tpr_ns: Option<u64>) -> bool {
-        let ok = |bound: Option<Duration>, v: u64| bound.is_none_or(|b| v <= b.as_nanos() as u64);
-        ok(self.time_to_first_reply, ttfr_ns) && tpr_ns.is_none_or(|t| ok(self.time_per_reply, t))
+        self.missed(ttfr_ns, tpr_ns) == [false; 2]
+    }
+
+    /// Which bounds a stream with these timings (ns) misses:
+    /// `[time_to_first_reply, time_per_reply]`.
+    pub fn missed(&self, ttfr_ns: u64, tpr_ns: Option<u64>) -> [bool; 2] {
+        let over = |bound: Option<Duration>, v: u64| bound.is_some_and(|b| v > b.as_nanos() as u64);
+        [
+            over(self.time_to_first_reply, ttfr_ns),
+            tpr_ns.is_some_and(|t| over(self.time_per_reply, t)),
+        ]
     }
 }
 

@@ -27,6 +27,8 @@ pub struct Done {
     pub share: f64,
     /// Met every `goodput` bound.
     pub good: bool,
+    /// Which bounds it missed: `[time_to_first_reply, time_per_reply]`.
+    pub missed: [bool; 2],
 }
 
 impl Done {
@@ -50,6 +52,7 @@ impl Done {
             ended_in_window,
             share: share_in(s.sent_ns, end_ns, window),
             good: false,
+            missed: [false; 2],
         }
     }
 }
@@ -108,6 +111,13 @@ pub struct StreamTotals {
     pub done_share: f64,
     pub good_share: f64,
     pub units_share: f64,
+    /// Streams sent in the window, and how many of them missed each
+    /// `goodput` bound (`[time_to_first_reply, time_per_reply]`): what
+    /// the goodput warning says.
+    pub judged: u64,
+    pub missed: [u64; 2],
+    /// Of those, how many missed at least one bound.
+    pub missed_any: u64,
 }
 
 /// A connection's unflushed records.
@@ -143,6 +153,9 @@ impl StreamRecorder {
                 done_share: 0.0,
                 good_share: 0.0,
                 units_share: 0.0,
+                judged: 0,
+                missed: [0; 2],
+                missed_any: 0,
             }),
         }
     }
@@ -176,6 +189,11 @@ impl StreamTotals {
             self.replies.push(d.replies as f64);
             if let Some(u) = d.units {
                 self.units.push(u);
+            }
+            self.judged += 1;
+            self.missed_any += u64::from(d.missed.contains(&true));
+            for (n, m) in self.missed.iter_mut().zip(d.missed) {
+                *n += u64::from(m);
             }
         }
         self.done_in_window += u64::from(d.ended_in_window);

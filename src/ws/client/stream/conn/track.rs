@@ -90,9 +90,10 @@ impl StreamConn<'_> {
     pub(super) fn end_stream(&mut self, seq: u64, end_ns: u64) {
         let Some(s) = self.open.take(seq) else { return };
         let mut d = Done::of(&s, end_ns, self.core.window());
-        d.good = d
-            .ttfr_ns
-            .is_some_and(|t| self.proto.goodput.met(t, d.time_per_reply_ns()));
+        if let Some(t) = d.ttfr_ns {
+            d.missed = self.proto.goodput.missed(t, d.time_per_reply_ns());
+            d.good = d.missed == [false; 2];
+        }
         if d.ended_in_window {
             self.core.local.last_reply_ns = self.core.local.last_reply_ns.max(end_ns);
         }
