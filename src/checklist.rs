@@ -39,6 +39,14 @@ fn missing_reason(item: ChecklistItem) -> &'static str {
 pub const NOT_COMPARED: &str = "its checks passed, but no scenario behind it was compared with a \
      baseline for this hardware: record one with `neon-perf bless`";
 
+/// A scenario that failed a check but was compared with its baseline all
+/// the same (its verdicts are not all `no-baseline`).
+fn compared_anyway(r: &ScenarioReport) -> bool {
+    r.verdicts
+        .iter()
+        .any(|v| !matches!(v.verdict, Verdict::NoBaseline | Verdict::Invalid))
+}
+
 /// Evaluates every item from the scenarios' checks and verdicts. An item is
 /// ticked when at least one check is evidence for it and all of them pass,
 /// no scenario that lists the item in its `checklist` regressed, and at
@@ -59,7 +67,7 @@ pub fn evaluate(reports: &[ScenarioReport]) -> Vec<ChecklistEntry> {
                 for c in r.result.checks.iter().filter(|c| c.item == Some(item)) {
                     let line = format!("{name}: {} — {}", c.name, c.evidence);
                     if c.passed {
-                        any_compared |= r.status.compared();
+                        any_compared |= r.status.compared() || compared_anyway(r);
                         evidence.push(line);
                     } else {
                         failures.push(line);

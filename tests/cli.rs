@@ -507,3 +507,64 @@ fn a_missing_server_fails_where_a_baseline_expects_it_and_is_ignored_elsewhere()
         "{out}"
     );
 }
+
+/// A run that measured everything and then failed a check (here the
+/// program's own, as a leak check would) stays failed, but is compared as
+/// measured: its table and verdicts are there, a regression among them,
+/// and the checklist counts it as compared.
+#[test]
+fn a_failed_check_keeps_the_comparison() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("baselines");
+    let suite = dir.path().join("gate.toml");
+    let script = dir.path().join("emit.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\nfor i in 1 2 3 4 5; do echo \"{\\\"metric\\\": \\\"m\\\", \\\"value\\\": $VALUE, \\\"unit\\\": \\\"ms\\\"}\"; done\n\
+         echo \"{\\\"check\\\": \\\"inputs validated\\\", \\\"passed\\\": $PASSED, \\\"evidence\\\": \\\"e\\\", \\\"item\\\": \\\"error-handling\\\"}\"\n",
+    )
+    .unwrap();
+    let write = |value: u32, passed: bool| {
+        let five = std::fs::read_to_string(fixture("gate-5.toml")).unwrap();
+        let s = five
+            .replace("{suite_dir}/emit.sh", &script.display().to_string())
+            .replace(
+                "env = { VALUE = \"5\" }",
+                &format!("env = {{ VALUE = \"{value}\", PASSED = \"{passed}\" }}"),
+            );
+        std::fs::write(&suite, s).unwrap();
+    };
+    let s = suite.to_str().unwrap();
+    write(5, true);
+    let o = run(&["bless", s, "--runs", "1", "--reason", "t"], &base);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    write(6, false);
+    let json = dir.path().join("r.json");
+    let o = run(&["run", s, "--json", json.to_str().unwrap()], &base);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("FAILED") && out.contains("check `inputs validated` failed"),
+        "{out}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let sc = &v["scenarios"][0];
+    assert_eq!(sc["status"], "failed", "{sc:#}");
+    let m = sc["verdicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["key"] == "m")
+        .unwrap_or_else(|| panic!("no verdict for m: {sc:#}"));
+    assert_eq!(m["verdict"], "regressed", "{m}");
+    assert!(out.contains("(cpu, "), "the table is printed: {out}");
+    let monitoring = v["checklist"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["item"] == "monitoring")
+        .unwrap();
+    // Its host monitoring passed, and the run was compared: ticked, not
+    // "not compared … record one with `neon-perf bless`".
+    assert_eq!(monitoring["state"], "ticked", "{monitoring}");
+}

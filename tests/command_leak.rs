@@ -48,7 +48,7 @@ metric.rss = {rule}
         .as_array()
         .unwrap()
         .iter()
-        .find(|c| c["name"] == "memory cleanup: no growth of `rss`")
+        .find(|c| c["name"] == "memory cleanup: no growth of rss")
         .unwrap_or_else(|| panic!("no leak check in {r:#}"))
         .clone();
     (o, check)

@@ -509,7 +509,9 @@ pub fn rule_for<'a>(
 
 /// Every metric of one scenario result, compared. Ignored scenarios give no
 /// verdicts; a failed one's metrics, and those of a run with
-/// `invalid_reasons`, are `invalid` unless a bound fails.
+/// `invalid_reasons`, are `invalid` unless a bound fails. A run that
+/// measured everything and then failed a check (a leak, a robustness
+/// check) is compared as measured: its metrics are whole.
 pub fn compare_scenario(
     result: &ScenarioResult,
     baseline: Option<&BaselineScenario>,
@@ -521,7 +523,10 @@ pub fn compare_scenario(
         return Vec::new();
     }
     let mut reasons = result.invalid_reasons.clone();
-    if let Outcome::Failed { error } = &result.outcome {
+    let failed_check = result.checks.iter().any(|c| !c.passed);
+    if let Outcome::Failed { error } = &result.outcome
+        && !failed_check
+    {
         reasons.push(format!("scenario failed: {error}"));
     }
     let run_invalid = !reasons.is_empty();

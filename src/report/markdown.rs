@@ -50,13 +50,16 @@ pub fn markdown(report: &RunReport) -> Vec<u8> {
             Outcome::Failed { error } => {
                 let first = error.lines().next().unwrap_or("");
                 let _ = writeln!(o, "| {name} | **failed** | | | | | | {} |", text(first));
-                continue;
+                if s.verdicts.is_empty() {
+                    continue;
+                }
             }
             Outcome::Ran => {}
         }
         for (i, v) in s.verdicts.iter().enumerate() {
             let (baseline, current) = crate::report::value_cells(v);
-            let (n, st) = if i == 0 {
+            let failed = matches!(s.result.outcome, Outcome::Failed { .. });
+            let (n, st) = if i == 0 && !failed {
                 (name.clone(), s.status.label().to_lowercase())
             } else {
                 (String::new(), String::new())

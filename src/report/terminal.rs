@@ -194,7 +194,7 @@ pub fn details(report: &RunReport, style: Style) -> String {
     for s in report
         .scenarios
         .iter()
-        .filter(|s| matches!(s.result.outcome, Outcome::Ran))
+        .filter(|s| matches!(s.result.outcome, Outcome::Ran) || !s.verdicts.is_empty())
     {
         let _ = writeln!(
             o,

@@ -257,7 +257,11 @@ impl Session {
         if !sc.gating {
             return (result, verdicts);
         }
-        if !self.cfg.confirm_regressions || regressed_keys(&verdicts).next().is_none() {
+        // A scenario that failed a check fails whatever more runs say.
+        if !self.cfg.confirm_regressions
+            || regressed_keys(&verdicts).next().is_none()
+            || !matches!(result.outcome, Outcome::Ran)
+        {
             compare::state::check_slow_state(&result, &mut verdicts, sc.baseline.as_ref());
             return (result, verdicts);
         }
@@ -289,6 +293,18 @@ impl Session {
         // confirm (the first run's regression is then "not confirmed").
         compare::state::check_slow_state(&pooled, &mut v2, sc.baseline.as_ref());
         confirm(first, pooled, v2)
+    }
+}
+
+/// Whether a run measured: it ran, or it ran and failed a check (its
+/// metrics all there).
+fn measured(result: &ScenarioResult) -> bool {
+    match &result.outcome {
+        Outcome::Ran => true,
+        Outcome::Failed { .. } => {
+            !result.metrics.is_empty() && result.checks.iter().any(|c| !c.passed)
+        }
+        Outcome::Ignored { .. } => false,
     }
 }
 
@@ -339,10 +355,11 @@ impl Scenario<'_> {
         }
     }
 
-    /// The run's verdicts against the baseline (none for a run that did not
-    /// run).
+    /// The run's verdicts against the baseline: none for a run that did not
+    /// run, but a run that measured and then failed a check is compared
+    /// too (a leak found must not hide whether the rest regressed).
     fn judge(&self, result: &ScenarioResult) -> Vec<MetricVerdict> {
-        if !matches!(result.outcome, Outcome::Ran) {
+        if !measured(result) {
             return Vec::new();
         }
         compare::compare_scenario(

@@ -70,7 +70,7 @@ impl LeakRuns {
 }
 
 fn check_name(key: &str) -> String {
-    format!("memory cleanup: no growth of `{key}`")
+    format!("memory cleanup: no growth of {key}")
 }
 
 /// The growth of one run's values against the tolerance.
