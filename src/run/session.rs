@@ -63,6 +63,12 @@ impl Session {
         Ok(self.baselines.get(suite).and_then(|b| b.as_ref()))
     }
 
+    /// Whether this scenario is gated against a baseline recorded on this
+    /// hardware (a gate, not smoke, with the scenario in the suite's file).
+    pub fn gates_against_a_baseline(&mut self, plan: &ScenarioPlan) -> Result<bool, BaselineError> {
+        Ok(matches!(self.cfg.mode, Mode::Gate) && !self.smoke_for(plan)?)
+    }
+
     /// Whether this scenario is sampled on the smoke budget.
     fn smoke_for(&mut self, plan: &ScenarioPlan) -> Result<bool, BaselineError> {
         Ok(match self.cfg.mode {
