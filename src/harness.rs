@@ -4,7 +4,8 @@
 //!
 //! - `cargo test --test perf -- <filter>`, `--exact`, `--list` work as usual.
 //! - Trials run one at a time: measured scenarios never share the machine.
-//! - A scenario whose hardware is absent is ignored, with the reason.
+//! - A scenario whose hardware is absent is ignored, with the reason, unless
+//!   a baseline on this hardware expects it: then it fails.
 //! - Without a baseline for this hardware a scenario runs as a smoke test.
 //! - `NEON_BLESS=1` records baselines (`NEON_BLESS_RUNS` runs per scenario,
 //!   default 3; `NEON_BLESS_REPLACE=1`, `NEON_BLESS_REASON`);
