@@ -142,6 +142,19 @@ pub struct ScenarioResult {
 }
 
 impl ScenarioResult {
+    /// Whether the run measured: it ran, or it measured and then failed a
+    /// check (a leak, a robustness check), its metrics all there. Such a
+    /// run is compared as measured.
+    pub fn measured(&self) -> bool {
+        match &self.outcome {
+            Outcome::Ran => true,
+            Outcome::Failed { .. } => {
+                !self.metrics.is_empty() && self.checks.iter().any(|c| !c.passed)
+            }
+            Outcome::Ignored { .. } => false,
+        }
+    }
+
     /// A `command` run that holds only `metrics`: nothing monitored, no
     /// checks, at line 1 of `<suite>.toml`. For replaying recorded
     /// estimates and for simulations of the gate (tests/paired_montecarlo.rs).

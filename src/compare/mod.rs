@@ -523,9 +523,8 @@ pub fn compare_scenario(
         return Vec::new();
     }
     let mut reasons = result.invalid_reasons.clone();
-    let failed_check = result.checks.iter().any(|c| !c.passed);
     if let Outcome::Failed { error } = &result.outcome
-        && !failed_check
+        && !result.measured()
     {
         reasons.push(format!("scenario failed: {error}"));
     }

@@ -74,6 +74,15 @@ pub fn withheld(n: usize) -> String {
     )
 }
 
+/// The whole rule over a window of samples: NVML withheld the figure of
+/// one of ours ([`withheld`]), else [`untold`].
+pub fn unknown(held: bool, unseen: usize, withheld_count: usize) -> Option<String> {
+    if withheld_count > 0 {
+        return Some(withheld(withheld_count));
+    }
+    untold(held, unseen)
+}
+
 /// The rule over a window of samples: none of ours held GPU memory
 /// (`held` false) while `unseen` listed processes had PIDs that do not
 /// exist here; then the figure is not 0 bytes but unknown, and why.
@@ -165,10 +174,7 @@ impl TreeGpuMemory {
     /// in any sample while processes NVML listed were not to be found here
     /// (a foreign PID namespace). Such a run is not 0 bytes.
     pub fn unattributable(&self) -> Option<String> {
-        if self.withheld > 0 {
-            return Some(withheld(self.withheld));
-        }
-        untold(self.peak > 0, self.unseen)
+        unknown(self.peak > 0, self.unseen, self.withheld)
     }
 
     fn add(&mut self, u: Usage) {

@@ -302,18 +302,6 @@ impl Session {
     }
 }
 
-/// Whether a run measured: it ran, or it ran and failed a check (its
-/// metrics all there).
-fn measured(result: &ScenarioResult) -> bool {
-    match &result.outcome {
-        Outcome::Ran => true,
-        Outcome::Failed { .. } => {
-            !result.metrics.is_empty() && result.checks.iter().any(|c| !c.passed)
-        }
-        Outcome::Ignored { .. } => false,
-    }
-}
-
 /// What the pairs of a paired run gave.
 enum PairedStep {
     /// The verdicts, reported as they are.
@@ -365,7 +353,7 @@ impl Scenario<'_> {
     /// run, but a run that measured and then failed a check is compared
     /// too (a leak found must not hide whether the rest regressed).
     fn judge(&self, result: &ScenarioResult) -> Vec<MetricVerdict> {
-        if !measured(result) {
+        if !result.measured() {
             return Vec::new();
         }
         compare::compare_scenario(

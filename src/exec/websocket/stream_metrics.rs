@@ -71,18 +71,9 @@ pub(super) fn goodput_misses(
     if parts.is_empty() {
         return None;
     }
-    let at = labels
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",");
     Some(format!(
         "goodput{}: {} of {} streams sent in the window missed a bound: {}",
-        if at.is_empty() {
-            String::new()
-        } else {
-            format!("{{{at}}}")
-        },
+        super::metrics::label_suffix(labels),
         s.missed_any,
         s.judged,
         parts.join(", ")

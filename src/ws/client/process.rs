@@ -18,7 +18,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::Notify;
 
-use crate::monitor::tree_gpu::{NvmlProcesses, ProcessGpuMemory, Usage, untold, withheld};
+use crate::monitor::tree_gpu::{NvmlProcesses, ProcessGpuMemory, Usage, unknown};
 use crate::process::{TAG_VAR, Tag, live};
 
 /// Lines of output kept for messages.
@@ -410,10 +410,7 @@ impl MemoryReport {
     /// processes of a PID namespace that is not this one, or listed the
     /// server's without a figure.
     pub fn gpu_unattributable(&self) -> Option<String> {
-        if self.gpu_withheld > 0 {
-            return Some(withheld(self.gpu_withheld));
-        }
-        untold(self.gpu_peak.is_some(), self.gpu_unseen)
+        unknown(self.gpu_peak.is_some(), self.gpu_unseen, self.gpu_withheld)
     }
 }
 
