@@ -568,3 +568,91 @@ fn a_failed_check_keeps_the_comparison() {
     // "not compared … record one with `neon-perf bless`".
     assert_eq!(monitoring["state"], "ticked", "{monitoring}");
 }
+
+/// An unset `{env:NAME}` stops only the scenarios that read it: the suite
+/// loads, `list` and `check` say what is missing, a run of the other
+/// scenarios works, and a run that selects the one that reads it stops
+/// before anything runs (exit 2), at the text that reads it.
+#[test]
+fn an_unset_secret_stops_only_the_scenario_that_reads_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = dir.path().join("s.toml");
+    let emit = fixture("emit.sh");
+    let scenario = |name: &str, env: &str| {
+        format!(
+            "[[scenario]]\nname = \"{name}\"\nkind = \"command\"\ncommand = [\"sh\", \"{}\"]\n\
+             env = {{ VALUE = \"5\"{env} }}\nmin_samples = 3\nmax_samples = 3\nwarmup = \"0s\"\n",
+            emit.display()
+        )
+    };
+    let text_of = format!(
+        "[suite]\nname = \"s\"\n{}{}",
+        scenario("plain", ""),
+        scenario(
+            "secret",
+            ", TOKEN = \"{env:NEON_PERF_TEST_NEVER_SET_SECRET}\""
+        )
+    );
+    std::fs::write(&suite, &text_of).unwrap();
+    let line = 1 + text_of.lines().position(|l| l.contains("{env:")).unwrap();
+    let at = format!("s.toml:{line}:");
+    let s = suite.to_str().unwrap();
+    let base = dir.path().join("baselines");
+
+    let o = run(&["list", s], &base);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(
+        out.contains("a run stops here: `env.TOKEN` reads the environment variable `NEON_PERF_TEST_NEVER_SET_SECRET`, which is not set"),
+        "{out}"
+    );
+    let o = bin().args(["check", s]).output().unwrap();
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(out.contains("ok: 1 suite(s), 2 scenario(s)"), "{out}");
+    assert!(
+        out.contains(&at) && out.contains("a run of s::secret stops on it"),
+        "{out}"
+    );
+
+    let plain = dir.path().join("plain.json");
+    let o = run(
+        &["run", s, "-f", "plain", "--json", plain.to_str().unwrap()],
+        &base,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // The program prints its own metric, so the process's times are
+    // reported, not gated; its memory and its own metric are gated.
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&plain).unwrap()).unwrap();
+    let verdicts = v["scenarios"][0]["verdicts"].as_array().unwrap();
+    let gated = |key: &str| {
+        let m = verdicts.iter().find(|x| x["key"] == key).unwrap();
+        (m["gated"].as_bool().unwrap(), m["direction"].clone())
+    };
+    assert_eq!(gated("wall_time"), (false, "neither".into()));
+    assert_eq!(gated("cpu_time"), (false, "neither".into()));
+    assert!(gated("peak_rss").0);
+    assert!(gated("m").0);
+
+    let json = dir.path().join("all.json");
+    let o = run(&["run", s, "--json", json.to_str().unwrap()], &base);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    assert!(
+        out.contains("`env.TOKEN` reads the environment variable `NEON_PERF_TEST_NEVER_SET_SECRET`, which is not set")
+            && out.contains(&at)
+            && out.contains("-f"),
+        "{out}"
+    );
+    assert!(!json.exists(), "nothing ran, so no report: {out}");
+    // With the variable set, it runs.
+    let o = bin()
+        .args(["run", s, "--baselines"])
+        .arg(&base)
+        .args(["--json", json.to_str().unwrap()])
+        .env("NEON_PERF_TEST_NEVER_SET_SECRET", "x")
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}

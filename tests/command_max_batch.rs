@@ -102,6 +102,46 @@ fn a_search_capped_at_max_is_no_evidence_of_error_handling() {
     );
 }
 
+/// A bless records one search: `max_batch` is a count the search found,
+/// not a sample, so spreading runs over time would only search again
+/// (each search is a dozen runs of the team's model).
+fn a_bless_records_one_search() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = write_suite(dir.path(), "alloc", "", "512MiB");
+    let text = std::fs::read_to_string(&suite).unwrap();
+    std::fs::write(&suite, text.replace("max = 4096", "max = 16")).unwrap();
+    let base = dir.path().join("baselines");
+    let o = common::neon_in(
+        dir.path(),
+        &[
+            "bless",
+            suite.to_str().unwrap(),
+            "--runs",
+            "3",
+            "--reason",
+            "t",
+            "--baselines",
+            base.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let out = common::text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    let file = std::fs::read_dir(&base)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+        .join("mb.toml");
+    let t: toml::Value = toml::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let runs = t["scenario"]["model"]["metric"]["max_batch"]["runs"]
+        .as_array()
+        .unwrap();
+    assert_eq!(runs.len(), 1, "{t:#}");
+    assert!(!out.contains("bless run 2"), "{out}");
+}
+
 fn another_failure_stops_the_search_with_the_programs_words() {
     let dir = tempfile::tempdir().unwrap();
     let (o, r) = run(dir.path(), "crash", "");
@@ -238,6 +278,7 @@ trials! {
     a_gpu_limit_needs_nvml: needs::PYTHON;
     one_mib_an_item_under_512_mib: needs::PYTHON;
     a_search_capped_at_max_is_no_evidence_of_error_handling: needs::PYTHON;
+    a_bless_records_one_search: needs::PYTHON;
     another_failure_stops_the_search_with_the_programs_words: needs::PYTHON;
     a_hang_is_a_timeout: needs::PYTHON;
 }

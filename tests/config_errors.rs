@@ -23,7 +23,6 @@ const CASES: &[(&str, usize)] = &[
     ("bad_duration", 5),
     ("bad_metric_name", 5),
     ("bad_scenario_name", 2),
-    ("command_env_unset_variable", 5),
     ("bad_size", 5),
     ("duplicate_key", 5),
     ("duplicate_scenario_names", 7),
@@ -53,7 +52,6 @@ const CASES: &[(&str, usize)] = &[
     ("ws_payload_size_typo", 5),
     ("ws_port_without_server", 4),
     ("ws_rate_and_in_flight", 6),
-    ("ws_server_env_unset_variable", 5),
     ("ws_unknown_check", 5),
 ];
 
@@ -91,6 +89,22 @@ fn each_invalid_fixture_names_its_line_and_matches_its_snapshot() {
         assert!(rendered.contains(&at), "{stem}: no `{at}` in\n{rendered}");
         assert_eq!(rendered, err.to_string(), "Display is render(false)");
         insta::assert_snapshot!(stem, rendered);
+    }
+}
+
+/// An unset `{env:NAME}` is no mistake in the file: the suite loads, and
+/// what stops a run of the scenario that reads it is one located error.
+#[test]
+fn an_unset_env_variable_loads_and_stops_its_scenario_at_its_text() {
+    for stem in ["command_env_unset_variable", "ws_server_env_unset_variable"] {
+        let path = Path::new("tests/fixtures/env").join(format!("{stem}.toml"));
+        let suite = load_suite(&path).unwrap_or_else(|e| panic!("{stem}: {e}"));
+        let plans: Vec<_> = suite.scenarios.iter().collect();
+        let errors = neon_perf::config::unset_env(&plans);
+        assert_eq!(errors.len(), 1, "{stem}");
+        assert_eq!(errors[0].diagnostics.len(), 1, "{stem}");
+        assert_eq!(errors[0].diagnostics[0].line, 5, "{stem}");
+        insta::assert_snapshot!(stem, errors[0].render(false));
     }
 }
 

@@ -120,6 +120,7 @@ fn suite_plans(shrink: bool) -> Vec<ScenarioPlan> {
             metric_rules: BTreeMap::new(),
             points: points(t.get("params"), shrink),
             spec,
+            env: vec![],
         });
     }
     plans

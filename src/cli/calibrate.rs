@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::commands::{exec_env, select};
+use super::commands::{exec_env, select_to_run};
 use super::progress::Progress;
 use super::{CalibrateArgs, exit};
 use crate::calibrate::{self, BLESSED_RUNS, FALSE_ALARM, MetricNoise, write};
@@ -30,7 +30,7 @@ pub fn calibrate(a: CalibrateArgs) -> i32 {
         eprintln!("error: calibrate measures noise: build with --release");
         return exit::BAD_INPUT;
     }
-    let plans = match select(&a.select) {
+    let plans = match select_to_run(&a.select) {
         Ok(p) => p,
         Err(code) => return code,
     };

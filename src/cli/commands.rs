@@ -97,6 +97,25 @@ pub(super) fn select(sel: &SelectArgs) -> Result<Vec<ScenarioPlan>, i32> {
     })
 }
 
+/// [`select`] for a verb that runs them: an unset `{env:NAME}` that a
+/// selected scenario reads is bad input, said before anything runs.
+pub(super) fn select_to_run(sel: &SelectArgs) -> Result<Vec<ScenarioPlan>, i32> {
+    let plans = select(sel)?;
+    let errors = crate::config::unset_env(&plans.iter().collect::<Vec<_>>());
+    if errors.is_empty() {
+        return Ok(plans);
+    }
+    let color = std::io::stderr().is_terminal();
+    for e in &errors {
+        eprintln!("{}", e.render(color));
+    }
+    eprintln!(
+        "error: a selected scenario reads an environment variable that is not set \
+         (`-f` selects the scenarios that do not)"
+    );
+    Err(exit::BAD_INPUT)
+}
+
 pub fn matches_filters(name: &str, filters: &[String], exact: bool) -> bool {
     filters.is_empty()
         || filters.iter().any(|f| {
@@ -117,7 +136,7 @@ fn execute(
     confirm_regressions: bool,
     against: Option<crate::run::paired::Against>,
 ) -> i32 {
-    let plans = match select(sel) {
+    let plans = match select_to_run(sel) {
         Ok(p) => p,
         Err(code) => return code,
     };
@@ -287,6 +306,19 @@ pub fn check(a: PathArgs) -> i32 {
         Ok(suites) => {
             let n: usize = suites.iter().map(|s| s.scenarios.len()).sum();
             println!("ok: {} suite(s), {n} scenario(s)", suites.len());
+            // Not the suite's mistake, but what a run here would stop on.
+            for p in suites.iter().flat_map(|s| &s.scenarios) {
+                for e in p.unset_env() {
+                    println!(
+                        "note: {}: {} reads the environment variable `{}`, which is not set \
+                         here: a run of {} stops on it",
+                        e.location,
+                        e.what,
+                        e.name,
+                        p.full_name()
+                    );
+                }
+            }
             exit::OK
         }
         Err(code) => code,
@@ -301,6 +333,9 @@ struct ListRow {
     points: usize,
     runs_here: bool,
     needs: Option<String>,
+    /// `needs` is an unset `{env:NAME}`: a run stops on it (not ignored).
+    #[serde(skip)]
+    stops: bool,
     baseline: bool,
     location: String,
     /// With `--partition`: the shard (1-based) this scenario runs in.
@@ -336,16 +371,22 @@ pub fn list(a: ListArgs) -> i32 {
                 return exit::BAD_INPUT;
             }
         };
+        let stops = availability == Availability::Ready && !p.unset_env().is_empty();
         rows.push(ListRow {
             name: p.full_name(),
             kind: p.kind().to_string(),
             device: p.device.to_string(),
             points: p.points.len(),
-            runs_here: availability == Availability::Ready,
-            needs: match availability {
-                Availability::Ready => None,
-                Availability::Missing(r) => Some(r),
+            runs_here: availability == Availability::Ready && p.unset_env().is_empty(),
+            needs: match (availability, p.unset_env().first()) {
+                (Availability::Missing(r), _) => Some(r),
+                (Availability::Ready, Some(e)) => Some(format!(
+                    "{} reads the environment variable `{}`, which is not set",
+                    e.what, e.name
+                )),
+                (Availability::Ready, None) => None,
             },
+            stops,
             baseline,
             location: p.location.to_string(),
             shard: shards.as_ref().map(|s| s[i]),
@@ -381,6 +422,7 @@ pub fn list(a: ListArgs) -> i32 {
             if r.baseline { "yes" } else { "no" },
             match r.needs {
                 None => "runs here".to_string(),
+                Some(n) if r.stops => format!("a run stops here: {n}"),
                 Some(n) => format!("ignored here: {n}"),
             }
         );

@@ -124,6 +124,34 @@ pub fn duplicate_suite_names(suites: &[Suite]) -> Vec<ConfigError> {
     errors
 }
 
+/// One error per suite file for the `{env:NAME}` that `plans` read and
+/// that are unset now, located at their text: what stops `run`, `bless`,
+/// `calibrate` or a `cargo test` trial before it starts. Loading leaves
+/// them be, so that `list`, `check` and a run of the other scenarios work
+/// without the secret.
+pub fn unset_env(plans: &[&ScenarioPlan]) -> Vec<ConfigError> {
+    let mut by_file: BTreeMap<&Path, Vec<Diag>> = BTreeMap::new();
+    for p in plans {
+        for e in p.unset_env() {
+            let (message, hint) = crate::plan::env_ref::unset_text(&e.what, &e.name);
+            by_file
+                .entry(&p.location.file)
+                .or_default()
+                .push(Diag::new(e.span.clone(), message).hint(Some(hint)));
+        }
+    }
+    by_file
+        .into_iter()
+        .map(|(path, mut diags)| {
+            diags.dedup_by(|a, b| a.span == b.span);
+            match std::fs::read_to_string(path) {
+                Ok(text) => ConfigError::from_diags(path, &text, diags),
+                Err(_) => ConfigError::without_position(path, diags.remove(0).message),
+            }
+        })
+        .collect()
+}
+
 /// Where `[suite] name = "..."` is written, when it is.
 fn suite_name_span(text: &str) -> Option<Range<usize>> {
     let doc = DeTable::parse(text).ok()?;

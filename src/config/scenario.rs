@@ -14,6 +14,7 @@ use super::settings::{Layer, SETTINGS_KEYS};
 use super::spec::{Source, fields_of, read_spec};
 use crate::metric::ChecklistItem;
 use crate::plan::command::BUILTIN_PLACEHOLDERS;
+use crate::plan::env_ref::EnvNeed;
 use crate::plan::{
     CheckCtx, DeviceSel, Kind, MetricRule, ParamPoint, ParamValue, ScenarioPlan, SourceLocation,
 };
@@ -98,11 +99,13 @@ pub(crate) fn scenario(
         table: t,
         header: header.clone(),
     };
-    let spec = kind.and_then(|kind| {
-        read_spec(kind, common.rest, &src, &known_keys, &check_ctx)
-            .map_err(|d| diags.push(other_kinds_key(d, kind)))
-            .ok()
-    });
+    let (spec, env) = kind
+        .and_then(|kind| {
+            read_spec(kind, common.rest, &src, &known_keys, &check_ctx)
+                .map_err(|d| diags.push(other_kinds_key(d, kind)))
+                .ok()
+        })
+        .map_or((None, Vec::new()), |(spec, env)| (Some(spec), env));
     if let Some(kind) = kind
         && !kind.takes_leak_rules()
         && let Some(span) = leak_rule_span(t)
@@ -129,6 +132,15 @@ pub(crate) fn scenario(
         settings: common.layer.settings.or(&ctx.defaults.settings),
         metric_rules: common.rules,
         points: common.points,
+        env: env
+            .into_iter()
+            .map(|(u, span)| EnvNeed {
+                name: u.name,
+                what: u.what,
+                location: location(ctx, &span),
+                span,
+            })
+            .collect(),
         spec: spec?,
     })
 }

@@ -11,7 +11,11 @@ use toml::de::{DeTable, DeValue};
 use super::error::Diag;
 use super::read::{self, Value, entries};
 use crate::plan::command::placeholders;
+use crate::plan::env_ref::EnvUse;
 use crate::plan::{At, CheckCtx, Kind, KindRules, KindSpec, SpecError};
+
+/// The `{env:NAME}` a spec reads, each with its text's place in the file.
+pub(crate) type EnvSpans = Vec<(EnvUse, Range<usize>)>;
 
 /// The scenario being read: its source and table, for locating errors.
 pub(crate) struct Source<'a, 'de> {
@@ -30,7 +34,7 @@ macro_rules! dispatch {
             src: &Source<'_, '_>,
             known: &[&str],
             ctx: &CheckCtx<'_>,
-        ) -> Result<KindSpec, Diag> {
+        ) -> Result<(KindSpec, EnvSpans), Diag> {
             match kind {
                 $(Kind::$variant => read_checked::<$spec>(kind, rest, src, known, ctx),)+
             }
@@ -52,10 +56,20 @@ fn read_checked<S: KindRules>(
     src: &Source<'_, '_>,
     known: &[&str],
     ctx: &CheckCtx<'_>,
-) -> Result<KindSpec, Diag> {
+) -> Result<(KindSpec, EnvSpans), Diag> {
     let spec: S = read::spec(rest, src.header.clone(), kind.id(), known)?;
     spec.check(ctx).map_err(|e| locate(e, src))?;
-    Ok(spec.into())
+    // The `{env:NAME}` it reads, each with its text's place; whether they
+    // are set is asked when it is about to run.
+    let env = spec
+        .env_uses()
+        .into_iter()
+        .map(|u| {
+            let span = locate(u.unset_error(), src).span;
+            (u, span)
+        })
+        .collect();
+    Ok((spec.into(), env))
 }
 
 /// Where a spec's problem is in the file.

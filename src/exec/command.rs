@@ -24,7 +24,7 @@ use crate::exec::sampler::run_adaptive;
 use crate::exec::{
     Availability, ExecEnv, ExecError, ExecEvent, ExecOutput, Executes, Executor, RunCtx,
 };
-use crate::metric::{Direction, MetricKey, MetricSeries, Unit, default_estimator};
+use crate::metric::{Direction, Estimator, MetricKey, MetricSeries, Unit, default_estimator};
 use crate::plan::command::placeholders;
 use crate::plan::env_ref;
 use crate::plan::{CommandSpec, KindSpec, ParamPoint, ScenarioPlan, point_labels};
@@ -293,8 +293,19 @@ fn point_key(name: &str, labels: &BTreeMap<String, String>) -> MetricKey {
 
 impl Collector {
     fn push(&mut self, name: &str, unit: Unit, direction: Direction, value: f64) {
-        let key = point_key(name, &self.labels);
         let estimator = default_estimator(&unit, direction);
+        self.push_as(name, unit, direction, estimator, value);
+    }
+
+    fn push_as(
+        &mut self,
+        name: &str,
+        unit: Unit,
+        direction: Direction,
+        estimator: Estimator,
+        value: f64,
+    ) {
+        let key = point_key(name, &self.labels);
         self.series
             .entry(key.clone())
             .or_insert_with(|| MetricSeries::new(key, unit, direction, estimator))
@@ -372,6 +383,7 @@ fn measure_point(
         plan,
         inv,
         primary: &primary,
+        envelope: envelope_direction(spec, &probe),
         col: Collector {
             labels: point_labels(point),
             series: BTreeMap::new(),
@@ -405,6 +417,21 @@ fn measure_point(
     Ok((metrics, checks, warnings))
 }
 
+/// `wall_time` and `cpu_time` are the gate's measure of a program that
+/// prints nothing of its own, or whose `primary` is `wall_time`. Once it
+/// prints its own metrics they are its measure, and the process's times
+/// are reported, not gated: they hold the interpreter's start-up, imports
+/// and model loading, whose noise on a shared runner refused blesses and
+/// failed gates that the program's own latency passed. A rule's
+/// `direction = "lower"` gates them again.
+fn envelope_direction(spec: &CommandSpec, probe: &ChildRun) -> Direction {
+    if probe.metrics.is_empty() || spec.primary.as_deref() == Some("wall_time") {
+        Direction::LowerIsBetter
+    } else {
+        Direction::Neither
+    }
+}
+
 /// The unit and direction of the primary metric: `wall_time`'s, or those
 /// the probe run printed it with.
 fn primary_unit(
@@ -436,6 +463,10 @@ struct PointRuns<'a> {
     plan: &'a ScenarioPlan,
     inv: &'a Invocation,
     primary: &'a str,
+    /// The direction of `wall_time` and `cpu_time`: gated (lower is
+    /// better) when they are all the program tells, reported only when it
+    /// prints metrics of its own (see [`envelope_direction`]).
+    envelope: Direction,
     col: Collector,
     gpu: gpu_memory::GpuMemoryRuns,
     leaks: leak::LeakRuns,
@@ -449,18 +480,16 @@ impl PointRuns<'_> {
     fn record(&mut self, run: ChildRun) -> Result<Vec<f64>, ExecError> {
         self.gpu.record(&run);
         let col = &mut self.col;
-        col.push(
-            "wall_time",
-            Unit::Seconds,
-            Direction::LowerIsBetter,
-            run.wall.as_secs_f64(),
-        );
-        col.push(
-            "cpu_time",
-            Unit::Seconds,
-            Direction::LowerIsBetter,
-            run.cpu.as_secs_f64(),
-        );
+        for (name, value) in [("wall_time", run.wall), ("cpu_time", run.cpu)] {
+            let estimator = default_estimator(&Unit::Seconds, Direction::LowerIsBetter);
+            col.push_as(
+                name,
+                Unit::Seconds,
+                self.envelope,
+                estimator,
+                value.as_secs_f64(),
+            );
+        }
         col.push(
             "peak_rss",
             Unit::Bytes,

@@ -53,8 +53,7 @@ impl KindRules for CommandSpec {
     const LEAK_RULES: bool = true;
 
     /// `command` is non-empty, its placeholders (and those of `env`
-    /// values) name a param or a built-in, and every `{env:NAME}` in `env`
-    /// is set.
+    /// values) name a param or a built-in.
     fn check(&self, ctx: &CheckCtx<'_>) -> Result<(), SpecError> {
         if self.command.is_empty() {
             return Err(SpecError::new(At::Key("command"), "`command` must not be empty")
@@ -67,7 +66,6 @@ impl KindRules for CommandSpec {
             .chain(BUILTIN_PLACEHOLDERS)
             .chain(self.find_max_batch.as_ref().map(|m| m.param.as_str()))
             .collect();
-        env_ref::check_set("env", &self.env, |k| format!("`env.{k}`"))?;
         let strings = self.command.iter().chain(self.env.values());
         let Some(name) = first_unknown_placeholder(strings, &known) else {
             if let Some(m) = &self.find_max_batch {
@@ -94,6 +92,10 @@ impl KindRules for CommandSpec {
             format!("unknown placeholder `{{{name}}}`: no param or built-in is called `{name}`"),
         )
         .hint(Some(hint)))
+    }
+
+    fn env_uses(&self) -> Vec<env_ref::EnvUse> {
+        env_ref::uses("env", &self.env, |k| format!("`env.{k}`"))
     }
 }
 

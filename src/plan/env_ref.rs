@@ -1,7 +1,11 @@
 //! `{env:NAME}`: a part of a string read from neon-perf's environment when
 //! the scenario runs, in a flood's handshake `headers`, a started server's
 //! `server.env` and a `command`'s `env`. An unset `NAME` is a config error
-//! at its text; the values are secrets and nothing prints them.
+//! at its text when a scenario that reads it is about to run (`run`,
+//! `bless`, `calibrate`, its `cargo test` trial); loading the suite, `list`
+//! and `check` only say so, so that one missing secret does not stop the
+//! scenarios that do not read it. The values are secrets and nothing prints
+//! them.
 
 use std::ops::Range;
 
@@ -43,36 +47,70 @@ pub fn expand_now(what: &str, value: &str) -> Result<String, String> {
         .map_err(|n| format!("{what} needs the environment variable `{n}`, which is not set"))
 }
 
+/// A `{env:NAME}` a scenario reads: where (`at`, for the parser to
+/// locate), what reads it ("header `Authorization`") and the name.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EnvUse {
+    pub at: At,
+    pub what: String,
+    pub name: String,
+}
+
+impl EnvUse {
+    /// The error when `name` is unset.
+    pub fn unset_error(&self) -> SpecError {
+        let (message, hint) = unset_text(&self.what, &self.name);
+        SpecError::new(self.at.clone(), message).hint(Some(hint))
+    }
+}
+
+/// What an unset `name` read by `what` is, and what to do: the message and
+/// the hint of its config error.
+pub fn unset_text(what: &str, name: &str) -> (String, String) {
+    (
+        format!("{what} reads the environment variable `{name}`, which is not set"),
+        format!("export {name}=... before the run (its value is never shown in reports)"),
+    )
+}
+
 /// Every `{env:NAME}` in the values of the table at `path` (`(key, value)`
-/// pairs) is set; else an error at the first unset one's text. `what`
-/// names a key in the message ("header `Authorization`").
-pub fn check_set<'a>(
+/// pairs), in order; `what` names a key ("header `Authorization`").
+pub fn uses<'a>(
     path: &'static str,
     values: impl IntoIterator<Item = (&'a String, &'a String)>,
     what: impl Fn(&str) -> String,
-) -> Result<(), SpecError> {
+) -> Vec<EnvUse> {
+    let mut out = Vec::new();
     for (key, value) in values {
-        let Some((_, env)) = refs(value)
-            .into_iter()
-            .find(|(_, n)| std::env::var_os(n).is_none())
-        else {
-            continue;
-        };
-        return Err(SpecError::new(
-            At::Within {
-                path,
-                needle: format!("{{env:{env}}}"),
-            },
-            format!(
-                "{} reads the environment variable `{env}`, which is not set",
-                what(key)
-            ),
-        )
-        .hint(Some(format!(
-            "export {env}=... before the run (its value is never shown in reports)"
-        ))));
+        for (_, name) in refs(value) {
+            out.push(EnvUse {
+                at: At::Within {
+                    path,
+                    needle: format!("{{env:{name}}}"),
+                },
+                what: what(key),
+                name: name.to_string(),
+            });
+        }
     }
-    Ok(())
+    out
+}
+
+/// A `{env:NAME}` of a loaded scenario, located in its suite file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EnvNeed {
+    pub name: String,
+    /// "header `Authorization`".
+    pub what: String,
+    /// The `{env:NAME}` text in the suite file (bytes), and its line and column.
+    pub span: Range<usize>,
+    pub location: crate::plan::SourceLocation,
+}
+
+impl EnvNeed {
+    pub fn is_set(&self) -> bool {
+        std::env::var_os(&self.name).is_some()
+    }
 }
 
 #[cfg(test)]
@@ -92,9 +130,12 @@ mod tests {
     fn an_unset_variable_is_an_error_at_its_text() {
         let env = std::collections::BTreeMap::from([(
             "BACKEND_TOKEN".to_string(),
-            "{env:NEON_PERF_TEST_UNSET_VAR}".to_string(),
+            "{env:NEON_PERF_TEST_UNSET_VAR} and {env:OTHER}".to_string(),
         )]);
-        let e = check_set("server.env", &env, |k| format!("`server.env.{k}`")).unwrap_err();
+        let used = uses("server.env", &env, |k| format!("`server.env.{k}`"));
+        assert_eq!(used.len(), 2);
+        assert_eq!(used[1].name, "OTHER");
+        let e = used[0].unset_error();
         assert_eq!(
             e.message,
             "`server.env.BACKEND_TOKEN` reads the environment variable `NEON_PERF_TEST_UNSET_VAR`, which is not set"

@@ -55,6 +55,10 @@ pub trait KindRules: DeserializeOwned + Into<KindSpec> {
     /// The checks `serde` cannot do (combinations, ranges, placeholders),
     /// run by the suite parser after deserializing.
     fn check(&self, ctx: &CheckCtx<'_>) -> Result<(), SpecError>;
+    /// The `{env:NAME}` the spec reads when it runs (`plan::env_ref`).
+    fn env_uses(&self) -> Vec<crate::plan::env_ref::EnvUse> {
+        Vec::new()
+    }
 }
 
 /// What a spec's check may look at besides the spec itself.

@@ -344,6 +344,8 @@ pub struct ScenarioPlan {
     /// Cartesian product of `params`; one empty point when there are none.
     pub points: Vec<ParamPoint>,
     pub spec: KindSpec,
+    /// The `{env:NAME}` it reads when it runs, located (`env_ref`).
+    pub env: Vec<env_ref::EnvNeed>,
 }
 
 impl ScenarioPlan {
@@ -354,6 +356,11 @@ impl ScenarioPlan {
 
     pub fn kind(&self) -> Kind {
         self.spec.kind()
+    }
+
+    /// The `{env:NAME}` it reads that are unset now.
+    pub fn unset_env(&self) -> Vec<&env_ref::EnvNeed> {
+        self.env.iter().filter(|e| !e.is_set()).collect()
     }
 
     /// The rule for a metric: an exact `name{labels}` match first, then the bare name.

@@ -35,52 +35,15 @@ pub fn markdown(report: &RunReport) -> Vec<u8> {
         code(&report.mode),
         code(report.git_commit.as_deref().unwrap_or("unknown"))
     );
-    let _ = writeln!(
-        o,
-        "| scenario | status | metric | baseline | current | change | 95% CI | verdict |"
-    );
-    let _ = writeln!(o, "|---|---|---|---|---|---|---|---|");
-    for s in &report.scenarios {
-        let name = code(&s.result.full_name());
-        match &s.result.outcome {
-            Outcome::Ignored { reason } => {
-                let _ = writeln!(o, "| {name} | ignored | | | | | | {} |", text(reason));
-                continue;
-            }
-            Outcome::Failed { error } => {
-                let first = error.lines().next().unwrap_or("");
-                let _ = writeln!(o, "| {name} | **failed** | | | | | | {} |", text(first));
-                if s.verdicts.is_empty() {
-                    continue;
-                }
-            }
-            Outcome::Ran => {}
-        }
-        for (i, v) in s.verdicts.iter().enumerate() {
-            let (baseline, current) = crate::report::value_cells(v);
-            let failed = matches!(s.result.outcome, Outcome::Failed { .. });
-            let (n, st) = if i == 0 && !failed {
-                (name.clone(), s.status.label().to_lowercase())
-            } else {
-                (String::new(), String::new())
-            };
-            let _ = writeln!(
-                o,
-                "| {n} | {st} | {} | {} | {} | {} | {} | {} |",
-                code(&v.key.to_string()),
-                text(&baseline),
-                text(&current),
-                v.change.map(percent).unwrap_or_else(|| "—".into()),
-                v.ci.map(|(lo, hi)| format!("{} … {}", percent(lo), percent(hi)))
-                    .unwrap_or_else(|| "—".into()),
-                match &v.bound_violation {
-                    Some(b) => format!("**regressed** ({})", text(b)),
-                    None if v.verdict == crate::compare::Verdict::Regressed =>
-                        "**regressed**".into(),
-                    None => v.verdict.to_string(),
-                }
-            );
-        }
+    // The comment is read for what changed: metrics that passed (or have
+    // no baseline yet) fold into one row per scenario, and the full table
+    // follows, folded, for whoever wants every number.
+    let folded = table(&mut o, report, false);
+    if folded > 0 {
+        let every: usize = report.scenarios.iter().map(|s| s.verdicts.len()).sum();
+        let _ = writeln!(o, "\n<details><summary>All {every} metrics</summary>\n");
+        table(&mut o, report, true);
+        let _ = writeln!(o, "\n</details>");
     }
     inconclusive(&mut o, report);
     profiles(&mut o, report);
@@ -100,6 +63,98 @@ pub fn markdown(report: &RunReport) -> Vec<u8> {
         let _ = writeln!(o, "{mark} **{}** — {}", text(c.title), text(&why));
     }
     o.into_bytes()
+}
+
+/// The results table. With `every`, one row per metric; without it, only
+/// the metrics a reader must see (regressed, improved, inconclusive,
+/// invalid, a bound broken), and the rest of a scenario's metrics as one
+/// row that counts them by verdict. Returns how many metrics were folded.
+fn table(o: &mut String, report: &RunReport, every: bool) -> usize {
+    let _ = writeln!(
+        o,
+        "| scenario | status | metric | baseline | current | change | 95% CI | verdict |"
+    );
+    let _ = writeln!(o, "|---|---|---|---|---|---|---|---|");
+    let mut folded = 0;
+    for s in &report.scenarios {
+        let name = code(&s.result.full_name());
+        let failed = matches!(s.result.outcome, Outcome::Failed { .. });
+        match &s.result.outcome {
+            Outcome::Ignored { reason } => {
+                let _ = writeln!(o, "| {name} | ignored | | | | | | {} |", text(reason));
+                continue;
+            }
+            Outcome::Failed { error } => {
+                let first = error.lines().next().unwrap_or("");
+                let _ = writeln!(o, "| {name} | **failed** | | | | | | {} |", text(first));
+            }
+            Outcome::Ran => {}
+        }
+        let mut first = !failed;
+        let lead = |first: &mut bool| {
+            if std::mem::take(first) {
+                (name.clone(), s.status.label().to_lowercase())
+            } else {
+                (String::new(), String::new())
+            }
+        };
+        let (shown, rest): (Vec<_>, Vec<_>) = s.verdicts.iter().partition(|v| every || notable(v));
+        for v in shown {
+            let (n, st) = lead(&mut first);
+            metric_row(o, &n, &st, v);
+        }
+        if !rest.is_empty() {
+            folded += rest.len();
+            let (n, st) = lead(&mut first);
+            let what = if rest.len() == s.verdicts.len() {
+                format!("{} metrics", rest.len())
+            } else {
+                format!("{} more", rest.len())
+            };
+            let _ = writeln!(o, "| {n} | {st} | {what} | | | | | {} |", counts(&rest));
+        }
+    }
+    folded
+}
+
+/// A verdict the reader of a pull request must see.
+fn notable(v: &crate::compare::MetricVerdict) -> bool {
+    use crate::compare::Verdict;
+    v.bound_violation.is_some() || !matches!(v.verdict, Verdict::Pass | Verdict::NoBaseline)
+}
+
+/// "10 pass, 2 no-baseline".
+fn counts(vs: &[&crate::compare::MetricVerdict]) -> String {
+    let mut by: Vec<(crate::compare::Verdict, usize)> = Vec::new();
+    for v in vs {
+        match by.iter_mut().find(|(k, _)| *k == v.verdict) {
+            Some((_, n)) => *n += 1,
+            None => by.push((v.verdict, 1)),
+        }
+    }
+    by.iter()
+        .map(|(k, n)| format!("{n} {k}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn metric_row(o: &mut String, n: &str, st: &str, v: &crate::compare::MetricVerdict) {
+    let (baseline, current) = crate::report::value_cells(v);
+    let _ = writeln!(
+        o,
+        "| {n} | {st} | {} | {} | {} | {} | {} | {} |",
+        code(&v.key.to_string()),
+        text(&baseline),
+        text(&current),
+        v.change.map(percent).unwrap_or_else(|| "—".into()),
+        v.ci.map(|(lo, hi)| format!("{} … {}", percent(lo), percent(hi)))
+            .unwrap_or_else(|| "—".into()),
+        match &v.bound_violation {
+            Some(b) => format!("**regressed** ({})", text(b)),
+            None if v.verdict == crate::compare::Verdict::Regressed => "**regressed**".into(),
+            None => v.verdict.to_string(),
+        }
+    );
 }
 
 /// Why each `inconclusive` verdict could not be decided, under the table.
@@ -280,7 +335,23 @@ mod tests {
                 assert!(outside[i..].starts_with("@&#8203;"), "{line}");
             }
         }
-        assert_eq!(mentions, 3, "{md}");
+        // The error and the reason twice (the changes, then every metric
+        // folded), the unit of a passing metric once (folded only).
+        assert_eq!(mentions, 5, "{md}");
+    }
+
+    /// A pull-request comment shows what changed; passing metrics fold
+    /// into one row per scenario, and every metric follows, folded away.
+    #[test]
+    fn passing_metrics_fold_and_every_metric_follows_in_details() {
+        let report = fixture::synthetic(20);
+        let md = String::from_utf8(markdown(&report)).unwrap();
+        let (changes, every) = md.split_once("<details>").expect("details");
+        assert!(changes.contains("`sort_time{n=<10>}`"), "{changes}");
+        assert!(!changes.contains("`throughput`"), "{changes}");
+        assert!(changes.contains("| 1 more | | | | | 1 pass |"), "{changes}");
+        assert!(every.contains("`throughput`"), "{every}");
+        assert!(every.contains("</details>"), "{every}");
     }
 
     #[test]
@@ -299,7 +370,8 @@ mod tests {
         // or escaped.
         for line in md.lines() {
             let outside = outside_code(line);
-            assert!(!outside.contains('<'), "{line}");
+            let ours = line.starts_with("<details><summary>All ") || line == "</details>";
+            assert!(ours || !outside.contains('<'), "{line}");
         }
         assert!(md.contains("&lt;b&gt;u&lt;/b&gt;"), "{md}");
         assert!(md.contains("needs &lt;gpu&gt; \\| a \\*driver\\*"), "{md}");

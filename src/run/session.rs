@@ -222,7 +222,11 @@ impl Session {
         on_event: &mut dyn FnMut(ExecEvent),
     ) -> (ScenarioResult, Vec<MetricVerdict>) {
         let judge = |r: &ScenarioResult| sc.judge(r);
-        let total = runs.max(1) as usize;
+        let total = if found_not_sampled(&first.0, &first.1) {
+            1
+        } else {
+            runs.max(1) as usize
+        };
         let mut all = vec![first];
         if total > 1 && !unrecordable(status_of(&all[0].0, &all[0].1)) {
             let started = Instant::now();
@@ -388,4 +392,21 @@ impl Scenario<'_> {
             profile: None,
         }
     }
+}
+
+/// Whether every gated metric of a run is one count the run found, not
+/// sampled (`find_max_batch`'s `max_batch`): no noise for runs spread over
+/// time to average out, so a bless records this one run rather than
+/// searching again.
+fn found_not_sampled(result: &ScenarioResult, verdicts: &[MetricVerdict]) -> bool {
+    let mut gated = verdicts.iter().filter(|v| v.gated).peekable();
+    gated.peek().is_some()
+        && gated.all(|v| {
+            v.unit == crate::metric::Unit::Count
+                && result
+                    .metrics
+                    .iter()
+                    .find(|m| m.key == v.key)
+                    .is_some_and(|m| m.samples.len() == 1)
+        })
 }

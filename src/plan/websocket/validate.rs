@@ -26,9 +26,6 @@ impl KindRules for WebsocketFloodSpec {
         self.validate(ctx.points)?;
         self.check_placeholders()?;
         super::headers::check(&self.headers)?;
-        if let Some(server) = &self.server {
-            env_ref::check_set("server.env", &server.env, |k| format!("`server.env.{k}`"))?;
-        }
         super::tls::check(self.tls.as_ref(), self.url.as_deref())?;
         if self.url.as_deref().is_some_and(|u| u.starts_with("wss://")) {
             if let Some(i) = self.plain_ws_check() {
@@ -43,6 +40,17 @@ impl KindRules for WebsocketFloodSpec {
         }
         self.check_health()?;
         self.check_protocol(ctx.points)
+    }
+
+    /// `{env:NAME}` in `headers` and `server.env`.
+    fn env_uses(&self) -> Vec<env_ref::EnvUse> {
+        let mut uses = env_ref::uses("headers", &self.headers, |k| format!("header `{k}`"));
+        if let Some(server) = &self.server {
+            uses.extend(env_ref::uses("server.env", &server.env, |k| {
+                format!("`server.env.{k}`")
+            }));
+        }
+        uses
     }
 }
 

@@ -32,6 +32,46 @@ struct StreamConn<'a> {
     slocal: StreamLocal,
     /// The server closed the socket under `end = "close"`.
     ended_by_server: bool,
+    /// The last frame it received, quoted when its streams never end.
+    last: LastFrame,
+}
+
+/// A connection's last frame, its first bytes kept in a buffer used again
+/// for every frame (no allocation per frame once it is grown).
+#[derive(Default)]
+struct LastFrame {
+    head: String,
+    len: usize,
+    binary: bool,
+}
+
+impl LastFrame {
+    fn text(&mut self, text: &str) {
+        let mut end = text.len().min(200);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.head.clear();
+        self.head.push_str(&text[..end]);
+        (self.len, self.binary) = (text.len(), false);
+    }
+
+    fn binary(&mut self, len: usize) {
+        (self.len, self.binary) = (len, true);
+    }
+
+    /// "; the last frame received: {…}" (as [`super::quote`] cuts it), or
+    /// nothing before the first.
+    fn said(&self) -> String {
+        match (self.len, self.binary) {
+            (0, false) => String::new(),
+            (n, true) => format!("; the last frame received was binary, {n} bytes"),
+            (n, false) if n > self.head.len() => {
+                format!("; the last frame received: {:?}… ({n} bytes)", self.head)
+            }
+            _ => format!("; the last frame received: {:?}", self.head),
+        }
+    }
 }
 
 /// Drives a connected socket (and, under `end = "close"`, the ones opened
@@ -47,6 +87,7 @@ pub async fn run(ws: Ws, sh: Arc<Shared>, plan: ConnPlan, connector: Connector) 
         open: Open::default(),
         slocal: StreamLocal::default(),
         ended_by_server: false,
+        last: LastFrame::default(),
     };
     while std::future::poll_fn(|cx| drive::poll_io(&mut c, cx)).await == Exit::Reconnect {
         if sh.stop.load(Ordering::Relaxed) {
@@ -108,12 +149,14 @@ impl<'a> Flow<'a> for StreamConn<'a> {
 
     #[inline]
     fn on_text(&mut self, text: &str) {
+        self.last.text(text);
         let seen = self.proto.read_text(text);
         self.on_frame(seen, text.len(), Some(text));
     }
 
     #[inline]
     fn on_binary(&mut self, bytes: &[u8]) {
+        self.last.binary(bytes.len());
         let seen = self.proto.read_binary(bytes);
         self.on_frame(seen, bytes.len(), None);
     }

@@ -128,8 +128,12 @@ impl StreamConn<'_> {
         let n = streams.len() as u64;
         let replies = streams[0].replies;
         let idx = self.core.plan.index;
+        let last = &self.last;
         self.core.sh.recorder.error(ErrorKind::Incomplete, n, || {
-            format!("connection {idx}: {n} stream(s) {why}; the oldest had {replies} repl(ies)")
+            format!(
+                "connection {idx}: {n} stream(s) {why}; the oldest had {replies} repl(ies){}",
+                last.said()
+            )
         });
     }
 
