@@ -70,7 +70,14 @@ fn init_writes_a_suite_that_checks_and_runs_as_written() {
             "{f} named: {out}"
         );
     }
-    assert_eq!(snapshot(&repo).len(), FILES.len(), "nothing else written");
+    // And .gitignore, which ignores the reports under target/.
+    assert_eq!(
+        snapshot(&repo).len(),
+        FILES.len() + 1,
+        "nothing else written"
+    );
+    let ignore = std::fs::read_to_string(repo.join(".gitignore")).unwrap();
+    assert!(ignore.lines().any(|l| l == "target/"), "{ignore}");
     for step in [
         "neon-perf run",
         "neon-perf bless --reason \"first baseline\"",
@@ -133,6 +140,36 @@ fn a_second_init_refuses_and_changes_nothing() {
     }
     assert!(err.contains("nothing was written"), "{err}");
     assert_eq!(snapshot(repo), before, "nothing changed");
+}
+
+/// A .gitignore of the team's own gets one line at its end, once; one that
+/// ignores target/ already is left as it is.
+#[test]
+fn target_is_added_to_an_existing_gitignore_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path();
+    std::fs::write(repo.join(".gitignore"), "__pycache__/\n*.onnx").unwrap();
+    let o = init(repo, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("added target/ to "), "{}", text(&o));
+    let ignore = std::fs::read_to_string(repo.join(".gitignore")).unwrap();
+    assert!(
+        ignore.starts_with("__pycache__/\n*.onnx\n# neon-perf"),
+        "{ignore}"
+    );
+    assert_eq!(ignore.lines().filter(|l| *l == "target/").count(), 1);
+
+    let other = tempfile::tempdir().unwrap();
+    std::fs::write(other.path().join(".gitignore"), "/target\n").unwrap();
+    let o = init(other.path(), &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        !text(&o).contains("added target/") && !text(&o).contains("/.gitignore\n"),
+        "{}",
+        text(&o)
+    );
+    let ignore = std::fs::read_to_string(other.path().join(".gitignore")).unwrap();
+    assert_eq!(ignore, "/target\n");
 }
 
 #[test]

@@ -380,7 +380,38 @@ fn the_cuda_paths_on_a_torch_double() {
     assert_eq!(item("gpu-memory"), "failed");
 }
 
+/// `neon-perf python-path` prints the folder of neon-perf's copy of the
+/// helper, so a script runs by hand as it runs in a scenario.
+fn a_script_runs_by_hand_with_the_printed_python_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_neon-perf"))
+        .arg("python-path")
+        .env("NEON_PERF_CACHE", tmp.path().join("cache"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let dir = String::from_utf8(o.stdout).unwrap().trim().to_string();
+    assert!(
+        Path::new(&dir).join("neon_perf/__init__.py").is_file(),
+        "{dir}"
+    );
+    let o = Command::new("python3")
+        .args([
+            "-c",
+            "import neon_perf; neon_perf.emit('latency', 12.5, 'ms')",
+        ])
+        .env("PYTHONPATH", &dir)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .current_dir(tmp.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let line: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(line["metric"], "latency", "{line}");
+}
+
 trials! {
+    a_script_runs_by_hand_with_the_printed_python_path: needs::PYTHON;
     the_cuda_paths_on_a_torch_double: needs::PYTHON;
     the_timer_phases_and_checks_reach_the_results: needs::PYTHON;
     the_sync_check_fails_a_call_that_returns_early: needs::PYTHON;

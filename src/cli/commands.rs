@@ -430,6 +430,22 @@ pub fn list(a: ListArgs) -> i32 {
     exit::OK
 }
 
+/// `python-path`: the folder a `command` child gets first on its
+/// `PYTHONPATH` (under `NEON_PERF_CACHE`, default target/neon-perf), with
+/// the helper written there.
+pub fn python_path() -> i32 {
+    match crate::exec::command::python::helper_dir(&exec_env().cache_dir) {
+        Ok(dir) => {
+            println!("{}", dir.display());
+            exit::OK
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            exit::BAD_INPUT
+        }
+    }
+}
+
 pub fn doctor(a: DoctorArgs) -> i32 {
     let hw = crate::device::hardware_key();
     let device = crate::device::probe();

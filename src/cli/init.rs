@@ -98,8 +98,47 @@ pub fn init(a: InitArgs) -> i32 {
         }
         println!("wrote {}", path.display());
     }
+    match ignore_target(&a.dir) {
+        Ok(Some(said)) => println!("{said}"),
+        Ok(None) => {}
+        Err(e) => eprintln!("warning: cannot add target/ to .gitignore: {e}"),
+    }
     print_next_steps(&a.dir);
     exit::OK
+}
+
+/// Reports and neon-perf's scratch files go to target/: adds `target/` to
+/// DIR/.gitignore (creating it) unless a line there ignores it already.
+/// The one file `init` changes rather than creates, and only by a line at
+/// its end. Returns what it did, to print.
+fn ignore_target(dir: &Path) -> std::io::Result<Option<String>> {
+    let path = dir.join(".gitignore");
+    let text = match fs::read_to_string(&path) {
+        Ok(t) => Some(t),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e),
+    };
+    let ignored = |t: &str| {
+        t.lines()
+            .any(|l| matches!(l.trim(), "target" | "target/" | "/target" | "/target/"))
+    };
+    if text.as_deref().is_some_and(ignored) {
+        return Ok(None);
+    }
+    let lines = "# neon-perf's reports and scratch files (target/neon-perf/)\ntarget/\n";
+    let mut f = fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(&path)?;
+    let sep = match &text {
+        Some(t) if !t.is_empty() && !t.ends_with('\n') => "\n",
+        _ => "",
+    };
+    f.write_all(format!("{sep}{lines}").as_bytes())?;
+    Ok(Some(match text {
+        Some(_) => format!("added target/ to {}", path.display()),
+        None => format!("wrote {}", path.display()),
+    }))
 }
 
 /// Creates `path` (and its folders); fails if it appeared meanwhile.
@@ -122,10 +161,12 @@ fn print_next_steps(dir: &Path) {
     }
     println!("  neon-perf run                              # measure suites/ on this machine");
     println!("  neon-perf bless --reason \"first baseline\"  # record this machine's baselines");
-    println!("  git add suites baselines .github && git commit -m \"neon-perf: first baseline\"");
+    println!(
+        "  git add suites baselines .github .gitignore && git commit -m \"neon-perf: first baseline\""
+    );
     println!();
     println!(
-        "Reports go to target/neon-perf/ (add target/ to .gitignore). Baselines are per \
+        "Reports go to target/neon-perf/. Baselines are per \
          hardware: the CI runner needs its own, blessed on that runner (docs/action.md in neon-perf's repository)."
     );
 }

@@ -74,6 +74,10 @@ pub enum Command {
     Merge(combine::MergeArgs),
     /// Judge NEW.json against OLD.json with the gate's rules (A/B of two runs on one runner).
     Compare(combine::CompareArgs),
+    /// Print the folder that holds the built-in Python helper `neon_perf`
+    /// (written there first), to run a scenario's script by hand:
+    /// `PYTHONPATH=$(neon-perf python-path) python3 infer.py`.
+    PythonPath,
     /// A small built-in CPU workload used by the example suite.
     #[command(hide = true)]
     Workload(WorkloadArgs),
@@ -384,6 +388,7 @@ pub fn main() -> i32 {
         Command::List(a) => commands::list(a),
         Command::Check(a) => commands::check(a),
         Command::Doctor(a) => commands::doctor(a),
+        Command::PythonPath => commands::python_path(),
         Command::Init(a) => init::init(a),
         Command::Calibrate(a) => calibrate::calibrate(a),
         Command::Serve(a) => serve::serve(a),
