@@ -107,6 +107,11 @@ pub struct GpuSummary {
     /// figure is not 0 B but unknown.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub foreign_pid_processes: usize,
+    /// Processes of ours NVML listed without a figure for their memory
+    /// (NVML_VALUE_NOT_AVAILABLE), the most in one sample: this process's
+    /// figure is then unknown, not 0 B.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub withheld_processes: usize,
     /// The raw readings, for timelines in the HTML report.
     pub timeline: Vec<GpuSample>,
 }

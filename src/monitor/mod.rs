@@ -198,6 +198,7 @@ fn gpu_loop(
             process_mem_peak_bytes: 0,
             other_processes: BTreeSet::new(),
             foreign_pid_processes: 0,
+            withheld_processes: 0,
         });
         devices.push(d);
     }
@@ -211,14 +212,15 @@ fn gpu_loop(
         for (d, raw) in devices.iter().zip(raws.iter_mut()) {
             raw.samples.push(sample_device(d, t));
             if let Ok(procs) = d.running_compute_processes() {
-                let (mut mine, mut foreign) = (0u64, 0usize);
+                let (mut mine, mut foreign, mut withheld) = (0u64, 0usize, 0usize);
                 for p in procs {
                     // The programs a scenario started count however deep
                     // their process runs below them (the launcher, a
                     // shell, a framework's workers): they carry our tag.
                     if ours.contains(&p.pid) || crate::process::started_here(p.pid) {
-                        if let UsedGpuMemory::Used(b) = p.used_gpu_memory {
-                            mine += b;
+                        match p.used_gpu_memory {
+                            UsedGpuMemory::Used(b) => mine += b,
+                            UsedGpuMemory::Unavailable => withheld += 1,
                         }
                     } else {
                         let here = tree_gpu::pid_here(p.pid);
@@ -237,6 +239,7 @@ fn gpu_loop(
                 }
                 raw.process_mem_peak_bytes = raw.process_mem_peak_bytes.max(mine);
                 raw.foreign_pid_processes = raw.foreign_pid_processes.max(foreign);
+                raw.withheld_processes = raw.withheld_processes.max(withheld);
             }
         }
         if wait(&rx, interval) {

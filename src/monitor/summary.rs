@@ -32,6 +32,9 @@ pub struct RawGpu {
     /// The most processes of one sample that held GPU memory under PIDs
     /// this PID namespace does not have.
     pub foreign_pid_processes: usize,
+    /// The most processes of ours in one sample that NVML listed without a
+    /// figure for their memory.
+    pub withheld_processes: usize,
 }
 
 fn mean(v: impl Iterator<Item = f64>) -> f64 {
@@ -88,14 +91,20 @@ pub fn summarise_gpu(raw: &RawGpu) -> GpuSummary {
         throttle_reasons: reasons.into_iter().collect(),
         other_processes: raw.other_processes.iter().cloned().collect(),
         foreign_pid_processes: raw.foreign_pid_processes,
+        withheld_processes: raw.withheld_processes,
         timeline: s.clone(),
     }
 }
 
 /// Why this process's GPU memory on `g` is unknown rather than its
-/// figure (NVML's PIDs of another namespace; `tree_gpu::untold`).
+/// figure (NVML withheld it, or its PIDs are of another namespace;
+/// `tree_gpu::unknown`).
 pub fn untold_here(g: &GpuSummary) -> Option<String> {
-    crate::monitor::tree_gpu::untold(g.process_mem_peak_bytes > 0, g.foreign_pid_processes)
+    crate::monitor::tree_gpu::unknown(
+        g.process_mem_peak_bytes > 0,
+        g.foreign_pid_processes,
+        g.withheld_processes,
+    )
 }
 
 /// `(invalid reasons, warnings)` for a monitored window:
@@ -270,6 +279,7 @@ mod tests {
             process_mem_peak_bytes: 1 << 30,
             other_processes: BTreeSet::new(),
             foreign_pid_processes: 0,
+            withheld_processes: 0,
         }
     }
 
@@ -289,6 +299,23 @@ mod tests {
             warnings[0].starts_with(
                 "GPU 0 (NVIDIA H100 80GB HBM3): this process's GPU memory is not reported: NVML lists 1 process(es)"
             ),
+            "{warnings:?}"
+        );
+    }
+
+    /// NVML lists our process without a figure (vGPU, MIG, WDDM): the
+    /// summary says unknown, never "this process 0 B".
+    #[test]
+    fn a_withheld_figure_is_unknown_not_zero_bytes() {
+        let mut r = raw(vec![sample(0.0, 50.0, 1980.0, 0)]);
+        r.process_mem_peak_bytes = 0;
+        r.withheld_processes = 1;
+        let g = summarise_gpu(&r);
+        assert_eq!(g.withheld_processes, 1);
+        let (_, warnings) = validity(&window(g));
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains("this process's GPU memory is not reported: NVML lists 1 of the processes measured here without a figure"),
             "{warnings:?}"
         );
     }

@@ -68,10 +68,55 @@ pub fn pool(runs: &[ScenarioResult]) -> ScenarioResult {
         }
     }
     pooled.metrics = metrics;
-    pooled.warnings = union(runs.iter().flat_map(|r| &r.warnings));
-    pooled.invalid_reasons = union(runs.iter().flat_map(|r| &r.invalid_reasons));
+    pooled.warnings = fold_alike(runs.iter().flat_map(|r| &r.warnings));
+    pooled.invalid_reasons = fold_alike(runs.iter().flat_map(|r| &r.invalid_reasons));
     pooled.wall_time_s = runs.iter().map(|r| r.wall_time_s).sum();
     pooled
+}
+
+/// Each warning of pooled runs once, in first-seen order: the same
+/// warning from each run, alike but for its numbers ("goodput: 40 of 80
+/// streams … missed" and "… 38 of 80 …"), is said once, as the last run
+/// said it, with how many runs said it.
+pub fn fold_alike<'a>(items: impl Iterator<Item = &'a String>) -> Vec<String> {
+    // (shape, last text, runs that said it, all texts equal)
+    let mut out: Vec<(String, &String, usize, bool)> = Vec::new();
+    for s in items {
+        let shape = numbers_blanked(s);
+        match out.iter_mut().find(|(k, ..)| *k == shape) {
+            Some((_, last, n, same)) => {
+                *same &= *last == s;
+                *last = s;
+                *n += 1;
+            }
+            None => out.push((shape, s, 1, true)),
+        }
+    }
+    out.into_iter()
+        .map(|(_, last, n, same)| match (n, same) {
+            (1, _) | (_, true) => last.clone(),
+            (n, false) => {
+                format!("{last} (the last of {n} runs that said this, each with its own numbers)")
+            }
+        })
+        .collect()
+}
+
+/// `s` with every run of digits (and the points and commas between them)
+/// as one `#`.
+fn numbers_blanked(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut in_number = false;
+    for c in s.chars() {
+        let part = c.is_ascii_digit() || (in_number && matches!(c, '.' | ','));
+        if part && !in_number {
+            out.push('#');
+        } else if !part {
+            out.push(c);
+        }
+        in_number = part;
+    }
+    out
 }
 
 /// Each distinct string once, in first-seen order.
@@ -109,6 +154,36 @@ mod tests {
         assert_eq!(p.warnings, vec!["busy".to_string()]);
         assert_eq!(p.invalid_reasons, vec!["throttled".to_string()]);
         assert_eq!(p.wall_time_s, 1.0);
+    }
+
+    #[test]
+    fn a_warning_each_run_gave_with_its_own_numbers_is_said_once() {
+        let w = |n: u32| {
+            format!(
+                "goodput: {n} of 80 streams sent in the window missed a bound: {n} over time_to_first_reply = 100 ms"
+            )
+        };
+        let p = pool(&[
+            run(&[1.0], &w(40)),
+            run(&[2.0], &w(38)),
+            run(&[3.0], "busy"),
+        ]);
+        assert_eq!(
+            p.warnings,
+            vec![
+                format!(
+                    "{} (the last of 2 runs that said this, each with its own numbers)",
+                    w(38)
+                ),
+                "busy".to_string()
+            ]
+        );
+        // Other words are another warning, whatever the numbers.
+        assert_eq!(
+            numbers_blanked("used 1.39 of 2 CPU cores"),
+            "used # of # CPU cores"
+        );
+        assert_ne!(numbers_blanked("3 over a"), numbers_blanked("3 under a"));
     }
 
     #[test]

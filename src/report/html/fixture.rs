@@ -143,6 +143,7 @@ pub fn recorded_h100() -> RunReport {
             throttle_reasons: vec!["software power cap".into()],
             other_processes: vec![],
             foreign_pid_processes: 0,
+            withheld_processes: 0,
             timeline,
         }];
         let verdicts =

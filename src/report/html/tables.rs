@@ -90,7 +90,9 @@ pub fn monitor(m: &MonitorSummary, said: Option<&str>) -> String {
         let _ = writeln!(o, "<p class=\"meta\">GPU monitoring off: {}</p>", esc(why));
     }
     for g in &m.gpus {
-        let mine = if crate::monitor::summary::untold_here(g).is_some() {
+        let mine = if g.withheld_processes > 0 {
+            "unknown: NVML gives no figure for it on this host".to_string()
+        } else if crate::monitor::summary::untold_here(g).is_some() {
             "not attributable: NVML's PIDs are of another PID namespace".to_string()
         } else {
             format_bytes(g.process_mem_peak_bytes as f64)
@@ -242,5 +244,13 @@ mod tests {
             "{foreign}"
         );
         assert!(page(gpu(0)).contains("(this process 0 B)"));
+        let withheld = page(GpuSummary {
+            withheld_processes: 1,
+            ..gpu(0)
+        });
+        assert!(
+            withheld.contains("(this process unknown: NVML gives no figure"),
+            "{withheld}"
+        );
     }
 }
