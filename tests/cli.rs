@@ -656,3 +656,30 @@ fn an_unset_secret_stops_only_the_scenario_that_reads_it() {
         .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
 }
+
+/// A `primary` the program never prints fails with what it printed and
+/// the name closest to the typo.
+#[test]
+fn a_primary_typo_says_what_was_printed_and_the_closest_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = dir.path().join("p.toml");
+    std::fs::write(
+        &suite,
+        r#"[[scenario]]
+name = "typo"
+kind = "command"
+command = ["sh", "-c", "echo '{\"metric\": \"latency\", \"value\": 1, \"unit\": \"ms\"}'"]
+primary = "latncy"
+"#,
+    )
+    .unwrap();
+    let o = run(&["run", suite.to_str().unwrap()], &dir.path().join("b"));
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("primary metric `latncy` was not printed by")
+            && out.contains("(it printed: latency); did you mean `primary = \"latency\"`?")
+            && out.contains("p.toml:1:"),
+        "{out}"
+    );
+}

@@ -13,17 +13,17 @@ const DIR: &str = "tests/fixtures/invalid";
 /// (fixture stem, line of the mistake)
 const CASES: &[(&str, usize)] = &[
     ("bad_checklist_id", 4),
+    ("bad_device", 4),
+    ("bad_duration", 5),
+    ("bad_metric_name", 5),
+    ("bad_scenario_name", 2),
+    ("bad_size", 5),
     ("batch_sweep_bad_arch", 4),
     ("batch_sweep_heads", 4),
     ("batch_sweep_model_typo", 4),
     ("batch_sweep_no_batches", 1),
     ("batch_sweep_quant_block", 6),
     ("batch_sweep_unknown_dtype", 6),
-    ("bad_device", 4),
-    ("bad_duration", 5),
-    ("bad_metric_name", 5),
-    ("bad_scenario_name", 2),
-    ("bad_size", 5),
     ("duplicate_key", 5),
     ("duplicate_scenario_names", 7),
     ("duration_without_unit", 2),
@@ -52,7 +52,9 @@ const CASES: &[(&str, usize)] = &[
     ("ws_payload_size_typo", 5),
     ("ws_port_without_server", 4),
     ("ws_rate_and_in_flight", 6),
+    ("ws_server_port_not_passed", 5),
     ("ws_unknown_check", 5),
+    ("ws_url_placeholder_typo", 4),
 ];
 
 fn fixture(stem: &str) -> PathBuf {

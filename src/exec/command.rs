@@ -447,8 +447,12 @@ fn primary_unit(
         .iter()
         .find(|m| m.metric == primary)
         .ok_or_else(|| {
+            let names = probe.metrics.iter().map(|m| m.metric.as_str());
+            let hint = crate::plan::hint::closest(primary, names)
+                .map(|c| format!("; did you mean `primary = \"{c}\"`?"))
+                .unwrap_or_default();
             ExecError::Failed(format!(
-                "primary metric `{primary}` was not printed by `{}` (it printed: {})",
+                "primary metric `{primary}` was not printed by `{}` (it printed: {}){hint}",
                 inv.argv.join(" "),
                 printed_names(probe)
             ))

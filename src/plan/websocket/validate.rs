@@ -23,8 +23,11 @@ impl KindRules for WebsocketFloodSpec {
     /// `{suite_dir}`).
     fn check(&self, ctx: &CheckCtx<'_>) -> Result<(), SpecError> {
         self.check_ids()?;
-        self.validate(ctx.points)?;
+        // Placeholders first: a `{prot}` in `url` is a typo of `{port}`,
+        // not "not a port number".
         self.check_placeholders()?;
+        self.validate(ctx.points)?;
+        self.check_port_passed()?;
         super::headers::check(&self.headers)?;
         super::tls::check(self.tls.as_ref(), self.url.as_deref())?;
         if self.url.as_deref().is_some_and(|u| u.starts_with("wss://")) {
@@ -55,6 +58,31 @@ impl KindRules for WebsocketFloodSpec {
 }
 
 impl WebsocketFloodSpec {
+    /// `{port}` in `url` is the free port neon-perf picks for the server it
+    /// starts; the server learns it only from its command line or its
+    /// environment. Without either, it listens elsewhere and every
+    /// connection is refused after the ready wait.
+    fn check_port_passed(&self) -> Result<(), SpecError> {
+        let (Some(url), Some(server)) = (&self.url, &self.server) else {
+            return Ok(());
+        };
+        let passed = server
+            .command
+            .iter()
+            .chain(server.env.values())
+            .any(|s| s.contains("{port}"));
+        if !url.contains("{port}") || passed {
+            return Ok(());
+        }
+        Err(SpecError::new(
+            At::Key("server.command"),
+            "`url` connects to `{port}`, the free port neon-perf picks, but neither `server.command` nor `server.env` passes `{port}` to the server",
+        )
+        .hint(Some(
+            "tell the server where to listen: `\"--port\", \"{port}\"` in `server.command`, or `PORT = \"{port}\"` in `server.env`; a server on a fixed port wants that port in `url`".into(),
+        )))
+    }
+
     /// `[scenario.protocol]`: its own checks, and that it floods a `url`
     /// with no `payload` (the request template replaces it).
     fn check_protocol(&self, points: &[ParamPoint]) -> Result<(), SpecError> {
