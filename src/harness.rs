@@ -267,10 +267,6 @@ fn trial(
         k => k.id(),
     };
     Trial::ignorable_test(plan.full_name(), move || {
-        // An unset `{env:NAME}` it reads is bad input, said before it runs.
-        if let Some(e) = crate::config::unset_env(&[&plan]).first() {
-            return Err(Failed::from(e.render(false)));
-        }
         let mut session = session.lock().map_err(|_| "session poisoned")?;
         // Ignored at once, unless a baseline on this hardware expects it:
         // then the session runs it, and fails it (`Session::run_scenario`).

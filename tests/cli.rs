@@ -603,7 +603,7 @@ fn an_unset_secret_stops_only_the_scenario_that_reads_it() {
     let out = text(&o);
     assert_eq!(o.status.code(), Some(0), "{out}");
     assert!(
-        out.contains("a run stops here: `env.TOKEN` reads the environment variable `NEON_PERF_TEST_NEVER_SET_SECRET`, which is not set"),
+        out.contains("fails here: `env.TOKEN` reads the environment variable `NEON_PERF_TEST_NEVER_SET_SECRET`, which is not set"),
         "{out}"
     );
     let o = bin().args(["check", s]).output().unwrap();
@@ -611,7 +611,7 @@ fn an_unset_secret_stops_only_the_scenario_that_reads_it() {
     assert_eq!(o.status.code(), Some(0), "{out}");
     assert!(out.contains("ok: 1 suite(s), 2 scenario(s)"), "{out}");
     assert!(
-        out.contains(&at) && out.contains("a run of s::secret stops on it"),
+        out.contains(&at) && out.contains("`run` fails s::secret and `bless` stops on it"),
         "{out}"
     );
 
@@ -634,6 +634,9 @@ fn an_unset_secret_stops_only_the_scenario_that_reads_it() {
     assert!(gated("peak_rss").0);
     assert!(gated("m").0);
 
+    // A gate runs what it can (a fork's pull request has no secrets): the
+    // scenario that reads it fails at its text, the other is measured and
+    // reported, and the run exits 2.
     let json = dir.path().join("all.json");
     let o = run(&["run", s, "--json", json.to_str().unwrap()], &base);
     let out = text(&o);
@@ -641,10 +644,26 @@ fn an_unset_secret_stops_only_the_scenario_that_reads_it() {
     assert!(
         out.contains("`env.TOKEN` reads the environment variable `NEON_PERF_TEST_NEVER_SET_SECRET`, which is not set")
             && out.contains(&at)
-            && out.contains("-f"),
+            && out.contains("they failed, the others ran; exit 2"),
         "{out}"
     );
-    assert!(!json.exists(), "nothing ran, so no report: {out}");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let status = |name: &str| {
+        let sc = v["scenarios"].as_array().unwrap();
+        let x = sc.iter().find(|x| x["scenario"] == name).unwrap();
+        x["status"].as_str().unwrap().to_string()
+    };
+    assert_eq!(status("secret"), "failed", "{v:#}");
+    assert_ne!(status("plain"), "failed", "{v:#}");
+    // A bless records nothing half: it stops before anything runs.
+    let o = run(&["bless", s, "--reason", "t"], &base);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    assert!(
+        out.contains("`-f` selects the scenarios that do not"),
+        "{out}"
+    );
+    assert!(!base.exists(), "nothing recorded: {out}");
     // With the variable set, it runs.
     let o = bin()
         .args(["run", s, "--baselines"])

@@ -167,7 +167,7 @@ fn a_server_that_dies_mid_flood_fails_the_scenario_with_its_output() {
 
 fn a_server_that_never_gets_ready_times_out_with_its_output() {
     let r = run(
-        "url = \"ws://127.0.0.1:{port}/\"\nserver = { command = [\"sh\", \"-c\", \"echo starting up; sleep 30\"], timeout = \"700ms\" }\nduration = \"1s\"\n",
+        "url = \"ws://127.0.0.1:{port}/\"\nserver = { command = [\"sh\", \"-c\", \"echo starting up; sleep 30\", \"{port}\"], timeout = \"700ms\" }\nduration = \"1s\"\n",
     );
     let Outcome::Failed { error } = &r.outcome else {
         panic!("{:?}", r.outcome);
@@ -206,7 +206,7 @@ fn a_ready_line_printed_before_listening_says_so() {
 
 fn a_missing_server_program_ignores_the_scenario() {
     let r = run(
-        "url = \"ws://127.0.0.1:{port}/\"\nserver = { command = [\"/nonexistent/target/ws-venv/bin/python\"] }\n",
+        "url = \"ws://127.0.0.1:{port}/\"\nserver = { command = [\"/nonexistent/target/ws-venv/bin/python\", \"{port}\"] }\n",
     );
     let Outcome::Ignored { reason } = &r.outcome else {
         panic!("{:?}", r.outcome);

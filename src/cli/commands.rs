@@ -97,18 +97,34 @@ pub(super) fn select(sel: &SelectArgs) -> Result<Vec<ScenarioPlan>, i32> {
     })
 }
 
-/// [`select`] for a verb that runs them: an unset `{env:NAME}` that a
-/// selected scenario reads is bad input, said before anything runs.
+/// The located errors of the selected scenarios that would run here (not
+/// ignored for a missing piece) and read an unset `{env:NAME}`.
+fn unset_env_errors(plans: &[ScenarioPlan]) -> Vec<crate::config::ConfigError> {
+    let stopped: Vec<&ScenarioPlan> = plans
+        .iter()
+        .filter(|p| !p.unset_env().is_empty())
+        .filter(|p| exec::executor_for(p.kind()).availability(p) == Availability::Ready)
+        .collect();
+    crate::config::unset_env(&stopped)
+}
+
+fn print_config_errors(errors: &[crate::config::ConfigError]) {
+    let color = std::io::stderr().is_terminal();
+    for e in errors {
+        eprintln!("{}", e.render(color));
+    }
+}
+
+/// [`select`] for `bless` and `calibrate`: a selected scenario that reads
+/// an unset `{env:NAME}` is bad input, said before anything runs (nothing
+/// half-recorded).
 pub(super) fn select_to_run(sel: &SelectArgs) -> Result<Vec<ScenarioPlan>, i32> {
     let plans = select(sel)?;
-    let errors = crate::config::unset_env(&plans.iter().collect::<Vec<_>>());
+    let errors = unset_env_errors(&plans);
     if errors.is_empty() {
         return Ok(plans);
     }
-    let color = std::io::stderr().is_terminal();
-    for e in &errors {
-        eprintln!("{}", e.render(color));
-    }
+    print_config_errors(&errors);
     eprintln!(
         "error: a selected scenario reads an environment variable that is not set \
          (`-f` selects the scenarios that do not)"
@@ -136,10 +152,25 @@ fn execute(
     confirm_regressions: bool,
     against: Option<crate::run::paired::Against>,
 ) -> i32 {
-    let plans = match select_to_run(sel) {
+    // A bless records nothing half; a gate runs what it can (a pull
+    // request from a fork has no secrets) and exits 2 at the end, having
+    // failed each scenario that reads an unset variable at its text.
+    let plans = match if matches!(mode, Mode::Bless { .. }) {
+        select_to_run(sel)
+    } else {
+        select(sel)
+    } {
         Ok(p) => p,
         Err(code) => return code,
     };
+    let env_errors = unset_env_errors(&plans);
+    if !env_errors.is_empty() {
+        print_config_errors(&env_errors);
+        eprintln!(
+            "error: the scenarios above read an environment variable that is not set: they \
+             fail, the others run, and the run exits 2"
+        );
+    }
     let reports_dir = std::env::var_os("NEON_PERF_REPORTS_DIR")
         .filter(|d| !d.is_empty())
         .map(PathBuf::from)
@@ -210,7 +241,16 @@ fn execute(
     };
     report.partition = sel.partition.map(|p| p.to_string());
     print!("{}", terminal::details(&report, style));
-    write_reports(&report, output)
+    let code = write_reports(&report, output);
+    // Bad input outranks what the run found; a cancelled run keeps 128 + signal.
+    if env_errors.is_empty() || code >= 128 {
+        return code;
+    }
+    eprintln!(
+        "error: scenarios read an environment variable that is not set (said above): they \
+         failed, the others ran; exit 2"
+    );
+    exit::BAD_INPUT
 }
 
 /// The profiles the scenarios asked for (`profile`, `--profile`), taken
@@ -311,7 +351,7 @@ pub fn check(a: PathArgs) -> i32 {
                 for e in p.unset_env() {
                     println!(
                         "note: {}: {} reads the environment variable `{}`, which is not set \
-                         here: a run of {} stops on it",
+                         here: `run` fails {} and `bless` stops on it",
                         e.location,
                         e.what,
                         e.name,
@@ -333,8 +373,8 @@ struct ListRow {
     points: usize,
     runs_here: bool,
     needs: Option<String>,
-    /// `needs` is an unset `{env:NAME}`: a run stops on it (not ignored).
-    #[serde(skip)]
+    /// `needs` is an unset `{env:NAME}`: a run fails it (not ignored).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     stops: bool,
     baseline: bool,
     location: String,
@@ -422,7 +462,7 @@ pub fn list(a: ListArgs) -> i32 {
             if r.baseline { "yes" } else { "no" },
             match r.needs {
                 None => "runs here".to_string(),
-                Some(n) if r.stops => format!("a run stops here: {n}"),
+                Some(n) if r.stops => format!("fails here: {n}"),
                 Some(n) => format!("ignored here: {n}"),
             }
         );

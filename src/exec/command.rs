@@ -418,14 +418,15 @@ fn measure_point(
 }
 
 /// `wall_time` and `cpu_time` are the gate's measure of a program that
-/// prints nothing of its own, or whose `primary` is `wall_time`. Once it
+/// prints nothing of its own, or whose `primary` is one of them. Once it
 /// prints its own metrics they are its measure, and the process's times
 /// are reported, not gated: they hold the interpreter's start-up, imports
 /// and model loading, whose noise on a shared runner refused blesses and
 /// failed gates that the program's own latency passed. A rule's
 /// `direction = "lower"` gates them again.
 fn envelope_direction(spec: &CommandSpec, probe: &ChildRun) -> Direction {
-    if probe.metrics.is_empty() || spec.primary.as_deref() == Some("wall_time") {
+    let primary = spec.primary.as_deref();
+    if probe.metrics.is_empty() || matches!(primary, Some("wall_time" | "cpu_time")) {
         Direction::LowerIsBetter
     } else {
         Direction::Neither

@@ -1,11 +1,12 @@
 //! `{env:NAME}`: a part of a string read from neon-perf's environment when
 //! the scenario runs, in a flood's handshake `headers`, a started server's
 //! `server.env` and a `command`'s `env`. An unset `NAME` is a config error
-//! at its text when a scenario that reads it is about to run (`run`,
-//! `bless`, `calibrate`, its `cargo test` trial); loading the suite, `list`
-//! and `check` only say so, so that one missing secret does not stop the
-//! scenarios that do not read it. The values are secrets and nothing prints
-//! them.
+//! at its text when a scenario that reads it is about to run: `run` and
+//! its `cargo test` trial fail that scenario (the others run; `run` exits
+//! 2), `bless` and `calibrate` stop before anything runs; loading the
+//! suite, `list` and `check` only say so, so that one missing secret does
+//! not stop the scenarios that do not read it. The values are secrets and
+//! nothing prints them.
 
 use std::ops::Range;
 
@@ -107,9 +108,25 @@ pub struct EnvNeed {
     pub location: crate::plan::SourceLocation,
 }
 
+/// The error of a scenario that reads the unset `needs`, each at its
+/// place in the suite file; `None` when there are none.
+pub fn unset_message(needs: &[&EnvNeed]) -> Option<String> {
+    let first = needs.first()?;
+    let parts: Vec<String> = needs
+        .iter()
+        .map(|e| format!("{}: {}", e.location, unset_text(&e.what, &e.name).0))
+        .collect();
+    Some(format!(
+        "{}; {}",
+        parts.join("; "),
+        unset_text(&first.what, &first.name).1
+    ))
+}
+
 impl EnvNeed {
+    /// Set, as the run reads it (a value that is not UTF-8 is not).
     pub fn is_set(&self) -> bool {
-        std::env::var_os(&self.name).is_some()
+        std::env::var(&self.name).is_ok()
     }
 }
 

@@ -7,10 +7,15 @@
 
 use std::fmt::Write;
 
+use crate::compare::Verdict;
 use crate::outcome::{ItemState, RunReport};
 use crate::report::headline::{Kind, headline};
 use crate::report::percent;
 use crate::result::Outcome;
+
+/// The most characters of the folded table of every metric: two summaries
+/// (the gate's and the paired run's) must fit one pull-request comment.
+const MAX_DETAILS: usize = 24_000;
 
 pub fn markdown(report: &RunReport) -> Vec<u8> {
     let mut o = String::new();
@@ -41,9 +46,20 @@ pub fn markdown(report: &RunReport) -> Vec<u8> {
     let folded = table(&mut o, report, false);
     if folded > 0 {
         let every: usize = report.scenarios.iter().map(|s| s.verdicts.len()).sum();
-        let _ = writeln!(o, "\n<details><summary>All {every} metrics</summary>\n");
-        table(&mut o, report, true);
-        let _ = writeln!(o, "\n</details>");
+        let mut all = String::new();
+        table(&mut all, report, true);
+        // A pull-request comment holds at most 65,536 characters, and the
+        // workflow posts the gate's and the paired run's summaries in one.
+        if all.len() <= MAX_DETAILS {
+            let _ = writeln!(o, "\n<details><summary>All {every} metrics</summary>\n");
+            o.push_str(&all);
+            let _ = writeln!(o, "\n</details>");
+        } else {
+            let _ = writeln!(
+                o,
+                "\nAll {every} metrics are in the JSON and HTML reports (too many for a comment)."
+            );
+        }
     }
     inconclusive(&mut o, report);
     profiles(&mut o, report);
@@ -98,7 +114,13 @@ fn table(o: &mut String, report: &RunReport, every: bool) -> usize {
                 (String::new(), String::new())
             }
         };
-        let (shown, rest): (Vec<_>, Vec<_>) = s.verdicts.iter().partition(|v| every || notable(v));
+        // A run that could not be trusted is `invalid` on every metric: its
+        // status says so once.
+        let all_invalid = s.verdicts.iter().all(|v| v.verdict == Verdict::Invalid);
+        let (shown, rest): (Vec<_>, Vec<_>) = s
+            .verdicts
+            .iter()
+            .partition(|v| every || (notable(v) && !(all_invalid && v.bound_violation.is_none())));
         for v in shown {
             let (n, st) = lead(&mut first);
             metric_row(o, &n, &st, v);
@@ -352,6 +374,41 @@ mod tests {
         assert!(changes.contains("| 1 more | | | | | 1 pass |"), "{changes}");
         assert!(every.contains("`throughput`"), "{every}");
         assert!(every.contains("</details>"), "{every}");
+    }
+
+    /// An invalid run is `invalid` on every metric: one folded row, the
+    /// status saying why, not a row per metric.
+    #[test]
+    fn an_invalid_run_folds_into_one_row() {
+        let mut report = fixture::synthetic(20);
+        for v in &mut report.scenarios[1].verdicts {
+            v.verdict = Verdict::Invalid;
+        }
+        let md = String::from_utf8(markdown(&report)).unwrap();
+        let (changes, _) = md.split_once("<details>").expect("details");
+        assert!(!changes.contains("`latency{batch=1}`"), "{changes}");
+        assert!(
+            changes.contains("| 7 metrics | | | | | 7 invalid |"),
+            "{changes}"
+        );
+    }
+
+    /// Two summaries go into one pull-request comment (at most 65,536
+    /// characters): a table of every metric too long for that is left to
+    /// the JSON and HTML reports.
+    #[test]
+    fn a_table_too_long_for_a_comment_is_left_to_the_other_reports() {
+        let mut report = fixture::synthetic(20);
+        let v = report.scenarios[0].verdicts[1].clone();
+        for i in 0..2000 {
+            let mut v = v.clone();
+            v.key = format!("m{i}").parse().unwrap();
+            report.scenarios[0].verdicts.push(v);
+        }
+        let md = String::from_utf8(markdown(&report)).unwrap();
+        assert!(md.len() < 30_000, "{}", md.len());
+        assert!(!md.contains("<details>"));
+        assert!(md.contains("metrics are in the JSON and HTML reports (too many for a comment)"));
     }
 
     #[test]

@@ -39,6 +39,12 @@ pub fn execute(
         result.outcome = Outcome::Ignored { reason };
         return result;
     }
+    // An unset `{env:NAME}` it reads: a config error at its text, for this
+    // scenario alone (the others run).
+    if let Some(error) = crate::plan::env_ref::unset_message(&plan.unset_env()) {
+        result.outcome = Outcome::Failed { error };
+        return result;
+    }
     let resolved = settings.resolve();
     let mut retries: Vec<String> = Vec::new();
     for attempt in 1..=ATTEMPTS {

@@ -68,53 +68,76 @@ pub fn pool(runs: &[ScenarioResult]) -> ScenarioResult {
         }
     }
     pooled.metrics = metrics;
-    pooled.warnings = fold_alike(runs.iter().flat_map(|r| &r.warnings));
-    pooled.invalid_reasons = fold_alike(runs.iter().flat_map(|r| &r.invalid_reasons));
+    pooled.warnings = fold_alike(runs.iter().map(|r| r.warnings.as_slice()));
+    pooled.invalid_reasons = fold_alike(runs.iter().map(|r| r.invalid_reasons.as_slice()));
     pooled.wall_time_s = runs.iter().map(|r| r.wall_time_s).sum();
     pooled
 }
 
-/// Each warning of pooled runs once, in first-seen order: the same
+/// Each warning of pooled runs once, in first-seen order. The same
 /// warning from each run, alike but for its numbers ("goodput: 40 of 80
 /// streams … missed" and "… 38 of 80 …"), is said once, as the last run
-/// said it, with how many runs said it.
-pub fn fold_alike<'a>(items: impl Iterator<Item = &'a String>) -> Vec<String> {
-    // (shape, last text, runs that said it, all texts equal)
-    let mut out: Vec<(String, &String, usize, bool)> = Vec::new();
-    for s in items {
-        let shape = numbers_blanked(s);
-        match out.iter_mut().find(|(k, ..)| *k == shape) {
-            Some((_, last, n, same)) => {
-                *same &= *last == s;
-                *last = s;
-                *n += 1;
+/// said it, with how many runs said it. Warnings of one run are never
+/// folded into each other (two GPUs, two points): the k-th of a shape in
+/// one run folds only with the k-th of that shape in another.
+pub fn fold_alike<'a>(runs: impl Iterator<Item = &'a [String]>) -> Vec<String> {
+    struct Said<'a> {
+        shape: String,
+        nth: usize,
+        last: &'a String,
+        runs: usize,
+        same: bool,
+    }
+    let mut out: Vec<Said<'a>> = Vec::new();
+    for items in runs {
+        let mut seen: Vec<String> = Vec::new();
+        for s in items {
+            let shape = numbers_blanked(s);
+            let nth = seen.iter().filter(|k| **k == shape).count();
+            seen.push(shape.clone());
+            match out.iter_mut().find(|x| x.shape == shape && x.nth == nth) {
+                Some(x) => {
+                    x.same &= x.last == s;
+                    x.last = s;
+                    x.runs += 1;
+                }
+                None => out.push(Said {
+                    shape,
+                    nth,
+                    last: s,
+                    runs: 1,
+                    same: true,
+                }),
             }
-            None => out.push((shape, s, 1, true)),
         }
     }
     out.into_iter()
-        .map(|(_, last, n, same)| match (n, same) {
-            (1, _) | (_, true) => last.clone(),
-            (n, false) => {
-                format!("{last} (the last of {n} runs that said this, each with its own numbers)")
-            }
+        .map(|x| match (x.runs, x.same) {
+            (1, _) | (_, true) => x.last.clone(),
+            (n, false) => format!(
+                "{} (the last of {n} runs that said this, each with its own numbers)",
+                x.last
+            ),
         })
         .collect()
 }
 
-/// `s` with every run of digits (and the points and commas between them)
-/// as one `#`.
+/// `s` with every number that stands alone (its digits, and the points
+/// and commas between them) as one `#`. Digits joined to a name stay: `p99`,
+/// `n=10000`, `H100` and `sort_time{n=10}` are names, not counts.
 fn numbers_blanked(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    let mut in_number = false;
+    let (mut in_number, mut in_name) = (false, false);
     for c in s.chars() {
-        let part = c.is_ascii_digit() || (in_number && matches!(c, '.' | ','));
+        let digit = c.is_ascii_digit();
+        let part = !in_name && (digit || (in_number && matches!(c, '.' | ',')));
         if part && !in_number {
             out.push('#');
         } else if !part {
             out.push(c);
         }
         in_number = part;
+        in_name = !part && (c.is_alphanumeric() || matches!(c, '_' | '=')) || (in_name && digit);
     }
     out
 }
@@ -178,12 +201,23 @@ mod tests {
                 "busy".to_string()
             ]
         );
+        // Two warnings of one run stay two (two GPUs, two points).
+        let gpu = |i: u32| format!("GPU {i} (H100) was throttled while measuring: hw_slowdown");
+        let mut a = run(&[1.0], &gpu(0));
+        a.warnings.push(gpu(1));
+        let mut b = run(&[2.0], &gpu(0));
+        b.warnings.push(gpu(1));
+        assert_eq!(pool(&[a, b]).warnings, vec![gpu(0), gpu(1)]);
         // Other words are another warning, whatever the numbers.
         assert_eq!(
             numbers_blanked("used 1.39 of 2 CPU cores"),
             "used # of # CPU cores"
         );
         assert_ne!(numbers_blanked("3 over a"), numbers_blanked("3 under a"));
+        assert_eq!(
+            numbers_blanked("p99 of n=10000 on H100: 12.5 ms"),
+            "p99 of n=10000 on H100: # ms"
+        );
     }
 
     #[test]

@@ -43,6 +43,7 @@ struct LastFrame {
     head: String,
     len: usize,
     binary: bool,
+    seen: bool,
 }
 
 impl LastFrame {
@@ -53,18 +54,18 @@ impl LastFrame {
         }
         self.head.clear();
         self.head.push_str(&text[..end]);
-        (self.len, self.binary) = (text.len(), false);
+        (self.len, self.binary, self.seen) = (text.len(), false, true);
     }
 
     fn binary(&mut self, len: usize) {
-        (self.len, self.binary) = (len, true);
+        (self.len, self.binary, self.seen) = (len, true, true);
     }
 
     /// "; the last frame received: {…}" (as [`super::quote`] cuts it), or
     /// nothing before the first.
     fn said(&self) -> String {
         match (self.len, self.binary) {
-            (0, false) => String::new(),
+            _ if !self.seen => String::new(),
             (n, true) => format!("; the last frame received was binary, {n} bytes"),
             (n, false) if n > self.head.len() => {
                 format!("; the last frame received: {:?}… ({n} bytes)", self.head)
