@@ -654,6 +654,8 @@ fn an_unset_secret_stops_only_the_scenario_that_reads_it() {
         x["status"].as_str().unwrap().to_string()
     };
     assert_eq!(status("secret"), "failed", "{v:#}");
+    assert_eq!(v["exit_code"], 2, "the reports say the exit too");
+    assert!(!out.contains("could not load"), "the suite loaded: {out}");
     assert_ne!(status("plain"), "failed", "{v:#}");
     // A bless records nothing half: it stops before anything runs.
     let o = run(&["bless", s, "--reason", "t"], &base);

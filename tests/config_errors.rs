@@ -54,6 +54,7 @@ const CASES: &[(&str, usize)] = &[
     ("ws_rate_and_in_flight", 6),
     ("ws_server_port_not_passed", 5),
     ("ws_unknown_check", 5),
+    ("ws_url_fixed_port_server_told", 4),
     ("ws_url_placeholder_typo", 4),
 ];
 

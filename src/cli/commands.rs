@@ -240,9 +240,13 @@ fn execute(
         }
     };
     report.partition = sel.partition.map(|p| p.to_string());
+    // Bad input outranks what the run found (the reports say so too); a
+    // cancelled run keeps 128 + signal.
+    if !env_errors.is_empty() && report.exit_code < 128 {
+        report.exit_code = exit::BAD_INPUT;
+    }
     print!("{}", terminal::details(&report, style));
     let code = write_reports(&report, output);
-    // Bad input outranks what the run found; a cancelled run keeps 128 + signal.
     if env_errors.is_empty() || code >= 128 {
         return code;
     }

@@ -124,11 +124,11 @@ pub fn duplicate_suite_names(suites: &[Suite]) -> Vec<ConfigError> {
     errors
 }
 
-/// One error per suite file for the `{env:NAME}` that `plans` read and
-/// that are unset now, located at their text: what stops `run`, `bless`,
-/// `calibrate` or a `cargo test` trial before it starts. Loading leaves
-/// them be, so that `list`, `check` and a run of the other scenarios work
-/// without the secret.
+/// One error for each `{env:NAME}` that `plans` read and that is unset
+/// now, located at its text: said before `run` starts (which then fails
+/// those scenarios and runs the others), and what stops `bless` and
+/// `calibrate`. Loading leaves them be, so that `list`, `check` and the
+/// other scenarios work without the secret.
 pub fn unset_env(plans: &[&ScenarioPlan]) -> Vec<ConfigError> {
     let mut by_file: BTreeMap<&Path, Vec<Diag>> = BTreeMap::new();
     for p in plans {
@@ -140,16 +140,20 @@ pub fn unset_env(plans: &[&ScenarioPlan]) -> Vec<ConfigError> {
                 .push(Diag::new(e.span.clone(), message).hint(Some(hint)));
         }
     }
-    by_file
-        .into_iter()
-        .map(|(path, mut diags)| {
-            diags.dedup_by(|a, b| a.span == b.span);
-            match std::fs::read_to_string(path) {
-                Ok(text) => ConfigError::from_diags(path, &text, diags),
-                Err(_) => ConfigError::without_position(path, diags.remove(0).message),
-            }
-        })
-        .collect()
+    // One error per use: each is whole on its own (the suite loaded, so
+    // no "could not load" line).
+    let mut errors = Vec::new();
+    for (path, mut diags) in by_file {
+        diags.dedup_by(|a, b| a.span == b.span);
+        let text = std::fs::read_to_string(path).ok();
+        for d in diags {
+            errors.push(match &text {
+                Some(text) => ConfigError::from_diags(path, text, vec![d]),
+                None => ConfigError::without_position(path, d.message),
+            });
+        }
+    }
+    errors
 }
 
 /// Where `[suite] name = "..."` is written, when it is.

@@ -268,8 +268,14 @@ pub fn substitute(s: &str, vars: &BTreeMap<String, String>) -> Result<String, St
 }
 
 fn printed_names(run: &ChildRun) -> String {
-    let mut names: Vec<&str> = run.metrics.iter().map(|m| m.metric.as_str()).collect();
-    names.dedup();
+    // Each name once, in the order printed (a program prints its metrics
+    // once per iteration).
+    let mut names: Vec<&str> = Vec::new();
+    for m in &run.metrics {
+        if !names.contains(&m.metric.as_str()) {
+            names.push(&m.metric);
+        }
+    }
     if names.is_empty() {
         "no metric lines".into()
     } else {

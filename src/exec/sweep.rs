@@ -234,13 +234,37 @@ impl Derived {
         let per_s = |t: f64| Unit::Rate("samples".into()).format(t);
         let ratio = best.throughput() / first.throughput();
         let passed = ratio >= need && best.batch > first.batch;
+        if best.batch == first.batch {
+            let last = points.last().expect("two or more points");
+            return Check::new(
+                "throughput scales with batch size",
+                false,
+                format!(
+                    "no larger batch was faster per sample than batch {}: throughput {} at batch {}, {} at batch {} ({}x, needs >= {}x)",
+                    first.batch,
+                    per_s(first.throughput()),
+                    first.batch,
+                    per_s(last.throughput()),
+                    last.batch,
+                    sig3(last.throughput() / first.throughput()),
+                    sig3(need),
+                ),
+                Some(ChecklistItem::Batching),
+            );
+        }
+        // A ratio just short of the need reads as a pass at 3 digits.
+        let shown = if !passed && sig3(ratio) == sig3(need) {
+            format!("{ratio:.4}")
+        } else {
+            sig3(ratio)
+        };
         let evidence = format!(
             "throughput {} at batch {} -> {} at batch {} ({}x, needs >= {}x); scaling efficiency at batch {}: {}",
             per_s(first.throughput()),
             first.batch,
             per_s(best.throughput()),
             best.batch,
-            sig3(ratio),
+            shown,
             sig3(need),
             best.batch,
             sig3(self.efficiency[self.best]),
@@ -355,6 +379,33 @@ mod tests {
         assert_eq!(d.max_batch_under_slo, Some(0));
         let c = &d.checks(&pts, &spec(None), false, true)[0];
         assert!(!c.passed, "{}", c.evidence);
+    }
+
+    /// Batch 1 fastest per sample: said so, against the largest batch,
+    /// not "batch 1 -> batch 1"; a ratio just short of the need is not
+    /// shown rounded up to it.
+    #[test]
+    fn batching_evidence_says_what_was_compared() {
+        let pts = [pt(1, 1.0), pt(8, 9.0)];
+        let d = Derived::from_points(&pts, &spec(None));
+        let c = &d.checks(&pts, &spec(None), false, true)[0];
+        assert!(!c.passed);
+        assert!(
+            c.evidence
+                .starts_with("no larger batch was faster per sample than batch 1: ")
+                && c.evidence.contains("at batch 8 (0.889x"),
+            "{}",
+            c.evidence
+        );
+        let pts = [pt(1, 1.0), pt(4, 4.0 / 1.4985)];
+        let d = Derived::from_points(&pts, &spec(None));
+        let c = &d.checks(&pts, &spec(None), false, true)[0];
+        assert!(!c.passed);
+        assert!(
+            c.evidence.contains("(1.4985x, needs >= 1.50x)"),
+            "{}",
+            c.evidence
+        );
     }
 
     #[test]

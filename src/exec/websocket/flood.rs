@@ -174,11 +174,19 @@ pub(super) async fn flood_points(
 /// `ready = "log:…"` line: the line came before the server listened.
 fn ready_too_early(spec: &WebsocketFloodSpec, first_error: &str) -> String {
     match spec.server.as_ref().and_then(|s| s.ready.as_deref()) {
-        Some(r) if r.starts_with("log:") && first_error.contains("refused") => format!(
-            " (the server printed a line matching `ready = \"{r}\"`, but nothing listened on \
+        // Refused by the socket, not by the server's answer (a 401 means
+        // it listened).
+        Some(r)
+            if r.starts_with("log:")
+                && (first_error.contains("Connection refused")
+                    || first_error.contains("os error 111")) =>
+        {
+            format!(
+                " (the server printed a line matching `ready = \"{r}\"`, but nothing listened on \
              the port yet: match a line it prints once it listens, such as uvicorn's \
              \"Uvicorn running on\", or leave `ready` out to wait until the port accepts)"
-        ),
+            )
+        }
         _ => String::new(),
     }
 }

@@ -71,6 +71,15 @@ impl WebsocketFloodSpec {
             .iter()
             .chain(server.env.values())
             .any(|s| s.contains("{port}"));
+        if !url.contains("{port}") && passed {
+            return Err(SpecError::new(
+                At::Key("url"),
+                "`server.command` (or `server.env`) tells the server to listen on `{port}`, the free port neon-perf picks, but `url` connects elsewhere",
+            )
+            .hint(Some(
+                "write the port as `{port}` in `url` too, e.g. `url = \"ws://127.0.0.1:{port}/ws\"`".into(),
+            )));
+        }
         if !url.contains("{port}") || passed {
             return Ok(());
         }

@@ -11,7 +11,7 @@ use crate::plan::ScenarioPlan;
 #[derive(Debug, thiserror::Error)]
 pub enum BaseTreeError {
     /// The base tree or the working tree cannot be resolved.
-    #[error("{what} {}: {source}", path.display())]
+    #[error("{what} {}: {source}{}", path.display(), revision_hint(what, path))]
     Unreadable {
         what: &'static str,
         path: PathBuf,
@@ -31,6 +31,22 @@ pub enum BaseTreeError {
     /// The base tree's suite exists but does not load (its diagnostics).
     #[error("the base tree's suite does not load:\n{0}")]
     SuiteDoesNotLoad(String),
+}
+
+/// `--against` takes the base revision checked out in a folder: a name
+/// that is no folder is most often a branch or commit (the GitHub Action's
+/// `against` input takes one and checks it out itself).
+fn revision_hint(what: &str, path: &Path) -> String {
+    let bare = path.components().count() == 1 && !path.exists();
+    if what == "base tree" && bare {
+        format!(
+            " (`--against` takes a folder holding the base revision; for a branch or commit, \
+             check it out first: `git worktree add ../base {0}`, then `--against ../base`)",
+            path.display()
+        )
+    } else {
+        String::new()
+    }
 }
 
 /// Where the base revision lives and how many pairs to run.
@@ -119,5 +135,29 @@ impl BaseTree {
                 .cloned()),
             Err(e) => Err(BaseTreeError::SuiteDoesNotLoad(e.clone())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_branch_name_for_the_base_tree_says_how_to_check_it_out() {
+        let e = BaseTree::new(Path::new("no-such-branch-xyz"), Path::new("."))
+            .err()
+            .expect("no such folder");
+        let text = e.to_string();
+        assert!(
+            text.contains(
+                "`git worktree add ../base no-such-branch-xyz`, then `--against ../base`"
+            ),
+            "{text}"
+        );
+        // A path that is plainly a folder gets no such hint.
+        let e = BaseTree::new(Path::new("/no/such/base"), Path::new("."))
+            .err()
+            .expect("no such folder");
+        assert!(!e.to_string().contains("worktree"), "{e}");
     }
 }
