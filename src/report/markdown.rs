@@ -29,8 +29,8 @@ pub fn markdown(report: &RunReport) -> Vec<u8> {
     };
     let _ = writeln!(o, "## {mark} neon-perf: {}\n", head.title);
     if let Some(note) = &head.note {
-        // The note's one piece of code, the command to run, stays code.
-        let note = text(note).replace("\\`neon-perf bless\\`", "`neon-perf bless`");
+        // Its command to run, in backticks, is a code span.
+        let note = text(note);
         let _ = writeln!(o, "**{note}**\n");
     }
     let _ = writeln!(
@@ -62,6 +62,7 @@ pub fn markdown(report: &RunReport) -> Vec<u8> {
         }
     }
     inconclusive(&mut o, report);
+    warnings(&mut o, report);
     profiles(&mut o, report);
     let _ = writeln!(o, "\n### Performance checklist\n");
     for c in &report.checklist {
@@ -86,9 +87,15 @@ pub fn markdown(report: &RunReport) -> Vec<u8> {
 /// invalid, a bound broken), and the rest of a scenario's metrics as one
 /// row that counts them by verdict. Returns how many metrics were folded.
 fn table(o: &mut String, report: &RunReport, every: bool) -> usize {
+    // A paired run's other side is the base revision, measured beside it.
+    let against = if report.mode == "paired" {
+        "base"
+    } else {
+        "baseline"
+    };
     let _ = writeln!(
         o,
-        "| scenario | status | metric | baseline | current | change | 95% CI | verdict |"
+        "| scenario | status | metric | {against} | current | change | 95% CI | verdict |"
     );
     let _ = writeln!(o, "|---|---|---|---|---|---|---|---|");
     let mut folded = 0;
@@ -194,6 +201,40 @@ fn inconclusive(o: &mut String, report: &RunReport) {
     }
 }
 
+/// At most this many warnings in the comment; the rest are in the JSON and
+/// HTML reports.
+const MAX_WARNINGS: usize = 20;
+
+/// The scenarios' warnings (a metric rule that matches nothing and so is
+/// not enforced, a busy machine, leftovers of a program): in CI the
+/// comment is what people read.
+fn warnings(o: &mut String, report: &RunReport) {
+    let all: Vec<(String, &String)> = report
+        .scenarios
+        .iter()
+        .flat_map(|s| {
+            s.result
+                .warnings
+                .iter()
+                .map(move |w| (s.result.full_name(), w))
+        })
+        .collect();
+    if all.is_empty() {
+        return;
+    }
+    let _ = writeln!(o, "\n### Warnings\n");
+    for (name, w) in all.iter().take(MAX_WARNINGS) {
+        let _ = writeln!(o, "- {} {}", code(name), text(w));
+    }
+    if all.len() > MAX_WARNINGS {
+        let _ = writeln!(
+            o,
+            "- … and {} more in the JSON and HTML reports",
+            all.len() - MAX_WARNINGS
+        );
+    }
+}
+
 /// The profiled scenarios: what changed, as text (pull-request comments
 /// are read on phones), and where the flame graphs are.
 fn profiles(o: &mut String, report: &RunReport) {
@@ -254,6 +295,28 @@ fn profiles(o: &mut String, report: &RunReport) {
 /// code backslash-escaped, `|` escaped (GFM table cells), `@` kept from
 /// mentioning anyone, lines joined.
 fn text(s: &str) -> String {
+    // neon-perf's own messages quote names in backticks (`max`, `{port}`):
+    // balanced, they become code spans, read as GitHub shows code.
+    let parts: Vec<&str> = s.split('`').collect();
+    if parts.len() > 1
+        && parts.len() % 2 == 1
+        && parts
+            .iter()
+            .skip(1)
+            .step_by(2)
+            .all(|p| !p.trim().is_empty())
+    {
+        return parts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| if i % 2 == 1 { code(p) } else { plain(p) })
+            .collect();
+    }
+    plain(s)
+}
+
+/// [`text`] without code spans: every character as written.
+fn plain(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -309,8 +372,11 @@ mod tests {
         assert_eq!(text("a|b & c"), "a\\|b &amp; c");
         assert_eq!(
             text("*x* _y_ [l](u) `c` ~s~"),
-            "\\*x\\* \\_y\\_ \\[l\\](u) \\`c\\` \\~s\\~"
+            "\\*x\\* \\_y\\_ \\[l\\](u) `c` \\~s\\~"
         );
+        // A lone backtick is text; a quoted name is code.
+        assert_eq!(text("a ` b"), "a \\` b");
+        assert_eq!(text("set `max` <5>"), "set `max` &lt;5&gt;");
         assert_eq!(text("two\nlines"), "two lines");
         assert_eq!(code("m{p=<script>}"), "`m{p=<script>}`");
         assert_eq!(code("a|b"), "`a\\|b`");

@@ -51,6 +51,8 @@ impl Session {
             created: jiff::Timestamp::now().to_string(),
             git_commit,
             mode: match self.cfg.mode {
+                // Judged against the base tree's runs, not stored baselines.
+                Mode::Gate if self.cfg.against.is_some() => "paired",
                 Mode::Gate => "gate",
                 Mode::Smoke => "smoke",
                 Mode::Bless { .. } => "bless",
