@@ -17,6 +17,11 @@ fn fixture() -> PathBuf {
 /// `neon-perf run` on the loop in `mode`; the output and the scenario's
 /// leak check.
 fn run(dir: &Path, mode: &str, rule: &str) -> (std::process::Output, Value) {
+    run_named(dir, mode, "rss", rule)
+}
+
+/// [`run`] with the rule on metric `name`.
+fn run_named(dir: &Path, mode: &str, name: &str, rule: &str) -> (std::process::Output, Value) {
     let suite = dir.join("leak.toml");
     std::fs::write(
         &suite,
@@ -37,7 +42,7 @@ name = "loop"
 kind = "command"
 checklist = ["memory-cleanup"]
 command = ["python3", "{}", "{mode}"]
-metric.rss = {rule}
+metric.{name} = {rule}
 "#,
             fixture().display()
         ),
@@ -48,7 +53,7 @@ metric.rss = {rule}
         .as_array()
         .unwrap()
         .iter()
-        .find(|c| c["name"] == "memory cleanup: no growth of rss")
+        .find(|c| c["name"] == format!("memory cleanup: no growth of {name}"))
         .unwrap_or_else(|| panic!("no leak check in {r:#}"))
         .clone();
     (o, check)
@@ -102,7 +107,21 @@ fn a_leak_within_its_tolerance_passes() {
     assert_eq!(c["passed"], true, "{c:#}");
 }
 
+/// A leak rule on a name the program never prints fails, naming the
+/// closest name it did print.
+fn a_leak_rule_typo_names_the_closest_printed_metric() {
+    let dir = tempfile::tempdir().unwrap();
+    let (o, c) = run_named(dir.path(), "flat", "rsss", "{ leak = true }");
+    assert_eq!(o.status.code(), Some(1), "{}", common::text(&o));
+    assert_eq!(
+        c["evidence"],
+        "the program printed no `rsss`: nothing to check for growth (did you mean `metric.rss`?)",
+        "{c:#}"
+    );
+}
+
 trials! {
+    a_leak_rule_typo_names_the_closest_printed_metric: needs::PYTHON;
     a_planted_leak_fails_with_its_rate: needs::PYTHON;
     a_flat_loop_passes_twenty_runs_of_twenty: needs::PYTHON;
     a_leak_within_its_tolerance_passes: needs::PYTHON;

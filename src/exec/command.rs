@@ -539,7 +539,8 @@ impl PointRuns<'_> {
     /// warnings.
     fn finish(self, point: &ParamPoint) -> MeasuredPoint {
         let labels = &self.col.labels;
-        let (growth, mut checks) = self.leaks.finish(self.plan, labels);
+        let reported: Vec<&str> = self.col.series.keys().map(|k| k.name.as_str()).collect();
+        let (growth, mut checks) = self.leaks.finish(self.plan, labels, &reported);
         let (gpu_series, gpu_checks, warnings) = self.gpu.finish(self.plan, labels);
         let labelled = !labels.is_empty();
         let mut metrics: Vec<MetricSeries> = self.col.series.into_values().collect();

@@ -33,11 +33,13 @@ impl LeakRuns {
     }
 
     /// The checks and growth metrics; a leak rule whose metric was never
-    /// printed fails its check too.
+    /// printed fails its check too, naming the closest of the `reported`
+    /// metric names.
     pub fn finish(
         self,
         plan: &ScenarioPlan,
         point_labels: &BTreeMap<String, String>,
+        reported: &[&str],
     ) -> (Vec<MetricSeries>, Vec<Check>) {
         let mut metrics = Vec::new();
         let mut checks = Vec::new();
@@ -57,10 +59,13 @@ impl LeakRuns {
                     .parse::<MetricKey>()
                     .map(|k| k.with_labels(point_labels).to_string())
                     .unwrap_or_else(|_| rule.clone());
+                let hint = crate::plan::hint::closest(rule, reported.iter().copied())
+                    .map(|c| format!(" (did you mean `metric.{c}`?)"))
+                    .unwrap_or_default();
                 checks.push(Check::new(
                     check_name(&key),
                     false,
-                    format!("the program printed no `{rule}`: nothing to check for growth"),
+                    format!("the program printed no `{rule}`: nothing to check for growth{hint}"),
                     Some(ChecklistItem::MemoryCleanup),
                 ));
             }
