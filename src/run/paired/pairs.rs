@@ -68,6 +68,16 @@ pub fn run_pairs(
     }
     let done = runs.base_runs.len();
     let mut merged = merge_runs(&runs.head_runs, &runs.base_runs);
+    // A head run that failed a check fails the scenario, whichever run
+    // came last; its checks are the ones reported.
+    if let Some(failed) = runs
+        .head_runs
+        .iter()
+        .find(|r| matches!(r.outcome, Outcome::Failed { .. }))
+    {
+        merged.outcome = failed.outcome.clone();
+        merged.checks = failed.checks.clone();
+    }
     merged
         .warnings
         .insert(0, pairing_note(done, target, pairs, confirmation));
@@ -256,6 +266,10 @@ impl Runs<'_> {
                 };
                 let r = (self.execute)(plan, self.env, each, on_event);
                 let why = match &r.outcome {
+                    // Measured, then failed a check: its metrics pair as
+                    // measured (the scenario still fails, `run_pairs`), so
+                    // a failed check does not hide what else changed.
+                    _ if r.measured() => None,
                     Outcome::Ran => None,
                     Outcome::Failed { error } => Some(format!("failed: {error}")),
                     Outcome::Ignored { reason } => Some(format!("was ignored: {reason}")),
@@ -440,6 +454,67 @@ mod tests {
             ("head", none), ("base", none),   // H B
         ];
         assert_eq!(seen, expected);
+    }
+
+    /// A head run that measured and then failed a check (a noisy batching
+    /// check on a small share of the budget): the pairs still give their
+    /// verdicts (here a regression), and the scenario fails with the check.
+    #[test]
+    fn a_failed_check_on_the_head_keeps_the_pairs_verdicts() {
+        let dir = tempfile::tempdir().unwrap();
+        let head = plan(dir.path(), "command");
+        let mut base = head.clone();
+        base.name = "base".into();
+        let runs = Rc::new(RefCell::new(0usize));
+        let execute =
+            move |p: &ScenarioPlan, _: &ExecEnv, _: &Settings, _: &mut dyn FnMut(ExecEvent)| {
+                let is_head = p.name != "base";
+                let t = if is_head { 1.5 } else { 1.0 };
+                let mut r = ScenarioResult::from_metrics(
+                    "s",
+                    "x",
+                    vec![MetricSeries::seconds("m", vec![t; 10])],
+                );
+                *runs.borrow_mut() += 1;
+                if is_head && *runs.borrow() == 2 {
+                    r.checks
+                        .push(crate::result::Check::new("scales", false, "1.49x", None));
+                    r.outcome = Outcome::Failed {
+                        error: "check `scales` failed".into(),
+                    };
+                }
+                r
+            };
+        let env = ExecEnv {
+            neon_perf_bin: "neon-perf".into(),
+            cache_dir: std::env::temp_dir(),
+        };
+        let done = run_pairs(
+            &head,
+            &base,
+            4,
+            &head.settings,
+            0.05,
+            &Policy::default(),
+            false,
+            &env,
+            &mut |_| {},
+            &execute,
+        );
+        let Paired::Done(result, verdicts) = done else {
+            panic!("the pairs ran to their end")
+        };
+        assert!(
+            matches!(result.outcome, Outcome::Failed { .. }),
+            "{:?}",
+            result.outcome
+        );
+        assert!(result.checks.iter().any(|c| !c.passed));
+        let m = verdicts
+            .iter()
+            .find(|v| v.key.name == "m")
+            .expect("m judged");
+        assert_eq!(m.verdict, Verdict::Regressed, "{m:?}");
     }
 
     /// A verdict from pairs of one-sample runs: `(base, head)` each.
