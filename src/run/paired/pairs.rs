@@ -403,6 +403,32 @@ mod tests {
             .remove(0)
     }
 
+    /// Four pairs of `head` and `base` through the test double `execute`,
+    /// at a 5% tolerance, with confirmation or not.
+    fn four_pairs(
+        head: &ScenarioPlan,
+        base: &ScenarioPlan,
+        confirm: bool,
+        execute: &ExecuteFn,
+    ) -> Paired {
+        let env = ExecEnv {
+            neon_perf_bin: "neon-perf".into(),
+            cache_dir: std::env::temp_dir(),
+        };
+        run_pairs(
+            head,
+            base,
+            4,
+            &head.settings,
+            0.05,
+            &Policy::default(),
+            confirm,
+            &env,
+            &mut |_| {},
+            execute,
+        )
+    }
+
     /// Test double of the executor: records each run's variant and
     /// warm-up (time, runs), returns the same samples for both variants.
     fn warmups(plan: &ScenarioPlan) -> Vec<(&'static str, (Duration, u32))> {
@@ -420,22 +446,7 @@ mod tests {
             record.borrow_mut().push((side, (r.warmup, r.warmup_runs)));
             ScenarioResult::from_metrics("s", "x", vec![MetricSeries::seconds("m", vec![1.0; 10])])
         };
-        let env = ExecEnv {
-            neon_perf_bin: "neon-perf".into(),
-            cache_dir: std::env::temp_dir(),
-        };
-        let done = run_pairs(
-            &head,
-            &base,
-            4,
-            &plan.settings,
-            0.05,
-            &Policy::default(),
-            true,
-            &env,
-            &mut |_| {},
-            &execute,
-        );
+        let done = four_pairs(&head, &base, true, &execute);
         assert!(matches!(done, Paired::Done(..)));
         seen.take()
     }
@@ -485,22 +496,7 @@ mod tests {
                 }
                 r
             };
-        let env = ExecEnv {
-            neon_perf_bin: "neon-perf".into(),
-            cache_dir: std::env::temp_dir(),
-        };
-        let done = run_pairs(
-            &head,
-            &base,
-            4,
-            &head.settings,
-            0.05,
-            &Policy::default(),
-            false,
-            &env,
-            &mut |_| {},
-            &execute,
-        );
+        let done = four_pairs(&head, &base, false, &execute);
         let Paired::Done(result, verdicts) = done else {
             panic!("the pairs ran to their end")
         };
