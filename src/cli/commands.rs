@@ -8,7 +8,7 @@ use super::{BlessArgs, DoctorArgs, ListArgs, OutputArgs, PathArgs, RunArgs, Sele
 use crate::baseline::BaselineStore;
 use crate::compare::Policy;
 use crate::exec::{self, Availability, ExecEnv};
-use crate::plan::{ScenarioPlan, Settings, Suite};
+use crate::plan::{ScenarioPlan, Settings, Suite, env_ref};
 use crate::report::{self, terminal};
 
 use crate::outcome::RunReport;
@@ -120,11 +120,16 @@ fn print_config_errors(errors: &[crate::config::ConfigError]) {
 /// half-recorded).
 pub(super) fn select_to_run(sel: &SelectArgs) -> Result<Vec<ScenarioPlan>, i32> {
     let plans = select(sel)?;
-    let errors = unset_env_errors(&plans);
+    stop_on(&unset_env_errors(&plans))?;
+    Ok(plans)
+}
+
+/// Exit 2 when there are `errors` (said, with how to go on).
+fn stop_on(errors: &[crate::config::ConfigError]) -> Result<(), i32> {
     if errors.is_empty() {
-        return Ok(plans);
+        return Ok(());
     }
-    print_config_errors(&errors);
+    print_config_errors(errors);
     eprintln!(
         "error: a selected scenario reads an environment variable that is not set \
          (`-f` selects the scenarios that do not)"
@@ -155,15 +160,16 @@ fn execute(
     // A bless records nothing half; a gate runs what it can (a pull
     // request from a fork has no secrets) and exits 2 at the end, having
     // failed each scenario that reads an unset variable at its text.
-    let plans = match if matches!(mode, Mode::Bless { .. }) {
-        select_to_run(sel)
-    } else {
-        select(sel)
-    } {
+    let plans = match select(sel) {
         Ok(p) => p,
         Err(code) => return code,
     };
     let env_errors = unset_env_errors(&plans);
+    if matches!(mode, Mode::Bless { .. })
+        && let Err(code) = stop_on(&env_errors)
+    {
+        return code;
+    }
     if !env_errors.is_empty() {
         print_config_errors(&env_errors);
         eprintln!(
@@ -354,11 +360,9 @@ pub fn check(a: PathArgs) -> i32 {
             for p in suites.iter().flat_map(|s| &s.scenarios) {
                 for e in p.unset_env() {
                     println!(
-                        "note: {}: {} reads the environment variable `{}`, which is not set \
-                         here: `run` fails {} and `bless` stops on it",
+                        "note: {}: {} here: `run` fails {} and `bless` stops on it",
                         e.location,
-                        e.what,
-                        e.name,
+                        env_ref::unset_text(&e.what, &e.name).0,
                         p.full_name()
                     );
                 }
@@ -415,21 +419,21 @@ pub fn list(a: ListArgs) -> i32 {
                 return exit::BAD_INPUT;
             }
         };
-        let stops = availability == Availability::Ready && !p.unset_env().is_empty();
+        // A missing piece ignores it; else an unset `{env:NAME}` fails it.
+        let unset = p.unset_env();
+        let stops = availability == Availability::Ready && !unset.is_empty();
+        let needs = match (availability, unset.first()) {
+            (Availability::Missing(r), _) => Some(r),
+            (Availability::Ready, Some(e)) => Some(env_ref::unset_text(&e.what, &e.name).0),
+            (Availability::Ready, None) => None,
+        };
         rows.push(ListRow {
             name: p.full_name(),
             kind: p.kind().to_string(),
             device: p.device.to_string(),
             points: p.points.len(),
-            runs_here: availability == Availability::Ready && p.unset_env().is_empty(),
-            needs: match (availability, p.unset_env().first()) {
-                (Availability::Missing(r), _) => Some(r),
-                (Availability::Ready, Some(e)) => Some(format!(
-                    "{} reads the environment variable `{}`, which is not set",
-                    e.what, e.name
-                )),
-                (Availability::Ready, None) => None,
-            },
+            runs_here: needs.is_none(),
+            needs,
             stops,
             baseline,
             location: p.location.to_string(),

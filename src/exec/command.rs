@@ -491,8 +491,8 @@ impl PointRuns<'_> {
     fn record(&mut self, run: ChildRun) -> Result<Vec<f64>, ExecError> {
         self.gpu.record(&run);
         let col = &mut self.col;
+        let estimator = default_estimator(&Unit::Seconds, Direction::LowerIsBetter);
         for (name, value) in [("wall_time", run.wall), ("cpu_time", run.cpu)] {
-            let estimator = default_estimator(&Unit::Seconds, Direction::LowerIsBetter);
             col.push_as(
                 name,
                 Unit::Seconds,
